@@ -1,0 +1,1 @@
+//! The enterprise CA (AD CS role): templates, issuance, revocation, CRL and OCSP.

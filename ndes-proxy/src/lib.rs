@@ -1,0 +1,1 @@
+//! The SCEP server (NDES role): HTTP <-> `scep` <-> policy <-> CA.

@@ -1,0 +1,1 @@
+//! The Intune/ConfigMgr role: profiles, devices, bound one-time challenges, VerifyRequest/Notify.

@@ -1,0 +1,1 @@
+//! Test-only helpers shared by the workspace: throwaway PostgreSQL, CLI oracles, ports.

@@ -1,0 +1,1 @@
+//! End-to-end tests of scep-lab live in `tests/tests/`, one file per scenario.
