@@ -9,6 +9,9 @@
 //! # let _ = url; Ok(()) }
 //! ```
 //!
+//! - Many tests in one binary: share [`shared()`] (started once, ~1.5 s) and give each test its
+//!   own [`PgCluster::fresh_database`] (~0.1-0.3 s). Fault tests that [`PgCluster::kill`],
+//!   [`PgCluster::stop`] or [`PgCluster::restart`] the server start their own cluster.
 //! - Binaries: `$SCEPLAB_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else `PATH`.
 //!   Missing binaries give `Ok(None)` (with a "skipped" line on stderr) unless `CI=true`, where
 //!   they are an error, so CI never skips silently.
@@ -21,8 +24,9 @@
 //!   process does the same if the test process dies first or the cluster lives in a `static`
 //!   (see [`shared`]), so no server outlives its test binary.
 
+mod host;
+
 use std::fmt::Write as _;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -30,20 +34,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use std::{fs, io, thread};
 
-use crate::cmd::{self, CmdError, CmdOutput, is_executable, wait_until};
+use crate::cmd::{self, CmdError, CmdOutput, wait_until};
+use host::{find_bin_dir, free_port, is_root, postgres_ids, spawn_watchdog};
 
 /// Env var naming a directory that holds `initdb`, `postgres`, `pg_ctl`, `pg_isready`, `psql`
 /// and `createdb`.
 pub const BIN_ENV: &str = "SCEPLAB_PG_BIN";
 
-const TOOLS: [&str; 6] = [
-    "initdb",
-    "postgres",
-    "pg_ctl",
-    "pg_isready",
-    "psql",
-    "createdb",
-];
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a cluster could not be set up or driven.
@@ -464,92 +461,6 @@ pub fn shared() -> Result<Option<&'static PgCluster>, PgError> {
         Ok(cluster) => Ok(cluster.as_ref()),
         Err(e) => Err(PgError::Shared(e.clone())),
     }
-}
-
-/// `Ok(Ok(dir))` when found, `Ok(Err(where we looked))` when absent, `Err` when misconfigured.
-fn find_bin_dir() -> Result<Result<PathBuf, String>, PgError> {
-    let complete = |dir: &Path| TOOLS.iter().all(|t| is_executable(&dir.join(t)));
-    if let Some(dir) = std::env::var_os(BIN_ENV) {
-        let dir = PathBuf::from(dir);
-        return if complete(&dir) {
-            Ok(Ok(dir))
-        } else {
-            Err(PgError::BadBinDir(dir))
-        };
-    }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let major = name.split('.').next()?.parse().ok()?;
-            Some((major, entry.path().join("bin")))
-        })
-        .filter(|(_, bin)| complete(bin))
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return Ok(Ok(bin));
-    }
-    if let Some(dir) = cmd::find_on_path("initdb").and_then(|p| p.parent().map(Path::to_path_buf))
-        && complete(&dir)
-    {
-        return Ok(Ok(dir));
-    }
-    Ok(Err(format!("${BIN_ENV}, /usr/lib/postgresql/*/bin, PATH")))
-}
-
-fn is_root() -> bool {
-    fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
-}
-
-/// uid and gid of the `postgres` user, from /etc/passwd.
-fn postgres_ids() -> Result<(u32, u32), PgError> {
-    let passwd = fs::read_to_string("/etc/passwd").map_err(io_err("reading /etc/passwd"))?;
-    passwd
-        .lines()
-        .map(|line| line.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 3 && f[0] == "postgres")
-        .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-        .ok_or(PgError::NoPostgresUser)
-}
-
-fn free_port() -> Result<u16, PgError> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err("finding a free port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(io_err("finding a free port"))?
-        .port())
-}
-
-/// Kills the server and removes `root` once our end of its stdin closes, i.e. when this
-/// process exits by any means; `Drop` kills it first when it cleans up itself.
-fn spawn_watchdog(root: &Path) -> Result<(Child, ChildStdin), PgError> {
-    const SCRIPT: &str = r#"trap '' INT TERM HUP
-cat > /dev/null
-pidfile="$1/data/postmaster.pid"
-if [ -f "$pidfile" ]; then
-    pid=$(head -n 1 "$pidfile")
-    kill -QUIT "$pid" 2> /dev/null
-    i=0
-    while kill -0 "$pid" 2> /dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -KILL "$pid" 2> /dev/null
-fi
-rm -rf "$1""#;
-    let mut child = Command::new("sh")
-        .args(["-c", SCRIPT, "sceplab-pg-watchdog"])
-        .arg(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(io_err("spawning the cleanup watchdog"))?;
-    let stdin = child.stdin.take().ok_or(PgError::NotRunning)?;
-    Ok((child, stdin))
 }
 
 fn check_name(name: &str) -> Result<(), PgError> {
