@@ -1,0 +1,155 @@
+//! The ASN.1 layer: a bounded BER/DER reader, a DER writer, and the few shared productions
+//! (AlgorithmIdentifier, IssuerAndSerialNumber, Attribute) that CMS and SCEP build on.
+
+pub mod reader;
+pub mod writer;
+
+use std::fmt;
+
+pub use reader::{Reader, Tlv, parse_single, tag};
+
+/// Why bytes could not be decoded. Static text only: it never echoes input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Asn1Error {
+    what: &'static str,
+}
+
+impl Asn1Error {
+    /// An error with a fixed description.
+    pub const fn new(what: &'static str) -> Self {
+        Self { what }
+    }
+
+    /// The description.
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+}
+
+impl fmt::Display for Asn1Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)
+    }
+}
+
+impl std::error::Error for Asn1Error {}
+
+/// `AlgorithmIdentifier ::= SEQUENCE { algorithm OBJECT IDENTIFIER, parameters ANY OPTIONAL }`
+/// (RFC 5280 §4.1.1.2), borrowed: the OID content octets and the raw parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct AlgorithmIdentifier<'a> {
+    /// Content octets of the OID.
+    pub oid: &'a [u8],
+    /// The parameters TLV, if present.
+    pub params: Option<Tlv<'a>>,
+}
+
+impl<'a> AlgorithmIdentifier<'a> {
+    /// Decode from a SEQUENCE TLV.
+    pub fn decode(t: Tlv<'a>) -> Result<Self, Asn1Error> {
+        let mut r = t
+            .expect(tag::SEQUENCE, "expected AlgorithmIdentifier")?
+            .children()?;
+        let oid = r.read(tag::OID, "expected algorithm OID")?.content;
+        let params = if r.is_empty() {
+            None
+        } else {
+            Some(r.read_any()?)
+        };
+        r.finish("trailing data in AlgorithmIdentifier")?;
+        Ok(Self { oid, params })
+    }
+
+    /// Parameters are absent or NULL (as RFC 4055 / RFC 5754 allow for RSA and SHA-2).
+    pub fn params_absent_or_null(&self) -> bool {
+        match self.params {
+            None => true,
+            Some(p) => p.tag == tag::NULL && p.content.is_empty(),
+        }
+    }
+}
+
+/// Strip the sign/leading zero bytes of a non-negative INTEGER's content octets, so two serial
+/// numbers can be compared as magnitudes. Negative integers (top bit set) are returned as is.
+pub fn integer_magnitude(content: &[u8]) -> &[u8] {
+    let mut c = content;
+    while c.len() > 1 && c[0] == 0 {
+        c = &c[1..];
+    }
+    c
+}
+
+/// Decode the content octets of an OBJECT IDENTIFIER into dotted form (for logs and errors).
+pub fn oid_to_string(content: &[u8]) -> String {
+    let mut arcs: Vec<u128> = Vec::new();
+    let mut acc: u128 = 0;
+    for b in content {
+        acc = (acc << 7) | u128::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(acc);
+            acc = 0;
+        }
+        if arcs.len() > 64 || acc > (u128::MAX >> 8) {
+            return "(invalid OID)".to_owned();
+        }
+    }
+    let Some(first) = arcs.first().copied() else {
+        return "(empty OID)".to_owned();
+    };
+    let (a, b) = match first {
+        0..=39 => (0, first),
+        40..=79 => (1, first - 40),
+        _ => (2, first - 80),
+    };
+    let mut s = format!("{a}.{b}");
+    for arc in &arcs[1..] {
+        s.push('.');
+        s.push_str(&arc.to_string());
+    }
+    s
+}
+
+/// Encode a dotted OID into content octets. For tests and tooling; constants live in [`crate::oid`].
+pub fn oid_from_string(dotted: &str) -> Option<Vec<u8>> {
+    let arcs: Vec<u128> = dotted
+        .split('.')
+        .map(|a| a.parse().ok())
+        .collect::<Option<_>>()?;
+    if arcs.len() < 2 || arcs[0] > 2 || (arcs[0] < 2 && arcs[1] > 39) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut push = |mut v: u128| {
+        let mut tmp = vec![(v & 0x7f) as u8];
+        v >>= 7;
+        while v > 0 {
+            tmp.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        tmp.reverse();
+        out.extend(tmp);
+    };
+    push(arcs[0] * 40 + arcs[1]);
+    for a in &arcs[2..] {
+        push(*a);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn oid_round_trips() {
+        for s in [
+            "2.16.840.1.113733.1.9.7",
+            "1.2.840.113549.1.9.16.1.1",
+            "1.3.14.3.2.26",
+            "2.999.3",
+        ] {
+            assert_eq!(oid_to_string(&oid_from_string(s).unwrap()), s);
+        }
+    }
+}
