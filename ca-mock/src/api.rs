@@ -1,0 +1,377 @@
+//! The HTTP face of the CA: `router(state)` and `serve(listener, state, shutdown)`.
+//! Authenticated JSON API under `/api/v1`; public CA certificates, CRL and OCSP.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use base64::Engine;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::auth::{Caller, Callers, Operation};
+use crate::ca::CertificateAuthority;
+use crate::error::CaError;
+use crate::store::ListFilter;
+use crate::wire::{CertificateList, ErrorBody, IssueRequest, RevokeRequest};
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The CA.
+    pub ca: Arc<CertificateAuthority>,
+    /// Who may call the API.
+    pub callers: Arc<Callers>,
+    /// How often `serve` regenerates the CRL.
+    pub crl_refresh: Duration,
+}
+
+/// Largest JSON body accepted (a CSR is at most 16 KiB of DER).
+const MAX_BODY: usize = 64 * 1024;
+
+/// An error on the wire: status plus `{"error", "message"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or unknown bearer token",
+        )
+    }
+
+    fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "not entitled to this template or operation",
+        )
+    }
+}
+
+impl From<CaError> for ApiError {
+    /// The one place CA errors become wire codes. Internal details are logged, never sent.
+    fn from(e: CaError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            CaError::UnknownTemplate => (S::BAD_REQUEST, "unknown_template"),
+            CaError::Forbidden => return Self::forbidden(),
+            CaError::InvalidCsr(_) => (S::BAD_REQUEST, "invalid_csr"),
+            CaError::KeyNotAllowed(_) => (S::BAD_REQUEST, "key_not_allowed"),
+            CaError::SubjectNotAllowed(_) => (S::BAD_REQUEST, "subject_not_allowed"),
+            CaError::SanNotAllowed(_) => (S::BAD_REQUEST, "san_not_allowed"),
+            CaError::InvalidValidity(_) => (S::BAD_REQUEST, "invalid_validity"),
+            CaError::RequestIdConflict => (S::CONFLICT, "request_id_conflict"),
+            CaError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request"),
+            CaError::InvalidSerial => (S::BAD_REQUEST, "invalid_serial"),
+            CaError::UnknownSerial => (S::NOT_FOUND, "unknown_serial"),
+            CaError::NotOnHold => (S::CONFLICT, "not_on_hold"),
+            CaError::Store(_) => {
+                tracing::error!(error = %e, "store failure");
+                return Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "store unavailable; retry later",
+                );
+            }
+            _ => {
+                tracing::error!(error = %e, "internal failure");
+                return Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error");
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// The caller behind the request's bearer token, if entitled to `op`.
+fn authenticate<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    op: Operation,
+) -> Result<&'a Caller, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::unauthorized)?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(ApiError::unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized());
+    }
+    let caller = state
+        .callers
+        .authenticate(token.trim())
+        .ok_or_else(ApiError::unauthorized)?;
+    if !caller.may(op) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(caller)
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
+}
+
+async fn issue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Operation::Issue)?;
+    let req: IssueRequest = json_body(&body)?;
+    if !caller.may_use(&req.template) {
+        return Err(ApiError::forbidden());
+    }
+    let issued = state.ca.issue(&caller.name, &req).await?;
+    let status = if issued.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(issued.response)).into_response())
+}
+
+async fn get_certificate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let info = state.ca.info(&serial).await?;
+    if !caller.may_use(&info.template) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(axum::Json(info).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    request_id: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_certificates(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let Query(q) = query.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "use request_id, after, limit",
+        )
+    })?;
+    let filter = ListFilter {
+        request_id: q.request_id,
+        after: q.after,
+        limit: q.limit.unwrap_or(100),
+    };
+    let mut certificates = state.ca.list(&filter).await?;
+    certificates.retain(|c| caller.may_use(&c.template));
+    Ok(axum::Json(CertificateList { certificates }).into_response())
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Operation::Revoke)?;
+    let req: RevokeRequest = json_body(&body)?;
+    let record = state.ca.get(&req.serial).await?;
+    if !caller.may_use(&record.cert.template) {
+        return Err(ApiError::forbidden());
+    }
+    let resp = state
+        .ca
+        .revoke(&caller.name, &req.serial, req.reason)
+        .await?;
+    Ok(axum::Json(resp).into_response())
+}
+
+async fn release(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Operation::Revoke)?;
+    let record = state.ca.get(&serial).await?;
+    if !caller.may_use(&record.cert.template) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(axum::Json(state.ca.release(&caller.name, &serial).await?).into_response())
+}
+
+fn typed(content_type: &'static str, body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn pem_of(der: Result<Vec<u8>, CaError>) -> Result<Vec<u8>, ApiError> {
+    let der = der?;
+    let cert = openssl::x509::X509::from_der(&der).map_err(CaError::crypto)?;
+    Ok(cert.to_pem().map_err(CaError::crypto)?)
+}
+
+async fn issuing_der(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(typed(
+        "application/pkix-cert",
+        s.ca.material().issuing_der()?,
+    ))
+}
+async fn issuing_pem(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(typed(
+        "application/x-pem-file",
+        pem_of(s.ca.material().issuing_der())?,
+    ))
+}
+async fn root_der(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(typed("application/pkix-cert", s.ca.material().root_der()?))
+}
+async fn root_pem(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(typed(
+        "application/x-pem-file",
+        pem_of(s.ca.material().root_der())?,
+    ))
+}
+async fn chain_pem(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let mut pem = pem_of(s.ca.material().issuing_der())?;
+    pem.extend(pem_of(s.ca.material().root_der())?);
+    Ok(typed("application/x-pem-file", pem))
+}
+
+async fn crl(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = s.ca.crl().await?;
+    Ok(typed("application/pkix-crl", snapshot.der.clone()))
+}
+
+fn ocsp_response(der: Vec<u8>) -> Response {
+    let mut resp = typed("application/ocsp-response", der);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+async fn ocsp_post(State(s): State<AppState>, body: Bytes) -> Response {
+    ocsp_response(s.ca.ocsp(&body).await)
+}
+
+/// RFC 6960 A.1: GET carries the base64 DER request, URL-encoded, as the last path part. Some
+/// clients do not URL-encode, so a space (a decoded `+`) is taken as `+`.
+async fn ocsp_get(State(s): State<AppState>, Path(encoded): Path<String>) -> Response {
+    let text = encoded.replace(' ', "+");
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap_or_default();
+    ocsp_response(s.ca.ocsp(&der).await)
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    match s.ca.store().count().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: store unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/certificates", post(issue).get(list_certificates))
+        .route("/api/v1/certificates/{serial}", get(get_certificate))
+        .route("/api/v1/revocations", post(revoke))
+        .route("/api/v1/revocations/{serial}", delete(release))
+        .route("/ca/issuing.crt", get(issuing_der))
+        .route("/ca/issuing.pem", get(issuing_pem))
+        .route("/ca/root.crt", get(root_der))
+        .route("/ca/root.pem", get(root_pem))
+        .route("/ca/chain.pem", get(chain_pem))
+        .route("/crl/issuing.crl", get(crl))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, regenerating the CRL every `state.crl_refresh`.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let ca = Arc::clone(&state.ca);
+    let every = state.crl_refresh;
+    let refresher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await; // the first tick is immediate; the CRL was published at open
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = ca.regenerate_crl().await {
+                        tracing::error!(error = %e, "scheduled CRL regeneration failed");
+                    }
+                }
+                _ = stop_rx.changed() => break,
+            }
+        }
+    });
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    refresher.abort();
+    result
+}

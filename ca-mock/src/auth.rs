@@ -1,0 +1,141 @@
+//! Caller identities for the authenticated API: bearer tokens kept only as SHA-256 hashes,
+//! compared in constant time, each entitled to some templates and operations.
+
+use std::fmt;
+
+use openssl::hash::{MessageDigest, hash};
+use serde::{Deserialize, Serialize};
+
+use crate::error::CaError;
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// Issue certificates (the NDES enrollment agent).
+    Issue,
+    /// Read certificate records.
+    Read,
+    /// Revoke and release (the policy module).
+    Revoke,
+}
+
+/// One caller identity.
+#[derive(Clone)]
+pub struct Caller {
+    /// Name used in the audit log.
+    pub name: String,
+    token_sha256: Vec<u8>,
+    /// Template names it may use; `*` means all.
+    pub templates: Vec<String>,
+    /// Operations it may call.
+    pub operations: Vec<Operation>,
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("name", &self.name)
+            .field("templates", &self.templates)
+            .field("operations", &self.operations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of a token, lowercase hex: what a config file stores.
+pub fn hash_token(token: &str) -> String {
+    hash(MessageDigest::sha256(), token.trim().as_bytes())
+        .map(hex::encode)
+        .unwrap_or_default()
+}
+
+impl Caller {
+    /// A caller whose token has the given SHA-256 (hex).
+    pub fn new(
+        name: impl Into<String>,
+        token_sha256_hex: &str,
+        templates: Vec<String>,
+        operations: Vec<Operation>,
+    ) -> Result<Self, CaError> {
+        let name = name.into();
+        let token_sha256 = hex::decode(token_sha256_hex.trim())
+            .ok()
+            .filter(|h| h.len() == 32)
+            .ok_or_else(|| {
+                CaError::Config(format!(
+                    "caller {name:?}: token_sha256 is not 64 hex digits"
+                ))
+            })?;
+        Ok(Self {
+            name,
+            token_sha256,
+            templates,
+            operations,
+        })
+    }
+
+    /// May this caller do `op`?
+    pub fn may(&self, op: Operation) -> bool {
+        self.operations.contains(&op)
+    }
+
+    /// May this caller use (or act on certificates of) `template`?
+    pub fn may_use(&self, template: &str) -> bool {
+        self.templates.iter().any(|t| t == "*" || t == template)
+    }
+}
+
+/// The configured callers.
+#[derive(Debug, Clone, Default)]
+pub struct Callers(Vec<Caller>);
+
+impl Callers {
+    /// From a list; names must be unique.
+    pub fn new(callers: Vec<Caller>) -> Result<Self, CaError> {
+        let mut names: Vec<_> = callers.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(CaError::Config("caller names must be unique".into()));
+        }
+        Ok(Self(callers))
+    }
+
+    /// The caller holding `token`, if any. Every caller's hash is compared so timing does not
+    /// reveal which (if any) matched.
+    pub fn authenticate(&self, token: &str) -> Option<&Caller> {
+        let Ok(presented) = hash(MessageDigest::sha256(), token.as_bytes()) else {
+            return None;
+        };
+        let mut found = None;
+        for c in &self.0 {
+            if crate::ocsp::ct_eq(&presented, &c.token_sha256) && found.is_none() {
+                found = Some(c);
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn tokens_authenticate_by_hash_and_debug_hides_them() {
+        let c = Caller::new(
+            "ndes",
+            &hash_token("tok-1"),
+            vec!["*".into()],
+            vec![Operation::Issue],
+        )
+        .unwrap();
+        let callers = Callers::new(vec![c]).unwrap();
+        assert_eq!(callers.authenticate("tok-1").unwrap().name, "ndes");
+        assert!(callers.authenticate("tok-2").is_none());
+        assert!(callers.authenticate("").is_none());
+        let dbg = format!("{callers:?}");
+        assert!(!dbg.contains(&hash_token("tok-1")), "{dbg}");
+        assert!(Caller::new("x", "abcd", vec![], vec![]).is_err());
+    }
+}

@@ -1,0 +1,510 @@
+//! The CA service: issuance, lookup, revocation, CRL and OCSP over a [`CertStore`], a
+//! [`CaMaterial`] and a [`Clock`]. Authentication and entitlement are the API layer's job;
+//! everything here trusts its `actor` argument.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::clock::Clock;
+use crate::crl::{build_crl, write_atomically};
+use crate::error::CaError;
+use crate::hierarchy::CaMaterial;
+use crate::issue::{CertSpec, Urls, build_certificate, check_csr};
+use crate::names::subject_text;
+use crate::ocsp;
+use crate::serial::Serial;
+use crate::store::{
+    CertStatus, CertStore, CertificateRecord, InsertOutcome, ListFilter, NewCertificate,
+    ReleaseOutcome, RevocationReason, RevokeOutcome,
+};
+use crate::template::Template;
+use crate::wire::{CertificateInfo, IssueRequest, IssueResponse, ReleaseResponse, RevokeResponse};
+
+/// Tunables of the CA service.
+#[derive(Debug, Clone)]
+pub struct CaSettings {
+    /// URLs put into AIA and CDP.
+    pub urls: Urls,
+    /// NotBefore is backdated by this much for clients with slow clocks (DESIGN decision 7).
+    pub not_before_skew_secs: i64,
+    /// CRL nextUpdate minus thisUpdate.
+    pub crl_validity_secs: i64,
+    /// OCSP nextUpdate minus thisUpdate.
+    pub ocsp_validity_secs: i64,
+    /// Where the current CRL is written (atomically), if anywhere.
+    pub crl_path: Option<PathBuf>,
+}
+
+impl CaSettings {
+    /// Defaults for a CA reachable at `base_url`: 5 min skew, 7 day CRLs, 1 h OCSP.
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            urls: Urls::from_base(base_url),
+            not_before_skew_secs: 300,
+            crl_validity_secs: 7 * 24 * 3600,
+            ocsp_validity_secs: 3600,
+            crl_path: None,
+        }
+    }
+}
+
+/// A signed CRL as last published.
+#[derive(Debug, Clone)]
+pub struct CrlSnapshot {
+    /// DER.
+    pub der: Vec<u8>,
+    /// CRL number.
+    pub number: i64,
+    /// thisUpdate, unix seconds.
+    pub this_update: i64,
+    /// Number of revoked entries.
+    pub entries: usize,
+}
+
+/// How an issuance ended.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The wire answer.
+    pub response: IssueResponse,
+    /// True when the request id was already recorded with this CSR (HTTP 200, not 201).
+    pub replayed: bool,
+}
+
+/// Attempts at drawing a fresh serial before giving up (a collision of 127-bit random serials
+/// means the RNG is broken, so this is a guard, not a plan).
+const SERIAL_ATTEMPTS: usize = 5;
+
+/// The CA.
+pub struct CertificateAuthority {
+    material: Arc<CaMaterial>,
+    templates: BTreeMap<String, Template>,
+    store: Arc<dyn CertStore>,
+    clock: Arc<dyn Clock>,
+    settings: CaSettings,
+    chain_b64: Vec<String>,
+    /// Bumped after every committed revocation; the CRL is rebuilt until it has caught up.
+    revision: AtomicU64,
+    /// Serialises CRL builds; holds the revision the current CRL includes.
+    crl_lock: tokio::sync::Mutex<u64>,
+    crl: RwLock<Option<Arc<CrlSnapshot>>>,
+}
+
+impl std::fmt::Debug for CertificateAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateAuthority")
+            .field("material", &self.material)
+            .field("templates", &self.templates.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn to_info(r: &CertificateRecord) -> CertificateInfo {
+    CertificateInfo {
+        serial: r.cert.serial.clone(),
+        certificate: B64.encode(&r.cert.der),
+        status: r.status,
+        revoked_at: r.revoked_at,
+        reason: r.reason,
+        template: r.cert.template.clone(),
+        request_id: r.cert.request_id.clone(),
+        subject: r.cert.subject.clone(),
+        not_before: r.cert.not_before,
+        not_after: r.cert.not_after,
+    }
+}
+
+fn check_request_id(id: &str) -> Result<(), CaError> {
+    if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(CaError::InvalidRequest(
+            "request_id must be 1-128 printable ASCII characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl CertificateAuthority {
+    /// Assembles the service. Call [`Self::refresh_crl`] once before serving.
+    pub fn new(
+        material: CaMaterial,
+        templates: Vec<Template>,
+        store: Arc<dyn CertStore>,
+        clock: Arc<dyn Clock>,
+        settings: CaSettings,
+    ) -> Result<Self, CaError> {
+        let mut map = BTreeMap::new();
+        for t in templates {
+            t.validate()?;
+            let name = t.name.clone();
+            if map.insert(name.clone(), t).is_some() {
+                return Err(CaError::Config(format!("template {name:?} defined twice")));
+            }
+        }
+        let chain_b64 = vec![
+            B64.encode(material.issuing_der()?),
+            B64.encode(material.root_der()?),
+        ];
+        Ok(Self {
+            material: Arc::new(material),
+            templates: map,
+            store,
+            clock,
+            settings,
+            chain_b64,
+            revision: AtomicU64::new(1),
+            crl_lock: tokio::sync::Mutex::new(0),
+            crl: RwLock::new(None),
+        })
+    }
+
+    /// The hierarchy.
+    pub fn material(&self) -> &CaMaterial {
+        &self.material
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn CertStore> {
+        &self.store
+    }
+
+    /// Template by name.
+    pub fn template(&self, name: &str) -> Option<&Template> {
+        self.templates.get(name)
+    }
+
+    /// Loaded template names.
+    pub fn template_names(&self) -> impl Iterator<Item = &str> {
+        self.templates.keys().map(String::as_str)
+    }
+
+    /// Issues a certificate for `req` on behalf of `actor`, or replays the one already recorded
+    /// for the same request id and CSR. The record is committed before this returns.
+    pub async fn issue(&self, actor: &str, req: &IssueRequest) -> Result<Issued, CaError> {
+        check_request_id(&req.request_id)?;
+        let template = self
+            .templates
+            .get(&req.template)
+            .ok_or(CaError::UnknownTemplate)?;
+        let csr_der = B64
+            .decode(req.csr.trim())
+            .map_err(|_| CaError::InvalidCsr("csr is not standard base64"))?;
+        let csr = check_csr(&csr_der)?;
+        if let Some(existing) = self.store.get_by_request_id(&req.request_id).await? {
+            return self.replay(&existing, &csr.der_sha256, &req.template);
+        }
+        template.check_key(&csr.public_key)?;
+        template.check_subject(&req.subject)?;
+        template.check_sans(&req.sans)?;
+        if req.subject.is_empty() && req.sans.is_empty() {
+            return Err(CaError::SubjectNotAllowed(
+                "neither subject nor SANs given".into(),
+            ));
+        }
+        let days = match req.validity_days {
+            None => template.validity_days,
+            Some(d) if d >= 1 && d <= template.validity_days => d,
+            Some(_) => {
+                return Err(CaError::InvalidValidity(format!(
+                    "validity_days must be between 1 and {}",
+                    template.validity_days
+                )));
+            }
+        };
+        let now = self.clock.now();
+        let ca_not_after = crate::crl::unix_of(self.material.issuing.not_after())?;
+        let not_after = (now + i64::from(days) * 86_400).min(ca_not_after);
+        let not_before = now - self.settings.not_before_skew_secs;
+        let sans_json = serde_json::to_string(&req.sans).map_err(CaError::crypto)?;
+
+        for _ in 0..SERIAL_ATTEMPTS {
+            let serial = Serial::random()?;
+            let spec = CertSpec {
+                template,
+                public_key: &csr.public_key,
+                subject: &req.subject,
+                sans: &req.sans,
+                serial: &serial,
+                not_before,
+                not_after,
+            };
+            let cert = build_certificate(&self.material, &spec, &self.settings.urls)?;
+            let record = NewCertificate {
+                serial: serial.to_hex(),
+                request_id: req.request_id.clone(),
+                csr_sha256: csr.der_sha256.clone(),
+                template: template.name.clone(),
+                subject: subject_text(&req.subject),
+                sans: sans_json.clone(),
+                public_key_sha256: csr.public_key_sha256.clone(),
+                der: cert.to_der().map_err(CaError::crypto)?,
+                not_before,
+                not_after,
+                issued_at: now,
+                issued_to: actor.to_owned(),
+            };
+            match self.store.insert_issued(&record).await? {
+                InsertOutcome::Inserted => {
+                    tracing::info!(
+                        target: "ca_mock::audit",
+                        action = "issue",
+                        serial = %record.serial,
+                        request_id = %record.request_id,
+                        template = %record.template,
+                        actor,
+                        "certificate issued"
+                    );
+                    return Ok(Issued {
+                        response: self.response(&record),
+                        replayed: false,
+                    });
+                }
+                InsertOutcome::SerialTaken => {
+                    tracing::warn!(serial = %record.serial, "random serial collided; drawing again");
+                }
+                InsertOutcome::RequestIdTaken => {
+                    // A concurrent identical request won the race; answer as a replay.
+                    let existing = self
+                        .store
+                        .get_by_request_id(&req.request_id)
+                        .await?
+                        .ok_or(CaError::RequestIdConflict)?;
+                    return self.replay(&existing, &csr.der_sha256, &req.template);
+                }
+            }
+        }
+        Err(CaError::Crypto("could not draw an unused serial".into()))
+    }
+
+    fn replay(
+        &self,
+        existing: &CertificateRecord,
+        csr_sha256: &str,
+        template: &str,
+    ) -> Result<Issued, CaError> {
+        if existing.cert.csr_sha256 != csr_sha256 || existing.cert.template != template {
+            return Err(CaError::RequestIdConflict);
+        }
+        Ok(Issued {
+            response: self.response(&existing.cert),
+            replayed: true,
+        })
+    }
+
+    fn response(&self, c: &NewCertificate) -> IssueResponse {
+        IssueResponse {
+            serial: c.serial.clone(),
+            certificate: B64.encode(&c.der),
+            chain: self.chain_b64.clone(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+            template: c.template.clone(),
+            request_id: c.request_id.clone(),
+        }
+    }
+
+    /// The record for a serial (any hex spelling).
+    pub async fn get(&self, serial: &str) -> Result<CertificateRecord, CaError> {
+        let serial = Serial::from_hex(serial)?;
+        self.store
+            .get(&serial.to_hex())
+            .await?
+            .ok_or(CaError::UnknownSerial)
+    }
+
+    /// The wire view of a serial.
+    pub async fn info(&self, serial: &str) -> Result<CertificateInfo, CaError> {
+        Ok(to_info(&self.get(serial).await?))
+    }
+
+    /// A page of records as wire views.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<CertificateInfo>, CaError> {
+        Ok(self.store.list(filter).await?.iter().map(to_info).collect())
+    }
+
+    /// Revokes (idempotently) and republishes the CRL. A CRL publication failure is logged and
+    /// left to the schedule: the revocation itself is committed and OCSP already reflects it.
+    pub async fn revoke(
+        &self,
+        actor: &str,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<RevokeResponse, CaError> {
+        let serial = Serial::from_hex(serial)?.to_hex();
+        let now = self.clock.now();
+        let (record, already) = match self.store.revoke(&serial, reason, now, actor).await? {
+            RevokeOutcome::NotFound => return Err(CaError::UnknownSerial),
+            RevokeOutcome::Done { record, already } => (record, already),
+        };
+        if !already {
+            tracing::info!(
+                target: "ca_mock::audit",
+                action = "revoke",
+                serial = %serial,
+                request_id = %record.cert.request_id,
+                reason = reason.as_str(),
+                actor,
+                "certificate revoked"
+            );
+            self.crl_changed().await;
+        }
+        let (Some(reason), Some(revoked_at)) = (record.reason, record.revoked_at) else {
+            return Err(CaError::Crypto(
+                "revoked record without reason or time".into(),
+            ));
+        };
+        Ok(RevokeResponse {
+            serial,
+            reason,
+            revoked_at,
+            already_revoked: already,
+        })
+    }
+
+    /// Releases a certificateHold.
+    pub async fn release(&self, actor: &str, serial: &str) -> Result<ReleaseResponse, CaError> {
+        let serial = Serial::from_hex(serial)?.to_hex();
+        let now = self.clock.now();
+        match self.store.release(&serial, now, actor).await? {
+            ReleaseOutcome::NotFound => Err(CaError::UnknownSerial),
+            ReleaseOutcome::NotOnHold(r) if r.status == CertStatus::Revoked => {
+                Err(CaError::NotOnHold)
+            }
+            ReleaseOutcome::NotOnHold(r) => Ok(ReleaseResponse {
+                serial,
+                status: r.status,
+                released: false,
+            }),
+            ReleaseOutcome::Released(r) => {
+                tracing::info!(
+                    target: "ca_mock::audit",
+                    action = "release",
+                    serial = %serial,
+                    request_id = %r.cert.request_id,
+                    actor,
+                    "certificate hold released"
+                );
+                self.crl_changed().await;
+                Ok(ReleaseResponse {
+                    serial,
+                    status: r.status,
+                    released: true,
+                })
+            }
+        }
+    }
+
+    async fn crl_changed(&self) {
+        self.revision.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = self.refresh_crl().await {
+            tracing::error!(error = %e, "CRL publication after revocation failed; will retry on schedule");
+        }
+    }
+
+    /// The current CRL, building one if none exists yet.
+    pub async fn crl(&self) -> Result<Arc<CrlSnapshot>, CaError> {
+        let current = self.crl.read().ok().and_then(|g| g.clone());
+        match current {
+            Some(c) => Ok(c),
+            None => self.refresh_crl().await,
+        }
+    }
+
+    /// Rebuilds the CRL unless it already includes every committed revocation.
+    pub async fn refresh_crl(&self) -> Result<Arc<CrlSnapshot>, CaError> {
+        let wanted = self.revision.load(Ordering::SeqCst);
+        let mut built = self.crl_lock.lock().await;
+        if *built >= wanted {
+            if let Some(c) = self.crl.read().ok().and_then(|g| g.clone()) {
+                return Ok(c);
+            }
+        }
+        let target = self.revision.load(Ordering::SeqCst);
+        let snapshot = self.build_and_publish().await?;
+        *built = target;
+        Ok(snapshot)
+    }
+
+    /// Builds a new CRL (new number, new thisUpdate) regardless of changes: the scheduled path.
+    pub async fn regenerate_crl(&self) -> Result<Arc<CrlSnapshot>, CaError> {
+        let mut built = self.crl_lock.lock().await;
+        let target = self.revision.load(Ordering::SeqCst);
+        let snapshot = self.build_and_publish().await?;
+        *built = target;
+        Ok(snapshot)
+    }
+
+    async fn build_and_publish(&self) -> Result<Arc<CrlSnapshot>, CaError> {
+        let entries = self.store.revoked().await?;
+        let number = self.store.next_crl_number().await?;
+        let now = self.clock.now();
+        let next = now + self.settings.crl_validity_secs;
+        let material = Arc::clone(&self.material);
+        let path = self.settings.crl_path.clone();
+        let count = entries.len();
+        let der = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, CaError> {
+            let der = build_crl(&material, &entries, number, now, next)?;
+            if let Some(path) = path {
+                write_atomically(&path, &der)?;
+            }
+            Ok(der)
+        })
+        .await
+        .map_err(|e| CaError::Crypto(format!("CRL task failed: {e}")))??;
+        let snapshot = Arc::new(CrlSnapshot {
+            der,
+            number,
+            this_update: now,
+            entries: count,
+        });
+        if let Ok(mut g) = self.crl.write() {
+            *g = Some(Arc::clone(&snapshot));
+        }
+        tracing::info!(number, entries = count, "CRL published");
+        Ok(snapshot)
+    }
+
+    /// Answers a DER OCSP request with a DER OCSP response (always a response, never an error:
+    /// malformed input gets malformedRequest, a store failure internalError).
+    pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
+        let Some(req) = ocsp::parse_request(&self.material, request) else {
+            return ocsp::malformed();
+        };
+        let mut statuses = Vec::with_capacity(req.items.len());
+        for (_, serial) in &req.items {
+            let status = match serial {
+                None => ocsp::Status::Unknown,
+                Some(s) => match self.store.get(&s.to_hex()).await {
+                    Ok(None) => ocsp::Status::Unknown,
+                    Ok(Some(r)) => match (r.status, r.revoked_at, r.reason) {
+                        (CertStatus::Good, _, _) => ocsp::Status::Good,
+                        (_, Some(at), Some(reason)) => ocsp::Status::Revoked { at, reason },
+                        _ => ocsp::Status::Unknown,
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "OCSP lookup failed");
+                        return ocsp::internal_error();
+                    }
+                },
+            };
+            statuses.push(status);
+        }
+        let now = self.clock.now();
+        match ocsp::sign_response(
+            &self.material,
+            &req,
+            &statuses,
+            now,
+            self.settings.ocsp_validity_secs,
+        ) {
+            Ok(der) => der,
+            Err(e) => {
+                tracing::error!(error = %e, "OCSP signing failed");
+                ocsp::internal_error()
+            }
+        }
+    }
+}

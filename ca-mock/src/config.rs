@@ -1,0 +1,328 @@
+//! The `ca-mock.toml` configuration and [`open`], which turns it into a running CA's state.
+//! Relative paths in the file are relative to the file's directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::AppState;
+use crate::auth::{Caller, Callers, Operation, hash_token};
+use crate::ca::{CaSettings, CertificateAuthority};
+use crate::clock::SystemClock;
+use crate::error::CaError;
+use crate::hierarchy::CaMaterial;
+use crate::keys::Passphrase;
+use crate::store::SqlStore;
+use crate::template::Template;
+
+/// The sample configuration `init` writes (also parsed by the tests).
+pub const SAMPLE_CONFIG: &str = include_str!("../config/ca-mock.toml");
+
+/// Issuance tunables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuanceConfig {
+    /// Backdating of NotBefore, seconds.
+    #[serde(default = "default_skew")]
+    pub not_before_skew_secs: i64,
+}
+
+/// CRL tunables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlConfig {
+    /// nextUpdate - thisUpdate, hours.
+    #[serde(default = "default_crl_validity")]
+    pub validity_hours: i64,
+    /// Scheduled regeneration interval, minutes.
+    #[serde(default = "default_crl_refresh")]
+    pub refresh_minutes: u64,
+    /// File the CRL is written to (atomically); relative to the config directory.
+    #[serde(default = "default_crl_file")]
+    pub file: PathBuf,
+}
+
+/// OCSP tunables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcspConfig {
+    /// nextUpdate - thisUpdate of responses, minutes.
+    #[serde(default = "default_ocsp_validity")]
+    pub validity_minutes: i64,
+}
+
+/// One API caller. Exactly one of `token_sha256` and `token_file` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerConfig {
+    /// Identity name for the audit log.
+    pub name: String,
+    /// SHA-256 of the bearer token, hex (`ca-mock hash-token` prints it).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// A file holding the bearer token itself (mode 0600).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Templates it may use; `*` for all.
+    pub templates: Vec<String>,
+    /// Operations it may call.
+    pub operations: Vec<Operation>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address `serve` listens on.
+    pub listen: SocketAddr,
+    /// Base of the URLs put into certificates (AIA, CDP).
+    pub public_base_url: String,
+    /// A SQLite file path, a `sqlite:` URL, or a `postgres://` URL.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Directory holding the CA hierarchy.
+    #[serde(default = "default_ca_dir")]
+    pub ca_dir: PathBuf,
+    /// File holding the CA key passphrase.
+    #[serde(default)]
+    pub key_passphrase_file: Option<PathBuf>,
+    /// Environment variable holding the CA key passphrase.
+    #[serde(default)]
+    pub key_passphrase_env: Option<String>,
+    /// Template files; empty means the built-in NDES templates.
+    #[serde(default)]
+    pub templates: Vec<PathBuf>,
+    /// Issuance tunables.
+    #[serde(default)]
+    pub issuance: IssuanceConfig,
+    /// CRL tunables.
+    #[serde(default)]
+    pub crl: CrlConfig,
+    /// OCSP tunables.
+    #[serde(default)]
+    pub ocsp: OcspConfig,
+    /// API callers.
+    #[serde(default)]
+    pub callers: Vec<CallerConfig>,
+}
+
+fn default_skew() -> i64 {
+    300
+}
+fn default_crl_validity() -> i64 {
+    168
+}
+fn default_crl_refresh() -> u64 {
+    60
+}
+fn default_crl_file() -> PathBuf {
+    PathBuf::from("issuing.crl")
+}
+fn default_ocsp_validity() -> i64 {
+    60
+}
+fn default_database() -> String {
+    "ca.db".into()
+}
+fn default_ca_dir() -> PathBuf {
+    PathBuf::from(".")
+}
+
+impl Default for IssuanceConfig {
+    fn default() -> Self {
+        Self {
+            not_before_skew_secs: default_skew(),
+        }
+    }
+}
+impl Default for CrlConfig {
+    fn default() -> Self {
+        Self {
+            validity_hours: default_crl_validity(),
+            refresh_minutes: default_crl_refresh(),
+            file: default_crl_file(),
+        }
+    }
+}
+impl Default for OcspConfig {
+    fn default() -> Self {
+        Self {
+            validity_minutes: default_ocsp_validity(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses the TOML text (unknown keys are errors).
+    pub fn from_toml(text: &str) -> Result<Self, CaError> {
+        toml::from_str(text).map_err(|e| CaError::Config(e.to_string()))
+    }
+
+    /// Reads a config file and makes its relative paths absolute.
+    pub fn load(path: &Path) -> Result<Self, CaError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CaError::io(path, e))?;
+        let config = Self::from_toml(&text)
+            .map_err(|e| CaError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Ok(config.resolve(base))
+    }
+
+    /// Makes relative paths relative to `base`.
+    pub fn resolve(mut self, base: &Path) -> Self {
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        self.ca_dir = abs(&self.ca_dir);
+        self.crl.file = abs(&self.crl.file);
+        self.key_passphrase_file = self.key_passphrase_file.as_deref().map(abs);
+        self.templates = self.templates.iter().map(|p| abs(p)).collect();
+        for c in &mut self.callers {
+            c.token_file = c.token_file.as_deref().map(abs);
+        }
+        let db = &self.database;
+        if !db.starts_with("postgres://")
+            && !db.starts_with("postgresql://")
+            && !db.starts_with("sqlite:")
+        {
+            self.database = format!("sqlite://{}", abs(Path::new(db)).display());
+        }
+        self
+    }
+
+    /// The CA key passphrase from the file or environment variable, if configured.
+    pub fn passphrase(&self) -> Result<Option<Passphrase>, CaError> {
+        if let Some(f) = &self.key_passphrase_file {
+            return Passphrase::from_file(f).map(Some);
+        }
+        if let Some(var) = &self.key_passphrase_env {
+            let v = std::env::var(var)
+                .map_err(|_| CaError::Config(format!("environment variable {var} is not set")))?;
+            return Ok(Some(Passphrase::new(v)));
+        }
+        Ok(None)
+    }
+
+    /// The configured templates (built-ins when none are listed).
+    pub fn load_templates(&self) -> Result<Vec<Template>, CaError> {
+        if self.templates.is_empty() {
+            return Template::builtin();
+        }
+        self.templates.iter().map(|p| Template::load(p)).collect()
+    }
+
+    /// The configured callers, reading token files.
+    pub fn load_callers(&self) -> Result<Callers, CaError> {
+        let mut out = Vec::new();
+        for c in &self.callers {
+            let hash = match (&c.token_sha256, &c.token_file) {
+                (Some(h), None) => h.clone(),
+                (None, Some(f)) => {
+                    let token = std::fs::read_to_string(f).map_err(|e| CaError::io(f, e))?;
+                    if token.trim().is_empty() {
+                        return Err(CaError::Config(format!("{}: empty token", f.display())));
+                    }
+                    hash_token(token.trim())
+                }
+                _ => {
+                    return Err(CaError::Config(format!(
+                        "caller {:?}: set exactly one of token_sha256 and token_file",
+                        c.name
+                    )));
+                }
+            };
+            out.push(Caller::new(
+                &c.name,
+                &hash,
+                c.templates.clone(),
+                c.operations.clone(),
+            )?);
+        }
+        Callers::new(out)
+    }
+
+    /// CA service settings from this config.
+    pub fn settings(&self) -> CaSettings {
+        let mut s = CaSettings::new(&self.public_base_url);
+        s.not_before_skew_secs = self.issuance.not_before_skew_secs;
+        s.crl_validity_secs = self.crl.validity_hours * 3600;
+        s.ocsp_validity_secs = self.ocsp.validity_minutes * 60;
+        s.crl_path = Some(self.crl.file.clone());
+        s
+    }
+}
+
+/// Opens everything a config names (hierarchy, templates, callers, store), publishes a first
+/// CRL and returns the state `router`/`serve` take. Paths must already be resolved.
+pub async fn open(config: &Config) -> Result<AppState, CaError> {
+    let passphrase = config.passphrase()?;
+    let material = CaMaterial::load(&config.ca_dir, passphrase.as_ref())?;
+    let templates = config.load_templates()?;
+    let callers = config.load_callers()?;
+    let store = SqlStore::connect(&config.database).await?;
+    let ca = CertificateAuthority::new(
+        material,
+        templates,
+        Arc::new(store),
+        Arc::new(SystemClock),
+        config.settings(),
+    )?;
+    ca.refresh_crl().await?;
+    Ok(AppState {
+        ca: Arc::new(ca),
+        callers: Arc::new(callers),
+        crl_refresh: Duration::from_secs(config.crl.refresh_minutes.max(1) * 60),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn sample_config_parses_and_resolves() {
+        let c = Config::from_toml(SAMPLE_CONFIG).unwrap();
+        assert_eq!(c.callers.len(), 2);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let r = c.resolve(&dir);
+        assert_eq!(r.ca_dir, dir);
+        assert!(r.database.starts_with("sqlite://") && r.database.ends_with("ca.db"));
+        // Every committed sample template parses and validates.
+        let names: Vec<_> = r
+            .load_templates()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "IPSECIntermediateOffline",
+                "EnrollmentAgentOffline",
+                "CEPEncryption"
+            ]
+        );
+        let tokens = r
+            .callers
+            .iter()
+            .filter_map(|c| c.token_file.as_ref())
+            .count();
+        assert_eq!(tokens, 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = format!("{SAMPLE_CONFIG}\n[crl]\nvalidity_hours = 1\ncolour = 1\n");
+        assert!(Config::from_toml(&text).is_err());
+        let text = SAMPLE_CONFIG.replace("listen =", "listen_addr = \"x\"\nlisten =");
+        let err = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+    }
+}

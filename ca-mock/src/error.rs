@@ -1,0 +1,70 @@
+//! One error type for the CA; `api` maps it to a status and a short code in one place.
+
+use crate::store::StoreError;
+
+/// Why a CA operation did not happen. Variants carrying text carry only what the caller sent or a
+/// fixed phrase, never library internals: `Crypto`, `Io` and `Store` details go to logs only.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// No template of that name is loaded.
+    #[error("unknown template")]
+    UnknownTemplate,
+    /// The caller is authenticated but not entitled to the template or operation.
+    #[error("not entitled to this template or operation")]
+    Forbidden,
+    /// The CSR did not decode or its self-signature does not verify.
+    #[error("invalid CSR: {0}")]
+    InvalidCsr(&'static str),
+    /// The CSR's public key is not one the template accepts.
+    #[error("key not allowed by the template: {0}")]
+    KeyNotAllowed(String),
+    /// A subject attribute is unknown, malformed or not allowed by the template.
+    #[error("subject not allowed: {0}")]
+    SubjectNotAllowed(String),
+    /// A subject alternative name is malformed or not allowed by the template.
+    #[error("subject alternative name not allowed: {0}")]
+    SanNotAllowed(String),
+    /// The request asked for a validity the template does not give.
+    #[error("invalid validity: {0}")]
+    InvalidValidity(String),
+    /// The request id is already bound to a different request.
+    #[error("request_id already used with a different request")]
+    RequestIdConflict,
+    /// Some other malformed field.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A serial that is not well-formed hex of a positive integer of at most 20 octets.
+    #[error("invalid serial")]
+    InvalidSerial,
+    /// A well-formed serial this CA never issued.
+    #[error("unknown serial")]
+    UnknownSerial,
+    /// Release was asked for a certificate revoked with a final reason.
+    #[error("certificate is revoked with a final reason, not on hold")]
+    NotOnHold,
+    /// The store failed.
+    #[error("store error")]
+    Store(#[from] StoreError),
+    /// OpenSSL or DER encoding failed.
+    #[error("crypto error: {0}")]
+    Crypto(String),
+    /// A file could not be read or written.
+    #[error("i/o error: {0}")]
+    Io(String),
+    /// Configuration or CA material is unusable.
+    #[error("configuration error: {0}")]
+    Config(String),
+}
+
+impl CaError {
+    /// Wraps an OpenSSL or DER failure.
+    pub(crate) fn crypto(e: impl std::fmt::Display) -> Self {
+        Self::Crypto(e.to_string())
+    }
+
+    /// Wraps an I/O failure with the path it concerns.
+    pub(crate) fn io(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        Self::Io(format!("{}: {e}", path.display()))
+    }
+}

@@ -1,0 +1,397 @@
+//! [`CertStore`] on SQLite or PostgreSQL: one SQL text (`$n` placeholders, integer unix
+//! seconds, `RETURNING`) run on whichever pool is configured.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr};
+
+use super::{
+    AuditEntry, CertStatus, CertStore, CertificateRecord, InsertOutcome, ListFilter,
+    NewCertificate, ReleaseOutcome, RevocationReason, RevokeOutcome, RevokedEntry, StoreError,
+};
+
+/// The SQL store: a SQLite or a PostgreSQL pool.
+#[derive(Debug, Clone)]
+pub enum SqlStore {
+    /// SQLite (file or in-memory).
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool this is; `$p` is bound to the concrete pool.
+macro_rules! on_pool {
+    ($self:expr, $p:ident => $body:expr) => {
+        match $self {
+            SqlStore::Sqlite($p) => $body,
+            SqlStore::Postgres($p) => $body,
+        }
+    };
+}
+
+const COLUMNS: &str = "serial, request_id, csr_sha256, template, subject, sans, public_key_sha256, \
+     der, not_before, not_after, issued_at, issued_to, status, revoked_at, reason";
+
+/// Decodes a certificates row; a macro so it works on both backends' row types.
+macro_rules! record_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let status: String = row.try_get("status")?;
+        let reason: Option<String> = row.try_get("reason")?;
+        CertificateRecord {
+            cert: NewCertificate {
+                serial: row.try_get("serial")?,
+                request_id: row.try_get("request_id")?,
+                csr_sha256: row.try_get("csr_sha256")?,
+                template: row.try_get("template")?,
+                subject: row.try_get("subject")?,
+                sans: row.try_get("sans")?,
+                public_key_sha256: row.try_get("public_key_sha256")?,
+                der: row.try_get("der")?,
+                not_before: row.try_get("not_before")?,
+                not_after: row.try_get("not_after")?,
+                issued_at: row.try_get("issued_at")?,
+                issued_to: row.try_get("issued_to")?,
+            },
+            status: CertStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+            revoked_at: row.try_get("revoked_at")?,
+            reason: match reason {
+                None => None,
+                Some(r) => Some(
+                    RevocationReason::parse(&r)
+                        .ok_or_else(|| StoreError::Corrupt(format!("reason {r:?}")))?,
+                ),
+            },
+        }
+    }};
+}
+
+fn migrator(sql: &'static str) -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    )])
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, action, serial, request_id, actor, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+impl SqlStore {
+    /// Opens (creating if needed) a SQLite database in WAL mode with `synchronous=FULL`, so a
+    /// committed issuance survives power loss, and runs its migrations. `url` is a
+    /// `sqlite://path` or `sqlite::memory:` URL.
+    pub async fn sqlite(url: &str) -> Result<Self, StoreError> {
+        let memory = url.contains(":memory:");
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(if memory {
+                SqliteJournalMode::Memory
+            } else {
+                SqliteJournalMode::Wal
+            })
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        // One connection for in-memory databases: each connection would get its own database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if memory { 1 } else { 8 })
+            .connect_with(opts)
+            .await?;
+        migrator(include_str!("../../migrations/sqlite/0001_init.sql"))
+            .run(&pool)
+            .await?;
+        Ok(Self::Sqlite(pool))
+    }
+
+    /// Connects to PostgreSQL and runs its migrations.
+    pub async fn postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect(url)
+            .await?;
+        migrator(include_str!("../../migrations/postgres/0001_init.sql"))
+            .run(&pool)
+            .await?;
+        Ok(Self::Postgres(pool))
+    }
+
+    /// Opens the store a URL names: `postgres://` / `postgresql://`, else SQLite.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::postgres(url).await
+        } else {
+            Self::sqlite(url).await
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await);
+    }
+
+    async fn get_where(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<CertificateRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM certificates WHERE {column} = $1");
+        on_pool!(self, p => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(p).await?;
+            match row {
+                Some(row) => Ok(Some(record_from_row!(&row))),
+                None => Ok(None),
+            }
+        })
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+#[async_trait]
+impl CertStore for SqlStore {
+    async fn insert_issued(&self, c: &NewCertificate) -> Result<InsertOutcome, StoreError> {
+        let insert = format!(
+            "INSERT INTO certificates ({COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'good', NULL, NULL)"
+        );
+        let result: Result<(), sqlx::Error> = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(sqlx::AssertSqlSafe(insert))
+                .bind(&c.serial)
+                .bind(&c.request_id)
+                .bind(&c.csr_sha256)
+                .bind(&c.template)
+                .bind(&c.subject)
+                .bind(&c.sans)
+                .bind(&c.public_key_sha256)
+                .bind(&c.der)
+                .bind(c.not_before)
+                .bind(c.not_after)
+                .bind(c.issued_at)
+                .bind(&c.issued_to)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_AUDIT)
+                .bind(c.issued_at)
+                .bind("issue")
+                .bind(&c.serial)
+                .bind(&c.request_id)
+                .bind(&c.issued_to)
+                .bind(&c.template)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        });
+        match result {
+            Ok(()) => Ok(InsertOutcome::Inserted),
+            Err(e) if is_unique_violation(&e) => {
+                // Which constraint? The request id is the only other unique column.
+                if self.get_by_request_id(&c.request_id).await?.is_some() {
+                    Ok(InsertOutcome::RequestIdTaken)
+                } else {
+                    Ok(InsertOutcome::SerialTaken)
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        self.get_where("serial", serial).await
+    }
+
+    async fn get_by_request_id(&self, id: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        self.get_where("request_id", id).await
+    }
+
+    async fn list(&self, f: &ListFilter) -> Result<Vec<CertificateRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM certificates \
+             WHERE ($1 IS NULL OR request_id = $1) AND ($2 IS NULL OR serial > $2) \
+             ORDER BY serial LIMIT $3"
+        );
+        let limit = i64::from(f.limit.clamp(1, 1000));
+        on_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(f.request_id.as_deref())
+                .bind(f.after.as_deref())
+                .bind(limit)
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(record_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn revoke(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+        at: i64,
+        actor: &str,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let status = if reason == RevocationReason::CertificateHold {
+            CertStatus::Hold
+        } else {
+            CertStatus::Revoked
+        };
+        // Only a good certificate, or a held one getting a final reason, changes; a hold upgraded
+        // to a final reason keeps the time it was first put on hold.
+        let update = "UPDATE certificates SET status = $2, reason = $3, \
+             revoked_at = COALESCE(revoked_at, $4) \
+             WHERE serial = $1 AND (status = 'good' OR (status = 'hold' AND $2 = 'revoked')) \
+             RETURNING request_id";
+        let changed: Option<String> = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let row = sqlx::query(update)
+                .bind(serial)
+                .bind(status.as_str())
+                .bind(reason.as_str())
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row {
+                Some(row) => {
+                    let request_id: String = row.try_get("request_id")?;
+                    sqlx::query(INSERT_AUDIT)
+                        .bind(at)
+                        .bind("revoke")
+                        .bind(serial)
+                        .bind(&request_id)
+                        .bind(actor)
+                        .bind(reason.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Some(request_id)
+                }
+                None => {
+                    tx.rollback().await?;
+                    None
+                }
+            }
+        });
+        match self.get(serial).await? {
+            None => Ok(RevokeOutcome::NotFound),
+            Some(record) => Ok(RevokeOutcome::Done {
+                record,
+                already: changed.is_none(),
+            }),
+        }
+    }
+
+    async fn release(
+        &self,
+        serial: &str,
+        at: i64,
+        actor: &str,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        let update = "UPDATE certificates SET status = 'good', reason = NULL, revoked_at = NULL \
+             WHERE serial = $1 AND status = 'hold' RETURNING request_id";
+        let released: bool = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let row = sqlx::query(update).bind(serial).fetch_optional(&mut *tx).await?;
+            match row {
+                Some(row) => {
+                    let request_id: String = row.try_get("request_id")?;
+                    sqlx::query(INSERT_AUDIT)
+                        .bind(at)
+                        .bind("release")
+                        .bind(serial)
+                        .bind(&request_id)
+                        .bind(actor)
+                        .bind("certificateHold released")
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    true
+                }
+                None => {
+                    tx.rollback().await?;
+                    false
+                }
+            }
+        });
+        match self.get(serial).await? {
+            None => Ok(ReleaseOutcome::NotFound),
+            Some(r) if released => Ok(ReleaseOutcome::Released(r)),
+            Some(r) => Ok(ReleaseOutcome::NotOnHold(r)),
+        }
+    }
+
+    async fn revoked(&self) -> Result<Vec<RevokedEntry>, StoreError> {
+        let sql = "SELECT serial, revoked_at, reason FROM certificates \
+             WHERE status IN ('revoked', 'hold') ORDER BY serial";
+        on_pool!(self, p => {
+            let rows = sqlx::query(sql).fetch_all(p).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let reason: Option<String> = row.try_get("reason")?;
+                let reason = reason
+                    .as_deref()
+                    .and_then(RevocationReason::parse)
+                    .ok_or_else(|| StoreError::Corrupt("revoked row without reason".into()))?;
+                let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+                out.push(RevokedEntry {
+                    serial: row.try_get("serial")?,
+                    revoked_at: revoked_at
+                        .ok_or_else(|| StoreError::Corrupt("revoked row without time".into()))?,
+                    reason,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    async fn next_crl_number(&self) -> Result<i64, StoreError> {
+        let sql = "UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number";
+        on_pool!(self, p => {
+            let row = sqlx::query(sql).fetch_one(p).await?;
+            Ok(row.try_get("number")?)
+        })
+    }
+
+    async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = "SELECT at, action, serial, request_id, actor, detail FROM audit_log \
+             ORDER BY id DESC LIMIT $1";
+        on_pool!(self, p => {
+            let rows = sqlx::query(sql).bind(i64::from(limit)).fetch_all(p).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(AuditEntry {
+                    at: row.try_get("at")?,
+                    action: row.try_get("action")?,
+                    serial: row.try_get("serial")?,
+                    request_id: row.try_get("request_id")?,
+                    actor: row.try_get("actor")?,
+                    detail: row.try_get("detail")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    async fn count(&self) -> Result<i64, StoreError> {
+        on_pool!(self, p => {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM certificates").fetch_one(p).await?;
+            Ok(row.try_get("n")?)
+        })
+    }
+}

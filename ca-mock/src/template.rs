@@ -1,0 +1,413 @@
+//! Certificate templates (the AD CS analogue): what a certificate issued under a name contains.
+//! The CSR only proposes a public key; everything else comes from here or from the granted
+//! subject and SANs, checked against the template's rules.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKeyRef, Public};
+use openssl::x509::X509Extension;
+use openssl::x509::extension::{ExtendedKeyUsage, KeyUsage};
+use serde::{Deserialize, Serialize};
+
+use crate::error::CaError;
+use crate::keys::HashAlg;
+use crate::names::{NameAttr, San, SanKind, SubjectAttr};
+
+/// Key usage bits a template may grant to an end-entity certificate. keyCertSign and cRLSign are
+/// deliberately absent: this CA issues only CA:FALSE certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyUsageBit {
+    /// digitalSignature
+    DigitalSignature,
+    /// nonRepudiation (contentCommitment)
+    NonRepudiation,
+    /// keyEncipherment
+    KeyEncipherment,
+    /// dataEncipherment
+    DataEncipherment,
+    /// keyAgreement
+    KeyAgreement,
+}
+
+/// Named elliptic curves a template may accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Curve {
+    /// NIST P-256 (prime256v1)
+    #[serde(rename = "P-256")]
+    P256,
+    /// NIST P-384 (secp384r1)
+    #[serde(rename = "P-384")]
+    P384,
+}
+
+/// Which CSR public keys a template accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRules {
+    /// Smallest RSA modulus in bits; absent means RSA keys are refused. Never below 2048.
+    #[serde(default)]
+    pub rsa_min_bits: Option<u32>,
+    /// Accepted curves; empty means EC keys are refused.
+    #[serde(default)]
+    pub ec_curves: Vec<Curve>,
+}
+
+/// Which subject attributes a request may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectRules {
+    /// Attributes that must be present.
+    #[serde(default)]
+    pub required: Vec<SubjectAttr>,
+    /// Attributes that may be present (required ones are implied).
+    pub allowed: Vec<SubjectAttr>,
+}
+
+/// Which subject alternative names a request may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SanRules {
+    /// SAN kinds that may be present.
+    #[serde(default)]
+    pub allowed: Vec<SanKind>,
+    /// Most SAN entries in one certificate.
+    #[serde(default = "default_max_sans")]
+    pub max: usize,
+}
+
+fn default_max_sans() -> usize {
+    10
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A certificate template as written in TOML. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// The name callers ask for (AD CS template name).
+    pub name: String,
+    /// Free text for listings.
+    #[serde(default)]
+    pub description: String,
+    /// Validity of issued certificates; requests may only shorten it.
+    pub validity_days: u32,
+    /// Digest the CA signs these certificates with.
+    #[serde(default = "default_hash")]
+    pub hash: HashAlg,
+    /// Key usage bits.
+    pub key_usage: Vec<KeyUsageBit>,
+    /// Whether the key usage extension is critical (RFC 5280 recommends so).
+    #[serde(default = "yes")]
+    pub key_usage_critical: bool,
+    /// Extended key usages by name (serverAuth, clientAuth, ...) or dotted OID.
+    #[serde(default)]
+    pub extended_key_usage: Vec<String>,
+    /// Accepted public keys.
+    pub keys: KeyRules,
+    /// Subject rules.
+    pub subject: SubjectRules,
+    /// SAN rules.
+    #[serde(default = "no_sans")]
+    pub sans: SanRules,
+}
+
+fn default_hash() -> HashAlg {
+    HashAlg::Sha256
+}
+
+fn no_sans() -> SanRules {
+    SanRules {
+        allowed: Vec::new(),
+        max: default_max_sans(),
+    }
+}
+
+/// EKU names accepted in templates, with their OIDs.
+const EKU_NAMES: [(&str, &str); 9] = [
+    ("serverAuth", "1.3.6.1.5.5.7.3.1"),
+    ("clientAuth", "1.3.6.1.5.5.7.3.2"),
+    ("codeSigning", "1.3.6.1.5.5.7.3.3"),
+    ("emailProtection", "1.3.6.1.5.5.7.3.4"),
+    ("timeStamping", "1.3.6.1.5.5.7.3.8"),
+    ("OCSPSigning", "1.3.6.1.5.5.7.3.9"),
+    ("ipsecIKE", "1.3.6.1.5.5.7.3.17"),
+    ("ipsecIKEIntermediate", "1.3.6.1.5.5.8.2.2"),
+    ("certificateRequestAgent", "1.3.6.1.4.1.311.20.2.1"),
+];
+
+/// Resolves an EKU name or dotted OID to a dotted OID.
+fn eku_oid(name: &str) -> Option<String> {
+    if let Some((_, oid)) = EKU_NAMES.iter().find(|(n, _)| *n == name) {
+        return Some((*oid).to_owned());
+    }
+    let dotted = name.split('.').count() >= 3
+        && name
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    (dotted && der::asn1::ObjectIdentifier::new(name).is_ok()).then(|| name.to_owned())
+}
+
+/// The NDES-shaped templates shipped with the crate (also written by `init`).
+pub const BUILTIN_TEMPLATES: [(&str, &str); 3] = [
+    (
+        "IPSECIntermediateOffline.toml",
+        include_str!("../config/templates/IPSECIntermediateOffline.toml"),
+    ),
+    (
+        "EnrollmentAgentOffline.toml",
+        include_str!("../config/templates/EnrollmentAgentOffline.toml"),
+    ),
+    (
+        "CEPEncryption.toml",
+        include_str!("../config/templates/CEPEncryption.toml"),
+    ),
+];
+
+impl Template {
+    /// Parses and validates one template file's text.
+    pub fn from_toml(text: &str) -> Result<Self, CaError> {
+        let t: Self = toml::from_str(text).map_err(|e| CaError::Config(e.to_string()))?;
+        t.validate()?;
+        Ok(t)
+    }
+
+    /// Reads and validates a template file.
+    pub fn load(path: &Path) -> Result<Self, CaError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CaError::io(path, e))?;
+        Self::from_toml(&text).map_err(|e| CaError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The built-in templates, parsed.
+    pub fn builtin() -> Result<Vec<Self>, CaError> {
+        BUILTIN_TEMPLATES
+            .iter()
+            .map(|(_, text)| Self::from_toml(text))
+            .collect()
+    }
+
+    /// Checks what serde cannot: names, ranges and consistency.
+    pub fn validate(&self) -> Result<(), CaError> {
+        let err = |m: &str| Err(CaError::Config(format!("template {:?}: {m}", self.name)));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return err("name must be non-empty ASCII letters, digits, '-', '_' or '.'");
+        }
+        if self.validity_days == 0 || self.validity_days > 36_500 {
+            return err("validity_days must be between 1 and 36500");
+        }
+        if self.key_usage.is_empty() {
+            return err("key_usage must not be empty");
+        }
+        if let Some(bad) = self
+            .extended_key_usage
+            .iter()
+            .find(|e| eku_oid(e).is_none())
+        {
+            return err(&format!("unknown extended key usage {bad:?}"));
+        }
+        if self
+            .extended_key_usage
+            .iter()
+            .any(|e| eku_oid(e).as_deref() == Some("2.5.29.37.0"))
+        {
+            return err("anyExtendedKeyUsage is not allowed");
+        }
+        if self
+            .keys
+            .rsa_min_bits
+            .is_some_and(|b| !(2048..=16384).contains(&b))
+        {
+            return err("rsa_min_bits must be between 2048 and 16384");
+        }
+        if self.keys.rsa_min_bits.is_none() && self.keys.ec_curves.is_empty() {
+            return err("keys must allow RSA or at least one curve");
+        }
+        if let Some(r) = self
+            .subject
+            .required
+            .iter()
+            .find(|r| !self.subject.allowed.contains(r))
+        {
+            return err(&format!(
+                "required subject attribute {r:?} is not in allowed"
+            ));
+        }
+        if self.sans.max > 100 {
+            return err("sans.max must be at most 100");
+        }
+        Ok(())
+    }
+
+    /// Checks the CSR's public key against the key rules.
+    pub(crate) fn check_key(&self, key: &PKeyRef<Public>) -> Result<(), CaError> {
+        match key.id() {
+            Id::RSA => match self.keys.rsa_min_bits {
+                Some(min) if key.bits() >= min && key.bits() <= 16384 => Ok(()),
+                Some(min) => Err(CaError::KeyNotAllowed(format!(
+                    "RSA {} bits; this template needs at least {min}",
+                    key.bits()
+                ))),
+                None => Err(CaError::KeyNotAllowed("RSA keys are not accepted".into())),
+            },
+            Id::EC => {
+                let nid = key
+                    .ec_key()
+                    .ok()
+                    .and_then(|k| k.group().curve_name())
+                    .ok_or_else(|| CaError::KeyNotAllowed("unnamed EC curve".into()))?;
+                let curve = match nid {
+                    Nid::X9_62_PRIME256V1 => Curve::P256,
+                    Nid::SECP384R1 => Curve::P384,
+                    _ => return Err(CaError::KeyNotAllowed("unsupported EC curve".into())),
+                };
+                if self.keys.ec_curves.contains(&curve) {
+                    Ok(())
+                } else {
+                    Err(CaError::KeyNotAllowed(format!(
+                        "curve {curve:?} is not accepted"
+                    )))
+                }
+            }
+            _ => Err(CaError::KeyNotAllowed(
+                "only RSA and EC keys are accepted".into(),
+            )),
+        }
+    }
+
+    /// Checks granted subject attributes against the subject rules.
+    pub(crate) fn check_subject(&self, attrs: &[NameAttr]) -> Result<(), CaError> {
+        if attrs.len() > 32 {
+            return Err(CaError::SubjectNotAllowed("too many attributes".into()));
+        }
+        if let Some(a) = attrs
+            .iter()
+            .find(|a| !self.subject.allowed.contains(&a.attr))
+        {
+            return Err(CaError::SubjectNotAllowed(format!(
+                "{:?} is not allowed",
+                a.attr
+            )));
+        }
+        let present: HashSet<_> = attrs.iter().map(|a| a.attr).collect();
+        if let Some(r) = self.subject.required.iter().find(|r| !present.contains(r)) {
+            return Err(CaError::SubjectNotAllowed(format!("{r:?} is required")));
+        }
+        Ok(())
+    }
+
+    /// Checks granted SANs against the SAN rules.
+    pub(crate) fn check_sans(&self, sans: &[San]) -> Result<(), CaError> {
+        if sans.len() > self.sans.max {
+            return Err(CaError::SanNotAllowed(format!(
+                "more than {} entries",
+                self.sans.max
+            )));
+        }
+        if let Some(s) = sans.iter().find(|s| !self.sans.allowed.contains(&s.kind)) {
+            return Err(CaError::SanNotAllowed(format!(
+                "{:?} is not allowed",
+                s.kind
+            )));
+        }
+        Ok(())
+    }
+
+    /// The key usage extension.
+    pub(crate) fn key_usage_extension(&self) -> Result<X509Extension, CaError> {
+        let mut ku = KeyUsage::new();
+        if self.key_usage_critical {
+            ku.critical();
+        }
+        for bit in &self.key_usage {
+            match bit {
+                KeyUsageBit::DigitalSignature => ku.digital_signature(),
+                KeyUsageBit::NonRepudiation => ku.non_repudiation(),
+                KeyUsageBit::KeyEncipherment => ku.key_encipherment(),
+                KeyUsageBit::DataEncipherment => ku.data_encipherment(),
+                KeyUsageBit::KeyAgreement => ku.key_agreement(),
+            };
+        }
+        ku.build().map_err(CaError::crypto)
+    }
+
+    /// The EKU extension, if the template lists any.
+    pub(crate) fn eku_extension(&self) -> Result<Option<X509Extension>, CaError> {
+        if self.extended_key_usage.is_empty() {
+            return Ok(None);
+        }
+        let mut eku = ExtendedKeyUsage::new();
+        for name in &self.extended_key_usage {
+            // validate() guarantees every entry resolves.
+            if let Some(oid) = eku_oid(name) {
+                eku.other(&oid);
+            }
+        }
+        eku.build().map(Some).map_err(CaError::crypto)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn builtin_templates_parse() {
+        let all = Template::builtin().unwrap();
+        let names: Vec<_> = all.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "IPSECIntermediateOffline",
+                "EnrollmentAgentOffline",
+                "CEPEncryption"
+            ]
+        );
+        let cep = &all[2];
+        assert_eq!(cep.key_usage, [KeyUsageBit::KeyEncipherment]);
+        let agent = &all[1];
+        assert_eq!(agent.key_usage, [KeyUsageBit::DigitalSignature]);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = format!("{}\nfavourite_colour = \"blue\"\n", BUILTIN_TEMPLATES[0].1);
+        let err = Template::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("favourite_colour"), "{err}");
+        let nested = BUILTIN_TEMPLATES[0]
+            .1
+            .replace("[keys]", "[keys]\nrsa_max_bits = 4096");
+        assert!(Template::from_toml(&nested).is_err());
+    }
+
+    #[test]
+    fn inconsistent_templates_are_rejected() {
+        let base = BUILTIN_TEMPLATES[0].1;
+        for (from, to) in [
+            ("rsa_min_bits = 2048", "rsa_min_bits = 1024"),
+            ("validity_days = 365", "validity_days = 0"),
+            ("\"clientAuth\"", "\"2.5.29.37.0\""),
+            ("\"clientAuth\"", "\"noSuchUsage\""),
+            (
+                "key_usage = [\"digitalSignature\", \"keyEncipherment\"]",
+                "key_usage = [\"keyCertSign\"]",
+            ),
+        ] {
+            assert!(base.contains(from), "{from}");
+            assert!(
+                Template::from_toml(&base.replace(from, to)).is_err(),
+                "{to}"
+            );
+        }
+    }
+}

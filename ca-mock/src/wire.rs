@@ -1,0 +1,122 @@
+//! The JSON bodies of the ca-mock HTTP API, shared by the server and [`crate::client`].
+//! Binary values are standard base64 with padding; serials are lowercase hex.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{NameAttr, San};
+use crate::store::{CertStatus, RevocationReason};
+
+/// `POST /api/v1/certificates`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// The SCEP transactionID (idempotency key).
+    pub request_id: String,
+    /// Template name.
+    pub template: String,
+    /// DER PKCS#10, base64.
+    pub csr: String,
+    /// Granted subject, in DN order.
+    #[serde(default)]
+    pub subject: Vec<NameAttr>,
+    /// Granted subject alternative names.
+    #[serde(default)]
+    pub sans: Vec<San>,
+    /// Shorter validity than the template's, if wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity_days: Option<u32>,
+}
+
+/// Answer to an issuance (201, or 200 when replayed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueResponse {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// The certificate, DER base64.
+    pub certificate: String,
+    /// Issuing CA then root, DER base64.
+    pub chain: Vec<String>,
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// Template name.
+    pub template: String,
+    /// Echo of the request id.
+    pub request_id: String,
+}
+
+/// `GET /api/v1/certificates/{serial}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateInfo {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// The certificate, DER base64.
+    pub certificate: String,
+    /// good, revoked or hold.
+    pub status: CertStatus,
+    /// Unix seconds, when revoked or held.
+    pub revoked_at: Option<i64>,
+    /// Revocation reason.
+    pub reason: Option<RevocationReason>,
+    /// Template name.
+    pub template: String,
+    /// Request id it was issued for.
+    pub request_id: String,
+    /// Subject as text.
+    pub subject: String,
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+/// `GET /api/v1/certificates?request_id=..`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateList {
+    /// Matching certificates, ordered by serial.
+    pub certificates: Vec<CertificateInfo>,
+}
+
+/// `POST /api/v1/revocations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Serial, hex.
+    pub serial: String,
+    /// RFC 5280 reason.
+    pub reason: RevocationReason,
+}
+
+/// Answer to a revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// The reason on record (the original one when already revoked).
+    pub reason: RevocationReason,
+    /// Unix seconds on record.
+    pub revoked_at: i64,
+    /// True when nothing changed.
+    pub already_revoked: bool,
+}
+
+/// Answer to `DELETE /api/v1/revocations/{serial}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseResponse {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// Status after the call (good).
+    pub status: CertStatus,
+    /// False when it was not on hold to begin with.
+    pub released: bool,
+}
+
+/// Every error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub error: String,
+    /// Short human text; never internals.
+    pub message: String,
+}
