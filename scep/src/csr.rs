@@ -209,7 +209,7 @@ fn directory_string(t: &crate::asn1::Tlv<'_>) -> Result<String, CsrError> {
         }
         tag::T61_STRING => t.content.iter().map(|b| char::from(*b)).collect(),
         tag::BMP_STRING => {
-            if t.content.len() % 2 != 0 {
+            if !t.content.len().is_multiple_of(2) {
                 return Err(bad);
             }
             let units = t
@@ -221,7 +221,7 @@ fn directory_string(t: &crate::asn1::Tlv<'_>) -> Result<String, CsrError> {
                 .map_err(|_| bad)?
         }
         tag::UNIVERSAL_STRING => {
-            if t.content.len() % 4 != 0 {
+            if !t.content.len().is_multiple_of(4) {
                 return Err(bad);
             }
             t.content

@@ -95,15 +95,9 @@ impl ScepQuery {
         for pair in query.split('&') {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
-                "operation" => {
-                    if op.replace(value).is_some() {
-                        return Err(QueryError::Repeated);
-                    }
-                }
-                "message" => {
-                    if message.replace(value.to_owned()).is_some() {
-                        return Err(QueryError::Repeated);
-                    }
+                "operation" if op.replace(value).is_some() => return Err(QueryError::Repeated),
+                "message" if message.replace(value.to_owned()).is_some() => {
+                    return Err(QueryError::Repeated);
                 }
                 _ => {}
             }

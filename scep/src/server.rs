@@ -39,6 +39,12 @@ impl<'a> DecodedRequest<'a> {
         &self.msg.transaction_id
     }
 
+    /// The senderNonce as sent (at most [`crate::limits::MAX_NONCE_ECHO`] bytes; checked to be
+    /// 16 bytes by [`Self::verify`]).
+    pub fn sender_nonce(&self) -> &[u8] {
+        &self.msg.sender_nonce
+    }
+
     /// The messageType as sent (bounded, printable), before it is checked.
     pub fn message_type_text(&self) -> &str {
         &self.msg.message_type
