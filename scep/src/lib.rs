@@ -83,6 +83,8 @@ pub mod limits;
 pub mod message;
 pub mod oid;
 pub mod server;
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 
 pub use alg::{AlgorithmPolicy, ContentCipher, DigestAlgorithm};
