@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod ca;
+pub mod client;
 pub mod clock;
 pub mod config;
 mod crl;

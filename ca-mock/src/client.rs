@@ -1,0 +1,210 @@
+//! A typed async client for the ca-mock HTTP API, for ndes-proxy, policy-module adapters and
+//! the lab binary.
+
+use std::fmt;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::store::RevocationReason;
+use crate::wire::{
+    CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, ReleaseResponse,
+    RevokeRequest, RevokeResponse,
+};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The request did not complete (connection, timeout, TLS).
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The CA answered with an error body.
+    #[error("{status}: {error}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The `error` code (`unknown_serial`, `request_id_conflict`, ...).
+        error: String,
+        /// The short message.
+        message: String,
+    },
+    /// The answer was not what the contract says.
+    #[error("unexpected response: {0}")]
+    Unexpected(String),
+}
+
+impl ClientError {
+    /// The API error code, if the CA answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The client. Cheap to clone.
+#[derive(Clone)]
+pub struct CaClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl fmt::Debug for CaClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaClient")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Outcome of an issuance call.
+#[derive(Debug, Clone)]
+pub struct IssueOutcome {
+    /// The answer body.
+    pub response: IssueResponse,
+    /// 201 (new) rather than 200 (replayed).
+    pub created: bool,
+}
+
+impl CaClient {
+    /// A client for the CA at `base_url` (for example `http://127.0.0.1:8180`), authenticating
+    /// with `token` where the API needs it.
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        Ok(Self::with_http(http, base_url, token))
+    }
+
+    /// The same with a caller-built reqwest client (custom roots, mTLS identity, timeouts).
+    pub fn with_http(http: reqwest::Client, base_url: &str, token: Option<String>) -> Self {
+        Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    async fn error_of(resp: reqwest::Response) -> ClientError {
+        let status = resp.status().as_u16();
+        match resp.json::<ErrorBody>().await {
+            Ok(b) => ClientError::Api {
+                status,
+                error: b.error,
+                message: b.message,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                error: "http_error".into(),
+                message: format!("HTTP {status}"),
+            },
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+        if !resp.status().is_success() {
+            return Err(Self::error_of(resp).await);
+        }
+        resp.json::<T>()
+            .await
+            .map_err(|e| ClientError::Unexpected(e.to_string()))
+    }
+
+    /// `POST /api/v1/certificates`.
+    pub async fn issue(&self, req: &IssueRequest) -> Result<IssueOutcome, ClientError> {
+        let resp = self
+            .authed(self.http.post(self.url("/api/v1/certificates")))
+            .json(req)
+            .send()
+            .await?;
+        let created = resp.status() == StatusCode::CREATED;
+        Ok(IssueOutcome {
+            response: Self::json(resp).await?,
+            created,
+        })
+    }
+
+    /// `GET /api/v1/certificates/{serial}`.
+    pub async fn get(&self, serial: &str) -> Result<CertificateInfo, ClientError> {
+        let url = self.url(&format!("/api/v1/certificates/{serial}"));
+        Self::json(self.authed(self.http.get(url)).send().await?).await
+    }
+
+    /// `GET /api/v1/certificates?request_id=..`.
+    pub async fn find_by_request_id(&self, id: &str) -> Result<Vec<CertificateInfo>, ClientError> {
+        let rb = self
+            .http
+            .get(self.url("/api/v1/certificates"))
+            .query(&[("request_id", id)]);
+        let list: CertificateList = Self::json(self.authed(rb).send().await?).await?;
+        Ok(list.certificates)
+    }
+
+    /// `POST /api/v1/revocations`.
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<RevokeResponse, ClientError> {
+        let body = RevokeRequest {
+            serial: serial.to_owned(),
+            reason,
+        };
+        let rb = self.http.post(self.url("/api/v1/revocations")).json(&body);
+        Self::json(self.authed(rb).send().await?).await
+    }
+
+    /// `DELETE /api/v1/revocations/{serial}`: release a certificateHold.
+    pub async fn release(&self, serial: &str) -> Result<ReleaseResponse, ClientError> {
+        let url = self.url(&format!("/api/v1/revocations/{serial}"));
+        Self::json(self.authed(self.http.delete(url)).send().await?).await
+    }
+
+    async fn bytes(&self, rb: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
+        let resp = rb.send().await?;
+        if !resp.status().is_success() {
+            return Err(Self::error_of(resp).await);
+        }
+        Ok(resp.bytes().await?.to_vec())
+    }
+
+    /// `GET /crl/issuing.crl` (DER).
+    pub async fn crl(&self) -> Result<Vec<u8>, ClientError> {
+        self.bytes(self.http.get(self.url("/crl/issuing.crl")))
+            .await
+    }
+
+    /// `POST /ocsp`: DER request in, DER response out.
+    pub async fn ocsp(&self, request_der: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let rb = self
+            .http
+            .post(self.url("/ocsp"))
+            .header(reqwest::header::CONTENT_TYPE, "application/ocsp-request")
+            .body(request_der.to_vec());
+        self.bytes(rb).await
+    }
+
+    /// `GET /ca/issuing.crt` and `/ca/root.crt` (DER).
+    pub async fn ca_certificates(&self) -> Result<(Vec<u8>, Vec<u8>), ClientError> {
+        let issuing = self
+            .bytes(self.http.get(self.url("/ca/issuing.crt")))
+            .await?;
+        let root = self.bytes(self.http.get(self.url("/ca/root.crt"))).await?;
+        Ok((issuing, root))
+    }
+}
