@@ -1,0 +1,165 @@
+//! The NDES-side contract (the open equivalent of NDES's INDESPolicy): what ndes-proxy calls.
+//!
+//! Two implementations: [`crate::PolicyService`] in process, and [`crate::client::RemotePolicy`]
+//! over authenticated HTTP to a remote policy-module. Both are used as `Arc<dyn NdesPolicy>`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ChallengeError, NotifyError, VerifyError};
+use crate::model::{KeyUsage, NameAttr, SanValue};
+use crate::secret::Secret;
+
+/// INDESPolicy: GenerateChallenge / VerifyRequest / Notify.
+#[async_trait::async_trait]
+pub trait NdesPolicy: Send + Sync {
+    /// mscep_admin style: a one-time password for a template, for an authorised requester.
+    async fn generate_challenge(
+        &self,
+        req: ChallengeRequest,
+    ) -> Result<IssuedChallenge, ChallengeError>;
+
+    /// Steps 4-5: decide whether this CSR may be issued, and under what.
+    async fn verify_request(&self, req: VerifyRequest) -> Result<Grant, VerifyError>;
+
+    /// Step 7: the outcome of the issuance; idempotent by transactionID.
+    async fn notify(&self, n: Notification) -> Result<(), NotifyError>;
+}
+
+/// GenerateChallenge input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// The CA template the password is for.
+    pub template: String,
+    /// Who asked (the admin identity NDES authenticated), kept in the audit trail.
+    pub requester: String,
+}
+
+/// GenerateChallenge output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedChallenge {
+    pub challenge: Secret,
+    pub template: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Who sent the SCEP request, for the audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequesterInfo {
+    #[serde(default)]
+    pub remote_addr: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+/// VerifyRequest input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// DER PKCS#10.
+    #[serde(with = "b64")]
+    pub csr_der: Vec<u8>,
+    /// The challengePassword, if ndes-proxy extracted it (it must equal the CSR's).
+    #[serde(default)]
+    pub challenge: Option<Secret>,
+    pub transaction_id: String,
+    /// The template NDES chose, if any.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// RenewalReq: the current certificate that signed the request (DER).
+    #[serde(default, with = "b64_opt")]
+    pub signer_cert_der: Option<Vec<u8>>,
+    #[serde(default)]
+    pub requester: RequesterInfo,
+}
+
+/// Everything the CA needs to issue: the CSR proposes, the grant decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub transaction_id: String,
+    pub template: String,
+    /// Subject RDNs in encoding order.
+    pub subject: Vec<NameAttr>,
+    pub subject_alternative_names: Vec<SanValue>,
+    pub validity_days: u32,
+    pub key_usage: Vec<KeyUsage>,
+    pub extended_key_usages: Vec<String>,
+    pub device_id: Option<String>,
+    pub profile_id: Option<String>,
+    pub profile_version: Option<i64>,
+    /// True when authorised by a current certificate instead of a challenge.
+    pub renewal: bool,
+}
+
+/// Notify input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notification {
+    pub transaction_id: String,
+    pub outcome: Outcome,
+}
+
+/// The issuance outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    Issued {
+        /// Lowercase hex, no leading zero octets.
+        serial_hex: String,
+        /// Lowercase hex SHA-256 of the certificate DER.
+        thumbprint_sha256: String,
+        /// Unix seconds.
+        not_after: i64,
+        #[serde(with = "b64")]
+        certificate_der: Vec<u8>,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// Bytes as standard base64 in JSON.
+pub(crate) mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD
+            .decode(s.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional bytes as standard base64 in JSON.
+pub(crate) mod b64_opt {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&STANDARD.encode(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => STANDARD
+                .decode(s.as_bytes())
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}

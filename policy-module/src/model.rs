@@ -1,0 +1,463 @@
+//! The domain: subject attributes, SANs, profiles, devices, groups and certificates.
+
+use serde::{Deserialize, Serialize};
+
+use crate::render;
+
+/// Subject attributes a profile may use and a grant may carry (the contract vocabulary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum SubjectAttr {
+    CN,
+    O,
+    OU,
+    L,
+    ST,
+    C,
+    E,
+    SERIALNUMBER,
+    DC,
+    UID,
+    STREET,
+    T,
+    G,
+    SN,
+}
+
+impl SubjectAttr {
+    /// Every attribute, in declaration order.
+    pub const ALL: [Self; 14] = [
+        Self::CN,
+        Self::O,
+        Self::OU,
+        Self::L,
+        Self::ST,
+        Self::C,
+        Self::E,
+        Self::SERIALNUMBER,
+        Self::DC,
+        Self::UID,
+        Self::STREET,
+        Self::T,
+        Self::G,
+        Self::SN,
+    ];
+
+    /// The attribute type OID (RFC 5280 / RFC 4519 / PKCS #9).
+    pub fn oid(self) -> &'static str {
+        match self {
+            Self::CN => "2.5.4.3",
+            Self::O => "2.5.4.10",
+            Self::OU => "2.5.4.11",
+            Self::L => "2.5.4.7",
+            Self::ST => "2.5.4.8",
+            Self::C => "2.5.4.6",
+            Self::E => "1.2.840.113549.1.9.1",
+            Self::SERIALNUMBER => "2.5.4.5",
+            Self::DC => "0.9.2342.19200300.100.1.25",
+            Self::UID => "0.9.2342.19200300.100.1.1",
+            Self::STREET => "2.5.4.9",
+            Self::T => "2.5.4.12",
+            Self::G => "2.5.4.42",
+            Self::SN => "2.5.4.4",
+        }
+    }
+
+    /// The short name used in subject strings and in the contract.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CN => "CN",
+            Self::O => "O",
+            Self::OU => "OU",
+            Self::L => "L",
+            Self::ST => "ST",
+            Self::C => "C",
+            Self::E => "E",
+            Self::SERIALNUMBER => "SERIALNUMBER",
+            Self::DC => "DC",
+            Self::UID => "UID",
+            Self::STREET => "STREET",
+            Self::T => "T",
+            Self::G => "G",
+            Self::SN => "SN",
+        }
+    }
+
+    /// From an attribute OID in dotted form.
+    pub fn from_oid(oid: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.oid() == oid)
+    }
+
+    /// From a short name, case-insensitively (`EMAIL` is accepted for `E`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let upper = name.trim().to_ascii_uppercase();
+        if upper == "EMAIL" || upper == "EMAILADDRESS" {
+            return Some(Self::E);
+        }
+        Self::ALL.into_iter().find(|a| a.name() == upper)
+    }
+}
+
+/// One subject attribute with its value; a subject is an ordered list of these, in the order
+/// the RDNs are encoded in the certificate (first element = first RDN of the DER `Name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameAttr {
+    pub attr: SubjectAttr,
+    pub value: String,
+}
+
+/// Subject alternative name kinds (UPN is the Microsoft otherName 1.3.6.1.4.1.311.20.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SanKind {
+    Dns,
+    Email,
+    Uri,
+    Upn,
+    Ip,
+}
+
+/// One subject alternative name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SanValue {
+    pub kind: SanKind,
+    pub value: String,
+}
+
+/// Key usage bits a profile may grant (Intune offers exactly these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyUsage {
+    DigitalSignature,
+    KeyEncipherment,
+}
+
+/// Key algorithm of the device key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyAlgorithm {
+    Rsa,
+    Ec,
+}
+
+/// Hash algorithm the device should sign its CSR with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashAlgorithm {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// User or device certificate (Intune "Certificate type").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateType {
+    Device,
+    User,
+}
+
+/// A SAN in a profile: a kind and a value that may hold `{{Variables}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SanTemplate {
+    pub kind: SanKind,
+    pub value: String,
+}
+
+/// What an admin writes to create or update a SCEP certificate profile (Intune's settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    pub name: String,
+    pub certificate_type: CertificateType,
+    /// RFC 4514-like `ATTR=value` list separated by commas, in encoding order, e.g.
+    /// `CN={{DeviceName}},OU=Devices,O=Contoso`; `\,` and `\\` escape.
+    pub subject_name_format: String,
+    #[serde(default)]
+    pub subject_alternative_names: Vec<SanTemplate>,
+    pub key_usage: Vec<KeyUsage>,
+    /// Dotted OIDs, e.g. 1.3.6.1.5.5.7.3.2 (clientAuth).
+    #[serde(default)]
+    pub extended_key_usages: Vec<String>,
+    pub key_algorithm: KeyAlgorithm,
+    /// RSA modulus bits (2048, 3072, 4096) or EC curve size (256, 384).
+    pub key_size: u32,
+    pub hash_algorithm: HashAlgorithm,
+    pub validity_days: u32,
+    /// Renewal may start when this share of the lifetime remains (1..=100).
+    pub renewal_threshold_percent: u8,
+    /// The CA template the grant names.
+    pub template: String,
+    pub scep_server_urls: Vec<String>,
+    /// Trusted root thumbprint (hex SHA-1 or SHA-256), as Intune's trusted-certificate profile.
+    pub ca_thumbprint: String,
+    #[serde(default = "default_retry_count")]
+    pub retry_count: u32,
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay_minutes: u32,
+}
+
+fn default_retry_count() -> u32 {
+    3
+}
+fn default_retry_delay() -> u32 {
+    5
+}
+
+/// anyExtendedKeyUsage: never granted.
+pub const ANY_EKU: &str = "2.5.29.37.0";
+
+impl ProfileSpec {
+    /// Checks the spec; the message names the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        check_text("name", &self.name, 128)?;
+        render::parse_subject_format(&self.subject_name_format)?;
+        for san in &self.subject_alternative_names {
+            render::check_variables(&san.value)
+                .map_err(|e| format!("subject_alternative_names: {e}"))?;
+            check_text("subject_alternative_names.value", &san.value, 1024)?;
+        }
+        if self.key_usage.is_empty() {
+            return Err("key_usage: at least one of digitalSignature, keyEncipherment".into());
+        }
+        for oid in &self.extended_key_usages {
+            if !is_dotted_oid(oid) || oid == ANY_EKU {
+                return Err(format!(
+                    "extended_key_usages: {oid:?} is not an allowed OID"
+                ));
+            }
+        }
+        match (self.key_algorithm, self.key_size) {
+            (KeyAlgorithm::Rsa, 2048 | 3072 | 4096) | (KeyAlgorithm::Ec, 256 | 384) => {}
+            _ => return Err("key_size: RSA 2048/3072/4096 or EC 256/384".into()),
+        }
+        if self.hash_algorithm == HashAlgorithm::Sha1 {
+            return Err("hash_algorithm: sha1 is not offered".into());
+        }
+        if !(1..=730).contains(&self.validity_days) {
+            return Err("validity_days: 1..=730".into());
+        }
+        if !(1..=100).contains(&self.renewal_threshold_percent) {
+            return Err("renewal_threshold_percent: 1..=100".into());
+        }
+        if !is_identifier(&self.template) {
+            return Err("template: 1-64 characters of [A-Za-z0-9_.-]".into());
+        }
+        if self.scep_server_urls.is_empty() || self.scep_server_urls.len() > 8 {
+            return Err("scep_server_urls: one to eight URLs".into());
+        }
+        for url in &self.scep_server_urls {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() <= 2048
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                return Err(format!("scep_server_urls: {url:?} is not an http(s) URL"));
+            }
+        }
+        let t = &self.ca_thumbprint;
+        if !(t.len() == 40 || t.len() == 64) || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("ca_thumbprint: hex SHA-1 (40) or SHA-256 (64)".into());
+        }
+        if self.retry_count > 10 || self.retry_delay_minutes > 1440 {
+            return Err("retry_count <= 10 and retry_delay_minutes <= 1440".into());
+        }
+        Ok(())
+    }
+}
+
+/// A stored profile: a spec at a version. Each update makes a new version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub id: String,
+    pub version: i64,
+    #[serde(flatten)]
+    pub spec: ProfileSpec,
+    pub updated_at: i64,
+}
+
+/// Device platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Windows,
+    Ios,
+    Macos,
+    Android,
+}
+
+/// Where a device is in its management lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceState {
+    Active,
+    Blocked,
+    Retired,
+    Wiped,
+}
+
+impl DeviceState {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Blocked => "blocked",
+            Self::Retired => "retired",
+            Self::Wiped => "wiped",
+        }
+    }
+
+    /// From the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Blocked, Self::Retired, Self::Wiped]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+/// What an admin writes to register a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// Chosen by the caller or generated (UUID).
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    pub platform: Platform,
+    #[serde(default)]
+    pub serial_number: Option<String>,
+    #[serde(default)]
+    pub owner_upn: Option<String>,
+    #[serde(default)]
+    pub owner_email: Option<String>,
+    #[serde(default)]
+    pub aad_device_id: Option<String>,
+    #[serde(default)]
+    pub user_name: Option<String>,
+}
+
+impl DeviceSpec {
+    /// Checks the spec; values end up in certificates, so control characters are refused.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(id) = &self.id
+            && !is_identifier(id)
+        {
+            return Err("id: 1-64 characters of [A-Za-z0-9_.-]".into());
+        }
+        check_text("name", &self.name, 128)?;
+        for (field, v) in [
+            ("serial_number", &self.serial_number),
+            ("owner_upn", &self.owner_upn),
+            ("owner_email", &self.owner_email),
+            ("aad_device_id", &self.aad_device_id),
+            ("user_name", &self.user_name),
+        ] {
+            if let Some(v) = v {
+                check_text(field, v, 256)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A registered device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    pub platform: Platform,
+    pub serial_number: Option<String>,
+    pub owner_upn: Option<String>,
+    pub owner_email: Option<String>,
+    pub aad_device_id: Option<String>,
+    pub user_name: Option<String>,
+    pub state: DeviceState,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A device group (profile assignment target).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+}
+
+/// Status of an issued certificate in the inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertStatus {
+    Issued,
+    /// Revocation queued in the outbox, not yet confirmed by the CA.
+    Revoking,
+    Revoked,
+    /// The CA refused permanently (unknown serial, auth); see the outbox entry.
+    RevokeFailed,
+}
+
+impl CertStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Revoking => "revoking",
+            Self::Revoked => "revoked",
+            Self::RevokeFailed => "revoke_failed",
+        }
+    }
+
+    /// From the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Issued,
+            Self::Revoking,
+            Self::Revoked,
+            Self::RevokeFailed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// An issued certificate as the inventory shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCert {
+    pub serial_hex: String,
+    pub thumbprint_sha256: String,
+    pub device_id: Option<String>,
+    pub profile_id: Option<String>,
+    pub profile_version: Option<i64>,
+    pub transaction_id: String,
+    pub not_after: i64,
+    pub issued_at: i64,
+    pub status: CertStatus,
+    pub revocation_reason: Option<String>,
+    pub installed_at: Option<i64>,
+}
+
+/// True for 1-64 characters of `[A-Za-z0-9_.-]` (ids, template names).
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+fn is_dotted_oid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() >= 2
+        && s.len() <= 128
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn check_text(field: &str, v: &str, max: usize) -> Result<(), String> {
+    if v.trim().is_empty() || v.len() > max || v.chars().any(char::is_control) {
+        return Err(format!(
+            "{field}: 1-{max} characters without control characters"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! [`PolicyService`]: the in-process policy-module (store + settings + outbox wake-up).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::error::StoreError;
+use crate::store::{AuditEvent, Store};
+
+/// Revocation reasons per lifecycle cause (RFC 5280 names as ca-mock accepts them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationReasons {
+    pub retire: String,
+    pub wipe: String,
+    pub block: String,
+    pub unassign: String,
+}
+
+impl Default for RevocationReasons {
+    fn default() -> Self {
+        let c = || "cessationOfOperation".to_string();
+        Self {
+            retire: c(),
+            wipe: c(),
+            block: c(),
+            unassign: c(),
+        }
+    }
+}
+
+/// The reason names ca-mock's revocation API accepts.
+pub const REVOCATION_REASONS: [&str; 7] = [
+    "unspecified",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "certificateHold",
+    "privilegeWithdrawn",
+];
+
+/// Static configuration of a policy-module instance.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceConfig {
+    pub revocation_reasons: RevocationReasons,
+}
+
+/// Challenge settings kept in the shared store (NDES keeps them per server in the registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeSettings {
+    /// NDES PasswordMax: outstanding mscep_admin passwords.
+    pub password_max: i64,
+    /// NDES PasswordValidity, minutes, for mscep_admin passwords.
+    pub password_validity_minutes: i64,
+    /// Validity of the per-device challenges handed out at check-in, minutes.
+    pub profile_challenge_validity_minutes: i64,
+    /// Validity granted for mscep_admin enrolments (the CA template may cap it).
+    pub admin_validity_days: i64,
+}
+
+impl Default for ChallengeSettings {
+    fn default() -> Self {
+        Self {
+            password_max: 5,
+            password_validity_minutes: 60,
+            profile_challenge_validity_minutes: 60,
+            admin_validity_days: 365,
+        }
+    }
+}
+
+impl ChallengeSettings {
+    /// Bounds that keep the numbers meaningful.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=10_000).contains(&self.password_max) {
+            return Err("password_max: 1..=10000".into());
+        }
+        for (name, v) in [
+            ("password_validity_minutes", self.password_validity_minutes),
+            (
+                "profile_challenge_validity_minutes",
+                self.profile_challenge_validity_minutes,
+            ),
+        ] {
+            if !(1..=7 * 24 * 60).contains(&v) {
+                return Err(format!("{name}: 1..=10080"));
+            }
+        }
+        if !(1..=730).contains(&self.admin_validity_days) {
+            return Err("admin_validity_days: 1..=730".into());
+        }
+        Ok(())
+    }
+}
+
+/// The policy-module: NDES contract, admin operations and device check-in over one store.
+#[derive(Clone, Debug)]
+pub struct PolicyService {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<ServiceConfig>,
+    pub(crate) outbox_wake: Arc<Notify>,
+}
+
+impl PolicyService {
+    /// A service over `store`.
+    pub fn new(store: Store, config: ServiceConfig) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+            outbox_wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The store (for the outbox worker and tests).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Woken whenever revocations are queued.
+    pub fn outbox_wake(&self) -> Arc<Notify> {
+        self.outbox_wake.clone()
+    }
+
+    /// Current challenge settings (defaults for unset keys).
+    pub async fn challenge_settings(&self) -> Result<ChallengeSettings, StoreError> {
+        let d = ChallengeSettings::default();
+        let s = &self.store;
+        Ok(ChallengeSettings {
+            password_max: s
+                .get_setting("password_max")
+                .await?
+                .unwrap_or(d.password_max),
+            password_validity_minutes: s
+                .get_setting("password_validity_minutes")
+                .await?
+                .unwrap_or(d.password_validity_minutes),
+            profile_challenge_validity_minutes: s
+                .get_setting("profile_challenge_validity_minutes")
+                .await?
+                .unwrap_or(d.profile_challenge_validity_minutes),
+            admin_validity_days: s
+                .get_setting("admin_validity_days")
+                .await?
+                .unwrap_or(d.admin_validity_days),
+        })
+    }
+
+    /// Replaces the challenge settings (already validated).
+    pub async fn set_challenge_settings(&self, c: &ChallengeSettings) -> Result<(), StoreError> {
+        let s = &self.store;
+        s.set_setting("password_max", c.password_max).await?;
+        s.set_setting("password_validity_minutes", c.password_validity_minutes)
+            .await?;
+        s.set_setting(
+            "profile_challenge_validity_minutes",
+            c.profile_challenge_validity_minutes,
+        )
+        .await?;
+        s.set_setting("admin_validity_days", c.admin_validity_days)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends to the audit trail; a failure is logged, never fatal to the caller's answer
+    /// (the decision is already durable or refused).
+    pub(crate) async fn audit(
+        &self,
+        event: &str,
+        device_id: Option<&str>,
+        profile_id: Option<&str>,
+        transaction_id: Option<&str>,
+        detail: Option<String>,
+    ) {
+        let e = AuditEvent {
+            event: event.to_string(),
+            device_id: device_id.map(str::to_string),
+            profile_id: profile_id.map(str::to_string),
+            transaction_id: transaction_id.map(str::to_string),
+            detail,
+            ..AuditEvent::default()
+        };
+        tracing::info!(
+            event,
+            device_id,
+            profile_id,
+            transaction_id,
+            detail = e.detail.as_deref(),
+            "audit"
+        );
+        if let Err(err) = self.store.audit(&e).await {
+            tracing::warn!(%err, event, "audit record not stored");
+        }
+    }
+}

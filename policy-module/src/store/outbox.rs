@@ -1,0 +1,290 @@
+//! The revocation outbox, device commands, the audit trail and shared settings.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, on_db};
+use crate::error::StoreError;
+
+/// One queued revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub serial: String,
+    pub reason: String,
+    pub device_id: Option<String>,
+    pub cause: String,
+    /// `pending`, `done` or `failed` (permanent).
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub done_at: Option<i64>,
+}
+
+const OUTBOX_COLUMNS: &str = "id, serial, reason, device_id, cause, state, attempts, \
+     next_attempt_at, last_error, created_at, done_at";
+
+/// A command for a device (wipe, retire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct CommandRow {
+    pub id: String,
+    pub kind: String,
+    pub state: String,
+    pub created_at: i64,
+}
+
+/// One audit record. Challenge values never appear; `detail` may hold a challenge reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AuditEvent {
+    #[serde(default)]
+    pub id: i64,
+    #[serde(default)]
+    pub at: i64,
+    pub event: String,
+    pub device_id: Option<String>,
+    pub profile_id: Option<String>,
+    pub transaction_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl Store {
+    /// Leases up to `limit` due pending entries for `lease_secs` (so two instances do not
+    /// deliver the same entry at once; the CA is idempotent anyway).
+    pub async fn claim_due(
+        &self,
+        limit: i64,
+        lease_secs: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let now = self.now().await?;
+        let sql = format!(
+            "UPDATE outbox SET lease_until = $2 WHERE id IN (SELECT id FROM outbox \
+             WHERE state = 'pending' AND next_attempt_at <= $1 AND \
+             (lease_until IS NULL OR lease_until <= $1) ORDER BY id LIMIT $3) \
+             AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $1) \
+             RETURNING {OUTBOX_COLUMNS}"
+        );
+        let mut rows = on_db!(self, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
+            let rows = sqlx::query_as::<_, OutboxRow>(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .bind(now.saturating_add(lease_secs))
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            rows
+        });
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    /// The CA confirmed: the entry is done and the certificate revoked.
+    pub async fn outbox_done(
+        &self,
+        id: i64,
+        serial: &str,
+        revoked_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = self.now().await?;
+        on_db!(self, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
+            sqlx::query(
+                "UPDATE outbox SET state = 'done', done_at = $2, lease_until = NULL, \
+                 attempts = attempts + 1, last_error = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE certificates SET status = 'revoked', revoked_at = $2 \
+                 WHERE serial = $1 AND status IN ('revoking', 'revoke_failed')",
+            )
+            .bind(serial)
+            .bind(revoked_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The CA refused for good (unknown serial, authentication): recorded, not retried.
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        serial: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        on_db!(self, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
+            sqlx::query(
+                "UPDATE outbox SET state = 'failed', lease_until = NULL, \
+                 attempts = attempts + 1, last_error = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE certificates SET status = 'revoke_failed' WHERE serial = $1 \
+                 AND status = 'revoking'",
+            )
+            .bind(serial)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A transient failure: try again at `next_attempt_at`.
+    pub async fn outbox_retry(
+        &self,
+        id: i64,
+        error: &str,
+        delay_secs: i64,
+    ) -> Result<(), StoreError> {
+        let now = self.now().await?;
+        on_db!(self, |pool, _b| {
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, \
+                 lease_until = NULL, last_error = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now.saturating_add(delay_secs))
+            .bind(error)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// An admin re-queues a permanently failed entry.
+    pub async fn outbox_requeue(&self, id: i64) -> Result<bool, StoreError> {
+        let now = self.now().await?;
+        Ok(on_db!(self, |pool, _b| {
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = $2, lease_until = NULL \
+                 WHERE id = $1 AND state = 'failed'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        }))
+    }
+
+    /// Outbox entries, optionally of one state, oldest first.
+    pub async fn list_outbox(&self, state: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1 IS NULL OR state = $1) ORDER BY id"
+        );
+        Ok(on_db!(self, |pool, _b| {
+            sqlx::query_as::<_, OutboxRow>(sqlx::AssertSqlSafe(sql))
+                .bind(state)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Pending commands of a device.
+    pub async fn pending_commands(&self, device_id: &str) -> Result<Vec<CommandRow>, StoreError> {
+        Ok(on_db!(self, |pool, _b| {
+            sqlx::query_as::<_, CommandRow>(
+                "SELECT id, kind, state, created_at FROM commands \
+                 WHERE device_id = $1 AND state = 'pending' ORDER BY created_at, id",
+            )
+            .bind(device_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// A device acknowledges one of its own commands.
+    pub async fn ack_command(&self, device_id: &str, id: &str) -> Result<bool, StoreError> {
+        let now = self.now().await?;
+        Ok(on_db!(self, |pool, _b| {
+            sqlx::query(
+                "UPDATE commands SET state = 'done', acked_at = $3 \
+                 WHERE id = $1 AND device_id = $2 AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(device_id)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        }))
+    }
+
+    /// Appends an audit record.
+    pub async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        let now = self.now().await?;
+        on_db!(self, |pool, _b| {
+            sqlx::query(
+                "INSERT INTO audit (at, event, device_id, profile_id, transaction_id, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(now)
+            .bind(&e.event)
+            .bind(&e.device_id)
+            .bind(&e.profile_id)
+            .bind(&e.transaction_id)
+            .bind(&e.detail)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// The latest audit records, newest first, optionally for one device.
+    pub async fn list_audit(
+        &self,
+        device_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(on_db!(self, |pool, _b| {
+            sqlx::query_as::<_, AuditEvent>(
+                "SELECT id, at, event, device_id, profile_id, transaction_id, detail FROM audit \
+                 WHERE ($1 IS NULL OR device_id = $1) ORDER BY id DESC LIMIT $2",
+            )
+            .bind(device_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// A shared integer setting.
+    pub async fn get_setting(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(on_db!(self, |pool, _b| {
+            sqlx::query_scalar::<_, i64>("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Sets a shared integer setting.
+    pub async fn set_setting(&self, key: &str, value: i64) -> Result<(), StoreError> {
+        on_db!(self, |pool, _b| {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+}

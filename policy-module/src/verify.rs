@@ -1,0 +1,582 @@
+//! VerifyRequest, Notify and GenerateChallenge for the in-process [`PolicyService`].
+
+use openssl::x509::X509;
+
+use crate::contract::{
+    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, VerifyRequest,
+};
+use crate::csr::{self, CsrInfo};
+use crate::error::{ChallengeError, NotifyError, Rejection, StoreError, VerifyError};
+use crate::model::{CertStatus, DeviceState, is_identifier};
+use crate::render::{self, Expected};
+use crate::rules;
+use crate::secret::{CHALLENGE_BYTES, Secret, challenge_ref, sha256, sha256_hex};
+use crate::service::PolicyService;
+use crate::store::{ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, ReserveOutcome};
+
+/// Longest transactionID accepted (RFC 8894 uses a hash in hex or base64).
+pub(crate) const MAX_TRANSACTION_ID: usize = 128;
+
+fn unavailable(e: StoreError) -> VerifyError {
+    tracing::error!(error = %e, "policy store unavailable");
+    VerifyError::Unavailable
+}
+
+/// A request after parsing, with its digests.
+struct Parsed {
+    csr: CsrInfo,
+    csr_hash: Vec<u8>,
+    spki_hash: Vec<u8>,
+}
+
+impl PolicyService {
+    async fn verify_inner(&self, req: &VerifyRequest) -> Result<Grant, VerifyError> {
+        let tx = req.transaction_id.as_str();
+        if tx.is_empty()
+            || tx.len() > MAX_TRANSACTION_ID
+            || !tx.bytes().all(|b| (0x21..0x7f).contains(&b))
+        {
+            return Err(Rejection::CertificateRequestDecodingFailed.into());
+        }
+        let csr = csr::parse(&req.csr_der)?;
+        let parsed = Parsed {
+            csr_hash: sha256(&req.csr_der),
+            spki_hash: sha256(&csr.spki_der),
+            csr,
+        };
+        if let Some(existing) = self.store.get_request(tx).await.map_err(unavailable)?
+            && existing.csr_hash != parsed.csr_hash
+        {
+            return Err(Rejection::TransactionIdReused.into());
+        }
+        match &req.signer_cert_der {
+            Some(signer) => self.verify_renewal(req, &parsed, signer).await,
+            None => self.verify_with_challenge(req, &parsed).await,
+        }
+    }
+
+    async fn verify_with_challenge(
+        &self,
+        req: &VerifyRequest,
+        p: &Parsed,
+    ) -> Result<Grant, VerifyError> {
+        if p.csr.challenge_count > 1 {
+            return Err(Rejection::ChallengeDecodingError.into());
+        }
+        let challenge = match (&req.challenge, &p.csr.challenge) {
+            (None, None) => return Err(Rejection::ChallengePasswordMissing.into()),
+            (Some(a), Some(b)) if !a.ct_eq(b) => {
+                return Err(Rejection::ChallengeDecodingError.into());
+            }
+            (Some(a), _) => a,
+            (None, Some(b)) => b,
+        };
+        if !challenge.is_challenge_shaped() {
+            return Err(Rejection::ChallengeDecodingError.into());
+        }
+        let hash = challenge.digest();
+        let row = self
+            .store
+            .get_challenge(&hash)
+            .await
+            .map_err(unavailable)?
+            .ok_or(Rejection::ChallengeUnknown)?;
+        let now = self.store.now().await.map_err(unavailable)?;
+        check_availability(&row, &req.transaction_id, &p.csr_hash, now)?;
+        if let Some(t) = &req.template
+            && *t != row.template
+        {
+            return Err(Rejection::TemplateMismatch.into());
+        }
+        let grant = if row.kind == "admin" {
+            self.admin_grant(req, p, &row).await?
+        } else {
+            self.profile_grant(req, p, &row).await?
+        };
+        let body = serde_json::to_string(&grant).map_err(|_| VerifyError::Unavailable)?;
+        let outcome = self
+            .store
+            .reserve(
+                Some(&hash),
+                &req.transaction_id,
+                &p.csr_hash,
+                &p.spki_hash,
+                None,
+                &body,
+            )
+            .await
+            .map_err(unavailable)?;
+        match outcome {
+            ReserveOutcome::Granted(stored) => {
+                serde_json::from_str(&stored).map_err(|_| VerifyError::Unavailable)
+            }
+            ReserveOutcome::TransactionIdReused => Err(Rejection::TransactionIdReused.into()),
+            ReserveOutcome::ChallengeUnavailable => {
+                // Lost a race or expired meanwhile: say which.
+                let row = self.store.get_challenge(&hash).await.map_err(unavailable)?;
+                let now = self.store.now().await.map_err(unavailable)?;
+                match row {
+                    Some(r) if r.reserved_tx.is_none() && r.expires_at <= now => {
+                        Err(Rejection::ChallengeExpired.into())
+                    }
+                    _ => Err(Rejection::ChallengeAlreadyUsed.into()),
+                }
+            }
+        }
+    }
+
+    async fn admin_grant(
+        &self,
+        req: &VerifyRequest,
+        p: &Parsed,
+        row: &ChallengeRow,
+    ) -> Result<Grant, VerifyError> {
+        // NDES standalone semantics: the password authorises the template; the CSR names
+        // itself and the CA template decides the rest.
+        rules::check_key_floor(&p.csr)?;
+        let settings = self.challenge_settings().await.map_err(unavailable)?;
+        Ok(Grant {
+            transaction_id: req.transaction_id.clone(),
+            template: row.template.clone(),
+            subject: p.csr.subject.clone(),
+            subject_alternative_names: p.csr.sans.clone(),
+            validity_days: u32::try_from(settings.admin_validity_days).unwrap_or(365),
+            key_usage: Vec::new(),
+            extended_key_usages: Vec::new(),
+            device_id: None,
+            profile_id: None,
+            profile_version: None,
+            renewal: false,
+        })
+    }
+
+    async fn profile_grant(
+        &self,
+        req: &VerifyRequest,
+        p: &Parsed,
+        row: &ChallengeRow,
+    ) -> Result<Grant, VerifyError> {
+        let device_id = row
+            .device_id
+            .as_deref()
+            .ok_or(Rejection::BadDeviceIdInChallenge)?;
+        let profile_id = row
+            .profile_id
+            .as_deref()
+            .ok_or(Rejection::ScepProfileNoLongerTargetedToTheClient)?;
+        let expected: Expected = row
+            .expected
+            .as_deref()
+            .and_then(|e| serde_json::from_str(e).ok())
+            .ok_or(Rejection::ChallengeDecodingError)?;
+        let version = self.check_targeting(device_id, profile_id).await?;
+        if Some(version) != row.profile_version {
+            return Err(Rejection::ScepProfileNoLongerTargetedToTheClient.into());
+        }
+        rules::check(&expected, &p.csr)?;
+        Ok(grant_from(
+            req, &expected, device_id, profile_id, version, false,
+        ))
+    }
+
+    /// Device known and active, profile present and targeted; the profile's current version.
+    async fn check_targeting(&self, device_id: &str, profile_id: &str) -> Result<i64, VerifyError> {
+        let device = self
+            .store
+            .get_device(device_id)
+            .await
+            .map_err(unavailable)?
+            .ok_or(Rejection::BadDeviceIdInChallenge)?;
+        check_device_state(device.state)?;
+        let profile = self
+            .store
+            .get_profile(profile_id)
+            .await
+            .map_err(unavailable)?
+            .ok_or(Rejection::ScepProfileNoLongerTargetedToTheClient)?;
+        let targeted = self
+            .store
+            .targeted_profiles(device_id)
+            .await
+            .map_err(unavailable)?;
+        if !targeted.iter().any(|t| t == profile_id) {
+            return Err(Rejection::ScepProfileNoLongerTargetedToTheClient.into());
+        }
+        Ok(profile.version)
+    }
+
+    /// DESIGN decision 5: a current, unrevoked certificate we issued to the same device under
+    /// the same profile authorises a renewal without a challenge. ndes-proxy has already
+    /// checked that this certificate's key signed the RenewalReq.
+    async fn verify_renewal(
+        &self,
+        req: &VerifyRequest,
+        p: &Parsed,
+        signer_der: &[u8],
+    ) -> Result<Grant, VerifyError> {
+        if X509::from_der(signer_der).is_err() {
+            return Err(Rejection::SigningCertThumbprintMismatch.into());
+        }
+        let cert = self
+            .store
+            .cert_by_thumbprint(&sha256_hex(signer_der))
+            .await
+            .map_err(unavailable)?
+            .ok_or(Rejection::SigningCertThumbprintMismatch)?;
+        let (Some(device_id), Some(profile_id)) = (&cert.device_id, &cert.profile_id) else {
+            return Err(Rejection::RenewalNotAllowed.into());
+        };
+        let now = self.store.now().await.map_err(unavailable)?;
+        if cert.status != CertStatus::Issued || cert.not_after <= now {
+            return Err(Rejection::RenewalNotAllowed.into());
+        }
+        self.check_targeting(device_id, profile_id).await?;
+        let (Some(device), Some(profile)) = (
+            self.store
+                .get_device(device_id)
+                .await
+                .map_err(unavailable)?,
+            self.store
+                .get_profile(profile_id)
+                .await
+                .map_err(unavailable)?,
+        ) else {
+            return Err(Rejection::ScepProfileNoLongerTargetedToTheClient.into());
+        };
+        let expected =
+            render::render(&profile, &device).map_err(|_| Rejection::SubjectNameMismatch)?;
+        if let Some(t) = &req.template
+            && *t != expected.template
+        {
+            return Err(Rejection::TemplateMismatch.into());
+        }
+        let lifetime = (cert.not_after - cert.issued_at).max(1);
+        let remaining = cert.not_after - now;
+        if i128::from(remaining) * 100
+            > i128::from(lifetime) * i128::from(profile.spec.renewal_threshold_percent)
+        {
+            return Err(Rejection::RenewalNotAllowed.into());
+        }
+        rules::check(&expected, &p.csr)?;
+        let grant = grant_from(req, &expected, device_id, profile_id, profile.version, true);
+        let body = serde_json::to_string(&grant).map_err(|_| VerifyError::Unavailable)?;
+        let outcome = self
+            .store
+            .reserve(
+                None,
+                &req.transaction_id,
+                &p.csr_hash,
+                &p.spki_hash,
+                Some(&cert.serial_hex),
+                &body,
+            )
+            .await
+            .map_err(unavailable)?;
+        match outcome {
+            ReserveOutcome::Granted(stored) => {
+                serde_json::from_str(&stored).map_err(|_| VerifyError::Unavailable)
+            }
+            _ => Err(Rejection::TransactionIdReused.into()),
+        }
+    }
+
+    /// Mints and stores a challenge bound to a device, a profile version and its rendering.
+    pub(crate) async fn issue_profile_challenge(
+        &self,
+        device_id: &str,
+        profile_id: &str,
+        profile_version: i64,
+        expected: &Expected,
+    ) -> Result<(Secret, i64), crate::error::AdminError> {
+        let secret =
+            Secret::generate(CHALLENGE_BYTES).map_err(|_| crate::error::AdminError::Internal)?;
+        let settings = self.challenge_settings().await?;
+        let hash = secret.digest();
+        let expires = self
+            .store
+            .insert_challenge(&NewChallenge {
+                hash: hash.clone(),
+                kind: "profile",
+                device_id: Some(device_id.to_string()),
+                profile_id: Some(profile_id.to_string()),
+                profile_version: Some(profile_version),
+                template: expected.template.clone(),
+                expected: serde_json::to_string(expected).ok(),
+                requester: None,
+                validity_secs: settings.profile_challenge_validity_minutes * 60,
+            })
+            .await?;
+        self.audit(
+            "challenge_issued",
+            Some(device_id),
+            Some(profile_id),
+            None,
+            Some(format!(
+                "challenge={} version={profile_version}",
+                challenge_ref(&hash)
+            )),
+        )
+        .await;
+        Ok((secret, expires))
+    }
+
+    async fn notify_inner(&self, n: &Notification) -> Result<&'static str, NotifyError> {
+        let store_err = |e: StoreError| {
+            tracing::error!(error = %e, "policy store unavailable");
+            NotifyError::Unavailable
+        };
+        let request = self
+            .store
+            .get_request(&n.transaction_id)
+            .await
+            .map_err(store_err)?
+            .ok_or(NotifyError::UnknownTransaction)?;
+        match &n.outcome {
+            Outcome::Failed { .. } => {
+                if self
+                    .store
+                    .record_failed(&n.transaction_id)
+                    .await
+                    .map_err(store_err)?
+                {
+                    Ok("issuance_failed")
+                } else {
+                    Err(NotifyError::Conflict)
+                }
+            }
+            Outcome::Issued {
+                serial_hex,
+                thumbprint_sha256,
+                certificate_der,
+                ..
+            } => {
+                let checked = check_certificate(certificate_der, &request.spki_hash)
+                    .filter(|(serial, thumb, _)| {
+                        serial.eq_ignore_ascii_case(serial_hex.trim_start_matches('0'))
+                            && thumb.eq_ignore_ascii_case(thumbprint_sha256)
+                    })
+                    .ok_or(NotifyError::Conflict)?;
+                let (serial, thumb, not_after) = checked;
+                let grant: Grant =
+                    serde_json::from_str(&request.grant_body).map_err(|_| NotifyError::Conflict)?;
+                let rec = IssuedRecord {
+                    transaction_id: n.transaction_id.clone(),
+                    serial_hex: serial,
+                    thumbprint: thumb,
+                    not_after,
+                    der: certificate_der.clone(),
+                    device_id: grant.device_id,
+                    profile_id: grant.profile_id,
+                    profile_version: grant.profile_version,
+                };
+                match self.store.record_issued(&rec).await.map_err(store_err)? {
+                    IssuedOutcome::Recorded => Ok("challenge_consumed"),
+                    IssuedOutcome::AlreadyRecorded => Ok("notify_repeated"),
+                    IssuedOutcome::UnknownTransaction => Err(NotifyError::UnknownTransaction),
+                    IssuedOutcome::Conflict => Err(NotifyError::Conflict),
+                }
+            }
+        }
+    }
+}
+
+/// A challenge may serve this request if unused and unexpired, or already reserved for this
+/// very (transactionID, CSR).
+fn check_availability(
+    row: &ChallengeRow,
+    tx: &str,
+    csr_hash: &[u8],
+    now: i64,
+) -> Result<(), Rejection> {
+    let mine =
+        row.reserved_tx.as_deref() == Some(tx) && row.reserved_csr.as_deref() == Some(csr_hash);
+    if mine {
+        return Ok(());
+    }
+    if row.reserved_tx.is_some() || row.consumed_at.is_some() {
+        return Err(Rejection::ChallengeAlreadyUsed);
+    }
+    if row.expires_at <= now {
+        return Err(Rejection::ChallengeExpired);
+    }
+    Ok(())
+}
+
+fn check_device_state(state: DeviceState) -> Result<(), Rejection> {
+    match state {
+        DeviceState::Active => Ok(()),
+        DeviceState::Blocked => Err(Rejection::DeviceBlocked),
+        DeviceState::Retired => Err(Rejection::DeviceRetired),
+        DeviceState::Wiped => Err(Rejection::DeviceWiped),
+    }
+}
+
+fn grant_from(
+    req: &VerifyRequest,
+    e: &Expected,
+    device_id: &str,
+    profile_id: &str,
+    version: i64,
+    renewal: bool,
+) -> Grant {
+    Grant {
+        transaction_id: req.transaction_id.clone(),
+        template: e.template.clone(),
+        subject: e.subject.clone(),
+        subject_alternative_names: e.subject_alternative_names.clone(),
+        validity_days: e.validity_days,
+        key_usage: e.key_usage.clone(),
+        extended_key_usages: e.extended_key_usages.clone(),
+        device_id: Some(device_id.to_string()),
+        profile_id: Some(profile_id.to_string()),
+        profile_version: Some(version),
+        renewal,
+    }
+}
+
+/// Parses the issued certificate: (serial hex, SHA-256 thumbprint, notAfter) if its key is the
+/// request's.
+fn check_certificate(der: &[u8], spki_hash: &[u8]) -> Option<(String, String, i64)> {
+    let cert = X509::from_der(der).ok()?;
+    let key = cert.public_key().ok()?.public_key_to_der().ok()?;
+    if sha256(&key) != spki_hash {
+        return None;
+    }
+    let serial = cert
+        .serial_number()
+        .to_bn()
+        .ok()?
+        .to_hex_str()
+        .ok()?
+        .to_ascii_lowercase();
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let diff = epoch.diff(cert.not_after()).ok()?;
+    let not_after = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
+    Some((
+        serial.trim_start_matches('0').to_string(),
+        sha256_hex(der),
+        not_after,
+    ))
+}
+
+#[async_trait::async_trait]
+impl NdesPolicy for PolicyService {
+    async fn generate_challenge(
+        &self,
+        req: ChallengeRequest,
+    ) -> Result<IssuedChallenge, ChallengeError> {
+        if !is_identifier(&req.template) || req.requester.len() > 256 {
+            return Err(ChallengeError::InvalidTemplate);
+        }
+        let store_err = |e: StoreError| {
+            tracing::error!(error = %e, "policy store unavailable");
+            ChallengeError::Unavailable
+        };
+        let settings = self.challenge_settings().await.map_err(store_err)?;
+        let secret = Secret::generate(CHALLENGE_BYTES).map_err(|_| ChallengeError::Unavailable)?;
+        let hash = secret.digest();
+        let expires = self
+            .store
+            .insert_admin_challenge(
+                &NewChallenge {
+                    hash: hash.clone(),
+                    kind: "admin",
+                    device_id: None,
+                    profile_id: None,
+                    profile_version: None,
+                    template: req.template.clone(),
+                    expected: None,
+                    requester: Some(req.requester.clone()),
+                    validity_secs: settings.password_validity_minutes * 60,
+                },
+                settings.password_max,
+            )
+            .await
+            .map_err(store_err)?;
+        let Some(expires_at) = expires else {
+            self.audit(
+                "challenge_cache_full",
+                None,
+                None,
+                None,
+                Some(req.requester),
+            )
+            .await;
+            return Err(ChallengeError::CacheFull);
+        };
+        self.audit(
+            "challenge_issued",
+            None,
+            None,
+            None,
+            Some(format!(
+                "challenge={} template={} requester={}",
+                challenge_ref(&hash),
+                req.template,
+                req.requester
+            )),
+        )
+        .await;
+        Ok(IssuedChallenge {
+            challenge: secret,
+            template: req.template,
+            expires_at,
+        })
+    }
+
+    async fn verify_request(&self, req: VerifyRequest) -> Result<Grant, VerifyError> {
+        let result = self.verify_inner(&req).await;
+        let tx = Some(req.transaction_id.as_str()).filter(|t| t.len() <= MAX_TRANSACTION_ID);
+        let from = format!(
+            "remote={} ua={}",
+            req.requester.remote_addr.as_deref().unwrap_or("-"),
+            req.requester.user_agent.as_deref().unwrap_or("-")
+        );
+        match &result {
+            Ok(g) => {
+                let event = if g.renewal {
+                    "renewal_verified"
+                } else {
+                    "challenge_verified"
+                };
+                self.audit(
+                    event,
+                    g.device_id.as_deref(),
+                    g.profile_id.as_deref(),
+                    tx,
+                    Some(from),
+                )
+                .await;
+            }
+            Err(VerifyError::Rejected(r)) => {
+                self.audit(
+                    "request_rejected",
+                    None,
+                    None,
+                    tx,
+                    Some(format!("{r} {from}")),
+                )
+                .await;
+            }
+            Err(VerifyError::Unavailable) => {}
+        }
+        result
+    }
+
+    async fn notify(&self, n: Notification) -> Result<(), NotifyError> {
+        let tx = Some(n.transaction_id.as_str()).filter(|t| t.len() <= MAX_TRANSACTION_ID);
+        match self.notify_inner(&n).await {
+            Ok(event) => {
+                self.audit(event, None, None, tx, None).await;
+                Ok(())
+            }
+            Err(e) => {
+                if e != NotifyError::Unavailable {
+                    self.audit("notify_refused", None, None, tx, Some(e.to_string()))
+                        .await;
+                }
+                Err(e)
+            }
+        }
+    }
+}
