@@ -6,6 +6,7 @@ pub mod contract;
 pub mod csr;
 pub mod error;
 pub mod model;
+pub mod outbox;
 pub mod render;
 pub mod rules;
 pub mod secret;

@@ -104,6 +104,12 @@ impl Harness {
                     secs,
                 )
                 .await;
+                self.exec(
+                    "UPDATE outbox SET next_attempt_at = next_attempt_at - $1, \
+                     lease_until = lease_until - $1",
+                    secs,
+                )
+                .await;
             }
         }
     }

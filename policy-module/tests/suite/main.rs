@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod der;
+mod fake_ca;
 mod harness;
+mod lifecycle;
 mod pki;
 mod verify;
 

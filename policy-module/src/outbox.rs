@@ -1,0 +1,230 @@
+//! Revocation delivery: the persistent outbox, drained by a background worker through a
+//! [`Revoker`] until the CA confirms (DESIGN decision 8).
+//!
+//! Entries are committed with the lifecycle change, so an admin's 200 means "will be revoked",
+//! across restarts. The CA's revocation API is idempotent (`already_revoked`), so a delivery
+//! repeated after a crash between the CA's answer and our commit has exactly one effect.
+//! Transient failures (5xx, connection) back off exponentially; 404 `unknown_serial` and
+//! 401/403 are permanent and recorded (an admin may re-queue them).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::secret::Secret;
+use crate::store::Store;
+
+/// The CA's confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeAck {
+    pub revoked_at: i64,
+    pub already_revoked: bool,
+}
+
+/// Why a revocation was not confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevokeError {
+    /// Will not succeed by retrying (unknown serial, authentication).
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// May succeed later (5xx, connection refused, timeout).
+    #[error("transient: {0}")]
+    Transient(String),
+}
+
+/// Revokes one certificate at the CA.
+#[async_trait::async_trait]
+pub trait Revoker: Send + Sync {
+    /// `serial` is lowercase hex; `reason` an RFC 5280 reason name.
+    async fn revoke(&self, serial: &str, reason: &str) -> Result<RevokeAck, RevokeError>;
+}
+
+/// ca-mock's `POST {base}/api/v1/revocations` with a bearer token.
+pub struct HttpRevoker {
+    client: reqwest::Client,
+    url: String,
+    token: Secret,
+}
+
+impl std::fmt::Debug for HttpRevoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRevoker")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpRevoker {
+    /// A revoker for the CA at `ca_base` (e.g. `http://127.0.0.1:8443`).
+    pub fn new(ca_base: &str, token: Secret) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        let url = format!("{}/api/v1/revocations", ca_base.trim_end_matches('/'));
+        Ok(Self { client, url, token })
+    }
+}
+
+#[async_trait::async_trait]
+impl Revoker for HttpRevoker {
+    async fn revoke(&self, serial: &str, reason: &str) -> Result<RevokeAck, RevokeError> {
+        let body = serde_json::json!({ "serial": serial, "reason": reason });
+        let resp = self
+            .client
+            .post(&self.url)
+            .bearer_auth(self.token.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| RevokeError::Transient(format!("request failed: {}", e.without_url())))?;
+        let status = resp.status();
+        match status.as_u16() {
+            200 => resp
+                .json::<RevokeAck>()
+                .await
+                .map_err(|_| RevokeError::Transient("unreadable CA answer".into())),
+            404 => Err(RevokeError::Permanent("CA: unknown_serial".into())),
+            401 | 403 => Err(RevokeError::Permanent(format!(
+                "CA refused authentication ({status})"
+            ))),
+            400 | 422 => Err(RevokeError::Permanent(format!(
+                "CA refused the request ({status})"
+            ))),
+            _ => Err(RevokeError::Transient(format!("CA answered {status}"))),
+        }
+    }
+}
+
+/// Worker timing.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxConfig {
+    /// How often to look for due entries when nothing wakes the worker.
+    pub poll_interval: Duration,
+    /// First retry delay; doubles per attempt up to `max_delay`.
+    pub base_delay_secs: i64,
+    pub max_delay_secs: i64,
+    /// How long a claimed entry is leased to this instance.
+    pub lease_secs: i64,
+    pub batch: i64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(5),
+            base_delay_secs: 5,
+            max_delay_secs: 600,
+            lease_secs: 60,
+            batch: 50,
+        }
+    }
+}
+
+/// Drains the outbox.
+#[derive(Clone)]
+pub struct OutboxWorker {
+    store: Store,
+    revoker: Arc<dyn Revoker>,
+    config: OutboxConfig,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl OutboxWorker {
+    /// A worker over `store`, woken by `wake` (see [`crate::PolicyService::outbox_wake`]).
+    pub fn new(
+        store: Store,
+        revoker: Arc<dyn Revoker>,
+        config: OutboxConfig,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self {
+            store,
+            revoker,
+            config,
+            wake,
+        }
+    }
+
+    /// Delivers every due entry once; returns how many were confirmed.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let due = self
+            .store
+            .claim_due(self.config.batch, self.config.lease_secs)
+            .await?;
+        let mut confirmed = 0;
+        for entry in due {
+            match self.revoker.revoke(&entry.serial, &entry.reason).await {
+                Ok(ack) => {
+                    self.store
+                        .outbox_done(entry.id, &entry.serial, ack.revoked_at)
+                        .await?;
+                    tracing::info!(
+                        serial = %entry.serial,
+                        device_id = entry.device_id.as_deref(),
+                        already_revoked = ack.already_revoked,
+                        "revocation confirmed"
+                    );
+                    self.audit(&entry, "revocation_confirmed", None).await;
+                    confirmed += 1;
+                }
+                Err(RevokeError::Permanent(msg)) => {
+                    tracing::error!(serial = %entry.serial, error = %msg, "revocation refused");
+                    self.store
+                        .outbox_failed(entry.id, &entry.serial, &msg)
+                        .await?;
+                    self.audit(&entry, "revocation_failed", Some(msg)).await;
+                }
+                Err(RevokeError::Transient(msg)) => {
+                    let delay = backoff(&self.config, entry.attempts);
+                    tracing::warn!(serial = %entry.serial, error = %msg, delay, "revocation retry");
+                    self.store.outbox_retry(entry.id, &msg, delay).await?;
+                }
+            }
+        }
+        Ok(confirmed)
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "outbox pass failed; will retry");
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+
+    async fn audit(&self, entry: &crate::store::OutboxRow, event: &str, detail: Option<String>) {
+        let e = crate::store::AuditEvent {
+            event: event.into(),
+            device_id: entry.device_id.clone(),
+            detail: Some(format!(
+                "serial={} reason={} cause={}{}",
+                entry.serial,
+                entry.reason,
+                entry.cause,
+                detail.map(|d| format!(" error={d}")).unwrap_or_default()
+            )),
+            ..Default::default()
+        };
+        if let Err(err) = self.store.audit(&e).await {
+            tracing::warn!(%err, "audit record not stored");
+        }
+    }
+}
+
+/// Exponential backoff in seconds for the given number of past attempts.
+pub fn backoff(c: &OutboxConfig, attempts: i64) -> i64 {
+    let shift = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    c.base_delay_secs
+        .saturating_mul(1i64 << shift)
+        .min(c.max_delay_secs)
+}
