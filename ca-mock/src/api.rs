@@ -87,7 +87,7 @@ impl From<CaError> for ApiError {
             CaError::UnknownSerial => (S::NOT_FOUND, "unknown_serial"),
             CaError::NotOnHold => (S::CONFLICT, "not_on_hold"),
             CaError::Store(_) => {
-                tracing::error!(error = %e, "store failure");
+                tracing::error!(error = ?e, "store failure");
                 return Self::new(
                     S::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -95,7 +95,7 @@ impl From<CaError> for ApiError {
                 );
             }
             _ => {
-                tracing::error!(error = %e, "internal failure");
+                tracing::error!(error = ?e, "internal failure");
                 return Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error");
             }
         };

@@ -417,10 +417,10 @@ impl CertificateAuthority {
     pub async fn refresh_crl(&self) -> Result<Arc<CrlSnapshot>, CaError> {
         let wanted = self.revision.load(Ordering::SeqCst);
         let mut built = self.crl_lock.lock().await;
-        if *built >= wanted {
-            if let Some(c) = self.crl.read().ok().and_then(|g| g.clone()) {
-                return Ok(c);
-            }
+        if *built >= wanted
+            && let Some(c) = self.crl.read().ok().and_then(|g| g.clone())
+        {
+            return Ok(c);
         }
         let target = self.revision.load(Ordering::SeqCst);
         let snapshot = self.build_and_publish().await?;

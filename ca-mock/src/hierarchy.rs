@@ -167,10 +167,10 @@ fn read_cert(path: &Path) -> Result<X509, CaError> {
         .map_err(|_| CaError::Config(format!("{}: not a PEM certificate", path.display())))
 }
 
-fn import_pkcs12(
-    file: &Path,
-    password: &Passphrase,
-) -> Result<(X509, Option<PKey<Private>>, X509, PKey<Private>), CaError> {
+/// Root certificate, root key (when known), issuing certificate, issuing key.
+type Hierarchy = (X509, Option<PKey<Private>>, X509, PKey<Private>);
+
+fn import_pkcs12(file: &Path, password: &Passphrase) -> Result<Hierarchy, CaError> {
     let der = std::fs::read(file).map_err(|e| CaError::io(file, e))?;
     let bad = |m: &str| CaError::Config(format!("{}: {m}", file.display()));
     let p12 = Pkcs12::from_der(&der).map_err(|_| bad("not a PKCS#12 file"))?;

@@ -195,7 +195,7 @@ pub enum RevokeOutcome {
     /// The record after the call; `already` when nothing changed.
     Done {
         /// The record.
-        record: CertificateRecord,
+        record: Box<CertificateRecord>,
         /// True if it was already revoked (or on hold and asked for hold again).
         already: bool,
     },

@@ -168,7 +168,8 @@ impl CertStore for SqlStore {
             "INSERT INTO certificates ({COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'good', NULL, NULL)"
         );
-        let result: Result<(), sqlx::Error> = on_pool!(self, p => {
+        // An async block so `?` stops here: a unique violation is an outcome, not an error.
+        let result: Result<(), sqlx::Error> = on_pool!(self, p => async {
             let mut tx = p.begin().await?;
             sqlx::query(sqlx::AssertSqlSafe(insert))
                 .bind(&c.serial)
@@ -195,7 +196,7 @@ impl CertStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await
-        });
+        }.await);
         match result {
             Ok(()) => Ok(InsertOutcome::Inserted),
             Err(e) if is_unique_violation(&e) => {
@@ -291,7 +292,7 @@ impl CertStore for SqlStore {
         match self.get(serial).await? {
             None => Ok(RevokeOutcome::NotFound),
             Some(record) => Ok(RevokeOutcome::Done {
-                record,
+                record: Box::new(record),
                 already: changed.is_none(),
             }),
         }

@@ -115,6 +115,10 @@ pub async fn start(key: KeySpec) -> TestCa {
 }
 
 pub async fn start_with(dir: tempfile::TempDir, key: KeySpec, store: SqlStore) -> TestCa {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
     let source = InitSource::Generate {
         key,
         root_cn: "Lab Root CA".into(),
