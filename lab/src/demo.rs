@@ -25,7 +25,10 @@ use scep::{AlgorithmPolicy, Nonce, RequestBody, TransactionId};
 /// Run the demo, writing the narration to `out`.
 pub(crate) fn run(out: &mut impl Write) -> anyhow::Result<()> {
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
-    writeln!(out, "scep-lab demo: one device enrolls over SCEP (RFC 8894)\n")?;
+    writeln!(
+        out,
+        "scep-lab demo: one device enrolls over SCEP (RFC 8894)\n"
+    )?;
 
     let ca_key = rsa()?;
     let ca_name = name("scep-lab Demo Root CA")?;
@@ -37,62 +40,141 @@ pub(crate) fn run(out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "[setup] root CA SHA-256 fingerprint {fingerprint}")?;
 
     // Step 3: GetCACaps and GetCACert as the device sees them.
-    let caps = Capabilities::new([Capability::Aes, Capability::Sha256, Capability::PostPkiOperation, Capability::Renewal]);
+    let caps = Capabilities::new([
+        Capability::Aes,
+        Capability::Sha256,
+        Capability::PostPkiOperation,
+        Capability::Renewal,
+    ]);
     let caps = Capabilities::parse(&caps.to_string());
     let (content_type, body) = CaCertificates::new(vec![ra.clone(), ca.clone()]).to_response()?;
     let ca_certs = CaCertificates::from_response(content_type, &body)?;
-    let pinned = ca_certs.find_by_sha256(&ca.digest(MessageDigest::sha256())?).context("CA pin")?;
+    let pinned = ca_certs
+        .find_by_sha256(&ca.digest(MessageDigest::sha256())?)
+        .context("CA pin")?;
     let digest = caps.strongest_digest().context("no common digest")?;
     let cipher = caps.strongest_cipher().context("no common cipher")?;
-    writeln!(out, "[3] GetCACaps -> {digest:?}, {cipher:?}; GetCACert ({content_type}) pinned root {}", subject(pinned))?;
+    writeln!(
+        out,
+        "[3] GetCACaps -> {digest:?}, {cipher:?}; GetCACert ({content_type}) pinned root {}",
+        subject(pinned)
+    )?;
 
     let device_key = rsa()?;
     let device = name("device-0001")?;
     let challenge = ChallengePassword::new(hex(&rand(16)?));
-    let csr_der = scep::csr::build(&device_key, &device, None, Some(&challenge), MessageDigest::sha256())?;
+    let csr_der = scep::csr::build(
+        &device_key,
+        &device,
+        None,
+        Some(&challenge),
+        MessageDigest::sha256(),
+    )?;
     let signer = client::self_signed_certificate(&device_key, &device, now - 300, now + 3600)?;
     let tx = Transaction {
         transaction_id: TransactionId::from_public_key(&device_key.public_key_to_der()?)?,
         sender_nonce: Nonce::random()?,
     };
-    let recipient = ca_certs.encryption_recipient().context("no encryption recipient")?;
+    let recipient = ca_certs
+        .encryption_recipient()
+        .context("no encryption recipient")?;
     let request = client::build_request(
         &RequestBody::PkcsReq(Csr::from_der(&csr_der)?),
-        SignerIdentity { cert: &signer, key: &device_key },
+        SignerIdentity {
+            cert: &signer,
+            key: &device_key,
+        },
         &[recipient],
         &tx,
-        &RequestOptions { digest, cipher, signing_time: Some(now) },
+        &RequestOptions {
+            digest,
+            cipher,
+            signing_time: Some(now),
+        },
     )?;
-    writeln!(out, "[3] device key generated locally; PKCSReq {} bytes, transactionID {}", request.len(), tx.transaction_id)?;
+    writeln!(
+        out,
+        "[3] device key generated locally; PKCSReq {} bytes, transactionID {}",
+        request.len(),
+        tx.transaction_id
+    )?;
 
     // Step 4: the server decrypts and verifies.
     let policy = AlgorithmPolicy::default();
     let verified = DecodedRequest::decode(&request)?.verify(&policy)?;
     verified.check_signing_time(now, 300)?;
-    let opened = verified.open(&[DecryptionKey { cert: &ra, key: &ra_key }], &policy)?;
-    let RequestBody::PkcsReq(csr) = &opened.body else { bail!("expected a PKCSReq") };
-    ensure!(opened.signed_with_requested_key(), "request not signed with the requested key");
-    writeln!(out, "[4] outer signature verified, envelope opened, CSR self-signature verified")?;
+    let opened = verified.open(
+        &[DecryptionKey {
+            cert: &ra,
+            key: &ra_key,
+        }],
+        &policy,
+    )?;
+    let RequestBody::PkcsReq(csr) = &opened.body else {
+        bail!("expected a PKCSReq")
+    };
+    ensure!(
+        opened.signed_with_requested_key(),
+        "request not signed with the requested key"
+    );
+    writeln!(
+        out,
+        "[4] outer signature verified, envelope opened, CSR self-signature verified"
+    )?;
 
     // Step 5: the challenge (here a static check; the policy module takes this role later).
-    let presented = csr.challenge_password().context("no challenge in the CSR")?;
-    ensure!(openssl::memcmp::eq(presented.expose().as_bytes(), challenge.expose().as_bytes()), "challenge mismatch");
+    let presented = csr
+        .challenge_password()
+        .context("no challenge in the CSR")?;
+    ensure!(
+        openssl::memcmp::eq(presented.expose().as_bytes(), challenge.expose().as_bytes()),
+        "challenge mismatch"
+    );
     writeln!(out, "[5] challenge matched (constant-time compare)")?;
 
     // Step 6: issue from the CSR's key and subject.
     let issued = issue(csr, &ca, &ca_key, now)?;
-    writeln!(out, "[6] issued serial {} to {}", hex(&issued.serial_number().to_bn()?.to_vec()), subject(&issued))?;
+    writeln!(
+        out,
+        "[6] issued serial {} to {}",
+        hex(&issued.serial_number().to_bn()?.to_vec()),
+        subject(&issued)
+    )?;
 
     // Step 7: CertRep SUCCESS back to the device, which checks everything.
-    let responder = Responder { signer: SignerIdentity { cert: &ra, key: &ra_key }, sender_nonce: Nonce::random()?, signing_time: Some(now) };
+    let responder = Responder {
+        signer: SignerIdentity {
+            cert: &ra,
+            key: &ra_key,
+        },
+        sender_nonce: Nonce::random()?,
+        signing_time: Some(now),
+    };
     let reply = opened.reply.success(&responder, &[&issued, &ca], &[])?;
-    let rep = client::open_cert_rep(&reply, &tx, &ca_certs.reply_signers(), DecryptionKey { cert: &signer, key: &device_key }, &policy)?;
-    let CertRep::Success(payload) = rep else { bail!("expected SUCCESS, got {rep:?}") };
+    let rep = client::open_cert_rep(
+        &reply,
+        &tx,
+        &ca_certs.reply_signers(),
+        DecryptionKey {
+            cert: &signer,
+            key: &device_key,
+        },
+        &policy,
+    )?;
+    let CertRep::Success(payload) = rep else {
+        bail!("expected SUCCESS, got {rep:?}")
+    };
     let cert = payload.certificates.first().context("empty CertRep")?;
-    ensure!(cert.public_key()?.public_eq(&device_key), "certificate is not for the device key");
+    ensure!(
+        cert.public_key()?.public_eq(&device_key),
+        "certificate is not for the device key"
+    );
     let ca_public = ca.public_key()?;
     ensure!(cert.verify(&ca_public)?, "certificate not signed by the CA");
-    writeln!(out, "[7] CertRep SUCCESS verified (RA signature, transactionID, recipientNonce), certificate matches the device key and chains to the root")?;
+    writeln!(
+        out,
+        "[7] CertRep SUCCESS verified (RA signature, transactionID, recipientNonce), certificate matches the device key and chains to the root"
+    )?;
     writeln!(out, "\ndemo complete")?;
     Ok(())
 }
@@ -173,7 +255,11 @@ fn certificate(
     Ok(b.build())
 }
 
-fn extensions(b: &mut openssl::x509::X509Builder, usage: Usage, issuer: Option<&X509>) -> anyhow::Result<()> {
+fn extensions(
+    b: &mut openssl::x509::X509Builder,
+    usage: Usage,
+    issuer: Option<&X509>,
+) -> anyhow::Result<()> {
     let mut bc = BasicConstraints::new();
     let mut ku = KeyUsage::new();
     match usage {
@@ -207,6 +293,9 @@ mod tests {
         for step in ["[3]", "[4]", "[5]", "[6]", "[7]", "demo complete"] {
             assert!(text.contains(step), "{step} missing:\n{text}");
         }
-        assert!(!text.contains("ChallengePassword("), "no secret in the output");
+        assert!(
+            !text.contains("ChallengePassword("),
+            "no secret in the output"
+        );
     }
 }

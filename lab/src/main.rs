@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 
 /// The scep-lab command line.
 #[derive(Debug, Parser)]
-#[command(name = "scep-lab", version, about = "NDES + Intune style SCEP provisioning lab")]
+#[command(
+    name = "scep-lab",
+    version,
+    about = "NDES + Intune style SCEP provisioning lab"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

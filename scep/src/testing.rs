@@ -76,7 +76,9 @@ pub mod fuzz {
         FIXED
             .get_or_init(|| {
                 let cert = X509::from_pem(include_bytes!("../testdata/micromdm/ca.pem")).ok()?;
-                let key = PKey::private_key_from_pem(include_bytes!("../testdata/micromdm/ca.key.pem")).ok()?;
+                let key =
+                    PKey::private_key_from_pem(include_bytes!("../testdata/micromdm/ca.key.pem"))
+                        .ok()?;
                 Some(Fixed { cert, key })
             })
             .as_ref()
@@ -84,23 +86,47 @@ pub mod fuzz {
 
     /// A PKIOperation body through decode, verify and open, as a server runs it.
     pub fn request(data: &[u8]) {
-        let Ok(decoded) = DecodedRequest::decode(data) else { return };
+        let Ok(decoded) = DecodedRequest::decode(data) else {
+            return;
+        };
         let _ = decoded.reply_context();
         let policy = AlgorithmPolicy::default();
-        let Ok(verified) = decoded.verify(&policy) else { return };
+        let Ok(verified) = decoded.verify(&policy) else {
+            return;
+        };
         let _ = verified.signing_time();
         if let Some(f) = fixed() {
-            let _ = verified.open(&[DecryptionKey { cert: &f.cert, key: &f.key }], &policy);
+            let _ = verified.open(
+                &[DecryptionKey {
+                    cert: &f.cert,
+                    key: &f.key,
+                }],
+                &policy,
+            );
         }
     }
 
     /// A CertRep as a client opens it.
     pub fn cert_rep(data: &[u8]) {
         let Some(f) = fixed() else { return };
-        let Some(transaction_id) = TransactionId::new("fuzz") else { return };
-        let tx = Transaction { transaction_id, sender_nonce: Nonce([0; 16]) };
-        let key = DecryptionKey { cert: &f.cert, key: &f.key };
-        let _ = open_cert_rep(data, &tx, std::slice::from_ref(&f.cert), key, &AlgorithmPolicy::default());
+        let Some(transaction_id) = TransactionId::new("fuzz") else {
+            return;
+        };
+        let tx = Transaction {
+            transaction_id,
+            sender_nonce: Nonce([0; 16]),
+        };
+        let key = DecryptionKey {
+            cert: &f.cert,
+            key: &f.key,
+        };
+        let _ = open_cert_rep(
+            data,
+            &tx,
+            std::slice::from_ref(&f.cert),
+            key,
+            &AlgorithmPolicy::default(),
+        );
     }
 
     /// A degenerate certs-only SignedData and a GetCACert answer.
@@ -121,19 +147,28 @@ pub mod fuzz {
     /// A request URL's query string and its GET `message=`.
     pub fn get_message(data: &[u8]) {
         let text = String::from_utf8_lossy(data);
-        if let Ok(q) = ScepQuery::parse(&text) {
-            if let Some(m) = q.message {
-                let _ = decode_get_message(&m);
-            }
+        if let Ok(ScepQuery {
+            message: Some(m), ..
+        }) = ScepQuery::parse(&text)
+        {
+            let _ = decode_get_message(&m);
         }
         let _ = decode_get_message(&text);
     }
 
     /// An EnvelopedData opened with the fixed key.
     pub fn envelope(data: &[u8]) {
-        let Ok(env) = EnvelopedData::from_content_info(data) else { return };
+        let Ok(env) = EnvelopedData::from_content_info(data) else {
+            return;
+        };
         if let Some(f) = fixed() {
-            let _ = env.open(&[DecryptionKey { cert: &f.cert, key: &f.key }], &AlgorithmPolicy::default());
+            let _ = env.open(
+                &[DecryptionKey {
+                    cert: &f.cert,
+                    key: &f.key,
+                }],
+                &AlgorithmPolicy::default(),
+            );
         }
     }
 

@@ -189,7 +189,8 @@ fn opens_micromdm_certreps_as_the_client() {
             cert: signer_cert,
             key: &v.client_key,
         };
-        let rep = open_cert_rep(&read(rep), &tx, &[v.ca.clone()], key, &policy).unwrap();
+        let rep =
+            open_cert_rep(&read(rep), &tx, std::slice::from_ref(&v.ca), key, &policy).unwrap();
         let CertRep::Success(payload) = rep else {
             panic!("expected SUCCESS, got {rep:?}")
         };
@@ -211,7 +212,7 @@ fn opens_micromdm_certreps_as_the_client() {
             open_cert_rep(
                 &read(rep_name(issued)),
                 &wrong,
-                &[v.ca.clone()],
+                std::slice::from_ref(&v.ca),
                 key,
                 &policy
             )
@@ -291,7 +292,7 @@ fn answers_the_micromdm_request_with_a_certrep_the_client_side_opens() {
         key: &v.client_key,
     };
     let CertRep::Success(payload) =
-        open_cert_rep(&reply, &tx, &[v.ca.clone()], key, &policy).unwrap()
+        open_cert_rep(&reply, &tx, std::slice::from_ref(&v.ca), key, &policy).unwrap()
     else {
         panic!("expected SUCCESS");
     };

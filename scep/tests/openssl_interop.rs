@@ -491,9 +491,9 @@ fn openssl_crl() -> Vec<u8> {
     let p = common::pki();
     let mut b = openssl::x509::X509CrlBuilder::new().unwrap();
     b.set_issuer_name(p.ca.subject_name()).unwrap();
-    b.set_last_update(&*openssl::asn1::Asn1Time::from_unix(1_700_000_000).unwrap())
+    b.set_last_update(&openssl::asn1::Asn1Time::from_unix(1_700_000_000).unwrap())
         .unwrap();
-    b.set_next_update(&*openssl::asn1::Asn1Time::from_unix(1_800_000_000).unwrap())
+    b.set_next_update(&openssl::asn1::Asn1Time::from_unix(1_800_000_000).unwrap())
         .unwrap();
     let ctx_holder = openssl::x509::X509Builder::new().unwrap();
     let ctx = ctx_holder.x509v3_context(Some(&p.ca), None);

@@ -171,7 +171,7 @@ fn bad_signature_and_digest_are_bad_message_check() {
     assert_eq!(r, Refusal::BadSignature);
     assert_eq!(r.fail_info(), FailInfo::BadMessageCheck);
     // Content changed after signing: messageDigest no longer matches.
-    let mut bad_content = good.clone();
+    let mut bad_content = good;
     let pos = bad_content
         .windows(4)
         .position(|w| w == [0x04, 0x82, 0x01, 0x00])
@@ -217,7 +217,7 @@ fn nonces_that_are_not_16_bytes_are_bad_request() {
         assert_eq!(r, Refusal::BadNonce(len));
         assert_eq!(r.fail_info(), FailInfo::BadRequest);
     }
-    let huge = raw("19", &vec![9; 65], Some(&env), true);
+    let huge = raw("19", &[9; 65], Some(&env), true);
     assert_eq!(
         DecodedRequest::decode(&huge).unwrap_err(),
         DecodeError::InvalidAttribute("senderNonce")

@@ -190,7 +190,7 @@ proptest! {
         let decrypt = DecryptionKey { cert: &signer_cert, key };
         prop_assert!(open_cert_rep(&reply, &other, &trusted, decrypt, &policy).is_err() || reply_nonce == nonce);
         let decrypt = DecryptionKey { cert: &signer_cert, key };
-        prop_assert!(open_cert_rep(&reply, &tx, &[p.ra_enc.clone()], decrypt, &policy).is_err());
+        prop_assert!(open_cert_rep(&reply, &tx, std::slice::from_ref(&p.ra_enc), decrypt, &policy).is_err());
     }
 }
 

@@ -44,15 +44,15 @@ fn cert(
 ) -> X509 {
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
-    b.set_serial_number(&*BigNum::from_u32(serial).unwrap().to_asn1_integer().unwrap())
+    b.set_serial_number(&BigNum::from_u32(serial).unwrap().to_asn1_integer().unwrap())
         .unwrap();
     b.set_subject_name(subject).unwrap();
     b.set_issuer_name(issuer.map_or(subject, |(c, _)| c.subject_name()))
         .unwrap();
     b.set_pubkey(key).unwrap();
-    b.set_not_before(&*Asn1Time::from_unix(1_600_000_000).unwrap())
+    b.set_not_before(&Asn1Time::from_unix(1_600_000_000).unwrap())
         .unwrap();
-    b.set_not_after(&*Asn1Time::from_unix(4_000_000_000).unwrap())
+    b.set_not_after(&Asn1Time::from_unix(4_000_000_000).unwrap())
         .unwrap();
     let mut bc = BasicConstraints::new();
     if ca {
