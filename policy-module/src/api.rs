@@ -1,0 +1,447 @@
+//! HTTP: the admin REST API (admin bearer token), the NDES contract for a remote ndes-proxy
+//! (NDES bearer token), and the device check-in (per-device credential). OpenAPI at
+//! `/openapi.json`. Every error is a short JSON body; store failures are 503, never a 500
+//! with internal text.
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::admin::Lifecycle;
+use crate::checkin::StatusReport;
+use crate::contract::{ChallengeRequest, NdesPolicy, Notification, VerifyRequest};
+use crate::error::{AdminError, ChallengeError, NotifyError, VerifyError};
+use crate::model::{DeviceSpec, Group, ProfileSpec};
+use crate::payload;
+use crate::secret::Secret;
+use crate::service::{ChallengeSettings, PolicyService};
+use crate::store::Assignment;
+
+/// The OpenAPI 3 document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route as (method, path in OpenAPI form); a test checks the document lists each.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/openapi.json"),
+    ("get", "/healthz"),
+    ("get", "/api/v1/profiles"),
+    ("post", "/api/v1/profiles"),
+    ("get", "/api/v1/profiles/{id}"),
+    ("put", "/api/v1/profiles/{id}"),
+    ("get", "/api/v1/profiles/{id}/versions"),
+    ("get", "/api/v1/profiles/{id}/assignments"),
+    ("post", "/api/v1/profiles/{id}/assignments"),
+    (
+        "delete",
+        "/api/v1/profiles/{id}/assignments/{kind}/{target}",
+    ),
+    ("get", "/api/v1/devices"),
+    ("post", "/api/v1/devices"),
+    ("get", "/api/v1/devices/{id}"),
+    ("post", "/api/v1/devices/{id}/{action}"),
+    ("get", "/api/v1/groups"),
+    ("post", "/api/v1/groups"),
+    ("put", "/api/v1/groups/{id}/members/{device}"),
+    ("delete", "/api/v1/groups/{id}/members/{device}"),
+    ("get", "/api/v1/settings/challenges"),
+    ("put", "/api/v1/settings/challenges"),
+    ("get", "/api/v1/outbox"),
+    ("post", "/api/v1/outbox/{id}/requeue"),
+    ("get", "/api/v1/audit"),
+    ("post", "/internal/v1/challenges"),
+    ("post", "/internal/v1/verify"),
+    ("post", "/internal/v1/notify"),
+    ("post", "/mdm/v1/devices/{id}/checkin"),
+];
+
+/// Shared state of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub service: PolicyService,
+    /// Bearer token of the admin API.
+    pub admin_token: Secret,
+    /// Bearer token ndes-proxy presents on `/internal/v1/*`.
+    pub ndes_token: Secret,
+}
+
+/// The router.
+pub fn router(state: ApiState) -> Router {
+    let admin = Router::new()
+        .route("/api/v1/profiles", get(list_profiles).post(create_profile))
+        .route(
+            "/api/v1/profiles/{id}",
+            get(get_profile).put(update_profile),
+        )
+        .route("/api/v1/profiles/{id}/versions", get(profile_versions))
+        .route(
+            "/api/v1/profiles/{id}/assignments",
+            get(list_assignments).post(assign),
+        )
+        .route(
+            "/api/v1/profiles/{id}/assignments/{kind}/{target}",
+            axum::routing::delete(unassign),
+        )
+        .route("/api/v1/devices", get(list_devices).post(register_device))
+        .route("/api/v1/devices/{id}", get(get_device))
+        .route("/api/v1/devices/{id}/{action}", post(lifecycle))
+        .route("/api/v1/groups", get(list_groups).post(create_group))
+        .route(
+            "/api/v1/groups/{id}/members/{device}",
+            put(add_member).delete(remove_member),
+        )
+        .route(
+            "/api/v1/settings/challenges",
+            get(get_settings).put(put_settings),
+        )
+        .route("/api/v1/outbox", get(list_outbox))
+        .route("/api/v1/outbox/{id}/requeue", post(requeue))
+        .route("/api/v1/audit", get(audit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_admin,
+        ));
+    let internal = Router::new()
+        .route("/internal/v1/challenges", post(generate_challenge))
+        .route("/internal/v1/verify", post(verify))
+        .route("/internal/v1/notify", post(notify))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_ndes,
+        ));
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/mdm/v1/devices/{id}/checkin", post(checkin))
+        .merge(admin)
+        .merge(internal)
+        .layer(DefaultBodyLimit::max(256 * 1024))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn err(status: StatusCode, code: &str, message: Option<String>) -> Response {
+    let mut body = json!({ "error": code });
+    if let Some(m) = message {
+        body["message"] = json!(m);
+    }
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Invalid(m) => err(StatusCode::BAD_REQUEST, "invalid", Some(m)),
+            Self::NotFound => err(StatusCode::NOT_FOUND, "not_found", None),
+            Self::Conflict(m) => err(StatusCode::CONFLICT, "conflict", Some(m)),
+            Self::Store(e) => {
+                tracing::error!(error = %e, "store unavailable");
+                err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None)
+            }
+            Self::Internal => err(StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<Secret> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = v.strip_prefix("Bearer ")?;
+    (token.len() <= crate::secret::MAX_SECRET_LEN).then(|| Secret::new(token))
+}
+
+fn unauthorized() -> Response {
+    let mut r = err(StatusCode::UNAUTHORIZED, "unauthorized", None);
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+async fn require_admin(
+    State(s): State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match bearer(req.headers()) {
+        Some(t) if t.ct_eq(&s.admin_token) => next.run(req).await,
+        _ => unauthorized(),
+    }
+}
+
+async fn require_ndes(
+    State(s): State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match bearer(req.headers()) {
+        Some(t) if t.ct_eq(&s.ndes_token) => next.run(req).await,
+        _ => unauthorized(),
+    }
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+type Result<T> = std::result::Result<T, AdminError>;
+
+async fn list_profiles(State(s): State<ApiState>) -> Result<Response> {
+    Ok(Json(s.service.store().list_profiles().await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProfile {
+    id: String,
+    #[serde(flatten)]
+    spec: ProfileSpec,
+}
+
+async fn create_profile(State(s): State<ApiState>, Json(p): Json<NewProfile>) -> Result<Response> {
+    let profile = s.service.create_profile(&p.id, p.spec).await?;
+    Ok((StatusCode::CREATED, Json(profile)).into_response())
+}
+
+async fn get_profile(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response> {
+    let p = s
+        .service
+        .store()
+        .get_profile(&id)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    Ok(Json(p).into_response())
+}
+
+async fn update_profile(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Json(spec): Json<ProfileSpec>,
+) -> Result<Response> {
+    Ok(Json(s.service.update_profile(&id, spec).await?).into_response())
+}
+
+async fn profile_versions(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response> {
+    let v = s.service.store().profile_versions(&id).await?;
+    if v.is_empty() {
+        return Err(AdminError::NotFound);
+    }
+    Ok(Json(v).into_response())
+}
+
+async fn list_assignments(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(s.service.store().assignments(&id).await?).into_response())
+}
+
+async fn assign(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Json(a): Json<Assignment>,
+) -> Result<Response> {
+    s.service.assign(&id, a).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn unassign(
+    State(s): State<ApiState>,
+    Path((id, kind, target)): Path<(String, String, String)>,
+) -> Result<Response> {
+    let queued = s
+        .service
+        .unassign(&id, Assignment { kind, id: target })
+        .await?;
+    Ok(Json(json!({ "revocations_queued": queued })).into_response())
+}
+
+async fn list_devices(State(s): State<ApiState>) -> Result<Response> {
+    Ok(Json(s.service.store().list_devices().await?).into_response())
+}
+
+async fn register_device(State(s): State<ApiState>, Json(d): Json<DeviceSpec>) -> Result<Response> {
+    let r = s.service.register_device(d).await?;
+    Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+async fn get_device(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(s.service.device_view(&id).await?).into_response())
+}
+
+async fn lifecycle(
+    State(s): State<ApiState>,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response> {
+    let action: Lifecycle = serde_json::from_value(json!(action))
+        .map_err(|_| AdminError::Invalid("action: retire, wipe, block or unblock".into()))?;
+    let queued = s.service.lifecycle(&id, action).await?;
+    Ok(Json(json!({ "revocations_queued": queued })).into_response())
+}
+
+async fn list_groups(State(s): State<ApiState>) -> Result<Response> {
+    Ok(Json(s.service.store().list_groups().await?).into_response())
+}
+
+async fn create_group(State(s): State<ApiState>, Json(g): Json<Group>) -> Result<Response> {
+    Ok((StatusCode::CREATED, Json(s.service.create_group(g).await?)).into_response())
+}
+
+async fn add_member(
+    State(s): State<ApiState>,
+    Path((id, device)): Path<(String, String)>,
+) -> Result<Response> {
+    s.service.set_membership(&id, &device, true).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn remove_member(
+    State(s): State<ApiState>,
+    Path((id, device)): Path<(String, String)>,
+) -> Result<Response> {
+    let queued = s.service.set_membership(&id, &device, false).await?;
+    Ok(Json(json!({ "revocations_queued": queued })).into_response())
+}
+
+async fn get_settings(State(s): State<ApiState>) -> Result<Response> {
+    Ok(Json(s.service.challenge_settings().await?).into_response())
+}
+
+async fn put_settings(
+    State(s): State<ApiState>,
+    Json(c): Json<ChallengeSettings>,
+) -> Result<Response> {
+    c.validate().map_err(AdminError::Invalid)?;
+    s.service.set_challenge_settings(&c).await?;
+    Ok(Json(c).into_response())
+}
+
+#[derive(Deserialize)]
+struct OutboxQuery {
+    state: Option<String>,
+}
+
+async fn list_outbox(State(s): State<ApiState>, Query(q): Query<OutboxQuery>) -> Result<Response> {
+    Ok(Json(s.service.store().list_outbox(q.state.as_deref()).await?).into_response())
+}
+
+async fn requeue(State(s): State<ApiState>, Path(id): Path<i64>) -> Result<Response> {
+    if !s.service.store().outbox_requeue(id).await? {
+        return Err(AdminError::NotFound);
+    }
+    s.service.outbox_wake().notify_one();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    device_id: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn audit(State(s): State<ApiState>, Query(q): Query<AuditQuery>) -> Result<Response> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(
+        s.service
+            .store()
+            .list_audit(q.device_id.as_deref(), limit)
+            .await?,
+    )
+    .into_response())
+}
+
+async fn generate_challenge(
+    State(s): State<ApiState>,
+    Json(req): Json<ChallengeRequest>,
+) -> Response {
+    match s.service.generate_challenge(req).await {
+        Ok(c) => Json(c).into_response(),
+        Err(ChallengeError::CacheFull) => err(StatusCode::TOO_MANY_REQUESTS, "cache_full", None),
+        Err(ChallengeError::InvalidTemplate) => {
+            err(StatusCode::BAD_REQUEST, "invalid_template", None)
+        }
+        Err(ChallengeError::Unavailable) => {
+            err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None)
+        }
+    }
+}
+
+async fn verify(State(s): State<ApiState>, Json(req): Json<VerifyRequest>) -> Response {
+    match s.service.verify_request(req).await {
+        Ok(g) => Json(g).into_response(),
+        Err(VerifyError::Rejected(r)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": "rejected", "reason": r })),
+        )
+            .into_response(),
+        Err(VerifyError::Unavailable) => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+    }
+}
+
+async fn notify(State(s): State<ApiState>, Json(n): Json<Notification>) -> Response {
+    match s.service.notify(n).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(NotifyError::UnknownTransaction) => {
+            err(StatusCode::NOT_FOUND, "unknown_transaction", None)
+        }
+        Err(NotifyError::Conflict) => err(StatusCode::CONFLICT, "conflict", None),
+        Err(NotifyError::Unavailable) => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+    }
+}
+
+#[derive(Deserialize)]
+struct CheckinQuery {
+    format: Option<String>,
+}
+
+async fn checkin(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<CheckinQuery>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let Some(credential) = bearer(&headers) else {
+        return Ok(unauthorized());
+    };
+    let Some(device) = s.service.authenticate_device(&credential).await? else {
+        return Ok(unauthorized());
+    };
+    if device.id != id {
+        return Ok(err(StatusCode::FORBIDDEN, "forbidden", None));
+    }
+    let report: StatusReport = if body.is_empty() {
+        StatusReport::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AdminError::Invalid(format!("status report: {e}")))?
+    };
+    let format = q.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "syncml" | "mobileconfig") {
+        return Err(AdminError::Invalid(
+            "format: json, syncml or mobileconfig".into(),
+        ));
+    }
+    let answer = s.service.checkin(&device, &report).await?;
+    Ok(match format {
+        "syncml" => (
+            [(header::CONTENT_TYPE, "application/vnd.syncml.dm+xml")],
+            payload::syncml(&answer),
+        )
+            .into_response(),
+        "mobileconfig" => (
+            [(header::CONTENT_TYPE, "application/x-apple-aspen-config")],
+            payload::mobileconfig(&answer),
+        )
+            .into_response(),
+        _ => Json(answer).into_response(),
+    })
+}
