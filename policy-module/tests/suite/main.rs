@@ -6,6 +6,7 @@ mod der;
 mod fake_ca;
 mod harness;
 mod lifecycle;
+mod payloads;
 mod pki;
 mod verify;
 
