@@ -1,4 +1,15 @@
-//! policy-module: the Intune/ConfigMgr role of the NDES flow.
+//! policy-module: the Intune/ConfigMgr role of the NDES flow (steps 1, 2, 5, 7 and lifecycle).
+//!
+//! ndes-proxy uses [`NdesPolicy`] (`Arc<dyn NdesPolicy>`): [`PolicyService`] in process or
+//! [`client::RemotePolicy`] over HTTP. Modules:
+//! - `contract`: the INDESPolicy-equivalent trait and its wire types (Grant, Notification).
+//! - `verify`: VerifyRequest / Notify / GenerateChallenge (DESIGN decisions 3, 4, 5).
+//! - `csr`, `rules`, `render`: CSR parsing, the checks, profile variable rendering.
+//! - `admin`, `checkin`: profiles, devices, groups, lifecycle; the MDM check-in.
+//! - `outbox`: revocation delivery to the CA (`Revoker`, `HttpRevoker`, `OutboxWorker`).
+//! - `payload`: SyncML (ClientCertificateInstall CSP) and Apple .mobileconfig.
+//! - `store`: SQLite or PostgreSQL behind one SQL text; `api`: axum router and `serve`.
+#![forbid(unsafe_code)]
 pub mod admin;
 pub mod api;
 pub mod checkin;

@@ -19,14 +19,13 @@ pub fn check(expected: &Expected, csr: &CsrInfo) -> Result<(), Rejection> {
         return Err(Rejection::KeyLengthMismatch);
     }
     check_key_floor(csr)?;
-    match &csr.key_usage {
-        None => {}
-        Some(Err(())) => return Err(Rejection::KeyUsageMismatch),
-        Some(Ok(bits)) => {
-            if bits.iter().any(|b| !expected.key_usage.contains(b)) {
-                return Err(Rejection::KeyUsageMismatch);
-            }
-        }
+    let ku_ok = match &csr.key_usage {
+        None => true,
+        Some(Err(())) => false,
+        Some(Ok(bits)) => bits.iter().all(|b| expected.key_usage.contains(b)),
+    };
+    if !ku_ok {
+        return Err(Rejection::KeyUsageMismatch);
     }
     if let Some(ekus) = &csr.ekus
         && ekus

@@ -18,11 +18,11 @@ macro_rules! both {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$name(crate::harness::Harness::sqlite().await).await;
+                    super::$name($crate::harness::Harness::sqlite().await).await;
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if let Some(h) = crate::harness::Harness::postgres().await {
+                    if let Some(h) = $crate::harness::Harness::postgres().await {
                         super::$name(h).await;
                     }
                 }

@@ -10,13 +10,28 @@ use policy_module::secret::Secret;
 fn fixed_checkin() -> CheckinResponse {
     let expected = Expected {
         subject: vec![
-            NameAttr { attr: SubjectAttr::CN, value: "LAPTOP, 7 <&>".into() },
-            NameAttr { attr: SubjectAttr::O, value: "Contoso".into() },
+            NameAttr {
+                attr: SubjectAttr::CN,
+                value: "LAPTOP, 7 <&>".into(),
+            },
+            NameAttr {
+                attr: SubjectAttr::O,
+                value: "Contoso".into(),
+            },
         ],
         subject_alternative_names: vec![
-            SanValue { kind: SanKind::Dns, value: "laptop-7.contoso.example".into() },
-            SanValue { kind: SanKind::Upn, value: "alice@contoso.example".into() },
-            SanValue { kind: SanKind::Email, value: "alice@contoso.example".into() },
+            SanValue {
+                kind: SanKind::Dns,
+                value: "laptop-7.contoso.example".into(),
+            },
+            SanValue {
+                kind: SanKind::Upn,
+                value: "alice@contoso.example".into(),
+            },
+            SanValue {
+                kind: SanKind::Email,
+                value: "alice@contoso.example".into(),
+            },
         ],
         key_algorithm: KeyAlgorithm::Rsa,
         key_size: 2048,
@@ -36,7 +51,10 @@ fn fixed_checkin() -> CheckinResponse {
             expected,
             hash_algorithm: HashAlgorithm::Sha256,
             renewal_threshold_percent: 20,
-            scep_server_urls: vec!["https://ndes.contoso.example/certsrv/mscep/mscep.dll".into(), "https://ndes2.contoso.example/certsrv/mscep/mscep.dll".into()],
+            scep_server_urls: vec![
+                "https://ndes.contoso.example/certsrv/mscep/mscep.dll".into(),
+                "https://ndes2.contoso.example/certsrv/mscep/mscep.dll".into(),
+            ],
             ca_thumbprint: "0123456789abcdef0123456789abcdef01234567".into(),
             retry_count: 3,
             retry_delay_minutes: 5,
@@ -50,12 +68,17 @@ fn fixed_checkin() -> CheckinResponse {
 
 /// Compares with `tests/snapshots/<name>`; `UPDATE_SNAPSHOTS=1` rewrites it.
 fn snapshot(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, actual).unwrap();
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(actual, expected, "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept)");
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept)"
+    );
 }
 
 fn python(script: &str, input: &str) -> Option<String> {
@@ -63,8 +86,17 @@ fn python(script: &str, input: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("payload");
     std::fs::write(&file, input).unwrap();
-    let out = std::process::Command::new(python).arg("-c").arg(script).arg(&file).output().unwrap();
-    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
@@ -82,15 +114,23 @@ for item in root.iter("{SYNCML:SYNCML1.2}Item"):
     print(uri + "=" + ("" if data is None or data.text is None else data.text))
 print("EXEC=" + root.find("s:SyncBody/s:Atomic/s:Exec/s:Item/s:Target/s:LocURI", ns).text)
 "#;
-    let Some(out) = python(script, &xml) else { return };
+    let Some(out) = python(script, &xml) else {
+        return;
+    };
     let base = "./Device/Vendor/MSFT/ClientCertificateInstall/SCEP/wifi/Install/";
     for (node, value) in [
-        ("ServerURL", "https://ndes.contoso.example/certsrv/mscep/mscep.dll;https://ndes2.contoso.example/certsrv/mscep/mscep.dll"),
+        (
+            "ServerURL",
+            "https://ndes.contoso.example/certsrv/mscep/mscep.dll;https://ndes2.contoso.example/certsrv/mscep/mscep.dll",
+        ),
         ("Challenge", "00112233445566778899AABBCCDDEEFF00112233"),
         ("EKUMapping", "1.3.6.1.5.5.7.3.2+1.3.6.1.4.1.311.20.2.2"),
         ("KeyUsage", "160"),
         ("SubjectName", "CN=LAPTOP\\, 7 <&>,O=Contoso"),
-        ("SubjectAlternativeNames", "3+laptop-7.contoso.example;11+alice@contoso.example;2+alice@contoso.example"),
+        (
+            "SubjectAlternativeNames",
+            "3+laptop-7.contoso.example;11+alice@contoso.example;2+alice@contoso.example",
+        ),
         ("KeyLength", "2048"),
         ("HashAlgorithm", "SHA-2"),
         ("CAThumbprint", "0123456789ABCDEF0123456789ABCDEF01234567"),
@@ -119,23 +159,43 @@ c = inner["PayloadContent"]
 c["CAFingerprint"] = c["CAFingerprint"].hex()
 print(json.dumps({"outer": p["PayloadType"], "type": inner["PayloadType"], "uuid": inner["PayloadUUID"], "content": c}, sort_keys=True))
 "#;
-    let Some(out) = python(script, &plist) else { return };
+    let Some(out) = python(script, &plist) else {
+        return;
+    };
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["outer"], "Configuration");
     assert_eq!(v["type"], "com.apple.security.scep");
     let c = &v["content"];
-    assert_eq!(c["URL"], "https://ndes.contoso.example/certsrv/mscep/mscep.dll");
+    assert_eq!(
+        c["URL"],
+        "https://ndes.contoso.example/certsrv/mscep/mscep.dll"
+    );
     assert_eq!(c["Challenge"], "00112233445566778899AABBCCDDEEFF00112233");
-    assert_eq!(c["Subject"], serde_json::json!([[["CN", "LAPTOP, 7 <&>"]], [["O", "Contoso"]]]));
-    assert_eq!(c["SubjectAltName"]["dNSName"], serde_json::json!(["laptop-7.contoso.example"]));
-    assert_eq!(c["SubjectAltName"]["ntPrincipalName"], "alice@contoso.example");
-    assert_eq!(c["SubjectAltName"]["rfc822Name"], serde_json::json!(["alice@contoso.example"]));
+    assert_eq!(
+        c["Subject"],
+        serde_json::json!([[["CN", "LAPTOP, 7 <&>"]], [["O", "Contoso"]]])
+    );
+    assert_eq!(
+        c["SubjectAltName"]["dNSName"],
+        serde_json::json!(["laptop-7.contoso.example"])
+    );
+    assert_eq!(
+        c["SubjectAltName"]["ntPrincipalName"],
+        "alice@contoso.example"
+    );
+    assert_eq!(
+        c["SubjectAltName"]["rfc822Name"],
+        serde_json::json!(["alice@contoso.example"])
+    );
     assert_eq!(c["Keysize"], 2048);
     assert_eq!(c["Key Type"], "RSA");
     assert_eq!(c["Key Usage"], 5);
     assert_eq!(c["Retries"], 3);
     assert_eq!(c["RetryDelay"], 300);
-    assert_eq!(c["CAFingerprint"], "0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(
+        c["CAFingerprint"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
     assert_eq!(c["Name"], "DeviceAuth");
 }
 
@@ -144,8 +204,14 @@ fn json_checkin_carries_the_rendered_profile_and_challenge() {
     let v = serde_json::to_value(fixed_checkin()).unwrap();
     let p = &v["profiles"][0];
     assert_eq!(p["challenge"], "00112233445566778899AABBCCDDEEFF00112233");
-    assert_eq!(p["subject"][0], serde_json::json!({"attr": "CN", "value": "LAPTOP, 7 <&>"}));
-    assert_eq!(p["key_usage"], serde_json::json!(["digitalSignature", "keyEncipherment"]));
+    assert_eq!(
+        p["subject"][0],
+        serde_json::json!({"attr": "CN", "value": "LAPTOP, 7 <&>"})
+    );
+    assert_eq!(
+        p["key_usage"],
+        serde_json::json!(["digitalSignature", "keyEncipherment"])
+    );
     assert_eq!(p["template"], "DeviceAuth");
     assert_eq!(p["version"], 3);
 }

@@ -83,6 +83,7 @@ both!(
     rejects_a_challenge_for_a_device_no_longer_in_inventory,
     rejects_blocked_retired_and_wiped_devices,
     fifty_concurrent_verifies_with_one_challenge_grant_exactly_once,
+    fifty_concurrent_verifies_across_two_instances_grant_exactly_once,
     failed_notify_keeps_the_challenge_for_the_same_request_only,
     notify_refuses_unknown_transactions_and_foreign_certificates,
     renews_with_a_current_certificate_and_refuses_others,
@@ -811,4 +812,32 @@ async fn rsa_below_2048_is_refused_under_an_admin_challenge() {
         reject(&h, request(der, "tx")).await,
         Rejection::KeyLengthMismatch
     );
+}
+
+async fn fifty_concurrent_verifies_across_two_instances_grant_exactly_once(h: Harness) {
+    let e = enrolled(&h, "d1").await;
+    let second = h.reopen().await;
+    let spec = matching(&e);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let svc = if i % 2 == 0 {
+            h.svc.clone()
+        } else {
+            second.clone()
+        };
+        let der = csr(&ec_key(), &spec);
+        tasks.push(tokio::spawn(async move {
+            svc.verify_request(request(der, &format!("tx-two-{i}")))
+                .await
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => granted += 1,
+            Err(VerifyError::Rejected(Rejection::ChallengeAlreadyUsed)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(granted, 1);
 }
