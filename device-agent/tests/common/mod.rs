@@ -1,0 +1,4 @@
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod micromdm;
+pub mod recording;
