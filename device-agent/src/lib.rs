@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod ca;
 pub mod csr;
 pub mod enroll;

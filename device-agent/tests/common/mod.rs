@@ -2,4 +2,5 @@
 
 pub mod fake_scep;
 pub mod micromdm;
+pub mod policy;
 pub mod recording;

@@ -1,0 +1,226 @@
+//! One MDM-managed device: check in, carry out commands, enroll or renew each profile's
+//! certificate, and report what happened.
+//!
+//! - wipe: every key and certificate of the device is deleted, the command acknowledged,
+//!   then the registration (a factory reset: the state directory is left empty).
+//! - retire: the MDM-provisioned slots (those with a `profile.json`) are deleted, the command
+//!   acknowledged, then the registration; slots enrolled in plain mode stay.
+//!
+//! Acknowledgements and results are kept in `reports.json` until a check-in delivers them,
+//! so a failed check-in loses nothing.
+
+use std::sync::Arc;
+
+use scep::csr::ChallengePassword;
+use serde::{Deserialize, Serialize};
+
+use crate::enroll::{Enrolled, enroll, resume};
+use crate::error::{Error, Result};
+use crate::mdm::{
+    CheckinResponse, InstalledCert, MdmClient, ProfileError, Registration, RenderedProfile,
+    SecretString, StatusReport,
+};
+use crate::renew::{RenewOptions, RenewOutcome, renew};
+use crate::state::{DeviceDir, Slot};
+use crate::transport::ScepTransport;
+
+/// Marks a slot as provisioned by an MDM profile, at a version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ProfileMarker {
+    profile_id: String,
+    version: i64,
+}
+
+/// What one `sync` did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncSummary {
+    /// Device state the MDM reported.
+    pub state: String,
+    /// Certificates installed by this run, per profile.
+    pub installed: Vec<(String, Enrolled)>,
+    /// Profiles whose certificate is installed and not yet due.
+    pub up_to_date: Vec<String>,
+    /// Enrollment errors, per profile.
+    pub errors: Vec<ProfileError>,
+    /// A wipe was carried out.
+    pub wiped: bool,
+    /// A retire was carried out.
+    pub retired: bool,
+}
+
+/// Options of one `sync`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncOptions {
+    /// Renew every installed certificate now.
+    pub force_renew: bool,
+}
+
+/// A registered device and the clients it talks through.
+pub struct Agent {
+    dir: DeviceDir,
+    mdm: MdmClient,
+    scep: Arc<dyn ScepTransport>,
+}
+
+impl Agent {
+    /// An agent over a device directory.
+    pub fn new(dir: DeviceDir, mdm: MdmClient, scep: Arc<dyn ScepTransport>) -> Self {
+        Self { dir, mdm, scep }
+    }
+
+    /// Check in, carry out commands, enroll/renew, and deliver the report.
+    pub async fn sync(&self, options: SyncOptions) -> Result<SyncSummary> {
+        let (reg, credential) = self.registration()?;
+        let pending: StatusReport = self.dir.read_json("reports.json")?.unwrap_or_default();
+        let answer = self
+            .mdm
+            .checkin(&reg.device_id, &credential, &pending)
+            .await?;
+        self.dir.remove("reports.json")?;
+        let mut summary = SyncSummary {
+            state: answer.state.clone(),
+            ..SyncSummary::default()
+        };
+        if self
+            .commands(&answer, &reg, &credential, &mut summary)
+            .await?
+        {
+            return Ok(summary);
+        }
+        let mut report = StatusReport::default();
+        for profile in &answer.profiles {
+            match self.profile(profile, options).await {
+                Ok(Some(cert)) => {
+                    report.installed.push(InstalledCert {
+                        profile_id: profile.profile_id.clone(),
+                        thumbprint_sha256: cert.thumbprint_sha256.clone(),
+                    });
+                    summary.installed.push((profile.profile_id.clone(), cert));
+                }
+                Ok(None) => summary.up_to_date.push(profile.profile_id.clone()),
+                Err(e) => {
+                    tracing::warn!(profile = %profile.profile_id, error = %e, "enrollment failed");
+                    let err = ProfileError {
+                        profile_id: profile.profile_id.clone(),
+                        message: e.to_string(),
+                    };
+                    report.errors.push(err.clone());
+                    summary.errors.push(err);
+                }
+            }
+        }
+        if !report.is_empty() {
+            self.deliver(&reg, &credential, report).await?;
+        }
+        Ok(summary)
+    }
+
+    /// The stored registration and credential.
+    pub fn registration(&self) -> Result<(Registration, SecretString)> {
+        let reg: Registration = self
+            .dir
+            .read_json("registration.json")?
+            .ok_or(Error::Missing("device is not registered (run `register`)"))?;
+        let cred = self
+            .dir
+            .read_secret("credential")?
+            .ok_or(Error::Missing("device credential missing"))?;
+        let cred = String::from_utf8(cred).map_err(|_| Error::State("credential".into()))?;
+        Ok((reg, SecretString::new(cred.trim())))
+    }
+
+    /// Send a report now; keep it in `reports.json` if that fails.
+    async fn deliver(
+        &self,
+        reg: &Registration,
+        credential: &SecretString,
+        report: StatusReport,
+    ) -> Result<()> {
+        self.dir.write_json("reports.json", &report)?;
+        match self.mdm.checkin(&reg.device_id, credential, &report).await {
+            Ok(_) => self.dir.remove("reports.json"),
+            // The MDM refuses the report itself (e.g. a certificate it did not see issued):
+            // retrying the same report would never succeed.
+            Err(e @ Error::Http { status: 400, .. }) => {
+                tracing::warn!(error = %e, "status report refused; dropped");
+                self.dir.remove("reports.json")
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Carry out wipe/retire; true when the device is no longer managed.
+    async fn commands(
+        &self,
+        answer: &CheckinResponse,
+        reg: &Registration,
+        credential: &SecretString,
+        summary: &mut SyncSummary,
+    ) -> Result<bool> {
+        let wipe = answer.commands.iter().find(|c| c.kind == "wipe");
+        let retire = answer.commands.iter().find(|c| c.kind == "retire");
+        let Some(cmd) = wipe.or(retire) else {
+            return Ok(false);
+        };
+        if wipe.is_some() {
+            self.dir.delete_all_slots()?;
+            summary.wiped = true;
+        } else {
+            for slot in self.dir.slots()? {
+                if slot.read_json::<ProfileMarker>("profile.json")?.is_some() {
+                    slot.delete()?;
+                }
+            }
+            summary.retired = true;
+        }
+        let ack = StatusReport {
+            acknowledged_commands: answer.commands.iter().map(|c| c.id.clone()).collect(),
+            ..StatusReport::default()
+        };
+        tracing::info!(command = %cmd.kind, "carried out; acknowledging");
+        self.deliver(reg, credential, ack).await?;
+        self.dir.remove("credential")?;
+        self.dir.remove("registration.json")?;
+        Ok(true)
+    }
+
+    /// Enroll, resume, renew or leave alone one profile's slot.
+    async fn profile(
+        &self,
+        profile: &RenderedProfile,
+        options: SyncOptions,
+    ) -> Result<Option<Enrolled>> {
+        let slot = self.dir.slot(&profile.profile_id)?;
+        let config = profile.enroll_config()?;
+        let challenge = ChallengePassword::new(profile.challenge.expose());
+        let marker = ProfileMarker {
+            profile_id: profile.profile_id.clone(),
+            version: profile.version,
+        };
+        let known: Option<ProfileMarker> = slot.read_json("profile.json")?;
+        slot.write_json("profile.json", &marker)?;
+        slot.write_json("config.json", &config)?;
+        let scep = self.scep.as_ref();
+        if has_transaction(&slot) {
+            return resume(scep, &slot, &config).await.map(Some);
+        }
+        let installed = slot.installed()?.is_some();
+        if !installed || known.as_ref() != Some(&marker) {
+            return enroll(scep, &slot, &config, Some(&challenge), None)
+                .await
+                .map(Some);
+        }
+        let opts = RenewOptions {
+            force: options.force_renew,
+            now: None,
+        };
+        match renew(scep, &slot, &config, Some(&challenge), opts).await? {
+            RenewOutcome::Renewed { certificate } => Ok(Some(certificate)),
+            RenewOutcome::NotDue { .. } => Ok(None),
+        }
+    }
+}
+
+fn has_transaction(slot: &Slot) -> bool {
+    slot.path().join("transaction.json").exists()
+}
