@@ -1,0 +1,180 @@
+//! The SCEP HTTP binding (RFC 8894 §4) on the paths clients use: NDES's
+//! `/certsrv/mscep/mscep.dll` (also with `/pkiclient.exe` appended), the RFC's
+//! `/cgi-bin/pkiclient.exe`, and micromdm's `/scep`.
+//!
+//! Errors before a CertRep can be addressed are short, generic plain-text 4xx bodies; nothing
+//! internal ever reaches a client.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use policy_module::RequesterInfo;
+use scep::http::{
+    CONTENT_TYPE_CAPS, CONTENT_TYPE_NEXT_CA_CERT, CONTENT_TYPE_PKI_MESSAGE, Operation, QueryError,
+    ScepQuery,
+};
+
+use crate::AppState;
+use crate::pipeline::{self, Reply};
+
+/// Paths SCEP clients are pointed at.
+pub const SCEP_PATHS: [&str; 4] = [
+    "/certsrv/mscep/mscep.dll",
+    "/certsrv/mscep/mscep.dll/pkiclient.exe",
+    "/cgi-bin/pkiclient.exe",
+    "/scep",
+];
+
+/// The router: SCEP on every path of [`SCEP_PATHS`], and `/healthz`.
+pub fn router(state: AppState) -> Router {
+    let limit = state.settings().max_body_bytes;
+    let timeout = state.settings().request_timeout;
+    let mut r = Router::new();
+    for path in SCEP_PATHS {
+        r = r.route(path, get(scep_get).post(scep_post));
+    }
+    r.route("/healthz", get(|| async { "ok\n" }))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .with_state(state)
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn query(raw: Option<&str>) -> Result<ScepQuery, Box<Response>> {
+    ScepQuery::parse(raw.unwrap_or("")).map_err(|e| {
+        Box::new(match e {
+            QueryError::TooLong => text(StatusCode::URI_TOO_LONG, "query too long\n"),
+            QueryError::MissingOperation => text(StatusCode::BAD_REQUEST, "missing operation\n"),
+            QueryError::UnknownOperation => text(StatusCode::BAD_REQUEST, "unknown operation\n"),
+            QueryError::Repeated => text(StatusCode::BAD_REQUEST, "repeated parameter\n"),
+        })
+    })
+}
+
+fn requester(extensions: &axum::http::Extensions, headers: &HeaderMap) -> RequesterInfo {
+    let addr = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().filter(|c| !c.is_control()).take(256).collect());
+    RequesterInfo {
+        remote_addr: addr.map(|a| a.ip().to_string()),
+        user_agent,
+    }
+}
+
+async fn scep_get(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+) -> Response {
+    let q = match query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(resp) => return *resp,
+    };
+    match q.operation {
+        Some(Operation::PkiOperation) => {
+            let Some(message) = q.message.filter(|m| !m.is_empty()) else {
+                return text(StatusCode::BAD_REQUEST, "missing message\n");
+            };
+            let der = match scep::http::decode_get_message(&message) {
+                Ok(d) => d,
+                Err(scep::DecodeError::TooLarge) => {
+                    return text(StatusCode::URI_TOO_LONG, "message too large\n");
+                }
+                Err(_) => return text(StatusCode::BAD_REQUEST, "message is not base64\n"),
+            };
+            pki_operation(&state, &der, requester(&extensions, &headers)).await
+        }
+        Some(op) => informational(&state, op),
+        None => text(StatusCode::BAD_REQUEST, "unknown operation\n"),
+    }
+}
+
+async fn scep_post(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let q = match query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(resp) => return *resp,
+    };
+    match q.operation {
+        // Any Content-Type: clients send application/x-pki-message, octet-stream or nothing.
+        Some(Operation::PkiOperation) => {
+            pki_operation(&state, &body, requester(&extensions, &headers)).await
+        }
+        Some(op) => informational(&state, op),
+        None => text(StatusCode::BAD_REQUEST, "unknown operation\n"),
+    }
+}
+
+/// GetCACaps, GetCACert, GetNextCACert. A `message` parameter is ignored (clients send `0`,
+/// `ca`, `CAIdentifier`, or nothing).
+fn informational(state: &AppState, op: Operation) -> Response {
+    match op {
+        Operation::GetCaCaps => (
+            [(header::CONTENT_TYPE, CONTENT_TYPE_CAPS)],
+            state.caps().to_owned(),
+        )
+            .into_response(),
+        Operation::GetCaCert => {
+            let (ct, body) = state.ra().ca_cert_response();
+            (
+                [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
+                body.to_vec(),
+            )
+                .into_response()
+        }
+        Operation::GetNextCaCert => match state.ra().next_ca_response() {
+            Some(body) => (
+                [(header::CONTENT_TYPE, CONTENT_TYPE_NEXT_CA_CERT)],
+                body.to_vec(),
+            )
+                .into_response(),
+            None => text(StatusCode::NOT_FOUND, "no CA rollover in progress\n"),
+        },
+        Operation::PkiOperation => text(StatusCode::BAD_REQUEST, "unknown operation\n"),
+    }
+}
+
+async fn pki_operation(state: &AppState, der: &[u8], requester: RequesterInfo) -> Response {
+    match pipeline::handle(state, der, requester).await {
+        Reply::CertRep(body) => {
+            ([(header::CONTENT_TYPE, CONTENT_TYPE_PKI_MESSAGE)], body).into_response()
+        }
+        Reply::BadRequest => text(StatusCode::BAD_REQUEST, "malformed SCEP message\n"),
+        Reply::Unavailable => {
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service temporarily unavailable\n",
+            );
+            let secs = state.settings().retry_after_secs.to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        Reply::Internal => text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+    }
+}

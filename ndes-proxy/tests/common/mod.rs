@@ -1,0 +1,552 @@
+//! Fixtures: a CA + RA hierarchy, a fake CA backend and a fake policy module behind the real
+//! traits, an ndes-proxy on 127.0.0.1:0, and a device that speaks SCEP with the `scep` crate.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ndes_proxy::ca::{CaBackend, CaError, IssueCall, IssuedCert};
+use ndes_proxy::{AppState, Clock, KeyPair, RaIdentity, Settings};
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+use openssl::x509::{X509, X509Name, X509NameRef};
+use policy_module::{
+    ChallengeError, ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification,
+    NotifyError, Rejection, VerifyError, VerifyRequest,
+};
+use scep::client::{CertRep, RequestOptions, Transaction};
+use scep::cms::enveloped::DecryptionKey;
+use scep::cms::signed::SignerIdentity;
+use scep::csr::{ChallengePassword, Csr};
+use scep::{AlgorithmPolicy, Nonce, RequestBody, TransactionId};
+
+pub const NOW: i64 = 1_800_000_000;
+
+pub fn rsa() -> PKey<Private> {
+    PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+}
+
+pub fn name(cn: &str) -> X509Name {
+    let mut b = X509Name::builder().unwrap();
+    b.append_entry_by_text("O", "ndes-proxy tests").unwrap();
+    b.append_entry_by_text("CN", cn).unwrap();
+    b.build()
+}
+
+pub enum Usage {
+    Ca,
+    RaSign,
+    RaEnc,
+    Leaf,
+}
+
+pub fn cert(
+    subject: &X509NameRef,
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    usage: Usage,
+    not_after: i64,
+) -> X509 {
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(128, MsbOption::MAYBE_ZERO, false).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(subject).unwrap();
+    b.set_issuer_name(issuer.map_or(subject, |(c, _)| c.subject_name()))
+        .unwrap();
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(NOW - 86_400).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(not_after).unwrap())
+        .unwrap();
+    let mut bc = BasicConstraints::new();
+    let mut ku = KeyUsage::new();
+    match usage {
+        Usage::Ca => {
+            bc.critical().ca();
+            ku.key_cert_sign().crl_sign();
+        }
+        Usage::RaSign => {
+            ku.digital_signature();
+        }
+        Usage::RaEnc => {
+            ku.key_encipherment();
+        }
+        Usage::Leaf => {
+            ku.digital_signature().key_encipherment();
+        }
+    }
+    b.append_extension(bc.build().unwrap()).unwrap();
+    b.append_extension(ku.build().unwrap()).unwrap();
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None))
+        .unwrap();
+    b.append_extension(ski).unwrap();
+    b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())
+        .unwrap();
+    b.build()
+}
+
+pub struct Pki {
+    pub ca: X509,
+    pub ca_key: PKey<Private>,
+    pub ra_sign: X509,
+    pub ra_sign_key: PKey<Private>,
+    pub ra_enc: X509,
+    pub ra_enc_key: PKey<Private>,
+    pub keys: Vec<PKey<Private>>,
+}
+
+pub fn pki() -> &'static Pki {
+    static P: OnceLock<Pki> = OnceLock::new();
+    P.get_or_init(|| {
+        let ca_key = rsa();
+        let ca = cert(
+            &name("ndes-proxy test CA"),
+            &ca_key,
+            None,
+            Usage::Ca,
+            NOW + 10 * 365 * 86_400,
+        );
+        let ra_sign_key = rsa();
+        let ra_sign = cert(
+            &name("RA signing"),
+            &ra_sign_key,
+            Some((&ca, &ca_key)),
+            Usage::RaSign,
+            NOW + 365 * 86_400,
+        );
+        let ra_enc_key = rsa();
+        let ra_enc = cert(
+            &name("RA encryption"),
+            &ra_enc_key,
+            Some((&ca, &ca_key)),
+            Usage::RaEnc,
+            NOW + 365 * 86_400,
+        );
+        let keys = (0..4).map(|_| rsa()).collect();
+        Pki {
+            ca,
+            ca_key,
+            ra_sign,
+            ra_sign_key,
+            ra_enc,
+            ra_enc_key,
+            keys,
+        }
+    })
+}
+
+pub fn ra_identity() -> RaIdentity {
+    let p = pki();
+    RaIdentity::new(
+        KeyPair {
+            cert: p.ra_sign.clone(),
+            key: p.ra_sign_key.clone(),
+        },
+        KeyPair {
+            cert: p.ra_enc.clone(),
+            key: p.ra_enc_key.clone(),
+        },
+        vec![p.ca.clone()],
+    )
+    .unwrap()
+}
+
+/// A CA backend that signs with the test CA, idempotent by request id, switchable off.
+#[derive(Default)]
+pub struct FakeCa {
+    pub down: AtomicBool,
+    pub refuse: AtomicBool,
+    pub issued: Mutex<HashMap<String, (Vec<u8>, IssuedCert)>>,
+}
+
+#[async_trait::async_trait]
+impl CaBackend for FakeCa {
+    async fn issue(&self, call: &IssueCall) -> Result<IssuedCert, CaError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(CaError::Unavailable("switched off".into()));
+        }
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(CaError::Refused("template_not_entitled".into()));
+        }
+        let mut issued = self.issued.lock().unwrap();
+        if let Some((csr, cert)) = issued.get(&call.request_id) {
+            return if *csr == call.csr_der {
+                Ok(cert.clone())
+            } else {
+                Err(CaError::Refused("request_id_conflict".into()))
+            };
+        }
+        let p = pki();
+        let csr = Csr::from_der(&call.csr_der).unwrap();
+        let key = csr.public_key().unwrap();
+        let cn = call
+            .subject
+            .iter()
+            .map(|a| a.value.clone())
+            .next_back()
+            .unwrap_or_default();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let mut serial = BigNum::new().unwrap();
+        serial.rand(128, MsbOption::MAYBE_ZERO, false).unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&name(&cn)).unwrap();
+        b.set_issuer_name(p.ca.subject_name()).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::from_unix(NOW - 300).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::from_unix(NOW + 365 * 86_400).unwrap())
+            .unwrap();
+        b.sign(&p.ca_key, MessageDigest::sha256()).unwrap();
+        let cert = b.build();
+        let out = IssuedCert {
+            serial_hex: hex::encode(serial.to_vec()),
+            der: cert.to_der().unwrap(),
+            chain: vec![p.ca.to_der().unwrap()],
+            not_after: NOW + 365 * 86_400,
+        };
+        issued.insert(call.request_id.clone(), (call.csr_der.clone(), out.clone()));
+        Ok(out)
+    }
+
+    async fn certificate(&self, serial_hex: &str) -> Result<Option<Vec<u8>>, CaError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(CaError::Unavailable("switched off".into()));
+        }
+        let issued = self.issued.lock().unwrap();
+        Ok(issued
+            .values()
+            .find(|(_, c)| c.serial_hex == serial_hex)
+            .map(|(_, c)| c.der.clone()))
+    }
+
+    async fn by_request_id(&self, request_id: &str) -> Result<Vec<Vec<u8>>, CaError> {
+        let issued = self.issued.lock().unwrap();
+        Ok(issued
+            .get(request_id)
+            .map(|(_, c)| vec![c.der.clone()])
+            .unwrap_or_default())
+    }
+
+    async fn crl(&self) -> Result<Vec<u8>, CaError> {
+        let p = pki();
+        let mut b = openssl::x509::X509CrlBuilder::new().unwrap();
+        b.set_issuer_name(p.ca.subject_name()).unwrap();
+        b.set_last_update(&Asn1Time::from_unix(NOW).unwrap())
+            .unwrap();
+        b.set_next_update(&Asn1Time::from_unix(NOW + 86_400).unwrap())
+            .unwrap();
+        let holder = openssl::x509::X509Builder::new().unwrap();
+        let ctx = holder.x509v3_context(Some(&p.ca), None);
+        b.append_extension(
+            openssl::x509::extension::AuthorityKeyIdentifier::new()
+                .keyid(true)
+                .build(&ctx)
+                .unwrap(),
+        )
+        .unwrap();
+        b.append_extension(
+            openssl::x509::extension::CrlNumber::new(BigNum::from_u32(1).unwrap())
+                .unwrap()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        b.sign(&p.ca_key, MessageDigest::sha256()).unwrap();
+        Ok(b.build().unwrap().to_der().unwrap())
+    }
+}
+
+/// Who reserved a challenge: (transaction id, CSR), once used.
+pub type Reservation = Option<(String, Vec<u8>)>;
+
+/// A policy module with one-time challenges (reserved by transactionID + CSR, as DESIGN
+/// decision 4 says), renewal by a certificate signed by the test CA, switchable off.
+#[derive(Default)]
+pub struct FakePolicy {
+    pub down: AtomicBool,
+    /// challenge -> Some((transaction id, csr)) once reserved.
+    pub challenges: Mutex<HashMap<String, Reservation>>,
+    pub notifications: Mutex<Vec<Notification>>,
+    pub rejections: Mutex<Vec<Rejection>>,
+}
+
+impl FakePolicy {
+    pub fn with_challenges(list: &[&str]) -> Self {
+        let p = Self::default();
+        p.challenges
+            .lock()
+            .unwrap()
+            .extend(list.iter().map(|c| ((*c).to_owned(), None)));
+        p
+    }
+
+    fn reject(&self, r: Rejection) -> Result<Grant, VerifyError> {
+        self.rejections.lock().unwrap().push(r);
+        Err(VerifyError::Rejected(r))
+    }
+}
+
+fn grant(req: &VerifyRequest, renewal: bool) -> Grant {
+    let csr = Csr::from_der(&req.csr_der).unwrap();
+    let cn = csr
+        .subject_name()
+        .unwrap()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .map(|e| e.data().to_string().unwrap())
+        .unwrap_or_default();
+    serde_json::from_value(serde_json::json!({
+        "transaction_id": req.transaction_id,
+        "template": "DeviceTemplate",
+        "subject": [{"attr": "CN", "value": cn}],
+        "subject_alternative_names": [],
+        "validity_days": 365,
+        "key_usage": ["digitalSignature"],
+        "extended_key_usages": [],
+        "device_id": "dev-1",
+        "profile_id": "p-1",
+        "profile_version": 1,
+        "renewal": renewal,
+    }))
+    .unwrap()
+}
+
+#[async_trait::async_trait]
+impl NdesPolicy for FakePolicy {
+    async fn generate_challenge(
+        &self,
+        _req: ChallengeRequest,
+    ) -> Result<IssuedChallenge, ChallengeError> {
+        Err(ChallengeError::InvalidTemplate)
+    }
+
+    async fn verify_request(&self, req: VerifyRequest) -> Result<Grant, VerifyError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(VerifyError::Unavailable);
+        }
+        if let Some(signer) = &req.signer_cert_der {
+            let cert = X509::from_der(signer).unwrap();
+            if cert.verify(&pki().ca.public_key().unwrap()).unwrap() {
+                return Ok(grant(&req, true));
+            }
+            return self.reject(Rejection::SigningCertThumbprintMismatch);
+        }
+        let Some(challenge) = &req.challenge else {
+            return self.reject(Rejection::ChallengePasswordMissing);
+        };
+        let mut challenges = self.challenges.lock().unwrap();
+        match challenges.get_mut(challenge.expose()) {
+            None => {
+                drop(challenges);
+                self.reject(Rejection::ChallengeUnknown)
+            }
+            Some(slot @ None) => {
+                *slot = Some((req.transaction_id.clone(), req.csr_der.clone()));
+                Ok(grant(&req, false))
+            }
+            Some(Some((tx, csr))) if *tx == req.transaction_id && *csr == req.csr_der => {
+                Ok(grant(&req, false))
+            }
+            Some(Some(_)) => {
+                drop(challenges);
+                self.reject(Rejection::ChallengeAlreadyUsed)
+            }
+        }
+    }
+
+    async fn notify(&self, n: Notification) -> Result<(), NotifyError> {
+        self.notifications.lock().unwrap().push(n);
+        Ok(())
+    }
+}
+
+pub struct FixedClock(pub AtomicI64);
+
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub struct Server {
+    pub url: String,
+    pub ca: Arc<FakeCa>,
+    pub policy: Arc<FakePolicy>,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    pub async fn start(challenges: &[&str]) -> Self {
+        Self::start_with(challenges, Settings::default()).await
+    }
+
+    pub async fn start_with(challenges: &[&str], settings: Settings) -> Self {
+        let ca = Arc::new(FakeCa::default());
+        let policy = Arc::new(FakePolicy::with_challenges(challenges));
+        let state = AppState::new(
+            ra_identity(),
+            policy.clone(),
+            ca.clone(),
+            settings,
+            Arc::new(FixedClock(AtomicI64::new(NOW))),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(ndes_proxy::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Self {
+            url,
+            ca,
+            policy,
+            http,
+            stop: Some(stop),
+        }
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path_and_query}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path_and_query: &str, body: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path_and_query}", self.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// A device: its key, the certificate it signs with, and the transaction it is in.
+pub struct Device {
+    pub key: PKey<Private>,
+    pub signer: X509,
+    pub tx: Transaction,
+    pub cn: String,
+}
+
+impl Device {
+    pub fn new(key_index: usize, cn: &str) -> Self {
+        let key = pki().keys[key_index].clone();
+        let signer =
+            scep::client::self_signed_certificate(&key, &name(cn), NOW - 60, NOW + 3600).unwrap();
+        let tx = Transaction {
+            transaction_id: TransactionId::from_public_key(&key.public_key_to_der().unwrap())
+                .unwrap(),
+            sender_nonce: Nonce::random().unwrap(),
+        };
+        Self {
+            key,
+            signer,
+            tx,
+            cn: cn.to_owned(),
+        }
+    }
+
+    /// Sign with an existing certificate (renewal).
+    pub fn signing_with(mut self, cert: X509) -> Self {
+        self.signer = cert;
+        self
+    }
+
+    pub fn csr(&self, challenge: Option<&str>) -> Csr {
+        let c = challenge.map(ChallengePassword::new);
+        let der = scep::csr::build(
+            &self.key,
+            &name(&self.cn),
+            None,
+            c.as_ref(),
+            MessageDigest::sha256(),
+        )
+        .unwrap();
+        Csr::from_der(&der).unwrap()
+    }
+
+    pub fn request(&self, body: &RequestBody) -> Vec<u8> {
+        let p = pki();
+        let opts = RequestOptions {
+            signing_time: Some(NOW),
+            ..RequestOptions::default()
+        };
+        scep::client::build_request(
+            body,
+            SignerIdentity {
+                cert: &self.signer,
+                key: &self.key,
+            },
+            &[&p.ra_enc],
+            &self.tx,
+            &opts,
+        )
+        .unwrap()
+    }
+
+    pub fn open(&self, reply: &[u8]) -> CertRep {
+        let p = pki();
+        scep::client::open_cert_rep(
+            reply,
+            &self.tx,
+            std::slice::from_ref(&p.ra_sign),
+            DecryptionKey {
+                cert: &self.signer,
+                key: &self.key,
+            },
+            &AlgorithmPolicy::default(),
+        )
+        .unwrap()
+    }
+
+    /// POST a PKIOperation and open the CertRep.
+    pub async fn send(&self, server: &Server, body: &RequestBody) -> CertRep {
+        let resp = server
+            .post("/scep?operation=PKIOperation", self.request(body))
+            .await;
+        assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+        assert_eq!(resp.headers()["content-type"], "application/x-pki-message");
+        self.open(&resp.bytes().await.unwrap())
+    }
+}
+
+pub fn issued(rep: CertRep) -> X509 {
+    match rep {
+        CertRep::Success(p) => p.certificates.into_iter().next().unwrap(),
+        other => panic!("expected SUCCESS, got {other:?}"),
+    }
+}
+
+pub fn failure(rep: CertRep) -> scep::FailInfo {
+    match rep {
+        CertRep::Failure { fail_info, .. } => fail_info,
+        other => panic!("expected FAILURE, got {other:?}"),
+    }
+}
