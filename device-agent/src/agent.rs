@@ -49,10 +49,13 @@ pub struct SyncSummary {
 }
 
 /// Options of one `sync`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct SyncOptions {
     /// Renew every installed certificate now.
     pub force_renew: bool,
+    /// A pre-generated key for the first new enrollment whose profile asks for its type
+    /// (fleet mode keeps key generation out of what it measures).
+    pub key: Option<crate::key::DeviceKey>,
 }
 
 /// A registered device and the clients it talks through.
@@ -69,7 +72,7 @@ impl Agent {
     }
 
     /// Check in, carry out commands, enroll/renew, and deliver the report.
-    pub async fn sync(&self, options: SyncOptions) -> Result<SyncSummary> {
+    pub async fn sync(&self, mut options: SyncOptions) -> Result<SyncSummary> {
         let (reg, credential) = self.registration()?;
         let pending: StatusReport = self.dir.read_json("reports.json")?.unwrap_or_default();
         let answer = self
@@ -89,7 +92,7 @@ impl Agent {
         }
         let mut report = StatusReport::default();
         for profile in &answer.profiles {
-            match self.profile(profile, options).await {
+            match self.profile(profile, &mut options).await {
                 Ok(Some(cert)) => {
                     report.installed.push(InstalledCert {
                         profile_id: profile.profile_id.clone(),
@@ -188,7 +191,7 @@ impl Agent {
     async fn profile(
         &self,
         profile: &RenderedProfile,
-        options: SyncOptions,
+        options: &mut SyncOptions,
     ) -> Result<Option<Enrolled>> {
         let slot = self.dir.slot(&profile.profile_id)?;
         let config = profile.enroll_config()?;
@@ -206,7 +209,15 @@ impl Agent {
         }
         let installed = slot.installed()?.is_some();
         if !installed || known.as_ref() != Some(&marker) {
-            return enroll(scep, &slot, &config, Some(&challenge), None)
+            let spec = config.key_spec()?;
+            let key = match options.key.take() {
+                Some(k) if k.spec().ok() == Some(spec) => Some(k),
+                other => {
+                    options.key = other;
+                    None
+                }
+            };
+            return enroll(scep, &slot, &config, Some(&challenge), key)
                 .await
                 .map(Some);
         }

@@ -258,6 +258,35 @@ impl MdmClient {
         Ok(reg)
     }
 
+    /// Add a device to a group with the admin API (profiles are assigned to groups).
+    pub async fn add_to_group(
+        &self,
+        admin_token: &SecretString,
+        group: &str,
+        device_id: &str,
+    ) -> Result<()> {
+        let resp = self
+            .http
+            .put(format!(
+                "{}/api/v1/groups/{group}/members/{device_id}",
+                self.base
+            ))
+            .bearer_auth(admin_token.expose())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(Error::Http {
+                operation: "group membership",
+                status,
+                retry_after: None,
+            })
+        }
+    }
+
     /// One check-in: send `report`, receive profiles and commands.
     pub async fn checkin(
         &self,
