@@ -1,1 +1,319 @@
-fn main() {}
+//! ca-mock throughput: issuances/s, OCSP responses/s, and CRL generation time and size for
+//! 100k and 1M revoked entries. Run in release:
+//!
+//! ```text
+//! cargo bench -p ca-mock --bench ca_throughput            # full run (1M CRL included)
+//! cargo bench -p ca-mock --bench ca_throughput -- --quick # smaller counts, no 1M CRL
+//! ```
+//!
+//! Everything runs in-process against a durable SQLite store (WAL, synchronous=FULL) in a temp
+//! directory, with an RSA-2048 issuing CA; a second pass measures issuance over HTTP on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use ca_mock::clock::SystemClock;
+use ca_mock::keys::KeySpec;
+use ca_mock::names::{NameAttr, SubjectAttr};
+use ca_mock::store::SqlStore;
+use ca_mock::template::Template;
+use ca_mock::wire::IssueRequest;
+use ca_mock::{CaMaterial, CaSettings, CertificateAuthority, InitSource};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::ocsp::{OcspCertId, OcspRequest};
+use openssl::pkey::PKey;
+use openssl::x509::{X509, X509NameBuilder, X509ReqBuilder};
+
+fn csr_der(cn: &str) -> Vec<u8> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut b = X509ReqBuilder::new().unwrap();
+    let mut n = X509NameBuilder::new().unwrap();
+    n.append_entry_by_text("CN", cn).unwrap();
+    b.set_subject_name(&n.build()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    b.build().to_der().unwrap()
+}
+
+fn request(i: usize, csr: &[u8]) -> IssueRequest {
+    IssueRequest {
+        request_id: format!("bench-{i}"),
+        template: "IPSECIntermediateOffline".into(),
+        csr: base64::engine::general_purpose::STANDARD.encode(csr),
+        subject: vec![NameAttr {
+            attr: SubjectAttr::CN,
+            value: format!("dev-{i}"),
+        }],
+        sans: vec![],
+        validity_days: None,
+    }
+}
+
+async fn new_ca(dir: &std::path::Path, db: &str) -> Arc<CertificateAuthority> {
+    let pki = dir.join("pki");
+    if !pki.exists() {
+        let source = InitSource::Generate {
+            key: KeySpec::Rsa2048,
+            root_cn: "Bench Root".into(),
+            issuing_cn: "Bench Issuing".into(),
+            org: None,
+            root_days: 3650,
+            issuing_days: 1825,
+        };
+        ca_mock::init(&pki, &source, None).unwrap();
+    }
+    let store = SqlStore::sqlite(&format!("sqlite://{}", dir.join(db).display()))
+        .await
+        .unwrap();
+    let mut settings = CaSettings::new("http://127.0.0.1:8180");
+    settings.crl_path = Some(dir.join(format!("{db}.crl")));
+    Arc::new(
+        CertificateAuthority::new(
+            CaMaterial::load(&pki, None).unwrap(),
+            Template::builtin().unwrap(),
+            Arc::new(store),
+            Arc::new(SystemClock),
+            settings,
+        )
+        .unwrap(),
+    )
+}
+
+fn rate(n: usize, d: Duration) -> String {
+    format!(
+        "{n} in {:.2} s = {:.0}/s",
+        d.as_secs_f64(),
+        n as f64 / d.as_secs_f64()
+    )
+}
+
+async fn bench_issuance(
+    ca: &Arc<CertificateAuthority>,
+    n: usize,
+    concurrency: usize,
+) -> Vec<String> {
+    let csrs: Vec<Vec<u8>> = (0..64).map(|i| csr_der(&format!("k{i}"))).collect();
+    let start = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (ca, next, csrs) = (Arc::clone(ca), Arc::clone(&next), csrs.clone());
+        tasks.spawn(async move {
+            let mut serials = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break serials;
+                }
+                let out = ca
+                    .issue("bench", &request(i, &csrs[i % csrs.len()]))
+                    .await
+                    .unwrap();
+                serials.push(out.response.serial);
+            }
+        });
+    }
+    let mut serials = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        serials.extend(r.unwrap());
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(serials.len(), n);
+    println!(
+        "issuance (in-process, SQLite FULL, concurrency {concurrency}): {}",
+        rate(n, elapsed)
+    );
+    serials
+}
+
+async fn bench_http_issuance(ca: Arc<CertificateAuthority>, n: usize, concurrency: usize) {
+    use ca_mock::auth::{Caller, Callers, Operation, hash_token};
+    let callers = Callers::new(vec![
+        Caller::new(
+            "bench",
+            &hash_token("bench-token"),
+            vec!["*".into()],
+            vec![Operation::Issue],
+        )
+        .unwrap(),
+    ])
+    .unwrap();
+    let state = ca_mock::AppState {
+        ca,
+        callers: Arc::new(callers),
+        crl_refresh: Duration::from_secs(3600),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ca_mock::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    let client = ca_mock::client::CaClient::new(&base, Some("bench-token".into())).unwrap();
+    let csrs: Vec<Vec<u8>> = (0..64).map(|i| csr_der(&format!("h{i}"))).collect();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (client, next, csrs) = (client.clone(), Arc::clone(&next), csrs.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let out = client
+                    .issue(&request(1_000_000 + i, &csrs[i % csrs.len()]))
+                    .await
+                    .unwrap();
+                assert!(out.created);
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    println!(
+        "issuance (HTTP loopback, SQLite FULL, concurrency {concurrency}): {}",
+        rate(n, start.elapsed())
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+}
+
+async fn bench_ocsp(
+    ca: &Arc<CertificateAuthority>,
+    serials: &[String],
+    n: usize,
+    concurrency: usize,
+) {
+    let issuer = ca.material().issuing.clone();
+    let mut requests = Vec::new();
+    for s in serials.iter().take(64) {
+        let rec = ca.store().get(s).await.unwrap().unwrap();
+        let leaf = X509::from_der(&rec.cert.der).unwrap();
+        let mut req = OcspRequest::new().unwrap();
+        req.add_id(OcspCertId::from_cert(MessageDigest::sha1(), &leaf, &issuer).unwrap())
+            .unwrap();
+        requests.push(req.to_der().unwrap());
+    }
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (ca, next, requests) = (Arc::clone(ca), Arc::clone(&next), requests.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let resp = ca.ocsp(&requests[i % requests.len()]).await;
+                assert!(resp.len() > 100);
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    println!(
+        "OCSP responses (in-process, RSA-2048 signed, concurrency {concurrency}): {}",
+        rate(n, start.elapsed())
+    );
+}
+
+/// Fills a fresh store with `n` revoked certificates (bulk SQL, one transaction per batch),
+/// then times a full CRL build: DB read, DER encoding, signature and atomic file write.
+async fn bench_crl(dir: &std::path::Path, n: usize) {
+    let db = format!("crl-{n}.db");
+    let ca = new_ca(dir, &db).await;
+    let SqlStore::Sqlite(pool) = SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
+        .await
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    let fill = Instant::now();
+    let reasons = [
+        "keyCompromise",
+        "cessationOfOperation",
+        "superseded",
+        "affiliationChanged",
+    ];
+    let batch = 500;
+    for chunk in 0..n.div_ceil(batch) {
+        let mut tx = pool.begin().await.unwrap();
+        let mut sql = String::from(
+            "INSERT INTO certificates (serial, request_id, csr_sha256, template, subject, sans, \
+             public_key_sha256, der, not_before, not_after, issued_at, issued_to, status, revoked_at, reason) VALUES ",
+        );
+        let rows = (chunk * batch..((chunk + 1) * batch).min(n)).collect::<Vec<_>>();
+        for (j, &i) in rows.iter().enumerate() {
+            let serial = ca_mock::serial::Serial::random().unwrap().to_hex();
+            let reason = reasons[i % reasons.len()];
+            if j > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "('{serial}','crl-{i}','x','IPSECIntermediateOffline','CN=x','[]','x',x'30',0,0,0,'bench','revoked',{},'{reason}')",
+                1_750_000_000 + i as i64
+            ));
+        }
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    println!(
+        "CRL {n}: filled store in {:.1} s",
+        fill.elapsed().as_secs_f64()
+    );
+    let start = Instant::now();
+    let snap = ca.regenerate_crl().await.unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(snap.entries, n);
+    println!(
+        "CRL generation with {n} revoked entries: {:.2} s, {} bytes ({:.1} MB, {:.1} bytes/entry)",
+        elapsed.as_secs_f64(),
+        snap.der.len(),
+        snap.der.len() as f64 / 1e6,
+        snap.der.len() as f64 / n as f64
+    );
+    let parse = Instant::now();
+    let crl = openssl::x509::X509Crl::from_der(&snap.der).unwrap();
+    assert!(
+        crl.verify(&ca.material().issuing.public_key().unwrap())
+            .unwrap()
+    );
+    assert_eq!(crl.get_revoked().unwrap().len(), n);
+    println!(
+        "  (OpenSSL parse + verify of that CRL: {:.2} s)",
+        parse.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let dir = tempfile::tempdir().unwrap();
+    println!(
+        "ca-mock benchmark ({} mode), {} CPUs",
+        if quick { "quick" } else { "full" },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let ca = new_ca(dir.path(), "issue.db").await;
+    let n = if quick { 500 } else { 5000 };
+    let serials = bench_issuance(&ca, n, 32).await;
+    bench_http_issuance(Arc::clone(&ca), n / 2, 32).await;
+    bench_ocsp(&ca, &serials, n * 2, 32).await;
+    bench_crl(dir.path(), if quick { 10_000 } else { 100_000 }).await;
+    if !quick {
+        bench_crl(dir.path(), 1_000_000).await;
+    }
+}

@@ -146,18 +146,36 @@ fn authenticate<'a>(
     Ok(caller)
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
+/// The body, or a JSON 413/400 instead of axum's plain-text rejection.
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "request body too large",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "unreadable request body",
+            )
+        }
+    })?;
+    serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
 }
 
 async fn issue(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, Operation::Issue)?;
-    let req: IssueRequest = json_body(&body)?;
+    let req: IssueRequest = json_body(body)?;
     if !caller.may_use(&req.template) {
         return Err(ApiError::forbidden());
     }
@@ -217,10 +235,10 @@ async fn list_certificates(
 async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, Operation::Revoke)?;
-    let req: RevokeRequest = json_body(&body)?;
+    let req: RevokeRequest = json_body(body)?;
     let record = state.ca.get(&req.serial).await?;
     if !caller.may_use(&record.cert.template) {
         return Err(ApiError::forbidden());

@@ -425,6 +425,36 @@ mod tests {
     }
 
     #[test]
+    fn pem_import_checks_that_key_and_certificates_belong_together() {
+        let src = tempfile::tempdir().unwrap();
+        init(src.path(), &generate(KeySpec::EcP384), None).unwrap();
+        let pem = |root_cert: &str, issuing_cert: &str| InitSource::Pem {
+            root_cert: src.path().join(root_cert),
+            issuing_cert: src.path().join(issuing_cert),
+            issuing_key: src.path().join(ISSUING_KEY),
+            key_passphrase: None,
+        };
+        let dst = tempfile::tempdir().unwrap();
+        let report = init(dst.path(), &pem(ROOT_CERT, ISSUING_CERT), None).unwrap();
+        assert_eq!(report.written.len(), 3, "no root key when imported");
+        assert!(CaMaterial::load(dst.path(), None).is_ok());
+        // Swapped certificates: the issuing cert is not signed by the "root" given.
+        let bad = tempfile::tempdir().unwrap();
+        let err = init(bad.path(), &pem(ISSUING_CERT, ROOT_CERT), None).unwrap_err();
+        assert!(matches!(err, CaError::Config(_)), "{err}");
+    }
+
+    #[test]
+    fn rsa_hierarchies_use_the_requested_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = generate(KeySpec::Rsa3072);
+        init(dir.path(), &source, None).unwrap();
+        let ca = CaMaterial::load(dir.path(), None).unwrap();
+        assert_eq!(ca.issuing.public_key().unwrap().bits(), 3072);
+        assert_eq!(ca.signing, SigningAlg::Rsa(crate::keys::HashAlg::Sha256));
+    }
+
+    #[test]
     fn pkcs12_import_round_trips() {
         let src = tempfile::tempdir().unwrap();
         init(src.path(), &generate(KeySpec::Rsa2048), None).unwrap();

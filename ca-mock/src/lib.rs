@@ -1,4 +1,33 @@
-//! The enterprise CA (AD CS role): templates, issuance, revocation, CRL and OCSP.
+//! The enterprise CA (AD CS role) of the scep-lab: templates, durable issuance, revocation,
+//! CRL and OCSP, on SQLite or PostgreSQL.
+//!
+//! NDES (ndes-proxy) asks it, as its enrollment agent, to issue under a template; the policy
+//! module asks it to revoke. The CSR only proposes a public key: subject and SANs are the ones
+//! the policy module granted, checked against the template, and every other extension comes
+//! from the template (DESIGN decision 7). An issuance is committed to the store before the
+//! certificate is returned, and a repeated request id with the same CSR returns the same
+//! certificate (decisions 3 and 8).
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`hierarchy`] | `init` (create or import root + issuing CA), [`CaMaterial`] loading |
+//! | [`template`] | TOML templates, validated at load; key, subject and SAN rules |
+//! | [`ca`] | [`CertificateAuthority`]: issue, revoke, release, CRL publication, OCSP answers |
+//! | [`store`] | [`store::CertStore`] and [`store::SqlStore`] (SQLite WAL + FULL, or PostgreSQL) |
+//! | [`api`] | [`router`] and [`serve`]: the HTTP contract, bearer-token callers |
+//! | [`client`] | [`client::CaClient`], the typed client other crates use |
+//! | [`config`] | `ca-mock.toml` and [`open`], which wires a CA from it |
+//!
+//! Running it in-process (as the lab binary does):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ca_mock::Config::load(std::path::Path::new("ca/ca-mock.toml"))?;
+//! let state = ca_mock::open(&config).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! ca_mock::serve(listener, state, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
 
 pub mod api;
 pub mod auth;

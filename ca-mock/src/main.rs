@@ -433,11 +433,27 @@ async fn serve(config_path: &Path) -> Result<()> {
         "ca-mock serving"
     );
     ca_mock::serve(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
+        shutdown_signal().await;
         tracing::info!("shutting down");
     })
     .await?;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (systemd, containers).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn parse_subject(text: &str) -> Result<Vec<NameAttr>> {

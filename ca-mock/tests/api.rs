@@ -214,7 +214,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         (b"[]".to_vec(), 400, "invalid_json"),
         (serde_json::to_vec(&json!({"request_id": "a", "template": "IPSECIntermediateOffline", "csr": "AAAA", "extra": 1})).unwrap(), 400, "invalid_json"),
         (serde_json::to_vec(&json!({"request_id": "a", "template": "IPSECIntermediateOffline", "csr": "AAAA", "subject": [{"attr": "XX", "value": "v"}]})).unwrap(), 400, "invalid_json"),
-        (vec![0xff; 70 * 1024], 413, ""),
+        (vec![0xff; 70 * 1024], 413, "too_large"),
     ];
     let mut push =
         |f: &dyn Fn(&mut ca_mock::wire::IssueRequest), status: u16, code: &'static str| {
