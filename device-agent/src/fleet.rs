@@ -65,6 +65,9 @@ pub struct FleetOptions {
     pub mode: FleetMode,
 }
 
+/// Called as each device finishes (progress display).
+pub type OnResult = Arc<dyn Fn(&DeviceResult) + Send + Sync>;
+
 /// One device's outcome.
 #[derive(Clone, Debug)]
 pub struct DeviceResult {
@@ -193,7 +196,7 @@ pub async fn run(
     scep: Arc<dyn ScepTransport>,
     http: reqwest::Client,
     options: &FleetOptions,
-    on_result: Arc<dyn Fn(&DeviceResult) + Send + Sync>,
+    on_result: OnResult,
 ) -> Result<FleetReport> {
     let key_start = Instant::now();
     let (keys, keys_generated) =

@@ -487,7 +487,7 @@ async fn fleet_cmd(
 }
 
 /// A progress bar on a terminal; a plain line per 10% otherwise; nothing with --json.
-fn progress(total: usize, json: bool) -> Arc<dyn Fn(&DeviceResult) + Send + Sync> {
+fn progress(total: usize, json: bool) -> fleet::OnResult {
     if json {
         return Arc::new(|_| {});
     }
@@ -518,7 +518,7 @@ fn progress(total: usize, json: bool) -> Arc<dyn Fn(&DeviceResult) + Send + Sync
         if let Some(reason) = &r.failure {
             eprintln!("{}: failed ({reason})", r.name);
         }
-        if n % step == 0 || n == total {
+        if n.is_multiple_of(step) || n == total {
             eprintln!("{n}/{total} done");
         }
     })

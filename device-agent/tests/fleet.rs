@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::fake_scep::FakeScep;
 use common::micromdm::Micromdm;
 use common::policy::{ADMIN_TOKEN, Policy};
-use device_agent::fleet::{DeviceResult, FleetMode, FleetOptions, run};
+use device_agent::fleet::{DeviceResult, FleetMode, FleetOptions, OnResult, run};
 use device_agent::mdm::SecretString;
 use device_agent::{EnrollConfig, HttpTransport, KeySpec, ScepTransport};
 use policy_module::model::KeyAlgorithm;
 use scep::csr::ChallengePassword;
 
-fn counter() -> (Arc<AtomicUsize>, Arc<dyn Fn(&DeviceResult) + Send + Sync>) {
+fn counter() -> (Arc<AtomicUsize>, OnResult) {
     let n = Arc::new(AtomicUsize::new(0));
     let m = n.clone();
     (
