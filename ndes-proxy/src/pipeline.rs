@@ -110,6 +110,11 @@ async fn enroll(
     } else {
         None
     };
+    let request_id = request_id(txid, signer_cert_der.as_deref());
+    if request_id != txid {
+        info!(transaction_id = txid, request_id = %request_id, "renewal signed by an issued certificate");
+    }
+    let txid = request_id.as_str();
     let verify = VerifyRequest {
         csr_der: csr.to_der().to_vec(),
         challenge: csr
@@ -181,6 +186,27 @@ async fn enroll(
     Ok(Payload::Certs(certs))
 }
 
+/// The idempotency key of a request at the policy module and the CA (DESIGN decision 3).
+///
+/// A first enrollment is keyed by its transactionID. A renewal is keyed by the transactionID
+/// *and* the certificate that signed it: clients that renew with the same key (micromdm
+/// `scepclient`) repeat the transactionID and even the CSR of the enrollment, yet ask for a new
+/// certificate; a retransmitted renewal still maps to the same key and the same certificate.
+pub fn request_id(transaction_id: &str, renewing_cert_der: Option<&[u8]>) -> String {
+    match renewing_cert_der {
+        None => transaction_id.to_owned(),
+        Some(cert) => {
+            let mut input = transaction_id.as_bytes().to_vec();
+            input.push(0);
+            input.extend_from_slice(cert);
+            let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &input)
+                .map(|d| hex::encode(&d[..20]))
+                .unwrap_or_default();
+            format!("renewal-{digest}")
+        }
+    }
+}
+
 /// Tell the policy module; a failure is logged, not fatal: the certificate is recorded at the
 /// CA, and a retransmission re-runs verify (same grant) and notify.
 async fn notify(policy: &dyn NdesPolicy, txid: &str, outcome: Outcome) {
@@ -215,9 +241,14 @@ fn issue_call(grant: &Grant, csr: &Csr) -> Result<IssueCall, serde_json::Error> 
 /// CertPoll (RFC 8894 §3.3.3): this server never leaves a request pending yet, so a poll
 /// finds the certificate the CA recorded for this transactionID, or nothing (badCertID).
 async fn poll(state: &AppState, req: &OpenedRequest) -> Result<Payload, Step> {
+    let renewing = state
+        .issued_by_our_ca(&req.signer)
+        .then(|| req.signer.to_der().ok())
+        .flatten();
+    let id = request_id(req.reply.transaction_id.as_str(), renewing.as_deref());
     let found = state
         .ca()
-        .by_request_id(req.reply.transaction_id.as_str())
+        .by_request_id(&id)
         .await
         .map_err(|_| Step::Unavailable)?;
     let mut certs: Vec<X509> = found

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::{Device, NOW, Server, failure, issued, pki};
+use common::{Device, Server, failure, issued, now, pki};
 use policy_module::{Outcome, Rejection};
 use scep::client::CertRep;
 use scep::cms::IssuerAndSerialNumber;
@@ -202,21 +202,21 @@ async fn renewal_with_a_foreign_or_expired_certificate_is_refused() {
         &foreign_key,
         None,
         common::Usage::Ca,
-        NOW + 86_400,
+        now() + 86_400,
     );
     let foreign = common::cert(
         &common::name("x"),
         &p.keys[0],
         Some((&foreign_ca, &foreign_key)),
         common::Usage::Leaf,
-        NOW + 86_400,
+        now() + 86_400,
     );
     let expired = common::cert(
         &common::name("x"),
         &p.keys[0],
         Some((&p.ca, &p.ca_key)),
         common::Usage::Leaf,
-        NOW - 10,
+        now() - 10,
     );
     for signer in [foreign, expired] {
         let d = Device::new(0, "x").signing_with(signer);
@@ -423,7 +423,7 @@ async fn the_error_contract_one_assertion_per_case() {
         &p.keys[1],
         Some((&p.ca, &p.ca_key)),
         common::Usage::Leaf,
-        NOW + 86_400,
+        now() + 86_400,
     );
     let for_other = scep::client::build_request(
         &RequestBody::PkcsReq(d.csr(Some("c"))),

@@ -25,7 +25,19 @@ use scep::cms::signed::SignerIdentity;
 use scep::csr::{ChallengePassword, Csr};
 use scep::{AlgorithmPolicy, Nonce, RequestBody, TransactionId};
 
-pub const NOW: i64 = 1_800_000_000;
+/// Test time: the real time at start (certificates are checked by openssl at "now").
+pub fn now() -> i64 {
+    static NOW: OnceLock<i64> = OnceLock::new();
+    *NOW.get_or_init(|| {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+    })
+}
 
 pub fn rsa() -> PKey<Private> {
     PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
@@ -62,7 +74,7 @@ pub fn cert(
     b.set_issuer_name(issuer.map_or(subject, |(c, _)| c.subject_name()))
         .unwrap();
     b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::from_unix(NOW - 86_400).unwrap())
+    b.set_not_before(&Asn1Time::from_unix(now() - 86_400).unwrap())
         .unwrap();
     b.set_not_after(&Asn1Time::from_unix(not_after).unwrap())
         .unwrap();
@@ -101,6 +113,9 @@ pub struct Pki {
     pub ra_sign_key: PKey<Private>,
     pub ra_enc: X509,
     pub ra_enc_key: PKey<Private>,
+    /// One RA certificate that both signs and encrypts.
+    pub ra_combined: X509,
+    pub ra_combined_key: PKey<Private>,
     pub keys: Vec<PKey<Private>>,
 }
 
@@ -113,7 +128,7 @@ pub fn pki() -> &'static Pki {
             &ca_key,
             None,
             Usage::Ca,
-            NOW + 10 * 365 * 86_400,
+            now() + 10 * 365 * 86_400,
         );
         let ra_sign_key = rsa();
         let ra_sign = cert(
@@ -121,7 +136,7 @@ pub fn pki() -> &'static Pki {
             &ra_sign_key,
             Some((&ca, &ca_key)),
             Usage::RaSign,
-            NOW + 365 * 86_400,
+            now() + 365 * 86_400,
         );
         let ra_enc_key = rsa();
         let ra_enc = cert(
@@ -129,7 +144,15 @@ pub fn pki() -> &'static Pki {
             &ra_enc_key,
             Some((&ca, &ca_key)),
             Usage::RaEnc,
-            NOW + 365 * 86_400,
+            now() + 365 * 86_400,
+        );
+        let ra_combined_key = rsa();
+        let ra_combined = cert(
+            &name("RA"),
+            &ra_combined_key,
+            Some((&ca, &ca_key)),
+            Usage::Leaf,
+            now() + 365 * 86_400,
         );
         let keys = (0..4).map(|_| rsa()).collect();
         Pki {
@@ -139,9 +162,21 @@ pub fn pki() -> &'static Pki {
             ra_sign_key,
             ra_enc,
             ra_enc_key,
+            ra_combined,
+            ra_combined_key,
             keys,
         }
     })
+}
+
+/// An RA with one certificate for signing and encryption.
+pub fn combined_ra_identity() -> RaIdentity {
+    let p = pki();
+    let pair = || KeyPair {
+        cert: p.ra_combined.clone(),
+        key: p.ra_combined_key.clone(),
+    };
+    RaIdentity::new(pair(), pair(), vec![p.ca.clone()]).unwrap()
 }
 
 pub fn ra_identity() -> RaIdentity {
@@ -203,9 +238,9 @@ impl CaBackend for FakeCa {
         b.set_subject_name(&name(&cn)).unwrap();
         b.set_issuer_name(p.ca.subject_name()).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::from_unix(NOW - 300).unwrap())
+        b.set_not_before(&Asn1Time::from_unix(now() - 300).unwrap())
             .unwrap();
-        b.set_not_after(&Asn1Time::from_unix(NOW + 365 * 86_400).unwrap())
+        b.set_not_after(&Asn1Time::from_unix(now() + 365 * 86_400).unwrap())
             .unwrap();
         b.sign(&p.ca_key, MessageDigest::sha256()).unwrap();
         let cert = b.build();
@@ -213,7 +248,7 @@ impl CaBackend for FakeCa {
             serial_hex: hex::encode(serial.to_vec()),
             der: cert.to_der().unwrap(),
             chain: vec![p.ca.to_der().unwrap()],
-            not_after: NOW + 365 * 86_400,
+            not_after: now() + 365 * 86_400,
         };
         issued.insert(call.request_id.clone(), (call.csr_der.clone(), out.clone()));
         Ok(out)
@@ -242,9 +277,9 @@ impl CaBackend for FakeCa {
         let p = pki();
         let mut b = openssl::x509::X509CrlBuilder::new().unwrap();
         b.set_issuer_name(p.ca.subject_name()).unwrap();
-        b.set_last_update(&Asn1Time::from_unix(NOW).unwrap())
+        b.set_last_update(&Asn1Time::from_unix(now()).unwrap())
             .unwrap();
-        b.set_next_update(&Asn1Time::from_unix(NOW + 86_400).unwrap())
+        b.set_next_update(&Asn1Time::from_unix(now() + 86_400).unwrap())
             .unwrap();
         let holder = openssl::x509::X509Builder::new().unwrap();
         let ctx = holder.x509v3_context(Some(&p.ca), None);
@@ -393,14 +428,22 @@ impl Server {
     }
 
     pub async fn start_with(challenges: &[&str], settings: Settings) -> Self {
+        Self::start_with_identity(ra_identity(), challenges, settings).await
+    }
+
+    pub async fn start_with_identity(
+        ra: RaIdentity,
+        challenges: &[&str],
+        settings: Settings,
+    ) -> Self {
         let ca = Arc::new(FakeCa::default());
         let policy = Arc::new(FakePolicy::with_challenges(challenges));
         let state = AppState::new(
-            ra_identity(),
+            ra,
             policy.clone(),
             ca.clone(),
             settings,
-            Arc::new(FixedClock(AtomicI64::new(NOW))),
+            Arc::new(FixedClock(AtomicI64::new(now()))),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -459,7 +502,8 @@ impl Device {
     pub fn new(key_index: usize, cn: &str) -> Self {
         let key = pki().keys[key_index].clone();
         let signer =
-            scep::client::self_signed_certificate(&key, &name(cn), NOW - 60, NOW + 3600).unwrap();
+            scep::client::self_signed_certificate(&key, &name(cn), now() - 60, now() + 3600)
+                .unwrap();
         let tx = Transaction {
             transaction_id: TransactionId::from_public_key(&key.public_key_to_der().unwrap())
                 .unwrap(),
@@ -495,7 +539,7 @@ impl Device {
     pub fn request(&self, body: &RequestBody) -> Vec<u8> {
         let p = pki();
         let opts = RequestOptions {
-            signing_time: Some(NOW),
+            signing_time: Some(now()),
             ..RequestOptions::default()
         };
         scep::client::build_request(
