@@ -274,6 +274,10 @@ async fn bench_crl(dir: &std::path::Path, n: usize) {
         "CRL {n}: filled store in {:.1} s",
         fill.elapsed().as_secs_f64()
     );
+    let read = Instant::now();
+    let rows = ca.store().revoked().await.unwrap().len();
+    let read = read.elapsed();
+    assert_eq!(rows, n);
     let start = Instant::now();
     let snap = ca.regenerate_crl().await.unwrap();
     let elapsed = start.elapsed();
@@ -284,6 +288,10 @@ async fn bench_crl(dir: &std::path::Path, n: usize) {
         snap.der.len(),
         snap.der.len() as f64 / 1e6,
         snap.der.len() as f64 / n as f64
+    );
+    println!(
+        "  (of which reading the {n} rows from SQLite: about {:.2} s)",
+        read.as_secs_f64()
     );
     let parse = Instant::now();
     let crl = openssl::x509::X509Crl::from_der(&snap.der).unwrap();
@@ -301,6 +309,17 @@ async fn bench_crl(dir: &std::path::Path, n: usize) {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--crl-only N`: just the CRL measurement for N entries (for profiling).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--crl-only")
+        .and_then(|i| args.get(i + 1))
+    {
+        let dir = tempfile::tempdir().unwrap();
+        bench_crl(dir.path(), n.parse().unwrap()).await;
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     println!(
         "ca-mock benchmark ({} mode), {} CPUs",

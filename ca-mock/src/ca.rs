@@ -75,6 +75,9 @@ pub struct Issued {
     pub replayed: bool,
 }
 
+/// How long a revocation waits for the CRL that includes it.
+pub const CRL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Attempts at drawing a fresh serial before giving up (a collision of 127-bit random serials
 /// means the RNG is broken, so this is a guard, not a plan).
 const SERIAL_ATTEMPTS: usize = 5;
@@ -328,7 +331,7 @@ impl CertificateAuthority {
     /// Revokes (idempotently) and republishes the CRL. A CRL publication failure is logged and
     /// left to the schedule: the revocation itself is committed and OCSP already reflects it.
     pub async fn revoke(
-        &self,
+        self: &Arc<Self>,
         actor: &str,
         serial: &str,
         reason: RevocationReason,
@@ -365,7 +368,11 @@ impl CertificateAuthority {
     }
 
     /// Releases a certificateHold.
-    pub async fn release(&self, actor: &str, serial: &str) -> Result<ReleaseResponse, CaError> {
+    pub async fn release(
+        self: &Arc<Self>,
+        actor: &str,
+        serial: &str,
+    ) -> Result<ReleaseResponse, CaError> {
         let serial = Serial::from_hex(serial)?.to_hex();
         let now = self.clock.now();
         match self.store.release(&serial, now, actor).await? {
@@ -397,10 +404,22 @@ impl CertificateAuthority {
         }
     }
 
-    async fn crl_changed(&self) {
+    /// Republishes the CRL after a committed change, waiting at most [`CRL_WAIT`]: a lab-sized
+    /// CRL is current when the revocation is acknowledged, while a huge one (about 7 s for a
+    /// million entries) finishes in the background instead of holding the caller.
+    async fn crl_changed(self: &Arc<Self>) {
         self.revision.fetch_add(1, Ordering::SeqCst);
-        if let Err(e) = self.refresh_crl().await {
-            tracing::error!(error = %e, "CRL publication after revocation failed; will retry on schedule");
+        let ca = Arc::clone(self);
+        let build = tokio::spawn(async move { ca.refresh_crl().await });
+        match tokio::time::timeout(CRL_WAIT, build).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %e, "CRL publication after revocation failed; will retry on schedule");
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "CRL publication task failed"),
+            Err(_) => {
+                tracing::warn!("CRL still building; the revocation is committed and OCSP has it")
+            }
         }
     }
 

@@ -338,27 +338,30 @@ impl CertStore for SqlStore {
     }
 
     async fn revoked(&self) -> Result<Vec<RevokedEntry>, StoreError> {
+        // No ORDER BY (the database would sort a million rows on one thread) and columns by
+        // position: this query is most of the cost of a large CRL. Sorted here instead.
         let sql = "SELECT serial, revoked_at, reason FROM certificates \
-             WHERE status IN ('revoked', 'hold') ORDER BY serial";
-        on_pool!(self, p => {
+             WHERE status IN ('revoked', 'hold')";
+        let mut out: Vec<RevokedEntry> = on_pool!(self, p => {
             let rows = sqlx::query(sql).fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                let reason: Option<String> = row.try_get("reason")?;
+                let reason: Option<&str> = row.try_get(2)?;
                 let reason = reason
-                    .as_deref()
                     .and_then(RevocationReason::parse)
                     .ok_or_else(|| StoreError::Corrupt("revoked row without reason".into()))?;
-                let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+                let revoked_at: Option<i64> = row.try_get(1)?;
                 out.push(RevokedEntry {
-                    serial: row.try_get("serial")?,
+                    serial: row.try_get(0)?,
                     revoked_at: revoked_at
                         .ok_or_else(|| StoreError::Corrupt("revoked row without time".into()))?,
                     reason,
                 });
             }
-            Ok(out)
-        })
+            out
+        });
+        out.sort_unstable_by(|a, b| a.serial.cmp(&b.serial));
+        Ok(out)
     }
 
     async fn next_crl_number(&self) -> Result<i64, StoreError> {
