@@ -5,15 +5,21 @@
 //! verify PKIOperation requests, ask the policy module whether to issue (VerifyRequest), ask
 //! the CA to issue under the granted template, Notify the policy module, answer CertRep.
 
+pub mod admin;
+pub mod auth;
 pub mod ca;
 pub mod config;
+pub mod metrics;
+pub mod mscep_admin;
+pub mod pending;
 pub mod pipeline;
+pub mod queue;
 pub mod ra;
 pub mod routes;
+pub mod server;
 pub mod templates;
 
-use std::future::Future;
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +29,10 @@ use policy_module::NdesPolicy;
 use scep::AlgorithmPolicy;
 
 pub use ca::{CaBackend, CaMockBackend};
+pub use pending::{MemoryPendingStore, PendingStore, SqlPendingStore};
 pub use ra::{KeyPair, RaIdentity};
 pub use routes::router;
+pub use server::serve;
 
 /// The time, injected so tests can move it.
 pub trait Clock: Send + Sync {
@@ -57,6 +65,38 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Seconds a client is told to wait when a backend is down.
     pub retry_after_secs: u32,
+    /// Templates whose requests wait for an administrator's approval (PENDING until then).
+    pub approval_templates: BTreeSet<String>,
+    /// A client must send its request line and headers within this (slowloris).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How queued requests are retried at the CA.
+    pub queue: QueueSettings,
+}
+
+/// Retries of requests queued while the CA was unreachable.
+#[derive(Clone, Debug)]
+pub struct QueueSettings {
+    /// How often the background task looks for due requests.
+    pub tick: Duration,
+    /// First retry delay, in seconds; doubled per failed attempt.
+    pub backoff_base_secs: i64,
+    /// Largest retry delay, in seconds.
+    pub backoff_max_secs: i64,
+    /// Requests tried per tick.
+    pub batch: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(5),
+            backoff_base_secs: 10,
+            backoff_max_secs: 600,
+            batch: 32,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -67,8 +107,23 @@ impl Default for Settings {
             max_body_bytes: scep::limits::MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
             retry_after_secs: 30,
+            approval_templates: BTreeSet::new(),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            queue: QueueSettings::default(),
         }
     }
+}
+
+/// `/certsrv/mscep_admin/`: who may fetch a challenge, and for which template.
+#[derive(Clone, Debug)]
+pub struct MscepAdmin {
+    /// The CA template the challenges are for (NDES's configured template).
+    pub template: String,
+    /// HTTP Basic users.
+    pub users: auth::BasicUsers,
+    /// Bearer tokens (scripts).
+    pub token: Option<auth::BearerToken>,
 }
 
 /// Everything a request needs. Cheap to clone.
@@ -83,6 +138,38 @@ struct Inner {
     algorithms: AlgorithmPolicy,
     caps: String,
     clock: Arc<dyn Clock>,
+    pending: Arc<dyn PendingStore>,
+    admin_token: Option<auth::BearerToken>,
+    mscep_admin: Option<MscepAdmin>,
+    metrics: metrics::Metrics,
+}
+
+/// Builds an [`AppState`]; the optional parts default to off (and an in-memory pending store).
+pub struct AppStateBuilder(Inner);
+
+impl AppStateBuilder {
+    /// Where pending requests are recorded (default: in memory, lost on restart).
+    pub fn pending_store(mut self, store: Arc<dyn PendingStore>) -> Self {
+        self.0.pending = store;
+        self
+    }
+
+    /// Enable `/admin/v1/...` for holders of this bearer token.
+    pub fn admin_token(mut self, token: auth::BearerToken) -> Self {
+        self.0.admin_token = Some(token);
+        self
+    }
+
+    /// Enable `/certsrv/mscep_admin/`.
+    pub fn mscep_admin(mut self, admin: MscepAdmin) -> Self {
+        self.0.mscep_admin = Some(admin);
+        self
+    }
+
+    /// The state.
+    pub fn build(self) -> AppState {
+        AppState(Arc::new(self.0))
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -103,9 +190,20 @@ impl AppState {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        Self::builder(ra, policy, ca, settings, clock).build()
+    }
+
+    /// Like [`AppState::new`], with the optional parts still to set.
+    pub fn builder(
+        ra: RaIdentity,
+        policy: Arc<dyn NdesPolicy>,
+        ca: Arc<dyn CaBackend>,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> AppStateBuilder {
         let algorithms = pipeline::algorithms(settings.strict_algorithms);
         let caps = ra.capabilities(&algorithms).to_string();
-        Self(Arc::new(Inner {
+        AppStateBuilder(Inner {
             ra,
             policy,
             ca,
@@ -113,7 +211,36 @@ impl AppState {
             algorithms,
             caps,
             clock,
-        }))
+            pending: Arc::new(MemoryPendingStore::new()),
+            admin_token: None,
+            mscep_admin: None,
+            metrics: metrics::Metrics::default(),
+        })
+    }
+
+    /// The pending-request store.
+    pub fn pending(&self) -> &dyn PendingStore {
+        self.0.pending.as_ref()
+    }
+
+    /// The admin API token, if the admin API is enabled.
+    pub fn admin_token(&self) -> Option<&auth::BearerToken> {
+        self.0.admin_token.as_ref()
+    }
+
+    /// The mscep_admin configuration, if the page is enabled.
+    pub fn mscep_admin(&self) -> Option<&MscepAdmin> {
+        self.0.mscep_admin.as_ref()
+    }
+
+    /// This server's metrics.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.0.metrics
+    }
+
+    /// Whether requests under `template` wait for manual approval.
+    pub fn needs_approval(&self, template: &str) -> bool {
+        self.0.settings.approval_templates.contains(template)
     }
 
     /// The RA identity.
@@ -179,16 +306,4 @@ impl AppState {
             .and_then(|n| n.try_cmp(issuing.subject_name()))
             .is_ok_and(|o| o.is_eq())
     }
-}
-
-/// Serve the SCEP endpoints on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

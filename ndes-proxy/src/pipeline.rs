@@ -2,8 +2,9 @@
 //!
 //! One readable function per message type; the error contract of DESIGN decision 1 is applied
 //! here and nowhere else: undecodable -> HTTP 400; after decoding, every refusal is a signed
-//! CertRep FAILURE; policy or CA unreachable -> HTTP 503 with Retry-After (nothing is queued
-//! yet, so PENDING would be a lie).
+//! CertRep FAILURE; PENDING only once the request is committed to the pending store (manual
+//! approval, or CA unreachable after a grant); policy or store unreachable -> HTTP 503 with
+//! Retry-After.
 
 use openssl::x509::X509;
 use policy_module::{
@@ -12,18 +13,31 @@ use policy_module::{
 use scep::cms::IssuerAndSerialNumber;
 use scep::csr::Csr;
 use scep::server::{DecodedRequest, OpenedRequest, ReplyContext, Responder};
-use scep::{AlgorithmPolicy, Nonce, Refusal, RequestBody};
+use scep::{AlgorithmPolicy, FailInfo, MessageType, Nonce, Refusal, RequestBody};
 use tracing::{info, warn};
 
 use crate::AppState;
 use crate::ca::{CaError, IssueCall, IssuedCert};
+use crate::pending::{PendingRecord, PendingState};
+use crate::queue;
 use crate::templates::purpose_template;
+
+/// The pkiStatus of a CertRep, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepStatus {
+    /// SUCCESS.
+    Success,
+    /// PENDING.
+    Pending,
+    /// FAILURE with this failInfo.
+    Failure(FailInfo),
+}
 
 /// What the HTTP layer sends back.
 #[derive(Debug)]
 pub enum Reply {
     /// A CertRep (`application/x-pki-message`).
-    CertRep(Vec<u8>),
+    CertRep(Vec<u8>, RepStatus),
     /// The message could not be decoded: 400 with a short generic body.
     BadRequest,
     /// A backend is down and nothing was queued: 503 with Retry-After.
@@ -32,15 +46,41 @@ pub enum Reply {
     Internal,
 }
 
-/// Run one PKIOperation body through the pipeline.
-pub async fn handle(state: &AppState, der: &[u8], requester: RequesterInfo) -> Reply {
+/// The messageType as a metrics label (a fixed set: unknown types are `other`).
+fn message_type_label(wire: &str) -> &'static str {
+    match MessageType::from_wire(wire) {
+        Some(MessageType::PkcsReq) => "PKCSReq",
+        Some(MessageType::RenewalReq) => "RenewalReq",
+        Some(MessageType::CertPoll) => "CertPoll",
+        Some(MessageType::GetCert) => "GetCert",
+        Some(MessageType::GetCrl) => "GetCRL",
+        Some(MessageType::CertRep) => "CertRep",
+        None => "other",
+    }
+}
+
+/// Run one PKIOperation body through the pipeline; also returns the messageType label.
+pub async fn handle(
+    state: &AppState,
+    der: &[u8],
+    requester: RequesterInfo,
+) -> (Reply, &'static str) {
     let decoded = match DecodedRequest::decode(der) {
         Ok(d) => d,
         Err(e) => {
             info!(error = %e, "undecodable PKIOperation");
-            return Reply::BadRequest;
+            return (Reply::BadRequest, "");
         }
     };
+    let label = message_type_label(decoded.message_type_text());
+    (handle_decoded(state, decoded, requester).await, label)
+}
+
+async fn handle_decoded(
+    state: &AppState,
+    decoded: DecodedRequest<'_>,
+    requester: RequesterInfo,
+) -> Reply {
     let span = tracing::info_span!("pki_operation", transaction_id = %decoded.transaction_id(), message_type = %decoded.message_type_text());
     let _guard = span.enter();
     let early_ctx = decoded.reply_context();
@@ -70,6 +110,7 @@ pub async fn handle(state: &AppState, der: &[u8], requester: RequesterInfo) -> R
     match result {
         Ok(payload) => success(state, &opened.reply, payload),
         Err(Step::Refuse(r)) => refuse(state, &opened.reply, &r),
+        Err(Step::Pending) => pending(state, &opened.reply),
         Err(Step::Unavailable) => Reply::Unavailable,
     }
 }
@@ -77,6 +118,8 @@ pub async fn handle(state: &AppState, der: &[u8], requester: RequesterInfo) -> R
 /// How a step ends when it does not produce a payload.
 enum Step {
     Refuse(Refusal),
+    /// The request is committed to the pending store.
+    Pending,
     Unavailable,
 }
 
@@ -84,6 +127,11 @@ enum Step {
 enum Payload {
     Certs(Vec<X509>),
     Crl(Vec<u8>),
+}
+
+fn store_down(e: &crate::pending::StoreError) -> Step {
+    warn!(error = %e, "pending store unavailable");
+    Step::Unavailable
 }
 
 /// PKCSReq / RenewalReq (RFC 8894 §3.3.1): policy, CA, notify.
@@ -115,6 +163,22 @@ async fn enroll(
         info!(transaction_id = txid, request_id = %request_id, "renewal signed by an issued certificate");
     }
     let txid = request_id.as_str();
+    // Decision 3 for pending requests: a retransmission answers from the committed row.
+    if let Some(rec) = state
+        .pending()
+        .get(txid)
+        .await
+        .map_err(|e| store_down(&e))?
+    {
+        if rec.csr_der != csr.to_der() {
+            warn!(
+                transaction_id = txid,
+                "known transactionID with a different CSR"
+            );
+            return Err(Step::Refuse(Refusal::Rejected));
+        }
+        return answer_from_record(state, rec).await;
+    }
     let verify = VerifyRequest {
         csr_der: csr.to_der().to_vec(),
         challenge: csr
@@ -152,11 +216,34 @@ async fn enroll(
             return Err(Step::Refuse(Refusal::Rejected));
         }
     };
+    if state.needs_approval(&call.template) {
+        info!(transaction_id = txid, template = %call.template, "waiting for manual approval");
+        let rec = PendingRecord::new(
+            txid,
+            req.reply.transaction_id.as_str(),
+            &call.template,
+            csr.to_der(),
+            grant,
+            PendingState::AwaitingApproval,
+            state.now(),
+        );
+        return persist_pending(state, rec, csr).await;
+    }
     let issued = match state.ca().issue(&call).await {
         Ok(i) => i,
         Err(CaError::Unavailable(e)) => {
-            warn!(transaction_id = txid, error = %e, "CA unavailable");
-            return Err(Step::Unavailable);
+            // Granted but not issued: queue it durably and say PENDING (decision 1).
+            warn!(transaction_id = txid, error = %e, "CA unavailable, queueing the request");
+            let rec = PendingRecord::new(
+                txid,
+                req.reply.transaction_id.as_str(),
+                &call.template,
+                csr.to_der(),
+                grant,
+                PendingState::QueuedForCa,
+                state.now(),
+            );
+            return persist_pending(state, rec, csr).await;
         }
         Err(CaError::Refused(e)) => {
             warn!(transaction_id = txid, error = %e, "CA refused the issuance");
@@ -172,18 +259,62 @@ async fn enroll(
         }
     };
     let certs = certs_of(&issued).map_err(|()| Step::Unavailable)?;
-    let thumbprint = certs[0]
-        .digest(openssl::hash::MessageDigest::sha256())
-        .map(|d| hex::encode(&*d));
-    let outcome = Outcome::Issued {
-        serial_hex: issued.serial_hex.clone(),
-        thumbprint_sha256: thumbprint.unwrap_or_default(),
-        not_after: issued.not_after,
-        certificate_der: issued.der.clone(),
-    };
-    notify(state.policy(), txid, outcome).await;
+    notify(state.policy(), txid, issued_outcome(&issued)).await;
     info!(transaction_id = txid, serial = %issued.serial_hex, template = %call.template, renewal = grant.renewal, "issued");
     Ok(Payload::Certs(certs))
+}
+
+/// What Notify says about an issued certificate.
+pub(crate) fn issued_outcome(issued: &IssuedCert) -> Outcome {
+    let thumbprint = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &issued.der)
+        .map(|d| hex::encode(&*d))
+        .unwrap_or_default();
+    Outcome::Issued {
+        serial_hex: issued.serial_hex.clone(),
+        thumbprint_sha256: thumbprint,
+        not_after: issued.not_after,
+        certificate_der: issued.der.clone(),
+    }
+}
+
+/// Commit a pending row, then answer from what is stored (a concurrent twin may have won).
+async fn persist_pending(state: &AppState, rec: PendingRecord, csr: &Csr) -> Result<Payload, Step> {
+    let stored = state
+        .pending()
+        .insert(&rec)
+        .await
+        .map_err(|e| store_down(&e))?;
+    if stored.csr_der != csr.to_der() {
+        return Err(Step::Refuse(Refusal::Rejected));
+    }
+    answer_from_record(state, stored).await
+}
+
+/// The answer for a committed pending row; a queued row is tried at the CA first.
+async fn answer_from_record(state: &AppState, rec: PendingRecord) -> Result<Payload, Step> {
+    let rec = if rec.state == PendingState::QueuedForCa {
+        queue::attempt(state, rec)
+            .await
+            .map_err(|e| store_down(&e))?
+    } else {
+        rec
+    };
+    match rec.state {
+        PendingState::AwaitingApproval | PendingState::QueuedForCa => Err(Step::Pending),
+        PendingState::Issued { cert_der, .. } => {
+            let cert = X509::from_der(&cert_der).map_err(|_| {
+                warn!(request_id = %rec.request_id, "stored certificate does not decode");
+                Step::Unavailable
+            })?;
+            let mut out = vec![cert];
+            out.extend(state.ra().chain().iter().cloned());
+            Ok(Payload::Certs(out))
+        }
+        PendingState::Denied | PendingState::Failed { .. } => {
+            info!(request_id = %rec.request_id, state = ?rec.state, "pending request ended without a certificate");
+            Err(Step::Refuse(Refusal::Rejected))
+        }
+    }
 }
 
 /// The idempotency key of a request at the policy module and the CA (DESIGN decision 3).
@@ -209,7 +340,7 @@ pub fn request_id(transaction_id: &str, renewing_cert_der: Option<&[u8]>) -> Str
 
 /// Tell the policy module; a failure is logged, not fatal: the certificate is recorded at the
 /// CA, and a retransmission re-runs verify (same grant) and notify.
-async fn notify(policy: &dyn NdesPolicy, txid: &str, outcome: Outcome) {
+pub(crate) async fn notify(policy: &dyn NdesPolicy, txid: &str, outcome: Outcome) {
     let n = Notification {
         transaction_id: txid.to_owned(),
         outcome,
@@ -219,7 +350,8 @@ async fn notify(policy: &dyn NdesPolicy, txid: &str, outcome: Outcome) {
     }
 }
 
-fn issue_call(grant: &Grant, csr: &Csr) -> Result<IssueCall, serde_json::Error> {
+/// The CA call for a grant: the grant's template, else NDES's template by key purpose.
+pub(crate) fn issue_call(grant: &Grant, csr: &Csr) -> Result<IssueCall, serde_json::Error> {
     // policy-module and ca-mock share the wire vocabulary for names (see the ca-mock contract).
     let subject = serde_json::from_value(serde_json::to_value(&grant.subject)?)?;
     let sans = serde_json::from_value(serde_json::to_value(&grant.subject_alternative_names)?)?;
@@ -238,14 +370,28 @@ fn issue_call(grant: &Grant, csr: &Csr) -> Result<IssueCall, serde_json::Error> 
     })
 }
 
-/// CertPoll (RFC 8894 §3.3.3): this server never leaves a request pending yet, so a poll
-/// finds the certificate the CA recorded for this transactionID, or nothing (badCertID).
+/// CertPoll (RFC 8894 §3.3.3): the pending row of this request (PENDING, SUCCESS once approved
+/// and issued, FAILURE if denied), else the certificate the CA recorded for this
+/// transactionID, else nothing (badCertID).
 async fn poll(state: &AppState, req: &OpenedRequest) -> Result<Payload, Step> {
     let renewing = state
         .issued_by_our_ca(&req.signer)
         .then(|| req.signer.to_der().ok())
         .flatten();
     let id = request_id(req.reply.transaction_id.as_str(), renewing.as_deref());
+    if let Some(rec) = state.pending().get(&id).await.map_err(|e| store_down(&e))? {
+        // A renewal's id already names its signer; a first enrollment must poll with its key.
+        let owner = renewing.is_some()
+            || Csr::from_der(&rec.csr_der)
+                .ok()
+                .and_then(|c| c.public_key().ok())
+                .zip(req.signer.public_key().ok())
+                .is_some_and(|(a, b)| a.public_eq(&b));
+        if !owner {
+            return Err(Step::Refuse(Refusal::NotFound));
+        }
+        return answer_from_record(state, rec).await;
+    }
     let found = state
         .ca()
         .by_request_id(&id)
@@ -332,7 +478,18 @@ fn success(state: &AppState, ctx: &ReplyContext, payload: Payload) -> Reply {
         }
         Payload::Crl(crl) => ctx.success(&r, &[], &[crl]),
     };
-    built.map(Reply::CertRep).unwrap_or(Reply::Internal)
+    built
+        .map(|b| Reply::CertRep(b, RepStatus::Success))
+        .unwrap_or(Reply::Internal)
+}
+
+fn pending(state: &AppState, ctx: &ReplyContext) -> Reply {
+    let Ok(r) = responder(state) else {
+        return Reply::Internal;
+    };
+    ctx.pending(&r)
+        .map(|b| Reply::CertRep(b, RepStatus::Pending))
+        .unwrap_or(Reply::Internal)
 }
 
 fn refuse(state: &AppState, ctx: &ReplyContext, refusal: &Refusal) -> Reply {
@@ -341,7 +498,7 @@ fn refuse(state: &AppState, ctx: &ReplyContext, refusal: &Refusal) -> Reply {
         return Reply::Internal;
     };
     ctx.refuse(&r, refusal)
-        .map(Reply::CertRep)
+        .map(|b| Reply::CertRep(b, RepStatus::Failure(refusal.fail_info())))
         .unwrap_or(Reply::Internal)
 }
 

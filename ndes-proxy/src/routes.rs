@@ -6,6 +6,7 @@
 //! internal ever reaches a client.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,7 +21,8 @@ use scep::http::{
 };
 
 use crate::AppState;
-use crate::pipeline::{self, Reply};
+use crate::metrics::RequestLabels;
+use crate::pipeline::{self, RepStatus, Reply};
 
 /// Paths SCEP clients are pointed at.
 pub const SCEP_PATHS: [&str; 4] = [
@@ -30,7 +32,8 @@ pub const SCEP_PATHS: [&str; 4] = [
     "/scep",
 ];
 
-/// The router: SCEP on every path of [`SCEP_PATHS`], and `/healthz`.
+/// The router: SCEP on every path of [`SCEP_PATHS`], `/healthz`, `/metrics`, and when
+/// configured `/certsrv/mscep_admin/` and the approval API under `/admin/v1/`.
 pub fn router(state: AppState) -> Router {
     let limit = state.settings().max_body_bytes;
     let timeout = state.settings().request_timeout;
@@ -38,7 +41,16 @@ pub fn router(state: AppState) -> Router {
     for path in SCEP_PATHS {
         r = r.route(path, get(scep_get).post(scep_post));
     }
+    if state.mscep_admin().is_some() {
+        for path in crate::mscep_admin::PATHS {
+            r = r.route(path, get(crate::mscep_admin::page));
+        }
+    }
+    if state.admin_token().is_some() {
+        r = r.merge(crate::admin::routes(state.clone()));
+    }
     r.route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -54,6 +66,37 @@ fn text(status: StatusCode, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(),
+    )
+        .into_response()
+}
+
+fn operation_label(op: Option<Operation>) -> &'static str {
+    match op {
+        Some(Operation::GetCaCaps) => "GetCACaps",
+        Some(Operation::GetCaCert) => "GetCACert",
+        Some(Operation::GetNextCaCert) => "GetNextCACert",
+        Some(Operation::PkiOperation) => "PKIOperation",
+        None => "invalid",
+    }
+}
+
+/// Count a SCEP answer that carries no CertRep.
+fn observe(state: &AppState, op: Option<Operation>, started: Instant, resp: Response) -> Response {
+    let labels = RequestLabels {
+        operation: operation_label(op),
+        message_type: "",
+        pki_status: "",
+        fail_info: "",
+        http_status: resp.status().as_u16(),
+    };
+    state.metrics().observe(labels, started.elapsed());
+    resp
 }
 
 fn query(raw: Option<&str>) -> Result<ScepQuery, Box<Response>> {
@@ -85,26 +128,37 @@ async fn scep_get(
     extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Response {
+    let started = Instant::now();
     let q = match query(raw.as_deref()) {
         Ok(q) => q,
-        Err(resp) => return *resp,
+        Err(resp) => return observe(&state, None, started, *resp),
     };
     match q.operation {
-        Some(Operation::PkiOperation) => {
+        Some(op @ Operation::PkiOperation) => {
             let Some(message) = q.message.filter(|m| !m.is_empty()) else {
-                return text(StatusCode::BAD_REQUEST, "missing message\n");
+                let r = text(StatusCode::BAD_REQUEST, "missing message\n");
+                return observe(&state, Some(op), started, r);
             };
             let der = match scep::http::decode_get_message(&message) {
                 Ok(d) => d,
                 Err(scep::DecodeError::TooLarge) => {
-                    return text(StatusCode::URI_TOO_LONG, "message too large\n");
+                    let r = text(StatusCode::URI_TOO_LONG, "message too large\n");
+                    return observe(&state, Some(op), started, r);
                 }
-                Err(_) => return text(StatusCode::BAD_REQUEST, "message is not base64\n"),
+                Err(_) => {
+                    let r = text(StatusCode::BAD_REQUEST, "message is not base64\n");
+                    return observe(&state, Some(op), started, r);
+                }
             };
-            pki_operation(&state, &der, requester(&extensions, &headers)).await
+            pki_operation(&state, &der, requester(&extensions, &headers), started).await
         }
-        Some(op) => informational(&state, op),
-        None => text(StatusCode::BAD_REQUEST, "unknown operation\n"),
+        Some(op) => observe(&state, Some(op), started, informational(&state, op)),
+        None => observe(
+            &state,
+            None,
+            started,
+            text(StatusCode::BAD_REQUEST, "unknown operation\n"),
+        ),
     }
 }
 
@@ -115,17 +169,23 @@ async fn scep_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = Instant::now();
     let q = match query(raw.as_deref()) {
         Ok(q) => q,
-        Err(resp) => return *resp,
+        Err(resp) => return observe(&state, None, started, *resp),
     };
     match q.operation {
         // Any Content-Type: clients send application/x-pki-message, octet-stream or nothing.
         Some(Operation::PkiOperation) => {
-            pki_operation(&state, &body, requester(&extensions, &headers)).await
+            pki_operation(&state, &body, requester(&extensions, &headers), started).await
         }
-        Some(op) => informational(&state, op),
-        None => text(StatusCode::BAD_REQUEST, "unknown operation\n"),
+        Some(op) => observe(&state, Some(op), started, informational(&state, op)),
+        None => observe(
+            &state,
+            None,
+            started,
+            text(StatusCode::BAD_REQUEST, "unknown operation\n"),
+        ),
     }
 }
 
@@ -158,9 +218,45 @@ fn informational(state: &AppState, op: Operation) -> Response {
     }
 }
 
-async fn pki_operation(state: &AppState, der: &[u8], requester: RequesterInfo) -> Response {
-    match pipeline::handle(state, der, requester).await {
-        Reply::CertRep(body) => {
+async fn pki_operation(
+    state: &AppState,
+    der: &[u8],
+    requester: RequesterInfo,
+    started: Instant,
+) -> Response {
+    let (reply, message_type) = pipeline::handle(state, der, requester).await;
+    let (pki_status, fail_info) = match &reply {
+        Reply::CertRep(_, RepStatus::Success) => ("SUCCESS", ""),
+        Reply::CertRep(_, RepStatus::Pending) => ("PENDING", ""),
+        Reply::CertRep(_, RepStatus::Failure(f)) => ("FAILURE", fail_info_label(*f)),
+        _ => ("", ""),
+    };
+    let resp = reply_response(state, reply);
+    let labels = RequestLabels {
+        operation: "PKIOperation",
+        message_type,
+        pki_status,
+        fail_info,
+        http_status: resp.status().as_u16(),
+    };
+    state.metrics().observe(labels, started.elapsed());
+    resp
+}
+
+fn fail_info_label(f: scep::FailInfo) -> &'static str {
+    match f.code() {
+        0 => "badAlg",
+        1 => "badMessageCheck",
+        2 => "badRequest",
+        3 => "badTime",
+        4 => "badCertId",
+        _ => "other",
+    }
+}
+
+fn reply_response(state: &AppState, reply: Reply) -> Response {
+    match reply {
+        Reply::CertRep(body, _) => {
             ([(header::CONTENT_TYPE, CONTENT_TYPE_PKI_MESSAGE)], body).into_response()
         }
         Reply::BadRequest => text(StatusCode::BAD_REQUEST, "malformed SCEP message\n"),

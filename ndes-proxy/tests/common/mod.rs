@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ndes_proxy::ca::{CaBackend, CaError, IssueCall, IssuedCert};
-use ndes_proxy::{AppState, Clock, KeyPair, RaIdentity, Settings};
+use ndes_proxy::{AppState, AppStateBuilder, Clock, KeyPair, RaIdentity, Settings};
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
@@ -418,8 +418,10 @@ pub struct Server {
     pub url: String,
     pub ca: Arc<FakeCa>,
     pub policy: Arc<FakePolicy>,
+    pub state: AppState,
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
@@ -436,19 +438,38 @@ impl Server {
         challenges: &[&str],
         settings: Settings,
     ) -> Self {
+        Self::start_full(ra, challenges, settings, |b| b).await
+    }
+
+    /// A server whose optional parts (pending store, admin token, mscep_admin) `configure` sets.
+    pub async fn start_configured(
+        challenges: &[&str],
+        settings: Settings,
+        configure: impl FnOnce(AppStateBuilder) -> AppStateBuilder,
+    ) -> Self {
+        Self::start_full(ra_identity(), challenges, settings, configure).await
+    }
+
+    pub async fn start_full(
+        ra: RaIdentity,
+        challenges: &[&str],
+        settings: Settings,
+        configure: impl FnOnce(AppStateBuilder) -> AppStateBuilder,
+    ) -> Self {
         let ca = Arc::new(FakeCa::default());
         let policy = Arc::new(FakePolicy::with_challenges(challenges));
-        let state = AppState::new(
+        let state = configure(AppState::builder(
             ra,
             policy.clone(),
             ca.clone(),
             settings,
             Arc::new(FixedClock(AtomicI64::new(now()))),
-        );
+        ))
+        .build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(ndes_proxy::serve(listener, state, async {
+        let task = tokio::spawn(ndes_proxy::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
         let http = reqwest::Client::builder()
@@ -459,8 +480,20 @@ impl Server {
             url,
             ca,
             policy,
+            state,
             http,
             stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stop the server and wait until it has stopped (retry task included).
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
         }
     }
 
@@ -579,6 +612,17 @@ impl Device {
         assert_eq!(resp.headers()["content-type"], "application/x-pki-message");
         self.open(&resp.bytes().await.unwrap())
     }
+}
+
+pub fn poll_body(cn: &str) -> RequestBody {
+    RequestBody::CertPoll(scep::IssuerAndSubject::new(&pki().ca, &name(cn)).unwrap())
+}
+
+pub fn pending(rep: CertRep) {
+    assert!(
+        matches!(rep, CertRep::Pending),
+        "expected PENDING, got {rep:?}"
+    );
 }
 
 pub fn issued(rep: CertRep) -> X509 {

@@ -1,0 +1,141 @@
+//! Issuing requests that wait in the pending store as `queued_for_ca` (the CA was unreachable
+//! after the grant, or an administrator approved them). Three callers try: a device's poll or
+//! retransmission, the approve call, and the background task [`run`] with exponential backoff.
+//!
+//! Any number of them may race, on one instance or several: the CA issues idempotently by
+//! request id, and the store moves the row to `issued` by compare-and-set, so exactly one of
+//! them notifies the policy module.
+
+use std::time::Duration;
+
+use scep::csr::Csr;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::AppState;
+use crate::ca::CaError;
+use crate::pending::{PendingRecord, PendingState, StateKind, StoreError};
+use crate::pipeline::{issue_call, issued_outcome, notify};
+use policy_module::Outcome;
+
+/// Try a queued row at the CA once; returns the row as it now stands (unchanged if it was not
+/// queued). `Err` only when the store fails.
+pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingRecord, StoreError> {
+    if rec.state != PendingState::QueuedForCa {
+        return Ok(rec);
+    }
+    let id = rec.request_id.clone();
+    let call = Csr::from_der(&rec.csr_der)
+        .map_err(|e| e.to_string())
+        .and_then(|csr| issue_call(&rec.grant, &csr).map_err(|e| e.to_string()));
+    let call = match call {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(request_id = %id, error = %e, "stored request is unusable");
+            return fail(state, rec, "stored_request_unusable".into()).await;
+        }
+    };
+    let now = state.now();
+    match state.ca().issue(&call).await {
+        Ok(issued) => {
+            let to = PendingState::Issued {
+                serial_hex: issued.serial_hex.clone(),
+                cert_der: issued.der.clone(),
+            };
+            if state
+                .pending()
+                .transition(&id, StateKind::QueuedForCa, &to, now)
+                .await?
+            {
+                state.metrics().queue_attempt("issued");
+                info!(request_id = %id, serial = %issued.serial_hex, "queued request issued");
+                notify(state.policy(), &id, issued_outcome(&issued)).await;
+            }
+            reload(state, rec).await
+        }
+        Err(CaError::Unavailable(e)) => {
+            state.metrics().queue_attempt("ca_unavailable");
+            let next = now.saturating_add(backoff(state, rec.attempts));
+            info!(request_id = %id, error = %e, attempts = rec.attempts + 1, retry_at = next, "CA still unavailable");
+            state.pending().reschedule(&id, next, now).await?;
+            reload(state, rec).await
+        }
+        Err(CaError::Refused(e)) => {
+            warn!(request_id = %id, error = %e, "CA refused a queued request");
+            fail(state, rec, format!("ca_refused: {e}")).await
+        }
+    }
+}
+
+/// Move a queued row to failed and tell the policy module (once).
+async fn fail(
+    state: &AppState,
+    rec: PendingRecord,
+    reason: String,
+) -> Result<PendingRecord, StoreError> {
+    state.metrics().queue_attempt("failed");
+    let to = PendingState::Failed {
+        reason: reason.clone(),
+    };
+    if state
+        .pending()
+        .transition(&rec.request_id, StateKind::QueuedForCa, &to, state.now())
+        .await?
+    {
+        notify(state.policy(), &rec.request_id, Outcome::Failed { reason }).await;
+    }
+    reload(state, rec).await
+}
+
+async fn reload(state: &AppState, rec: PendingRecord) -> Result<PendingRecord, StoreError> {
+    Ok(state.pending().get(&rec.request_id).await?.unwrap_or(rec))
+}
+
+/// Seconds until the next try after `attempts` failures: base * 2^attempts, capped.
+pub fn backoff(state: &AppState, attempts: u32) -> i64 {
+    let q = &state.settings().queue;
+    let factor = 1i64 << attempts.min(30);
+    q.backoff_base_secs
+        .saturating_mul(factor)
+        .min(q.backoff_max_secs)
+        .max(0)
+}
+
+/// The background retry task: every tick, try the due rows; returns once `stop` turns true
+/// (after finishing the row in hand).
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let tick = state.settings().queue.tick.max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return; // the server is gone
+                }
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let due = match state
+            .pending()
+            .due(state.now(), state.settings().queue.batch)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "pending store unavailable for the retry task");
+                continue;
+            }
+        };
+        for rec in due {
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(e) = attempt(&state, rec).await {
+                warn!(error = %e, "pending store failed during a retry");
+                break;
+            }
+        }
+    }
+}
