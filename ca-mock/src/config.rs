@@ -158,7 +158,18 @@ impl Default for OcspConfig {
 impl Config {
     /// Parses the TOML text (unknown keys are errors).
     pub fn from_toml(text: &str) -> Result<Self, CaError> {
-        toml::from_str(text).map_err(|e| CaError::Config(e.to_string()))
+        let config: Self = toml::from_str(text).map_err(|e| CaError::Config(e.to_string()))?;
+        let url = &config.public_base_url;
+        // It goes into AIA/CDP as an IA5String URI: ASCII, with a scheme clients can fetch.
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || !url.is_ascii()
+            || url.contains(char::is_whitespace)
+        {
+            return Err(CaError::Config(format!(
+                "public_base_url {url:?} must be an ASCII http:// or https:// URL"
+            )));
+        }
+        Ok(config)
     }
 
     /// Reads a config file and makes its relative paths absolute.
@@ -324,5 +335,7 @@ mod tests {
         let text = SAMPLE_CONFIG.replace("listen =", "listen_addr = \"x\"\nlisten =");
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("listen_addr"), "{err}");
+        let text = SAMPLE_CONFIG.replace("\"http://127.0.0.1:8180\"", "\"ftp://ca\"");
+        assert!(Config::from_toml(&text).is_err(), "bad public_base_url");
     }
 }
