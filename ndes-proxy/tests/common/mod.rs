@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ndes_proxy::ca::{CaBackend, CaError, IssueCall, IssuedCert};
@@ -314,6 +314,10 @@ pub struct FakePolicy {
     pub challenges: Mutex<HashMap<String, Reservation>>,
     pub notifications: Mutex<Vec<Notification>>,
     pub rejections: Mutex<Vec<Rejection>>,
+    /// PasswordMax for generate_challenge (0: unlimited); counts unused challenges.
+    pub password_max: AtomicUsize,
+    /// Who asked generate_challenge for which template.
+    pub challenge_requests: Mutex<Vec<ChallengeRequest>>,
 }
 
 impl FakePolicy {
@@ -361,9 +365,30 @@ fn grant(req: &VerifyRequest, renewal: bool) -> Grant {
 impl NdesPolicy for FakePolicy {
     async fn generate_challenge(
         &self,
-        _req: ChallengeRequest,
+        req: ChallengeRequest,
     ) -> Result<IssuedChallenge, ChallengeError> {
-        Err(ChallengeError::InvalidTemplate)
+        if self.down.load(Ordering::SeqCst) {
+            return Err(ChallengeError::Unavailable);
+        }
+        if req.template != "IPSECIntermediateOffline" {
+            return Err(ChallengeError::InvalidTemplate);
+        }
+        self.challenge_requests.lock().unwrap().push(req.clone());
+        let mut challenges = self.challenges.lock().unwrap();
+        let unused = challenges.values().filter(|r| r.is_none()).count();
+        let max = self.password_max.load(Ordering::SeqCst);
+        if max != 0 && unused >= max {
+            return Err(ChallengeError::CacheFull);
+        }
+        let mut raw = [0u8; 16];
+        openssl::rand::rand_bytes(&mut raw).unwrap();
+        let value = hex::encode_upper(raw);
+        challenges.insert(value.clone(), None);
+        Ok(IssuedChallenge {
+            challenge: policy_module::secret::Secret::new(&value),
+            template: req.template,
+            expires_at: now() + 3600,
+        })
     }
 
     async fn verify_request(&self, req: VerifyRequest) -> Result<Grant, VerifyError> {

@@ -1,0 +1,135 @@
+//! Connection limits and observability over 127.0.0.1: slowloris clients are cut off, the
+//! connection cap makes extra clients wait, `/metrics` counts requests by operation,
+//! messageType, pkiStatus and failInfo.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Device, Server, failure, issued};
+use ndes_proxy::Settings;
+use scep::{FailInfo, RequestBody};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn addr(s: &Server) -> String {
+    s.url.trim_start_matches("http://").to_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_headers_slowly_is_cut_off() {
+    let settings = Settings {
+        header_read_timeout: Duration::from_millis(500),
+        ..Settings::default()
+    };
+    let s = Server::start_with(&[], settings).await;
+    let mut conn = TcpStream::connect(addr(&s)).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // One byte of a header value every 100 ms (far below any header size or count limit),
+    // never the end of the headers: up to 60 s of trickling unless the server hangs up first.
+    let mut cut_off = false;
+    let mut buf = [0u8; 256];
+    let mut answer = Vec::new();
+    for _ in 0..600 {
+        if conn.write_all(b"a").await.is_err() {
+            cut_off = true;
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), conn.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => {
+                cut_off = true;
+                break;
+            }
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {} // nothing yet: keep trickling
+        }
+    }
+    assert!(cut_off, "the server kept a slowloris connection open");
+    let head = String::from_utf8_lossy(&answer);
+    assert!(
+        !head.contains(" 200 "),
+        "no answer to unfinished headers: {head}"
+    );
+    // The server itself is fine.
+    assert_eq!(s.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn beyond_the_connection_cap_new_connections_wait_for_a_free_slot() {
+    let settings = Settings {
+        max_connections: 2,
+        header_read_timeout: Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let s = Server::start_with(&[], settings).await;
+    // Two idle connections take both slots (one byte each, so they are surely accepted).
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(addr(&s)).await.unwrap();
+        c.write_all(b"G").await.unwrap();
+        idle.push(c);
+    }
+    let url = format!("{}/healthz", s.url);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let third = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served beyond the cap"
+    );
+    drop(idle.pop());
+    let status = third.await.unwrap().unwrap();
+    assert_eq!(status, 200, "served once a slot was free");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_operation_message_type_status_and_fail_info() {
+    let s = Server::start(&["m1"]).await;
+    assert_eq!(s.get("/scep?operation=GetCACaps").await.status(), 200);
+    assert_eq!(s.get("/scep?operation=GetCACert").await.status(), 200);
+    assert_eq!(
+        s.get("/scep?operation=PKIOperation&message=!!!")
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(s.get("/scep?operation=Nope").await.status(), 400);
+    let d = Device::new(0, "metered");
+    assert_eq!(
+        failure(
+            d.send(&s, &RequestBody::PkcsReq(d.csr(Some("wrong"))))
+                .await
+        ),
+        FailInfo::BadRequest
+    );
+    issued(d.send(&s, &RequestBody::PkcsReq(d.csr(Some("m1")))).await);
+    let r = s.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text().await.unwrap();
+    for line in [
+        r#"ndes_scep_requests_total{operation="GetCACaps",message_type="",pki_status="",fail_info="",status="200"} 1"#,
+        r#"ndes_scep_requests_total{operation="GetCACert",message_type="",pki_status="",fail_info="",status="200"} 1"#,
+        r#"ndes_scep_requests_total{operation="PKIOperation",message_type="",pki_status="",fail_info="",status="400"} 1"#,
+        r#"ndes_scep_requests_total{operation="invalid",message_type="",pki_status="",fail_info="",status="400"} 1"#,
+        r#"ndes_scep_requests_total{operation="PKIOperation",message_type="PKCSReq",pki_status="FAILURE",fail_info="badRequest",status="200"} 1"#,
+        r#"ndes_scep_requests_total{operation="PKIOperation",message_type="PKCSReq",pki_status="SUCCESS",fail_info="",status="200"} 1"#,
+        r#"ndes_scep_request_duration_seconds_count{operation="PKIOperation"} 3"#,
+        r#"ndes_scep_request_duration_seconds_bucket{operation="PKIOperation",le="+Inf"} 3"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+    assert!(!text.contains("m1"), "no challenge in metrics");
+}
