@@ -1,301 +1,391 @@
-//! One SCEP enrollment end to end, in process: RA/CA set-up, device key and CSR with a
-//! challenge, GetCACaps/GetCACert, PKCSReq, server-side verify/open/issue, CertRep, and the
-//! device checking what it received.
+//! The seven steps of Figure 7 (seeds/001), each printed with what was checked, then the
+//! device's retirement shown in the CRL and in an OCSP answer.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
+use anyhow::{Context, Result, bail, ensure};
+use device_agent::agent::{Agent, SyncOptions};
+use device_agent::mdm::{DeviceRegistration, MdmClient, SecretString};
+use device_agent::{DeviceDir, HttpTransport};
 use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
-use openssl::x509::{X509, X509Name, X509NameRef};
-use scep::caps::{Capabilities, Capability};
-use scep::client::{self, CertRep, RequestOptions, Transaction};
-use scep::cms::enveloped::DecryptionKey;
-use scep::cms::signed::SignerIdentity;
-use scep::csr::{ChallengePassword, Csr};
-use scep::http::CaCertificates;
-use scep::server::{DecodedRequest, Responder};
-use scep::{AlgorithmPolicy, Nonce, RequestBody, TransactionId};
+use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspRequest, OcspResponse, OcspResponseStatus};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{X509, X509Crl, X509StoreContext};
+use policy_module::model::{
+    CertificateType, HashAlgorithm, KeyAlgorithm, KeyUsage, ProfileSpec, SanKind, SanTemplate,
+};
+use scep_lab::{Lab, LabOptions};
 
-/// Run the demo, writing the narration to `out`.
-pub(crate) fn run(out: &mut impl Write) -> anyhow::Result<()> {
-    let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
+const PROFILE: &str = "corp-device-cert";
+
+/// Run the lab through the seven steps and the retirement, narrating to `out`.
+pub(crate) async fn run(out: &mut impl Write, data_dir: &Path) -> Result<()> {
+    let lab = Lab::start(LabOptions::new(data_dir)).await?;
+    let result = steps(out, &lab).await;
+    lab.shutdown().await;
+    result
+}
+
+async fn steps(out: &mut impl Write, lab: &Lab) -> Result<()> {
     writeln!(
         out,
-        "scep-lab demo: one device enrolls over SCEP (RFC 8894)\n"
+        "scep-lab: NDES + Intune style certificate provisioning, on loopback\n"
     )?;
-
-    let ca_key = rsa()?;
-    let ca_name = name("scep-lab Demo Root CA")?;
-    let ca = certificate(&ca_name, &ca_key, None, Usage::Ca, now)?;
-    let ra_key = rsa()?;
-    let ra_name = name("scep-lab NDES RA")?;
-    let ra = certificate(&ra_name, &ra_key, Some((&ca, &ca_key)), Usage::Ra, now)?;
-    let fingerprint = hex(&ca.digest(MessageDigest::sha256())?);
-    writeln!(out, "[setup] root CA SHA-256 fingerprint {fingerprint}")?;
-
-    // Step 3: GetCACaps and GetCACert as the device sees them.
-    let caps = Capabilities::new([
-        Capability::Aes,
-        Capability::Sha256,
-        Capability::PostPkiOperation,
-        Capability::Renewal,
-    ]);
-    let caps = Capabilities::parse(&caps.to_string());
-    let (content_type, body) = CaCertificates::new(vec![ra.clone(), ca.clone()]).to_response()?;
-    let ca_certs = CaCertificates::from_response(content_type, &body)?;
-    let pinned = ca_certs
-        .find_by_sha256(&ca.digest(MessageDigest::sha256())?)
-        .context("CA pin")?;
-    let digest = caps.strongest_digest().context("no common digest")?;
-    let cipher = caps.strongest_cipher().context("no common cipher")?;
     writeln!(
         out,
-        "[3] GetCACaps -> {digest:?}, {cipher:?}; GetCACert ({content_type}) pinned root {}",
-        subject(pinned)
+        "  ca-mock        {}   (CRL {}/crl/issuing.crl, OCSP {}/ocsp)",
+        lab.ca_url(),
+        lab.ca_url(),
+        lab.ca_url()
+    )?;
+    writeln!(out, "  policy-module  {}", lab.policy_url())?;
+    writeln!(out, "  ndes-proxy     {}", lab.scep_url())?;
+    writeln!(out, "  root CA SHA-256 {}", lab.root_fingerprint())?;
+    writeln!(out, "  data           {}\n", lab.data_dir().display())?;
+
+    // Step 1: the admin creates a SCEP profile and assigns it.
+    let spec = profile_spec(lab);
+    let profile = lab
+        .policy()
+        .create_profile(PROFILE, spec)
+        .await
+        .context("creating the profile")?;
+    writeln!(
+        out,
+        "[1] admin created SCEP profile {PROFILE:?} v{}: subject {:?}, template {}",
+        profile.version, profile.spec.subject_name_format, profile.spec.template
     )?;
 
-    let device_key = rsa()?;
-    let device = name("device-0001")?;
-    let challenge = ChallengePassword::new(hex(&rand(16)?));
-    let csr_der = scep::csr::build(
-        &device_key,
-        &device,
-        None,
-        Some(&challenge),
-        MessageDigest::sha256(),
-    )?;
-    let signer = client::self_signed_certificate(&device_key, &device, now - 300, now + 3600)?;
-    let tx = Transaction {
-        transaction_id: TransactionId::from_public_key(&device_key.public_key_to_der()?)?,
-        sender_nonce: Nonce::random()?,
+    let device_dir = lab.data_dir().join("devices").join("laptop-01");
+    let dir = DeviceDir::open(&device_dir)?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let mdm = MdmClient::new(http, &lab.policy_url());
+    let admin = SecretString::new(lab.tokens().policy_admin.expose());
+    let registration = DeviceRegistration {
+        name: "LAB-LAPTOP-01".into(),
+        platform: "windows".into(),
+        serial_number: Some("SN-0001".into()),
+        owner_upn: Some("alice@scep-lab.test".into()),
+        ..DeviceRegistration::default()
     };
-    let recipient = ca_certs
-        .encryption_recipient()
-        .context("no encryption recipient")?;
-    let request = client::build_request(
-        &RequestBody::PkcsReq(Csr::from_der(&csr_der)?),
-        SignerIdentity {
-            cert: &signer,
-            key: &device_key,
-        },
-        &[recipient],
-        &tx,
-        &RequestOptions {
-            digest,
-            cipher,
-            signing_time: Some(now),
-        },
-    )?;
+    let reg = mdm
+        .register(&dir, &admin, &registration)
+        .await
+        .context("registering the device")?;
+    let target = policy_module::store::Assignment {
+        kind: "device".into(),
+        id: reg.device_id.clone(),
+    };
+    lab.policy()
+        .assign(PROFILE, target)
+        .await
+        .context("assigning the profile")?;
     writeln!(
         out,
-        "[3] device key generated locally; PKCSReq {} bytes, transactionID {}",
-        request.len(),
-        tx.transaction_id
+        "    device {} registered (credential stored 0600 on the device) and targeted",
+        reg.device_id
     )?;
 
-    // Step 4: the server decrypts and verifies.
-    let policy = AlgorithmPolicy::default();
-    let verified = DecodedRequest::decode(&request)?.verify(&policy)?;
-    verified.check_signing_time(now, 300)?;
-    let opened = verified.open(
-        &[DecryptionKey {
-            cert: &ra,
-            key: &ra_key,
-        }],
-        &policy,
+    // Step 2: check-in hands the rendered profile with a fresh challenge to the device.
+    let (_, credential) = Agent::new(
+        DeviceDir::open(&device_dir)?,
+        mdm.clone(),
+        Arc::new(HttpTransport::new(Duration::from_secs(30))?),
+    )
+    .registration()?;
+    let checkin = mdm
+        .checkin(&reg.device_id, &credential, &Default::default())
+        .await?;
+    let rendered = checkin
+        .profiles
+        .first()
+        .context("check-in returned no profile")?;
+    let subject: Vec<String> = rendered
+        .subject
+        .iter()
+        .map(|a| format!("{}={}", a.attr, a.value))
+        .collect();
+    writeln!(
+        out,
+        "[2] check-in: profile {} rendered for the device (subject {}), one-time challenge included (value not shown)",
+        rendered.profile_id,
+        subject.join(",")
     )?;
-    let RequestBody::PkcsReq(csr) = &opened.body else {
-        bail!("expected a PKCSReq")
-    };
+
+    // Steps 3-7: the device agent enrolls; ndes-proxy, policy-module and ca-mock do their parts.
+    let agent = Agent::new(
+        DeviceDir::open(&device_dir)?,
+        mdm.clone(),
+        Arc::new(HttpTransport::new(Duration::from_secs(30))?),
+    );
+    let summary = agent
+        .sync(SyncOptions::default())
+        .await
+        .context("device sync")?;
+    if let Some(e) = summary.errors.first() {
+        bail!("enrollment failed: {}", e.message);
+    }
+    let (_, enrolled) = summary.installed.first().context("nothing installed")?;
+    let slot = dir
+        .slots()?
+        .into_iter()
+        .next()
+        .context("no certificate slot")?;
+    let (key, chain) = slot.installed()?.context("no installed certificate")?;
+    let cert = chain.first().context("empty chain")?.clone();
     ensure!(
-        opened.signed_with_requested_key(),
-        "request not signed with the requested key"
+        key_file_is_private(slot.path())?,
+        "device key file is not 0600"
     );
     writeln!(
         out,
-        "[4] outer signature verified, envelope opened, CSR self-signature verified"
+        "[3] device generated its key locally (0600 in {}), pinned the CA by the profile's thumbprint, sent PKCSReq (transactionID {})",
+        slot.path().display(),
+        enrolled.transaction_id
     )?;
 
-    // Step 5: the challenge (here a static check; the policy module takes this role later).
-    let presented = csr
-        .challenge_password()
-        .context("no challenge in the CSR")?;
-    ensure!(
-        openssl::memcmp::eq(presented.expose().as_bytes(), challenge.expose().as_bytes()),
-        "challenge mismatch"
-    );
-    writeln!(out, "[5] challenge matched (constant-time compare)")?;
-
-    // Step 6: issue from the CSR's key and subject.
-    let issued = issue(csr, &ca, &ca_key, now)?;
+    let serial = enrolled.serial_hex.to_lowercase();
+    let view = lab.policy().device_view(&reg.device_id).await?;
+    let record = view
+        .certificates
+        .iter()
+        .find(|c| c.serial_hex.eq_ignore_ascii_case(&serial))
+        .context("policy module has no record of the certificate")?;
     writeln!(
         out,
-        "[6] issued serial {} to {}",
-        hex(&issued.serial_number().to_bn()?.to_vec()),
-        subject(&issued)
+        "[4] ndes-proxy decrypted and verified the request and called VerifyRequest (transaction {})",
+        record.transaction_id
     )?;
-
-    // Step 7: CertRep SUCCESS back to the device, which checks everything.
-    let responder = Responder {
-        signer: SignerIdentity {
-            cert: &ra,
-            key: &ra_key,
-        },
-        sender_nonce: Nonce::random()?,
-        signing_time: Some(now),
-    };
-    let reply = opened.reply.success(&responder, &[&issued, &ca], &[])?;
-    let rep = client::open_cert_rep(
-        &reply,
-        &tx,
-        &ca_certs.reply_signers(),
-        DecryptionKey {
-            cert: &signer,
-            key: &device_key,
-        },
-        &policy,
+    writeln!(
+        out,
+        "[5] policy-module granted it: challenge valid and single use, device targeted, subject/SAN/key as the profile renders them"
     )?;
-    let CertRep::Success(payload) = rep else {
-        bail!("expected SUCCESS, got {rep:?}")
-    };
-    let cert = payload.certificates.first().context("empty CertRep")?;
+    let info = lab.ca().info(&serial).await.context("CA record")?;
+    writeln!(
+        out,
+        "[6] ca-mock issued serial {serial} under {} and recorded it before answering (status {:?})",
+        info.template, info.status
+    )?;
+    verify_chain(&cert, &chain)?;
     ensure!(
-        cert.public_key()?.public_eq(&device_key),
+        cert.public_key()?.public_eq(key.pkey()),
         "certificate is not for the device key"
     );
-    let ca_public = ca.public_key()?;
-    ensure!(cert.verify(&ca_public)?, "certificate not signed by the CA");
     writeln!(
         out,
-        "[7] CertRep SUCCESS verified (RA signature, transactionID, recipientNonce), certificate matches the device key and chains to the root"
+        "[7] CertRep SUCCESS: device installed {:?}; chain verifies to the root; Notify recorded it; installed at {}",
+        enrolled.subject,
+        record
+            .installed_at
+            .map_or("(pending report)".into(), |t| t.to_string())
     )?;
-    writeln!(out, "\ndemo complete")?;
+
+    // Retirement: revocation through the outbox, visible in the CRL and in OCSP.
+    lab.policy()
+        .lifecycle(&reg.device_id, policy_module::admin::Lifecycle::Retire)
+        .await?;
+    writeln!(
+        out,
+        "\n[+] admin retired the device: revocation queued in the policy module's outbox"
+    )?;
+    wait_revoked(lab, &serial).await?;
+    let issuing = &chain[1];
+    let reason = crl_reason(lab, &cert, issuing).await?;
+    writeln!(
+        out,
+        "    CRL {}/crl/issuing.crl lists serial {serial}: reason {reason}",
+        lab.ca_url()
+    )?;
+    let ocsp = ocsp_status(lab, &cert, issuing).await?;
+    writeln!(out, "    OCSP {}/ocsp answers: {ocsp}", lab.ca_url())?;
+    let after = agent.sync(SyncOptions::default()).await?;
+    ensure!(
+        after.retired,
+        "the device did not carry out the retire command"
+    );
+    ensure!(
+        dir.slots()?.is_empty(),
+        "the device kept certificates after retirement"
+    );
+    writeln!(
+        out,
+        "    device checked in, carried out the retire command and removed its certificates"
+    )?;
+    writeln!(out, "\nall steps completed")?;
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-enum Usage {
-    Ca,
-    Ra,
-    Device,
+fn profile_spec(lab: &Lab) -> ProfileSpec {
+    ProfileSpec {
+        name: "Corporate device certificate".into(),
+        certificate_type: CertificateType::Device,
+        subject_name_format: "CN={{DeviceName}},OU=Devices,O=scep-lab".into(),
+        subject_alternative_names: vec![SanTemplate {
+            kind: SanKind::Dns,
+            value: "{{DeviceName}}.devices.scep-lab.test".into(),
+        }],
+        key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment],
+        extended_key_usages: vec!["1.3.6.1.5.5.7.3.2".into()],
+        key_algorithm: KeyAlgorithm::Rsa,
+        key_size: 2048,
+        hash_algorithm: HashAlgorithm::Sha256,
+        validity_days: 365,
+        renewal_threshold_percent: 20,
+        template: scep_lab::DEVICE_TEMPLATES[0].into(),
+        scep_server_urls: vec![lab.scep_url()],
+        ca_thumbprint: lab.root_fingerprint().into(),
+        retry_count: 3,
+        retry_delay_minutes: 1,
+    }
 }
 
-fn rsa() -> anyhow::Result<PKey<Private>> {
-    Ok(PKey::from_rsa(Rsa::generate(2048)?)?)
-}
-
-fn rand(n: usize) -> anyhow::Result<Vec<u8>> {
-    let mut b = vec![0; n];
-    openssl::rand::rand_bytes(&mut b)?;
-    Ok(b)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
-}
-
-fn name(cn: &str) -> anyhow::Result<X509Name> {
-    let mut b = X509Name::builder()?;
-    b.append_entry_by_text("O", "scep-lab")?;
-    b.append_entry_by_text("CN", cn)?;
-    Ok(b.build())
-}
-
-fn subject(cert: &X509) -> String {
-    cert.subject_name()
-        .entries()
-        .filter_map(|e| e.data().to_string().ok())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn issue(csr: &Csr, ca: &X509, ca_key: &PKey<Private>, now: i64) -> anyhow::Result<X509> {
-    let key = csr.public_key()?;
-    let subject = csr.subject_name()?;
-    let mut b = X509::builder()?;
-    b.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(128, MsbOption::MAYBE_ZERO, false)?;
-    b.set_serial_number(&*serial.to_asn1_integer()?)?;
-    b.set_subject_name(&subject)?;
-    b.set_issuer_name(ca.subject_name())?;
-    b.set_pubkey(&key)?;
-    b.set_not_before(&*Asn1Time::from_unix(now - 300)?)?;
-    b.set_not_after(&*Asn1Time::from_unix(now + 365 * 86_400)?)?;
-    extensions(&mut b, Usage::Device, Some(ca))?;
-    b.sign(ca_key, MessageDigest::sha256())?;
-    Ok(b.build())
-}
-
-fn certificate(
-    subject: &X509NameRef,
-    key: &PKey<Private>,
-    issuer: Option<(&X509, &PKey<Private>)>,
-    usage: Usage,
-    now: i64,
-) -> anyhow::Result<X509> {
-    let mut b = X509::builder()?;
-    b.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(128, MsbOption::MAYBE_ZERO, false)?;
-    b.set_serial_number(&*serial.to_asn1_integer()?)?;
-    b.set_subject_name(subject)?;
-    b.set_issuer_name(issuer.map_or(subject, |(c, _)| c.subject_name()))?;
-    b.set_pubkey(key)?;
-    b.set_not_before(&*Asn1Time::from_unix(now - 300)?)?;
-    b.set_not_after(&*Asn1Time::from_unix(now + 10 * 365 * 86_400)?)?;
-    extensions(&mut b, usage, issuer.map(|(c, _)| c))?;
-    b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())?;
-    Ok(b.build())
-}
-
-fn extensions(
-    b: &mut openssl::x509::X509Builder,
-    usage: Usage,
-    issuer: Option<&X509>,
-) -> anyhow::Result<()> {
-    let mut bc = BasicConstraints::new();
-    let mut ku = KeyUsage::new();
-    match usage {
-        Usage::Ca => {
-            bc.critical().ca();
-            ku.critical().key_cert_sign().crl_sign();
-        }
-        Usage::Ra => {
-            ku.critical().digital_signature().key_encipherment();
-        }
-        Usage::Device => {
-            ku.critical().digital_signature().key_encipherment();
+fn key_file_is_private(dir: &Path) -> Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().contains("key") {
+            return Ok(entry.metadata()?.permissions().mode() & 0o077 == 0);
         }
     }
-    b.append_extension(bc.build()?)?;
-    b.append_extension(ku.build()?)?;
-    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(issuer.map(|c| &**c), None))?;
-    b.append_extension(ski)?;
+    Ok(false)
+}
+
+fn verify_chain(cert: &X509, chain: &[X509]) -> Result<()> {
+    let mut store = X509StoreBuilder::new()?;
+    store.add_cert(chain.last().context("no root in the chain")?.clone())?;
+    let store = store.build();
+    let mut untrusted = openssl::stack::Stack::new()?;
+    for c in &chain[1..] {
+        untrusted.push(c.clone())?;
+    }
+    let mut ctx = X509StoreContext::new()?;
+    let ok = ctx.init(&store, cert, &untrusted, |c| c.verify_cert())?;
+    ensure!(ok, "chain does not verify: {}", ctx.error());
     Ok(())
+}
+
+async fn wait_revoked(lab: &Lab, serial: &str) -> Result<()> {
+    for _ in 0..100 {
+        if lab.ca().info(serial).await?.status != ca_mock::store::CertStatus::Good {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the revocation did not reach the CA within 20 s")
+}
+
+async fn crl_reason(lab: &Lab, cert: &X509, issuing: &X509) -> Result<String> {
+    let der = reqwest::get(format!("{}/crl/issuing.crl", lab.ca_url()))
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let crl = X509Crl::from_der(&der)?;
+    let issuing_key = issuing.public_key()?;
+    ensure!(crl.verify(&issuing_key)?, "CRL signature does not verify");
+    let serial = cert.serial_number().to_bn()?;
+    let revoked = crl.get_revoked().context("CRL lists nothing")?;
+    let entry = revoked
+        .iter()
+        .find(|r| r.serial_number().to_bn().is_ok_and(|s| s == serial))
+        .context("serial not in the CRL")?;
+    let reason = entry
+        .extension::<openssl::x509::ReasonCode>()?
+        .map(|(_, r)| r.get_i64());
+    Ok(reason
+        .transpose()?
+        .map_or("unspecified".into(), reason_name))
+}
+
+async fn ocsp_status(lab: &Lab, cert: &X509, issuing: &X509) -> Result<String> {
+    let id = OcspCertId::from_cert(MessageDigest::sha1(), cert, issuing)?;
+    let mut req = OcspRequest::new()?;
+    req.add_id(id)?;
+    let body = reqwest::Client::new()
+        .post(format!("{}/ocsp", lab.ca_url()))
+        .header("content-type", "application/ocsp-request")
+        .body(req.to_der()?)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let resp = OcspResponse::from_der(&body)?;
+    ensure!(
+        resp.status() == OcspResponseStatus::SUCCESSFUL,
+        "OCSP status {:?}",
+        resp.status()
+    );
+    let basic = resp.basic()?;
+    let id = OcspCertId::from_cert(MessageDigest::sha1(), cert, issuing)?;
+    let status = basic
+        .find_status(&id)
+        .context("no status for the certificate")?;
+    ensure!(
+        status.status == OcspCertStatus::REVOKED,
+        "OCSP says {:?}",
+        status.status
+    );
+    Ok(format!(
+        "revoked, reason {}",
+        reason_name(i64::from(status.reason.as_raw()))
+    ))
+}
+
+/// RFC 5280 §5.3.1 CRLReason names.
+fn reason_name(code: i64) -> String {
+    let name = match code {
+        0 => "unspecified",
+        1 => "keyCompromise",
+        2 => "cACompromise",
+        3 => "affiliationChanged",
+        4 => "superseded",
+        5 => "cessationOfOperation",
+        6 => "certificateHold",
+        8 => "removeFromCRL",
+        9 => "privilegeWithdrawn",
+        10 => "aACompromise",
+        _ => return format!("code {code}"),
+    };
+    name.to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    #[test]
-    fn the_demo_completes_every_step() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_completes_every_step() {
+        let dir = tempfile::tempdir().unwrap();
         let mut out = Vec::new();
-        super::run(&mut out).unwrap();
+        super::run(&mut out, dir.path()).await.unwrap();
         let text = String::from_utf8(out).unwrap();
-        for step in ["[3]", "[4]", "[5]", "[6]", "[7]", "demo complete"] {
+        for step in [
+            "[1]",
+            "[2]",
+            "[3]",
+            "[4]",
+            "[5]",
+            "[6]",
+            "[7]",
+            "[+]",
+            "reason cessationOfOperation",
+            "OCSP",
+            "all steps completed",
+        ] {
             assert!(text.contains(step), "{step} missing:\n{text}");
         }
-        assert!(
-            !text.contains("ChallengePassword("),
-            "no secret in the output"
-        );
+        for secret in std::fs::read_dir(dir.path().join("secrets")).unwrap() {
+            let token = std::fs::read_to_string(secret.unwrap().path()).unwrap();
+            assert!(
+                !text.contains(token.trim()),
+                "a token appeared in the output"
+            );
+        }
     }
 }

@@ -1,11 +1,10 @@
-//! `scep-lab`: the whole lab in one command.
-//!
-//! Until the services land (ca-mock, policy-module, ndes-proxy, device-agent), `demo` runs the
-//! most complete flow available: one device enrolling over SCEP against an in-process RA/CA
-//! built from the `scep` crate, with every step printed with what was checked.
+//! `scep-lab`: the whole lab in one command (composition only).
 
 mod demo;
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// The scep-lab command line.
@@ -13,7 +12,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "scep-lab",
     version,
-    about = "NDES + Intune style SCEP provisioning lab"
+    about = "NDES + Intune style SCEP provisioning lab on loopback"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,12 +21,55 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run one device through a SCEP enrollment, printing each step.
-    Demo,
+    /// Start the lab, run one device through the seven steps and its retirement, stop.
+    Demo {
+        /// Data directory (default: a new temporary directory, removed afterwards).
+        #[arg(long, env = "SCEP_LAB_DATA")]
+        data: Option<PathBuf>,
+    },
+    /// Start the lab and keep serving until Ctrl-C.
+    Serve {
+        /// Data directory (kept between runs).
+        #[arg(long, env = "SCEP_LAB_DATA", default_value = "scep-lab-data")]
+        data: PathBuf,
+        /// Ports of ca-mock, policy-module and ndes-proxy.
+        #[arg(long, num_args = 3, default_values_t = [8180u16, 8280, 8080])]
+        ports: Vec<u16>,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
-        Command::Demo => demo::run(&mut std::io::stdout()),
+        Command::Demo { data } => {
+            let temp = tempfile::tempdir()?;
+            let dir = data.unwrap_or_else(|| temp.path().to_owned());
+            demo::run(&mut std::io::stdout(), &dir).await
+        }
+        Command::Serve { data, ports } => {
+            let mut options = scep_lab::LabOptions::new(&data);
+            options.ports = [ports[0], ports[1], ports[2]];
+            let lab = scep_lab::Lab::start(options)
+                .await
+                .context("starting the lab")?;
+            println!("ca-mock        {}", lab.ca_url());
+            println!("policy-module  {}", lab.policy_url());
+            println!("ndes-proxy     {}", lab.scep_url());
+            println!("root CA SHA-256 {}", lab.root_fingerprint());
+            println!(
+                "API tokens in  {}",
+                lab.data_dir().join("secrets").display()
+            );
+            println!("serving; Ctrl-C stops");
+            tokio::signal::ctrl_c().await?;
+            lab.shutdown().await;
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,363 @@
+//! The whole scep-lab in one process, for the `scep-lab` command and for test suites.
+//!
+//! [`Lab::start`] brings up, on 127.0.0.1 (free ports by default) with SQLite in a data
+//! directory:
+//! - **ca-mock**: the enterprise CA, with its root and issuing CA created on first start;
+//! - **policy-module**: profiles, devices, challenges, check-in, and the revocation outbox;
+//! - **ndes-proxy**: the SCEP server, with its RA signing and encryption certificates issued
+//!   by ca-mock from the enrollment-agent and CEP-encryption templates, as NDES's are.
+//!
+//! Every API token is random per start and written (0600) under `<data>/secrets/`.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let dir = tempfile::tempdir()?;
+//! let lab = scep_lab::Lab::start(scep_lab::LabOptions::new(dir.path())).await?;
+//! println!("SCEP at {}", lab.scep_url());
+//! lab.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod ra;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ca_mock::auth::{Caller, Callers, Operation, hash_token};
+use ca_mock::template::Template;
+use policy_module::secret::Secret;
+use policy_module::{PolicyService, ServiceConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Where and how to run the lab.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// Data directory: CA material, databases, RA keys, secrets.
+    pub data_dir: PathBuf,
+    /// Address to listen on (loopback by default).
+    pub bind: IpAddr,
+    /// Ports of ca-mock, policy-module and ndes-proxy; 0 picks a free one.
+    pub ports: [u16; 3],
+    /// How often the policy module's outbox looks for revocations to deliver.
+    pub outbox_poll: Duration,
+}
+
+impl LabOptions {
+    /// Loopback, free ports, data in `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ports: [0, 0, 0],
+            outbox_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The tokens of this start (also written under `<data>/secrets/`).
+#[derive(Clone)]
+pub struct Tokens {
+    /// policy-module admin API.
+    pub policy_admin: Secret,
+    /// policy-module internal API (ndes-proxy's identity).
+    pub policy_ndes: Secret,
+    /// ca-mock: NDES enrollment agent (issue, read).
+    pub ca_ndes: Secret,
+    /// ca-mock: policy module (revoke, read).
+    pub ca_policy: Secret,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens(<redacted>)")
+    }
+}
+
+/// A running lab.
+pub struct Lab {
+    ca_addr: SocketAddr,
+    policy_addr: SocketAddr,
+    scep_addr: SocketAddr,
+    root_fingerprint: String,
+    tokens: Tokens,
+    ca: ca_mock::AppState,
+    policy: PolicyService,
+    data_dir: PathBuf,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("ca", &self.ca_addr)
+            .field("policy", &self.policy_addr)
+            .field("scep", &self.scep_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Templates the NDES enrollment agent may issue under (device certificates).
+pub const DEVICE_TEMPLATES: [&str; 1] = ["IPSECIntermediateOffline"];
+
+impl Lab {
+    /// Start every service; returns once all are accepting connections.
+    pub async fn start(options: LabOptions) -> Result<Self> {
+        let data = &options.data_dir;
+        for sub in ["ca", "policy", "ndes", "secrets"] {
+            std::fs::create_dir_all(data.join(sub))
+                .with_context(|| format!("creating {}", data.join(sub).display()))?;
+        }
+        let tokens = new_tokens(&data.join("secrets"))?;
+        let bind = |port: u16| TcpListener::bind(SocketAddr::new(options.bind, port));
+        let ca_listener = bind(options.ports[0]).await.context("binding ca-mock")?;
+        let policy_listener = bind(options.ports[1])
+            .await
+            .context("binding policy-module")?;
+        let scep_listener = bind(options.ports[2]).await.context("binding ndes-proxy")?;
+        let (ca_addr, policy_addr, scep_addr) = (
+            ca_listener.local_addr()?,
+            policy_listener.local_addr()?,
+            scep_listener.local_addr()?,
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        // ca-mock.
+        let ca = start_ca(data, &format!("http://{ca_addr}"), &tokens).await?;
+        let root_fingerprint = ca.ca.material().root_fingerprint()?;
+        tasks.push(spawn_server(
+            "ca-mock",
+            ca_mock::serve(ca_listener, ca.clone(), stopped(stop_rx.clone())),
+        ));
+
+        // policy-module, with its revocation outbox delivering to ca-mock.
+        let store = policy_module::store::Store::open_sqlite(
+            &data.join("policy/policy.db"),
+            Arc::new(policy_module::clock::SystemClock),
+        )
+        .await
+        .context("opening the policy store")?;
+        let policy = PolicyService::new(store.clone(), ServiceConfig::default());
+        let api = policy_module::api::ApiState {
+            service: policy.clone(),
+            admin_token: tokens.policy_admin.clone(),
+            ndes_token: tokens.policy_ndes.clone(),
+        };
+        tasks.push(spawn_server(
+            "policy-module",
+            policy_module::api::serve(policy_listener, api, stopped(stop_rx.clone())),
+        ));
+        let revoker = policy_module::outbox::HttpRevoker::new(
+            &format!("http://{ca_addr}"),
+            tokens.ca_policy.clone(),
+        )?;
+        let config = policy_module::outbox::OutboxConfig {
+            poll_interval: options.outbox_poll,
+            ..Default::default()
+        };
+        let worker = policy_module::outbox::OutboxWorker::new(
+            store,
+            Arc::new(revoker),
+            config,
+            policy.outbox_wake(),
+        );
+        let outbox_stop = stopped(stop_rx.clone());
+        tasks.push(tokio::spawn(async move { worker.run(outbox_stop).await }));
+
+        // ndes-proxy, with RA certificates from ca-mock and the policy module in process.
+        let ra = ra::identity(&ca.ca, &data.join("ndes")).await?;
+        let ca_client = ca_mock::client::CaClient::new(
+            &format!("http://{ca_addr}"),
+            Some(tokens.ca_ndes.expose().to_owned()),
+        )?;
+        let ndes = ndes_proxy::AppState::new(
+            ra,
+            Arc::new(policy.clone()),
+            Arc::new(ndes_proxy::CaMockBackend::new(ca_client)),
+            ndes_proxy::Settings::default(),
+            Arc::new(ndes_proxy::SystemClock),
+        );
+        tasks.push(spawn_server(
+            "ndes-proxy",
+            ndes_proxy::serve(scep_listener, ndes, stopped(stop_rx)),
+        ));
+
+        Ok(Self {
+            ca_addr,
+            policy_addr,
+            scep_addr,
+            root_fingerprint,
+            tokens,
+            ca,
+            policy,
+            data_dir: data.clone(),
+            stop,
+            tasks,
+        })
+    }
+
+    /// ca-mock's base URL (API, CA certificates, CRL, OCSP).
+    pub fn ca_url(&self) -> String {
+        format!("http://{}", self.ca_addr)
+    }
+
+    /// policy-module's base URL (admin API, check-in).
+    pub fn policy_url(&self) -> String {
+        format!("http://{}", self.policy_addr)
+    }
+
+    /// The SCEP URL devices are given (NDES's path).
+    pub fn scep_url(&self) -> String {
+        format!("http://{}/certsrv/mscep/mscep.dll", self.scep_addr)
+    }
+
+    /// SHA-256 fingerprint of the root CA certificate, lowercase hex.
+    pub fn root_fingerprint(&self) -> &str {
+        &self.root_fingerprint
+    }
+
+    /// The API tokens of this start.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// The policy module (for admin operations in process).
+    pub fn policy(&self) -> &PolicyService {
+        &self.policy
+    }
+
+    /// The CA service (records, CRL, OCSP in process).
+    pub fn ca(&self) -> &ca_mock::CertificateAuthority {
+        &self.ca.ca
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stop every service and wait for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        self.policy.store().close().await;
+    }
+}
+
+/// Resolves once the lab is told to stop.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn spawn_server(
+    name: &'static str,
+    server: impl Future<Output = std::io::Result<()>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(service = name, error = %e, "server stopped with an error");
+        }
+    })
+}
+
+/// Random tokens for this start, written 0600 under `dir`.
+fn new_tokens(dir: &Path) -> Result<Tokens> {
+    let make = |name: &str| -> Result<Secret> {
+        let s = Secret::generate(32)?;
+        write_private(&dir.join(format!("{name}.token")), s.expose().as_bytes())?;
+        Ok(s)
+    };
+    Ok(Tokens {
+        policy_admin: make("policy-admin")?,
+        policy_ndes: make("policy-ndes")?,
+        ca_ndes: make("ca-ndes")?,
+        ca_policy: make("ca-policy")?,
+    })
+}
+
+/// Write a file readable by its owner only.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Create (first start) or load the CA hierarchy and assemble ca-mock.
+async fn start_ca(data: &Path, base_url: &str, tokens: &Tokens) -> Result<ca_mock::AppState> {
+    let dir = data.join("ca");
+    if !dir.join(ca_mock::hierarchy::ROOT_CERT).exists() {
+        let source = ca_mock::InitSource::Generate {
+            key: ca_mock::keys::KeySpec::Rsa2048,
+            root_cn: "scep-lab Root CA".into(),
+            issuing_cn: "scep-lab Issuing CA".into(),
+            org: Some("scep-lab".into()),
+            root_days: 3650,
+            issuing_days: 1825,
+        };
+        ca_mock::init(&dir, &source, None).context("creating the CA hierarchy")?;
+    }
+    let material = ca_mock::CaMaterial::load(&dir, None).context("loading the CA hierarchy")?;
+    let templates = Template::builtin()?;
+    let ra_templates = vec![
+        "EnrollmentAgentOffline".to_owned(),
+        "CEPEncryption".to_owned(),
+    ];
+    let callers = Callers::new(vec![
+        Caller::new(
+            "ndes-proxy",
+            &hash_token(tokens.ca_ndes.expose()),
+            DEVICE_TEMPLATES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain(ra_templates)
+                .collect(),
+            vec![Operation::Issue, Operation::Read],
+        )?,
+        Caller::new(
+            "policy-module",
+            &hash_token(tokens.ca_policy.expose()),
+            DEVICE_TEMPLATES.iter().map(|s| (*s).to_owned()).collect(),
+            vec![Operation::Revoke, Operation::Read],
+        )?,
+    ])?;
+    let url = format!("sqlite://{}?mode=rwc", dir.join("ca.db").display());
+    let store = ca_mock::store::SqlStore::connect(&url)
+        .await
+        .context("opening the CA store")?;
+    let mut settings = ca_mock::CaSettings::new(base_url);
+    settings.crl_path = Some(dir.join("issuing.crl"));
+    let ca = ca_mock::CertificateAuthority::new(
+        material,
+        templates,
+        Arc::new(store),
+        Arc::new(ca_mock::clock::SystemClock),
+        settings,
+    )?;
+    ca.refresh_crl().await?;
+    Ok(ca_mock::AppState {
+        ca: Arc::new(ca),
+        callers: Arc::new(callers),
+        crl_refresh: Duration::from_secs(3600),
+    })
+}

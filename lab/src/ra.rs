@@ -1,0 +1,94 @@
+//! The NDES RA identity, issued by the lab's own CA as AD CS issues NDES's: a signing
+//! certificate from the enrollment-agent template and an encryption certificate from the
+//! CEP-encryption template. Keys are generated here once and kept (0600) in the data
+//! directory; certificates are re-requested idempotently by a fixed request id.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ca_mock::CertificateAuthority;
+use ca_mock::names::{NameAttr, SubjectAttr};
+use ca_mock::wire::IssueRequest;
+use ndes_proxy::{KeyPair, RaIdentity};
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::rsa::Rsa;
+use openssl::x509::{X509, X509Name, X509ReqBuilder};
+
+/// Issue (or load) the RA certificates and assemble the identity.
+pub(crate) async fn identity(ca: &CertificateAuthority, dir: &Path) -> Result<RaIdentity> {
+    let signing = pair(
+        ca,
+        dir,
+        "ra-signing",
+        "EnrollmentAgentOffline",
+        "scep-lab NDES RA (signing)",
+    )
+    .await?;
+    let encryption = pair(
+        ca,
+        dir,
+        "ra-encryption",
+        "CEPEncryption",
+        "scep-lab NDES RA (encryption)",
+    )
+    .await?;
+    let m = ca.material();
+    Ok(RaIdentity::new(
+        signing,
+        encryption,
+        vec![m.issuing.clone(), m.root.clone()],
+    )?)
+}
+
+async fn pair(
+    ca: &CertificateAuthority,
+    dir: &Path,
+    name: &str,
+    template: &str,
+    cn: &str,
+) -> Result<KeyPair> {
+    let key_path = dir.join(format!("{name}.key.pem"));
+    let key = if key_path.exists() {
+        PKey::private_key_from_pem(&std::fs::read(&key_path)?)
+            .with_context(|| format!("reading {}", key_path.display()))?
+    } else {
+        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        crate::write_private(&key_path, &key.private_key_to_pem_pkcs8()?)?;
+        key
+    };
+    let mut b = X509ReqBuilder::new()?;
+    let mut subject = X509Name::builder()?;
+    subject.append_entry_by_text("CN", cn)?;
+    b.set_subject_name(&subject.build())?;
+    b.set_pubkey(&key)?;
+    b.sign(&key, MessageDigest::sha256())?;
+    let csr = b.build().to_der()?;
+    // One request id per key: a restart replays the same certificate, a new key gets a new one.
+    let key_id = hex::encode(
+        &openssl::hash::hash(MessageDigest::sha256(), &key.public_key_to_der()?)?[..12],
+    );
+    let req = IssueRequest {
+        request_id: format!("lab-{name}-{key_id}"),
+        template: template.to_owned(),
+        csr: B64.encode(csr),
+        subject: vec![NameAttr {
+            attr: SubjectAttr::CN,
+            value: cn.to_owned(),
+        }],
+        sans: vec![],
+        validity_days: None,
+    };
+    let issued = ca
+        .issue("scep-lab", &req)
+        .await
+        .with_context(|| format!("issuing the {name} certificate"))?;
+    let cert = X509::from_der(&B64.decode(&issued.response.certificate)?)?;
+    if !cert.public_key()?.public_eq(&key) {
+        bail!("the CA returned a {name} certificate for another key");
+    }
+    std::fs::write(dir.join(format!("{name}.crt.pem")), cert.to_pem()?)?;
+    Ok(KeyPair { cert, key })
+}
