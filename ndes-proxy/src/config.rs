@@ -2,6 +2,7 @@
 //! paths are resolved against the configuration file's directory. Secrets (RA keys, tokens)
 //! are read from files named here, never written into the file itself.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,8 +11,9 @@ use openssl::pkey::PKey;
 use openssl::x509::X509;
 use serde::Deserialize;
 
-use crate::Settings;
+use crate::auth::{BasicUsers, BearerToken};
 use crate::ra::{KeyPair, RaIdentity};
+use crate::{MscepAdmin, QueueSettings, Settings};
 
 /// The file as written.
 #[derive(Clone, Debug, Deserialize)]
@@ -28,15 +30,81 @@ pub struct Config {
     /// Largest PKIOperation POST body, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    /// Deadline for a whole request, in seconds.
+    /// Deadline for a whole request (body included), in seconds.
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
+    /// A client must send its request line and headers within this many seconds.
+    #[serde(default = "default_header_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Retry-After sent with 503 answers, in seconds.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u32,
     /// The RA identity.
     pub ra: RaFiles,
     /// The CA (ca-mock) API.
     pub ca: Remote,
     /// The policy module's NDES contract API.
     pub policy: Remote,
+    /// Pending requests (manual approval, CA outages).
+    #[serde(default)]
+    pub pending: PendingConfig,
+    /// The approval API under `/admin/v1/` (off unless configured).
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// `/certsrv/mscep_admin/` (off unless configured).
+    #[serde(default)]
+    pub mscep_admin: Option<MscepAdminConfig>,
+}
+
+/// Where pending requests are kept and how queued ones are retried.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingConfig {
+    /// SQLite file (WAL, synchronous=FULL). Without it and without `postgres_url_file`,
+    /// pending requests live in memory and a restart forgets them.
+    #[serde(default)]
+    pub sqlite: Option<PathBuf>,
+    /// File holding a `postgres://` URL (it may carry a password), for several instances
+    /// sharing one store.
+    #[serde(default)]
+    pub postgres_url_file: Option<PathBuf>,
+    /// Templates whose requests wait for an administrator's approval.
+    #[serde(default)]
+    pub approval_templates: BTreeSet<String>,
+    /// How often queued requests are looked at, in seconds.
+    #[serde(default)]
+    pub retry_tick_secs: Option<u64>,
+    /// First retry delay, doubled per failed attempt, in seconds.
+    #[serde(default)]
+    pub retry_backoff_base_secs: Option<i64>,
+    /// Largest retry delay, in seconds.
+    #[serde(default)]
+    pub retry_backoff_max_secs: Option<i64>,
+}
+
+/// The approval API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// File with the bearer token (one line).
+    pub token_file: PathBuf,
+}
+
+/// The NDES admin page.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MscepAdminConfig {
+    /// The template challenges are generated for.
+    pub template: String,
+    /// File of `user:password` lines for HTTP Basic.
+    #[serde(default)]
+    pub users_file: Option<PathBuf>,
+    /// File with a bearer token for scripts.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// PEM files of the RA identity.
@@ -73,6 +141,18 @@ fn default_timeout() -> u64 {
     30
 }
 
+fn default_header_timeout() -> u64 {
+    10
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_retry_after() -> u32 {
+    30
+}
+
 /// Why the configuration could not be used; names the file, never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -98,6 +178,9 @@ pub enum ConfigError {
     /// The RA identity is inconsistent.
     #[error("RA identity: {0}")]
     Ra(#[from] crate::ra::RaError),
+    /// A setting is out of range or settings contradict each other.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
 }
 
 impl Config {
@@ -111,7 +194,7 @@ impl Config {
         let text = read(path)?;
         let mut c = Self::from_toml(&String::from_utf8_lossy(&text))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
+        let mut paths = vec![
             &mut c.ra.signing_cert,
             &mut c.ra.signing_key,
             &mut c.ra.encryption_cert,
@@ -119,7 +202,15 @@ impl Config {
             &mut c.ra.chain,
             &mut c.ca.token_file,
             &mut c.policy.token_file,
-        ] {
+        ];
+        paths.extend(c.pending.sqlite.as_mut());
+        paths.extend(c.pending.postgres_url_file.as_mut());
+        paths.extend(c.admin.as_mut().map(|a| &mut a.token_file));
+        if let Some(m) = c.mscep_admin.as_mut() {
+            paths.extend(m.users_file.as_mut());
+            paths.extend(m.token_file.as_mut());
+        }
+        for p in paths {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -127,15 +218,88 @@ impl Config {
         Ok(c)
     }
 
+    /// Check what serde cannot: ranges and combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.pending.sqlite.is_some() && self.pending.postgres_url_file.is_some() {
+            return bad("[pending] takes sqlite or postgres_url_file, not both");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        if self.header_read_timeout_secs == 0 || self.request_timeout_secs == 0 {
+            return bad("timeouts must be at least 1 second");
+        }
+        if self
+            .mscep_admin
+            .as_ref()
+            .is_some_and(|m| m.users_file.is_none() && m.token_file.is_none())
+        {
+            return bad("[mscep_admin] needs users_file or token_file");
+        }
+        let q = &self.pending;
+        if q.retry_backoff_base_secs.is_some_and(|b| b < 0)
+            || q.retry_backoff_max_secs.is_some_and(|m| m < 1)
+            || q.retry_tick_secs == Some(0)
+        {
+            return bad("[pending] retry settings must be positive");
+        }
+        Ok(())
+    }
+
     /// The endpoint settings.
     pub fn settings(&self) -> Settings {
+        let d = QueueSettings::default();
+        let q = &self.pending;
         Settings {
             strict_algorithms: self.strict_algorithms,
             signing_time_tolerance: self.signing_time_tolerance_secs,
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
-            ..Settings::default()
+            retry_after_secs: self.retry_after_secs,
+            approval_templates: q.approval_templates.clone(),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            max_connections: self.max_connections,
+            queue: QueueSettings {
+                tick: q.retry_tick_secs.map_or(d.tick, Duration::from_secs),
+                backoff_base_secs: q.retry_backoff_base_secs.unwrap_or(d.backoff_base_secs),
+                backoff_max_secs: q.retry_backoff_max_secs.unwrap_or(d.backoff_max_secs),
+                batch: d.batch,
+            },
         }
+    }
+
+    /// The admin API token, if configured (an empty token file is an error, not an open API).
+    pub fn admin_token(&self) -> Result<Option<BearerToken>, ConfigError> {
+        let Some(a) = &self.admin else {
+            return Ok(None);
+        };
+        token(&a.token_file).map(Some)
+    }
+
+    /// The mscep_admin page, if configured.
+    pub fn mscep_admin(&self) -> Result<Option<MscepAdmin>, ConfigError> {
+        let Some(m) = &self.mscep_admin else {
+            return Ok(None);
+        };
+        let users = match &m.users_file {
+            None => BasicUsers::default(),
+            Some(path) => {
+                let text = read(path)?;
+                BasicUsers::parse(&String::from_utf8_lossy(&text)).map_err(|line| {
+                    ConfigError::Invalid(format!(
+                        "{}: line {line} is not user:password",
+                        path.display()
+                    ))
+                })?
+            }
+        };
+        let token = m.token_file.as_deref().map(token).transpose()?;
+        Ok(Some(MscepAdmin {
+            template: m.template.clone(),
+            users,
+            token,
+        }))
     }
 
     /// Load the RA identity from the PEM files.
@@ -169,6 +333,11 @@ pub fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
     })
 }
 
+fn token(path: &Path) -> Result<BearerToken, ConfigError> {
+    BearerToken::new(&read_token(path)?)
+        .ok_or_else(|| ConfigError::Invalid(format!("{}: empty token", path.display())))
+}
+
 /// Read a token file (first line, trimmed).
 pub fn read_token(path: &Path) -> Result<String, ConfigError> {
     let text = read(path)?;
@@ -190,15 +359,66 @@ mod tests {
     #[test]
     fn the_sample_config_parses() {
         let c = Config::from_toml(SAMPLE).unwrap();
+        c.validate().unwrap();
         assert_eq!(c.listen.port(), 8080);
-        assert_eq!(c.settings().max_body_bytes, scep::limits::MAX_MESSAGE_SIZE);
+        let s = c.settings();
+        assert_eq!(s.max_body_bytes, scep::limits::MAX_MESSAGE_SIZE);
+        assert_eq!(s.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_connections, 1024);
+        assert!(s.approval_templates.contains("ManualApprovalTemplate"));
+        assert_eq!(s.queue.backoff_max_secs, 600);
+        assert_eq!(
+            c.pending.sqlite.as_deref(),
+            Some(Path::new("data/pending.db"))
+        );
+        assert!(c.admin.is_some());
+        assert_eq!(
+            c.mscep_admin.as_ref().map(|m| m.template.as_str()),
+            Some("IPSECIntermediateOffline")
+        );
+    }
+
+    #[test]
+    fn load_resolves_paths_and_reads_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/admin.token"), "tok\n").unwrap();
+        std::fs::write(dir.path().join("secrets/mscep-admin.users"), "u:p\n").unwrap();
+        std::fs::write(dir.path().join("secrets/mscep-admin.token"), "\n").unwrap();
+        let file = dir.path().join("ndes.toml");
+        std::fs::write(&file, SAMPLE).unwrap();
+        let c = Config::load(&file).unwrap();
+        assert_eq!(
+            c.pending.sqlite.as_deref(),
+            Some(dir.path().join("data/pending.db").as_path())
+        );
+        assert!(c.admin_token().unwrap().unwrap().matches("tok"));
+        // An empty token file is refused rather than accepting an empty token.
+        assert!(matches!(c.mscep_admin(), Err(ConfigError::Invalid(_))));
+        std::fs::write(dir.path().join("secrets/mscep-admin.token"), "t\n").unwrap();
+        let m = c.mscep_admin().unwrap().unwrap();
+        assert!(!m.users.is_empty());
+    }
+
+    #[test]
+    fn contradictions_are_rejected() {
+        let both = SAMPLE.replace(
+            "[pending]",
+            "[pending]\npostgres_url_file = \"secrets/pg.url\"",
+        );
+        let c = Config::from_toml(&both).unwrap();
+        assert!(c.validate().is_err());
+        let zero = SAMPLE.replace("max_connections = 1024", "max_connections = 0");
+        assert!(Config::from_toml(&zero).unwrap().validate().is_err());
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
         let bad = format!("{SAMPLE}\nunknown_key = 1\n");
         assert!(Config::from_toml(&bad).is_err());
-        let bad = SAMPLE.replace("[ra]", "[ra]\ncolour = \"blue\"");
-        assert!(Config::from_toml(&bad).is_err());
+        for section in ["[ra]", "[pending]", "[admin]", "[mscep_admin]"] {
+            let bad = SAMPLE.replace(section, &format!("{section}\ncolour = \"blue\""));
+            assert!(Config::from_toml(&bad).is_err(), "{section}");
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! `ndes-proxy serve --config FILE`: composition only (config -> RA, policy client, CA client
-//! -> serve until Ctrl-C).
+//! `ndes-proxy serve --config FILE`: composition only (config -> RA, policy client, CA client,
+//! pending store, admin credentials -> serve until Ctrl-C or SIGTERM).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ndes_proxy::config::{Config, read_token};
-use ndes_proxy::{AppState, CaMockBackend, SystemClock, serve};
+use ndes_proxy::{
+    AppState, CaMockBackend, MemoryPendingStore, PendingStore, SqlPendingStore, SystemClock, serve,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let cfg = Config::load(&config)?;
+    cfg.validate()?;
     let ra = cfg.ra_identity()?;
     let ca_client =
         ca_mock::client::CaClient::new(&cfg.ca.url, Some(read_token(&cfg.ca.token_file)?))
@@ -56,20 +59,74 @@ async fn main() -> anyhow::Result<()> {
         policy_module::secret::Secret::new(read_token(&cfg.policy.token_file)?),
     )
     .context("policy client")?;
-    let state = AppState::new(
+    let mut builder = AppState::builder(
         ra,
         Arc::new(policy),
         Arc::new(CaMockBackend::new(ca_client)),
         cfg.settings(),
         Arc::new(SystemClock),
-    );
+    )
+    .pending_store(pending_store(&cfg).await?);
+    if let Some(token) = cfg.admin_token()? {
+        builder = builder.admin_token(token);
+    }
+    if let Some(page) = cfg.mscep_admin()? {
+        builder = builder.mscep_admin(page);
+    }
+    let state = builder.build();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, "ndes-proxy serving SCEP");
-    serve(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    serve(listener, state, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The configured pending store: SQLite, PostgreSQL, or (with a warning) memory.
+async fn pending_store(cfg: &Config) -> anyhow::Result<Arc<dyn PendingStore>> {
+    if let Some(path) = &cfg.pending.sqlite {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let store = SqlPendingStore::sqlite_file(path)
+            .await
+            .with_context(|| format!("opening the pending store {}", path.display()))?;
+        return Ok(Arc::new(store));
+    }
+    if let Some(file) = &cfg.pending.postgres_url_file {
+        // The URL may carry a password: the error names the file, never the URL.
+        let url = read_token(file)?;
+        let store = SqlPendingStore::postgres(&url).await.with_context(|| {
+            format!(
+                "connecting to the pending store named in {}",
+                file.display()
+            )
+        })?;
+        return Ok(Arc::new(store));
+    }
+    tracing::warn!("no [pending] database configured: pending requests are lost on restart");
+    Ok(Arc::new(MemoryPendingStore::new()))
+}
+
+/// Ctrl-C or SIGTERM (service managers stop with SIGTERM).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested");
 }

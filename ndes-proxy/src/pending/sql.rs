@@ -117,7 +117,16 @@ impl SqlPendingStore {
     /// `sqlite://path` or `sqlite::memory:` URL.
     pub async fn sqlite(url: &str) -> Result<Self, StoreError> {
         let memory = url.contains(":memory:");
-        let opts = SqliteConnectOptions::from_str(url)?
+        Self::sqlite_with(SqliteConnectOptions::from_str(url)?, memory).await
+    }
+
+    /// [`SqlPendingStore::sqlite`] on a file path (no URL escaping needed).
+    pub async fn sqlite_file(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::sqlite_with(SqliteConnectOptions::new().filename(path), false).await
+    }
+
+    async fn sqlite_with(opts: SqliteConnectOptions, memory: bool) -> Result<Self, StoreError> {
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(if memory {
                 SqliteJournalMode::Memory
