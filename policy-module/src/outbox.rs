@@ -187,12 +187,30 @@ impl OutboxWorker {
         Ok(confirmed)
     }
 
-    /// Runs until `shutdown` resolves.
+    /// Delete challenges that expired more than [`PRUNE_GRACE_SECS`] ago unused: every check-in
+    /// mints one per profile, so without this the table only grows.
+    pub async fn maintain(&self) -> Result<u64, StoreError> {
+        let pruned = self.store.prune_challenges(PRUNE_GRACE_SECS).await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "expired challenges removed");
+        }
+        Ok(pruned)
+    }
+
+    /// Runs until `shutdown` resolves: delivers revocations, and prunes expired challenges
+    /// every [`PRUNE_EVERY`] (the policy module's one background task).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = self.run_once().await {
                 tracing::warn!(error = %e, "outbox pass failed; will retry");
+            }
+            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                if let Err(e) = self.maintain().await {
+                    tracing::warn!(error = %e, "challenge pruning failed; will retry");
+                }
+                last_prune = Some(tokio::time::Instant::now());
             }
             tokio::select! {
                 () = &mut shutdown => break,
@@ -220,6 +238,12 @@ impl OutboxWorker {
         }
     }
 }
+
+/// Expired challenges are kept this long (for audit correlation) before pruning.
+pub const PRUNE_GRACE_SECS: i64 = 24 * 3600;
+
+/// How often the worker prunes expired challenges.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Exponential backoff in seconds for the given number of past attempts.
 pub fn backoff(c: &OutboxConfig, attempts: i64) -> i64 {

@@ -125,6 +125,9 @@ pub enum IssuedOutcome {
     Conflict,
 }
 
+/// Advisory lock key that serialises admin challenge mints on PostgreSQL ("scepADMN").
+const ADMIN_MINT_LOCK: i64 = 0x7363_6570_4144_4d4e;
+
 impl Store {
     /// Stores a new challenge; `created_at`/`expires_at` come from the store's clock.
     pub async fn insert_challenge(&self, c: &NewChallenge) -> Result<i64, StoreError> {
@@ -162,8 +165,18 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let now = self.now().await?;
         let expires = now.saturating_add(c.validity_secs);
+        // Count-then-insert must not interleave, or concurrent mints on several instances
+        // overshoot PasswordMax. SQLite's BEGIN IMMEDIATE already serialises writers; on
+        // PostgreSQL a transaction-scoped advisory lock does.
+        let serialise = self.is_postgres();
         let inserted = on_db!(self, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
+            if serialise {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ADMIN_MINT_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let outstanding: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM challenges WHERE kind = 'admin' \
                  AND consumed_at IS NULL AND reserved_tx IS NULL AND expires_at > $1",

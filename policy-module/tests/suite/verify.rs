@@ -88,8 +88,71 @@ both!(
     notify_refuses_unknown_transactions_and_foreign_certificates,
     renews_with_a_current_certificate_and_refuses_others,
     mscep_admin_challenges_respect_password_max_and_single_use,
+    concurrent_admin_mints_never_exceed_password_max,
+    expired_unused_challenges_are_pruned_by_the_worker,
     a_closed_store_is_unavailable_not_a_rejection,
 );
+
+async fn concurrent_admin_mints_never_exceed_password_max(h: Harness) {
+    let mut settings = h.svc.challenge_settings().await.unwrap();
+    settings.password_max = 3;
+    h.svc.set_challenge_settings(&settings).await.unwrap();
+    let other = h.reopen().await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let svc = if i % 2 == 0 {
+            h.svc.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            svc.generate_challenge(ChallengeRequest {
+                template: "IPSECIntermediateOffline".into(),
+                requester: format!("admin-{i}"),
+            })
+            .await
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => granted += 1,
+            Err(ChallengeError::CacheFull) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(granted, 3, "PasswordMax is exact across two instances");
+}
+
+async fn expired_unused_challenges_are_pruned_by_the_worker(h: Harness) {
+    use policy_module::outbox::{OutboxConfig, OutboxWorker, PRUNE_GRACE_SECS};
+    let e = enrolled(&h, "d1").await;
+    let ca = crate::fake_ca::FakeCa::new(crate::fake_ca::Mode::Ok);
+    let worker = OutboxWorker::new(
+        h.svc.store().clone(),
+        std::sync::Arc::new(ca),
+        OutboxConfig::default(),
+        h.svc.outbox_wake(),
+    );
+    assert_eq!(
+        worker.maintain().await.unwrap(),
+        0,
+        "nothing has expired yet"
+    );
+    // Expired but within the grace period: kept (it still answers ChallengeExpired).
+    h.advance(61 * 60).await;
+    assert_eq!(worker.maintain().await.unwrap(), 0);
+    assert_eq!(
+        reject_spec(&h, &matching(&e)).await,
+        Rejection::ChallengeExpired
+    );
+    h.advance(PRUNE_GRACE_SECS).await;
+    assert!(worker.maintain().await.unwrap() >= 1);
+    assert_eq!(
+        reject_spec(&h, &matching(&e)).await,
+        Rejection::ChallengeUnknown
+    );
+}
 
 async fn grants_the_rendered_request_and_notify_records_the_certificate(h: Harness) {
     let e = enrolled(&h, "d1").await;
