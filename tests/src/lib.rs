@@ -1,1 +1,563 @@
-//! End-to-end tests of scep-lab live in `tests/tests/`, one file per scenario.
+//! Shared fixtures of the end-to-end tests in `tests/tests/`, one file per scenario.
+//!
+//! A thin layer over [`scep_lab::Lab`]: [`TestLab`] starts the whole lab (ca-mock,
+//! policy-module, ndes-proxy) on 127.0.0.1 in a temporary directory and adds what the
+//! scenarios share: a standard profile, devices registered through device-agent's MDM client
+//! with their own state directory ([`TestDevice`]), a bounded wait for a revocation to reach
+//! the CA, the policy module's audit trail, and [`RawScep`], a SCEP client built from the
+//! `scep` crate for requests device-agent would never send (tampered CSRs, replayed
+//! challenges, undersized keys).
+//!
+//! Helpers return `anyhow::Result` so a failing step names itself; the tests unwrap.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use ca_mock::store::{CertStatus as CaStatus, ListFilter};
+use ca_mock::wire::CertificateInfo;
+use device_agent::agent::{Agent, SyncOptions, SyncSummary};
+use device_agent::ca::{CaInfo, Thumbprint, discover};
+use device_agent::mdm::{
+    CheckinResponse, DeviceRegistration, MdmClient, SecretString, StatusReport,
+};
+use device_agent::{DeviceDir, DeviceKey, HttpTransport, KeySpec, ScepRequest, ScepResponse};
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+use policy_module::model::{
+    CertificateType, HashAlgorithm, IssuedCert, KeyAlgorithm, KeyUsage, Profile, ProfileSpec,
+    SanKind, SanTemplate,
+};
+use policy_module::store::{Assignment, AuditEvent};
+use scep::client::{CertRep, Transaction, build_request, open_cert_rep, self_signed_certificate};
+use scep::cms::enveloped::DecryptionKey;
+use scep::cms::signed::SignerIdentity;
+use scep::{AlgorithmPolicy, Nonce, RequestBody, TransactionId};
+
+pub use scep_lab::{DEVICE_TEMPLATES, Lab, LabOptions};
+
+/// The standard profile's id.
+pub const PROFILE: &str = "corp-device-cert";
+/// The template device certificates are issued under.
+pub const TEMPLATE: &str = DEVICE_TEMPLATES[0];
+/// The standard profile's subject format.
+pub const SUBJECT_FORMAT: &str = "CN={{DeviceName}},OU=Devices,O=scep-lab";
+/// The standard profile's DNS SAN.
+pub const SAN_FORMAT: &str = "{{DeviceName}}.devices.scep-lab.test";
+/// Longest a test waits for an asynchronous effect (the outbox delivering a revocation).
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The whole lab on loopback, in a temporary directory removed on drop.
+pub struct TestLab {
+    lab: Lab,
+    dir: tempfile::TempDir,
+    mdm: MdmClient,
+}
+
+impl std::ops::Deref for TestLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl TestLab {
+    /// Start every service on free 127.0.0.1 ports.
+    pub async fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut options = LabOptions::new(&dir.path().join("lab"));
+        options.outbox_poll = Duration::from_millis(200);
+        let lab = Lab::start(options).await?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let mdm = MdmClient::new(http, &lab.policy_url());
+        Ok(Self { lab, dir, mdm })
+    }
+
+    /// Stop every service.
+    pub async fn shutdown(self) {
+        self.lab.shutdown().await;
+    }
+
+    /// The standard profile: RSA 2048, subject [`SUBJECT_FORMAT`], one DNS SAN
+    /// [`SAN_FORMAT`], client auth, 365 days, renewal at 20 % left, this lab's SCEP URL and
+    /// root.
+    pub fn spec(&self) -> ProfileSpec {
+        ProfileSpec {
+            name: "Corporate device certificate".into(),
+            certificate_type: CertificateType::Device,
+            subject_name_format: SUBJECT_FORMAT.into(),
+            subject_alternative_names: vec![SanTemplate {
+                kind: SanKind::Dns,
+                value: SAN_FORMAT.into(),
+            }],
+            key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment],
+            extended_key_usages: vec!["1.3.6.1.5.5.7.3.2".into()],
+            key_algorithm: KeyAlgorithm::Rsa,
+            key_size: 2048,
+            hash_algorithm: HashAlgorithm::Sha256,
+            validity_days: 365,
+            renewal_threshold_percent: 20,
+            template: TEMPLATE.into(),
+            scep_server_urls: vec![self.lab.scep_url()],
+            ca_thumbprint: self.lab.root_fingerprint().into(),
+            retry_count: 3,
+            retry_delay_minutes: 1,
+        }
+    }
+
+    /// Create profile `id` from the standard spec changed by `edit`.
+    pub async fn profile(&self, id: &str, edit: impl FnOnce(&mut ProfileSpec)) -> Result<Profile> {
+        let mut spec = self.spec();
+        edit(&mut spec);
+        Ok(self.lab.policy().create_profile(id, spec).await?)
+    }
+
+    /// Register a device named `name` through the admin API with device-agent's MDM client;
+    /// its state directory is `<tmp>/devices/<name>`.
+    pub async fn device(&self, name: &str) -> Result<TestDevice> {
+        let path = self.dir.path().join("devices").join(name);
+        let dir = DeviceDir::open(&path)?;
+        let admin = SecretString::new(self.lab.tokens().policy_admin.expose());
+        let registration = DeviceRegistration {
+            name: name.into(),
+            platform: "windows".into(),
+            serial_number: Some(format!("SN-{name}")),
+            owner_upn: Some("alice@scep-lab.test".into()),
+            ..DeviceRegistration::default()
+        };
+        let reg = self.mdm.register(&dir, &admin, &registration).await?;
+        let transport = Recorder::new()?;
+        let agent = Agent::new(
+            DeviceDir::open(&path)?,
+            self.mdm.clone(),
+            Arc::new(transport.clone()),
+        );
+        Ok(TestDevice {
+            id: reg.device_id,
+            name: name.into(),
+            path,
+            dir,
+            agent,
+            mdm: self.mdm.clone(),
+            traffic: transport,
+        })
+    }
+
+    /// Register `name` and assign it `profile`.
+    pub async fn targeted_device(&self, name: &str, profile: &str) -> Result<TestDevice> {
+        let d = self.device(name).await?;
+        self.assign(profile, &d.id).await?;
+        Ok(d)
+    }
+
+    /// Register `name`, assign `profile` and enroll through one device-agent sync; the
+    /// installed certificate's record in the policy module's inventory.
+    pub async fn enrolled_device(
+        &self,
+        name: &str,
+        profile: &str,
+    ) -> Result<(TestDevice, IssuedCert)> {
+        let d = self.targeted_device(name, profile).await?;
+        let summary = d.sync().await?;
+        ensure!(
+            summary.errors.is_empty(),
+            "enrollment failed: {:?}",
+            summary.errors
+        );
+        let (_, enrolled) = summary.installed.first().context("nothing installed")?;
+        let cert = self.inventory_cert(&d.id, &enrolled.serial_hex).await?;
+        Ok((d, cert))
+    }
+
+    /// Assign `profile` to one device.
+    pub async fn assign(&self, profile: &str, device_id: &str) -> Result<()> {
+        Ok(self
+            .lab
+            .policy()
+            .assign(profile, device_target(device_id))
+            .await?)
+    }
+
+    /// The policy module's record of a device's certificate, by serial (any hex spelling).
+    pub async fn inventory_cert(&self, device_id: &str, serial: &str) -> Result<IssuedCert> {
+        let view = self.lab.policy().device_view(device_id).await?;
+        let want = normalize_serial(serial);
+        view.certificates
+            .into_iter()
+            .find(|c| normalize_serial(&c.serial_hex) == want)
+            .with_context(|| format!("no inventory record of serial {serial}"))
+    }
+
+    /// ca-mock's record of a serial.
+    pub async fn ca_record(&self, serial: &str) -> Result<CertificateInfo> {
+        Ok(self.lab.ca().info(serial).await?)
+    }
+
+    /// Every certificate ca-mock issued (RA certificates included).
+    pub async fn ca_records(&self) -> Result<Vec<CertificateInfo>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .lab
+                .ca()
+                .list(&ListFilter {
+                    request_id: None,
+                    after: after.clone(),
+                    limit: 1000,
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.serial.clone());
+            let full = page.len() == 1000;
+            out.extend(page);
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Wait (bounded by [`WAIT`]) until ca-mock has `serial` revoked; its record.
+    pub async fn wait_revoked(&self, serial: &str) -> Result<CertificateInfo> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let info = self.ca_record(serial).await?;
+            if info.status != CaStatus::Good {
+                return Ok(info);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("serial {serial} not revoked at the CA after {WAIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The policy module's audit trail, oldest first (optionally one device's).
+    pub async fn audit(&self, device_id: Option<&str>) -> Result<Vec<AuditEvent>> {
+        let mut events = self
+            .lab
+            .policy()
+            .store()
+            .list_audit(device_id, 10_000)
+            .await?;
+        events.reverse();
+        Ok(events)
+    }
+
+    /// The named rejection the policy module audited for a transactionID, if any.
+    pub async fn rejection(&self, transaction_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .audit(None)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|e| {
+                e.event == "request_rejected" && e.transaction_id.as_deref() == Some(transaction_id)
+            })
+            .and_then(|e| e.detail)
+            .and_then(|d| d.split_whitespace().next().map(str::to_owned)))
+    }
+
+    /// A raw SCEP client of this lab's ndes-proxy, pinned to its root.
+    pub async fn raw_scep(&self) -> Result<RawScep> {
+        RawScep::discover(&self.lab.scep_url(), self.lab.root_fingerprint()).await
+    }
+
+    /// The RA encryption key and certificate (to read what a device sent).
+    pub async fn ra_decryption(&self) -> Result<(X509, PKey<Private>)> {
+        let raw = self.raw_scep().await?;
+        let pem = std::fs::read(self.lab.data_dir().join("ndes/ra-encryption.key.pem"))
+            .context("reading the RA encryption key")?;
+        Ok((raw.ca.recipient, PKey::private_key_from_pem(&pem)?))
+    }
+
+    /// The temporary directory everything lives in.
+    pub fn tmp(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A device with its own device-agent state directory and MDM credential.
+pub struct TestDevice {
+    /// The policy module's device id.
+    pub id: String,
+    /// The device name the profile renders.
+    pub name: String,
+    /// The state directory.
+    pub path: PathBuf,
+    /// The state directory, opened.
+    pub dir: DeviceDir,
+    agent: Agent,
+    mdm: MdmClient,
+    /// Every SCEP request this device's agent sent, with the answer.
+    pub traffic: Recorder,
+}
+
+impl TestDevice {
+    /// One device-agent run: check in, carry out commands, enroll/renew, report.
+    pub async fn sync(&self) -> Result<SyncSummary> {
+        self.sync_with(SyncOptions::default()).await
+    }
+
+    /// [`TestDevice::sync`] with options (force renewal).
+    pub async fn sync_with(&self, options: SyncOptions) -> Result<SyncSummary> {
+        Ok(self.agent.sync(options).await?)
+    }
+
+    /// A bare check-in with an empty report: what the MDM hands the device now.
+    pub async fn checkin(&self) -> Result<CheckinResponse> {
+        let (reg, credential) = self.agent.registration()?;
+        Ok(self
+            .mdm
+            .checkin(&reg.device_id, &credential, &StatusReport::default())
+            .await?)
+    }
+
+    /// The installed key and chain of a profile's slot, if any.
+    pub fn installed(&self, profile: &str) -> Result<Option<(DeviceKey, Vec<X509>)>> {
+        Ok(self.dir.slot(profile)?.installed()?)
+    }
+
+    /// The installed certificate of a profile's slot.
+    pub fn certificate(&self, profile: &str) -> Result<X509> {
+        let (_, chain) = self
+            .installed(profile)?
+            .context("no certificate installed")?;
+        chain.into_iter().next().context("empty chain")
+    }
+
+    /// Every file under the device directory, relative paths, sorted.
+    pub fn files(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        walk(&self.path, &self.path, &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(root, &path, out)?;
+        } else {
+            out.push(path.strip_prefix(root)?.display().to_string());
+        }
+    }
+    Ok(())
+}
+
+/// A device-agent SCEP transport that records every request and answer.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<HttpTransport>,
+    log: Arc<Mutex<Vec<(ScepRequest, ScepResponse)>>>,
+}
+
+impl Recorder {
+    /// Over a plain HTTP transport.
+    pub fn new() -> Result<Self> {
+        Ok(Self {
+            inner: Arc::new(HttpTransport::new(Duration::from_secs(30))?),
+            log: Arc::default(),
+        })
+    }
+
+    /// What was sent so far.
+    pub fn requests(&self) -> Vec<(ScepRequest, ScepResponse)> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Forget what was recorded.
+    pub fn clear(&self) {
+        if let Ok(mut l) = self.log.lock() {
+            l.clear();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl device_agent::ScepTransport for Recorder {
+    async fn send(
+        &self,
+        url: &str,
+        request: &ScepRequest,
+    ) -> device_agent::error::Result<ScepResponse> {
+        let resp = self.inner.send(url, request).await?;
+        if let Ok(mut l) = self.log.lock() {
+            l.push((request.clone(), resp.clone()));
+        }
+        Ok(resp)
+    }
+}
+
+/// Open a recorded PKIOperation body as the RA would: the request body inside.
+pub fn open_request(der: &[u8], ra_cert: &X509, ra_key: &PKey<Private>) -> Result<RequestBody> {
+    let policy = AlgorithmPolicy::default();
+    let decoded =
+        scep::server::DecodedRequest::decode(der).map_err(|e| anyhow::anyhow!("decode: {e}"))?;
+    let verified = decoded
+        .verify(&policy)
+        .map_err(|e| anyhow::anyhow!("verify: {e:?}"))?;
+    let opened = verified
+        .open(
+            &[DecryptionKey {
+                cert: ra_cert,
+                key: ra_key,
+            }],
+            &policy,
+        )
+        .map_err(|e| anyhow::anyhow!("open: {e:?}"))?;
+    Ok(opened.body)
+}
+
+/// A SCEP client of the lab built from the `scep` crate, for requests device-agent does not
+/// send. Discovery (GetCACaps, GetCACert pinned to the root) is device-agent's.
+pub struct RawScep {
+    url: String,
+    transport: HttpTransport,
+    /// What discovery learned.
+    pub ca: CaInfo,
+}
+
+impl RawScep {
+    /// Discover the server at `url`, pinned to `root_sha256`.
+    pub async fn discover(url: &str, root_sha256: &str) -> Result<Self> {
+        let transport = HttpTransport::new(Duration::from_secs(30))?;
+        let pin = Thumbprint::parse(root_sha256)?;
+        let ca = discover(&transport, url, Some(&pin)).await?;
+        Ok(Self {
+            url: url.into(),
+            transport,
+            ca,
+        })
+    }
+
+    /// Send `body` signed by `signer_key` with `signer_cert`, under `transaction_id`; the
+    /// opened CertRep (a SUCCESS is decrypted with the signer's key).
+    pub async fn send(
+        &self,
+        body: &RequestBody,
+        signer_key: &PKey<Private>,
+        signer_cert: &X509,
+        transaction_id: &TransactionId,
+    ) -> Result<CertRep> {
+        let tx = Transaction {
+            transaction_id: transaction_id.clone(),
+            sender_nonce: Nonce::random()?,
+        };
+        let signer = SignerIdentity {
+            cert: signer_cert,
+            key: signer_key,
+        };
+        let der = build_request(body, signer, &[&self.ca.recipient], &tx, &self.ca.options)?;
+        let resp = device_agent::ScepTransport::send(
+            &self.transport,
+            &self.url,
+            &ScepRequest::PkiOperationPost(der),
+        )
+        .await?;
+        ensure!(
+            resp.status == 200,
+            "PKIOperation answered HTTP {}",
+            resp.status
+        );
+        let key = DecryptionKey {
+            cert: signer_cert,
+            key: signer_key,
+        };
+        Ok(open_cert_rep(
+            &resp.body,
+            &tx,
+            &self.ca.reply_signers,
+            key,
+            &AlgorithmPolicy::default(),
+        )?)
+    }
+
+    /// A PKCSReq carrying `csr_der`, signed by a self-signed certificate of `signer` (the
+    /// request's own key, or a transport key for keys that cannot sign it), under a fresh
+    /// random transactionID; that ID and the CertRep.
+    pub async fn pkcs_req(
+        &self,
+        csr_der: &[u8],
+        signer: &PKey<Private>,
+    ) -> Result<(TransactionId, CertRep)> {
+        let csr = scep::csr::Csr::from_der(csr_der).map_err(|e| anyhow::anyhow!("CSR: {e}"))?;
+        let subject = csr.subject_name()?;
+        let now = unix_now();
+        let cert = self_signed_certificate(signer, &subject, now - 3600, now + 86_400)?;
+        let id = random_transaction_id()?;
+        let rep = self
+            .send(&RequestBody::PkcsReq(csr), signer, &cert, &id)
+            .await?;
+        Ok((id, rep))
+    }
+}
+
+/// A random transactionID (40 hex characters).
+pub fn random_transaction_id() -> Result<TransactionId> {
+    let mut b = [0u8; 20];
+    openssl::rand::rand_bytes(&mut b)?;
+    TransactionId::new(&hex::encode_upper(b)).context("transactionID")
+}
+
+/// A new RSA key for a hand-built request (any size, unlike device-agent's).
+pub fn rsa_key(bits: u32) -> Result<PKey<Private>> {
+    Ok(PKey::from_rsa(openssl::rsa::Rsa::generate(bits)?)?)
+}
+
+/// A device-agent key.
+pub fn device_key(spec: KeySpec) -> Result<DeviceKey> {
+    Ok(DeviceKey::generate(spec)?)
+}
+
+/// An assignment to one device.
+pub fn device_target(device_id: &str) -> Assignment {
+    Assignment {
+        kind: "device".into(),
+        id: device_id.into(),
+    }
+}
+
+/// Serial hex without leading zeros, lowercase.
+pub fn normalize_serial(s: &str) -> String {
+    let s = s.trim().to_ascii_lowercase();
+    let t = s.trim_start_matches('0');
+    if t.is_empty() { "0".into() } else { t.into() }
+}
+
+/// The serial of a certificate, lowercase hex.
+pub fn serial_of(cert: &X509) -> Result<String> {
+    Ok(normalize_serial(
+        &cert.serial_number().to_bn()?.to_hex_str()?,
+    ))
+}
+
+/// Current Unix time.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Write PEM files for `openssl` CLI checks into `dir`; their paths.
+pub fn write_pem(dir: &Path, name: &str, certs: &[&X509]) -> Result<PathBuf> {
+    let mut pem = Vec::new();
+    for c in certs {
+        pem.extend(c.to_pem()?);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, pem)?;
+    Ok(path)
+}
+
+/// Whether a CertRep is FAILURE with `fail_info`.
+pub fn is_failure(rep: &CertRep, fail_info: scep::FailInfo) -> bool {
+    matches!(rep, CertRep::Failure { fail_info: f, .. } if *f == fail_info)
+}
