@@ -496,7 +496,7 @@ impl CertificateAuthority {
         for (_, serial) in &req.items {
             let status = match serial {
                 None => ocsp::Status::Unknown,
-                Some(s) => match self.store.get(&s.to_hex()).await {
+                Some(s) => match self.store.status(&s.to_hex()).await {
                     Ok(None) => ocsp::Status::Unknown,
                     Ok(Some(r)) => match (r.status, r.revoked_at, r.reason) {
                         (CertStatus::Good, _, _) => ocsp::Status::Good,

@@ -170,6 +170,27 @@ async fn suite(store: SqlStore) {
         (CertStatus::Good, None, None)
     );
 
+    // The OCSP view agrees with the full records.
+    let st = store.status("0a01").await.unwrap().unwrap();
+    assert_eq!(
+        (st.status, st.revoked_at, st.reason),
+        (
+            CertStatus::Revoked,
+            Some(100),
+            Some(RevocationReason::KeyCompromise)
+        )
+    );
+    let st = store.status("0a02").await.unwrap().unwrap();
+    assert_eq!(
+        (st.status, st.reason),
+        (CertStatus::Hold, Some(RevocationReason::CertificateHold))
+    );
+    assert_eq!(
+        store.status("0a04").await.unwrap().unwrap().status,
+        CertStatus::Good
+    );
+    assert!(store.status("ffff").await.unwrap().is_none());
+
     // The CRL view lists exactly the revoked and held certificates.
     let revoked: Vec<_> = store
         .revoked()

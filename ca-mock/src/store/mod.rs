@@ -165,6 +165,17 @@ pub struct CertificateRecord {
     pub reason: Option<RevocationReason>,
 }
 
+/// The revocation state of one certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRecord {
+    /// Current status.
+    pub status: CertStatus,
+    /// When it was revoked or put on hold.
+    pub revoked_at: Option<i64>,
+    /// Why.
+    pub reason: Option<RevocationReason>,
+}
+
 /// One line of the CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedEntry {
@@ -247,6 +258,8 @@ pub trait CertStore: Send + Sync + std::fmt::Debug {
     async fn insert_issued(&self, cert: &NewCertificate) -> Result<InsertOutcome, StoreError>;
     /// One certificate by serial.
     async fn get(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError>;
+    /// Only the revocation state of a serial (the OCSP hot path: no DER is read).
+    async fn status(&self, serial: &str) -> Result<Option<StatusRecord>, StoreError>;
     /// One certificate by request id.
     async fn get_by_request_id(&self, id: &str) -> Result<Option<CertificateRecord>, StoreError>;
     /// A page of certificates.

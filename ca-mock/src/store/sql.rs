@@ -14,7 +14,8 @@ use sqlx::{Row, SqlSafeStr};
 
 use super::{
     AuditEntry, CertStatus, CertStore, CertificateRecord, InsertOutcome, ListFilter,
-    NewCertificate, ReleaseOutcome, RevocationReason, RevokeOutcome, RevokedEntry, StoreError,
+    NewCertificate, ReleaseOutcome, RevocationReason, RevokeOutcome, RevokedEntry, StatusRecord,
+    StoreError,
 };
 
 /// The SQL store: a SQLite or a PostgreSQL pool.
@@ -213,6 +214,29 @@ impl CertStore for SqlStore {
 
     async fn get(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
         self.get_where("serial", serial).await
+    }
+
+    async fn status(&self, serial: &str) -> Result<Option<StatusRecord>, StoreError> {
+        let sql = "SELECT status, revoked_at, reason FROM certificates WHERE serial = $1";
+        on_pool!(self, p => {
+            let Some(row) = sqlx::query(sql).bind(serial).fetch_optional(p).await? else {
+                return Ok(None);
+            };
+            let status: &str = row.try_get(0)?;
+            let reason: Option<&str> = row.try_get(2)?;
+            Ok(Some(StatusRecord {
+                status: CertStatus::parse(status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+                revoked_at: row.try_get(1)?,
+                reason: match reason {
+                    None => None,
+                    Some(r) => Some(
+                        RevocationReason::parse(r)
+                            .ok_or_else(|| StoreError::Corrupt(format!("reason {r:?}")))?,
+                    ),
+                },
+            }))
+        })
     }
 
     async fn get_by_request_id(&self, id: &str) -> Result<Option<CertificateRecord>, StoreError> {
