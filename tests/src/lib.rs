@@ -23,8 +23,8 @@ use device_agent::mdm::{
     CheckinResponse, DeviceRegistration, MdmClient, SecretString, StatusReport,
 };
 use device_agent::{DeviceDir, DeviceKey, HttpTransport, KeySpec, ScepRequest, ScepResponse};
-use openssl::pkey::{PKey, Private};
-use openssl::x509::X509;
+use openssl::pkey::{PKey, PKeyRef, Private};
+use openssl::x509::{X509, X509NameRef};
 use policy_module::model::{
     CertificateType, HashAlgorithm, IssuedCert, KeyAlgorithm, KeyUsage, Profile, ProfileSpec,
     SanKind, SanTemplate,
@@ -443,7 +443,7 @@ impl RawScep {
     pub async fn send(
         &self,
         body: &RequestBody,
-        signer_key: &PKey<Private>,
+        signer_key: &PKeyRef<Private>,
         signer_cert: &X509,
         transaction_id: &TransactionId,
     ) -> Result<CertRep> {
@@ -486,7 +486,7 @@ impl RawScep {
     pub async fn pkcs_req(
         &self,
         csr_der: &[u8],
-        signer: &PKey<Private>,
+        signer: &PKeyRef<Private>,
     ) -> Result<(TransactionId, CertRep)> {
         let csr = scep::csr::Csr::from_der(csr_der).map_err(|e| anyhow::anyhow!("CSR: {e}"))?;
         let subject = csr.subject_name()?;
@@ -560,4 +560,11 @@ pub fn write_pem(dir: &Path, name: &str, certs: &[&X509]) -> Result<PathBuf> {
 /// Whether a CertRep is FAILURE with `fail_info`.
 pub fn is_failure(rep: &CertRep, fail_info: scep::FailInfo) -> bool {
     matches!(rep, CertRep::Failure { fail_info: f, .. } if *f == fail_info)
+}
+
+/// The values of a name's entries, in order.
+pub fn name_values(name: &X509NameRef) -> Vec<String> {
+    name.entries()
+        .map(|e| e.data().to_string().unwrap_or_else(|_| "<not text>".into()))
+        .collect()
 }
