@@ -568,3 +568,42 @@ pub fn name_values(name: &X509NameRef) -> Vec<String> {
         .map(|e| e.data().to_string().unwrap_or_else(|_| "<not text>".into()))
         .collect()
 }
+
+/// A PKCS#10 request for `key` as `spec` describes it (device-agent's CSR layout), with an
+/// optional challenge; any key size, so undersized keys can be tried.
+pub fn build_csr(
+    spec: &device_agent::csr::CsrSpec,
+    key: &PKeyRef<Private>,
+    challenge: Option<&str>,
+) -> Result<Vec<u8>> {
+    let subject = spec.subject_name()?;
+    let extensions = spec.extensions()?;
+    let ext = (!extensions.is_empty()).then_some(&*extensions);
+    let challenge = challenge.map(scep::csr::ChallengePassword::new);
+    Ok(scep::csr::build(
+        key,
+        &subject,
+        ext,
+        challenge.as_ref(),
+        openssl::hash::MessageDigest::sha256(),
+    )?)
+}
+
+/// The CSR a device would send for the first profile of a check-in, with its challenge.
+pub fn profile_csr(checkin: &CheckinResponse, key: &PKeyRef<Private>) -> Result<Vec<u8>> {
+    let p = checkin.profiles.first().context("no profile at check-in")?;
+    build_csr(&p.enroll_config()?.csr, key, Some(p.challenge.expose()))
+}
+
+/// The certificate of a SUCCESS CertRep for `key`.
+pub fn issued_cert(rep: &CertRep, key: &PKeyRef<Private>) -> Result<X509> {
+    let CertRep::Success(certs) = rep else {
+        bail!("not a SUCCESS: {rep:?}");
+    };
+    certs
+        .certificates
+        .iter()
+        .find(|c| c.public_key().is_ok_and(|k| k.public_eq(key)))
+        .cloned()
+        .context("no certificate for the request key in the CertRep")
+}
