@@ -1,0 +1,250 @@
+//! P6, P7, P8, P10: a request that differs from what the profile renders for the device is
+//! refused, even with a valid, unused challenge from that device's own check-in. Each request
+//! is built by hand (device-agent only sends what the profile says): the subject or SAN
+//! changed -> CertRep FAILURE badRequest with SubjectNameMismatch / SubjectAltNameMismatch in
+//! the policy module's audit; a key of the wrong size or type -> KeyLengthMismatch; an EKU
+//! the profile does not grant -> EnhancedKeyUsageMismatch; an RSA key under 2048 bits is
+//! refused by ndes-proxy before the policy module (badAlg: DESIGN decision 6). Nothing is
+//! issued; the honest request with the same kind of challenge then is.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use device_agent::csr::{CsrSpec, NameAttr, San, SanKind};
+use openssl::pkey::{PKey, Private};
+use scep::FailInfo;
+use scep_lab_tests::*;
+
+const NAME: &str = "TAMPER-01";
+
+struct Case {
+    what: &'static str,
+    edit: fn(&mut CsrSpec),
+    key: &'static str,
+    fail_info: FailInfo,
+    reason: Option<&'static str>,
+}
+
+fn cases() -> Vec<Case> {
+    let bad = |what, edit: fn(&mut CsrSpec), reason| Case {
+        what,
+        edit,
+        key: "rsa2048",
+        fail_info: FailInfo::BadRequest,
+        reason: Some(reason),
+    };
+    vec![
+        bad(
+            "CN of another machine",
+            |s| s.subject[0].value = "DC01".into(),
+            "SubjectNameMismatch",
+        ),
+        bad(
+            "extra RDN OU=Domain Admins",
+            |s| {
+                s.subject.insert(
+                    1,
+                    NameAttr {
+                        attr: "OU".into(),
+                        value: "Domain Admins".into(),
+                    },
+                )
+            },
+            "SubjectNameMismatch",
+        ),
+        bad(
+            "CN in another case",
+            |s| s.subject[0].value = s.subject[0].value.to_lowercase(),
+            "SubjectNameMismatch",
+        ),
+        bad(
+            "trailing space in CN",
+            |s| s.subject[0].value.push(' '),
+            "SubjectNameMismatch",
+        ),
+        bad(
+            "RDNs reordered",
+            |s| s.subject.swap(1, 2),
+            "SubjectNameMismatch",
+        ),
+        bad(
+            "DNS SAN of a domain controller",
+            |s| s.subject_alternative_names[0].value = "dc01.corp.scep-lab.test".into(),
+            "SubjectAltNameMismatch",
+        ),
+        bad(
+            "extra UPN SAN of an admin",
+            |s| {
+                s.subject_alternative_names.push(San {
+                    kind: SanKind::Upn,
+                    value: "administrator@scep-lab.test".into(),
+                })
+            },
+            "SubjectAltNameMismatch",
+        ),
+        bad(
+            "SAN removed",
+            |s| s.subject_alternative_names.clear(),
+            "SubjectAltNameMismatch",
+        ),
+        bad(
+            "codeSigning EKU",
+            |s| s.extended_key_usages.push("1.3.6.1.5.5.7.3.3".into()),
+            "EnhancedKeyUsageMismatch",
+        ),
+        Case {
+            what: "RSA 3072 where the profile says 2048",
+            edit: |_| {},
+            key: "rsa3072",
+            fail_info: FailInfo::BadRequest,
+            reason: Some("KeyLengthMismatch"),
+        },
+        Case {
+            what: "EC P-256 where the profile says RSA",
+            edit: |_| {},
+            key: "ec256",
+            fail_info: FailInfo::BadRequest,
+            reason: Some("KeyLengthMismatch"),
+        },
+        Case {
+            what: "RSA 1024",
+            edit: |_| {},
+            key: "rsa1024",
+            fail_info: FailInfo::BadAlg,
+            reason: None,
+        },
+    ]
+}
+
+fn key(kind: &str) -> PKey<Private> {
+    match kind {
+        "rsa2048" => rsa_key(2048).unwrap(),
+        "rsa3072" => rsa_key(3072).unwrap(),
+        "rsa1024" => rsa_key(1024).unwrap(),
+        "ec256" => {
+            let group =
+                openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+            PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
+        }
+        other => panic!("{other}"),
+    }
+}
+
+/// One lab for both scenarios.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering() {
+    let lab = TestLab::start().await.unwrap();
+    lab.profile(PROFILE, |_| {}).await.unwrap();
+    requests_that_differ_from_the_rendered_profile_are_refused(&lab).await;
+    requested_extensions_never_reach_the_certificate(&lab).await;
+    lab.shutdown().await;
+}
+
+async fn requests_that_differ_from_the_rendered_profile_are_refused(lab: &TestLab) {
+    let device = lab.targeted_device(NAME, PROFILE).await.unwrap();
+    let raw = lab.raw_scep().await.unwrap();
+    let issued_before = lab.ca_records().await.unwrap().len();
+    // One RSA-2048 key signs every outer message (as device-agent's transport key does for
+    // keys that cannot), so only the CSR differs between cases.
+    let transport = key("rsa2048");
+    let mut keys = std::collections::HashMap::new();
+
+    let mut failures = Vec::new();
+    for case in cases() {
+        let checkin = device.checkin().await.unwrap();
+        let profile = &checkin.profiles[0];
+        let mut spec = profile.enroll_config().unwrap().csr;
+        (case.edit)(&mut spec);
+        let csr_key = if case.key == "rsa2048" {
+            &transport
+        } else {
+            keys.entry(case.key).or_insert_with(|| key(case.key))
+        };
+        let csr = build_csr(&spec, csr_key, Some(profile.challenge.expose())).unwrap();
+        let (tx, rep) = raw.pkcs_req(&csr, &transport).await.unwrap();
+        if !is_failure(&rep, case.fail_info) {
+            failures.push(format!(
+                "{}: expected {:?}, got {rep:?}",
+                case.what, case.fail_info
+            ));
+            continue;
+        }
+        let audited = lab.rejection(tx.as_str()).await.unwrap();
+        if audited.as_deref() != case.reason {
+            failures.push(format!(
+                "{}: audit says {audited:?}, expected {:?}",
+                case.what, case.reason
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(lab.ca_records().await.unwrap().len(), issued_before);
+    assert!(
+        lab.policy()
+            .device_view(&device.id)
+            .await
+            .unwrap()
+            .certificates
+            .is_empty()
+    );
+
+    // The same harness with the profile's rendering is issued: the refusals were the edits.
+    let checkin = device.checkin().await.unwrap();
+    let csr = profile_csr(&checkin, &transport).unwrap();
+    let (_, rep) = raw.pkcs_req(&csr, &transport).await.unwrap();
+    let cert = issued_cert(&rep, &transport).unwrap();
+    assert_eq!(
+        name_values(cert.subject_name()),
+        [NAME, "Devices", "scep-lab"]
+    );
+    assert_eq!(lab.ca_records().await.unwrap().len(), issued_before + 1);
+}
+
+/// P8: extensions the policy module does not check (BasicConstraints cA=TRUE, the AD CS SID
+/// extension) are requested in an otherwise honest CSR. The CA builds the certificate from
+/// the template and the grant (DESIGN decision 7), so none of them appears in it.
+async fn requested_extensions_never_reach_the_certificate(lab: &TestLab) {
+    let device = lab.targeted_device("EXT-01", PROFILE).await.unwrap();
+    let raw = lab.raw_scep().await.unwrap();
+    let checkin = device.checkin().await.unwrap();
+    let profile = &checkin.profiles[0];
+    let spec = profile.enroll_config().unwrap().csr;
+    let key = rsa_key(2048).unwrap();
+
+    let mut extensions = spec.extensions().unwrap();
+    extensions
+        .push(
+            openssl::x509::extension::BasicConstraints::new()
+                .critical()
+                .ca()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    // szOID_NTDS_CA_SECURITY_EXT (1.3.6.1.4.1.311.25.2), a SID an attacker would like mapped.
+    #[allow(deprecated)]
+    let sid = openssl::x509::X509Extension::new(
+        None,
+        None,
+        "1.3.6.1.4.1.311.25.2",
+        "DER:30:0a:a0:08:06:02:2a:03:a0:02:04:00",
+    )
+    .unwrap();
+    extensions.push(sid).unwrap();
+    let csr = scep::csr::build(
+        &key,
+        &spec.subject_name().unwrap(),
+        Some(&extensions),
+        Some(&scep::csr::ChallengePassword::new(
+            profile.challenge.expose(),
+        )),
+        openssl::hash::MessageDigest::sha256(),
+    )
+    .unwrap();
+    let (_, rep) = raw.pkcs_req(&csr, &key).await.unwrap();
+    let cert = issued_cert(&rep, &key).unwrap();
+    let text = String::from_utf8(cert.to_text().unwrap()).unwrap();
+    assert!(!text.contains("CA:TRUE"), "{text}");
+    assert!(!text.contains("1.3.6.1.4.1.311.25.2"), "{text}");
+    assert!(!text.contains("Certificate Sign"), "{text}");
+    assert!(text.contains("TLS Web Client Authentication"), "{text}");
+    assert!(!text.contains("Code Signing"), "{text}");
+}
