@@ -500,6 +500,19 @@ async fn public_endpoints_serve_ca_certificates_and_ocsp_over_get() {
     let status = basic.find_status(&id).unwrap();
     assert_eq!(status.status, openssl::ocsp::OcspCertStatus::GOOD);
 
+    // A CertID naming another issuer (the root) is unknown, never good, even for our serial.
+    let root = &ca.ca().material().root;
+    let mut other = OcspRequest::new().unwrap();
+    other
+        .add_id(OcspCertId::from_cert(openssl::hash::MessageDigest::sha1(), &leaf, root).unwrap())
+        .unwrap();
+    let resp = OcspResponse::from_der(&ca.anonymous.ocsp(&other.to_der().unwrap()).await.unwrap())
+        .unwrap();
+    let id = OcspCertId::from_cert(openssl::hash::MessageDigest::sha1(), &leaf, root).unwrap();
+    let basic = resp.basic().unwrap();
+    let status = basic.find_status(&id).unwrap();
+    assert_eq!(status.status, openssl::ocsp::OcspCertStatus::UNKNOWN);
+
     // Garbage gets an unsigned malformedRequest, not a 500.
     let bytes = ca.anonymous.ocsp(b"garbage").await.unwrap();
     let resp = OcspResponse::from_der(&bytes).unwrap();
@@ -508,5 +521,35 @@ async fn public_endpoints_serve_ca_certificates_and_ocsp_over_get() {
         .await
         .unwrap();
     assert!(resp.status().is_client_error() || resp.status() == 200);
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crl_is_also_regenerated_on_schedule_with_a_growing_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ca.db").display());
+    let store = ca_mock::store::SqlStore::sqlite(&url).await.unwrap();
+    let ca = start_refreshing(
+        dir,
+        KeySpec::EcP256,
+        store,
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    let first = ca.ca().crl().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let later = ca.ca().crl().await.unwrap();
+    assert!(
+        later.number >= first.number + 2,
+        "{} -> {}",
+        first.number,
+        later.number
+    );
+    assert!(later.this_update >= first.this_update);
+    let crl = openssl::x509::X509Crl::from_der(&ca.anonymous.crl().await.unwrap()).unwrap();
+    assert!(
+        crl.verify(&ca.ca().material().issuing.public_key().unwrap())
+            .unwrap()
+    );
     ca.stop().await;
 }

@@ -275,9 +275,19 @@ async fn serve_answers_with_tokens_from_the_generated_config() {
         );
         let crl = client.crl().await.unwrap();
         assert!(openssl::x509::X509Crl::from_der(&crl).is_ok());
+        out.response.serial
     }
     .await;
+    // SIGKILL: no graceful shutdown. What was acknowledged must still be in the store.
     child.kill().unwrap();
     let _ = child.wait();
-    result
+    let list = ok(&run(
+        &[
+            "list",
+            "--config",
+            ca.join("ca-mock.toml").to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert!(list.contains(&result) && list.contains("serve-1"), "{list}");
 }

@@ -115,6 +115,16 @@ pub async fn start(key: KeySpec) -> TestCa {
 }
 
 pub async fn start_with(dir: tempfile::TempDir, key: KeySpec, store: SqlStore) -> TestCa {
+    start_refreshing(dir, key, store, Duration::from_secs(3600)).await
+}
+
+/// The same with the scheduled CRL rebuild every `crl_refresh`.
+pub async fn start_refreshing(
+    dir: tempfile::TempDir,
+    key: KeySpec,
+    store: SqlStore,
+    crl_refresh: Duration,
+) -> TestCa {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter("warn")
@@ -147,7 +157,7 @@ pub async fn start_with(dir: tempfile::TempDir, key: KeySpec, store: SqlStore) -
     let state = AppState {
         ca: Arc::new(ca),
         callers: Arc::new(callers()),
-        crl_refresh: Duration::from_secs(3600),
+        crl_refresh,
     };
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(ca_mock::serve(listener, state.clone(), async move {
