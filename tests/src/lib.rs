@@ -500,6 +500,29 @@ impl RawScep {
     }
 }
 
+impl RawScep {
+    /// A RenewalReq carrying `csr_der`, signed by the current certificate and its key, under
+    /// a fresh random transactionID; that ID and the CertRep.
+    pub async fn renewal_req(
+        &self,
+        csr_der: &[u8],
+        current_key: &PKeyRef<Private>,
+        current_cert: &X509,
+    ) -> Result<(TransactionId, CertRep)> {
+        let csr = scep::csr::Csr::from_der(csr_der).map_err(|e| anyhow::anyhow!("CSR: {e}"))?;
+        let id = random_transaction_id()?;
+        let rep = self
+            .send(
+                &RequestBody::RenewalReq(csr),
+                current_key,
+                current_cert,
+                &id,
+            )
+            .await?;
+        Ok((id, rep))
+    }
+}
+
 /// A random transactionID (40 hex characters).
 pub fn random_transaction_id() -> Result<TransactionId> {
     let mut b = [0u8; 20];
@@ -606,4 +629,63 @@ pub fn issued_cert(rep: &CertRep, key: &PKeyRef<Private>) -> Result<X509> {
         .find(|c| c.public_key().is_ok_and(|k| k.public_eq(key)))
         .cloned()
         .context("no certificate for the request key in the CertRep")
+}
+
+/// Poll `check` every 100 ms until it is true, for at most [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{what}: not true after {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl TestLab {
+    /// Wait until the policy module's inventory shows every listed serial of a device
+    /// `Revoked` (the CA acknowledged the outbox's request).
+    pub async fn wait_inventory_revoked(&self, device_id: &str, serials: &[String]) -> Result<()> {
+        let want: Vec<String> = serials.iter().map(|s| normalize_serial(s)).collect();
+        eventually("inventory shows the revocations", || async {
+            let view = self.lab.policy().device_view(device_id).await?;
+            Ok(want.iter().all(|w| {
+                view.certificates.iter().any(|c| {
+                    normalize_serial(&c.serial_hex) == *w
+                        && c.status == policy_module::model::CertStatus::Revoked
+                })
+            }))
+        })
+        .await
+    }
+
+    /// How many times the current CRL lists `serial`, after checking its signature with the
+    /// issuing CA's key.
+    pub async fn crl_count(&self, serial: &str) -> Result<usize> {
+        let snapshot = self.lab.ca().crl().await?;
+        let crl = openssl::x509::X509Crl::from_der(&snapshot.der)?;
+        let issuing = &self.lab.ca().material().issuing;
+        ensure!(
+            crl.verify(&*issuing.public_key()?)?,
+            "the CRL signature does not verify"
+        );
+        let want = normalize_serial(serial);
+        Ok(crl.get_revoked().map_or(0, |r| {
+            r.iter()
+                .filter(|e| {
+                    e.serial_number()
+                        .to_bn()
+                        .and_then(|b| b.to_hex_str().map(|h| normalize_serial(&h)))
+                        .is_ok_and(|h| h == want)
+                })
+                .count()
+        }))
+    }
 }
