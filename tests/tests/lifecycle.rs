@@ -212,3 +212,34 @@ async fn retired_wiped_and_blocked_devices() {
 
     lab.shutdown().await;
 }
+
+/// Block revokes the device's certificates; once unblocked, the device should end up with a
+/// valid certificate again. It does not: check-in offers the profiles (with challenges), but
+/// device-agent sees its installed certificate at the same profile version, not yet due for
+/// renewal, and reports it up to date. Its renewal would then be refused too (the signer is
+/// revoked), so the device keeps a revoked certificate until someone re-versions the profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: after block + unblock the device keeps its revoked certificate (device-agent reports it up to date; nothing in check-in makes it re-enroll)"]
+async fn an_unblocked_device_replaces_its_revoked_certificate() {
+    let lab = TestLab::start().await.unwrap();
+    lab.profile(PROFILE, |_| {}).await.unwrap();
+    let (d, cert) = lab.enrolled_device("UNBLOCK-01", PROFILE).await.unwrap();
+    lab.policy()
+        .lifecycle(&d.id, Lifecycle::Block)
+        .await
+        .unwrap();
+    lab.wait_revoked(&cert.serial_hex).await.unwrap();
+    lab.policy()
+        .lifecycle(&d.id, Lifecycle::Unblock)
+        .await
+        .unwrap();
+    d.sync().await.unwrap();
+    let installed = serial_of(&d.certificate(PROFILE).unwrap()).unwrap();
+    let info = lab.ca_record(&installed).await.unwrap();
+    assert_eq!(
+        info.status,
+        CaStatus::Good,
+        "the device still holds revoked serial {installed}"
+    );
+    lab.shutdown().await;
+}
