@@ -396,14 +396,20 @@ impl device_agent::ScepTransport for Recorder {
     }
 }
 
-/// Open a recorded PKIOperation body as the RA would: the request body inside.
-pub fn open_request(der: &[u8], ra_cert: &X509, ra_key: &PKey<Private>) -> Result<RequestBody> {
+/// Open a recorded PKIOperation body as the RA would: the request body inside and the
+/// certificate that signed the request.
+pub fn open_request(
+    der: &[u8],
+    ra_cert: &X509,
+    ra_key: &PKey<Private>,
+) -> Result<(RequestBody, X509)> {
     let policy = AlgorithmPolicy::default();
     let decoded =
         scep::server::DecodedRequest::decode(der).map_err(|e| anyhow::anyhow!("decode: {e}"))?;
     let verified = decoded
         .verify(&policy)
         .map_err(|e| anyhow::anyhow!("verify: {e:?}"))?;
+    let signer = verified.signer_certificate().clone();
     let opened = verified
         .open(
             &[DecryptionKey {
@@ -413,7 +419,18 @@ pub fn open_request(der: &[u8], ra_cert: &X509, ra_key: &PKey<Private>) -> Resul
             &policy,
         )
         .map_err(|e| anyhow::anyhow!("open: {e:?}"))?;
-    Ok(opened.body)
+    Ok((opened.body, signer))
+}
+
+/// The PKIOperation bodies a device sent.
+pub fn pki_operations(traffic: &[(ScepRequest, ScepResponse)]) -> Vec<Vec<u8>> {
+    traffic
+        .iter()
+        .filter_map(|(r, _)| match r {
+            ScepRequest::PkiOperationPost(b) | ScepRequest::PkiOperationGet(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A SCEP client of the lab built from the `scep` crate, for requests device-agent does not

@@ -122,7 +122,7 @@ async fn seven_steps_each_leave_their_observable_effect() {
         .collect();
     assert_eq!(pki.len(), 1, "one PKCSReq, answered at once");
     let (ra_cert, ra_key) = lab.ra_decryption().await.unwrap();
-    let body = open_request(pki[0], &ra_cert, &ra_key).unwrap();
+    let (body, _) = open_request(pki[0], &ra_cert, &ra_key).unwrap();
     let RequestBody::PkcsReq(csr) = &body else {
         panic!("the device sent {:?}, not a PKCSReq", body.message_type());
     };
