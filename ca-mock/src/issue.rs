@@ -170,6 +170,17 @@ pub(crate) fn build_certificate(
         b.append_extension(der_extension("2.5.29.17", spec.subject.is_empty(), &san)?)
             .map_err(c)?;
     }
+    // AD CS marks v1-template certificates with the template name (szOID_ENROLL_CERTTYPE,
+    // a BMPString); Windows and MDM reporting show it as "Certificate Template Name".
+    let template_name = der::asn1::BmpString::from_utf8(&spec.template.name)
+        .and_then(|n| n.to_der())
+        .map_err(CaError::crypto)?;
+    b.append_extension(der_extension(
+        "1.3.6.1.4.1.311.20.2",
+        false,
+        &template_name,
+    )?)
+    .map_err(c)?;
     b.append_extension(der_extension("1.3.6.1.5.5.7.1.1", false, &aia_der(urls)?)?)
         .map_err(c)?;
     b.append_extension(der_extension("2.5.29.31", false, &cdp_der(urls)?)?)

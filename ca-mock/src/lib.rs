@@ -47,6 +47,9 @@ pub mod store;
 pub mod template;
 pub mod wire;
 
+#[cfg(test)]
+mod robustness_tests;
+
 pub use api::{AppState, router, serve};
 pub use ca::{CaSettings, CertificateAuthority, CrlSnapshot, Issued};
 pub use config::{Config, open};

@@ -249,6 +249,7 @@ async fn template_decides_and_greedy_csr_gets_none_of_what_it_asked() {
         "/crl/issuing.crl",
         "X509v3 Authority Key Identifier",
         "X509v3 Subject Key Identifier",
+        "1.3.6.1.4.1.311.20.2",
     ] {
         assert!(text.contains(present), "{present} missing:\n{text}");
     }
