@@ -1,0 +1,159 @@
+//! Revocation as the OpenSSL CLI sees it, at the URLs the certificate itself names: the CRL
+//! from its CRL distribution point (`openssl verify -crl_check`) and the OCSP responder from
+//! its authorityInfoAccess (`openssl ocsp -url`). Both say good before the device is retired
+//! and revoked (cessationOfOperation) after.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use openssl::x509::{X509, X509Crl};
+use policy_module::admin::Lifecycle;
+use scep_lab_tests::*;
+
+fn cdp_url(cert: &X509) -> String {
+    let points = cert
+        .crl_distribution_points()
+        .expect("a CRL distribution point");
+    points
+        .iter()
+        .filter_map(|p| p.distpoint())
+        .filter_map(|n| n.fullname())
+        .flat_map(|names| names.iter().filter_map(|g| g.uri().map(str::to_owned)))
+        .next()
+        .expect("a URI distribution point")
+}
+
+fn ocsp_url(cert: &X509) -> String {
+    let responders = cert.ocsp_responders().expect("an OCSP responder in AIA");
+    responders.iter().next().expect("one responder").to_string()
+}
+
+async fn fetch_crl(url: &str, dir: &Path) -> std::path::PathBuf {
+    let der = reqwest::get(url)
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let pem = X509Crl::from_der(&der).unwrap().to_pem().unwrap();
+    let path = dir.join("crl.pem");
+    std::fs::write(&path, pem).unwrap();
+    path
+}
+
+fn openssl(args: &[&OsStr]) -> (bool, String) {
+    let out = testkit::openssl(args, None).unwrap();
+    (
+        out.success(),
+        format!("{}{}", out.stdout_str(), out.stderr_str()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_sees_the_retirement_in_the_crl_and_in_ocsp() {
+    if testkit::binary("openssl").is_none() {
+        return;
+    }
+    let lab = TestLab::start().await.unwrap();
+    lab.profile(PROFILE, |_| {}).await.unwrap();
+    let (d, record) = lab.enrolled_device("REVOKE-01", PROFILE).await.unwrap();
+    let (_, chain) = d.installed(PROFILE).unwrap().unwrap();
+    let cert = &chain[0];
+    let material = lab.ca().material();
+    let dir = lab.tmp();
+    let leaf = write_pem(dir, "leaf.pem", &[cert]).unwrap();
+    let root = write_pem(dir, "root.pem", &[&material.root]).unwrap();
+    let issuing = write_pem(dir, "issuing.pem", &[&material.issuing]).unwrap();
+    let both = write_pem(dir, "cas.pem", &[&material.root, &material.issuing]).unwrap();
+
+    let cdp = cdp_url(cert);
+    let ocsp = ocsp_url(cert);
+    for url in [&cdp, &ocsp] {
+        assert!(
+            url.starts_with(&lab.ca_url()),
+            "{url} is not this lab's ca-mock"
+        );
+    }
+
+    let verify = |crl: &Path| {
+        openssl(&[
+            "verify".as_ref(),
+            "-crl_check".as_ref(),
+            "-CAfile".as_ref(),
+            root.as_os_str(),
+            "-untrusted".as_ref(),
+            issuing.as_os_str(),
+            "-CRLfile".as_ref(),
+            crl.as_os_str(),
+            leaf.as_os_str(),
+        ])
+    };
+    let ocsp_check = || {
+        openssl(&[
+            "ocsp".as_ref(),
+            "-issuer".as_ref(),
+            issuing.as_os_str(),
+            "-cert".as_ref(),
+            leaf.as_os_str(),
+            "-url".as_ref(),
+            ocsp.as_ref(),
+            "-CAfile".as_ref(),
+            both.as_os_str(),
+            "-timeout".as_ref(),
+            "20".as_ref(),
+        ])
+    };
+
+    // Before: good in both.
+    let crl = fetch_crl(&cdp, dir).await;
+    let (ok, out) = verify(&crl);
+    assert!(
+        ok && out.contains(": OK"),
+        "verify -crl_check before: {out}"
+    );
+    let (ok, out) = ocsp_check();
+    assert!(ok, "openssl ocsp before: {out}");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(": good"), "{out}");
+
+    // Retire: the revocation reaches the CA through the outbox.
+    lab.policy()
+        .lifecycle(&d.id, Lifecycle::Retire)
+        .await
+        .unwrap();
+    lab.wait_revoked(&record.serial_hex).await.unwrap();
+
+    let crl = fetch_crl(&cdp, dir).await;
+    let (ok, out) = verify(&crl);
+    assert!(!ok, "verify -crl_check accepted a retired device: {out}");
+    assert!(out.contains("certificate revoked"), "{out}");
+    let text = testkit::openssl(
+        &[
+            "crl".as_ref(),
+            "-in".as_ref(),
+            crl.as_os_str(),
+            "-noout".as_ref(),
+            "-text".as_ref(),
+        ],
+        None,
+    )
+    .unwrap()
+    .stdout_str();
+    assert!(
+        text.to_ascii_lowercase()
+            .contains(&normalize_serial(&record.serial_hex)),
+        "{text}"
+    );
+    assert!(text.contains("Cessation Of Operation"), "{text}");
+
+    let (ok, out) = ocsp_check();
+    assert!(ok, "openssl ocsp after: {out}");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(": revoked"), "{out}");
+    assert!(out.contains("Reason: cessationOfOperation"), "{out}");
+
+    lab.shutdown().await;
+}
