@@ -6,14 +6,16 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use ca_mock::Config;
 use ca_mock::auth::hash_token;
 use ca_mock::keys::{KeySpec, Passphrase};
 use ca_mock::names::{NameAttr, San};
 use ca_mock::store::{ListFilter, RevocationReason};
-use ca_mock::template::BUILTIN_TEMPLATES;
 use ca_mock::wire::IssueRequest;
-use ca_mock::{Config, InitSource};
 use clap::{Args, CommandFactory, Parser, Subcommand};
+
+mod audit;
+mod init;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,7 +97,7 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-struct InitArgs {
+pub(crate) struct InitArgs {
     /// Directory to create the CA in.
     #[arg(long, default_value = "ca-mock")]
     dir: PathBuf,
@@ -208,7 +210,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Init(args) => init(&args)?,
+        Command::Init(args) => init::init(&args)?,
         Command::Serve(c) => serve(&c.config).await?,
         Command::Issue(args) => issue(&args).await?,
         Command::Revoke {
@@ -266,7 +268,7 @@ async fn run(command: Command) -> Result<ExitCode> {
                 crl.der.len()
             );
         }
-        Command::Audit(c) => return audit(&c.config).await,
+        Command::Audit(c) => return audit::audit(&c.config).await,
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_to_string(&mut token)?;
@@ -287,12 +289,15 @@ async fn run(command: Command) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn open(config: &Path) -> Result<ca_mock::AppState> {
+pub(crate) async fn open(config: &Path) -> Result<ca_mock::AppState> {
     let config = Config::load(config)?;
     Ok(ca_mock::open(&config).await?)
 }
 
-fn read_passphrase(file: Option<&PathBuf>, env: Option<&String>) -> Result<Option<Passphrase>> {
+pub(crate) fn read_passphrase(
+    file: Option<&PathBuf>,
+    env: Option<&String>,
+) -> Result<Option<Passphrase>> {
     if let Some(f) = file {
         return Ok(Some(Passphrase::from_file(f)?));
     }
@@ -302,122 +307,6 @@ fn read_passphrase(file: Option<&PathBuf>, env: Option<&String>) -> Result<Optio
         return Ok(Some(Passphrase::new(v)));
     }
     Ok(None)
-}
-
-fn random_token() -> Result<String> {
-    let mut b = [0u8; 32];
-    openssl::rand::rand_bytes(&mut b)?;
-    Ok(hex::encode(b))
-}
-
-fn write_new(path: &Path, data: &[u8], private: bool) -> Result<()> {
-    use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let mut f = o
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-fn init(a: &InitArgs) -> Result<()> {
-    let passphrase = read_passphrase(a.passphrase_file.as_ref(), a.passphrase_env.as_ref())?;
-    let source = if let Some(p12) = &a.import_p12 {
-        let pw_file = a
-            .import_p12_password_file
-            .as_ref()
-            .context("--import-p12-password-file is required")?;
-        InitSource::Pkcs12 {
-            file: p12.clone(),
-            password: Passphrase::from_file(pw_file)?,
-        }
-    } else if let (Some(r), Some(c), Some(k)) = (
-        &a.import_root_cert,
-        &a.import_issuing_cert,
-        &a.import_issuing_key,
-    ) {
-        InitSource::Pem {
-            root_cert: r.clone(),
-            issuing_cert: c.clone(),
-            issuing_key: k.clone(),
-            key_passphrase: read_passphrase(a.import_key_passphrase_file.as_ref(), None)?,
-        }
-    } else {
-        InitSource::Generate {
-            key: a.key,
-            root_cn: a.root_cn.clone(),
-            issuing_cn: a.issuing_cn.clone(),
-            org: a.org.clone(),
-            root_days: a.root_days,
-            issuing_days: a.issuing_days,
-        }
-    };
-    let config_path = a.dir.join("ca-mock.toml");
-    if config_path.exists() {
-        bail!("{} exists; refusing to overwrite", config_path.display());
-    }
-    let report = ca_mock::init(&a.dir, &source, passphrase.as_ref())?;
-    let mut written = report.written;
-
-    let templates = a.dir.join("templates");
-    std::fs::create_dir_all(&templates)?;
-    for (name, text) in BUILTIN_TEMPLATES {
-        let p = templates.join(name);
-        write_new(&p, text.as_bytes(), false)?;
-        written.push(p);
-    }
-    let tokens = a.dir.join("tokens");
-    std::fs::create_dir_all(&tokens)?;
-    for name in ["ndes.token", "policy.token"] {
-        let p = tokens.join(name);
-        write_new(&p, format!("{}\n", random_token()?).as_bytes(), true)?;
-        written.push(p);
-    }
-    let base = a
-        .public_base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", a.listen));
-    let mut config = ca_mock::config::SAMPLE_CONFIG
-        .replace(
-            "listen = \"127.0.0.1:8180\"",
-            &format!("listen = {:?}", a.listen),
-        )
-        .replace(
-            "public_base_url = \"http://127.0.0.1:8180\"",
-            &format!("public_base_url = {base:?}"),
-        );
-    if let Some(f) = &a.passphrase_file {
-        let abs = std::fs::canonicalize(f)?;
-        config = config.replace(
-            "# key_passphrase_file = \"passphrase.txt\"",
-            &format!("key_passphrase_file = {:?}", abs.display().to_string()),
-        );
-    } else if let Some(v) = &a.passphrase_env {
-        config = config.replace(
-            "# key_passphrase_env = \"CA_MOCK_KEY_PASSPHRASE\"",
-            &format!("key_passphrase_env = {v:?}"),
-        );
-    }
-    Config::from_toml(&config)?;
-    write_new(&config_path, config.as_bytes(), false)?;
-    written.push(config_path.clone());
-
-    for p in &written {
-        println!("wrote {}", p.display());
-    }
-    println!("root fingerprint (SHA-256): {}", report.root_fingerprint);
-    println!(
-        "start it with: ca-mock serve --config {}",
-        config_path.display()
-    );
-    Ok(())
 }
 
 async fn serve(config_path: &Path) -> Result<()> {
@@ -492,7 +381,7 @@ async fn issue(a: &IssueArgs) -> Result<()> {
     };
     let request_id = match &a.request_id {
         Some(id) => id.clone(),
-        None => format!("cli-{}", random_token()?.get(..16).unwrap_or("0")),
+        None => format!("cli-{}", init::random_token()?.get(..16).unwrap_or("0")),
     };
     let req = IssueRequest {
         request_id,
@@ -522,95 +411,4 @@ async fn issue(a: &IssueArgs) -> Result<()> {
         if issued.replayed { " (replayed)" } else { "" }
     );
     Ok(())
-}
-
-async fn audit(config_path: &Path) -> Result<ExitCode> {
-    let state = open(config_path).await?;
-    let ca = &state.ca;
-    let issuer_key = ca.material().issuing.public_key()?;
-    let mut problems = Vec::new();
-    let mut serials = std::collections::HashSet::new();
-    let mut revoked = std::collections::BTreeSet::new();
-    let mut after = None;
-    let mut total = 0usize;
-    loop {
-        let page = ca
-            .store()
-            .list(&ListFilter {
-                request_id: None,
-                after: after.clone(),
-                limit: 1000,
-            })
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.cert.serial.clone());
-        for r in &page {
-            total += 1;
-            if !serials.insert(r.cert.serial.clone()) {
-                problems.push(format!("{}: duplicate serial", r.cert.serial));
-            }
-            if r.status != ca_mock::store::CertStatus::Good {
-                revoked.insert(r.cert.serial.clone());
-            }
-            match openssl::x509::X509::from_der(&r.cert.der) {
-                Err(_) => problems.push(format!("{}: DER does not parse", r.cert.serial)),
-                Ok(cert) => {
-                    if !cert.verify(&issuer_key).unwrap_or(false) {
-                        problems.push(format!("{}: not signed by the issuing CA", r.cert.serial));
-                    }
-                    let in_cert = cert
-                        .serial_number()
-                        .to_bn()
-                        .ok()
-                        .map(|b| hex::encode(b.to_vec()));
-                    if in_cert.as_deref() != Some(r.cert.serial.as_str()) {
-                        problems.push(format!("{}: serial in certificate differs", r.cert.serial));
-                    }
-                }
-            }
-        }
-    }
-    let crl = ca.regenerate_crl().await?;
-    let parsed = openssl::x509::X509Crl::from_der(&crl.der)?;
-    if !parsed.verify(&issuer_key).unwrap_or(false) {
-        problems.push("CRL signature does not verify".into());
-    }
-    let in_crl: std::collections::BTreeSet<String> = parsed
-        .get_revoked()
-        .map(|st| {
-            st.iter()
-                .filter_map(|r| {
-                    r.serial_number()
-                        .to_bn()
-                        .ok()
-                        .map(|b| hex::encode(b.to_vec()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if in_crl != revoked {
-        problems.push(format!(
-            "CRL lists {} serials, store has {} revoked or held (differences: {:?})",
-            in_crl.len(),
-            revoked.len(),
-            in_crl
-                .symmetric_difference(&revoked)
-                .take(5)
-                .collect::<Vec<_>>()
-        ));
-    }
-    println!(
-        "{total} certificates, {} revoked or held, CRL number {}",
-        revoked.len(),
-        crl.number
-    );
-    if problems.is_empty() {
-        println!("audit OK");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for p in &problems {
-            println!("problem: {p}");
-        }
-        Ok(ExitCode::FAILURE)
-    }
 }
