@@ -65,7 +65,7 @@ async fn unassigning_a_profile_revokes_its_certificate_only() {
             .iter()
             .map(|s| normalize_serial(s))
             .collect::<Vec<_>>(),
-        [wifi.clone()]
+        std::slice::from_ref(&wifi)
     );
     let info = lab.wait_revoked(&wifi).await.unwrap();
     assert_eq!(info.status, CaStatus::Revoked);
