@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use policy_module::api::{ApiState, serve};
 use policy_module::clock::SystemClock;
 use policy_module::outbox::{HttpRevoker, OutboxConfig, OutboxWorker};
@@ -40,6 +40,11 @@ enum Command {
         token: String,
         #[command(subcommand)]
         action: AdminAction,
+    },
+    /// Print a shell completion script.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -110,6 +115,31 @@ async fn main() -> anyhow::Result<()> {
             token,
             action,
         } => admin(&server, &token, action).await,
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "policy-module",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM (systemd, containers).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -149,7 +179,8 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(serve(listener, state, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
-    tokio::signal::ctrl_c().await.context("signal")?;
+    shutdown_signal().await;
+    tracing::info!("stopping");
     let _ = stop_tx.send(true);
     server.await.context("server task")?.context("server")?;
     worker_task.await.context("outbox task")?;

@@ -1,0 +1,143 @@
+//! The `policy-module` binary: serve on a free loopback port with a SQLite file, administer it
+//! with the `admin` subcommands, stop it with SIGTERM; completion scripts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_policy-module");
+const ADMIN: &str = "cli-admin-token-0123456789";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn admin(url: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["admin", "--server", url])
+        .args(args)
+        .env("POLICY_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn serve_administer_and_stop_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = testkit::free_port().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--sqlite")
+        .arg(dir.path().join("policy.db"))
+        .env("POLICY_ADMIN_TOKEN", ADMIN)
+        .env("POLICY_NDES_TOKEN", "cli-ndes-token-0123456789")
+        .env("POLICY_CA_URL", "http://127.0.0.1:9")
+        .env("POLICY_CA_TOKEN", "cli-ca-token-0123456789")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "policy-module did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let profile = serde_json::json!({
+        "id": "wifi",
+        "name": "Wi-Fi",
+        "certificate_type": "device",
+        "subject_name_format": "CN={{DeviceName}},O=Contoso",
+        "key_usage": ["digitalSignature"],
+        "key_algorithm": "rsa",
+        "key_size": 2048,
+        "hash_algorithm": "sha256",
+        "validity_days": 365,
+        "renewal_threshold_percent": 20,
+        "template": "IPSECIntermediateOffline",
+        "scep_server_urls": ["http://127.0.0.1:8080/certsrv/mscep/mscep.dll"],
+        "ca_thumbprint": "00".repeat(32),
+    });
+    let file = dir.path().join("profile.json");
+    std::fs::write(&file, profile.to_string()).unwrap();
+    let (ok, out) = admin(&url, &["create-profile", file.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"version\":1"), "{out}");
+
+    let device = dir.path().join("device.json");
+    std::fs::write(
+        &device,
+        r#"{"id":"laptop-1","name":"LAPTOP-1","platform":"windows"}"#,
+    )
+    .unwrap();
+    let (ok, out) = admin(&url, &["register-device", device.to_str().unwrap()]);
+    assert!(ok && out.contains("credential"), "{out}");
+    let (ok, out) = admin(&url, &["assign", "wifi", "device", "laptop-1"]);
+    assert!(ok, "{out}");
+    let (ok, out) = admin(&url, &["get", "/api/v1/devices/laptop-1"]);
+    assert!(ok && out.contains("wifi"), "the device is targeted: {out}");
+    let (ok, out) = admin(&url, &["lifecycle", "laptop-1", "retire"]);
+    assert!(ok, "{out}");
+    let (ok, out) = admin(&url, &["lifecycle", "laptop-1", "retire"]);
+    assert!(!ok, "retiring twice is refused: {out}");
+    let (ok, out) = admin(&url, &["get", "/api/v1/devices/nobody"]);
+    assert!(!ok && out.contains("404"), "{out}");
+    // A wrong token is refused without echoing it.
+    let bad = Command::new(BIN)
+        .args(["admin", "--server", &url, "get", "/api/v1/devices"])
+        .env("POLICY_ADMIN_TOKEN", "wrong-token-value")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(!String::from_utf8_lossy(&bad.stdout).contains("wrong-token-value"));
+
+    // SIGTERM stops it cleanly, and the data survives for the next start.
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "policy-module ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(server.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    for secret in [
+        ADMIN,
+        "cli-ndes-token-0123456789",
+        "cli-ca-token-0123456789",
+    ] {
+        assert!(!stderr.contains(secret), "a token appeared in the log");
+    }
+}
+
+#[test]
+fn prints_completion_scripts() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("policy-module"));
+    }
+}
