@@ -14,7 +14,7 @@ use scep::cms::IssuerAndSerialNumber;
 use scep::csr::Csr;
 use scep::server::{DecodedRequest, OpenedRequest, ReplyContext, Responder};
 use scep::{AlgorithmPolicy, FailInfo, MessageType, Nonce, Refusal, RequestBody};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::AppState;
 use crate::ca::{CaError, IssueCall, IssuedCert};
@@ -73,7 +73,13 @@ pub async fn handle(
         }
     };
     let label = message_type_label(decoded.message_type_text());
-    (handle_decoded(state, decoded, requester).await, label)
+    // Every log line of this request, policy, CA and pending store included, carries the
+    // transactionID through this span.
+    let span = tracing::info_span!("pki_operation", transaction_id = %decoded.transaction_id(), message_type = label);
+    let reply = handle_decoded(state, decoded, requester)
+        .instrument(span)
+        .await;
+    (reply, label)
 }
 
 async fn handle_decoded(
@@ -81,8 +87,6 @@ async fn handle_decoded(
     decoded: DecodedRequest<'_>,
     requester: RequesterInfo,
 ) -> Reply {
-    let span = tracing::info_span!("pki_operation", transaction_id = %decoded.transaction_id(), message_type = %decoded.message_type_text());
-    let _guard = span.enter();
     let early_ctx = decoded.reply_context();
     let policy = state.algorithms();
     let verified = match decoded.verify(policy) {
@@ -99,7 +103,6 @@ async fn handle_decoded(
         Ok(o) => o,
         Err(r) => return refuse(state, &ctx, &r),
     };
-    drop(_guard);
     let result = match &opened.body {
         RequestBody::PkcsReq(csr) => enroll(state, &opened, csr, false, requester).await,
         RequestBody::RenewalReq(csr) => enroll(state, &opened, csr, true, requester).await,
