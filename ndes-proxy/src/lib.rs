@@ -4,6 +4,12 @@
 //! Steps 3, 4, 6 and 7 of the flow: answer GetCACaps / GetCACert as NDES does, decrypt and
 //! verify PKIOperation requests, ask the policy module whether to issue (VerifyRequest), ask
 //! the CA to issue under the granted template, Notify the policy module, answer CertRep.
+//!
+//! Beyond NDES: requests under templates that need manual approval, or granted while the CA is
+//! unreachable, are committed to a [`PendingStore`] (SQLite or PostgreSQL) before PENDING is
+//! answered, and complete on a CertPoll, an approval ([`admin`]) or the retry task
+//! ([`queue`]). [`mscep_admin`] hands out one-time challenges in NDES's page format;
+//! [`server`] adds header-read timeouts and a connection cap; `/metrics` serves Prometheus.
 
 pub mod admin;
 pub mod auth;
