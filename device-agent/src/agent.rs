@@ -5,6 +5,9 @@
 //!   then the registration (a factory reset: the state directory is left empty).
 //! - retire: the MDM-provisioned slots (those with a `profile.json`) are deleted, the command
 //!   acknowledged, then the registration; slots enrolled in plain mode stay.
+//! - a profile no longer listed for an active device (unassigned; its certificate is revoked):
+//!   its slot is deleted, as Intune removes the certificate of an unassigned SCEP profile. A
+//!   blocked device gets no profiles but keeps its slots.
 //!
 //! Acknowledgements and results are kept in `reports.json` until a check-in delivers them,
 //! so a failed check-in loses nothing.
@@ -46,6 +49,8 @@ pub struct SyncSummary {
     pub wiped: bool,
     /// A retire was carried out.
     pub retired: bool,
+    /// Profiles no longer assigned, whose certificate and key were removed.
+    pub removed: Vec<String>,
 }
 
 /// Options of one `sync`.
@@ -89,6 +94,9 @@ impl Agent {
             .await?
         {
             return Ok(summary);
+        }
+        if answer.state == "active" {
+            summary.removed = self.remove_unassigned(&answer)?;
         }
         let mut report = StatusReport::default();
         for profile in &answer.profiles {
@@ -150,6 +158,26 @@ impl Agent {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Delete the MDM-provisioned slots of profiles the check-in no longer lists.
+    fn remove_unassigned(&self, answer: &CheckinResponse) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for slot in self.dir.slots()? {
+            let Some(marker) = slot.read_json::<ProfileMarker>("profile.json")? else {
+                continue;
+            };
+            if !answer
+                .profiles
+                .iter()
+                .any(|p| p.profile_id == marker.profile_id)
+            {
+                tracing::info!(profile = %marker.profile_id, "profile unassigned; removing its certificate and key");
+                slot.delete()?;
+                removed.push(marker.profile_id);
+            }
+        }
+        Ok(removed)
     }
 
     /// Carry out wipe/retire; true when the device is no longer managed.

@@ -3,9 +3,8 @@
 //! certificate), stops handing out that profile and its challenges at check-in, and refuses a
 //! challenge of that profile issued before (ScepProfileNoLongerTargetedToTheClient).
 //!
-//! The device side: device-agent enrolls only the profiles a check-in lists and never
-//! removes a slot whose profile stopped being listed, so the revoked certificate and its key
-//! stay on the device; the ignored test states the expected behaviour.
+//! The device side: at its next check-in, device-agent removes the certificate and key of a
+//! profile no longer listed for it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ca_mock::store::{CertStatus as CaStatus, RevocationReason};
@@ -109,7 +108,7 @@ async fn unassigning_a_profile_revokes_its_certificate_only() {
     );
 
     // The device's next sync: the still-assigned profile is up to date, nothing new is
-    // enrolled (what happens to the unassigned profile's slot: see the ignored test).
+    // enrolled (the device removes the unassigned profile's slot at its next check-in).
     let summary = d.sync().await.unwrap();
     assert!(summary.errors.is_empty() && summary.installed.is_empty());
     assert_eq!(summary.up_to_date, [PROFILE]);
@@ -118,7 +117,6 @@ async fn unassigning_a_profile_revokes_its_certificate_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: device-agent keeps the certificate and key of a profile no longer listed at check-in (revoked by the unassignment) instead of removing them"]
 async fn the_device_removes_the_certificate_of_an_unassigned_profile() {
     let lab = lab_with_profiles().await;
     let (d, _, wifi) = two_profile_device(&lab, "UNASSIGN-02").await;
