@@ -65,6 +65,9 @@ pub trait CaBackend: Send + Sync {
     async fn issue(&self, call: &IssueCall) -> Result<IssuedCert, CaError>;
     /// The certificate with this serial, if the CA issued it.
     async fn certificate(&self, serial_hex: &str) -> Result<Option<Vec<u8>>, CaError>;
+    /// Whether the certificate with this serial is current at the CA: `Some(true)` good,
+    /// `Some(false)` revoked or on hold, `None` not issued by this CA.
+    async fn is_good(&self, serial_hex: &str) -> Result<Option<bool>, CaError>;
     /// Certificates issued for this request id (CertPoll after a completed request).
     async fn by_request_id(&self, request_id: &str) -> Result<Vec<Vec<u8>>, CaError>;
     /// The current CRL, DER.
@@ -120,6 +123,14 @@ impl CaBackend for CaMockBackend {
     async fn certificate(&self, serial_hex: &str) -> Result<Option<Vec<u8>>, CaError> {
         match self.client.get(serial_hex).await {
             Ok(info) => der(&info.certificate).map(Some),
+            Err(e) if e.code() == Some("unknown_serial") => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn is_good(&self, serial_hex: &str) -> Result<Option<bool>, CaError> {
+        match self.client.get(serial_hex).await {
+            Ok(info) => Ok(Some(info.status == ca_mock::store::CertStatus::Good)),
             Err(e) if e.code() == Some("unknown_serial") => Ok(None),
             Err(e) => Err(map_err(e)),
         }

@@ -146,9 +146,11 @@ async fn enroll(
     requester: RequesterInfo,
 ) -> Result<Payload, Step> {
     let txid = req.reply.transaction_id.as_str();
-    // Renewal (DESIGN decision 5): signed by a certificate this CA issued. A RenewalReq must be;
-    // a PKCSReq may be (clients renew that way too) and then counts as a renewal.
-    let issued_by_us = state.issued_by_our_ca(&req.signer);
+    // Renewal (DESIGN decision 5): signed by a current, unrevoked certificate this CA issued.
+    // A RenewalReq must be; a PKCSReq may be (clients renew that way too) and then counts as
+    // a renewal, otherwise its challenge decides. Revocation is the CA's word, not a cache.
+    let issued_by_us =
+        state.issued_by_our_ca(&req.signer) && signer_is_good(state, req, txid).await?;
     if renewal_req && !issued_by_us {
         warn!(
             transaction_id = txid,
@@ -337,6 +339,30 @@ pub fn request_id(transaction_id: &str, renewing_cert_der: Option<&[u8]>) -> Str
                 .map(|d| hex::encode(&d[..20]))
                 .unwrap_or_default();
             format!("renewal-{digest}")
+        }
+    }
+}
+
+/// Whether the CA still holds the request's signer certificate as good (not revoked, not on
+/// hold, known). The CA unreachable is a 503: a renewal is never decided on a guess.
+async fn signer_is_good(state: &AppState, req: &OpenedRequest, txid: &str) -> Result<bool, Step> {
+    let Ok(serial) = req
+        .signer
+        .serial_number()
+        .to_bn()
+        .map(|b| hex::encode(b.to_vec()))
+    else {
+        return Ok(false);
+    };
+    match state.ca().is_good(&serial).await {
+        Ok(Some(true)) => Ok(true),
+        Ok(Some(false) | None) => {
+            warn!(transaction_id = txid, serial = %serial, "signer certificate revoked, on hold or unknown at the CA");
+            Ok(false)
+        }
+        Err(e) => {
+            warn!(transaction_id = txid, error = %e, "CA unavailable for the signer's status");
+            Err(Step::Unavailable)
         }
     }
 }

@@ -486,3 +486,36 @@ async fn raw_get_status(base: &str, target: &str) -> u16 {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status line: {head:?}"))
 }
+
+#[tokio::test]
+async fn renewal_signed_by_a_certificate_revoked_at_the_ca_is_refused() {
+    let s = Server::start(&["enroll", "again"]).await;
+    let d = Device::new(2, "revoked-signer");
+    let cert = issued(
+        d.send(&s, &RequestBody::PkcsReq(d.csr(Some("enroll"))))
+            .await,
+    );
+    let serial = hex::encode(cert.serial_number().to_bn().unwrap().to_vec());
+    s.ca.revoked.lock().unwrap().insert(serial);
+    let renewing = Device::new(2, "revoked-signer").signing_with(cert.clone());
+    let csr = renewing.csr(None);
+    assert_eq!(
+        failure(renewing.send(&s, &RequestBody::RenewalReq(csr)).await),
+        FailInfo::BadMessageCheck
+    );
+    // A PKCSReq (new key) signed by the revoked certificate is no renewal: its challenge decides.
+    let mut rekey = Device::new(3, "revoked-signer");
+    rekey.signer = cert.clone();
+    let csr = rekey.csr(Some("again"));
+    rekey.key = d.key.clone();
+    let fresh = issued(rekey.send(&s, &RequestBody::PkcsReq(csr)).await);
+    assert_ne!(fresh.to_der().unwrap(), cert.to_der().unwrap());
+    // With the CA unreachable a renewal is not decided on a guess: 503.
+    s.ca.down.store(true, Ordering::SeqCst);
+    let renewing = Device::new(3, "revoked-signer").signing_with(fresh);
+    let body = renewing.request(&RequestBody::RenewalReq(renewing.csr(None)));
+    assert_eq!(
+        s.post("/scep?operation=PKIOperation", body).await.status(),
+        503
+    );
+}

@@ -175,7 +175,6 @@ async fn renewal_signed_by_a_certificate_the_product_revoked_is_refused(lab: &Te
 /// module. The device is still active and targeted, so a RenewalReq signed by the revoked
 /// certificate must be refused (DESIGN decision 5: "a current, unrevoked certificate").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a RenewalReq signed by a certificate revoked at the CA (not through the policy module) is granted: neither policy-module nor ndes-proxy asks the CA"]
 async fn renewal_signed_by_a_certificate_revoked_at_the_ca_is_refused() {
     let lab = TestLab::start().await.unwrap();
     lab.profile(NOW, |s| s.renewal_threshold_percent = 100)

@@ -201,6 +201,8 @@ pub struct FakeCa {
     pub down: AtomicBool,
     pub refuse: AtomicBool,
     pub issued: Mutex<HashMap<String, (Vec<u8>, IssuedCert)>>,
+    /// Serials revoked at the CA.
+    pub revoked: Mutex<std::collections::HashSet<String>>,
 }
 
 #[async_trait::async_trait]
@@ -263,6 +265,16 @@ impl CaBackend for FakeCa {
             .values()
             .find(|(_, c)| c.serial_hex == serial_hex)
             .map(|(_, c)| c.der.clone()))
+    }
+
+    async fn is_good(&self, serial_hex: &str) -> Result<Option<bool>, CaError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(CaError::Unavailable("switched off".into()));
+        }
+        let issued = self.issued.lock().unwrap();
+        let known = issued.values().any(|(_, c)| c.serial_hex == serial_hex);
+        let revoked = self.revoked.lock().unwrap().contains(serial_hex);
+        Ok(known.then_some(!revoked))
     }
 
     async fn by_request_id(&self, request_id: &str) -> Result<Vec<Vec<u8>>, CaError> {
