@@ -606,6 +606,19 @@ impl Device {
         Csr::from_der(&der).unwrap()
     }
 
+    /// A request whose envelope is encrypted to `recipient` instead of the RA.
+    pub fn request_to(&self, body: &RequestBody, recipient: &X509) -> Vec<u8> {
+        let opts = RequestOptions {
+            signing_time: Some(now()),
+            ..RequestOptions::default()
+        };
+        let signer = SignerIdentity {
+            cert: &self.signer,
+            key: &self.key,
+        };
+        scep::client::build_request(body, signer, &[recipient], &self.tx, &opts).unwrap()
+    }
+
     pub fn request(&self, body: &RequestBody) -> Vec<u8> {
         let p = pki();
         let opts = RequestOptions {
