@@ -39,7 +39,7 @@ async fn get_next_ca_cert_announces_the_next_ca_signed_by_the_current_ra() {
     let (sign, enc) = pairs();
     let ra = RaIdentity::new(sign, enc, vec![p.ca.clone()])
         .unwrap()
-        .with_next_ca(&[next.clone()])
+        .with_next_ca(std::slice::from_ref(&next))
         .unwrap();
     let s = Server::start_with_identity(ra, &[], Settings::default()).await;
     let caps = Capabilities::parse(
