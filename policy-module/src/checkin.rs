@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::AdminError;
-use crate::model::{CertificateType, Device, DeviceState, HashAlgorithm, KeyAlgorithm, KeyUsage};
+use crate::model::{
+    CertStatus, CertificateType, Device, DeviceState, HashAlgorithm, KeyAlgorithm, KeyUsage,
+};
 use crate::render::{self, Expected};
 use crate::secret::Secret;
 use crate::service::PolicyService;
@@ -58,6 +60,11 @@ pub struct RenderedProfile {
     pub retry_delay_minutes: u32,
     pub challenge: Secret,
     pub challenge_expires_at: i64,
+    /// SHA-256 thumbprints (lowercase hex) of this device's certificates for this profile
+    /// that are revoked, revoking or revoke_failed in the inventory. A device holding one
+    /// deletes it and enrolls anew (PKCSReq): a renewal signed by it would be refused.
+    #[serde(default)]
+    pub revoked_thumbprints: Vec<String>,
 }
 
 /// A profile that targets the device but cannot be rendered for it (missing variable).
@@ -146,6 +153,7 @@ impl PolicyService {
         let mut profiles = Vec::new();
         let mut unrenderable = Vec::new();
         if device.state == DeviceState::Active {
+            let certs = self.store.certs_for_device(&device.id).await?;
             for pid in self.store.targeted_profiles(&device.id).await? {
                 let Some(profile) = self.store.get_profile(&pid).await? else {
                     continue;
@@ -163,6 +171,17 @@ impl PolicyService {
                 let (challenge, expires) = self
                     .issue_profile_challenge(&device.id, &pid, profile.version, &expected)
                     .await?;
+                let revoked_thumbprints = certs
+                    .iter()
+                    .filter(|c| c.profile_id.as_deref() == Some(pid.as_str()))
+                    .filter(|c| {
+                        matches!(
+                            c.status,
+                            CertStatus::Revoking | CertStatus::Revoked | CertStatus::RevokeFailed
+                        )
+                    })
+                    .map(|c| c.thumbprint_sha256.to_ascii_lowercase())
+                    .collect();
                 let s = profile.spec;
                 profiles.push(RenderedProfile {
                     profile_id: pid,
@@ -178,6 +197,7 @@ impl PolicyService {
                     retry_delay_minutes: s.retry_delay_minutes,
                     challenge,
                     challenge_expires_at: expires,
+                    revoked_thumbprints,
                 });
             }
         }

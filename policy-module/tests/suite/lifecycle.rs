@@ -76,6 +76,7 @@ both!(
     retire_revokes_every_certificate_and_queues_a_retire_command,
     wipe_revokes_and_queues_a_wipe_command_that_the_device_acknowledges,
     block_revokes_and_unblock_restores_challenges_without_reissuing,
+    checkin_after_unblock_names_the_revoked_thumbprint_of_the_profile,
     unassigning_a_profile_revokes_only_its_certificates,
     leaving_a_group_revokes_group_targeted_certificates,
     transient_ca_failures_back_off_and_permanent_ones_are_recorded,
@@ -203,6 +204,40 @@ async fn block_revokes_and_unblock_restores_challenges_without_reissuing(h: Harn
         1
     );
     assert_eq!(statuses(&h, "d1").await, vec![CertStatus::Revoking]);
+}
+
+async fn checkin_after_unblock_names_the_revoked_thumbprint_of_the_profile(h: Harness) {
+    enrolled(&h, "d1").await;
+    issue_all(&h, "d1").await;
+    let d = h.svc.store().get_device("d1").await.unwrap().unwrap();
+    let before = h.svc.checkin(&d, &StatusReport::default()).await.unwrap();
+    assert!(before.profiles[0].revoked_thumbprints.is_empty());
+    let json = serde_json::to_value(&before).unwrap();
+    assert_eq!(
+        json["profiles"][0]["revoked_thumbprints"],
+        serde_json::json!([])
+    );
+
+    h.svc.lifecycle("d1", Lifecycle::Block).await.unwrap();
+    h.svc.lifecycle("d1", Lifecycle::Unblock).await.unwrap();
+    let view = h.svc.device_view("d1").await.unwrap();
+    let thumb = view.certificates[0].thumbprint_sha256.clone();
+    let d = h.svc.store().get_device("d1").await.unwrap().unwrap();
+    let after = h.svc.checkin(&d, &StatusReport::default()).await.unwrap();
+    assert_eq!(after.profiles.len(), 1);
+    assert_eq!(after.profiles[0].revoked_thumbprints, vec![thumb.clone()]);
+    let json = serde_json::to_value(&after).unwrap();
+    assert_eq!(
+        json["profiles"][0]["revoked_thumbprints"],
+        serde_json::json!([thumb])
+    );
+
+    // Confirmed by the CA (revoked), it is still named.
+    let ca = FakeCa::new(Mode::Ok);
+    worker(&h, &ca).run_once().await.unwrap();
+    assert_eq!(statuses(&h, "d1").await, vec![CertStatus::Revoked]);
+    let after = h.svc.checkin(&d, &StatusReport::default()).await.unwrap();
+    assert_eq!(after.profiles[0].revoked_thumbprints, vec![thumb]);
 }
 
 async fn unassigning_a_profile_revokes_only_its_certificates(h: Harness) {

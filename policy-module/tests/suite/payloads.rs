@@ -60,6 +60,7 @@ fn fixed_checkin() -> CheckinResponse {
             retry_delay_minutes: 5,
             challenge: Secret::new("00112233445566778899AABBCCDDEEFF00112233"),
             challenge_expires_at: 1_800_003_600,
+            revoked_thumbprints: vec![],
         }],
         unrenderable: vec![],
         commands: vec![],
