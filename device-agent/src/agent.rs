@@ -8,12 +8,18 @@
 //! - a profile no longer listed for an active device (unassigned; its certificate is revoked):
 //!   its slot is deleted, as Intune removes the certificate of an unassigned SCEP profile. A
 //!   blocked device gets no profiles but keeps its slots.
+//! - a profile whose installed certificate the check-in lists in `revoked_thumbprints` (e.g.
+//!   revoked by a block, then unblocked): its slot is deleted (key, certificate and any
+//!   in-flight request signed by it) and the profile enrolls anew with its challenge: a
+//!   PKCSReq with a new key and a self-signed signer, since a renewal signed by a revoked
+//!   certificate is refused.
 //!
 //! Acknowledgements and results are kept in `reports.json` until a check-in delivers them,
 //! so a failed check-in loses nothing.
 
 use std::sync::Arc;
 
+use openssl::hash::MessageDigest;
 use scep::csr::ChallengePassword;
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +57,9 @@ pub struct SyncSummary {
     pub retired: bool,
     /// Profiles no longer assigned, whose certificate and key were removed.
     pub removed: Vec<String>,
+    /// Profiles whose installed certificate the MDM reported revoked: deleted, then enrolled
+    /// anew.
+    pub revoked: Vec<String>,
 }
 
 /// Options of one `sync`.
@@ -100,7 +109,16 @@ impl Agent {
         }
         let mut report = StatusReport::default();
         for profile in &answer.profiles {
-            match self.profile(profile, &mut options).await {
+            let result = match self.remove_revoked(profile) {
+                Ok(removed) => {
+                    if removed {
+                        summary.revoked.push(profile.profile_id.clone());
+                    }
+                    self.profile(profile, &mut options).await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(Some(cert)) => {
                     report.installed.push(InstalledCert {
                         profile_id: profile.profile_id.clone(),
@@ -178,6 +196,32 @@ impl Agent {
             }
         }
         Ok(removed)
+    }
+
+    /// Delete the slot of `profile` when its installed certificate is one the MDM lists as
+    /// revoked; true when it did.
+    fn remove_revoked(&self, profile: &RenderedProfile) -> Result<bool> {
+        if profile.revoked_thumbprints.is_empty() {
+            return Ok(false);
+        }
+        let slot = self.dir.slot(&profile.profile_id)?;
+        let Some((_, chain)) = slot.installed()? else {
+            return Ok(false);
+        };
+        let Some(leaf) = chain.first() else {
+            return Ok(false);
+        };
+        let thumbprint = hex::encode(leaf.digest(MessageDigest::sha256())?);
+        if !profile
+            .revoked_thumbprints
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&thumbprint))
+        {
+            return Ok(false);
+        }
+        tracing::info!(profile = %profile.profile_id, thumbprint = %thumbprint, "installed certificate revoked; removing it and enrolling anew");
+        slot.delete()?;
+        Ok(true)
     }
 
     /// Carry out wipe/retire; true when the device is no longer managed.

@@ -77,6 +77,10 @@ pub struct RenderedProfile {
     pub retry_delay_minutes: u32,
     /// The one-time challenge for this device and profile.
     pub challenge: SecretString,
+    /// SHA-256 thumbprints (hex) of this device's certificates for this profile that the MDM
+    /// knows revoked (or being revoked). Holding one, the device deletes it and enrolls anew.
+    #[serde(default)]
+    pub revoked_thumbprints: Vec<String>,
 }
 
 impl RenderedProfile {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::fake_scep::FakeScep;
 use common::policy::{ADMIN_TOKEN, Policy};
+use common::recording::Recording;
 use device_agent::agent::{Agent, SyncOptions};
 use device_agent::mdm::{DeviceRegistration, MdmClient, SecretString, StatusReport};
 use device_agent::{DeviceDir, DeviceKey, KeySpec, ScepTransport};
@@ -246,4 +247,137 @@ async fn retire_removes_management_and_mdm_certificates_but_keeps_plain_slots() 
         matches!(err, device_agent::Error::Missing(_)),
         "no longer managed: {err:?}"
     );
+}
+
+/// Makes policy-module know the certificate the fake SCEP server issued to `dir`'s `wifi`
+/// slot, as ndes-proxy would: VerifyRequest with the PKCSReq's CSR, then Notify.
+async fn record_issuance(policy: &Policy, fake: &FakeScep, dir: &DeviceDir) -> String {
+    use policy_module::{NdesPolicy, Notification, Outcome, RequesterInfo, VerifyRequest};
+    let (csr_der, transaction_id) = {
+        let log = fake.log.lock().unwrap();
+        let i = log.message_types.iter().position(|t| t == "19").unwrap();
+        (log.opened[i].clone(), log.transaction_ids[i].clone())
+    };
+    policy
+        .svc
+        .verify_request(VerifyRequest {
+            csr_der,
+            challenge: None,
+            transaction_id: transaction_id.clone(),
+            template: None,
+            signer_cert_der: None,
+            requester: RequesterInfo::default(),
+        })
+        .await
+        .unwrap();
+    let (_, chain) = dir.slot("wifi").unwrap().installed().unwrap().unwrap();
+    let der = chain[0].to_der().unwrap();
+    let thumbprint = hex::encode(chain[0].digest(MessageDigest::sha256()).unwrap());
+    let serial_hex = chain[0]
+        .serial_number()
+        .to_bn()
+        .unwrap()
+        .to_hex_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    policy
+        .svc
+        .notify(Notification {
+            transaction_id,
+            outcome: Outcome::Issued {
+                serial_hex,
+                thumbprint_sha256: thumbprint.clone(),
+                not_after: 0,
+                certificate_der: der,
+            },
+        })
+        .await
+        .unwrap();
+    thumbprint
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_reported_revoked_is_deleted_and_replaced_by_a_fresh_pkcsreq() {
+    use policy_module::admin::Lifecycle;
+    let policy = Policy::start().await;
+    let rec = Arc::new(Recording::new(FakeScep::new(true)));
+    policy
+        .profile(
+            "wifi",
+            "http://127.0.0.1:1/scep",
+            &rec.inner.ca_sha256(),
+            (KeyAlgorithm::Rsa, 2048),
+        )
+        .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DeviceDir::open(tmp.path()).unwrap();
+    let mdm = register(&policy, &dir, "dev-5").await;
+    let agent = Agent::new(dir.clone(), mdm, rec.clone());
+    assert_eq!(
+        agent
+            .sync(SyncOptions::default())
+            .await
+            .unwrap()
+            .installed
+            .len(),
+        1
+    );
+    let old = record_issuance(&policy, &rec.inner, &dir).await;
+    let slot = dir.slot("wifi").unwrap();
+    let (old_key, old_chain) = slot.installed().unwrap().unwrap();
+    let again = agent.sync(SyncOptions::default()).await.unwrap();
+    assert_eq!(again.up_to_date, ["wifi"]);
+    assert!(again.revoked.is_empty());
+
+    policy
+        .svc
+        .lifecycle("dev-5", Lifecycle::Block)
+        .await
+        .unwrap();
+    policy
+        .svc
+        .lifecycle("dev-5", Lifecycle::Unblock)
+        .await
+        .unwrap();
+    let sent_before = rec.bodies().len();
+    let summary = agent.sync(SyncOptions::default()).await.unwrap();
+    assert_eq!(summary.revoked, ["wifi"], "{summary:?}");
+    assert_eq!(summary.installed.len(), 1, "{summary:?}");
+    let new = &summary.installed[0].1;
+    assert_ne!(new.thumbprint_sha256, old);
+    let (new_key, _) = slot.installed().unwrap().unwrap();
+    assert_ne!(
+        new_key.public_key_der().unwrap(),
+        old_key.public_key_der().unwrap(),
+        "a new key"
+    );
+
+    // One PKCSReq, signed by a self-signed certificate of the new key, not by the revoked one.
+    let bodies: Vec<Vec<u8>> = rec
+        .bodies()
+        .into_iter()
+        .skip(sent_before)
+        .filter(|b| !b.is_empty())
+        .collect();
+    assert_eq!(bodies.len(), 1);
+    let types = rec.inner.log.lock().unwrap().message_types.clone();
+    assert_eq!(types.last().map(String::as_str), Some("19"), "{types:?}");
+    assert!(!types.iter().any(|t| t == "17"), "no RenewalReq: {types:?}");
+    let decoded = scep::server::DecodedRequest::decode(&bodies[0]).unwrap();
+    let verified = decoded.verify(&scep::AlgorithmPolicy::default()).unwrap();
+    let signer = verified.signer_certificate().clone();
+    assert_ne!(signer.to_der().unwrap(), old_chain[0].to_der().unwrap());
+    assert!(
+        signer.verify(&signer.public_key().unwrap()).unwrap(),
+        "self-signed"
+    );
+    assert_eq!(
+        signer.public_key().unwrap().public_key_to_der().unwrap(),
+        new_key.public_key_der().unwrap()
+    );
+
+    // The MDM still names the old thumbprint; the new certificate is left alone.
+    let later = agent.sync(SyncOptions::default()).await.unwrap();
+    assert_eq!(later.up_to_date, ["wifi"]);
+    assert!(later.revoked.is_empty());
 }

@@ -213,13 +213,12 @@ async fn retired_wiped_and_blocked_devices() {
     lab.shutdown().await;
 }
 
-/// Block revokes the device's certificates; once unblocked, the device should end up with a
-/// valid certificate again. It does not: check-in offers the profiles (with challenges), but
-/// device-agent sees its installed certificate at the same profile version, not yet due for
-/// renewal, and reports it up to date. Its renewal would then be refused too (the signer is
-/// revoked), so the device keeps a revoked certificate until someone re-versions the profile.
+/// Block revokes the device's certificates; once unblocked, the device ends up with a valid
+/// certificate again: check-in names the revoked thumbprint of the profile
+/// (`revoked_thumbprints`), so device-agent deletes its certificate and enrolls anew with the
+/// profile's challenge (PKCSReq, new key) instead of keeping it or renewing with a revoked
+/// signer (which ndes-proxy refuses).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: after block + unblock the device keeps its revoked certificate (device-agent reports it up to date; nothing in check-in makes it re-enroll)"]
 async fn an_unblocked_device_replaces_its_revoked_certificate() {
     let lab = TestLab::start().await.unwrap();
     lab.profile(PROFILE, |_| {}).await.unwrap();

@@ -34,7 +34,7 @@ async fn renewal() {
     lab.profile(PROFILE, |_| {}).await.unwrap();
     due_renewal_rekeys_and_keeps_the_old_certificate(&lab).await;
     early_renewal_is_refused(&lab).await;
-    renewal_signed_by_a_certificate_the_product_revoked_is_refused(&lab).await;
+    a_device_whose_certificate_the_product_revoked_enrolls_fresh(&lab).await;
     lab.shutdown().await;
 }
 
@@ -151,7 +151,11 @@ async fn early_renewal_is_refused(lab: &TestLab) {
     );
 }
 
-async fn renewal_signed_by_a_certificate_the_product_revoked_is_refused(lab: &TestLab) {
+/// The product revoked the device's certificate (profile unassigned, then assigned again):
+/// check-in names the revoked thumbprint, so the device does not try to renew with it (the
+/// server would refuse: policy-module's `renews_with_a_current_certificate_and_refuses_others`)
+/// but deletes it and enrolls fresh: a PKCSReq with a new key and a self-signed signer.
+async fn a_device_whose_certificate_the_product_revoked_enrolls_fresh(lab: &TestLab) {
     let (d, cert) = lab.enrolled_device("RENEW-REVOKED-01", NOW).await.unwrap();
     let queued = lab
         .policy()
@@ -165,10 +169,33 @@ async fn renewal_signed_by_a_certificate_the_product_revoked_is_refused(lab: &Te
         .unwrap();
     lab.assign(NOW, &d.id).await.unwrap();
     let before = lab.ca_records().await.unwrap().len();
+    d.traffic.clear();
     let summary = d.sync_with(force()).await.unwrap();
-    assert!(summary.installed.is_empty(), "{summary:?}");
-    assert_eq!(summary.errors.len(), 1, "{summary:?}");
-    assert_eq!(lab.ca_records().await.unwrap().len(), before);
+    assert!(summary.errors.is_empty(), "{summary:?}");
+    assert_eq!(summary.revoked, vec![NOW.to_owned()], "{summary:?}");
+    assert_eq!(summary.installed.len(), 1, "{summary:?}");
+    let (ra_cert, ra_key) = lab.ra_decryption().await.unwrap();
+    let ops = pki_operations(&d.traffic.requests());
+    assert_eq!(ops.len(), 1, "one request, no renewal attempt");
+    let (body, signer) = open_request(&ops[0], &ra_cert, &ra_key).unwrap();
+    assert_eq!(body.message_type(), MessageType::PkcsReq);
+    assert_eq!(
+        signer.issuer_name().to_der().unwrap(),
+        signer.subject_name().to_der().unwrap(),
+        "signed by a self-signed certificate, not the revoked one"
+    );
+    let (_, chain) = d.installed(NOW).unwrap().unwrap();
+    let new_serial = serial_of(&chain[0]).unwrap();
+    assert_ne!(new_serial, normalize_serial(&cert.serial_hex));
+    assert_eq!(lab.ca_records().await.unwrap().len(), before + 1);
+    assert_eq!(
+        lab.ca_record(&new_serial).await.unwrap().status,
+        CaStatus::Good
+    );
+    assert_eq!(
+        lab.ca_record(&cert.serial_hex).await.unwrap().status,
+        CaStatus::Revoked
+    );
 }
 
 /// An admin revokes a device certificate at the CA (keyCompromise), outside the policy
