@@ -121,6 +121,26 @@ pub struct RaFiles {
     pub encryption_key: PathBuf,
     /// The CA chain, issuing CA first.
     pub chain: PathBuf,
+    /// After an RA rollover: the previous encryption certificate and key, still accepted on
+    /// envelopes until `previous_encryption_until`, for clients that fetched GetCACert before.
+    #[serde(default)]
+    pub previous_encryption: Option<PreviousEncryption>,
+    /// During a CA rollover: PEM file with the next CA certificates, announced by
+    /// GetNextCACert (RFC 8894 §4.7) and advertised in GetCACaps.
+    #[serde(default)]
+    pub next_ca_chain: Option<PathBuf>,
+}
+
+/// The previous RA encryption pair and the end of its grace period.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousEncryption {
+    /// The previous RA encryption certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// End of the grace period, RFC 3339 (e.g. `2027-01-31T00:00:00Z`).
+    pub until: String,
 }
 
 /// A remote API and the file holding its bearer token.
@@ -203,6 +223,11 @@ impl Config {
             &mut c.ca.token_file,
             &mut c.policy.token_file,
         ];
+        if let Some(prev) = c.ra.previous_encryption.as_mut() {
+            paths.push(&mut prev.cert);
+            paths.push(&mut prev.key);
+        }
+        paths.extend(c.ra.next_ca_chain.as_mut());
         paths.extend(c.pending.sqlite.as_mut());
         paths.extend(c.pending.postgres_url_file.as_mut());
         paths.extend(c.admin.as_mut().map(|a| &mut a.token_file));
@@ -314,7 +339,26 @@ impl Config {
         let encryption = pair(&self.ra.encryption_cert, &self.ra.encryption_key)?;
         let chain = X509::stack_from_pem(&read(&self.ra.chain)?)
             .map_err(|_| pem(&self.ra.chain, "certificate chain"))?;
-        Ok(RaIdentity::new(signing, encryption, chain)?)
+        let mut ra = RaIdentity::new(signing, encryption, chain)?;
+        if let Some(prev) = &self.ra.previous_encryption {
+            let until = time::OffsetDateTime::parse(
+                &prev.until,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map_err(|_| {
+                ConfigError::Invalid(
+                    "[ra.previous_encryption] until is not an RFC 3339 time".into(),
+                )
+            })?
+            .unix_timestamp();
+            ra = ra.with_previous_encryption(pair(&prev.cert, &prev.key)?, until)?;
+        }
+        if let Some(next) = &self.ra.next_ca_chain {
+            let certs =
+                X509::stack_from_pem(&read(next)?).map_err(|_| pem(next, "certificate chain"))?;
+            ra = ra.with_next_ca(&certs)?;
+        }
+        Ok(ra)
     }
 }
 
@@ -420,5 +464,79 @@ mod tests {
             let bad = SAMPLE.replace(section, &format!("{section}\ncolour = \"blue\""));
             assert!(Config::from_toml(&bad).is_err(), "{section}");
         }
+    }
+
+    /// Self-signed RSA certificate + key PEM files named `<name>.pem` / `<name>.key` in `dir`.
+    fn write_pair(dir: &Path, name: &str) {
+        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut n = openssl::x509::X509Name::builder().unwrap();
+        n.append_entry_by_text("CN", name).unwrap();
+        let n = n.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&n).unwrap();
+        b.set_issuer_name(&n).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), b.build().to_pem().unwrap()).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.key")),
+            key.private_key_to_pem_pkcs8().unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn rollover_settings_load_into_the_ra_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let ra = dir.path().join("ra");
+        std::fs::create_dir(&ra).unwrap();
+        for name in ["signing", "encryption", "encryption-old", "next-ca"] {
+            write_pair(&ra, name);
+        }
+        std::fs::copy(ra.join("signing.pem"), ra.join("chain.pem")).unwrap();
+        let text = SAMPLE
+            .replace(
+                "# next_ca_chain = \"ra/next-ca.pem\"",
+                "next_ca_chain = \"ra/next-ca.pem\"",
+            )
+            .replace("# [ra.previous_encryption]", "[ra.previous_encryption]")
+            .replace(
+                "# cert = \"ra/encryption-old.pem\"",
+                "cert = \"ra/encryption-old.pem\"",
+            )
+            .replace(
+                "# key = \"ra/encryption-old.key\"",
+                "key = \"ra/encryption-old.key\"",
+            )
+            .replace(
+                "# until = \"2027-01-31T00:00:00Z\"",
+                "until = \"2027-01-31T00:00:00Z\"",
+            );
+        let file = dir.path().join("ndes.toml");
+        std::fs::write(&file, &text).unwrap();
+        let identity = Config::load(&file).unwrap().ra_identity().unwrap();
+        assert!(identity.next_ca_response().is_some());
+        let until = 1_801_353_600; // 2027-01-31T00:00:00Z
+        assert_eq!(
+            identity.decryption_keys(until).len(),
+            2,
+            "previous key within its grace period"
+        );
+        assert_eq!(
+            identity.decryption_keys(until + 1).len(),
+            1,
+            "and not after"
+        );
+        std::fs::write(&file, text.replace("2027-01-31T00:00:00Z", "next month")).unwrap();
+        assert!(matches!(
+            Config::load(&file).unwrap().ra_identity(),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 }
