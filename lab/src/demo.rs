@@ -92,12 +92,12 @@ async fn steps(out: &mut impl Write, lab: &Lab) -> Result<()> {
     )?;
 
     // Step 2: check-in hands the rendered profile with a fresh challenge to the device.
-    let (_, credential) = Agent::new(
+    let agent = Agent::new(
         DeviceDir::open(&device_dir)?,
         mdm.clone(),
         Arc::new(HttpTransport::new(Duration::from_secs(30))?),
-    )
-    .registration()?;
+    );
+    let (_, credential) = agent.registration()?;
     let checkin = mdm
         .checkin(&reg.device_id, &credential, &Default::default())
         .await?;
@@ -118,11 +118,6 @@ async fn steps(out: &mut impl Write, lab: &Lab) -> Result<()> {
     )?;
 
     // Steps 3-7: the device agent enrolls; ndes-proxy, policy-module and ca-mock do their parts.
-    let agent = Agent::new(
-        DeviceDir::open(&device_dir)?,
-        mdm.clone(),
-        Arc::new(HttpTransport::new(Duration::from_secs(30))?),
-    );
     let summary = agent
         .sync(SyncOptions::default())
         .await

@@ -207,7 +207,11 @@ impl AppState {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> AppStateBuilder {
-        let algorithms = pipeline::algorithms(settings.strict_algorithms);
+        let algorithms = if settings.strict_algorithms {
+            AlgorithmPolicy::strict()
+        } else {
+            AlgorithmPolicy::default()
+        };
         let caps = ra.capabilities(&algorithms).to_string();
         AppStateBuilder(Inner {
             ra,

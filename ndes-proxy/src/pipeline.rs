@@ -13,7 +13,7 @@ use policy_module::{
 use scep::cms::IssuerAndSerialNumber;
 use scep::csr::Csr;
 use scep::server::{DecodedRequest, OpenedRequest, ReplyContext, Responder};
-use scep::{AlgorithmPolicy, FailInfo, MessageType, Nonce, Refusal, RequestBody};
+use scep::{FailInfo, MessageType, Nonce, Refusal, RequestBody};
 use tracing::{Instrument, info, warn};
 
 use crate::AppState;
@@ -529,13 +529,4 @@ fn refuse(state: &AppState, ctx: &ReplyContext, refusal: &Refusal) -> Reply {
     ctx.refuse(&r, refusal)
         .map(|b| Reply::CertRep(b, RepStatus::Failure(refusal.fail_info())))
         .unwrap_or(Reply::Internal)
-}
-
-/// The algorithm policy in force, re-exported for the HTTP layer.
-pub fn algorithms(strict: bool) -> AlgorithmPolicy {
-    if strict {
-        AlgorithmPolicy::strict()
-    } else {
-        AlgorithmPolicy::default()
-    }
 }

@@ -8,13 +8,11 @@ use openssl::pkey::{PKeyRef, Private};
 use openssl::x509::{X509, X509NameRef, X509Ref};
 
 use crate::alg::{AlgorithmPolicy, ContentCipher, DigestAlgorithm};
-use crate::asn1::writer;
 use crate::attr::{FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
-use crate::cms::Attribute;
 use crate::cms::enveloped::{DecryptionKey, EnvelopedData, seal};
 use crate::cms::signed::{CertsOnly, SignerIdentity, sign};
 use crate::error::{BuildError, EnvelopeFault, ReplyError};
-use crate::message::{PkiMessage, RequestBody};
+use crate::message::{PkiMessage, RequestBody, request_attributes};
 use crate::oid;
 
 /// How a request is protected. Pick from the server's GetCACaps
@@ -58,20 +56,11 @@ pub fn build_request(
     options: &RequestOptions,
 ) -> Result<Vec<u8>, BuildError> {
     let envelope = seal(&body.to_der(), recipients, options.cipher)?;
-    let attrs = vec![
-        Attribute::encode(
-            oid::MESSAGE_TYPE,
-            &writer::printable_string(&body.message_type().code().to_string()),
-        ),
-        Attribute::encode(
-            oid::TRANSACTION_ID,
-            &writer::printable_string(transaction.transaction_id.as_str()),
-        ),
-        Attribute::encode(
-            oid::SENDER_NONCE,
-            &writer::octet_string(&transaction.sender_nonce.0),
-        ),
-    ];
+    let attrs = request_attributes(
+        &body.message_type().code().to_string(),
+        transaction.transaction_id.as_str(),
+        &transaction.sender_nonce.0,
+    );
     sign(
         Some(&envelope),
         signer,

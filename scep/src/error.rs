@@ -41,9 +41,6 @@ pub enum DecodeError {
     /// A GET `message=` parameter that is not base64 of anything.
     #[error("message parameter is not valid base64")]
     Base64,
-    /// Too many certificates, recipients or other repeated elements.
-    #[error("too many {0}")]
-    TooMany(&'static str),
 }
 
 /// Which algorithm slot a refused algorithm came from.

@@ -97,6 +97,24 @@ impl<'a> PkiMessage<'a> {
     }
 }
 
+/// The SCEP signed attributes of a request (RFC 8894 §3.2.1): messageType, transactionID and
+/// senderNonce, written as given (the testing builder sends values a client never would).
+pub(crate) fn request_attributes(
+    message_type: &str,
+    transaction_id: &str,
+    sender_nonce: &[u8],
+) -> Vec<Vec<u8>> {
+    use crate::cms::Attribute;
+    vec![
+        Attribute::encode(oid::MESSAGE_TYPE, &writer::printable_string(message_type)),
+        Attribute::encode(
+            oid::TRANSACTION_ID,
+            &writer::printable_string(transaction_id),
+        ),
+        Attribute::encode(oid::SENDER_NONCE, &writer::octet_string(sender_nonce)),
+    ]
+}
+
 /// A single-valued attribute holding a string of PrintableString characters (PrintableString,
 /// or the IA5String/UTF8String some clients send), at most 128 characters.
 fn printable(

@@ -3,11 +3,8 @@
 //! contract of servers built on this crate; not part of the stable API.
 
 use crate::alg::DigestAlgorithm;
-use crate::asn1::writer;
-use crate::cms::Attribute;
 use crate::cms::signed::{SignerIdentity, sign};
 use crate::error::BuildError;
-use crate::oid;
 
 /// A pkiMessage with every SCEP attribute under the caller's control.
 #[derive(Clone, Debug)]
@@ -28,17 +25,8 @@ pub struct RawRequest<'a> {
 
 /// Sign a [`RawRequest`].
 pub fn build(raw: &RawRequest<'_>, signer: SignerIdentity<'_>) -> Result<Vec<u8>, BuildError> {
-    let attrs = vec![
-        Attribute::encode(
-            oid::MESSAGE_TYPE,
-            &writer::printable_string(raw.message_type),
-        ),
-        Attribute::encode(
-            oid::TRANSACTION_ID,
-            &writer::printable_string(raw.transaction_id),
-        ),
-        Attribute::encode(oid::SENDER_NONCE, &writer::octet_string(raw.sender_nonce)),
-    ];
+    let attrs =
+        crate::message::request_attributes(raw.message_type, raw.transaction_id, raw.sender_nonce);
     let certs = if raw.include_signer_cert {
         vec![signer.cert]
     } else {
