@@ -74,8 +74,10 @@ pub async fn handle(
     };
     let label = message_type_label(decoded.message_type_text());
     // Every log line of this request, policy, CA and pending store included, carries the
-    // transactionID through this span.
-    let span = tracing::info_span!("pki_operation", transaction_id = %decoded.transaction_id(), message_type = label);
+    // transactionID through this span, and the client's User-Agent (control characters
+    // already removed) so that an interop failure can be traced to a client version.
+    let user_agent = requester.user_agent.clone().unwrap_or_default();
+    let span = tracing::info_span!("pki_operation", transaction_id = %decoded.transaction_id(), message_type = label, user_agent = %user_agent);
     let reply = handle_decoded(state, decoded, requester)
         .instrument(span)
         .await;
@@ -93,6 +95,11 @@ async fn handle_decoded(
         Ok(v) => v,
         Err(r) => return refuse(state, &early_ctx, &r),
     };
+    // A signingTime that is present must be well formed even when it is not enforced: a
+    // malformed one is badRequest either way (reliability catalogue A30).
+    if let Err(r) = verified.signing_time() {
+        return refuse(state, &verified.reply_context(), &r);
+    }
     if let Some(tolerance) = state.settings().signing_time_tolerance
         && let Err(r) = verified.check_signing_time(state.now(), tolerance)
     {
