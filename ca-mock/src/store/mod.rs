@@ -2,11 +2,13 @@
 //! trail and the CRL number. [`SqlStore`] implements it on SQLite (the default, and in-memory for
 //! tests) and on PostgreSQL with the same SQL text.
 
+mod plans;
 mod sql;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use plans::LookupPlan;
 pub use sql::SqlStore;
 
 /// A store failure. Its text may contain database internals: log it, never send it.
