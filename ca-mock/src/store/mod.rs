@@ -2,12 +2,14 @@
 //! trail and the CRL number. [`SqlStore`] implements it on SQLite (the default, and in-memory for
 //! tests) and on PostgreSQL with the same SQL text.
 
+mod checks;
 mod plans;
 mod sql;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use checks::SqliteDurability;
 pub use plans::LookupPlan;
 pub use sql::SqlStore;
 

@@ -328,3 +328,19 @@ impl PendingStore for SqlPendingStore {
         })
     }
 }
+
+impl SqlPendingStore {
+    /// SQLite's `PRAGMA integrity_check` lines other than `ok` (for reconcilers such as
+    /// `scep-lab audit`); always empty on PostgreSQL.
+    pub async fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Sqlite(pool) => {
+                let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+                    .fetch_all(pool)
+                    .await?;
+                Ok(lines.into_iter().filter(|l| l != "ok").collect())
+            }
+            Self::Postgres(_) => Ok(Vec::new()),
+        }
+    }
+}

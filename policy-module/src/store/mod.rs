@@ -9,6 +9,7 @@
 mod challenges;
 mod inventory;
 mod outbox;
+mod reconcile;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use challenges::{
 };
 pub use inventory::{Assignment, Transition};
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
+pub use reconcile::{AuditCert, SqliteDurability};
 
 use crate::clock::Clock;
 use crate::error::StoreError;

@@ -1,0 +1,114 @@
+//! Read-only views for the cross-store reconciler (`scep-lab audit`): every recorded
+//! certificate with the challenge its request reserved, and the database's own checks.
+//!
+//! These read whole tables on purpose: the reconciler runs offline or rarely, and a partial
+//! view could not prove "at most one certificate per challenge" (invariant I3).
+
+use super::{Store, on_db};
+use crate::error::StoreError;
+use crate::model::CertStatus;
+
+/// One inventory certificate as the reconciler needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCert {
+    /// Lowercase hex serial, as the CA reported it at Notify.
+    pub serial_hex: String,
+    /// The SCEP transactionID it was issued for.
+    pub transaction_id: String,
+    /// The device it belongs to (none for admin challenges).
+    pub device_id: Option<String>,
+    /// Inventory status (revoked only once the CA confirmed).
+    pub status: CertStatus,
+    /// The certificate as Notify recorded it.
+    pub der: Vec<u8>,
+    /// Unix seconds.
+    pub issued_at: i64,
+    /// SHA-256 of the challenge its request reserved (none for renewals).
+    pub challenge_hash: Option<Vec<u8>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditCertRow {
+    serial: String,
+    transaction_id: String,
+    device_id: Option<String>,
+    status: String,
+    der: Vec<u8>,
+    issued_at: i64,
+    challenge_hash: Option<Vec<u8>>,
+}
+
+/// How a SQLite database is configured for durability (DESIGN decision 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteDurability {
+    /// `PRAGMA journal_mode` (`wal` expected).
+    pub journal_mode: String,
+    /// `PRAGMA synchronous` (2 = FULL expected).
+    pub synchronous: i64,
+}
+
+impl Store {
+    /// Every recorded certificate with its request's challenge digest, ordered by serial.
+    pub async fn audit_certificates(&self) -> Result<Vec<AuditCert>, StoreError> {
+        let sql = "SELECT c.serial, c.transaction_id, c.device_id, c.status, c.der, c.issued_at, \
+             r.challenge_hash FROM certificates c \
+             LEFT JOIN requests r ON r.transaction_id = c.transaction_id ORDER BY c.serial";
+        let rows = on_db!(self, |pool, _b| {
+            sqlx::query_as::<_, AuditCertRow>(sql)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|r| {
+                let status = CertStatus::parse(&r.status).ok_or_else(|| {
+                    StoreError(sqlx::Error::Decode(
+                        format!("certificate status {:?}", r.status).into(),
+                    ))
+                })?;
+                Ok(AuditCert {
+                    serial_hex: r.serial,
+                    transaction_id: r.transaction_id,
+                    device_id: r.device_id,
+                    status,
+                    der: r.der,
+                    issued_at: r.issued_at,
+                    challenge_hash: r.challenge_hash,
+                })
+            })
+            .collect()
+    }
+
+    /// SQLite's `PRAGMA integrity_check` lines other than `ok`; always empty on PostgreSQL
+    /// (which checks its pages itself).
+    pub async fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        match &self.db {
+            super::Db::Sqlite(pool) => {
+                let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+                    .fetch_all(pool)
+                    .await?;
+                Ok(lines.into_iter().filter(|l| l != "ok").collect())
+            }
+            super::Db::Postgres(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The durability settings of a pooled SQLite connection; `None` on PostgreSQL.
+    pub async fn sqlite_durability(&self) -> Result<Option<SqliteDurability>, StoreError> {
+        match &self.db {
+            super::Db::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok(Some(SqliteDurability {
+                    journal_mode,
+                    synchronous,
+                }))
+            }
+            super::Db::Postgres(_) => Ok(None),
+        }
+    }
+}
