@@ -18,7 +18,11 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
 mod ra;
+pub mod reconcile;
+
+pub use clock::{Clock, SkewedClock, SystemClock};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -45,6 +49,40 @@ pub struct LabOptions {
     pub ports: [u16; 3],
     /// How often the policy module's outbox looks for revocations to deliver.
     pub outbox_poll: Duration,
+    /// Where the three services keep their state.
+    pub databases: Databases,
+    /// The time every service reads (tests inject a skewed or moving clock).
+    pub clock: Arc<dyn Clock>,
+    /// ndes-proxy's tunables (request deadline, retry-queue timing, approval templates).
+    pub ndes_settings: ndes_proxy::Settings,
+}
+
+/// The databases of the three services: SQLite files in the data directory (the default), or
+/// one PostgreSQL database each (their table names overlap, so they cannot share one).
+#[derive(Clone, Default)]
+pub enum Databases {
+    /// `<data>/ca/ca.db`, `<data>/policy/policy.db`, `<data>/ndes/pending.db`.
+    #[default]
+    Sqlite,
+    /// PostgreSQL URLs.
+    Postgres {
+        /// ca-mock's database.
+        ca: String,
+        /// policy-module's database.
+        policy: String,
+        /// ndes-proxy's pending-request database.
+        pending: String,
+    },
+}
+
+impl std::fmt::Debug for Databases {
+    // URLs may carry passwords: name the backend only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite => f.write_str("Sqlite"),
+            Self::Postgres { .. } => f.write_str("Postgres(<urls redacted>)"),
+        }
+    }
 }
 
 impl LabOptions {
@@ -55,6 +93,9 @@ impl LabOptions {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ports: [0, 0, 0],
             outbox_poll: Duration::from_millis(500),
+            databases: Databases::Sqlite,
+            clock: Arc::new(SystemClock),
+            ndes_settings: ndes_proxy::Settings::default(),
         }
     }
 }
@@ -88,6 +129,7 @@ pub struct Lab {
     ca: ca_mock::AppState,
     policy: PolicyService,
     data_dir: PathBuf,
+    options: LabOptions,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -129,7 +171,15 @@ impl Lab {
         let mut tasks = Vec::new();
 
         // ca-mock.
-        let ca = start_ca(data, &format!("http://{ca_addr}"), &tokens).await?;
+        let lab_clock = clock::LabClock(options.clock.clone());
+        let ca = start_ca(
+            data,
+            &format!("http://{ca_addr}"),
+            &tokens,
+            &options.databases,
+            lab_clock.clone(),
+        )
+        .await?;
         let root_fingerprint = ca.ca.material().root_fingerprint()?;
         tasks.push(spawn_server(
             "ca-mock",
@@ -137,12 +187,7 @@ impl Lab {
         ));
 
         // policy-module, with its revocation outbox delivering to ca-mock.
-        let store = policy_module::store::Store::open_sqlite(
-            &data.join("policy/policy.db"),
-            Arc::new(policy_module::clock::SystemClock),
-        )
-        .await
-        .context("opening the policy store")?;
+        let store = open_policy_store(data, &options.databases, lab_clock.clone()).await?;
         let policy = PolicyService::new(store.clone(), ServiceConfig::default());
         let api = policy_module::api::ApiState {
             service: policy.clone(),
@@ -176,13 +221,16 @@ impl Lab {
             &format!("http://{ca_addr}"),
             Some(tokens.ca_ndes.expose().to_owned()),
         )?;
-        let ndes = ndes_proxy::AppState::new(
+        let pending = open_pending_store(data, &options.databases).await?;
+        let ndes = ndes_proxy::AppState::builder(
             ra,
             Arc::new(policy.clone()),
             Arc::new(ndes_proxy::CaMockBackend::new(ca_client)),
-            ndes_proxy::Settings::default(),
-            Arc::new(ndes_proxy::SystemClock),
-        );
+            options.ndes_settings.clone(),
+            Arc::new(lab_clock),
+        )
+        .pending_store(Arc::new(pending))
+        .build();
         tasks.push(spawn_server(
             "ndes-proxy",
             ndes_proxy::serve(scep_listener, ndes, stopped(stop_rx)),
@@ -197,6 +245,10 @@ impl Lab {
             ca,
             policy,
             data_dir: data.clone(),
+            options: LabOptions {
+                ports: [ca_addr.port(), policy_addr.port(), scep_addr.port()],
+                ..options.clone()
+            },
             stop,
             tasks,
         })
@@ -240,6 +292,12 @@ impl Lab {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The options this lab runs with, with the ports it actually bound (start another lab
+    /// with them to restart on the same addresses).
+    pub fn options(&self) -> &LabOptions {
+        &self.options
     }
 
     /// Stop every service and wait for them.
@@ -303,8 +361,58 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The CA store of a lab: `<data>/ca/ca.db` or the configured PostgreSQL database.
+pub async fn open_ca_store(data: &Path, dbs: &Databases) -> Result<ca_mock::store::SqlStore> {
+    let url = match dbs {
+        Databases::Sqlite => format!("sqlite://{}?mode=rwc", data.join("ca/ca.db").display()),
+        Databases::Postgres { ca, .. } => ca.clone(),
+    };
+    ca_mock::store::SqlStore::connect(&url)
+        .await
+        .context("opening the CA store")
+}
+
+/// The policy store of a lab: `<data>/policy/policy.db` or the configured PostgreSQL database.
+pub async fn open_policy_store(
+    data: &Path,
+    dbs: &Databases,
+    clock: impl policy_module::clock::Clock,
+) -> Result<policy_module::store::Store> {
+    let clock = Arc::new(clock);
+    match dbs {
+        Databases::Sqlite => {
+            policy_module::store::Store::open_sqlite(&data.join("policy/policy.db"), clock).await
+        }
+        Databases::Postgres { policy, .. } => {
+            policy_module::store::Store::connect_postgres(policy, clock).await
+        }
+    }
+    .context("opening the policy store")
+}
+
+/// ndes-proxy's pending store of a lab: `<data>/ndes/pending.db` or the configured PostgreSQL
+/// database. Durable, so a request answered PENDING survives a restart (DESIGN decision 1).
+pub async fn open_pending_store(
+    data: &Path,
+    dbs: &Databases,
+) -> Result<ndes_proxy::SqlPendingStore> {
+    match dbs {
+        Databases::Sqlite => {
+            ndes_proxy::SqlPendingStore::sqlite_file(&data.join("ndes/pending.db")).await
+        }
+        Databases::Postgres { pending, .. } => ndes_proxy::SqlPendingStore::postgres(pending).await,
+    }
+    .context("opening the pending store")
+}
+
 /// Create (first start) or load the CA hierarchy and assemble ca-mock.
-async fn start_ca(data: &Path, base_url: &str, tokens: &Tokens) -> Result<ca_mock::AppState> {
+async fn start_ca(
+    data: &Path,
+    base_url: &str,
+    tokens: &Tokens,
+    dbs: &Databases,
+    clock: clock::LabClock,
+) -> Result<ca_mock::AppState> {
     let dir = data.join("ca");
     if !dir.join(ca_mock::hierarchy::ROOT_CERT).exists() {
         let source = ca_mock::InitSource::Generate {
@@ -341,17 +449,14 @@ async fn start_ca(data: &Path, base_url: &str, tokens: &Tokens) -> Result<ca_moc
             vec![Operation::Revoke, Operation::Read],
         )?,
     ])?;
-    let url = format!("sqlite://{}?mode=rwc", dir.join("ca.db").display());
-    let store = ca_mock::store::SqlStore::connect(&url)
-        .await
-        .context("opening the CA store")?;
+    let store = open_ca_store(data, dbs).await?;
     let mut settings = ca_mock::CaSettings::new(base_url);
     settings.crl_path = Some(dir.join("issuing.crl"));
     let ca = ca_mock::CertificateAuthority::new(
         material,
         templates,
         Arc::new(store),
-        Arc::new(ca_mock::clock::SystemClock),
+        Arc::new(clock),
         settings,
     )?;
     ca.refresh_crl().await?;

@@ -36,10 +36,21 @@ enum Command {
         #[arg(long, num_args = 3, default_values_t = [8180u16, 8280, 8080])]
         ports: Vec<u16>,
     },
+    /// Check invariants I1-I8 across the CA store, the published CRL, OCSP, the policy store
+    /// and the pending store; exit status 1 on any violation. Safe while the lab runs.
+    Audit {
+        /// Data directory of the lab.
+        #[arg(long, env = "SCEP_LAB_DATA", default_value = "scep-lab-data")]
+        data: PathBuf,
+        /// PostgreSQL URLs of ca-mock, policy-module and ndes-proxy's pending store, in that
+        /// order (default: the SQLite files in the data directory).
+        #[arg(long, num_args = 3, value_names = ["CA", "POLICY", "PENDING"])]
+        postgres: Option<Vec<String>>,
+    },
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
@@ -50,8 +61,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo { data } => {
             let temp = tempfile::tempdir()?;
             let dir = data.unwrap_or_else(|| temp.path().to_owned());
-            demo::run(&mut std::io::stdout(), &dir).await
+            demo::run(&mut std::io::stdout(), &dir).await?;
+            Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Audit { data, postgres } => audit(&data, postgres).await,
         Command::Serve { data, ports } => {
             let mut options = scep_lab::LabOptions::new(&data);
             options.ports = [ports[0], ports[1], ports[2]];
@@ -69,7 +82,34 @@ async fn main() -> anyhow::Result<()> {
             println!("serving; Ctrl-C stops");
             tokio::signal::ctrl_c().await?;
             lab.shutdown().await;
-            Ok(())
+            Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// `scep-lab audit`: the reconciler's report on stdout; exit 1 when an invariant is violated.
+async fn audit(
+    data: &std::path::Path,
+    postgres: Option<Vec<String>>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let dbs = match postgres.as_deref() {
+        Some([ca, policy, pending]) => scep_lab::Databases::Postgres {
+            ca: ca.clone(),
+            policy: policy.clone(),
+            pending: pending.clone(),
+        },
+        _ => scep_lab::Databases::Sqlite,
+    };
+    let sources = scep_lab::reconcile::Sources::open(data, &dbs)
+        .await
+        .with_context(|| format!("opening the lab in {}", data.display()))?;
+    let now = scep_lab::Clock::now(&scep_lab::SystemClock);
+    let report = scep_lab::reconcile::reconcile(&sources, now).await?;
+    sources.close().await;
+    report.write_to(&mut std::io::stdout().lock())?;
+    Ok(if report.is_clean() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }

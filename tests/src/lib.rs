@@ -65,9 +65,15 @@ impl std::ops::Deref for TestLab {
 impl TestLab {
     /// Start every service on free 127.0.0.1 ports.
     pub async fn start() -> Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`TestLab::start`], with the options changed by `edit` (clock, databases, ...).
+    pub async fn start_with(edit: impl FnOnce(&mut LabOptions)) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut options = LabOptions::new(&dir.path().join("lab"));
         options.outbox_poll = Duration::from_millis(200);
+        edit(&mut options);
         let lab = Lab::start(options).await?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -79,6 +85,41 @@ impl TestLab {
     /// Stop every service.
     pub async fn shutdown(self) {
         self.lab.shutdown().await;
+    }
+
+    /// Stop every service and start them again on the same data directory and ports (so the
+    /// SCEP URL in profiles stays valid), with `edit` applied to the previous options.
+    pub async fn restart(self, edit: impl FnOnce(&mut LabOptions)) -> Result<Self> {
+        let Self { lab, dir, mdm } = self;
+        let mut options = lab.options().clone();
+        lab.shutdown().await;
+        edit(&mut options);
+        let lab = Lab::start(options).await?;
+        Ok(Self { lab, dir, mdm })
+    }
+
+    /// Runs the reconciler (`scep-lab audit`) over this lab's stores while it runs.
+    pub async fn reconcile(&self) -> Result<scep_lab::reconcile::Report> {
+        let sources =
+            scep_lab::reconcile::Sources::open(self.lab.data_dir(), &self.lab.options().databases)
+                .await?;
+        let now = self.lab.options().clock.now();
+        let report = scep_lab::reconcile::reconcile(&sources, now).await;
+        sources.close().await;
+        report
+    }
+
+    /// Runs the reconciler and fails, with its whole report, unless every invariant holds.
+    pub async fn assert_reconciled(&self) -> Result<scep_lab::reconcile::Report> {
+        let report = self.reconcile().await?;
+        let mut text = Vec::new();
+        report.write_to(&mut text)?;
+        ensure!(
+            report.is_clean(),
+            "reconciler found violations:\n{}",
+            String::from_utf8_lossy(&text)
+        );
+        Ok(report)
     }
 
     /// The standard profile: RSA 2048, subject [`SUBJECT_FORMAT`], one DNS SAN
@@ -221,12 +262,14 @@ impl TestLab {
         Ok(out)
     }
 
-    /// Wait (bounded by [`WAIT`]) until ca-mock has `serial` revoked; its record.
+    /// Wait (bounded by [`WAIT`]) until ca-mock has `serial` revoked and its current CRL
+    /// lists it; its record. (The store commits before the CRL is rebuilt, so seeing the
+    /// record revoked alone races the publication the revoke call waits for.)
     pub async fn wait_revoked(&self, serial: &str) -> Result<CertificateInfo> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let info = self.ca_record(serial).await?;
-            if info.status != CaStatus::Good {
+            if info.status != CaStatus::Good && self.crl_count(serial).await? > 0 {
                 return Ok(info);
             }
             if tokio::time::Instant::now() > deadline {

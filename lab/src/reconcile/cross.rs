@@ -1,0 +1,195 @@
+//! Invariants across services: the policy inventory and ndes-proxy's pending store against
+//! the CA's records, one certificate per challenge, and device lifecycle against revocation.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use ca_mock::store::CertStatus as CaStatus;
+use ndes_proxy::pending::{PendingState, PendingStore};
+use policy_module::model::{CertStatus, DeviceState};
+
+use super::ca::{CaView, norm};
+use super::{Invariant, Report, Sources};
+
+pub(super) async fn check(sources: &Sources, ca: &CaView, report: &mut Report) -> Result<()> {
+    check_inventory(sources, ca, report).await?;
+    check_pending(sources, ca, report).await?;
+    for line in sources.policy.integrity_check().await? {
+        report.find(Invariant::I8, "policy database", line);
+    }
+    for line in sources.pending.integrity_check().await? {
+        report.find(Invariant::I8, "pending database", line);
+    }
+    if let Some(d) = sources.policy.sqlite_durability().await?
+        && (d.journal_mode != "wal" || d.synchronous != 2)
+    {
+        report.find(
+            Invariant::I8,
+            "policy database",
+            format!(
+                "journal_mode={} synchronous={} (WAL with synchronous=FULL required)",
+                d.journal_mode, d.synchronous
+            ),
+        );
+    }
+    Ok(())
+}
+
+async fn check_inventory(sources: &Sources, ca: &CaView, report: &mut Report) -> Result<()> {
+    let inventory = sources.policy.audit_certificates().await?;
+    report.inventory_certificates = inventory.len();
+    let queued: BTreeSet<String> = sources
+        .policy
+        .list_outbox(Some("pending"))
+        .await?
+        .into_iter()
+        .map(|r| norm(&r.serial))
+        .collect();
+    if !queued.is_empty() {
+        report.notes.push(format!(
+            "{} revocation(s) still queued in the policy module's outbox",
+            queued.len()
+        ));
+    }
+    let mut by_challenge: BTreeMap<&[u8], Vec<&str>> = BTreeMap::new();
+    for c in &inventory {
+        if let Some(h) = &c.challenge_hash {
+            by_challenge.entry(h).or_default().push(&c.serial_hex);
+        }
+        match ca.get(&norm(&c.serial_hex)) {
+            None => report.find(
+                Invariant::I1,
+                &c.serial_hex,
+                format!(
+                    "in the policy inventory (transaction {}) but the CA has no record of it",
+                    c.transaction_id
+                ),
+            ),
+            Some(rec) => {
+                if rec.der != c.der {
+                    report.find(
+                        Invariant::I4,
+                        &c.serial_hex,
+                        "the policy inventory holds a different certificate than the CA recorded",
+                    );
+                }
+                if c.status == CertStatus::Revoked && rec.status == CaStatus::Good {
+                    report.find(
+                        Invariant::I6,
+                        &c.serial_hex,
+                        "revoked in the policy inventory but good at the CA",
+                    );
+                }
+            }
+        }
+        if c.status == CertStatus::Revoking && !queued.contains(&norm(&c.serial_hex)) {
+            report.find(
+                Invariant::I6,
+                &c.serial_hex,
+                "marked revoking but no revocation is queued in the outbox",
+            );
+        }
+    }
+    for (hash, serials) in by_challenge.iter().filter(|(_, s)| s.len() > 1) {
+        // A prefix of the challenge's digest names it without revealing anything usable.
+        let prefix = hex::encode(&hash[..hash.len().min(4)]);
+        report.find(
+            Invariant::I3,
+            format!("challenge {prefix}…"),
+            format!("{} certificates: {}", serials.len(), serials.join(", ")),
+        );
+    }
+
+    // Every device certificate the CA issued must be known to the policy module, or a retire,
+    // wipe or block would never revoke it.
+    let known: BTreeSet<String> = inventory.iter().map(|c| norm(&c.serial_hex)).collect();
+    for (serial, rec) in ca {
+        if sources.device_templates.contains(&rec.template)
+            && rec.status == CaStatus::Good
+            && !known.contains(serial)
+        {
+            report.find(
+                Invariant::I7,
+                serial,
+                "issued by the CA for a device but unknown to the policy module (lifecycle revocation would miss it)",
+            );
+        }
+    }
+
+    let mut of_device: BTreeMap<&str, Vec<&policy_module::store::AuditCert>> = BTreeMap::new();
+    for c in &inventory {
+        if let Some(d) = &c.device_id {
+            of_device.entry(d).or_default().push(c);
+        }
+    }
+    for device in sources.policy.list_devices().await? {
+        if device.state == DeviceState::Active {
+            continue;
+        }
+        let terminal = matches!(device.state, DeviceState::Retired | DeviceState::Wiped);
+        for c in of_device.get(device.id.as_str()).into_iter().flatten() {
+            if c.status == CertStatus::Issued {
+                report.find(
+                    Invariant::I7,
+                    &c.serial_hex,
+                    format!(
+                        "device {} is {} but this certificate is neither revoked nor queued for revocation",
+                        device.id,
+                        device.state.as_str()
+                    ),
+                );
+            }
+            if terminal && c.issued_at > device.updated_at {
+                report.find(
+                    Invariant::I7,
+                    &c.serial_hex,
+                    format!(
+                        "issued at {} after device {} became {} at {}",
+                        c.issued_at,
+                        device.id,
+                        device.state.as_str(),
+                        device.updated_at
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn check_pending(sources: &Sources, ca: &CaView, report: &mut Report) -> Result<()> {
+    let rows = sources.pending.list(None, u32::MAX).await?;
+    report.pending_rows = rows.len();
+    let mut waiting = 0usize;
+    for r in &rows {
+        match &r.state {
+            PendingState::Issued {
+                serial_hex,
+                cert_der,
+            } => match ca.get(&norm(serial_hex)) {
+                None => report.find(
+                    Invariant::I1,
+                    serial_hex,
+                    format!(
+                        "the pending store says request {} was issued, but the CA has no record",
+                        r.request_id
+                    ),
+                ),
+                Some(rec) if &rec.der != cert_der => report.find(
+                    Invariant::I4,
+                    serial_hex,
+                    "the pending store holds a different certificate than the CA recorded",
+                ),
+                Some(_) => {}
+            },
+            PendingState::AwaitingApproval | PendingState::QueuedForCa => waiting += 1,
+            PendingState::Denied | PendingState::Failed { .. } => {}
+        }
+    }
+    if waiting > 0 {
+        report.notes.push(format!(
+            "{waiting} request(s) pending (awaiting approval or queued for the CA)"
+        ));
+    }
+    Ok(())
+}
