@@ -4,7 +4,8 @@
 //! those devices retired at once: each certificate revoked once, once in the CRL), A24 (a transactionID
 //! full of SQL punctuation is only text to every store; one with a blank is refused before any
 //! store is written). The long versions of L1/L4 are
-//! `bench/reliability.sh`; tests/RELIABILITY.md maps every row.
+//! `bench/reliability.sh`; tests/RELIABILITY.md maps every row. After each load the
+//! reconciler (`scep-lab audit`, invariants I1-I8) must find nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -72,13 +73,37 @@ async fn l1_fifty_identical_pkcsreqs_at_once_issue_exactly_one_certificate() {
     );
     let inventory = lab.policy().device_view(&device.id).await.unwrap();
     assert_eq!(inventory.certificates.len(), 1, "one inventory entry");
+    lab.assert_reconciled().await.unwrap();
     lab.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l4_l8_distinct_enrolments_at_once_then_every_device_retired_at_once() {
+async fn l4_l8_distinct_enrolments_then_mass_retirement_on_sqlite() {
+    enrol_then_retire_all(TestLab::start().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l4_l8_distinct_enrolments_then_mass_retirement_on_postgres() {
+    let Some(pg) = testkit::pg::shared().expect("PostgreSQL cluster") else {
+        return;
+    };
+    let databases = scep_lab::Databases::Postgres {
+        ca: pg.fresh_database().unwrap(),
+        policy: pg.fresh_database().unwrap(),
+        pending: pg.fresh_database().unwrap(),
+    };
+    enrol_then_retire_all(
+        TestLab::start_with(|o| o.databases = databases)
+            .await
+            .unwrap(),
+    )
+    .await;
+}
+
+/// L4 short: sixteen distinct enrolments at once; L8 short: every one of those devices retired
+/// at once. Then the reconciler (`scep-lab audit`) finds nothing.
+async fn enrol_then_retire_all(lab: TestLab) {
     const DEVICES: usize = 16;
-    let lab = TestLab::start().await.unwrap();
     lab.profile(PROFILE, |_| {}).await.unwrap();
     let raw = Arc::new(lab.raw_scep().await.unwrap());
     let mut requests = Vec::new();
@@ -148,6 +173,7 @@ async fn l4_l8_distinct_enrolments_at_once_then_every_device_retired_at_once() {
         );
     }
     let lab = Arc::into_inner(lab).expect("no task holds the lab");
+    lab.assert_reconciled().await.unwrap();
     lab.shutdown().await;
 }
 
