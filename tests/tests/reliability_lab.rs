@@ -17,6 +17,29 @@ use scep::client::CertRep;
 use scep::{RequestBody, TransactionId};
 use scep_lab_tests::*;
 
+/// A size from the environment (the long versions in `bench/reliability.sh` set it), else
+/// the short default the test suite runs with.
+fn size(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Print p50/p99 of `latencies` and the throughput of `n` requests in `wall` (figures for the
+/// benchmark; nothing is asserted on them).
+fn report(what: &str, mut latencies: Vec<std::time::Duration>, wall: std::time::Duration) {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "figure {what}: n={} p50={:?} p99={:?} wall={wall:?} throughput={:.1}/s",
+        latencies.len(),
+        at(0.5),
+        at(0.99),
+        latencies.len() as f64 / wall.as_secs_f64()
+    );
+}
+
 /// A request of `device`'s current profile: its key, CSR and a self-signed signer.
 async fn request_of(
     device: &TestDevice,
@@ -48,19 +71,28 @@ async fn l1_fifty_identical_pkcsreqs_at_once_issue_exactly_one_certificate() {
     let tx = random_transaction_id().unwrap();
     let before = lab.ca_records().await.unwrap().len();
 
+    let copies = size("SCEP_LAB_L1_COPIES", 50);
+    let started = std::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..50 {
+    for _ in 0..copies {
         let (raw, key, signer, tx) = (raw.clone(), key.clone(), signer.clone(), tx.clone());
         let body = RequestBody::PkcsReq(scep::csr::Csr::from_der(&csr).unwrap());
         // `send` fails on any HTTP status but 200: zero 5xx is part of the assertion.
-        tasks.spawn(async move { raw.send(&body, &key, &signer, &tx).await });
+        tasks.spawn(async move {
+            let t = std::time::Instant::now();
+            (raw.send(&body, &key, &signer, &tx).await, t.elapsed())
+        });
     }
     let mut certs = HashSet::new();
+    let mut latencies = Vec::new();
     while let Some(r) = tasks.join_next().await {
-        let rep = r.unwrap().expect("HTTP 200 with a CertRep");
+        let (rep, took) = r.unwrap();
+        latencies.push(took);
+        let rep = rep.expect("HTTP 200 with a CertRep");
         assert!(matches!(rep, CertRep::Success(_)), "{rep:?}");
         certs.insert(issued_cert(&rep, &key).unwrap().to_der().unwrap());
     }
+    report("L1 identical PKCSReq", latencies, started.elapsed());
     assert_eq!(certs.len(), 1, "every answer carries the same certificate");
     let records = lab.ca_records().await.unwrap();
     assert_eq!(records.len(), before + 1, "exactly one certificate issued");
@@ -79,7 +111,7 @@ async fn l1_fifty_identical_pkcsreqs_at_once_issue_exactly_one_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l4_l8_distinct_enrolments_then_mass_retirement_on_sqlite() {
-    enrol_then_retire_all(TestLab::start().await.unwrap()).await;
+    enrol_then_retire_all("sqlite", TestLab::start().await.unwrap()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,6 +125,7 @@ async fn l4_l8_distinct_enrolments_then_mass_retirement_on_postgres() {
         pending: pg.fresh_database().unwrap(),
     };
     enrol_then_retire_all(
+        "postgres",
         TestLab::start_with(|o| o.databases = databases)
             .await
             .unwrap(),
@@ -102,44 +135,53 @@ async fn l4_l8_distinct_enrolments_then_mass_retirement_on_postgres() {
 
 /// L4 short: sixteen distinct enrolments at once; L8 short: every one of those devices retired
 /// at once. Then the reconciler (`scep-lab audit`) finds nothing.
-async fn enrol_then_retire_all(lab: TestLab) {
-    const DEVICES: usize = 16;
+async fn enrol_then_retire_all(backend: &str, lab: TestLab) {
+    let devices_n = size("SCEP_LAB_L4_DEVICES", 16);
     lab.profile(PROFILE, |_| {}).await.unwrap();
     let raw = Arc::new(lab.raw_scep().await.unwrap());
     let mut requests = Vec::new();
     let mut devices = Vec::new();
-    for i in 0..DEVICES {
+    for i in 0..devices_n {
         let device = lab
-            .targeted_device(&format!("L4-{i:02}"), PROFILE)
+            .targeted_device(&format!("L4-{i:04}"), PROFILE)
             .await
             .unwrap();
         requests.push(request_of(&device).await);
         devices.push(device.id.clone());
     }
     let before = lab.ca_records().await.unwrap().len();
+    let started = std::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (key, csr, _) in requests {
         let raw = raw.clone();
         tasks.spawn(async move {
+            let t = std::time::Instant::now();
             let (tx, rep) = raw.pkcs_req(&csr, &key).await.expect("HTTP 200");
-            (tx, issued_cert(&rep, &key).unwrap())
+            (tx, issued_cert(&rep, &key).unwrap(), t.elapsed())
         });
     }
     let mut serials = HashSet::new();
     let mut txs = HashSet::new();
+    let mut latencies = Vec::new();
     while let Some(r) = tasks.join_next().await {
-        let (tx, cert) = r.unwrap();
+        let (tx, cert, took) = r.unwrap();
+        latencies.push(took);
         assert!(
             serials.insert(serial_of(&cert).unwrap()),
             "serial collision"
         );
         txs.insert(tx.as_str().to_owned());
     }
-    assert_eq!(serials.len(), DEVICES);
+    report(
+        &format!("L4 distinct PKCSReq on {backend}"),
+        latencies,
+        started.elapsed(),
+    );
+    assert_eq!(serials.len(), devices_n);
     let records = lab.ca_records().await.unwrap();
     assert_eq!(
         records.len(),
-        before + DEVICES,
+        before + devices_n,
         "every issuance recorded once"
     );
     for r in &records {
@@ -151,6 +193,7 @@ async fn enrol_then_retire_all(lab: TestLab) {
     // L8, short: every device retired at the same moment. Each certificate is revoked at the
     // CA exactly once and listed once in the next CRL; the inventory agrees.
     let lab = Arc::new(lab);
+    let started = std::time::Instant::now();
     let mut retirements = tokio::task::JoinSet::new();
     for id in devices.clone() {
         let lab = lab.clone();
@@ -172,6 +215,10 @@ async fn enrol_then_retire_all(lab: TestLab) {
             "{serial} once in the CRL"
         );
     }
+    println!(
+        "figure L8 retire {devices_n} devices at once on {backend}: all revoked and in the CRL after {:?}",
+        started.elapsed()
+    );
     let lab = Arc::into_inner(lab).expect("no task holds the lab");
     lab.assert_reconciled().await.unwrap();
     lab.shutdown().await;
