@@ -67,7 +67,7 @@ fn init_issue_revoke_crl_and_audit_from_the_command_line() {
         "issuing.crt.pem",
         "issuing.key.pem",
         "ca-mock.toml",
-        "tokens/ndes.token",
+        "secrets/ca-ndes.token",
         "templates/CEPEncryption.toml",
     ] {
         assert!(
@@ -81,7 +81,7 @@ fn init_issue_revoke_crl_and_audit_from_the_command_line() {
         .unwrap();
     assert_eq!(fp_line.rsplit(' ').next().unwrap().len(), 64);
     #[cfg(unix)]
-    for f in ["root.key.pem", "issuing.key.pem", "tokens/ndes.token"] {
+    for f in ["root.key.pem", "issuing.key.pem", "secrets/ca-ndes.token"] {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(ca.join(f)).unwrap().permissions().mode() & 0o777,
@@ -257,7 +257,7 @@ async fn serve_answers_with_tokens_from_the_generated_config() {
     }
     let result = async {
         assert!(healthy, "server did not come up");
-        let token = std::fs::read_to_string(ca.join("tokens/ndes.token")).unwrap();
+        let token = std::fs::read_to_string(ca.join("secrets/ca-ndes.token")).unwrap();
         let client = ca_mock::client::CaClient::new(&base, Some(token.trim().into())).unwrap();
         let req = issue_request(
             "serve-1",
@@ -267,7 +267,7 @@ async fn serve_answers_with_tokens_from_the_generated_config() {
         );
         let out = client.issue(&req).await.unwrap();
         assert!(out.created);
-        let policy = std::fs::read_to_string(ca.join("tokens/policy.token")).unwrap();
+        let policy = std::fs::read_to_string(ca.join("secrets/ca-policy.token")).unwrap();
         let policy = ca_mock::client::CaClient::new(&base, Some(policy.trim().into())).unwrap();
         assert!(
             policy.issue(&req).await.is_err(),

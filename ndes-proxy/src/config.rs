@@ -15,6 +15,9 @@ use crate::auth::{BasicUsers, BearerToken};
 use crate::ra::{KeyPair, RaIdentity};
 use crate::{MscepAdmin, QueueSettings, Settings};
 
+/// The committed sample (`ndes-proxy.sample.toml`), parsed by the tests so it cannot drift.
+pub const SAMPLE: &str = include_str!("../ndes-proxy.sample.toml");
+
 /// The file as written.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -398,13 +401,16 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const SAMPLE: &str = include_str!("../ndes-proxy.sample.toml");
-
     #[test]
     fn the_sample_config_parses() {
         let c = Config::from_toml(SAMPLE).unwrap();
         c.validate().unwrap();
         assert_eq!(c.listen.port(), 8080);
+        // ca-mock's and policy-module's samples listen there and read the same token files.
+        assert_eq!(c.ca.url, "http://127.0.0.1:8180");
+        assert_eq!(c.ca.token_file, Path::new("secrets/ca-ndes.token"));
+        assert_eq!(c.policy.url, "http://127.0.0.1:8280");
+        assert_eq!(c.policy.token_file, Path::new("secrets/policy-ndes.token"));
         let s = c.settings();
         assert_eq!(s.max_body_bytes, scep::limits::MAX_MESSAGE_SIZE);
         assert_eq!(s.header_read_timeout, Duration::from_secs(10));
@@ -426,7 +432,7 @@ mod tests {
     fn load_resolves_paths_and_reads_credentials() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("secrets")).unwrap();
-        std::fs::write(dir.path().join("secrets/admin.token"), "tok\n").unwrap();
+        std::fs::write(dir.path().join("secrets/ndes-admin.token"), "tok\n").unwrap();
         std::fs::write(dir.path().join("secrets/mscep-admin.users"), "u:p\n").unwrap();
         std::fs::write(dir.path().join("secrets/mscep-admin.token"), "\n").unwrap();
         let file = dir.path().join("ndes.toml");

@@ -32,7 +32,7 @@ async fn the_binary_serves_the_configured_endpoints_and_stops_on_sigterm() {
     for (name, value) in [
         ("secrets/ca-ndes.token", "ca-token"),
         ("secrets/policy-ndes.token", "policy-token"),
-        ("secrets/admin.token", "admin-token"),
+        ("secrets/ndes-admin.token", "admin-token"),
         ("secrets/mscep-admin.users", "ndesadmin:pw"),
         ("secrets/mscep-admin.token", "script-token"),
     ] {

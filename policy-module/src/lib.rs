@@ -9,12 +9,14 @@
 //! - `outbox`: revocation delivery to the CA (`Revoker`, `HttpRevoker`, `OutboxWorker`).
 //! - `payload`: SyncML (ClientCertificateInstall CSP) and Apple .mobileconfig.
 //! - `store`: SQLite or PostgreSQL behind one SQL text; `api`: axum router and `serve`.
+//! - `config`: the `policy-module serve --config FILE` TOML (sample: `policy-module.sample.toml`).
 #![forbid(unsafe_code)]
 pub mod admin;
 pub mod api;
 pub mod checkin;
 pub mod client;
 pub mod clock;
+pub mod config;
 pub mod contract;
 pub mod csr;
 pub mod error;

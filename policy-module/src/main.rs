@@ -1,6 +1,6 @@
 //! `policy-module`: serve the policy-module, or administer a running one over its REST API.
 //!
-//! Composition happens here only: configuration from flags and environment, store, revoker,
+//! Composition happens here only: configuration file (`serve --config FILE`), store, revoker,
 //! outbox worker, HTTP server.
 
 use std::path::PathBuf;
@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, Subcommand};
 use policy_module::api::{ApiState, serve};
 use policy_module::clock::SystemClock;
-use policy_module::outbox::{HttpRevoker, OutboxConfig, OutboxWorker};
-use policy_module::secret::Secret;
+use policy_module::config::{Config, StoreLocation, read_secret};
+use policy_module::outbox::{HttpRevoker, OutboxWorker};
 use policy_module::store::Store;
 use policy_module::{PolicyService, ServiceConfig};
 
@@ -50,29 +50,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    #[arg(long, env = "POLICY_LISTEN", default_value = "127.0.0.1:8081")]
-    listen: std::net::SocketAddr,
-    /// SQLite database file (the embedded default).
-    #[arg(
-        long,
-        env = "POLICY_SQLITE",
-        default_value = "policy-module.db",
-        conflicts_with = "database_url"
-    )]
-    sqlite: PathBuf,
-    /// PostgreSQL URL, for several instances sharing one database.
-    #[arg(long, env = "POLICY_DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-    #[arg(long, env = "POLICY_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: String,
-    /// Token ndes-proxy presents on /internal/v1.
-    #[arg(long, env = "POLICY_NDES_TOKEN", hide_env_values = true)]
-    ndes_token: String,
-    /// ca-mock base URL for revocations.
-    #[arg(long, env = "POLICY_CA_URL")]
-    ca_url: String,
-    #[arg(long, env = "POLICY_CA_TOKEN", hide_env_values = true)]
-    ca_token: String,
+    /// Configuration file (TOML; see policy-module.sample.toml).
+    #[arg(long, env = "POLICY_CONFIG")]
+    config: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -144,21 +124,33 @@ async fn shutdown_signal() {
 }
 
 async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(&a.config)?;
     let clock = Arc::new(SystemClock);
-    let store = match &a.database_url {
-        Some(url) => Store::connect_postgres(url, clock)
-            .await
-            .context("PostgreSQL")?,
-        None => Store::open_sqlite(&a.sqlite, clock)
-            .await
-            .context("SQLite")?,
+    let store = match cfg.store()? {
+        StoreLocation::PostgresUrlFile(file) => {
+            // The URL may carry a password: errors name the file, never the URL.
+            let url = read_secret(&file)?;
+            Store::connect_postgres(url.expose(), clock)
+                .await
+                .with_context(|| format!("PostgreSQL named in {}", file.display()))?
+        }
+        StoreLocation::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            Store::open_sqlite(&path, clock)
+                .await
+                .with_context(|| format!("SQLite {}", path.display()))?
+        }
     };
     let service = PolicyService::new(store.clone(), ServiceConfig::default());
-    let revoker = HttpRevoker::new(&a.ca_url, Secret::new(a.ca_token)).context("CA client")?;
+    let revoker =
+        HttpRevoker::new(&cfg.ca.url, read_secret(&cfg.ca.token_file)?).context("CA client")?;
     let worker = OutboxWorker::new(
         store,
         Arc::new(revoker),
-        OutboxConfig::default(),
+        cfg.outbox(),
         service.outbox_wake(),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -166,14 +158,14 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
     let worker_task = tokio::spawn(worker.run(async move {
         let _ = worker_stop.wait_for(|s| *s).await;
     }));
-    let listener = tokio::net::TcpListener::bind(a.listen)
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .context("bind")?;
-    tracing::info!(addr = %a.listen, "policy-module listening");
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    tracing::info!(addr = %cfg.listen, "policy-module listening");
     let state = ApiState {
         service,
-        admin_token: Secret::new(a.admin_token),
-        ndes_token: Secret::new(a.ndes_token),
+        admin_token: read_secret(&cfg.admin_token_file)?,
+        ndes_token: read_secret(&cfg.ndes_token_file)?,
     };
     let mut server_stop = stop_rx;
     let server = tokio::spawn(serve(listener, state, async move {

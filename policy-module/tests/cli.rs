@@ -34,14 +34,24 @@ fn serve_administer_and_stop_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = testkit::free_port().unwrap();
     let url = format!("http://127.0.0.1:{port}");
+    // The committed sample, with a free port and its secrets written where it names them.
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("secrets")).unwrap();
+    for (file, value) in [
+        ("policy-admin.token", ADMIN),
+        ("policy-ndes.token", "cli-ndes-token-0123456789"),
+        ("ca-policy.token", "cli-ca-token-0123456789"),
+    ] {
+        std::fs::write(d.join("secrets").join(file), format!("{value}\n")).unwrap();
+    }
+    let config = d.join("policy-module.toml");
+    let text = policy_module::config::SAMPLE
+        .replace("127.0.0.1:8280", &format!("127.0.0.1:{port}"))
+        .replace("http://127.0.0.1:8180", "http://127.0.0.1:9");
+    std::fs::write(&config, text).unwrap();
     let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--sqlite")
-        .arg(dir.path().join("policy.db"))
-        .env("POLICY_ADMIN_TOKEN", ADMIN)
-        .env("POLICY_NDES_TOKEN", "cli-ndes-token-0123456789")
-        .env("POLICY_CA_URL", "http://127.0.0.1:9")
-        .env("POLICY_CA_TOKEN", "cli-ca-token-0123456789")
+        .args(["serve", "--config"])
+        .arg(&config)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -78,9 +78,10 @@ pub(crate) fn init(a: &InitArgs) -> Result<()> {
         write_new(&p, text.as_bytes(), false)?;
         written.push(p);
     }
-    let tokens = a.dir.join("tokens");
+    // The names the ndes-proxy and policy-module samples read, so one secrets/ serves all three.
+    let tokens = a.dir.join("secrets");
     std::fs::create_dir_all(&tokens)?;
-    for name in ["ndes.token", "policy.token"] {
+    for name in ["ca-ndes.token", "ca-policy.token"] {
         let p = tokens.join(name);
         write_new(&p, format!("{}\n", random_token()?).as_bytes(), true)?;
         written.push(p);

@@ -1,0 +1,238 @@
+//! The TOML configuration of `policy-module serve --config FILE` (unknown keys are rejected).
+//!
+//! Relative paths are resolved against the file's directory, so a directory holding the three
+//! services' configurations and one `secrets/` folder can be moved as a whole. Tokens and the
+//! PostgreSQL URL (which may carry a password) are read from files named here, never written
+//! into the file itself, so a configuration can be shared or committed without leaking them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::outbox::OutboxConfig;
+use crate::secret::Secret;
+
+/// The committed sample (`policy-module.sample.toml`), parsed by the tests so it cannot drift.
+pub const SAMPLE: &str = include_str!("../policy-module.sample.toml");
+
+/// A configuration that cannot be used; names the file or key, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown keys.
+    #[error("{0}")]
+    Parse(String),
+    /// Parsed, but inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The file as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP API (admin, check-in, and ndes-proxy's internal contract).
+    pub listen: SocketAddr,
+    /// SQLite file of the embedded store (one instance).
+    #[serde(default)]
+    pub sqlite: Option<PathBuf>,
+    /// File holding a `postgres://` URL: several instances share one database, so a challenge
+    /// minted by one is redeemed through another (what NDES's per-server registry cannot do).
+    #[serde(default)]
+    pub postgres_url_file: Option<PathBuf>,
+    /// File with the bearer token of the admin API (`/api/v1/`).
+    pub admin_token_file: PathBuf,
+    /// File with the bearer token ndes-proxy presents on `/internal/v1/`.
+    pub ndes_token_file: PathBuf,
+    /// ca-mock, where lifecycle revocations are delivered.
+    pub ca: CaConfig,
+    /// The revocation outbox's timing.
+    #[serde(default)]
+    pub outbox: OutboxSection,
+}
+
+/// The CA the outbox revokes at.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// ca-mock's base URL.
+    pub url: String,
+    /// File with the bearer token of ca-mock's `policy` caller (revoke, read).
+    pub token_file: PathBuf,
+}
+
+/// Outbox timing; defaults are [`OutboxConfig::default`]'s.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSection {
+    /// How often the worker looks for due revocations when nothing wakes it, milliseconds.
+    #[serde(default)]
+    pub poll_interval_ms: Option<u64>,
+    /// First retry delay after a failed delivery (doubled per attempt), seconds.
+    #[serde(default)]
+    pub retry_base_secs: Option<i64>,
+    /// Largest retry delay, seconds.
+    #[serde(default)]
+    pub retry_max_secs: Option<i64>,
+    /// How long an instance holds a claimed entry before another instance may take it over.
+    #[serde(default)]
+    pub lease_secs: Option<i64>,
+}
+
+/// Where the store lives, once validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A file holding a PostgreSQL URL.
+    PostgresUrlFile(PathBuf),
+}
+
+impl Config {
+    /// Parses TOML text (unknown keys are errors) and checks it; paths stay as written.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.store()?;
+        if !(config.ca.url.starts_with("http://") || config.ca.url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "[ca] url {:?} must be an http:// or https:// URL",
+                config.ca.url
+            )));
+        }
+        Ok(config)
+    }
+
+    /// Reads a file and resolves its relative paths against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Self::from_toml(&text)
+            .map_err(|e| ConfigError::Parse(format!("{}: {e}", path.display())))?;
+        Ok(config.resolve(path.parent().unwrap_or_else(|| Path::new("."))))
+    }
+
+    /// Makes every relative path relative to `base`.
+    pub fn resolve(mut self, base: &Path) -> Self {
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
+        self.sqlite = self.sqlite.as_deref().map(abs);
+        self.postgres_url_file = self.postgres_url_file.as_deref().map(abs);
+        self.admin_token_file = abs(&self.admin_token_file);
+        self.ndes_token_file = abs(&self.ndes_token_file);
+        self.ca.token_file = abs(&self.ca.token_file);
+        self
+    }
+
+    /// The store: exactly one of `sqlite` and `postgres_url_file`.
+    pub fn store(&self) -> Result<StoreLocation, ConfigError> {
+        match (&self.sqlite, &self.postgres_url_file) {
+            (Some(f), None) => Ok(StoreLocation::Sqlite(f.clone())),
+            (None, Some(f)) => Ok(StoreLocation::PostgresUrlFile(f.clone())),
+            _ => Err(ConfigError::Invalid(
+                "set exactly one of `sqlite` and `postgres_url_file`".into(),
+            )),
+        }
+    }
+
+    /// The outbox settings, defaults filled in.
+    pub fn outbox(&self) -> OutboxConfig {
+        let mut c = OutboxConfig::default();
+        let o = &self.outbox;
+        if let Some(ms) = o.poll_interval_ms {
+            c.poll_interval = Duration::from_millis(ms.max(1));
+        }
+        if let Some(s) = o.retry_base_secs {
+            c.base_delay_secs = s;
+        }
+        if let Some(s) = o.retry_max_secs {
+            c.max_delay_secs = s;
+        }
+        if let Some(s) = o.lease_secs {
+            c.lease_secs = s;
+        }
+        c
+    }
+}
+
+/// Reads a secret from a file: its first line, trimmed; an empty file is an error (an empty
+/// bearer token would be a configuration mistake, not a credential).
+pub fn read_secret(path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let value = text.lines().next().unwrap_or("").trim();
+    if value.is_empty() {
+        return Err(ConfigError::Invalid(format!("{} is empty", path.display())));
+    }
+    Ok(Secret::new(value))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_committed_sample_parses_with_the_values_the_other_samples_expect() {
+        let c = Config::from_toml(SAMPLE).unwrap();
+        // ndes-proxy's sample calls the policy module here; ca-mock's sample listens on 8180.
+        assert_eq!(c.listen.port(), 8280);
+        assert_eq!(c.ca.url, "http://127.0.0.1:8180");
+        assert_eq!(
+            c.store().unwrap(),
+            StoreLocation::Sqlite(PathBuf::from("data/policy.db"))
+        );
+        // The same file names as ca-mock's and ndes-proxy's samples (one shared secrets/).
+        assert_eq!(c.ndes_token_file, Path::new("secrets/policy-ndes.token"));
+        assert_eq!(c.ca.token_file, Path::new("secrets/ca-policy.token"));
+        assert_eq!(c.outbox().poll_interval, Duration::from_secs(5));
+        let dir = Path::new("/srv/lab");
+        let r = c.resolve(dir);
+        assert_eq!(r.admin_token_file, dir.join("secrets/policy-admin.token"));
+    }
+
+    #[test]
+    fn unknown_keys_and_two_stores_are_refused() {
+        let bad = format!("{SAMPLE}\ncolour = \"blue\"\n");
+        assert!(Config::from_toml(&bad).is_err());
+        let bad = SAMPLE.replace("[outbox]", "[outbox]\ncolour = 1");
+        assert!(Config::from_toml(&bad).is_err());
+        let both = SAMPLE.replace(
+            "# postgres_url_file = ",
+            "postgres_url_file = \"x\"\n# was: ",
+        );
+        let err = Config::from_toml(&both).unwrap_err().to_string();
+        assert!(err.contains("exactly one"), "{err}");
+        let neither = SAMPLE.replace("sqlite = ", "# sqlite = ");
+        assert!(Config::from_toml(&neither).is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_an_empty_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t");
+        std::fs::write(&f, "  s3cret-value \nignored\n").unwrap();
+        assert_eq!(read_secret(&f).unwrap().expose(), "s3cret-value");
+        std::fs::write(&f, "\n").unwrap();
+        let err = read_secret(&f).unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
+        assert!(read_secret(&dir.path().join("missing")).is_err());
+    }
+}
