@@ -271,7 +271,14 @@ async fn enroll(
         }
     };
     let certs = certs_of(&issued).map_err(|()| Step::Unavailable)?;
-    notify(state.policy(), txid, issued_outcome(&issued)).await;
+    if !notify(state.policy(), txid, issued_outcome(&issued)).await {
+        // Issued and recorded at the CA, but the policy module never heard of it (it died or
+        // is unreachable). A SUCCESS now would end the transaction with a certificate missing
+        // from the device's inventory, so retire/wipe/block could never revoke it. 503 makes
+        // the client retransmit; the retransmission re-runs verify (same grant), gets the same
+        // certificate from the CA (same request id) and notifies again.
+        return Err(Step::Unavailable);
+    }
     info!(transaction_id = txid, serial = %issued.serial_hex, template = %call.template, renewal = grant.renewal, "issued");
     Ok(Payload::Certs(certs))
 }
@@ -374,15 +381,20 @@ async fn signer_is_good(state: &AppState, req: &OpenedRequest, txid: &str) -> Re
     }
 }
 
-/// Tell the policy module; a failure is logged, not fatal: the certificate is recorded at the
-/// CA, and a retransmission re-runs verify (same grant) and notify.
-pub(crate) async fn notify(policy: &dyn NdesPolicy, txid: &str, outcome: Outcome) {
+/// Tell the policy module; a failure is logged. False when the policy module could not be
+/// reached (worth a retransmission, see [`enroll`]), true when it took the notification or
+/// refused it for good (unknown transaction, conflict).
+pub(crate) async fn notify(policy: &dyn NdesPolicy, txid: &str, outcome: Outcome) -> bool {
     let n = Notification {
         transaction_id: txid.to_owned(),
         outcome,
     };
-    if let Err(e) = policy.notify(n).await {
-        warn!(transaction_id = txid, error = %e, "notify failed");
+    match policy.notify(n).await {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(transaction_id = txid, error = %e, "notify failed");
+            !matches!(e, policy_module::NotifyError::Unavailable)
+        }
     }
 }
 

@@ -288,6 +288,42 @@ async fn policy_down_means_503_with_retry_after_and_no_state_change() {
 }
 
 #[tokio::test]
+async fn an_issuance_the_policy_module_did_not_hear_of_is_503_until_notify_succeeds() {
+    let s = Server::start(&["c"]).await;
+    let d = Device::new(0, "unnotified");
+    let body = RequestBody::PkcsReq(d.csr(Some("c")));
+    // The policy module dies between VerifyRequest and Notify.
+    s.policy.notify_down.store(true, Ordering::SeqCst);
+    let r = s
+        .post("/scep?operation=PKIOperation", d.request(&body))
+        .await;
+    assert_eq!(
+        r.status(),
+        503,
+        "no SUCCESS the inventory would never learn of"
+    );
+    assert_eq!(s.ca.issued.lock().unwrap().len(), 1, "issued at the CA");
+    assert!(s.policy.notifications.lock().unwrap().is_empty());
+    // The client's retransmission gets the same certificate, and Notify now reaches it.
+    s.policy.notify_down.store(false, Ordering::SeqCst);
+    let cert = issued(d.send(&s, &body).await);
+    assert_eq!(
+        s.ca.issued.lock().unwrap().len(),
+        1,
+        "replayed, not issued twice"
+    );
+    let notes = s.policy.notifications.lock().unwrap();
+    assert_eq!(notes.len(), 1);
+    let Outcome::Issued {
+        certificate_der, ..
+    } = &notes[0].outcome
+    else {
+        panic!("expected an Issued notification");
+    };
+    assert_eq!(*certificate_der, cert.to_der().unwrap());
+}
+
+#[tokio::test]
 async fn ca_refusal_is_bad_request_and_notified() {
     let s = Server::start(&["c"]).await;
     s.ca.refuse.store(true, Ordering::SeqCst);

@@ -322,6 +322,8 @@ pub type Reservation = Option<(String, Vec<u8>)>;
 #[derive(Default)]
 pub struct FakePolicy {
     pub down: AtomicBool,
+    /// Notify fails as if the policy module were unreachable (verify still works).
+    pub notify_down: AtomicBool,
     /// challenge -> Some((transaction id, csr)) once reserved.
     pub challenges: Mutex<HashMap<String, Reservation>>,
     pub notifications: Mutex<Vec<Notification>>,
@@ -438,6 +440,9 @@ impl NdesPolicy for FakePolicy {
     }
 
     async fn notify(&self, n: Notification) -> Result<(), NotifyError> {
+        if self.notify_down.load(Ordering::SeqCst) {
+            return Err(NotifyError::Unavailable);
+        }
         self.notifications.lock().unwrap().push(n);
         Ok(())
     }
