@@ -19,7 +19,7 @@ use policy_module::model::{
 };
 use scep_lab::{Lab, LabOptions};
 
-const PROFILE: &str = "corp-device-cert";
+pub(crate) const PROFILE: &str = "corp-device-cert";
 
 /// Run the lab through the seven steps and the retirement, narrating to `out`.
 pub(crate) async fn run(out: &mut impl Write, data_dir: &Path) -> Result<()> {
@@ -216,6 +216,12 @@ async fn steps(out: &mut impl Write, lab: &Lab) -> Result<()> {
 }
 
 fn profile_spec(lab: &Lab) -> ProfileSpec {
+    demo_profile(lab.scep_url(), lab.root_fingerprint().into())
+}
+
+/// The demo's profile (also what `scep-lab payload` creates): RSA 2048, the device name in the
+/// subject and a DNS SAN, client auth, pinned to `root_sha256`.
+pub(crate) fn demo_profile(scep_url: String, root_sha256: String) -> ProfileSpec {
     ProfileSpec {
         name: "Corporate device certificate".into(),
         certificate_type: CertificateType::Device,
@@ -232,8 +238,8 @@ fn profile_spec(lab: &Lab) -> ProfileSpec {
         validity_days: 365,
         renewal_threshold_percent: 20,
         template: scep_lab::DEVICE_TEMPLATES[0].into(),
-        scep_server_urls: vec![lab.scep_url()],
-        ca_thumbprint: lab.root_fingerprint().into(),
+        scep_server_urls: vec![scep_url],
+        ca_thumbprint: root_sha256,
         retry_count: 3,
         retry_delay_minutes: 1,
     }

@@ -9,6 +9,10 @@
 //!
 //! Every API token is random per start and written (0600) under `<data>/secrets/`.
 //!
+//! [`services::prepare`] writes instead a directory from which the three services run as
+//! separate processes (`ca-mock serve`, `policy-module serve`, `ndes-proxy serve`), one or
+//! several instances each, on SQLite or a shared PostgreSQL.
+//!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
 //! let dir = tempfile::tempdir()?;
@@ -21,6 +25,7 @@
 mod clock;
 mod ra;
 pub mod reconcile;
+pub mod services;
 
 pub use clock::{Clock, SkewedClock, SystemClock};
 
@@ -111,6 +116,10 @@ pub struct Tokens {
     pub ca_ndes: Secret,
     /// ca-mock: policy module (revoke, read).
     pub ca_policy: Secret,
+    /// ndes-proxy: `/certsrv/mscep_admin/` for scripts (bearer).
+    pub mscep_admin: Secret,
+    /// ndes-proxy: the approval API under `/admin/v1/`.
+    pub ndes_admin: Secret,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -222,7 +231,14 @@ impl Lab {
             Some(tokens.ca_ndes.expose().to_owned()),
         )?;
         let pending = open_pending_store(data, &options.databases).await?;
-        let ndes = ndes_proxy::AppState::builder(
+        // NDES's admin page (one-time challenges for scripts and admins) and the approval API,
+        // so real clients pointed at `scep-lab serve` can be given a challenge by hand.
+        let mscep_admin = ndes_proxy::MscepAdmin {
+            template: DEVICE_TEMPLATES[0].to_owned(),
+            users: ndes_proxy::auth::BasicUsers::default(),
+            token: ndes_proxy::auth::BearerToken::new(tokens.mscep_admin.expose()),
+        };
+        let mut ndes = ndes_proxy::AppState::builder(
             ra,
             Arc::new(policy.clone()),
             Arc::new(ndes_proxy::CaMockBackend::new(ca_client)),
@@ -230,7 +246,11 @@ impl Lab {
             Arc::new(lab_clock),
         )
         .pending_store(Arc::new(pending))
-        .build();
+        .mscep_admin(mscep_admin);
+        if let Some(token) = ndes_proxy::auth::BearerToken::new(tokens.ndes_admin.expose()) {
+            ndes = ndes.admin_token(token);
+        }
+        let ndes = ndes.build();
         tasks.push(spawn_server(
             "ndes-proxy",
             ndes_proxy::serve(scep_listener, ndes, stopped(stop_rx)),
@@ -267,6 +287,11 @@ impl Lab {
     /// The SCEP URL devices are given (NDES's path).
     pub fn scep_url(&self) -> String {
         format!("http://{}/certsrv/mscep/mscep.dll", self.scep_addr)
+    }
+
+    /// NDES's admin page: a one-time challenge per visit (bearer [`Tokens::mscep_admin`]).
+    pub fn mscep_admin_url(&self) -> String {
+        format!("http://{}/certsrv/mscep_admin/", self.scep_addr)
     }
 
     /// SHA-256 fingerprint of the root CA certificate, lowercase hex.
@@ -342,6 +367,8 @@ fn new_tokens(dir: &Path) -> Result<Tokens> {
         policy_ndes: make("policy-ndes")?,
         ca_ndes: make("ca-ndes")?,
         ca_policy: make("ca-policy")?,
+        mscep_admin: make("mscep-admin")?,
+        ndes_admin: make("ndes-admin")?,
     })
 }
 

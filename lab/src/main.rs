@@ -1,6 +1,7 @@
 //! `scep-lab`: the whole lab in one command (composition only).
 
 mod demo;
+mod payload;
 
 use std::path::PathBuf;
 
@@ -47,6 +48,16 @@ enum Command {
         #[arg(long, num_args = 3, value_names = ["CA", "POLICY", "PENDING"])]
         postgres: Option<Vec<String>>,
     },
+    /// Mint a device's MDM payload (mobileconfig, SyncML or JSON) from a running lab: creates
+    /// the demo profile if missing, registers the device, assigns it, checks in for it.
+    Payload(payload::PayloadArgs),
+    /// Write a directory from which ca-mock, policy-module and ndes-proxy run as separate
+    /// processes from their sample configurations (CA, RA, tokens, one config per service).
+    Services {
+        /// The directory to write (must not hold a ca-mock.toml yet).
+        #[arg(long, default_value = "scep-lab-services")]
+        dir: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -74,6 +85,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             println!("ca-mock        {}", lab.ca_url());
             println!("policy-module  {}", lab.policy_url());
             println!("ndes-proxy     {}", lab.scep_url());
+            println!("mscep_admin    {}", lab.mscep_admin_url());
             println!("root CA SHA-256 {}", lab.root_fingerprint());
             println!(
                 "API tokens in  {}",
@@ -82,6 +94,23 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             println!("serving; Ctrl-C stops");
             tokio::signal::ctrl_c().await?;
             lab.shutdown().await;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Payload(args) => {
+            payload::run(&args, &mut std::io::stdout()).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Services { dir } => {
+            let options = scep_lab::services::ServicesOptions::sample();
+            let layout = scep_lab::services::prepare(&dir, &options)
+                .await
+                .with_context(|| format!("writing {}", dir.display()))?;
+            println!("wrote {}", layout.dir.display());
+            println!("root CA SHA-256 {}", layout.root_fingerprint);
+            println!("start each service (three terminals):");
+            for command in layout.commands() {
+                println!("  {command}");
+            }
             Ok(std::process::ExitCode::SUCCESS)
         }
     }

@@ -19,9 +19,10 @@ use openssl::x509::{X509, X509Name, X509ReqBuilder};
 
 /// Issue (or load) the RA certificates and assemble the identity.
 pub(crate) async fn identity(ca: &CertificateAuthority, dir: &Path) -> Result<RaIdentity> {
+    let file = |name: &str, ext: &str| dir.join(format!("{name}.{ext}.pem"));
     let signing = pair(
         ca,
-        dir,
+        [&file("ra-signing", "key"), &file("ra-signing", "crt")],
         "ra-signing",
         "EnrollmentAgentOffline",
         "scep-lab NDES RA (signing)",
@@ -29,7 +30,7 @@ pub(crate) async fn identity(ca: &CertificateAuthority, dir: &Path) -> Result<Ra
     .await?;
     let encryption = pair(
         ca,
-        dir,
+        [&file("ra-encryption", "key"), &file("ra-encryption", "crt")],
         "ra-encryption",
         "CEPEncryption",
         "scep-lab NDES RA (encryption)",
@@ -43,20 +44,20 @@ pub(crate) async fn identity(ca: &CertificateAuthority, dir: &Path) -> Result<Ra
     )?)
 }
 
-async fn pair(
+/// One RA key (created once at `key_path`, 0600) and its certificate (written to `cert_path`).
+pub(crate) async fn pair(
     ca: &CertificateAuthority,
-    dir: &Path,
+    [key_path, cert_path]: [&Path; 2],
     name: &str,
     template: &str,
     cn: &str,
 ) -> Result<KeyPair> {
-    let key_path = dir.join(format!("{name}.key.pem"));
     let key = if key_path.exists() {
-        PKey::private_key_from_pem(&std::fs::read(&key_path)?)
+        PKey::private_key_from_pem(&std::fs::read(key_path)?)
             .with_context(|| format!("reading {}", key_path.display()))?
     } else {
         let key = PKey::from_rsa(Rsa::generate(2048)?)?;
-        crate::write_private(&key_path, &key.private_key_to_pem_pkcs8()?)?;
+        crate::write_private(key_path, &key.private_key_to_pem_pkcs8()?)?;
         key
     };
     let mut b = X509ReqBuilder::new()?;
@@ -89,6 +90,7 @@ async fn pair(
     if !cert.public_key()?.public_eq(&key) {
         bail!("the CA returned a {name} certificate for another key");
     }
-    std::fs::write(dir.join(format!("{name}.crt.pem")), cert.to_pem()?)?;
+    std::fs::write(cert_path, cert.to_pem()?)
+        .with_context(|| format!("writing {}", cert_path.display()))?;
     Ok(KeyPair { cert, key })
 }
