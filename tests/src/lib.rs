@@ -9,6 +9,11 @@
 //! challenges, undersized keys).
 //!
 //! Helpers return `anyhow::Result` so a failing step names itself; the tests unwrap.
+//!
+//! [`processes`] runs the services as separate processes instead (scale-out, `kill -9`).
+
+pub mod processes;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,401 @@
+//! Scale-out on PostgreSQL: one ca-mock, two policy-module and two ndes-proxy processes, each
+//! started from its configuration file, sharing one PostgreSQL server started by the test
+//! (one database per service). NDES keeps challenges per server, so a load balancer that
+//! sends the next call elsewhere breaks it; here every instance sees the same challenges,
+//! pending requests and certificates.
+//!
+//! - a challenge minted through one policy-module is redeemed through the other instance pair,
+//!   with requests alternating between the ndes-proxy instances;
+//! - one challenge raced through both instances at once yields exactly one certificate;
+//! - `kill -9` of an ndes-proxy and then of a policy-module under load loses nothing: every
+//!   client retries its identical request (same transactionID, same CSR) elsewhere and gets a
+//!   certificate, each one recorded in the CA's store, no serial twice, none issued twice.
+//!
+//! Under `CI=true` a missing PostgreSQL is a failure (testkit).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ca_mock::store::{CertStore, ListFilter, SqlStore};
+use openssl::x509::X509;
+use scep::client::CertRep;
+use scep_lab_tests::processes::{Cluster, ClusterOptions, Role, ServiceId};
+use scep_lab_tests::remote::{Admin, Enrollment, RemoteDevice};
+use scep_lab_tests::{PROFILE, RawScep, SAN_FORMAT, SUBJECT_FORMAT, TEMPLATE, serial_of};
+
+/// Two of each front-end service on one PostgreSQL, the profile created, both SCEP endpoints
+/// discovered (pinned to the root).
+struct Farm {
+    cluster: Cluster,
+    admin: [Admin; 2],
+    scep: [Arc<RawScep>; 2],
+    ca_database: String,
+    devices: tempfile::TempDir,
+}
+
+async fn farm() -> Option<Farm> {
+    let pg = testkit::pg::shared().unwrap()?;
+    let options = ClusterOptions::postgres(pg, 2, 2).unwrap();
+    let ca_database = options.postgres.as_ref().unwrap().ca.clone();
+    let cluster = Cluster::start(options).await.unwrap();
+    let token = cluster.layout().secret("policy-admin.token").unwrap();
+    let admin = [0, 1].map(|i| Admin::new(&cluster.policy_url(i), token.expose()).unwrap());
+    let root = cluster.layout().root_fingerprint.clone();
+    let mut spec = profile_spec(&cluster, &root);
+    spec.retry_count = 3;
+    admin[0].create_profile(PROFILE, &spec).await.unwrap();
+    let scep0 = RawScep::discover(&cluster.scep_url(0), &root)
+        .await
+        .unwrap();
+    let scep1 = RawScep::discover(&cluster.scep_url(1), &root)
+        .await
+        .unwrap();
+    Some(Farm {
+        cluster,
+        admin,
+        scep: [Arc::new(scep0), Arc::new(scep1)],
+        ca_database,
+        devices: tempfile::tempdir().unwrap(),
+    })
+}
+
+fn profile_spec(cluster: &Cluster, root: &str) -> policy_module::model::ProfileSpec {
+    use policy_module::model::{
+        CertificateType, HashAlgorithm, KeyAlgorithm, KeyUsage, ProfileSpec, SanKind, SanTemplate,
+    };
+    ProfileSpec {
+        name: "Scale-out device certificate".into(),
+        certificate_type: CertificateType::Device,
+        subject_name_format: SUBJECT_FORMAT.into(),
+        subject_alternative_names: vec![SanTemplate {
+            kind: SanKind::Dns,
+            value: SAN_FORMAT.into(),
+        }],
+        key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment],
+        extended_key_usages: vec!["1.3.6.1.5.5.7.3.2".into()],
+        key_algorithm: KeyAlgorithm::Rsa,
+        key_size: 2048,
+        hash_algorithm: HashAlgorithm::Sha256,
+        validity_days: 365,
+        renewal_threshold_percent: 20,
+        template: TEMPLATE.into(),
+        scep_server_urls: vec![cluster.scep_url(0), cluster.scep_url(1)],
+        ca_thumbprint: root.into(),
+        retry_count: 3,
+        retry_delay_minutes: 1,
+    }
+}
+
+impl Farm {
+    fn token(&self) -> String {
+        self.cluster
+            .layout()
+            .secret("policy-admin.token")
+            .unwrap()
+            .expose()
+            .to_owned()
+    }
+
+    /// Registers `name` through policy instance `via` and assigns it the profile there.
+    async fn device(&self, name: &str, via: usize) -> RemoteDevice {
+        let d = RemoteDevice::register(
+            &self.cluster.policy_url(via),
+            &self.token(),
+            name,
+            self.devices.path(),
+        )
+        .await
+        .unwrap();
+        self.admin[via].assign_device(PROFILE, &d.id).await.unwrap();
+        d
+    }
+
+    /// Every certificate in the CA's store, by serial (normalized hex).
+    async fn ca_store(&self) -> HashMap<String, Vec<u8>> {
+        let store = SqlStore::connect(&self.ca_database).await.unwrap();
+        let mut out = HashMap::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list(&ListFilter {
+                    request_id: None,
+                    after: after.clone(),
+                    limit: 1000,
+                })
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.cert.serial.clone());
+            let full = page.len() == 1000;
+            for r in page {
+                let serial = scep_lab_tests::normalize_serial(&r.cert.serial);
+                assert!(
+                    out.insert(serial.clone(), r.cert.der).is_none(),
+                    "serial {serial} recorded twice"
+                );
+            }
+            if !full {
+                break;
+            }
+        }
+        store.close().await;
+        out
+    }
+
+    /// The serials the policy module's inventory holds for a device, read through `via`.
+    async fn inventory(&self, device_id: &str, via: usize) -> BTreeSet<String> {
+        let view = self.admin[via].device(device_id).await.unwrap();
+        view["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| scep_lab_tests::normalize_serial(c["serial_hex"].as_str().unwrap()))
+            .collect()
+    }
+}
+
+/// The issued certificate in a SUCCESS, checked to carry the request's key.
+fn issued(rep: &CertRep, enrollment: &Enrollment) -> X509 {
+    let CertRep::Success(certs) = rep else {
+        panic!("expected SUCCESS, got {rep:?}");
+    };
+    certs
+        .certificates
+        .iter()
+        .find(|c| c.public_key().unwrap().public_eq(enrollment.key.pkey()))
+        .cloned()
+        .expect("no certificate for the request's key")
+}
+
+fn subject_cn(cert: &X509) -> String {
+    cert.subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .unwrap()
+        .data()
+        .to_string()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_challenge_minted_on_one_instance_is_redeemed_through_the_other() {
+    let Some(f) = farm().await else { return };
+    let mut serials = BTreeSet::new();
+    for i in 0..8usize {
+        let name = format!("XI-{i:02}");
+        // Registered and challenged through policy instance `minted`; the request goes to
+        // ndes-proxy `served`, which verifies with the other policy instance.
+        let minted = i % 2;
+        let served = 1 - minted;
+        let device = f.device(&name, minted).await;
+        let profile = device
+            .rendered(&f.cluster.policy_url(minted), PROFILE)
+            .await
+            .unwrap();
+        let enrollment = Enrollment::new(&profile).unwrap();
+        let rep = enrollment.send(&f.scep[served]).await.unwrap();
+        let cert = issued(&rep, &enrollment);
+        assert_eq!(subject_cn(&cert), name);
+        let serial = serial_of(&cert).unwrap();
+        assert!(
+            serials.insert(serial.clone()),
+            "serial {serial} issued twice"
+        );
+        // Notify went through the serving pair; the minting instance sees it too.
+        assert!(
+            f.inventory(&device.id, minted).await.contains(&serial),
+            "policy instance {minted} does not list {serial} for {name}"
+        );
+    }
+    let store = f.ca_store().await;
+    for s in &serials {
+        assert!(store.contains_key(s), "serial {s} not in the CA store");
+    }
+    // Both ndes-proxy instances issued (requests alternated), each through its own policy pair.
+    for i in 0..2 {
+        let log = f.cluster.log(ServiceId::new(Role::Ndes, i));
+        let issued = log.matches("issued transaction_id=").count();
+        assert!(issued >= 4, "ndes-proxy {i} issued {issued}, not 4:\n{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_challenge_raced_through_both_instances_yields_exactly_one_certificate() {
+    let Some(f) = farm().await else { return };
+    for round in 0..6usize {
+        let name = format!("RACE-{round:02}");
+        let device = f.device(&name, round % 2).await;
+        let profile = device
+            .rendered(&f.cluster.policy_url(round % 2), PROFILE)
+            .await
+            .unwrap();
+        // Two requests (two keys, two transactionIDs) carrying the same one-time challenge.
+        let a = Enrollment::new(&profile).unwrap();
+        let b = Enrollment::new(&profile).unwrap();
+        let (ra, rb) = tokio::join!(a.send(&f.scep[0]), b.send(&f.scep[1]));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let wins = [&ra, &rb]
+            .iter()
+            .filter(|r| matches!(r, CertRep::Success(_)))
+            .count();
+        assert_eq!(wins, 1, "round {round}: {ra:?} / {rb:?}");
+        let loser = if matches!(ra, CertRep::Success(_)) {
+            &rb
+        } else {
+            &ra
+        };
+        assert!(
+            matches!(loser, CertRep::Failure { .. }),
+            "round {round}: the loser got {loser:?}"
+        );
+        let inventory = f.inventory(&device.id, 0).await;
+        assert_eq!(inventory.len(), 1, "round {round}: {inventory:?}");
+    }
+    // Six devices, six certificates (plus the two RA certificates).
+    let store = f.ca_store().await;
+    let device_certs = store
+        .values()
+        .filter(|der| subject_cn(&X509::from_der(der).unwrap()).starts_with("RACE-"))
+        .count();
+    assert_eq!(device_certs, 6);
+}
+
+/// What one load client ended with.
+struct Outcome {
+    serial: String,
+    der: Vec<u8>,
+    attempts: u32,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_an_ndes_proxy_and_a_policy_module_under_load_loses_nothing() {
+    const DEVICES: usize = 60;
+    const CONCURRENCY: usize = 8;
+    let Some(mut f) = farm().await else { return };
+
+    // Every client prepared up front: registered, challenged, key and CSR fixed.
+    let mut enrollments = Vec::new();
+    let mut device_ids = Vec::new();
+    for i in 0..DEVICES {
+        let name = format!("LOAD-{i:03}");
+        let device = f.device(&name, i % 2).await;
+        let profile = device
+            .rendered(&f.cluster.policy_url(i % 2), PROFILE)
+            .await
+            .unwrap();
+        enrollments.push(Enrollment::new(&profile).unwrap());
+        device_ids.push(device.id);
+    }
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let mut clients = tokio::task::JoinSet::new();
+    for (i, enrollment) in enrollments.into_iter().enumerate() {
+        let scep = f.scep.clone();
+        let (done, gate) = (done.clone(), gate.clone());
+        clients.spawn(async move {
+            let _slot = gate.acquire_owned().await.unwrap();
+            // A client whose server died or answered 503 resends the identical request,
+            // alternating instances: bounded, and never with a new transactionID.
+            for attempt in 0..240u32 {
+                let instance = (i + attempt as usize) % 2;
+                match enrollment.send(&scep[instance]).await {
+                    Ok(CertRep::Success(certs)) => {
+                        let rep = CertRep::Success(certs);
+                        let cert = issued(&rep, &enrollment);
+                        done.fetch_add(1, Ordering::SeqCst);
+                        return (
+                            i,
+                            Ok(Outcome {
+                                serial: serial_of(&cert).unwrap(),
+                                der: cert.to_der().unwrap(),
+                                attempts: attempt + 1,
+                            }),
+                        );
+                    }
+                    Ok(CertRep::Failure { fail_info, text }) => {
+                        done.fetch_add(1, Ordering::SeqCst);
+                        return (i, Err(format!("FAILURE {fail_info:?} {text:?}")));
+                    }
+                    Ok(CertRep::Pending) | Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            }
+            done.fetch_add(1, Ordering::SeqCst);
+            (i, Err("gave up".into()))
+        });
+    }
+
+    // The faults, each once a share of the clients has finished (or all have).
+    let wait_for = |n: usize| {
+        let done = done.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            while done.load(Ordering::SeqCst) < n.min(DEVICES)
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let ndes0 = ServiceId::new(Role::Ndes, 0);
+    let policy1 = ServiceId::new(Role::Policy, 1);
+    wait_for(DEVICES / 6).await;
+    f.cluster.kill(ndes0).unwrap();
+    wait_for(DEVICES / 3).await;
+    f.cluster.restart(ndes0).await.unwrap();
+    f.cluster.kill(policy1).unwrap();
+    wait_for(DEVICES / 2).await;
+    f.cluster.restart(policy1).await.unwrap();
+
+    let mut outcomes = Vec::new();
+    while let Some(joined) = clients.join_next().await {
+        let (i, outcome) = joined.unwrap();
+        match outcome {
+            Ok(o) => outcomes.push((i, o)),
+            Err(e) => panic!("client {i}: {e}"),
+        }
+    }
+    assert_eq!(outcomes.len(), DEVICES);
+    let retried = outcomes.iter().filter(|(_, o)| o.attempts > 1).count();
+    assert!(retried > 0, "no client ever met a dead instance");
+
+    // Every certificate a client holds is in the CA's store, byte for byte; no serial twice;
+    // nothing issued twice for a retried transaction.
+    let store = f.ca_store().await;
+    let mut serials = BTreeSet::new();
+    for (i, o) in &outcomes {
+        assert!(
+            serials.insert(o.serial.clone()),
+            "serial {} twice",
+            o.serial
+        );
+        assert_eq!(
+            store.get(&o.serial),
+            Some(&o.der),
+            "client {i}'s certificate {} is not in the CA store",
+            o.serial
+        );
+    }
+    let load_certs = store
+        .values()
+        .filter(|der| subject_cn(&X509::from_der(der).unwrap()).starts_with("LOAD-"))
+        .count();
+    assert_eq!(
+        load_certs, DEVICES,
+        "a retried transaction was issued twice"
+    );
+    // And the policy module learned of every one (Notify, resent with the retries).
+    for (i, o) in &outcomes {
+        let inventory = f.inventory(&device_ids[*i], i % 2).await;
+        assert!(
+            inventory.contains(&o.serial),
+            "device {i}'s serial {} missing from the inventory {inventory:?}",
+            o.serial
+        );
+    }
+}
