@@ -103,6 +103,14 @@ impl TestLab {
         Ok(Self { lab, dir, mdm })
     }
 
+    /// Stops the lab but keeps its directory (and so its data and the devices' state), for a
+    /// test that runs the lab elsewhere (a child process) on the same data and ports.
+    pub async fn stop_keeping_data(self) -> (tempfile::TempDir, LabOptions) {
+        let options = self.lab.options().clone();
+        self.lab.shutdown().await;
+        (self.dir, options)
+    }
+
     /// Runs the reconciler (`scep-lab audit`) over this lab's stores while it runs.
     pub async fn reconcile(&self) -> Result<scep_lab::reconcile::Report> {
         let sources =
@@ -327,6 +335,27 @@ impl TestLab {
     pub fn tmp(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// Runs the reconciler over the lab in `data` (SQLite), running or not.
+pub async fn reconcile_dir(data: &Path) -> Result<scep_lab::reconcile::Report> {
+    let sources = scep_lab::reconcile::Sources::open(data, &scep_lab::Databases::Sqlite).await?;
+    let now = scep_lab::Clock::now(&scep_lab::SystemClock);
+    let report = scep_lab::reconcile::reconcile(&sources, now).await;
+    sources.close().await;
+    report
+}
+
+/// Fails with the whole report unless it is clean.
+pub fn ensure_clean(report: &scep_lab::reconcile::Report) -> Result<()> {
+    let mut text = Vec::new();
+    report.write_to(&mut text)?;
+    ensure!(
+        report.is_clean(),
+        "reconciler found violations:\n{}",
+        String::from_utf8_lossy(&text)
+    );
+    Ok(())
 }
 
 /// A device with its own device-agent state directory and MDM credential.
