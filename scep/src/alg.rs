@@ -291,8 +291,12 @@ impl AlgorithmPolicy {
                 }
                 let rsa = key.rsa().map_err(|_| bad())?;
                 let e = rsa.e().to_vec();
-                // e must be odd, > 1 and fit in 64 bits (RFC 8017 §3.1; hostile exponents are slow).
-                if e.len() > 8 || e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
+                // e must be odd, at least 65537 (small exponents such as 3 invite the
+                // low-exponent attacks CA/B Forum BR 6.1.6 rules out; reliability P10) and fit
+                // in 64 bits (hostile exponents are slow; RFC 8017 §3.1).
+                let at_least_65537 =
+                    e.len() > 3 || (e.len() == 3 && e.as_slice() >= &[1, 0, 1][..]);
+                if e.len() > 8 || e.last().is_none_or(|b| b & 1 == 0) || !at_least_65537 {
                     return Err(bad());
                 }
                 Ok(())
