@@ -153,6 +153,13 @@ async fn enroll(
     requester: RequesterInfo,
 ) -> Result<Payload, Step> {
     let txid = req.reply.transaction_id.as_str();
+    if state.ra().holds_public_key(csr.public_key_der()) {
+        warn!(
+            transaction_id = txid,
+            "request for a certificate on the RA's or the CA's own key"
+        );
+        return Err(Step::Refuse(Refusal::Rejected));
+    }
     // Renewal (DESIGN decision 5): signed by a current, unrevoked certificate this CA issued.
     // A RenewalReq must be; a PKCSReq may be (clients renew that way too) and then counts as
     // a renewal, otherwise its challenge decides. Revocation is the CA's word, not a cache.

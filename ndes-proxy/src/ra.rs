@@ -137,6 +137,21 @@ impl RaIdentity {
         keys
     }
 
+    /// Whether `spki_der` (a DER SubjectPublicKeyInfo) is the public key of an RA certificate
+    /// (current or previous) or of a CA in the chain: a request for a certificate on one of
+    /// those keys is someone replaying the infrastructure's own identity (reliability P10).
+    pub fn holds_public_key(&self, spki_der: &[u8]) -> bool {
+        let ours = [&self.signing.cert, &self.encryption.cert]
+            .into_iter()
+            .chain(self.previous_encryption.as_ref().map(|(p, _)| &p.cert))
+            .chain(self.chain.iter());
+        ours.into_iter().any(|c| {
+            c.public_key()
+                .and_then(|k| k.public_key_to_der())
+                .is_ok_and(|der| der == spki_der)
+        })
+    }
+
     /// The CA chain, issuing CA first.
     pub fn chain(&self) -> &[X509] {
         &self.chain

@@ -185,7 +185,7 @@ fn challenge(c: &str) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn a37_csr_version_and_keys_outside_policy_are_refused() {
+async fn a37_p10_csr_version_and_keys_outside_policy_are_refused() {
     capture_logs();
     let s = Server::start(&["a37", "a37-ok"]).await;
     let p = pki();
@@ -209,7 +209,18 @@ async fn a37_csr_version_and_keys_outside_policy_are_refused() {
         .unwrap(),
     )
     .unwrap();
-    for (label, key) in [("DSA", &dsa), ("RSA-1024", &rsa1024), ("P-192", &p192)] {
+    // P10: e = 3 (odd, but below 65537).
+    let e3 = PKey::from_rsa(
+        openssl::rsa::Rsa::generate_with_e(2048, &openssl::bn::BigNum::from_u32(3).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    for (label, key) in [
+        ("DSA", &dsa),
+        ("RSA-1024", &rsa1024),
+        ("P-192", &p192),
+        ("RSA e = 3 (P10)", &e3),
+    ] {
         let csr = csr_for(key, 0, &[challenge("a37")]);
         refused(
             &s,
@@ -247,6 +258,19 @@ async fn a37_csr_version_and_keys_outside_policy_are_refused() {
         )
         .await;
     }
+    // P10: a certificate on the RA's or the CA's own key is refused (badRequest) before the
+    // policy module is asked, even by someone who holds the key.
+    for (label, key) in [("RA encryption key", &p.ra_enc_key), ("CA key", &p.ca_key)] {
+        let csr = csr_for(key, 0, &[challenge("a37")]);
+        refused(
+            &s,
+            &format!("P10 {label}"),
+            around(&sealed(&csr, ContentCipher::Aes128Cbc)),
+            Outcome::Failure(FailInfo::BadRequest),
+        )
+        .await;
+    }
+    assert!(s.policy.rejections.lock().unwrap().is_empty());
     // Control: the same forge with a good key and version enrolls.
     let ok = csr_for(rsa_key, 0, &[challenge("a37-ok")]);
     accepted(
