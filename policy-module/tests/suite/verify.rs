@@ -71,6 +71,7 @@ both!(
     rejects_malformed_duplicated_or_mismatched_challenges,
     rejects_an_unknown_challenge,
     rejects_an_expired_challenge,
+    challenge_expiry_boundary_and_the_clock_that_decides_it,
     rejects_a_used_challenge,
     rejects_a_reused_transaction_id_with_another_csr,
     rejects_another_template,
@@ -364,6 +365,40 @@ async fn rejects_an_expired_challenge(h: Harness) {
         reject_spec(&h, &matching(&e2)).await,
         Rejection::ChallengeExpired
     );
+}
+
+/// Reliability P3: a challenge is valid strictly before `expires_at` (the store reserves with
+/// `expires_at > now`): at 3599 s of a 3600 s validity it is accepted, at 3600 s it has
+/// expired. On PostgreSQL the database clock decides (DESIGN decision 4): an instance whose
+/// own clock runs two hours ahead still accepts a challenge that is fresh by database time.
+async fn challenge_expiry_boundary_and_the_clock_that_decides_it(h: Harness) {
+    match h.backend {
+        crate::harness::Backend::Sqlite { .. } => {
+            let e = enrolled(&h, "d1").await;
+            h.advance(3599).await;
+            let ok = h
+                .svc
+                .verify_request(request(csr(&ec_key(), &matching(&e)), "tx-3599"))
+                .await;
+            assert!(ok.is_ok(), "one second before expiry: {ok:?}");
+            let e2 = enrolled(&h, "d2").await;
+            h.advance(3600).await;
+            assert_eq!(
+                reject_spec(&h, &matching(&e2)).await,
+                Rejection::ChallengeExpired,
+                "at expiry"
+            );
+        }
+        crate::harness::Backend::Postgres { .. } => {
+            let e = enrolled(&h, "d1").await;
+            h.clock.advance(2 * 3600);
+            let ok = h
+                .svc
+                .verify_request(request(csr(&ec_key(), &matching(&e)), "tx-skewed"))
+                .await;
+            assert!(ok.is_ok(), "the instance clock does not decide: {ok:?}");
+        }
+    }
 }
 
 async fn rejects_a_used_challenge(h: Harness) {
