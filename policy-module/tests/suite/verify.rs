@@ -493,8 +493,10 @@ async fn rejects_subject_alt_name_deviations(h: Harness) {
         SanKind::Uri,
         "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-500",
     ));
+    let mut email = base.sans.clone();
+    email.push(san(SanKind::Email, "administrator@contoso.example"));
     let missing = base.sans[..1].to_vec();
-    for sans in [admin_upn, dc, ip, sid, missing, vec![]] {
+    for sans in [admin_upn, dc, ip, sid, email, missing, vec![]] {
         let spec = CsrSpec {
             sans,
             ..base.clone()
