@@ -14,30 +14,8 @@ use scep_lab_tests::*;
 
 const CN: &str = "micromdm-lab-device";
 
-/// Runs the peer script; (exit success, results.tsv, diagnostic text).
 async fn scepclient(url: &str, challenge: &str, out: &Path) -> (bool, String, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../peers/client-micromdm.sh");
-    let run = tokio::process::Command::new("bash")
-        .arg(&script)
-        .args([url, challenge, out.to_str().unwrap(), CN])
-        .env("MICROMDM_SELECT", "all")
-        .env("MICROMDM_RENEW", "0")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(120), run)
-        .await
-        .expect("scepclient timed out")
-        .unwrap();
-    let results = std::fs::read_to_string(out.join("results.tsv")).unwrap_or_default();
-    let log = std::fs::read_to_string(out.join("log.txt")).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(25).collect();
-    let text = format!(
-        "{}\n{}\n{results}\nscepclient log (last lines):\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    );
-    (output.status.success(), results, text)
+    micromdm_scepclient(url, challenge, out, CN).await
 }
 
 fn enroll_line(results: &str) -> String {

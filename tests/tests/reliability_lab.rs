@@ -3,7 +3,7 @@
 //! enrolments at once: unique serials, every one recorded, no 5xx), L8 short (every one of
 //! those devices retired at once: each certificate revoked once, once in the CRL), A24 (a transactionID
 //! full of SQL punctuation is only text to every store; one with a blank is refused before any
-//! store is written). The long versions of L1/L4 are
+//! store is written), L11 (micromdm `scepclient` processes at once enroll like our agent). The long versions of L1/L4 are
 //! `bench/reliability.sh`; tests/RELIABILITY.md maps every row. After each load the
 //! reconciler (`scep-lab audit`, invariants I1-I8) must find nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -258,5 +258,59 @@ async fn a24_sql_punctuation_in_a_transaction_id_is_only_text() {
         issued_cert(&again, &key).unwrap().to_der().unwrap(),
         cert.to_der().unwrap()
     );
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l11_concurrent_micromdm_scepclients_get_what_our_agent_gets() {
+    if testkit::binary("scepclient").is_none() || testkit::binary("openssl").is_none() {
+        return;
+    }
+    let clients = size("SCEP_LAB_L11_CLIENTS", 6);
+    let lab = TestLab::start().await.unwrap();
+    // Every client holds an unused admin password at once: room for all of them in the
+    // PasswordMax cache.
+    let mut settings = lab.policy().challenge_settings().await.unwrap();
+    settings.password_max = settings.password_max.max(i64::try_from(clients).unwrap());
+    lab.policy()
+        .set_challenge_settings(&settings)
+        .await
+        .unwrap();
+    let before = lab.ca_records().await.unwrap().len();
+    let mut runs = tokio::task::JoinSet::new();
+    for i in 0..clients {
+        use policy_module::NdesPolicy;
+        let password = lab
+            .policy()
+            .generate_challenge(policy_module::ChallengeRequest {
+                template: TEMPLATE.into(),
+                requester: "lab-admin@scep-lab.test".into(),
+            })
+            .await
+            .unwrap()
+            .challenge
+            .expose()
+            .to_owned();
+        let (url, out) = (lab.scep_url(), lab.tmp().join(format!("l11-{i}")));
+        runs.spawn(async move {
+            let cn = format!("l11-client-{i}");
+            let (ok, _, text) = micromdm_scepclient(&url, &password, &out, &cn).await;
+            (ok, text, out)
+        });
+    }
+    let mut serials = HashSet::new();
+    while let Some(r) = runs.join_next().await {
+        let (ok, text, out) = r.unwrap();
+        assert!(ok, "scepclient failed under load:\n{text}");
+        let pem = std::fs::read(out.join("enroll/cert.pem")).unwrap();
+        let cert = openssl::x509::X509::from_pem(&pem).unwrap();
+        assert!(
+            serials.insert(serial_of(&cert).unwrap()),
+            "serial collision"
+        );
+    }
+    assert_eq!(serials.len(), clients);
+    assert_eq!(lab.ca_records().await.unwrap().len(), before + clients);
+    lab.assert_reconciled().await.unwrap();
     lab.shutdown().await;
 }
