@@ -47,6 +47,10 @@ enum Command {
         /// order (default: the SQLite files in the data directory).
         #[arg(long, num_args = 3, value_names = ["CA", "POLICY", "PENDING"])]
         postgres: Option<Vec<String>>,
+        /// Instead of a lab directory: the configuration files of ca-mock, policy-module and
+        /// ndes-proxy run as separate processes (`scep-lab services`).
+        #[arg(long, num_args = 3, value_names = ["CA", "POLICY", "NDES"], conflicts_with = "postgres")]
+        configs: Option<Vec<PathBuf>>,
     },
     /// Mint a device's MDM payload (mobileconfig, SyncML or JSON) from a running lab: creates
     /// the demo profile if missing, registers the device, assigns it, checks in for it.
@@ -75,7 +79,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             demo::run(&mut std::io::stdout(), &dir).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Audit { data, postgres } => audit(&data, postgres).await,
+        Command::Audit {
+            data,
+            postgres,
+            configs,
+        } => audit(&data, postgres, configs).await,
         Command::Serve { data, ports } => {
             let mut options = scep_lab::LabOptions::new(&data);
             options.ports = [ports[0], ports[1], ports[2]];
@@ -120,6 +128,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
 async fn audit(
     data: &std::path::Path,
     postgres: Option<Vec<String>>,
+    configs: Option<Vec<PathBuf>>,
 ) -> anyhow::Result<std::process::ExitCode> {
     let dbs = match postgres.as_deref() {
         Some([ca, policy, pending]) => scep_lab::Databases::Postgres {
@@ -129,9 +138,14 @@ async fn audit(
         },
         _ => scep_lab::Databases::Sqlite,
     };
-    let sources = scep_lab::reconcile::Sources::open(data, &dbs)
-        .await
-        .with_context(|| format!("opening the lab in {}", data.display()))?;
+    let sources = match configs.as_deref() {
+        Some([ca, policy, ndes]) => {
+            scep_lab::reconcile::Sources::from_configs(ca, policy, ndes).await?
+        }
+        _ => scep_lab::reconcile::Sources::open(data, &dbs)
+            .await
+            .with_context(|| format!("opening the lab in {}", data.display()))?,
+    };
     let now = scep_lab::Clock::now(&scep_lab::SystemClock);
     let report = scep_lab::reconcile::reconcile(&sources, now).await?;
     sources.close().await;

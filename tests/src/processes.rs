@@ -324,6 +324,22 @@ impl Cluster {
         &self.layout
     }
 
+    /// Runs the reconciler (`scep-lab audit --configs`) over this cluster's stores, CRL file
+    /// and OCSP; the processes may be running.
+    pub async fn reconcile(&self) -> Result<scep_lab::reconcile::Report> {
+        let l = &self.layout;
+        let (policy, ndes) = (
+            l.policy_configs.first().context("no policy-module")?,
+            l.ndes_configs.first().context("no ndes-proxy")?,
+        );
+        let sources =
+            scep_lab::reconcile::Sources::from_configs(&l.ca_config, policy, ndes).await?;
+        let now = scep_lab::Clock::now(&scep_lab::SystemClock);
+        let report = scep_lab::reconcile::reconcile(&sources, now).await;
+        sources.close().await;
+        report
+    }
+
     /// Every process's id, in start order.
     pub fn ids(&self) -> Vec<ServiceId> {
         self.processes.iter().map(|p| p.id).collect()

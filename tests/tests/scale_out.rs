@@ -7,7 +7,8 @@
 //! - a challenge minted through one policy-module is redeemed through the other instance pair,
 //!   with requests alternating between the ndes-proxy instances;
 //! - one challenge raced through both instances at once yields exactly one certificate;
-//! - `kill -9` of an ndes-proxy and then of a policy-module under load loses nothing: every
+//! - `kill -9` of an ndes-proxy, then of a policy-module, then of ca-mock under load loses
+//!   nothing (and the reconciler, `scep-lab audit`, finds nothing afterwards): every
 //!   client retries its identical request (same transactionID, same CSR) elsewhere and gets a
 //!   certificate, each one recorded in the CA's store, no serial twice, none issued twice.
 //!
@@ -261,6 +262,8 @@ async fn one_challenge_raced_through_both_instances_yields_exactly_one_certifica
         .filter(|der| subject_cn(&X509::from_der(der).unwrap()).starts_with("RACE-"))
         .count();
     assert_eq!(device_certs, 6);
+    // I3 across instances: no challenge has two certificates (the reconciler checks it).
+    scep_lab_tests::ensure_clean(&f.cluster.reconcile().await.unwrap()).unwrap();
 }
 
 /// What one load client ended with.
@@ -271,7 +274,7 @@ struct Outcome {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_of_an_ndes_proxy_and_a_policy_module_under_load_loses_nothing() {
+async fn kill_9_of_an_ndes_proxy_a_policy_module_and_the_ca_under_load_loses_nothing() {
     const DEVICES: usize = 60;
     const CONCURRENCY: usize = 8;
     let Some(mut f) = farm().await else { return };
@@ -351,6 +354,12 @@ async fn kill_9_of_an_ndes_proxy_and_a_policy_module_under_load_loses_nothing() 
     f.cluster.kill(policy1).unwrap();
     wait_for(DEVICES / 2).await;
     f.cluster.restart(policy1).await.unwrap();
+    // And the CA itself (F1): granted requests queue durably (PENDING) or get 503 meanwhile.
+    let ca = ServiceId::new(Role::Ca, 0);
+    wait_for(DEVICES * 2 / 3).await;
+    f.cluster.kill(ca).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    f.cluster.restart(ca).await.unwrap();
 
     let mut outcomes = Vec::new();
     while let Some(joined) = clients.join_next().await {
@@ -398,4 +407,6 @@ async fn kill_9_of_an_ndes_proxy_and_a_policy_module_under_load_loses_nothing() 
             o.serial
         );
     }
+    // The reconciler (scep-lab audit) finds nothing across the stores, the CRL and OCSP.
+    scep_lab_tests::ensure_clean(&f.cluster.reconcile().await.unwrap()).unwrap();
 }

@@ -206,6 +206,69 @@ impl Sources {
         })
     }
 
+    /// Opens the stores named by the configuration files of a deployment of separate
+    /// processes (`ca-mock serve --config`, `policy-module serve --config`,
+    /// `ndes-proxy serve --config`; any one instance's file for a service with several).
+    pub async fn from_configs(ca: &Path, policy: &Path, ndes: &Path) -> Result<Self> {
+        let ca_cfg = ca_mock::Config::load(ca)?;
+        let material = ca_mock::CaMaterial::load(&ca_cfg.ca_dir, ca_cfg.passphrase()?.as_ref())
+            .context("loading the CA hierarchy")?;
+        let ca_store = ca_mock::store::SqlStore::connect(&ca_cfg.database)
+            .await
+            .context("opening the CA store")?;
+        let mut settings = ca_cfg.settings();
+        // Read the published CRL; never write one.
+        let crl_path = settings
+            .crl_path
+            .take()
+            .context("ca-mock's configuration publishes no CRL file")?;
+        let ca = ca_mock::CertificateAuthority::new(
+            material,
+            ca_cfg.load_templates()?,
+            Arc::new(ca_store.clone()),
+            Arc::new(ca_mock::clock::SystemClock),
+            settings,
+        )?;
+        let policy_cfg = policy_module::config::Config::load(policy)?;
+        let clock = Arc::new(policy_module::clock::SystemClock);
+        let policy = match policy_cfg.store()? {
+            policy_module::config::StoreLocation::Sqlite(path) => {
+                policy_module::store::Store::open_sqlite(&path, clock).await
+            }
+            policy_module::config::StoreLocation::PostgresUrlFile(file) => {
+                let url = policy_module::config::read_secret(&file)?;
+                policy_module::store::Store::connect_postgres(url.expose(), clock).await
+            }
+        }
+        .context("opening the policy store")?;
+        let ndes_cfg = ndes_proxy::config::Config::load(ndes)?;
+        let pending = match (
+            &ndes_cfg.pending.sqlite,
+            &ndes_cfg.pending.postgres_url_file,
+        ) {
+            (Some(path), _) => ndes_proxy::SqlPendingStore::sqlite_file(path).await,
+            (None, Some(file)) => {
+                let url = ndes_proxy::config::read_token(file)?;
+                ndes_proxy::SqlPendingStore::postgres(url.trim()).await
+            }
+            (None, None) => {
+                anyhow::bail!("ndes-proxy's configuration keeps pending requests in memory")
+            }
+        }
+        .context("opening the pending store")?;
+        Ok(Self {
+            ca: Arc::new(ca),
+            ca_store,
+            policy,
+            pending,
+            crl_path,
+            device_templates: crate::DEVICE_TEMPLATES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        })
+    }
+
     /// Closes the pools.
     pub async fn close(&self) {
         self.ca_store.close().await;
