@@ -16,11 +16,8 @@ async fn main() -> anyhow::Result<()> {
     // lab.policy(): profiles, devices, lifecycle (in process, no token needed)
     // lab.ca(): certificate records, CRL, OCSP;  lab.tokens(): the HTTP APIs' tokens
     // lab.policy_url(), lab.ca_url(), lab.mscep_admin_url(), lab.root_fingerprint()
-    println!(
-        "SCEP at {} (root {})",
-        lab.scep_url(),
-        lab.root_fingerprint()
-    );
+    let root = lab.root_fingerprint();
+    println!("SCEP at {} (root {root})", lab.scep_url());
     lab.shutdown().await;
     // README end
     Ok(())
