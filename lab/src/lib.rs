@@ -60,6 +60,9 @@ pub struct LabOptions {
     pub clock: Arc<dyn Clock>,
     /// ndes-proxy's tunables (request deadline, retry-queue timing, approval templates).
     pub ndes_settings: ndes_proxy::Settings,
+    /// Where ndes-proxy reaches the CA; `None`: this lab's ca-mock. Fault tests put a proxy
+    /// in between that refuses, blackholes, delays or answers 500.
+    pub ndes_ca_url: Option<String>,
 }
 
 /// The databases of the three services: SQLite files in the data directory (the default), or
@@ -101,6 +104,7 @@ impl LabOptions {
             databases: Databases::Sqlite,
             clock: Arc::new(SystemClock),
             ndes_settings: ndes_proxy::Settings::default(),
+            ndes_ca_url: None,
         }
     }
 }
@@ -227,7 +231,10 @@ impl Lab {
         // ndes-proxy, with RA certificates from ca-mock and the policy module in process.
         let ra = ra::identity(&ca.ca, &data.join("ndes")).await?;
         let ca_client = ca_mock::client::CaClient::new(
-            &format!("http://{ca_addr}"),
+            options
+                .ndes_ca_url
+                .as_deref()
+                .unwrap_or(&format!("http://{ca_addr}")),
             Some(tokens.ca_ndes.expose().to_owned()),
         )?;
         let pending = open_pending_store(data, &options.databases).await?;

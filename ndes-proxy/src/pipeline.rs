@@ -248,7 +248,7 @@ async fn enroll(
         );
         return persist_pending(state, rec, csr).await;
     }
-    let issued = match state.ca().issue(&call).await {
+    let issued = match queue::issue_bounded(state, &call).await {
         Ok(i) => i,
         Err(CaError::Unavailable(e)) => {
             // Granted but not issued: queue it durably and say PENDING (decision 1).
@@ -312,6 +312,14 @@ async fn persist_pending(state: &AppState, rec: PendingRecord, csr: &Csr) -> Res
         .map_err(|e| store_down(&e))?;
     if stored.csr_der != csr.to_der() {
         return Err(Step::Refuse(Refusal::Rejected));
+    }
+    // Just queued because the CA did not answer: trying it again at once would only spend the
+    // rest of the request's deadline; the queue and the client's retransmission will.
+    if stored.state == PendingState::QueuedForCa
+        && stored.attempts == 0
+        && rec.state == stored.state
+    {
+        return Err(Step::Pending);
     }
     answer_from_record(state, stored).await
 }

@@ -18,6 +18,25 @@ use crate::pending::{PendingRecord, PendingState, StateKind, StoreError};
 use crate::pipeline::{issue_call, issued_outcome, notify};
 use policy_module::Outcome;
 
+/// Issue at the CA within half of the request deadline. A request waits on the CA inline (a
+/// first attempt, or a retransmission retrying its queued row), and a blackholed or slow CA
+/// must end in a durable PENDING (DESIGN decision 1), not in the whole request timing out
+/// with nothing said. A late answer is harmless: the CA issues idempotently by request id, so
+/// the next attempt gets that same certificate.
+pub(crate) async fn issue_bounded(
+    state: &AppState,
+    call: &crate::ca::IssueCall,
+) -> Result<crate::ca::IssuedCert, CaError> {
+    let deadline = state.settings().request_timeout / 2;
+    tokio::time::timeout(deadline, state.ca().issue(call))
+        .await
+        .unwrap_or_else(|_| {
+            Err(CaError::Unavailable(format!(
+                "no answer within {deadline:?}"
+            )))
+        })
+}
+
 /// Try a queued row at the CA once; returns the row as it now stands (unchanged if it was not
 /// queued). `Err` only when the store fails.
 pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingRecord, StoreError> {
@@ -36,7 +55,7 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
         }
     };
     let now = state.now();
-    match state.ca().issue(&call).await {
+    match issue_bounded(state, &call).await {
         Ok(issued) => {
             let to = PendingState::Issued {
                 serial_hex: issued.serial_hex.clone(),
