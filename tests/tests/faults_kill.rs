@@ -7,9 +7,11 @@
 //!   with exactly one certificate, the one the CA and the policy module recorded (I5).
 //! - F14: a retire acknowledged by the admin API, then `kill -9` before anything else runs:
 //!   after the restart the revocation reaches the CA, the CRL file and OCSP.
+//! - F13: `kill -9` at random points while retirements republish the CRL: the published file
+//!   always parses and verifies (atomic replace), and its number never goes back.
 //!
-//! All three services die together here (one process); killing one service at a time needs
-//! the multi-process deployment.
+//! All three services die together here (one process); `scale_out.rs` kills one service at a
+//! time in the multi-process deployment.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -215,4 +217,75 @@ async fn f14_retire_acknowledged_then_kill9_reaches_ca_crl_and_ocsp() {
         .collect();
     assert_eq!(listed, vec![normalize_serial(&cert.serial_hex)]);
     drop(node);
+}
+
+/// The published CRL file: it must always parse and verify (an atomic replace, never torn);
+/// returns its number.
+fn published_crl_number(data: &Path, issuer: &openssl::x509::X509) -> i64 {
+    let der = std::fs::read(data.join("ca/issuing.crl")).unwrap();
+    let crl = openssl::x509::X509Crl::from_der(&der).expect("published CRL is torn");
+    assert!(crl.verify(&issuer.public_key().unwrap()).unwrap());
+    let (_, parsed) = x509_parser::parse_x509_crl(&der).unwrap();
+    i64::try_from(parsed.crl_number().unwrap().clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f13_kill9_during_crl_publication_never_tears_the_crl_and_numbers_grow() {
+    const ROUNDS: usize = 5;
+    let lab = TestLab::start().await.unwrap();
+    lab.profile(PROFILE, |_| {}).await.unwrap();
+    let mut devices = Vec::new();
+    for i in 0..ROUNDS {
+        let (d, _) = lab
+            .enrolled_device(&format!("f13-{i}"), PROFILE)
+            .await
+            .unwrap();
+        devices.push(d);
+    }
+    let issuer = lab.ca().material().issuing.clone();
+    let (_dir, options) = lab.stop_keeping_data().await;
+    let data = options.data_dir.clone();
+    let mut number = published_crl_number(&data, &issuer);
+    let mut node = Node::spawn(&data, options.ports).await.unwrap();
+    let http = reqwest::Client::new();
+    for d in &devices {
+        // A retirement makes the outbox revoke at the CA, which republishes the CRL; the kill
+        // lands at a random point of that (or just after).
+        let resp = http
+            .post(format!(
+                "{}/api/v1/devices/{}/retire",
+                node.policy_url(),
+                d.id
+            ))
+            .bearer_auth(node.admin_token().unwrap().trim())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+        tokio::time::sleep(random_ms(1, 600)).await;
+        node.kill9().await.unwrap();
+        let now = published_crl_number(&data, &issuer);
+        assert!(now >= number, "CRL number went back from {number} to {now}");
+        number = now;
+        node = Node::spawn(&data, options.ports).await.unwrap();
+        // A start publishes a fresh CRL: strictly newer.
+        let started = published_crl_number(&data, &issuer);
+        assert!(
+            started > number,
+            "restart republished {started} after {number}"
+        );
+        number = started;
+    }
+    // Everything retired reaches the CA, the CRL and OCSP; nothing else is wrong.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        let report = reconcile_dir(&data).await.unwrap();
+        if (report.ca_revoked == ROUNDS && report.notes.is_empty()) || Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    ensure_clean(&report).unwrap();
+    assert_eq!(report.ca_revoked, ROUNDS, "{report:?}");
+    node.kill9().await.unwrap();
 }
