@@ -8,9 +8,13 @@
 # unique, recorded serials, zero 5xx, each revocation once in the CRL, a clean reconciler for
 # L4/L8); the `figure` lines are what BENCHMARKS.md records.
 #
-#   bench/reliability.sh [L1_COPIES] [L4_DEVICES]
+#   bench/reliability.sh [L1_COPIES] [L4_DEVICES] [L11_CLIENTS]
+#
+# PROFILE=dev runs the debug build instead of release (quicker to build, slower to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export SCEP_LAB_L1_COPIES="${1:-500}" SCEP_LAB_L4_DEVICES="${2:-300}"
-cargo test --release --locked -q -p scep-lab-tests --test reliability_lab -- \
-    --nocapture --test-threads 1 2>&1 | grep -E '^figure|^test result|panicked'
+export SCEP_LAB_L1_COPIES="${1:-500}" SCEP_LAB_L4_DEVICES="${2:-300}" SCEP_LAB_L11_CLIENTS="${3:-20}"
+profile=(--release)
+if [ "${PROFILE:-release}" = dev ]; then profile=(); fi
+cargo test "${profile[@]}" --locked -q -p scep-lab-tests --test reliability_lab -- \
+    --nocapture --test-threads 1 2>&1 | grep -oE 'figure .*|test result.*|panicked.*'
