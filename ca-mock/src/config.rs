@@ -169,7 +169,25 @@ impl Config {
                 "public_base_url {url:?} must be an ASCII http:// or https:// URL"
             )));
         }
+        config.check_ranges()?;
         Ok(config)
+    }
+
+    /// Durations must be positive and small enough that the arithmetic on them (hours to
+    /// seconds, `now + validity`) cannot overflow: found by the `ca_config` fuzz target.
+    fn check_ranges(&self) -> Result<(), CaError> {
+        const TEN_YEARS_HOURS: i64 = 10 * 366 * 24;
+        let bad = |m: &str| Err(CaError::Config(m.to_owned()));
+        if !(0..=TEN_YEARS_HOURS * 3600).contains(&self.issuance.not_before_skew_secs) {
+            return bad("[issuance] not_before_skew_secs must be between 0 and ten years");
+        }
+        if !(1..=TEN_YEARS_HOURS).contains(&self.crl.validity_hours) {
+            return bad("[crl] validity_hours must be between 1 and ten years");
+        }
+        if !(1..=TEN_YEARS_HOURS * 60).contains(&self.ocsp.validity_minutes) {
+            return bad("[ocsp] validity_minutes must be between 1 and ten years");
+        }
+        Ok(())
     }
 
     /// Reads a config file and makes its relative paths absolute.
@@ -288,7 +306,7 @@ pub async fn open(config: &Config) -> Result<AppState, CaError> {
     Ok(AppState {
         ca: Arc::new(ca),
         callers: Arc::new(callers),
-        crl_refresh: Duration::from_secs(config.crl.refresh_minutes.max(1) * 60),
+        crl_refresh: Duration::from_secs(config.crl.refresh_minutes.clamp(1, 10 * 366 * 24 * 60) * 60),
     })
 }
 
@@ -337,5 +355,23 @@ mod tests {
         assert!(err.contains("listen_addr"), "{err}");
         let text = SAMPLE_CONFIG.replace("\"http://127.0.0.1:8180\"", "\"ftp://ca\"");
         assert!(Config::from_toml(&text).is_err(), "bad public_base_url");
+    }
+
+    #[test]
+    fn durations_out_of_range_are_rejected() {
+        for (from, to) in [
+            ("validity_hours = 168", "validity_hours = 9223372036854775807"),
+            ("validity_hours = 168", "validity_hours = 0"),
+            ("validity_minutes = 60", "validity_minutes = -5"),
+            ("skew_secs = 300", "skew_secs = -9223372036854775808"),
+        ] {
+            let text = SAMPLE_CONFIG.replace(from, to);
+            assert_ne!(text, SAMPLE_CONFIG);
+            let err = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains("ten years"), "{to}: {err}");
+        }
+        let text = SAMPLE_CONFIG.replace("validity_hours = 168", "validity_hours = 48");
+        let settings = Config::from_toml(&text).unwrap().settings();
+        assert_eq!(settings.crl_validity_secs, 48 * 3600);
     }
 }
