@@ -37,6 +37,7 @@ pub mod clock;
 pub mod config;
 mod crl;
 pub mod error;
+pub mod fuzzing;
 pub mod hierarchy;
 mod issue;
 pub mod keys;

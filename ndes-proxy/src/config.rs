@@ -45,6 +45,12 @@ pub struct Config {
     /// Retry-After sent with 503 answers, in seconds.
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: u32,
+    /// PKIOperations in progress at once; beyond it 503 with Retry-After.
+    #[serde(default = "default_max_concurrent_pki")]
+    pub max_concurrent_pki_operations: usize,
+    /// Per-source rate limit of PKIOperation.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
     /// The RA identity.
     pub ra: RaFiles,
     /// The CA (ca-mock) API.
@@ -60,6 +66,48 @@ pub struct Config {
     /// `/certsrv/mscep_admin/` (off unless configured).
     #[serde(default)]
     pub mscep_admin: Option<MscepAdminConfig>,
+}
+
+/// `[rate_limit]`: PKIOperations per source IP (token bucket). Defaults:
+/// [`DEFAULT_PKI_RATE_LIMIT`](crate::DEFAULT_PKI_RATE_LIMIT).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests regained per minute; 0 turns the limit off.
+    #[serde(default = "default_pki_per_minute")]
+    pub pki_operations_per_minute: u32,
+    /// Requests a source may make at once.
+    #[serde(default = "default_pki_burst")]
+    pub pki_operations_burst: u32,
+    /// Loopback sources are not limited (the lab, benchmarks, a local reverse proxy).
+    #[serde(default = "default_exempt_loopback")]
+    pub exempt_loopback: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            pki_operations_per_minute: default_pki_per_minute(),
+            pki_operations_burst: default_pki_burst(),
+            exempt_loopback: default_exempt_loopback(),
+        }
+    }
+}
+
+fn default_pki_per_minute() -> u32 {
+    crate::DEFAULT_PKI_RATE_LIMIT.per_minute
+}
+
+fn default_pki_burst() -> u32 {
+    crate::DEFAULT_PKI_RATE_LIMIT.burst
+}
+
+fn default_exempt_loopback() -> bool {
+    crate::DEFAULT_PKI_RATE_LIMIT.exempt_loopback
+}
+
+fn default_max_concurrent_pki() -> usize {
+    crate::DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS
 }
 
 /// Where pending requests are kept and how queued ones are retried.
@@ -252,8 +300,12 @@ impl Config {
         if self.pending.sqlite.is_some() && self.pending.postgres_url_file.is_some() {
             return bad("[pending] takes sqlite or postgres_url_file, not both");
         }
-        if self.max_connections == 0 {
-            return bad("max_connections must be at least 1");
+        if self.max_connections == 0 || self.max_concurrent_pki_operations == 0 {
+            return bad("max_connections and max_concurrent_pki_operations must be at least 1");
+        }
+        if self.rate_limit.pki_operations_per_minute > 0 && self.rate_limit.pki_operations_burst == 0
+        {
+            return bad("[rate_limit] pki_operations_burst must be at least 1");
         }
         if self.header_read_timeout_secs == 0 || self.request_timeout_secs == 0 {
             return bad("timeouts must be at least 1 second");
@@ -288,6 +340,12 @@ impl Config {
             approval_templates: q.approval_templates.clone(),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             max_connections: self.max_connections,
+            pki_rate_limit: crate::RateLimit {
+                per_minute: self.rate_limit.pki_operations_per_minute,
+                burst: self.rate_limit.pki_operations_burst,
+                exempt_loopback: self.rate_limit.exempt_loopback,
+            },
+            max_concurrent_pki_operations: self.max_concurrent_pki_operations,
             queue: QueueSettings {
                 tick: q.retry_tick_secs.map_or(d.tick, Duration::from_secs),
                 backoff_base_secs: q.retry_backoff_base_secs.unwrap_or(d.backoff_base_secs),

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod auth;
 pub mod ca;
 pub mod config;
+pub mod fuzzing;
 pub mod metrics;
 pub mod mscep_admin;
 pub mod pending;
@@ -32,7 +33,9 @@ use std::time::Duration;
 use openssl::asn1::Asn1Time;
 use openssl::x509::X509;
 use policy_module::NdesPolicy;
+pub use policy_module::rate_limit::{RateLimit, SourceLimiter};
 use scep::AlgorithmPolicy;
+use tokio::sync::Semaphore;
 
 pub use ca::{CaBackend, CaMockBackend};
 pub use pending::{MemoryPendingStore, PendingStore, SqlPendingStore};
@@ -77,6 +80,12 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// Connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// PKIOperations per source IP (token bucket); beyond it 429 with Retry-After.
+    pub pki_rate_limit: RateLimit,
+    /// PKIOperations in progress at once (each costs two RSA private-key operations: opening
+    /// the envelope and signing the CertRep); beyond it 503 with Retry-After at once, never a
+    /// queue.
+    pub max_concurrent_pki_operations: usize,
     /// How queued requests are retried at the CA.
     pub queue: QueueSettings,
 }
@@ -116,10 +125,24 @@ impl Default for Settings {
             approval_templates: BTreeSet::new(),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            pki_rate_limit: DEFAULT_PKI_RATE_LIMIT,
+            max_concurrent_pki_operations: DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS,
             queue: QueueSettings::default(),
         }
     }
 }
+
+/// Default PKIOperation limit per source: 120 a minute after a burst of 60 (a device needs a
+/// handful per enrolment), loopback exempt so the lab and its fleet benchmark are not limited.
+pub const DEFAULT_PKI_RATE_LIMIT: RateLimit = RateLimit {
+    per_minute: 120,
+    burst: 60,
+    exempt_loopback: true,
+};
+
+/// Default cap on PKIOperations in progress: twice the fleet benchmark's highest concurrency
+/// (64), so a well-behaved fleet never sees the 503, a flood does.
+pub const DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS: usize = 128;
 
 /// `/certsrv/mscep_admin/`: who may fetch a challenge, and for which template.
 #[derive(Clone, Debug)]
@@ -148,6 +171,8 @@ struct Inner {
     admin_token: Option<auth::BearerToken>,
     mscep_admin: Option<MscepAdmin>,
     metrics: metrics::Metrics,
+    pki_limiter: SourceLimiter,
+    pki_permits: Semaphore,
 }
 
 /// Builds an [`AppState`]; the optional parts default to off (and an in-memory pending store).
@@ -217,7 +242,6 @@ impl AppState {
             ra,
             policy,
             ca,
-            settings,
             algorithms,
             caps,
             clock,
@@ -225,6 +249,9 @@ impl AppState {
             admin_token: None,
             mscep_admin: None,
             metrics: metrics::Metrics::default(),
+            pki_limiter: SourceLimiter::new(settings.pki_rate_limit),
+            pki_permits: Semaphore::new(settings.max_concurrent_pki_operations),
+            settings,
         })
     }
 
@@ -241,6 +268,16 @@ impl AppState {
     /// The mscep_admin configuration, if the page is enabled.
     pub fn mscep_admin(&self) -> Option<&MscepAdmin> {
         self.0.mscep_admin.as_ref()
+    }
+
+    /// The per-source PKIOperation limiter.
+    pub fn pki_limiter(&self) -> &SourceLimiter {
+        &self.0.pki_limiter
+    }
+
+    /// Permits for PKIOperations in progress (`try_acquire` only: beyond the cap is a 503).
+    pub fn pki_permits(&self) -> &Semaphore {
+        &self.0.pki_permits
     }
 
     /// This server's metrics.

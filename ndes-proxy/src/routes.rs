@@ -5,7 +5,7 @@
 //! Errors before a CertRep can be addressed are short, generic plain-text 4xx bodies; nothing
 //! internal ever reaches a client.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::Router;
@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use policy_module::RequesterInfo;
+use tracing::warn;
 use scep::http::{
     CONTENT_TYPE_CAPS, CONTENT_TYPE_NEXT_CA_CERT, CONTENT_TYPE_PKI_MESSAGE, Operation, QueryError,
     ScepQuery,
@@ -114,6 +115,13 @@ fn query(raw: Option<&str>) -> Result<ScepQuery, Box<Response>> {
     })
 }
 
+/// The peer's address (absent only when the router is driven without [`crate::serve`]).
+fn source_ip(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 fn requester(extensions: &axum::http::Extensions, headers: &HeaderMap) -> RequesterInfo {
     let addr = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let user_agent = headers
@@ -154,7 +162,8 @@ async fn scep_get(
                     return observe(&state, Some(op), started, r);
                 }
             };
-            pki_operation(&state, &der, requester(&extensions, &headers), started).await
+            let source = source_ip(&extensions);
+            pki_operation(&state, &der, requester(&extensions, &headers), source, started).await
         }
         Some(op) => observe(&state, Some(op), started, informational(&state, op)),
         None => observe(
@@ -181,7 +190,8 @@ async fn scep_post(
     match q.operation {
         // Any Content-Type: clients send application/x-pki-message, octet-stream or nothing.
         Some(Operation::PkiOperation) => {
-            pki_operation(&state, &body, requester(&extensions, &headers), started).await
+            let source = source_ip(&extensions);
+            pki_operation(&state, &body, requester(&extensions, &headers), source, started).await
         }
         Some(op) => observe(&state, Some(op), started, informational(&state, op)),
         None => observe(
@@ -222,12 +232,34 @@ fn informational(state: &AppState, op: Operation) -> Response {
     }
 }
 
+fn with_retry_after(mut r: Response, secs: u32) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
+}
+
+/// Resource limits of PKIOperation, before any decoding: the source's rate (429), then a
+/// permit for the RSA work (503 when all are taken; `try_acquire`, so nothing queues).
 async fn pki_operation(
     state: &AppState,
     der: &[u8],
     requester: RequesterInfo,
+    source: Option<IpAddr>,
     started: Instant,
 ) -> Response {
+    let op = Some(Operation::PkiOperation);
+    if let Err(limited) = state.pki_limiter().check(source) {
+        warn!(source = ?source, "PKIOperation rate-limited");
+        let r = text(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+        let r = with_retry_after(r, limited.retry_after_secs);
+        return observe(state, op, started, r);
+    }
+    let Ok(_permit) = state.pki_permits().try_acquire() else {
+        warn!("PKIOperation refused: the cap on operations in progress is reached");
+        let r = text(StatusCode::SERVICE_UNAVAILABLE, "server busy\n");
+        let r = with_retry_after(r, state.settings().retry_after_secs);
+        return observe(state, op, started, r);
+    };
     let (reply, message_type) = pipeline::handle(state, der, requester).await;
     let (pki_status, fail_info) = match &reply {
         Reply::CertRep(_, RepStatus::Success) => ("SUCCESS", ""),
@@ -264,17 +296,13 @@ fn reply_response(state: &AppState, reply: Reply) -> Response {
             ([(header::CONTENT_TYPE, CONTENT_TYPE_PKI_MESSAGE)], body).into_response()
         }
         Reply::BadRequest => text(StatusCode::BAD_REQUEST, "malformed SCEP message\n"),
-        Reply::Unavailable => {
-            let mut r = text(
+        Reply::Unavailable => with_retry_after(
+            text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service temporarily unavailable\n",
-            );
-            let secs = state.settings().retry_after_secs.to_string();
-            if let Ok(v) = HeaderValue::from_str(&secs) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            r
-        }
+            ),
+            state.settings().retry_after_secs,
+        ),
         Reply::Internal => text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
     }
 }

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Device, Server, failure, issued};
-use ndes_proxy::Settings;
+use ndes_proxy::{RateLimit, Settings};
 use scep::{FailInfo, RequestBody};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -132,4 +132,121 @@ async fn metrics_count_requests_by_operation_message_type_status_and_fail_info()
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
     assert!(!text.contains("m1"), "no challenge in metrics");
+}
+
+fn limited_from_loopback(burst: u32) -> Settings {
+    Settings {
+        pki_rate_limit: RateLimit {
+            per_minute: 1,
+            burst,
+            exempt_loopback: false,
+        },
+        ..Settings::default()
+    }
+}
+
+fn retry_after(r: &reqwest::Response) -> u64 {
+    r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pki_operations_beyond_a_sources_burst_get_429_with_retry_after_and_change_nothing() {
+    let s = Server::start_with(&["r1"], limited_from_loopback(3)).await;
+    for _ in 0..3 {
+        let r = s
+            .post("/scep?operation=PKIOperation", b"not a pkiMessage".to_vec())
+            .await;
+        assert_eq!(r.status(), 400, "within the burst: decoded (and refused)");
+    }
+    // A valid request beyond the burst is refused before anything is decoded or asked.
+    let d = Device::new(0, "limited");
+    let r = s
+        .post(
+            "/scep?operation=PKIOperation",
+            d.request(&RequestBody::PkcsReq(d.csr(Some("r1")))),
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    // One token a minute, none left: a full minute to wait.
+    assert_eq!(retry_after(&r), 60);
+    let encoded = scep::http::encode_get_message(&d.request(&RequestBody::PkcsReq(d.csr(None))));
+    let get = s
+        .get(&format!("/scep?operation=PKIOperation&message={encoded}"))
+        .await;
+    assert_eq!(get.status(), 429, "GET PKIOperation shares the bucket");
+    assert!(s.policy.challenges.lock().unwrap()["r1"].is_none());
+    assert!(s.policy.rejections.lock().unwrap().is_empty());
+    assert!(s.ca.issued.lock().unwrap().is_empty());
+    // The informational operations are not limited.
+    assert_eq!(s.get("/scep?operation=GetCACaps").await.status(), 200);
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"operation="PKIOperation",message_type="",pki_status="",fail_info="",status="429"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn loopback_is_exempt_from_the_default_rate_limit() {
+    let settings = Settings {
+        pki_rate_limit: RateLimit {
+            burst: 2,
+            ..Settings::default().pki_rate_limit
+        },
+        ..Settings::default()
+    };
+    assert!(settings.pki_rate_limit.exempt_loopback);
+    let s = Server::start_with(&[], settings).await;
+    for _ in 0..6 {
+        let r = s
+            .post("/scep?operation=PKIOperation", b"junk".to_vec())
+            .await;
+        assert_eq!(r.status(), 400);
+    }
+}
+
+#[tokio::test]
+async fn beyond_the_cap_on_operations_in_progress_a_pki_operation_gets_503_at_once() {
+    let settings = Settings {
+        max_concurrent_pki_operations: 1,
+        ..Settings::default()
+    };
+    let s = Server::start_with(&["c1", "c2"], settings).await;
+    // Hold the policy so the first request stays in progress, holding the only permit.
+    let gate = s.policy.verify_gate.write().await;
+    let first = Device::new(0, "first");
+    let body = first.request(&RequestBody::PkcsReq(first.csr(Some("c1"))));
+    let url = format!("{}/scep?operation=PKIOperation", s.url);
+    let http = s.http.clone();
+    let in_progress = tokio::spawn(async move { http.post(url).body(body).send().await });
+    let mut waited = 0;
+    while s.state.pki_permits().available_permits() > 0 {
+        assert!(waited < 200, "the first request never reached the policy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    let second = Device::new(1, "second");
+    let r = s
+        .post(
+            "/scep?operation=PKIOperation",
+            second.request(&RequestBody::PkcsReq(second.csr(Some("c2")))),
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(retry_after(&r), 30);
+    assert!(
+        s.policy.challenges.lock().unwrap()["c2"].is_none(),
+        "refused before the policy saw it"
+    );
+    assert_eq!(s.get("/scep?operation=GetCACert").await.status(), 200);
+    drop(gate);
+    let r = in_progress.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200);
+    issued(first.open(&r.bytes().await.unwrap()));
+    // The permit is back: the refused device succeeds on its retry.
+    issued(second.send(&s, &RequestBody::PkcsReq(second.csr(Some("c2")))).await);
 }

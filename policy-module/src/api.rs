@@ -105,7 +105,13 @@ pub fn router(state: ApiState) -> Router {
             require_admin,
         ));
     let internal = Router::new()
-        .route("/internal/v1/challenges", post(generate_challenge))
+        .route(
+            "/internal/v1/challenges",
+            post(generate_challenge).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                limit_minting,
+            )),
+        )
         .route("/internal/v1/verify", post(verify))
         .route("/internal/v1/notify", post(notify))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -115,7 +121,13 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/mdm/v1/devices/{id}/checkin", post(checkin))
+        .route(
+            "/mdm/v1/devices/{id}/checkin",
+            post(checkin).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                limit_minting,
+            )),
+        )
         .merge(admin)
         .merge(internal)
         .layer(DefaultBodyLimit::max(256 * 1024))
@@ -128,7 +140,9 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer address is what challenge minting is limited by.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -188,6 +202,32 @@ async fn require_ndes(
     match bearer(req.headers()) {
         Some(t) if t.ct_eq(&s.ndes_token) => next.run(req).await,
         _ => unauthorized(),
+    }
+}
+
+/// Challenge minting (check-in and `/internal/v1/challenges`) per source IP: 429 with
+/// Retry-After beyond the limit. Without a peer address (the router used without
+/// [`serve`]) nothing is limited.
+async fn limit_minting(
+    State(s): State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    match s.service.mint_limiter().check(source) {
+        Ok(()) => next.run(req).await,
+        Err(limited) => {
+            tracing::warn!(source = ?source, "challenge minting rate-limited");
+            let mut r = err(StatusCode::TOO_MANY_REQUESTS, "rate_limited", None);
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(limited.retry_after_secs),
+            );
+            r
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - `payload`: SyncML (ClientCertificateInstall CSP) and Apple .mobileconfig.
 //! - `store`: SQLite or PostgreSQL behind one SQL text; `api`: axum router and `serve`.
 //! - `config`: the `policy-module serve --config FILE` TOML (sample: `policy-module.sample.toml`).
+//! - `rate_limit`: per-source token buckets (challenge minting here, PKIOperation in ndes-proxy).
 #![forbid(unsafe_code)]
 pub mod admin;
 pub mod api;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod model;
 pub mod outbox;
 pub mod payload;
+pub mod rate_limit;
 pub mod render;
 pub mod rules;
 pub mod secret;

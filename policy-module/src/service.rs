@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::error::StoreError;
+use crate::rate_limit::{RateLimit, SourceLimiter};
 use crate::store::{AuditEvent, Store};
 
 /// Revocation reasons per lifecycle cause (RFC 5280 names as ca-mock accepts them).
@@ -42,9 +43,29 @@ pub const REVOCATION_REASONS: [&str; 7] = [
 ];
 
 /// Static configuration of a policy-module instance.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServiceConfig {
     pub revocation_reasons: RevocationReasons,
+    /// Challenges minted per source IP (check-in and `/internal/v1/challenges`).
+    pub challenge_mint_limit: RateLimit,
+}
+
+/// Default challenge-minting limit: 60 a minute per source after a burst of 30 (a device
+/// checks in a few times an hour; an NDES server fetching mscep_admin passwords for people
+/// stays far below), loopback exempt.
+pub const DEFAULT_CHALLENGE_MINT_LIMIT: RateLimit = RateLimit {
+    per_minute: 60,
+    burst: 30,
+    exempt_loopback: true,
+};
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            revocation_reasons: RevocationReasons::default(),
+            challenge_mint_limit: DEFAULT_CHALLENGE_MINT_LIMIT,
+        }
+    }
 }
 
 /// Challenge settings kept in the shared store (NDES keeps them per server in the registry).
@@ -102,6 +123,7 @@ pub struct PolicyService {
     pub(crate) store: Store,
     pub(crate) config: Arc<ServiceConfig>,
     pub(crate) outbox_wake: Arc<Notify>,
+    pub(crate) mint_limiter: Arc<SourceLimiter>,
 }
 
 impl PolicyService {
@@ -109,9 +131,15 @@ impl PolicyService {
     pub fn new(store: Store, config: ServiceConfig) -> Self {
         Self {
             store,
+            mint_limiter: Arc::new(SourceLimiter::new(config.challenge_mint_limit)),
             config: Arc::new(config),
             outbox_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// The per-source limiter of challenge minting.
+    pub fn mint_limiter(&self) -> &SourceLimiter {
+        &self.mint_limiter
     }
 
     /// The store (for the outbox worker and tests).

@@ -72,6 +72,12 @@ pub mod fuzz {
             .as_ref()
     }
 
+    /// The fixed RA identity (certificate and key) the corpus envelopes are encrypted to, for
+    /// fuzz targets of servers built on this crate.
+    pub fn fixed_identity() -> Option<(X509, PKey<Private>)> {
+        fixed().map(|f| (f.cert.clone(), f.key.clone()))
+    }
+
     /// A PKIOperation body through decode, verify and open, as a server runs it.
     pub fn request(data: &[u8]) {
         let Ok(decoded) = DecodedRequest::decode(data) else {

@@ -332,6 +332,8 @@ pub struct FakePolicy {
     pub password_max: AtomicUsize,
     /// Who asked generate_challenge for which template.
     pub challenge_requests: Mutex<Vec<ChallengeRequest>>,
+    /// verify_request waits while a test holds this for writing (an operation in progress).
+    pub verify_gate: tokio::sync::RwLock<()>,
 }
 
 impl FakePolicy {
@@ -406,6 +408,7 @@ impl NdesPolicy for FakePolicy {
     }
 
     async fn verify_request(&self, req: VerifyRequest) -> Result<Grant, VerifyError> {
+        drop(self.verify_gate.read().await);
         if self.down.load(Ordering::SeqCst) {
             return Err(VerifyError::Unavailable);
         }

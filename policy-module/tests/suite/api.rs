@@ -3,8 +3,9 @@
 use policy_module::api::{ApiState, OPENAPI, ROUTES, serve};
 use policy_module::client::RemotePolicy;
 use policy_module::secret::Secret;
+use policy_module::rate_limit::RateLimit;
 use policy_module::{
-    NdesPolicy, Notification, Outcome, Rejection, RequesterInfo, VerifyError, VerifyRequest,
+    NdesPolicy, Notification, PolicyService, ServiceConfig, Outcome, Rejection, RequesterInfo, VerifyError, VerifyRequest,
 };
 use serde_json::{Value, json};
 
@@ -21,10 +22,14 @@ struct Server {
 }
 
 async fn start(h: &Harness) -> Server {
+    start_service(h.svc.clone()).await
+}
+
+async fn start_service(service: PolicyService) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = ApiState {
-        service: h.svc.clone(),
+        service,
         admin_token: Secret::new(ADMIN),
         ndes_token: Secret::new(NDES),
     };
@@ -444,4 +449,43 @@ async fn remote_policy_client_speaks_the_contract_over_http() {
         Err(VerifyError::Unavailable)
     );
     let _ = profile_spec();
+}
+
+#[tokio::test]
+async fn challenge_minting_beyond_a_sources_burst_gets_429_with_retry_after() {
+    let h = Harness::sqlite().await;
+    let d = enrolled(&h, "d1").await;
+    let config = ServiceConfig {
+        challenge_mint_limit: RateLimit {
+            per_minute: 1,
+            burst: 2,
+            exempt_loopback: false,
+        },
+        ..ServiceConfig::default()
+    };
+    let s = start_service(PolicyService::new(h.svc.store().clone(), config)).await;
+    let cred = d.reg.credential.expose().to_string();
+    let checkin = || {
+        s.req("post", "/mdm/v1/devices/d1/checkin", Some(&cred))
+            .send()
+    };
+    let mint = |token: &'static str| {
+        s.req("post", "/internal/v1/challenges", Some(token))
+            .json(&json!({"template": "IPSECIntermediateOffline", "requester": "x"}))
+            .send()
+    };
+    // Unauthenticated calls are refused before they can spend the source's tokens.
+    assert_eq!(mint("wrong").await.unwrap().status(), 401);
+    assert_ne!(mint(NDES).await.unwrap().status(), 429);
+    assert_eq!(checkin().await.unwrap().status(), 200);
+    // Both minting routes share the source's bucket (2), now empty.
+    for r in [checkin().await.unwrap(), mint(NDES).await.unwrap()] {
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "60");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "rate_limited");
+    }
+    // Other routes are not limited.
+    let r = s.req("get", "/api/v1/devices", Some(ADMIN)).send().await;
+    assert_eq!(r.unwrap().status(), 200);
 }
