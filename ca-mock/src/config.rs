@@ -306,7 +306,9 @@ pub async fn open(config: &Config) -> Result<AppState, CaError> {
     Ok(AppState {
         ca: Arc::new(ca),
         callers: Arc::new(callers),
-        crl_refresh: Duration::from_secs(config.crl.refresh_minutes.clamp(1, 10 * 366 * 24 * 60) * 60),
+        crl_refresh: Duration::from_secs(
+            config.crl.refresh_minutes.clamp(1, 10 * 366 * 24 * 60) * 60,
+        ),
     })
 }
 
@@ -360,7 +362,10 @@ mod tests {
     #[test]
     fn durations_out_of_range_are_rejected() {
         for (from, to) in [
-            ("validity_hours = 168", "validity_hours = 9223372036854775807"),
+            (
+                "validity_hours = 168",
+                "validity_hours = 9223372036854775807",
+            ),
             ("validity_hours = 168", "validity_hours = 0"),
             ("validity_minutes = 60", "validity_minutes = -5"),
             ("skew_secs = 300", "skew_secs = -9223372036854775808"),

@@ -303,7 +303,8 @@ impl Config {
         if self.max_connections == 0 || self.max_concurrent_pki_operations == 0 {
             return bad("max_connections and max_concurrent_pki_operations must be at least 1");
         }
-        if self.rate_limit.pki_operations_per_minute > 0 && self.rate_limit.pki_operations_burst == 0
+        if self.rate_limit.pki_operations_per_minute > 0
+            && self.rate_limit.pki_operations_burst == 0
         {
             return bad("[rate_limit] pki_operations_burst must be at least 1");
         }

@@ -15,11 +15,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use policy_module::RequesterInfo;
-use tracing::warn;
 use scep::http::{
     CONTENT_TYPE_CAPS, CONTENT_TYPE_NEXT_CA_CERT, CONTENT_TYPE_PKI_MESSAGE, Operation, QueryError,
     ScepQuery,
 };
+use tracing::warn;
 
 use crate::AppState;
 use crate::metrics::RequestLabels;
@@ -163,7 +163,14 @@ async fn scep_get(
                 }
             };
             let source = source_ip(&extensions);
-            pki_operation(&state, &der, requester(&extensions, &headers), source, started).await
+            pki_operation(
+                &state,
+                &der,
+                requester(&extensions, &headers),
+                source,
+                started,
+            )
+            .await
         }
         Some(op) => observe(&state, Some(op), started, informational(&state, op)),
         None => observe(
@@ -191,7 +198,14 @@ async fn scep_post(
         // Any Content-Type: clients send application/x-pki-message, octet-stream or nothing.
         Some(Operation::PkiOperation) => {
             let source = source_ip(&extensions);
-            pki_operation(&state, &body, requester(&extensions, &headers), source, started).await
+            pki_operation(
+                &state,
+                &body,
+                requester(&extensions, &headers),
+                source,
+                started,
+            )
+            .await
         }
         Some(op) => observe(&state, Some(op), started, informational(&state, op)),
         None => observe(

@@ -185,7 +185,9 @@ async fn pki_operations_beyond_a_sources_burst_get_429_with_retry_after_and_chan
     assert_eq!(s.get("/scep?operation=GetCACaps").await.status(), 200);
     let metrics = s.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains(r#"operation="PKIOperation",message_type="",pki_status="",fail_info="",status="429"} 2"#),
+        metrics.contains(
+            r#"operation="PKIOperation",message_type="",pki_status="",fail_info="",status="429"} 2"#
+        ),
         "{metrics}"
     );
 }
@@ -248,5 +250,9 @@ async fn beyond_the_cap_on_operations_in_progress_a_pki_operation_gets_503_at_on
     assert_eq!(r.status(), 200);
     issued(first.open(&r.bytes().await.unwrap()));
     // The permit is back: the refused device succeeds on its retry.
-    issued(second.send(&s, &RequestBody::PkcsReq(second.csr(Some("c2")))).await);
+    issued(
+        second
+            .send(&s, &RequestBody::PkcsReq(second.csr(Some("c2"))))
+            .await,
+    );
 }

@@ -109,7 +109,9 @@ impl SourceLimiter {
             b.tokens -= 1.0;
             return Ok(());
         }
-        let wait = ((1.0 - b.tokens) / per_sec).ceil().clamp(1.0, f64::from(u32::MAX));
+        let wait = ((1.0 - b.tokens) / per_sec)
+            .ceil()
+            .clamp(1.0, f64::from(u32::MAX));
         Err(Limited {
             // In range by the clamp above.
             retry_after_secs: wait as u32,
@@ -130,9 +132,7 @@ fn source_key(ip: IpAddr) -> IpAddr {
             Some(v4) => IpAddr::V4(v4),
             None => {
                 let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(
-                    s[0], s[1], s[2], s[3], 0, 0, 0, 0,
-                ))
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
             }
         },
     }

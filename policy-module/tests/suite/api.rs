@@ -2,10 +2,11 @@
 
 use policy_module::api::{ApiState, OPENAPI, ROUTES, serve};
 use policy_module::client::RemotePolicy;
-use policy_module::secret::Secret;
 use policy_module::rate_limit::RateLimit;
+use policy_module::secret::Secret;
 use policy_module::{
-    NdesPolicy, Notification, PolicyService, ServiceConfig, Outcome, Rejection, RequesterInfo, VerifyError, VerifyRequest,
+    NdesPolicy, Notification, Outcome, PolicyService, Rejection, RequesterInfo, ServiceConfig,
+    VerifyError, VerifyRequest,
 };
 use serde_json::{Value, json};
 
