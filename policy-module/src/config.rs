@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::outbox::OutboxConfig;
+use crate::rate_limit::RateLimit;
 use crate::secret::Secret;
+use crate::service::{DEFAULT_CHALLENGE_MINT_LIMIT, ServiceConfig};
 
 /// The committed sample (`policy-module.sample.toml`), parsed by the tests so it cannot drift.
 pub const SAMPLE: &str = include_str!("../policy-module.sample.toml");
@@ -58,6 +60,24 @@ pub struct Config {
     /// The revocation outbox's timing.
     #[serde(default)]
     pub outbox: OutboxSection,
+    /// Challenge minting per source IP; defaults are [`DEFAULT_CHALLENGE_MINT_LIMIT`]'s.
+    #[serde(default)]
+    pub rate_limit: RateLimitSection,
+}
+
+/// `[rate_limit]`: challenges minted per source IP (check-in and `/internal/v1/challenges`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Challenges regained per minute; 0 turns the limit off.
+    #[serde(default)]
+    pub challenges_per_minute: Option<u32>,
+    /// Challenges a source may mint at once.
+    #[serde(default)]
+    pub challenges_burst: Option<u32>,
+    /// Whether loopback sources are exempt.
+    #[serde(default)]
+    pub exempt_loopback: Option<bool>,
 }
 
 /// The CA the outbox revokes at.
@@ -150,6 +170,20 @@ impl Config {
         }
     }
 
+    /// The service settings, defaults filled in.
+    pub fn service(&self) -> ServiceConfig {
+        let d = DEFAULT_CHALLENGE_MINT_LIMIT;
+        let r = &self.rate_limit;
+        ServiceConfig {
+            challenge_mint_limit: RateLimit {
+                per_minute: r.challenges_per_minute.unwrap_or(d.per_minute),
+                burst: r.challenges_burst.unwrap_or(d.burst).max(1),
+                exempt_loopback: r.exempt_loopback.unwrap_or(d.exempt_loopback),
+            },
+            ..ServiceConfig::default()
+        }
+    }
+
     /// The outbox settings, defaults filled in.
     pub fn outbox(&self) -> OutboxConfig {
         let mut c = OutboxConfig::default();
@@ -203,9 +237,32 @@ mod tests {
         assert_eq!(c.ndes_token_file, Path::new("secrets/policy-ndes.token"));
         assert_eq!(c.ca.token_file, Path::new("secrets/ca-policy.token"));
         assert_eq!(c.outbox().poll_interval, Duration::from_secs(5));
+        assert_eq!(
+            c.service().challenge_mint_limit,
+            DEFAULT_CHALLENGE_MINT_LIMIT
+        );
         let dir = Path::new("/srv/lab");
         let r = c.resolve(dir);
         assert_eq!(r.admin_token_file, dir.join("secrets/policy-admin.token"));
+    }
+
+    #[test]
+    fn the_challenge_minting_limit_is_configurable() {
+        let text = SAMPLE
+            .replace("challenges_per_minute = 60", "challenges_per_minute = 6")
+            .replace("exempt_loopback = true", "exempt_loopback = false");
+        let limit = Config::from_toml(&text)
+            .unwrap()
+            .service()
+            .challenge_mint_limit;
+        assert_eq!(
+            limit,
+            RateLimit {
+                per_minute: 6,
+                burst: 30,
+                exempt_loopback: false
+            }
+        );
     }
 
     #[test]

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, Subcommand};
+use policy_module::PolicyService;
 use policy_module::api::{ApiState, serve};
 use policy_module::clock::SystemClock;
 use policy_module::config::{Config, StoreLocation, read_secret};
 use policy_module::outbox::{HttpRevoker, OutboxWorker};
 use policy_module::store::Store;
-use policy_module::{PolicyService, ServiceConfig};
 
 #[derive(Parser)]
 #[command(
@@ -144,7 +144,7 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("SQLite {}", path.display()))?
         }
     };
-    let service = PolicyService::new(store.clone(), ServiceConfig::default());
+    let service = PolicyService::new(store.clone(), cfg.service());
     let revoker =
         HttpRevoker::new(&cfg.ca.url, read_secret(&cfg.ca.token_file)?).context("CA client")?;
     let worker = OutboxWorker::new(
