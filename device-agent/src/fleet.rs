@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use crate::agent::{Agent, SyncOptions};
 use crate::enroll::{EnrollConfig, enroll};
 use crate::error::{Error, Result};
+use crate::fleet_check::{CertCheck, check};
 use crate::key::{DeviceKey, KeySpec, scrub};
 use crate::mdm::{DeviceRegistration, MdmClient, SecretString};
 use crate::state::{DEFAULT_SLOT, DeviceDir};
@@ -115,8 +116,12 @@ pub struct FleetReport {
     pub enroll_phase_secs: f64,
     /// Successful enrollments per second of the enrollment phase.
     pub enrollments_per_sec: f64,
-    /// Per-device latency.
+    /// Per-device latency (successful devices).
     pub latency: Latency,
+    /// The installed certificates, checked after the timed phase (signature, key, serial).
+    pub certificates: CertCheck,
+    /// Certificates that passed the check, per second of the enrollment phase.
+    pub valid_per_sec: f64,
 }
 
 /// Obtain `n` keys of `spec`: from `pool` (generating and saving the missing ones, 0600), or
@@ -240,13 +245,27 @@ pub async fn run(
         results.push(r.map_err(|e| Error::State(format!("device task: {e}")))?);
     }
     let enroll_phase_secs = start.elapsed().as_secs_f64();
-    Ok(summarize(
+    let mut report = summarize(
         &results,
         options,
         key_phase_secs,
         keys_generated,
         enroll_phase_secs,
-    ))
+    );
+    // Outside the timed phase: every certificate a device reported is read back and checked.
+    let enrolled: Vec<String> = results
+        .iter()
+        .filter(|r| r.failure.is_none())
+        .map(|r| r.name.clone())
+        .collect();
+    let root = options.state_root.clone();
+    report.certificates = tokio::task::spawn_blocking(move || check(&root, &enrolled))
+        .await
+        .map_err(|e| Error::State(format!("certificate check: {e}")))?;
+    if enroll_phase_secs > 0.0 {
+        report.valid_per_sec = report.certificates.valid as f64 / enroll_phase_secs;
+    }
+    Ok(report)
 }
 
 async fn one_device(
@@ -340,6 +359,8 @@ fn summarize(
             0.0
         },
         latency: latency(&ok_latencies),
+        certificates: CertCheck::default(),
+        valid_per_sec: 0.0,
     }
 }
 

@@ -31,6 +31,7 @@ pub mod csr;
 pub mod enroll;
 pub mod error;
 pub mod fleet;
+pub mod fleet_check;
 pub mod key;
 pub mod mdm;
 pub mod renew;

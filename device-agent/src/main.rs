@@ -475,6 +475,13 @@ async fn fleet_cmd(
         for (reason, n) in &report.failures {
             println!("failed: {reason} x{n}");
         }
+        println!(
+            "certificates valid {}  ({:.1} valid/s)",
+            report.certificates.valid, report.valid_per_sec
+        );
+        for (reason, n) in &report.certificates.invalid {
+            println!("invalid certificate: {reason} x{n}");
+        }
     }
     if a.state_root.is_none() {
         let _ = std::fs::remove_dir_all(&options.state_root);

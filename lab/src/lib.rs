@@ -54,6 +54,12 @@ pub struct LabOptions {
     pub ports: [u16; 3],
     /// How often the policy module's outbox looks for revocations to deliver.
     pub outbox_poll: Duration,
+    /// ndes-proxy calls ca-mock in process (through the CA trait) instead of over its HTTP
+    /// API: the same issuance and store, without a JSON round-trip per certificate.
+    pub ca_in_process: bool,
+    /// Plain mode: ndes-proxy grants every request carrying this one challenge, as a
+    /// standalone NDES does, instead of asking the policy module (which still runs, idle).
+    pub plain_challenge: Option<Secret>,
     /// Where the three services keep their state.
     pub databases: Databases,
     /// The time every service reads (tests inject a skewed or moving clock).
@@ -105,6 +111,8 @@ impl LabOptions {
             clock: Arc::new(SystemClock),
             ndes_settings: ndes_proxy::Settings::default(),
             ndes_ca_url: None,
+            ca_in_process: false,
+            plain_challenge: None,
         }
     }
 }
@@ -230,13 +238,31 @@ impl Lab {
 
         // ndes-proxy, with RA certificates from ca-mock and the policy module in process.
         let ra = ra::identity(&ca.ca, &data.join("ndes")).await?;
-        let ca_client = ca_mock::client::CaClient::new(
-            options
-                .ndes_ca_url
-                .as_deref()
-                .unwrap_or(&format!("http://{ca_addr}")),
-            Some(tokens.ca_ndes.expose().to_owned()),
-        )?;
+        let ca_backend: Arc<dyn ndes_proxy::CaBackend> = if options.ca_in_process {
+            let templates = DEVICE_TEMPLATES.iter().map(|s| (*s).to_owned());
+            Arc::new(ndes_proxy::InProcessCa::new(
+                ca.ca.clone(),
+                "ndes-proxy",
+                templates,
+            ))
+        } else {
+            let ca_client = ca_mock::client::CaClient::new(
+                options
+                    .ndes_ca_url
+                    .as_deref()
+                    .unwrap_or(&format!("http://{ca_addr}")),
+                Some(tokens.ca_ndes.expose().to_owned()),
+            )?;
+            Arc::new(ndes_proxy::CaMockBackend::new(ca_client))
+        };
+        let ndes_policy: Arc<dyn policy_module::NdesPolicy> = match &options.plain_challenge {
+            Some(challenge) => Arc::new(ndes_proxy::StaticChallenge::new(
+                challenge.clone(),
+                DEVICE_TEMPLATES[0],
+                365,
+            )),
+            None => Arc::new(policy.clone()),
+        };
         let pending = open_pending_store(data, &options.databases).await?;
         // NDES's admin page (one-time challenges for scripts and admins) and the approval API,
         // so real clients pointed at `scep-lab serve` can be given a challenge by hand.
@@ -247,8 +273,8 @@ impl Lab {
         };
         let mut ndes = ndes_proxy::AppState::builder(
             ra,
-            Arc::new(policy.clone()),
-            Arc::new(ndes_proxy::CaMockBackend::new(ca_client)),
+            ndes_policy,
+            ca_backend,
             options.ndes_settings.clone(),
             Arc::new(lab_clock),
         )

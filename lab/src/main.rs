@@ -36,6 +36,13 @@ enum Command {
         /// Ports of ca-mock, policy-module and ndes-proxy.
         #[arg(long, num_args = 3, default_values_t = [8180u16, 8280, 8080])]
         ports: Vec<u16>,
+        /// ndes-proxy calls ca-mock in process instead of over its HTTP API.
+        #[arg(long)]
+        ca_in_process: bool,
+        /// Plain mode: ndes-proxy issues to every request carrying the challenge in this file
+        /// (a standalone NDES with one password), without asking the policy module.
+        #[arg(long)]
+        plain_challenge_file: Option<PathBuf>,
     },
     /// Check invariants I1-I8 across the CA store, the published CRL, OCSP, the policy store
     /// and the pending store; exit status 1 on any violation. Safe while the lab runs.
@@ -84,9 +91,21 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             postgres,
             configs,
         } => audit(&data, postgres, configs).await,
-        Command::Serve { data, ports } => {
+        Command::Serve {
+            data,
+            ports,
+            ca_in_process,
+            plain_challenge_file,
+        } => {
             let mut options = scep_lab::LabOptions::new(&data);
             options.ports = [ports[0], ports[1], ports[2]];
+            options.ca_in_process = ca_in_process;
+            if let Some(file) = plain_challenge_file {
+                options.plain_challenge = Some(
+                    ndes_proxy::config::read_challenge(&file)
+                        .context("reading the plain-mode challenge")?,
+                );
+            }
             let lab = scep_lab::Lab::start(options)
                 .await
                 .context("starting the lab")?;

@@ -55,8 +55,12 @@ pub struct Config {
     pub ra: RaFiles,
     /// The CA (ca-mock) API.
     pub ca: Remote,
-    /// The policy module's NDES contract API.
-    pub policy: Remote,
+    /// The policy module's NDES contract API (exactly one of this and `[plain]`).
+    #[serde(default)]
+    pub policy: Option<Remote>,
+    /// Plain mode: one fixed challenge instead of the policy module.
+    #[serde(default)]
+    pub plain: Option<PlainConfig>,
     /// Pending requests (manual approval, CA outages).
     #[serde(default)]
     pub pending: PendingConfig,
@@ -204,6 +208,24 @@ pub struct Remote {
     pub token_file: PathBuf,
 }
 
+/// Plain mode (a standalone NDES with a fixed password): every request carrying the
+/// challenge is issued under `template` with the CSR's subject.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlainConfig {
+    /// File holding the challenge password (first line).
+    pub challenge_file: PathBuf,
+    /// The CA template certificates are issued under.
+    pub template: String,
+    /// Validity of the certificates, in days (at most the template's).
+    #[serde(default = "default_plain_validity")]
+    pub validity_days: u32,
+}
+
+fn default_plain_validity() -> u32 {
+    365
+}
+
 fn default_max_body() -> usize {
     scep::limits::MAX_MESSAGE_SIZE
 }
@@ -272,8 +294,9 @@ impl Config {
             &mut c.ra.encryption_key,
             &mut c.ra.chain,
             &mut c.ca.token_file,
-            &mut c.policy.token_file,
         ];
+        paths.extend(c.policy.as_mut().map(|p| &mut p.token_file));
+        paths.extend(c.plain.as_mut().map(|p| &mut p.challenge_file));
         if let Some(prev) = c.ra.previous_encryption.as_mut() {
             paths.push(&mut prev.cert);
             paths.push(&mut prev.key);
@@ -299,6 +322,17 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.pending.sqlite.is_some() && self.pending.postgres_url_file.is_some() {
             return bad("[pending] takes sqlite or postgres_url_file, not both");
+        }
+        if self.policy.is_some() == self.plain.is_some() {
+            return bad("configure exactly one of [policy] and [plain]");
+        }
+        if self.plain.is_some() && self.mscep_admin.is_some() {
+            return bad(
+                "[mscep_admin] needs the policy module; plain mode has one fixed challenge",
+            );
+        }
+        if self.plain.as_ref().is_some_and(|p| p.validity_days == 0) {
+            return bad("[plain] validity_days must be at least 1");
         }
         if self.max_connections == 0 || self.max_concurrent_pki_operations == 0 {
             return bad("max_connections and max_concurrent_pki_operations must be at least 1");
@@ -444,6 +478,18 @@ fn token(path: &Path) -> Result<BearerToken, ConfigError> {
         .ok_or_else(|| ConfigError::Invalid(format!("{}: empty token", path.display())))
 }
 
+/// The plain-mode challenge (an empty file is an error, never a password everyone knows).
+pub fn read_challenge(path: &Path) -> Result<policy_module::secret::Secret, ConfigError> {
+    let value = read_token(path)?;
+    if value.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "{}: empty challenge",
+            path.display()
+        )));
+    }
+    Ok(policy_module::secret::Secret::new(value))
+}
+
 /// Read a token file (first line, trimmed).
 pub fn read_token(path: &Path) -> Result<String, ConfigError> {
     let text = read(path)?;
@@ -519,6 +565,56 @@ mod tests {
         assert!(c.validate().is_err());
         let zero = SAMPLE.replace("max_connections = 1024", "max_connections = 0");
         assert!(Config::from_toml(&zero).unwrap().validate().is_err());
+    }
+
+    /// The sample with `[policy]` swapped for `[plain]` and without `[mscep_admin]`.
+    fn plain_sample() -> String {
+        let policy = "[policy]\nurl = \"http://127.0.0.1:8280\"\ntoken_file = \"secrets/policy-ndes.token\"\n";
+        assert!(SAMPLE.contains(policy));
+        let cut = SAMPLE.find("[mscep_admin]").unwrap();
+        SAMPLE[..cut].replace(
+            policy,
+            "[plain]\nchallenge_file = \"secrets/challenge\"\ntemplate = \"IPSECIntermediateOffline\"\n",
+        )
+    }
+
+    #[test]
+    fn plain_mode_replaces_the_policy_module_and_reads_its_challenge() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ndes.toml");
+        std::fs::write(&file, plain_sample()).unwrap();
+        let c = Config::load(&file).unwrap();
+        c.validate().unwrap();
+        let plain = c.plain.as_ref().unwrap();
+        assert_eq!(plain.challenge_file, dir.path().join("secrets/challenge"));
+        assert_eq!(plain.validity_days, 365);
+        std::fs::create_dir(dir.path().join("secrets")).unwrap();
+        std::fs::write(&plain.challenge_file, "\n").unwrap();
+        assert!(matches!(
+            read_challenge(&plain.challenge_file),
+            Err(ConfigError::Invalid(_))
+        ));
+        std::fs::write(&plain.challenge_file, "pw\n").unwrap();
+        assert_eq!(
+            read_challenge(&plain.challenge_file).unwrap().expose(),
+            "pw"
+        );
+        // Both, neither, or plain with the challenge page: refused.
+        let both = format!(
+            "{}\n[policy]\nurl = \"http://x\"\ntoken_file = \"t\"\n",
+            plain_sample()
+        );
+        assert!(Config::from_toml(&both).unwrap().validate().is_err());
+        let neither = plain_sample().replace(
+            "[plain]\nchallenge_file = \"secrets/challenge\"\ntemplate = \"IPSECIntermediateOffline\"\n",
+            "",
+        );
+        assert!(Config::from_toml(&neither).unwrap().validate().is_err());
+        let with_page = format!(
+            "{}\n[mscep_admin]\ntemplate = \"T\"\ntoken_file = \"t\"\n",
+            plain_sample()
+        );
+        assert!(Config::from_toml(&with_page).unwrap().validate().is_err());
     }
 
     #[test]

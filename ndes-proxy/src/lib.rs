@@ -10,16 +10,21 @@
 //! answered, and complete on a CertPoll, an approval ([`admin`]) or the retry task
 //! ([`queue`]). [`mscep_admin`] hands out one-time challenges in NDES's page format;
 //! [`server`] adds header-read timeouts and a connection cap; `/metrics` serves Prometheus.
+//!
+//! Plain mode ([`plain`]) replaces the policy module with one fixed challenge, as a standalone
+//! NDES or micromdm `scepserver` runs; [`ca_local`] calls a ca-mock in the same process.
 
 pub mod admin;
 pub mod auth;
 pub mod ca;
+pub mod ca_local;
 pub mod config;
 pub mod fuzzing;
 pub mod metrics;
 pub mod mscep_admin;
 pub mod pending;
 pub mod pipeline;
+pub mod plain;
 pub mod queue;
 pub mod ra;
 pub mod routes;
@@ -38,7 +43,9 @@ use scep::AlgorithmPolicy;
 use tokio::sync::Semaphore;
 
 pub use ca::{CaBackend, CaMockBackend};
+pub use ca_local::InProcessCa;
 pub use pending::{MemoryPendingStore, PendingStore, SqlPendingStore};
+pub use plain::StaticChallenge;
 pub use ra::{KeyPair, RaIdentity};
 pub use routes::router;
 pub use server::serve;
@@ -173,6 +180,8 @@ struct Inner {
     metrics: metrics::Metrics,
     pki_limiter: SourceLimiter,
     pki_permits: Semaphore,
+    /// The RA's CA chain with each certificate's DER, to recognise the chain the CA returns.
+    chain_by_der: Vec<(Vec<u8>, X509)>,
 }
 
 /// Builds an [`AppState`]; the optional parts default to off (and an in-memory pending store).
@@ -238,6 +247,11 @@ impl AppState {
             AlgorithmPolicy::default()
         };
         let caps = ra.capabilities(&algorithms).to_string();
+        let chain_by_der = ra
+            .chain()
+            .iter()
+            .filter_map(|c| c.to_der().ok().map(|d| (d, c.clone())))
+            .collect();
         AppStateBuilder(Inner {
             ra,
             policy,
@@ -252,6 +266,7 @@ impl AppState {
             pki_limiter: SourceLimiter::new(settings.pki_rate_limit),
             pki_permits: Semaphore::new(settings.max_concurrent_pki_operations),
             settings,
+            chain_by_der,
         })
     }
 
@@ -288,6 +303,16 @@ impl AppState {
     /// Whether requests under `template` wait for manual approval.
     pub fn needs_approval(&self, template: &str) -> bool {
         self.0.settings.approval_templates.contains(template)
+    }
+
+    /// A CA certificate by its DER, parsed: the RA's chain is parsed once at start, not per
+    /// request (with OpenSSL 3, parsing a certificate costs about as much as an RSA
+    /// signature: its public key goes through the provider decoders).
+    pub fn parse_ca_cert(&self, der: &[u8]) -> Result<X509, openssl::error::ErrorStack> {
+        match self.0.chain_by_der.iter().find(|(d, _)| d == der) {
+            Some((_, cert)) => Ok(cert.clone()),
+            None => X509::from_der(der),
+        }
     }
 
     /// The RA identity.

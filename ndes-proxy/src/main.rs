@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ndes_proxy::config::{Config, read_token};
+use ndes_proxy::config::{Config, read_challenge, read_token};
 use ndes_proxy::{
-    AppState, CaMockBackend, MemoryPendingStore, PendingStore, SqlPendingStore, SystemClock, serve,
+    AppState, CaMockBackend, MemoryPendingStore, PendingStore, SqlPendingStore, StaticChallenge,
+    SystemClock, serve,
 };
+use policy_module::NdesPolicy;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,14 +56,10 @@ async fn main() -> anyhow::Result<()> {
     let ca_client =
         ca_mock::client::CaClient::new(&cfg.ca.url, Some(read_token(&cfg.ca.token_file)?))
             .context("CA client")?;
-    let policy = policy_module::client::RemotePolicy::new(
-        &cfg.policy.url,
-        policy_module::secret::Secret::new(read_token(&cfg.policy.token_file)?),
-    )
-    .context("policy client")?;
+    let policy = policy(&cfg)?;
     let mut builder = AppState::builder(
         ra,
-        Arc::new(policy),
+        policy,
         Arc::new(CaMockBackend::new(ca_client)),
         cfg.settings(),
         Arc::new(SystemClock),
@@ -80,6 +78,29 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %cfg.listen, "ndes-proxy serving SCEP");
     serve(listener, state, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The policy module over HTTP, or plain mode's fixed challenge.
+fn policy(cfg: &Config) -> anyhow::Result<Arc<dyn NdesPolicy>> {
+    if let Some(plain) = &cfg.plain {
+        let challenge = read_challenge(&plain.challenge_file)?;
+        tracing::info!(template = %plain.template, "plain mode: one static challenge, no policy module");
+        return Ok(Arc::new(StaticChallenge::new(
+            challenge,
+            plain.template.clone(),
+            plain.validity_days,
+        )));
+    }
+    let remote = cfg
+        .policy
+        .as_ref()
+        .context("configure [policy] or [plain]")?;
+    let policy = policy_module::client::RemotePolicy::new(
+        &remote.url,
+        policy_module::secret::Secret::new(read_token(&remote.token_file)?),
+    )
+    .context("policy client")?;
+    Ok(Arc::new(policy))
 }
 
 /// The configured pending store: SQLite, PostgreSQL, or (with a warning) memory.

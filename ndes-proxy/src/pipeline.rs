@@ -277,7 +277,7 @@ async fn enroll(
             return Err(Step::Refuse(Refusal::Rejected));
         }
     };
-    let certs = certs_of(&issued).map_err(|()| Step::Unavailable)?;
+    let certs = certs_of(state, &issued).map_err(|()| Step::Unavailable)?;
     if !notify(state.policy(), txid, issued_outcome(&issued)).await {
         // Issued and recorded at the CA, but the policy module never heard of it (it died or
         // is unreachable). A SUCCESS now would end the transaction with a certificate missing
@@ -515,10 +515,11 @@ async fn get_crl(state: &AppState, ias: &IssuerAndSerialNumber) -> Result<Payloa
         .map_err(|_| Step::Unavailable)
 }
 
-fn certs_of(issued: &IssuedCert) -> Result<Vec<X509>, ()> {
-    std::iter::once(&issued.der)
-        .chain(&issued.chain)
-        .map(|d| X509::from_der(d).map_err(|_| ()))
+/// The issued certificate, then its chain (normally the RA's own, already parsed).
+fn certs_of(state: &AppState, issued: &IssuedCert) -> Result<Vec<X509>, ()> {
+    std::iter::once(X509::from_der(&issued.der))
+        .chain(issued.chain.iter().map(|d| state.parse_ca_cert(d)))
+        .map(|c| c.map_err(|_| ()))
         .collect()
 }
 

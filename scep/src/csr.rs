@@ -100,6 +100,25 @@ impl From<Asn1Error> for CsrError {
 impl Csr {
     /// Decode a DER request, check its version (v1 = 0), its attributes and its self-signature.
     pub fn from_der(der: &[u8]) -> Result<Self, CsrError> {
+        let csr = Self::from_der_unverified(der)?;
+        // One OpenSSL parse: the request's own decoded key verifies it. (Decoding the SPKI
+        // separately as well doubled the cost: OpenSSL 3 key decoding dominates a CSR check.)
+        let req = X509Req::from_der(der).map_err(|_| CsrError::Malformed("rejected by OpenSSL"))?;
+        let key = req
+            .public_key()
+            .map_err(|_| CsrError::Malformed("unreadable public key"))?;
+        if req.verify(&key).unwrap_or(false) {
+            Ok(csr)
+        } else {
+            Err(CsrError::BadSignature)
+        }
+    }
+
+    /// Decode the structure only (version, subject, key bytes, attributes), without any
+    /// OpenSSL work: for a caller handed a CSR that was already checked by [`Csr::from_der`]
+    /// on its way in, or that a later step checks again (the CA before it signs), and that
+    /// needs only its fields. Never the basis for trusting the request.
+    pub fn from_der_unverified(der: &[u8]) -> Result<Self, CsrError> {
         let mut outer = parse_single(der)?
             .expect(tag::SEQUENCE, "expected CertificationRequest")?
             .children()?;
@@ -141,22 +160,13 @@ impl Csr {
         outer.read(tag::SEQUENCE, "expected signatureAlgorithm")?;
         outer.read(tag::BIT_STRING, "expected signature")?;
         outer.finish("trailing data in CertificationRequest")?;
-        let csr = Self {
+        Ok(Self {
             der: der.to_vec(),
             subject,
             spki,
             challenge_password,
             extension_request,
-        };
-        let key = csr
-            .public_key()
-            .map_err(|_| CsrError::Malformed("unreadable public key"))?;
-        let req = X509Req::from_der(der).map_err(|_| CsrError::Malformed("rejected by OpenSSL"))?;
-        if req.verify(&key).unwrap_or(false) {
-            Ok(csr)
-        } else {
-            Err(CsrError::BadSignature)
-        }
+        })
     }
 
     /// The request as received.
