@@ -350,9 +350,10 @@ mod tests {
         let ndes = ndes_proxy::config::Config::load(&layout.ndes_configs[0]).unwrap();
         ndes.validate().unwrap();
         assert!(ndes.ra_identity().is_ok(), "the RA files load");
-        assert_eq!(ndes.policy.url, "http://127.0.0.1:8280");
+        let remote = ndes.policy.as_ref().unwrap();
+        assert_eq!(remote.url, "http://127.0.0.1:8280");
         // The shared token is the same file for both sides.
-        assert_eq!(ndes.policy.token_file, policy.ndes_token_file);
+        assert_eq!(remote.token_file, policy.ndes_token_file);
         assert_eq!(layout.root_fingerprint.len(), 64);
         assert!(prepare(dir.path(), &options).await.is_err(), "no overwrite");
         let two = ServicesOptions {

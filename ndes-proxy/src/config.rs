@@ -514,8 +514,9 @@ mod tests {
         // ca-mock's and policy-module's samples listen there and read the same token files.
         assert_eq!(c.ca.url, "http://127.0.0.1:8180");
         assert_eq!(c.ca.token_file, Path::new("secrets/ca-ndes.token"));
-        assert_eq!(c.policy.url, "http://127.0.0.1:8280");
-        assert_eq!(c.policy.token_file, Path::new("secrets/policy-ndes.token"));
+        let policy = c.policy.as_ref().unwrap();
+        assert_eq!(policy.url, "http://127.0.0.1:8280");
+        assert_eq!(policy.token_file, Path::new("secrets/policy-ndes.token"));
         let s = c.settings();
         assert_eq!(s.max_body_bytes, scep::limits::MAX_MESSAGE_SIZE);
         assert_eq!(s.header_read_timeout, Duration::from_secs(10));

@@ -18,8 +18,9 @@ fn the_three_samples_agree_on_ports_and_token_files() {
     assert_eq!(ca.public_base_url, ca_url);
     assert_eq!(policy.ca.url, ca_url, "policy-module -> ca-mock");
     assert_eq!(ndes.ca.url, ca_url, "ndes-proxy -> ca-mock");
+    let ndes_policy = ndes.policy.as_ref().unwrap();
     assert_eq!(
-        ndes.policy.url,
+        ndes_policy.url,
         format!("http://{}", policy.listen),
         "ndes-proxy -> policy-module"
     );
@@ -41,7 +42,7 @@ fn the_three_samples_agree_on_ports_and_token_files() {
         "ca-mock <-> policy-module"
     );
     assert_eq!(
-        ndes.policy.token_file, policy.ndes_token_file,
+        ndes_policy.token_file, policy.ndes_token_file,
         "ndes-proxy <-> policy-module"
     );
     // The ndes caller may issue under the template mscep_admin hands challenges out for.
