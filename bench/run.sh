@@ -83,9 +83,11 @@ except Exception:
 valid = r["certificates"]["valid"]
 bad = sum(r["certificates"]["invalid"].values()) + r["failed"]
 per = float(cpu) / valid if valid else 0
-print("\t".join(str(x) for x in [server, conc, r["devices"], valid, bad,
+row = "\t".join(str(x) for x in [server, conc, r["devices"], valid, bad,
       round(r["valid_per_sec"], 1), round(r["latency"]["p50_ms"], 1),
-      round(r["latency"]["p99_ms"], 1), round(per * 1000, 2), int(kib) // 1024]))
+      round(r["latency"]["p99_ms"], 1), round(per * 1000, 2), int(kib) // 1024])
+print(row)
+print("[bench]   " + row, file=sys.stderr)
 PY
 }
 
@@ -160,8 +162,8 @@ done
 
 # --- 3. Full pipeline -------------------------------------------------------------------------
 full_point() {  # LABEL CONCURRENCY SCEP_URL EXTRA_PID
-    local label="$1" c="$2" url="$3" extra="$4" token="$WORK/$label-c$2/secrets/policy-admin.token"
-    local root
+    local label="$1" c="$2" url="$3" extra="$4"
+    local token="$WORK/$label-c$c/secrets/policy-admin.token" root
     root="$(awk '/^root CA SHA-256/ { print $4 }' "$WORK/$label-c$c.out")"
     python3 - "$url" "$root" > "$WORK/$label-c$c-profile.json" <<'PY'
 import json, sys
