@@ -4,7 +4,13 @@
 //! ```text
 //! cargo bench -p ca-mock --bench ca_throughput            # full run (1M CRL included)
 //! cargo bench -p ca-mock --bench ca_throughput -- --quick # smaller counts, no 1M CRL
+//! cargo bench -p ca-mock --bench ca_throughput -- --scale 1000000  # a store of 1M issued
 //! ```
+//!
+//! `--scale N` fills a store with N issued certificates (10% of them revoked; ~800-byte
+//! certificate blobs, bulk SQL), then measures on it: issuance rate against an empty store
+//! (alternating runs), the store's status lookup and a full OCSP response one at a time
+//! (p50/p99), and the CRL regeneration.
 //!
 //! Everything runs in-process against a durable SQLite store (WAL, synchronous=FULL) in a temp
 //! directory, with an RSA-2048 issuing CA; a second pass measures issuance over HTTP on loopback.
@@ -306,6 +312,136 @@ async fn bench_crl(dir: &std::path::Path, n: usize) {
     );
 }
 
+/// Bulk-fills `pool` with `n` issued certificates, every tenth revoked; returns some serials.
+async fn fill_issued(pool: &sqlx::SqlitePool, n: usize) -> Vec<String> {
+    let mut sample = Vec::new();
+    let batch = 500;
+    for chunk in 0..n.div_ceil(batch) {
+        let mut tx = pool.begin().await.unwrap();
+        let mut sql = String::from(
+            "INSERT INTO certificates (serial, request_id, csr_sha256, template, subject, sans, \
+             public_key_sha256, der, not_before, not_after, issued_at, issued_to, status, revoked_at, reason) VALUES ",
+        );
+        for (j, i) in (chunk * batch..((chunk + 1) * batch).min(n)).enumerate() {
+            let serial = ca_mock::serial::Serial::random().unwrap().to_hex();
+            if i % 997 == 0 {
+                sample.push(serial.clone());
+            }
+            let (status, at, reason) = if i % 10 == 0 {
+                (
+                    "revoked",
+                    (1_750_000_000 + i as i64).to_string(),
+                    "'superseded'",
+                )
+            } else {
+                ("good", "NULL".to_owned(), "NULL")
+            };
+            if j > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "('{serial}','seed-{i}',hex(randomblob(32)),'IPSECIntermediateOffline','CN=dev-{i}','[]',\
+                 hex(randomblob(32)),randomblob(800),0,2000000000,0,'bench','{status}',{at},{reason})"
+            ));
+        }
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    sample
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Lookups one at a time: the store's status row (what OCSP reads), then a whole signed OCSP
+/// response; p50/p99 in milliseconds.
+async fn bench_lookups(ca: &Arc<CertificateAuthority>, serials: &[String], issued: &[String]) {
+    let mut status_ms = Vec::new();
+    for s in serials.iter().cycle().take(5000) {
+        let t = Instant::now();
+        assert!(ca.store().status(s).await.unwrap().is_some());
+        status_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    status_ms.sort_by(f64::total_cmp);
+    println!(
+        "  store status lookup ({} lookups of seeded serials): p50 {:.3} ms, p99 {:.3} ms",
+        status_ms.len(),
+        percentile(&status_ms, 50.0),
+        percentile(&status_ms, 99.0)
+    );
+    let issuer = ca.material().issuing.clone();
+    let mut requests = Vec::new();
+    for s in issued.iter().take(200) {
+        let rec = ca.store().get(s).await.unwrap().unwrap();
+        let leaf = X509::from_der(&rec.cert.der).unwrap();
+        let mut req = OcspRequest::new().unwrap();
+        req.add_id(OcspCertId::from_cert(MessageDigest::sha1(), &leaf, &issuer).unwrap())
+            .unwrap();
+        requests.push(req.to_der().unwrap());
+    }
+    let mut ocsp_ms = Vec::new();
+    for r in requests.iter().cycle().take(1000) {
+        let t = Instant::now();
+        assert!(ca.ocsp(r).await.len() > 100);
+        ocsp_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ocsp_ms.sort_by(f64::total_cmp);
+    println!(
+        "  OCSP response, one at a time ({} requests): p50 {:.2} ms, p99 {:.2} ms",
+        ocsp_ms.len(),
+        percentile(&ocsp_ms, 50.0),
+        percentile(&ocsp_ms, 99.0)
+    );
+}
+
+/// A store of `n` issued certificates against an empty one.
+async fn bench_scale(dir: &std::path::Path, n: usize) {
+    let big = new_ca(dir, "scale.db").await;
+    let SqlStore::Sqlite(pool) =
+        SqlStore::sqlite(&format!("sqlite://{}", dir.join("scale.db").display()))
+            .await
+            .unwrap()
+    else {
+        unreachable!()
+    };
+    let fill = Instant::now();
+    let seeded = fill_issued(&pool, n).await;
+    println!(
+        "scale: filled a store with {n} issued certificates (10% revoked) in {:.1} s",
+        fill.elapsed().as_secs_f64()
+    );
+    let per_run = 1000;
+    let mut issued = Vec::new();
+    for round in 0..2 {
+        let empty = new_ca(dir, &format!("empty-{round}.db")).await;
+        print!("  empty store, round {round}: ");
+        bench_issuance(&empty, per_run, 32).await;
+        print!("  {n}-row store, round {round}: ");
+        issued = bench_issuance(&big, per_run, 32).await;
+        // Request ids must stay unique in the big store: move on past this round's ids.
+        sqlx::query(
+            "UPDATE certificates SET request_id = 'r' || serial WHERE request_id LIKE 'bench-%'",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    bench_lookups(&big, &seeded, &issued).await;
+    let start = Instant::now();
+    let snap = big.regenerate_crl().await.unwrap();
+    println!(
+        "  CRL regeneration with {} revoked entries in a {n}-row store: {:.2} s ({:.1} MB)",
+        snap.entries,
+        start.elapsed().as_secs_f64(),
+        snap.der.len() as f64 / 1e6
+    );
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -318,6 +454,15 @@ async fn main() {
     {
         let dir = tempfile::tempdir().unwrap();
         bench_crl(dir.path(), n.parse().unwrap()).await;
+        return;
+    }
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--scale")
+        .and_then(|i| args.get(i + 1))
+    {
+        let dir = tempfile::tempdir().unwrap();
+        bench_scale(dir.path(), n.parse().unwrap()).await;
         return;
     }
     let dir = tempfile::tempdir().unwrap();
