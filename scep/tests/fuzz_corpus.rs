@@ -1,13 +1,10 @@
-//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`) through the same entry points
-//! the cargo-fuzz targets use, so every input the fuzzer found interesting stays a regression
-//! test on stable Rust.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Replays the committed fuzz corpus of this crate's cargo-fuzz targets (`fuzz/corpus/<target>/*`)
+//! through the same entry points, so every input the fuzzer found interesting stays a
+//! regression test on stable Rust.
 
-use std::path::Path;
+use testkit::fuzz_corpus::{Target, replay};
 
-type Target = fn(&[u8]);
-
-const TARGETS: [(&str, Target); 7] = [
+const TARGETS: &[(&str, Target)] = &[
     ("request", scep::testing::fuzz::request),
     ("cert_rep", scep::testing::fuzz::cert_rep),
     ("certs_only", scep::testing::fuzz::certs_only),
@@ -19,19 +16,5 @@ const TARGETS: [(&str, Target); 7] = [
 
 #[test]
 fn replays_the_fuzz_corpus_without_panicking() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-    let mut total = 0;
-    for (name, target) in TARGETS {
-        let dir = root.join(name);
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let mut n = 0;
-        for entry in entries {
-            let data = std::fs::read(entry.unwrap().path()).unwrap();
-            target(&data);
-            n += 1;
-        }
-        assert!(n > 0, "no corpus for {name}");
-        total += n;
-    }
-    eprintln!("replayed {total} corpus inputs");
+    assert!(replay(TARGETS) > 0);
 }

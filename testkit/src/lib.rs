@@ -7,8 +7,10 @@
 //! - [`binary`] / [`unavailable`]: find a third-party program or skip (fail under CI).
 //! - [`openssl`]: run the `openssl` CLI as an oracle, with a timeout.
 //! - [`cmd`]: run any program with a timeout.
+//! - [`fuzz_corpus`]: replay the committed fuzz corpora as regression tests.
 
 pub mod cmd;
+pub mod fuzz_corpus;
 pub mod pg;
 
 use std::path::PathBuf;
