@@ -134,6 +134,18 @@ fn requester(extensions: &axum::http::Extensions, headers: &HeaderMap) -> Reques
     }
 }
 
+/// Every operation but PKIOperation, for GET and POST alike: GetCACaps, GetCACert and
+/// GetNextCACert, or 400 when `operation` is missing or unknown.
+fn not_pki_operation(state: &AppState, op: Option<Operation>, started: Instant) -> Response {
+    match op {
+        Some(op) => observe(state, Some(op), started, informational(state, op)),
+        None => {
+            let r = text(StatusCode::BAD_REQUEST, "unknown operation\n");
+            observe(state, None, started, r)
+        }
+    }
+}
+
 async fn scep_get(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -172,13 +184,7 @@ async fn scep_get(
             )
             .await
         }
-        Some(op) => observe(&state, Some(op), started, informational(&state, op)),
-        None => observe(
-            &state,
-            None,
-            started,
-            text(StatusCode::BAD_REQUEST, "unknown operation\n"),
-        ),
+        other => not_pki_operation(&state, other, started),
     }
 }
 
@@ -207,13 +213,7 @@ async fn scep_post(
             )
             .await
         }
-        Some(op) => observe(&state, Some(op), started, informational(&state, op)),
-        None => observe(
-            &state,
-            None,
-            started,
-            text(StatusCode::BAD_REQUEST, "unknown operation\n"),
-        ),
+        other => not_pki_operation(&state, other, started),
     }
 }
 

@@ -135,31 +135,13 @@ impl TestLab {
         Ok(report)
     }
 
-    /// The standard profile: RSA 2048, subject [`SUBJECT_FORMAT`], one DNS SAN
-    /// [`SAN_FORMAT`], client auth, 365 days, renewal at 20 % left, this lab's SCEP URL and
-    /// root.
+    /// The standard profile ([`standard_profile_spec`]) with this lab's SCEP URL and root.
     pub fn spec(&self) -> ProfileSpec {
-        ProfileSpec {
-            name: "Corporate device certificate".into(),
-            certificate_type: CertificateType::Device,
-            subject_name_format: SUBJECT_FORMAT.into(),
-            subject_alternative_names: vec![SanTemplate {
-                kind: SanKind::Dns,
-                value: SAN_FORMAT.into(),
-            }],
-            key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment],
-            extended_key_usages: vec!["1.3.6.1.5.5.7.3.2".into()],
-            key_algorithm: KeyAlgorithm::Rsa,
-            key_size: 2048,
-            hash_algorithm: HashAlgorithm::Sha256,
-            validity_days: 365,
-            renewal_threshold_percent: 20,
-            template: TEMPLATE.into(),
-            scep_server_urls: vec![self.lab.scep_url()],
-            ca_thumbprint: self.lab.root_fingerprint().into(),
-            retry_count: 3,
-            retry_delay_minutes: 1,
-        }
+        standard_profile_spec(
+            "Corporate device certificate",
+            vec![self.lab.scep_url()],
+            self.lab.root_fingerprint(),
+        )
     }
 
     /// Create profile `id` from the standard spec changed by `edit`.
@@ -816,4 +798,31 @@ pub async fn micromdm_scepclient(
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     );
     (output.status.success(), results, text)
+}
+
+/// The standard profile: RSA 2048, subject [`SUBJECT_FORMAT`], one DNS SAN [`SAN_FORMAT`],
+/// client auth, 365 days, renewal at 20 % left, template [`TEMPLATE`], served at `scep_urls`
+/// and pinned to the root whose SHA-256 thumbprint is `root`.
+pub fn standard_profile_spec(name: &str, scep_urls: Vec<String>, root: &str) -> ProfileSpec {
+    ProfileSpec {
+        name: name.into(),
+        certificate_type: CertificateType::Device,
+        subject_name_format: SUBJECT_FORMAT.into(),
+        subject_alternative_names: vec![SanTemplate {
+            kind: SanKind::Dns,
+            value: SAN_FORMAT.into(),
+        }],
+        key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment],
+        extended_key_usages: vec!["1.3.6.1.5.5.7.3.2".into()],
+        key_algorithm: KeyAlgorithm::Rsa,
+        key_size: 2048,
+        hash_algorithm: HashAlgorithm::Sha256,
+        validity_days: 365,
+        renewal_threshold_percent: 20,
+        template: TEMPLATE.into(),
+        scep_server_urls: scep_urls,
+        ca_thumbprint: root.into(),
+        retry_count: 3,
+        retry_delay_minutes: 1,
+    }
 }

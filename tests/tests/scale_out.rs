@@ -25,7 +25,7 @@ use openssl::x509::X509;
 use scep::client::CertRep;
 use scep_lab_tests::processes::{Cluster, ClusterOptions, Role, ServiceId};
 use scep_lab_tests::remote::{Admin, Enrollment, RemoteDevice};
-use scep_lab_tests::{PROFILE, RawScep, SAN_FORMAT, SUBJECT_FORMAT, TEMPLATE, serial_of};
+use scep_lab_tests::{PROFILE, RawScep, serial_of, standard_profile_spec};
 
 /// Two of each front-end service on one PostgreSQL, the profile created, both SCEP endpoints
 /// discovered (pinned to the root).
@@ -64,30 +64,8 @@ async fn farm() -> Option<Farm> {
 }
 
 fn profile_spec(cluster: &Cluster, root: &str) -> policy_module::model::ProfileSpec {
-    use policy_module::model::{
-        CertificateType, HashAlgorithm, KeyAlgorithm, KeyUsage, ProfileSpec, SanKind, SanTemplate,
-    };
-    ProfileSpec {
-        name: "Scale-out device certificate".into(),
-        certificate_type: CertificateType::Device,
-        subject_name_format: SUBJECT_FORMAT.into(),
-        subject_alternative_names: vec![SanTemplate {
-            kind: SanKind::Dns,
-            value: SAN_FORMAT.into(),
-        }],
-        key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment],
-        extended_key_usages: vec!["1.3.6.1.5.5.7.3.2".into()],
-        key_algorithm: KeyAlgorithm::Rsa,
-        key_size: 2048,
-        hash_algorithm: HashAlgorithm::Sha256,
-        validity_days: 365,
-        renewal_threshold_percent: 20,
-        template: TEMPLATE.into(),
-        scep_server_urls: vec![cluster.scep_url(0), cluster.scep_url(1)],
-        ca_thumbprint: root.into(),
-        retry_count: 3,
-        retry_delay_minutes: 1,
-    }
+    let urls = vec![cluster.scep_url(0), cluster.scep_url(1)];
+    standard_profile_spec("Scale-out device certificate", urls, root)
 }
 
 impl Farm {
