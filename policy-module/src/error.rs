@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Why a request is refused. Names follow Intune's `IntuneScepServiceException` codes where one
 /// exists; the few additions say what Intune's closed format cannot (`ChallengeUnknown`,
-/// `TransactionIdReused`, `TemplateMismatch`, the device states, `RenewalNotAllowed`).
+/// `TransactionIdReused`, `TemplateMismatch`, the device states, `RenewalNotAllowed`,
+/// `KeyCertifiedToAnotherDevice`).
 /// ndes-proxy answers every one with CertRep FAILURE badRequest (or badMessageCheck for the
 /// renewal signer ones) and keeps the name for its logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
@@ -56,6 +57,12 @@ pub enum Rejection {
     /// The CSR asks for an EKU the profile does not grant.
     #[error("EnhancedKeyUsageMismatch")]
     EnhancedKeyUsageMismatch,
+    /// The CSR's key is already certified to another device (a cloned disk image, or a key
+    /// copied off a device), or to an mscep_admin request when this one is a device's, or
+    /// the other way round. The same device may certify its key again (renewal with the same
+    /// key, which RFC 8894 allows).
+    #[error("KeyCertifiedToAnotherDevice")]
+    KeyCertifiedToAnotherDevice,
     /// The profile (at the challenge's version) is no longer assigned to the device.
     #[error("ScepProfileNoLongerTargetedToTheClient")]
     ScepProfileNoLongerTargetedToTheClient,

@@ -134,6 +134,7 @@ impl PolicyService {
         // NDES standalone semantics: the password authorises the template; the CSR names
         // itself and the CA template decides the rest.
         rules::check_key_floor(&p.csr)?;
+        self.check_key_holder(&p.spki_hash, None).await?;
         let settings = self.challenge_settings().await.map_err(unavailable)?;
         Ok(Grant {
             transaction_id: req.transaction_id.clone(),
@@ -174,9 +175,32 @@ impl PolicyService {
             return Err(Rejection::ScepProfileNoLongerTargetedToTheClient.into());
         }
         rules::check(&expected, &p.csr)?;
+        self.check_key_holder(&p.spki_hash, Some(device_id)).await?;
         Ok(grant_from(
             req, &expected, device_id, profile_id, version, false,
         ))
+    }
+
+    /// Reliability P10: a key certified to one holder (a device, or `None` for mscep_admin
+    /// requests) is refused to any other, so a cloned disk image cannot enrol the original
+    /// device's key for a second device. The same holder may certify it again: RFC 8894
+    /// §3.3.1.2 lets a renewal keep the key, and a retransmission is the same request. Any
+    /// status counts: a revoked or expired certificate still says whose key it was. Two
+    /// first enrolments of one key racing between VerifyRequest and Notify are not caught.
+    async fn check_key_holder(
+        &self,
+        spki_hash: &[u8],
+        holder: Option<&str>,
+    ) -> Result<(), VerifyError> {
+        let holders = self
+            .store
+            .key_holders(spki_hash)
+            .await
+            .map_err(unavailable)?;
+        if holders.iter().any(|h| h.as_deref() != holder) {
+            return Err(Rejection::KeyCertifiedToAnotherDevice.into());
+        }
+        Ok(())
     }
 
     /// Device known and active, profile present and targeted; the profile's current version.
@@ -258,6 +282,7 @@ impl PolicyService {
             return Err(Rejection::RenewalNotAllowed.into());
         }
         rules::check(&expected, &p.csr)?;
+        self.check_key_holder(&p.spki_hash, Some(device_id)).await?;
         let grant = grant_from(req, &expected, device_id, profile_id, profile.version, true);
         let body = serde_json::to_string(&grant).map_err(|_| VerifyError::Unavailable)?;
         let outcome = self
@@ -365,6 +390,7 @@ impl PolicyService {
                     thumbprint: thumb,
                     not_after,
                     der: certificate_der.clone(),
+                    spki_hash: request.spki_hash.clone(),
                     device_id: grant.device_id,
                     profile_id: grant.profile_id,
                     profile_version: grant.profile_version,

@@ -299,6 +299,14 @@ impl AlgorithmPolicy {
                 if e.len() > 8 || e.last().is_none_or(|b| b & 1 == 0) || !at_least_65537 {
                     return Err(bad());
                 }
+                // A ROCA-weak modulus (Infineon RSALib, CVE-2017-15361) can be factored:
+                // refused like any other unacceptable key (reliability P10).
+                if crate::roca::has_fingerprint(rsa.n()).unwrap_or(true) {
+                    return Err(Refusal::UnsupportedAlgorithm {
+                        kind: AlgorithmKind::PublicKey,
+                        oid: format!("RSA {bits} bits with the ROCA fingerprint"),
+                    });
+                }
                 Ok(())
             }
             openssl::pkey::Id::EC => {
@@ -374,6 +382,22 @@ mod tests {
             ContentCipher::Aes128Cbc.for_reply(),
             ContentCipher::Aes128Cbc
         );
+    }
+
+    #[test]
+    fn refuses_roca_weak_rsa_keys_and_accepts_ordinary_ones() {
+        let weak = crate::testing::roca_structured_rsa_2048().unwrap();
+        let weak = openssl::pkey::PKey::from_rsa(weak).unwrap();
+        assert!(matches!(
+            AlgorithmPolicy::default().public_key(&weak),
+            Err(Refusal::UnsupportedAlgorithm {
+                kind: AlgorithmKind::PublicKey,
+                ..
+            })
+        ));
+        let fine =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        assert!(AlgorithmPolicy::default().public_key(&fine).is_ok());
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub mod http;
 pub mod limits;
 pub mod message;
 pub mod oid;
+pub mod roca;
 pub mod server;
 #[doc(hidden)]
 pub mod testing;

@@ -3,8 +3,9 @@
 //! is built by hand (device-agent only sends what the profile says): the subject or SAN
 //! changed -> CertRep FAILURE badRequest with SubjectNameMismatch / SubjectAltNameMismatch in
 //! the policy module's audit; a key of the wrong size or type -> KeyLengthMismatch; an EKU
-//! the profile does not grant -> EnhancedKeyUsageMismatch; an RSA key under 2048 bits is
-//! refused by ndes-proxy before the policy module (badAlg: DESIGN decision 6). Nothing is
+//! the profile does not grant -> EnhancedKeyUsageMismatch; an RSA key under 2048 bits or a
+//! ROCA-weak one is refused by ndes-proxy before the policy module (badAlg: DESIGN decision
+//! 6); a key already certified to another device -> KeyCertifiedToAnotherDevice. Nothing is
 //! issued; the honest request with the same kind of challenge then is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -111,6 +112,13 @@ fn cases() -> Vec<Case> {
             fail_info: FailInfo::BadAlg,
             reason: None,
         },
+        Case {
+            what: "ROCA-weak RSA 2048 (Infineon RSALib structure, CVE-2017-15361)",
+            edit: |_| {},
+            key: "roca2048",
+            fail_info: FailInfo::BadAlg,
+            reason: None,
+        },
     ]
 }
 
@@ -119,6 +127,7 @@ fn key(kind: &str) -> PKey<Private> {
         "rsa2048" => rsa_key(2048).unwrap(),
         "rsa3072" => rsa_key(3072).unwrap(),
         "rsa1024" => rsa_key(1024).unwrap(),
+        "roca2048" => PKey::from_rsa(scep::testing::roca_structured_rsa_2048().unwrap()).unwrap(),
         "ec256" => {
             let group =
                 openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
@@ -135,6 +144,7 @@ async fn tampering() {
     lab.profile(PROFILE, |_| {}).await.unwrap();
     requests_that_differ_from_the_rendered_profile_are_refused(&lab).await;
     requested_extensions_never_reach_the_certificate(&lab).await;
+    a_key_certified_to_one_device_is_refused_to_another(&lab).await;
     lab.shutdown().await;
 }
 
@@ -247,4 +257,42 @@ async fn requested_extensions_never_reach_the_certificate(lab: &TestLab) {
     assert!(!text.contains("Certificate Sign"), "{text}");
     assert!(text.contains("TLS Web Client Authentication"), "{text}");
     assert!(!text.contains("Code Signing"), "{text}");
+}
+
+/// P10: device B runs a disk image cloned from device A and asks, with its own fresh
+/// challenge and an otherwise honest request, for a certificate on A's key. The policy module
+/// knows A holds that key: CertRep FAILURE badRequest, KeyCertifiedToAnotherDevice in the
+/// audit, nothing issued. B's own key is then issued under the same kind of challenge.
+async fn a_key_certified_to_one_device_is_refused_to_another(lab: &TestLab) {
+    let raw = lab.raw_scep().await.unwrap();
+    let original = lab.targeted_device("CLONE-A", PROFILE).await.unwrap();
+    let clone = lab.targeted_device("CLONE-B", PROFILE).await.unwrap();
+    let key = rsa_key(2048).unwrap();
+    let csr = profile_csr(&original.checkin().await.unwrap(), &key).unwrap();
+    let (_, rep) = raw.pkcs_req(&csr, &key).await.unwrap();
+    issued_cert(&rep, &key).unwrap();
+    let issued_before = lab.ca_records().await.unwrap().len();
+
+    let csr = profile_csr(&clone.checkin().await.unwrap(), &key).unwrap();
+    let (tx, rep) = raw.pkcs_req(&csr, &key).await.unwrap();
+    assert!(is_failure(&rep, FailInfo::BadRequest), "{rep:?}");
+    assert_eq!(
+        lab.rejection(tx.as_str()).await.unwrap().as_deref(),
+        Some("KeyCertifiedToAnotherDevice")
+    );
+    assert_eq!(lab.ca_records().await.unwrap().len(), issued_before);
+    assert!(
+        lab.policy()
+            .device_view(&clone.id)
+            .await
+            .unwrap()
+            .certificates
+            .is_empty()
+    );
+
+    let own = rsa_key(2048).unwrap();
+    let csr = profile_csr(&clone.checkin().await.unwrap(), &own).unwrap();
+    let (_, rep) = raw.pkcs_req(&csr, &own).await.unwrap();
+    issued_cert(&rep, &own).unwrap();
+    assert_eq!(lab.ca_records().await.unwrap().len(), issued_before + 1);
 }

@@ -75,6 +75,8 @@ pub struct IssuedRecord {
     pub thumbprint: String,
     pub not_after: i64,
     pub der: Vec<u8>,
+    /// SHA-256 of the certified key's SubjectPublicKeyInfo DER (who holds which key: P10).
+    pub spki_hash: Vec<u8>,
     pub device_id: Option<String>,
     pub profile_id: Option<String>,
     pub profile_version: Option<i64>,
@@ -356,8 +358,9 @@ impl Store {
                     }
                     let inserted = sqlx::query(
                         "INSERT INTO certificates (serial, thumbprint, device_id, profile_id, \
-                         profile_version, transaction_id, not_after, der, status, issued_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'issued', $9) \
+                         profile_version, transaction_id, not_after, der, status, issued_at, \
+                         spki_hash) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'issued', $9, $10) \
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(&rec.serial_hex)
@@ -369,6 +372,7 @@ impl Store {
                     .bind(rec.not_after)
                     .bind(&rec.der)
                     .bind(now)
+                    .bind(&rec.spki_hash)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -412,6 +416,19 @@ impl Store {
                 .await?
         });
         Ok(row.map(Into::into))
+    }
+
+    /// The devices holding a certificate (any status) for the key with this SPKI digest;
+    /// `None` stands for certificates issued without a device (mscep_admin passwords).
+    pub async fn key_holders(&self, spki_hash: &[u8]) -> Result<Vec<Option<String>>, StoreError> {
+        Ok(on_db!(self, |pool, _b| {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT DISTINCT device_id FROM certificates WHERE spki_hash = $1",
+            )
+            .bind(spki_hash)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     /// Every certificate recorded for a device, newest first.

@@ -5,6 +5,7 @@ mod api;
 mod der;
 mod fake_ca;
 mod harness;
+mod key_reuse;
 mod lifecycle;
 mod payloads;
 mod pki;
