@@ -17,13 +17,11 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use policy_module::Outcome;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::AppState;
 use crate::pending::{PendingRecord, PendingState, StateKind, StoreError};
-use crate::pipeline::notify;
 use crate::queue;
 
 /// Rows returned by one list call.
@@ -202,16 +200,16 @@ async fn deny(State(state): State<AppState>, Path(id): Path<String>) -> Response
         )
         .await;
     match moved {
-        Ok(true) => {
-            info!(request_id = %id, "request denied");
-            let reason = "denied_by_administrator".to_owned();
-            notify(state.policy(), &id, Outcome::Failed { reason }).await;
-        }
+        Ok(true) => info!(request_id = %id, "request denied"),
         Ok(false) => {}
         Err(e) => return unavailable(&state, &e),
     }
     match state.pending().get(&id).await {
         Ok(Some(r)) if r.state == PendingState::Denied => {
+            // Owed until the policy module hears; the retry task delivers it otherwise.
+            if let Err(e) = queue::deliver(&state, &r).await {
+                return unavailable(&state, &e);
+            }
             Json(PendingView::from(&r)).into_response()
         }
         Ok(Some(_)) => error(StatusCode::CONFLICT, "already_approved"),

@@ -18,7 +18,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::AppState;
 use crate::ca::{CaError, IssueCall, IssuedCert};
-use crate::pending::{PendingRecord, PendingState};
+use crate::pending::{PendingRecord, PendingState, StateKind};
 use crate::queue;
 use crate::templates::purpose_template;
 
@@ -290,6 +290,25 @@ async fn enroll(
     Ok(Payload::Certs(certs))
 }
 
+/// An issued certificate as the CA would describe it (serial, DER, notAfter).
+pub(crate) fn issued_cert_of(cert: &X509) -> Option<IssuedCert> {
+    let serial_hex = cert
+        .serial_number()
+        .to_bn()
+        .ok()?
+        .to_hex_str()
+        .ok()?
+        .to_ascii_lowercase();
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let age = epoch.diff(cert.not_after()).ok()?;
+    Some(IssuedCert {
+        serial_hex,
+        der: cert.to_der().ok()?,
+        chain: Vec::new(),
+        not_after: i64::from(age.days) * 86_400 + i64::from(age.secs),
+    })
+}
+
 /// What Notify says about an issued certificate.
 pub(crate) fn issued_outcome(issued: &IssuedCert) -> Outcome {
     let thumbprint = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &issued.der)
@@ -333,6 +352,17 @@ async fn answer_from_record(state: &AppState, rec: PendingRecord) -> Result<Payl
     } else {
         rec
     };
+    // An ended row whose Notify is still owed: deliver it now. A SUCCESS the inventory would
+    // never learn of is not given (as for an inline issuance): 503, and the next
+    // retransmission tries again.
+    if rec.state.kind().is_ended()
+        && !queue::deliver(state, &rec)
+            .await
+            .map_err(|e| store_down(&e))?
+        && rec.state.kind() == StateKind::Issued
+    {
+        return Err(Step::Unavailable);
+    }
     match rec.state {
         PendingState::AwaitingApproval | PendingState::QueuedForCa => Err(Step::Pending),
         PendingState::Issued { cert_der, .. } => {
@@ -470,6 +500,13 @@ async fn poll(state: &AppState, req: &OpenedRequest) -> Result<Payload, Step> {
             .is_ok_and(|k| req.signer.public_key().is_ok_and(|s| k.public_eq(&s)))
     });
     let cert = certs.pop().ok_or(Step::Refuse(Refusal::NotFound))?;
+    // The CA issued it but no pending row tells whether the policy module heard (the inline
+    // Notify may have failed after the CA answered): tell it again (Notify is idempotent), and
+    // give no SUCCESS the inventory would never learn of.
+    let issued = issued_cert_of(&cert).ok_or(Step::Unavailable)?;
+    if !notify(state.policy(), &id, issued_outcome(&issued)).await {
+        return Err(Step::Unavailable);
+    }
     let mut out = vec![cert];
     out.extend(state.ra().chain().iter().cloned());
     Ok(Payload::Certs(out))

@@ -4,10 +4,14 @@
 //!
 //! Any number of them may race, on one instance or several: the CA issues idempotently by
 //! request id, and the store moves the row to `issued` by compare-and-set, so exactly one of
-//! them notifies the policy module.
+//! them moves it. How a row ended is then owed to the policy module until it has heard
+//! ([`deliver`]): a Notify lost because the policy module was down is delivered again by the
+//! retry task and by the device's next retransmission, so the inventory never misses a
+//! certificate (Notify is idempotent at the policy module).
 
 use std::time::Duration;
 
+use openssl::x509::X509;
 use scep::csr::Csr;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -15,7 +19,7 @@ use tracing::{info, warn};
 use crate::AppState;
 use crate::ca::CaError;
 use crate::pending::{PendingRecord, PendingState, StateKind, StoreError};
-use crate::pipeline::{issue_call, issued_outcome, notify};
+use crate::pipeline::{issue_call, issued_cert_of, issued_outcome, notify};
 use policy_module::Outcome;
 
 /// Issue at the CA within half of the request deadline. A request waits on the CA inline (a
@@ -68,8 +72,9 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
             {
                 state.metrics().queue_attempt("issued");
                 info!(request_id = %id, serial = %issued.serial_hex, "queued request issued");
-                notify(state.policy(), &id, issued_outcome(&issued)).await;
             }
+            let rec = reload(state, rec).await?;
+            deliver(state, &rec).await?;
             reload(state, rec).await
         }
         Err(CaError::Unavailable(e)) => {
@@ -96,15 +101,51 @@ async fn fail(
     let to = PendingState::Failed {
         reason: reason.clone(),
     };
-    if state
+    state
         .pending()
         .transition(&rec.request_id, StateKind::QueuedForCa, &to, state.now())
-        .await?
-    {
-        notify(state.policy(), &rec.request_id, Outcome::Failed { reason }).await;
-    }
+        .await?;
+    let rec = reload(state, rec).await?;
+    deliver(state, &rec).await?;
     reload(state, rec).await
 }
+
+/// Tell the policy module how an ended row ended, unless it already heard; then remember that
+/// it did. `Ok(false)` when the policy module could not be reached (the Notify stays owed).
+pub async fn deliver(state: &AppState, rec: &PendingRecord) -> Result<bool, StoreError> {
+    if rec.notified_at.is_some() {
+        return Ok(true);
+    }
+    let outcome = match &rec.state {
+        PendingState::Issued { cert_der, .. } => {
+            let cert = X509::from_der(cert_der).ok();
+            match cert.as_ref().and_then(issued_cert_of) {
+                Some(issued) => issued_outcome(&issued),
+                // Undecodable: the policy module would refuse it; the answer path logs it.
+                None => return Ok(true),
+            }
+        }
+        PendingState::Failed { reason } => Outcome::Failed {
+            reason: reason.clone(),
+        },
+        PendingState::Denied => Outcome::Failed {
+            reason: DENIED_REASON.into(),
+        },
+        PendingState::AwaitingApproval | PendingState::QueuedForCa => return Ok(true),
+    };
+    if !notify(state.policy(), &rec.request_id, outcome).await {
+        state.metrics().queue_attempt("notify_owed");
+        return Ok(false);
+    }
+    state
+        .pending()
+        .mark_notified(&rec.request_id, state.now())
+        .await?;
+    Ok(true)
+}
+
+/// What the policy module is told about a request an administrator denied.
+pub(crate) const DENIED_REASON: &str = "denied_by_administrator";
 
 async fn reload(state: &AppState, rec: PendingRecord) -> Result<PendingRecord, StoreError> {
     Ok(state.pending().get(&rec.request_id).await?.unwrap_or(rec))
@@ -154,6 +195,36 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             if let Err(e) = attempt(&state, rec).await {
                 warn!(error = %e, "pending store failed during a retry");
                 break;
+            }
+        }
+        deliver_owed(&state, &stop).await;
+    }
+}
+
+/// Deliver the Notifies still owed for ended rows (oldest first), stopping at the first the
+/// policy module does not take: it is down, and the next tick tries again.
+async fn deliver_owed(state: &AppState, stop: &watch::Receiver<bool>) {
+    let owed = match state
+        .pending()
+        .unnotified(state.settings().queue.batch)
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "pending store unavailable for owed notifications");
+            return;
+        }
+    };
+    for rec in owed {
+        if *stop.borrow() {
+            return;
+        }
+        match deliver(state, &rec).await {
+            Ok(true) => info!(request_id = %rec.request_id, "owed notification delivered"),
+            Ok(false) => return,
+            Err(e) => {
+                warn!(error = %e, "pending store failed while delivering a notification");
+                return;
             }
         }
     }

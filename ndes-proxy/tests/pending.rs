@@ -328,6 +328,12 @@ impl PendingStore for BrokenStore {
     async fn due(&self, _: i64, _: u32) -> Result<Vec<PendingRecord>, StoreError> {
         Err(broken())
     }
+    async fn unnotified(&self, _: u32) -> Result<Vec<PendingRecord>, StoreError> {
+        Err(broken())
+    }
+    async fn mark_notified(&self, _: &str, _: i64) -> Result<(), StoreError> {
+        Err(broken())
+    }
 }
 
 #[tokio::test]

@@ -148,6 +148,36 @@ async fn suite(store: &dyn PendingStore) {
         store.list(Some(StateKind::Issued), 10).await.unwrap().len(),
         1
     );
+
+    // Ended rows owe the policy module a Notify until marked; open rows owe nothing.
+    let owed = store.unnotified(10).await.unwrap();
+    assert_eq!(
+        owed.iter()
+            .map(|r| r.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["tx/a+1", "tx-b"],
+        "oldest ended first"
+    );
+    assert!(owed.iter().all(|r| r.notified_at.is_none()));
+    assert_eq!(store.unnotified(1).await.unwrap().len(), 1, "limit");
+    store.mark_notified("tx/a+1", now + 40).await.unwrap();
+    store.mark_notified("tx/a+1", now + 50).await.unwrap();
+    assert_eq!(
+        store.get("tx/a+1").await.unwrap().unwrap().notified_at,
+        Some(now + 40),
+        "the first delivery is kept"
+    );
+    let owed = store.unnotified(10).await.unwrap();
+    assert_eq!(owed.len(), 1);
+    assert_eq!(owed[0].request_id, "tx-b");
+    store.mark_notified("tx-b", now + 41).await.unwrap();
+    assert!(store.unnotified(10).await.unwrap().is_empty());
+    let open = record("tx-c", PendingState::QueuedForCa, now + 42);
+    store.insert(&open).await.unwrap();
+    assert!(
+        store.unnotified(10).await.unwrap().is_empty(),
+        "an open row owes nothing yet"
+    );
 }
 
 #[tokio::test]
@@ -164,7 +194,7 @@ async fn sqlite_store() {
     store.close().await;
     // Reopening runs the migrations again without harm and keeps the rows.
     let store = SqlPendingStore::connect(&url).await.unwrap();
-    assert_eq!(store.list(None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.list(None, 10).await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -177,5 +207,70 @@ async fn postgres_store() {
     suite(&store).await;
     store.close().await;
     let store = SqlPendingStore::postgres(&url).await.unwrap();
-    assert_eq!(store.list(None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.list(None, 10).await.unwrap().len(), 3);
+}
+
+/// A database made before Notify was tracked: its ended rows count as delivered (they were
+/// notified the old way), its open rows will owe theirs when they end.
+#[tokio::test]
+async fn a_database_from_before_owed_notifies_migrates_in_place() {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "pending".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0001_pending.sql").into_sql_str(),
+        false,
+    )])
+    .run(&pool)
+    .await
+    .unwrap();
+    let grant = serde_json::to_string(&grant("old")).unwrap();
+    for (id, state, serial, cert) in [
+        ("old-issued", "issued", Some("0a"), Some(vec![0x30u8, 0x00])),
+        ("old-queued", "queued_for_ca", None, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO pending_requests (request_id, transaction_id, template, csr_der, \
+             grant_json, state, serial, cert_der, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $1, 'DeviceTemplate', x'30', $2, $3, $4, $5, 10, 10, 20)",
+        )
+        .bind(id)
+        .bind(&grant)
+        .bind(state)
+        .bind(serial)
+        .bind(cert)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqlPendingStore::sqlite_file(&path).await.unwrap();
+    let issued = store.get("old-issued").await.unwrap().unwrap();
+    assert_eq!(issued.notified_at, Some(20), "ended before: delivered then");
+    let queued = store.get("old-queued").await.unwrap().unwrap();
+    assert_eq!(queued.notified_at, None);
+    assert!(store.unnotified(10).await.unwrap().is_empty());
+    assert!(
+        store
+            .transition(
+                "old-queued",
+                StateKind::QueuedForCa,
+                &PendingState::Failed {
+                    reason: "ca_refused".into()
+                },
+                30
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.unnotified(10).await.unwrap().len(), 1, "now owed");
 }

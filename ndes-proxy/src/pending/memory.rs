@@ -105,4 +105,23 @@ impl PendingStore for MemoryPendingStore {
         out.truncate(limit as usize);
         Ok(out)
     }
+
+    async fn unnotified(&self, limit: u32) -> Result<Vec<PendingRecord>, StoreError> {
+        let mut out: Vec<PendingRecord> = self
+            .rows()
+            .values()
+            .filter(|r| r.notified_at.is_none() && r.state.kind().is_ended())
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.updated_at, &a.request_id).cmp(&(b.updated_at, &b.request_id)));
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+
+    async fn mark_notified(&self, request_id: &str, now: i64) -> Result<(), StoreError> {
+        if let Some(row) = self.rows().get_mut(request_id) {
+            row.notified_at.get_or_insert(now);
+        }
+        Ok(())
+    }
 }

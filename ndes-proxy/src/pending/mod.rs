@@ -75,6 +75,11 @@ impl StateKind {
         }
     }
 
+    /// Issued, denied and failed rows are over: the policy module is owed how they ended.
+    pub fn is_ended(self) -> bool {
+        matches!(self, Self::Issued | Self::Denied | Self::Failed)
+    }
+
     /// Parse a column (or query parameter) value.
     pub fn parse(s: &str) -> Option<Self> {
         [
@@ -125,6 +130,9 @@ pub struct PendingRecord {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+    /// Unix seconds at which the policy module heard how the request ended; `None` while it
+    /// is open, and on an ended row whose Notify is still owed.
+    pub notified_at: Option<i64>,
 }
 
 impl std::fmt::Debug for PendingRecord {
@@ -134,6 +142,7 @@ impl std::fmt::Debug for PendingRecord {
             .field("template", &self.template)
             .field("state", &self.state)
             .field("attempts", &self.attempts)
+            .field("notified_at", &self.notified_at)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +169,7 @@ impl PendingRecord {
             next_attempt_at: now,
             created_at: now,
             updated_at: now,
+            notified_at: None,
         }
     }
 }
@@ -215,6 +225,13 @@ pub trait PendingStore: Send + Sync {
 
     /// Queued rows due at `now`, most overdue first, at most `limit`.
     async fn due(&self, now: i64, limit: u32) -> Result<Vec<PendingRecord>, StoreError>;
+
+    /// Ended rows (issued, denied, failed) whose Notify is still owed, oldest first, at most
+    /// `limit`.
+    async fn unnotified(&self, limit: u32) -> Result<Vec<PendingRecord>, StoreError>;
+
+    /// Record that the policy module heard how the request ended.
+    async fn mark_notified(&self, request_id: &str, now: i64) -> Result<(), StoreError>;
 }
 
 /// Decode a stored grant.

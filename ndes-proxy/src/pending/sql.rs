@@ -37,7 +37,7 @@ macro_rules! on_pool {
 }
 
 const COLUMNS: &str = "request_id, transaction_id, template, csr_der, grant_json, state, serial, \
-     cert_der, reason, attempts, next_attempt_at, created_at, updated_at";
+     cert_der, reason, attempts, next_attempt_at, created_at, updated_at, notified_at";
 
 /// Decodes a row; a macro so it works on both backends' row types.
 macro_rules! record_from_row {
@@ -62,6 +62,7 @@ macro_rules! record_from_row {
             next_attempt_at: row.try_get("next_attempt_at")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            notified_at: row.try_get("notified_at")?,
         }
     }};
 }
@@ -101,14 +102,22 @@ fn columns_of(state: &PendingState) -> (Option<&str>, Option<&[u8]>, Option<&str
     }
 }
 
-fn migrator(sql: &'static str) -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "pending".into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+/// The migrations of one backend, in order: (description, SQL).
+fn migrator(steps: [(&'static str, &'static str); 2]) -> Migrator {
+    let migrations = steps
+        .into_iter()
+        .zip(1..)
+        .map(|((name, sql), version)| {
+            Migration::new(
+                version,
+                name.into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
 }
 
 impl SqlPendingStore {
@@ -141,9 +150,18 @@ impl SqlPendingStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        migrator(include_str!("../../migrations/sqlite/0001_pending.sql"))
-            .run(&pool)
-            .await?;
+        migrator([
+            (
+                "pending",
+                include_str!("../../migrations/sqlite/0001_pending.sql"),
+            ),
+            (
+                "notified",
+                include_str!("../../migrations/sqlite/0002_notified.sql"),
+            ),
+        ])
+        .run(&pool)
+        .await?;
         Ok(Self::Sqlite(pool))
     }
 
@@ -154,9 +172,18 @@ impl SqlPendingStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        migrator(include_str!("../../migrations/postgres/0001_pending.sql"))
-            .run(&pool)
-            .await?;
+        migrator([
+            (
+                "pending",
+                include_str!("../../migrations/postgres/0001_pending.sql"),
+            ),
+            (
+                "notified",
+                include_str!("../../migrations/postgres/0002_notified.sql"),
+            ),
+        ])
+        .run(&pool)
+        .await?;
         Ok(Self::Postgres(pool))
     }
 
@@ -195,7 +222,7 @@ impl PendingStore for SqlPendingStore {
     async fn insert(&self, rec: &PendingRecord) -> Result<PendingRecord, StoreError> {
         let insert = format!(
             "INSERT INTO pending_requests ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (request_id) DO NOTHING"
         );
         let grant = grant_to_json(&rec.grant)?;
@@ -215,6 +242,7 @@ impl PendingStore for SqlPendingStore {
                 .bind(rec.next_attempt_at)
                 .bind(rec.created_at)
                 .bind(rec.updated_at)
+                .bind(rec.notified_at)
                 .execute(p)
                 .await?;
         });
@@ -326,6 +354,34 @@ impl PendingStore for SqlPendingStore {
             }
             Ok(out)
         })
+    }
+
+    async fn unnotified(&self, limit: u32) -> Result<Vec<PendingRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM pending_requests \
+             WHERE notified_at IS NULL AND state IN ('issued', 'denied', 'failed') \
+             ORDER BY updated_at, request_id LIMIT $1"
+        );
+        on_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(record_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn mark_notified(&self, request_id: &str, now: i64) -> Result<(), StoreError> {
+        let sql = "UPDATE pending_requests SET notified_at = $1 \
+             WHERE request_id = $2 AND notified_at IS NULL";
+        on_pool!(self, p => {
+            sqlx::query(sql).bind(now).bind(request_id).execute(p).await?;
+        });
+        Ok(())
     }
 }
 
