@@ -63,17 +63,7 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
 
     let mut subject = Vec::new();
     for rdn in info.subject.iter_rdn() {
-        let mut it = rdn.iter();
-        let (Some(atv), None) = (it.next(), it.next()) else {
-            return Err(SubjectNameMismatch);
-        };
-        let attr =
-            SubjectAttr::from_oid(&atv.attr_type().to_id_string()).ok_or(SubjectNameMismatch)?;
-        let value = atv.as_str().map_err(|_| SubjectNameMismatch)?;
-        subject.push(NameAttr {
-            attr,
-            value: value.to_string(),
-        });
+        subject.push(subject_attr(rdn)?);
     }
 
     let mut challenge = None;
@@ -129,6 +119,32 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
         ekus,
         challenge,
         challenge_count,
+    })
+}
+
+/// One RDN of the CSR's subject as the profile would render it, or SubjectNameMismatch: a
+/// multi-valued RDN (`CN=a+OU=b`), an attribute we do not render, or a value whose string
+/// type is not the attribute's canonical one ([`SubjectAttr::string_tag`]), even when the
+/// text is the same. The rendering is compared byte for byte (reliability P6), so two
+/// encodings of one name are two names; the CA writes the profile's rendering in any case.
+fn subject_attr(
+    rdn: &x509_parser::x509::RelativeDistinguishedName<'_>,
+) -> Result<NameAttr, Rejection> {
+    use x509_parser::asn1_rs::Class;
+    let mut it = rdn.iter();
+    let (Some(atv), None) = (it.next(), it.next()) else {
+        return Err(Rejection::SubjectNameMismatch);
+    };
+    let attr = SubjectAttr::from_oid(&atv.attr_type().to_id_string())
+        .ok_or(Rejection::SubjectNameMismatch)?;
+    let raw = atv.attr_value();
+    if raw.class() != Class::Universal || raw.tag().0 != attr.string_tag() {
+        return Err(Rejection::SubjectNameMismatch);
+    }
+    let value = atv.as_str().map_err(|_| Rejection::SubjectNameMismatch)?;
+    Ok(NameAttr {
+        attr,
+        value: value.to_string(),
     })
 }
 
@@ -269,6 +285,30 @@ mod tests {
                 parse(bad).err(),
                 Some(Rejection::CertificateRequestDecodingFailed)
             );
+        }
+    }
+
+    /// The canonical string types are the ones OpenSSL writes (ca-mock's certificates and
+    /// device-agent's CSRs are built with `append_entry_by_nid`), attribute by attribute.
+    #[test]
+    fn canonical_string_types_are_what_openssl_writes() {
+        use x509_parser::prelude::X509Name;
+        for attr in SubjectAttr::ALL {
+            let value = match attr {
+                SubjectAttr::C => "NL",
+                SubjectAttr::E => "a@example.com",
+                _ => "value-1",
+            };
+            let nid = openssl::asn1::Asn1Object::from_str(attr.oid())
+                .unwrap()
+                .nid();
+            let mut b = openssl::x509::X509NameBuilder::new().unwrap();
+            b.append_entry_by_nid(nid, value).unwrap();
+            let der = b.build().to_der().unwrap();
+            let (_, name) = X509Name::from_der(&der).unwrap();
+            let rdn = name.iter_rdn().next().unwrap();
+            let parsed = subject_attr(rdn).unwrap_or_else(|e| panic!("{attr:?}: {e}"));
+            assert_eq!((parsed.attr, parsed.value.as_str()), (attr, value));
         }
     }
 

@@ -62,6 +62,11 @@ fn cases() -> Vec<Case> {
             "SubjectNameMismatch",
         ),
         bad(
+            "homoglyph CN (a Cyrillic A for the Latin one)",
+            |s| s.subject[0].value = s.subject[0].value.replacen('A', "\u{0410}", 1),
+            "SubjectNameMismatch",
+        ),
+        bad(
             "RDNs reordered",
             |s| s.subject.swap(1, 2),
             "SubjectNameMismatch",
@@ -143,6 +148,7 @@ async fn tampering() {
     let lab = TestLab::start().await.unwrap();
     lab.profile(PROFILE, |_| {}).await.unwrap();
     requests_that_differ_from_the_rendered_profile_are_refused(&lab).await;
+    subjects_encoded_otherwise_than_the_rendering_are_refused(&lab).await;
     requested_extensions_never_reach_the_certificate(&lab).await;
     a_key_certified_to_one_device_is_refused_to_another(&lab).await;
     lab.shutdown().await;
@@ -206,6 +212,91 @@ async fn requests_that_differ_from_the_rendered_profile_are_refused(lab: &TestLa
         [NAME, "Devices", "scep-lab"]
     );
     assert_eq!(lab.ca_records().await.unwrap().len(), issued_before + 1);
+}
+
+/// DER of one RDN `SET { SEQUENCE { type, value } ... }` (test-only, short forms only).
+fn rdn(atvs: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
+    let tlv = |tag: u8, content: &[u8]| {
+        let mut out = vec![tag, u8::try_from(content.len()).unwrap()];
+        out.extend_from_slice(content);
+        out
+    };
+    let set: Vec<u8> = atvs
+        .iter()
+        .flat_map(|(oid, tag, value)| tlv(0x30, &[tlv(0x06, oid), tlv(*tag, value)].concat()))
+        .collect();
+    tlv(0x31, &set)
+}
+
+/// P6, the encodings rust-openssl cannot build from text: CN and OU in one multi-valued RDN,
+/// and the CN's own text as a PrintableString where the profile renders (and the CA writes)
+/// UTF8String. Both are SubjectNameMismatch, nothing is issued, and the device's next
+/// honest request gets the profile's subject in the canonical encoding.
+async fn subjects_encoded_otherwise_than_the_rendering_are_refused(lab: &TestLab) {
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    const OU: &[u8] = &[0x55, 0x04, 0x0B];
+    const O: &[u8] = &[0x55, 0x04, 0x0A];
+    const UTF8: u8 = 0x0C;
+    const PRINTABLE: u8 = 0x13;
+    let device = lab.targeted_device("ENCODED-01", PROFILE).await.unwrap();
+    let raw = lab.raw_scep().await.unwrap();
+    let issued_before = lab.ca_records().await.unwrap().len();
+    let key = rsa_key(2048).unwrap();
+    let name = |rdns: Vec<Vec<u8>>| {
+        let body = rdns.concat();
+        let mut der = vec![0x30, u8::try_from(body.len()).unwrap()];
+        der.extend(body);
+        der
+    };
+    for what in ["multi-valued RDN CN+OU", "CN as a PrintableString"] {
+        let checkin = device.checkin().await.unwrap();
+        let profile = &checkin.profiles[0];
+        let spec = profile.enroll_config().unwrap().csr;
+        let [cn, ou, o] = [0, 1, 2].map(|i| spec.subject[i].value.as_bytes());
+        let rdns = if what.starts_with("multi") {
+            vec![rdn(&[(CN, UTF8, cn), (OU, UTF8, ou)]), rdn(&[(O, UTF8, o)])]
+        } else {
+            vec![
+                rdn(&[(CN, PRINTABLE, cn)]),
+                rdn(&[(OU, UTF8, ou)]),
+                rdn(&[(O, UTF8, o)]),
+            ]
+        };
+        let subject = openssl::x509::X509Name::from_der(&name(rdns)).unwrap();
+        let csr = scep::csr::build(
+            &key,
+            &subject,
+            Some(&spec.extensions().unwrap()),
+            Some(&scep::csr::ChallengePassword::new(
+                profile.challenge.expose(),
+            )),
+            openssl::hash::MessageDigest::sha256(),
+        )
+        .unwrap();
+        let (tx, rep) = raw.pkcs_req(&csr, &key).await.unwrap();
+        assert!(is_failure(&rep, FailInfo::BadRequest), "{what}: {rep:?}");
+        assert_eq!(
+            lab.rejection(tx.as_str()).await.unwrap().as_deref(),
+            Some("SubjectNameMismatch"),
+            "{what}"
+        );
+    }
+    assert_eq!(lab.ca_records().await.unwrap().len(), issued_before);
+
+    let checkin = device.checkin().await.unwrap();
+    let csr = profile_csr(&checkin, &key).unwrap();
+    let (_, rep) = raw.pkcs_req(&csr, &key).await.unwrap();
+    let cert = issued_cert(&rep, &key).unwrap();
+    let subject = cert.subject_name().to_der().unwrap();
+    let expected = name(vec![
+        rdn(&[(CN, UTF8, b"ENCODED-01")]),
+        rdn(&[(OU, UTF8, b"Devices")]),
+        rdn(&[(O, UTF8, b"scep-lab")]),
+    ]);
+    assert_eq!(
+        subject, expected,
+        "the CA writes the profile's canonical rendering"
+    );
 }
 
 /// P8: extensions the policy module does not check (BasicConstraints cA=TRUE, the AD CS SID

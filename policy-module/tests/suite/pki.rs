@@ -38,6 +38,9 @@ pub struct CsrSpec {
     pub key_usage: Option<u8>,
     pub ekus: Option<Vec<String>>,
     pub break_signature: bool,
+    /// A subject `Name` DER written as is instead of `subject` (multi-valued RDNs, other
+    /// string types).
+    pub subject_der: Option<Vec<u8>>,
 }
 
 impl CsrSpec {
@@ -71,11 +74,13 @@ fn general_name(s: &SanValue) -> Vec<u8> {
 }
 
 pub fn csr(key: &PKey<Private>, spec: &CsrSpec) -> Vec<u8> {
-    let name = seq(&spec
-        .subject
-        .iter()
-        .map(|a| set(&[seq(&[oid(a.attr.oid()), utf8(&a.value)])]))
-        .collect::<Vec<_>>());
+    let name = spec.subject_der.clone().unwrap_or_else(|| {
+        seq(&spec
+            .subject
+            .iter()
+            .map(|a| set(&[seq(&[oid(a.attr.oid()), utf8(&a.value)])]))
+            .collect::<Vec<_>>())
+    });
     let mut attrs = Vec::new();
     for c in [&spec.challenge, &spec.second_challenge]
         .into_iter()

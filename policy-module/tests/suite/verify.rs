@@ -10,6 +10,7 @@ use policy_module::{
 };
 
 use crate::both;
+use crate::der::{oid, printable, seq, set, tlv, utf8};
 use crate::harness::{Enrolled, Harness, enrolled, profile_spec};
 use crate::pki::{CsrSpec, TestCa, csr, ec_key, ec384_key, rsa_key};
 
@@ -461,9 +462,40 @@ async fn rejects_subject_name_deviations(h: Harness) {
         attr(SubjectAttr::OU, "Devices"),
         attr(SubjectAttr::O, "Contoso"),
     ];
-    for subject in [extra, case, trailing, swapped, other_device] {
+    // A Cyrillic capital A (U+0410) for the Latin one: looks the same, is another name.
+    let mut homoglyph = base.subject.clone();
+    homoglyph[0].value = homoglyph[0].value.replacen('A', "\u{0410}", 1);
+    assert_ne!(homoglyph[0].value, base.subject[0].value);
+    for subject in [extra, case, trailing, swapped, other_device, homoglyph] {
         let spec = CsrSpec {
             subject,
+            ..base.clone()
+        };
+        assert_eq!(reject_spec(&h, &spec).await, Rejection::SubjectNameMismatch);
+    }
+    // The same texts encoded otherwise: CN and OU in one multi-valued RDN; the CN as a
+    // PrintableString (the profile renders UTF8String, as OpenSSL and the CA write it); the
+    // CN as a BMPString.
+    let atv = |a: &NameAttr, value: Vec<u8>| seq(&[oid(a.attr.oid()), value]);
+    let utf8_atv = |a: &NameAttr| atv(a, utf8(&a.value));
+    let [cn, ou, o] = [&base.subject[0], &base.subject[1], &base.subject[2]];
+    let bmp: Vec<u8> = cn.value.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let encodings = [
+        seq(&[set(&[utf8_atv(cn), utf8_atv(ou)]), set(&[utf8_atv(o)])]),
+        seq(&[
+            set(&[atv(cn, printable(&cn.value))]),
+            set(&[utf8_atv(ou)]),
+            set(&[utf8_atv(o)]),
+        ]),
+        seq(&[
+            set(&[atv(cn, tlv(0x1E, &bmp))]),
+            set(&[utf8_atv(ou)]),
+            set(&[utf8_atv(o)]),
+        ]),
+    ];
+    for der in encodings {
+        let spec = CsrSpec {
+            subject_der: Some(der),
             ..base.clone()
         };
         assert_eq!(reject_spec(&h, &spec).await, Rejection::SubjectNameMismatch);
@@ -473,6 +505,20 @@ async fn rejects_subject_name_deviations(h: Harness) {
         ..base.clone()
     };
     assert_eq!(reject_spec(&h, &empty).await, Rejection::SubjectNameMissing);
+    // The canonical encoding, written by hand the same way, is the honest request.
+    let canonical = seq(&[
+        set(&[utf8_atv(cn)]),
+        set(&[utf8_atv(ou)]),
+        set(&[utf8_atv(o)]),
+    ]);
+    let spec = CsrSpec {
+        subject_der: Some(canonical),
+        ..base.clone()
+    };
+    h.svc
+        .verify_request(request(csr(&ec_key(), &spec), "tx-canonical"))
+        .await
+        .unwrap();
 }
 
 async fn rejects_subject_alt_name_deviations(h: Harness) {
