@@ -256,6 +256,118 @@ async fn template_decides_and_greedy_csr_gets_none_of_what_it_asked() {
     ca.stop().await;
 }
 
+/// The extensions of a certificate as `openssl x509` prints them, without the subject key
+/// identifier (it is derived from the key, which differs between requests).
+async fn extensions_text(dir: &std::path::Path, name: &str, cert_b64: &str) -> String {
+    let pem = write_cert_pem(dir, name, cert_b64);
+    let (ok, text) = openssl(vec![
+        "x509".into(),
+        "-in".into(),
+        s(&pem),
+        "-noout".into(),
+        "-text".into(),
+        "-certopt".into(),
+        "no_header,no_version,no_serial,no_signame,no_validity,no_subject,no_issuer,no_pubkey,no_sigdump,no_aux".into(),
+    ])
+    .await;
+    assert!(ok, "{text}");
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.contains("X509v3 Subject Key Identifier") {
+            lines.next();
+        } else {
+            out.push(line);
+        }
+    }
+    out.join("\n")
+}
+
+/// P8: a CSR asking for everything an AD CS attacker would (NameConstraints, Application
+/// Policies, a template extension and a v1 template name naming another template, the EKUs
+/// Certificate Request Agent, Smart Card Logon, codeSigning and serverAuth, cA=TRUE) gets a
+/// certificate whose extensions are exactly those of an honest request's under the same
+/// template and grant, byte for byte as `openssl x509` prints them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p8_requested_extensions_leave_the_certificate_as_the_template_makes_it() {
+    use testkit::greedy;
+    let ca = start(KeySpec::Rsa2048).await;
+    let template = "IPSECIntermediateOffline";
+    let honest = ca
+        .ndes
+        .issue(&issue_request(
+            "p8-honest",
+            template,
+            &csr(&rsa_key(2048), "dev-1", false),
+            "dev-1",
+        ))
+        .await
+        .unwrap()
+        .response;
+
+    let key = rsa_key(2048);
+    let mut b = openssl::x509::X509ReqBuilder::new().unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "dev-1").unwrap();
+    b.set_subject_name(&name.build()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    let mut exts = openssl::stack::Stack::new().unwrap();
+    let mut requested = greedy::non_eku_extensions();
+    requested.push(greedy::eku_extension(&[
+        greedy::EKU_CERTIFICATE_REQUEST_AGENT,
+        greedy::EKU_SMART_CARD_LOGON,
+        greedy::EKU_CODE_SIGNING,
+        greedy::EKU_SERVER_AUTH,
+    ]));
+    for r in &requested {
+        let oid = openssl::asn1::Asn1Object::from_str(r.oid).unwrap();
+        let value = openssl::asn1::Asn1OctetString::new_from_bytes(&r.der).unwrap();
+        exts.push(openssl::x509::X509Extension::new_from_der(&oid, false, &value).unwrap())
+            .unwrap();
+    }
+    exts.push(
+        openssl::x509::extension::BasicConstraints::new()
+            .critical()
+            .ca()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    b.add_extensions(&exts).unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    let greedy_csr = b.build().to_der().unwrap();
+    let greedy = ca
+        .ndes
+        .issue(&issue_request("p8-greedy", template, &greedy_csr, "dev-1"))
+        .await
+        .unwrap()
+        .response;
+
+    let honest_text = extensions_text(ca.dir.path(), "p8-honest.pem", &honest.certificate).await;
+    let greedy_text = extensions_text(ca.dir.path(), "p8-greedy.pem", &greedy.certificate).await;
+    assert_eq!(greedy_text, honest_text);
+    for absent in [
+        "Name Constraints",
+        "evil.example",
+        "1.3.6.1.4.1.311.21.10",
+        "1.3.6.1.4.1.311.21.7",
+        "S.u.b.C.A",
+        "Code Signing",
+        "1.3.6.1.4.1.311.20.2.1",
+        "1.3.6.1.4.1.311.20.2.2",
+        "Microsoft Smartcard Login",
+        "CA:TRUE",
+    ] {
+        assert!(!greedy_text.contains(absent), "{absent}:\n{greedy_text}");
+    }
+    assert!(
+        greedy_text.contains("TLS Web Client Authentication"),
+        "{greedy_text}"
+    );
+    ca.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ndes_ra_templates_have_the_ndes_shape() {
     let ca = start(KeySpec::Rsa2048).await;

@@ -11,6 +11,7 @@
 
 pub mod cmd;
 pub mod fuzz_corpus;
+pub mod greedy;
 pub mod pg;
 
 use std::path::PathBuf;

@@ -96,6 +96,21 @@ fn cases() -> Vec<Case> {
             |s| s.extended_key_usages.push("1.3.6.1.5.5.7.3.3".into()),
             "EnhancedKeyUsageMismatch",
         ),
+        bad(
+            "serverAuth EKU",
+            |s| s.extended_key_usages.push("1.3.6.1.5.5.7.3.1".into()),
+            "EnhancedKeyUsageMismatch",
+        ),
+        bad(
+            "Certificate Request Agent EKU",
+            |s| s.extended_key_usages.push("1.3.6.1.4.1.311.20.2.1".into()),
+            "EnhancedKeyUsageMismatch",
+        ),
+        bad(
+            "Smart Card Logon EKU",
+            |s| s.extended_key_usages.push("1.3.6.1.4.1.311.20.2.2".into()),
+            "EnhancedKeyUsageMismatch",
+        ),
         Case {
             what: "RSA 3072 where the profile says 2048",
             edit: |_| {},
@@ -299,17 +314,38 @@ async fn subjects_encoded_otherwise_than_the_rendering_are_refused(lab: &TestLab
     );
 }
 
+/// (OID, critical, extnValue) of every extension of `cert` but the subject key identifier,
+/// which is derived from the key.
+fn extensions_but_ski(cert: &openssl::x509::X509) -> Vec<(String, bool, Vec<u8>)> {
+    let der = cert.to_der().unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+    parsed
+        .extensions()
+        .iter()
+        .map(|e| (e.oid.to_id_string(), e.critical, e.value.to_vec()))
+        .filter(|(oid, _, _)| oid != "2.5.29.14")
+        .collect()
+}
+
 /// P8: extensions the policy module does not check (BasicConstraints cA=TRUE, the AD CS SID
-/// extension) are requested in an otherwise honest CSR. The CA builds the certificate from
-/// the template and the grant (DESIGN decision 7), so none of them appears in it.
+/// extension, NameConstraints, Application Policies, a template extension and a v1 template
+/// name naming another template) are requested in an otherwise honest CSR. The CA builds the
+/// certificate from the template and the grant (DESIGN decision 7): its extensions are
+/// exactly those of the same device's honest certificate. (Requested EKUs beyond the
+/// profile are refused by the policy module: the EKU cases of `cases()`.)
 async fn requested_extensions_never_reach_the_certificate(lab: &TestLab) {
+    use x509_parser::prelude::FromDer;
     let device = lab.targeted_device("EXT-01", PROFILE).await.unwrap();
     let raw = lab.raw_scep().await.unwrap();
+    let honest_key = rsa_key(2048).unwrap();
+    let csr = profile_csr(&device.checkin().await.unwrap(), &honest_key).unwrap();
+    let (_, rep) = raw.pkcs_req(&csr, &honest_key).await.unwrap();
+    let honest = issued_cert(&rep, &honest_key).unwrap();
+
     let checkin = device.checkin().await.unwrap();
     let profile = &checkin.profiles[0];
     let spec = profile.enroll_config().unwrap().csr;
     let key = rsa_key(2048).unwrap();
-
     let mut extensions = spec.extensions().unwrap();
     extensions
         .push(
@@ -321,15 +357,21 @@ async fn requested_extensions_never_reach_the_certificate(lab: &TestLab) {
         )
         .unwrap();
     // szOID_NTDS_CA_SECURITY_EXT (1.3.6.1.4.1.311.25.2), a SID an attacker would like mapped.
-    #[allow(deprecated)]
-    let sid = openssl::x509::X509Extension::new(
-        None,
-        None,
-        "1.3.6.1.4.1.311.25.2",
-        "DER:30:0a:a0:08:06:02:2a:03:a0:02:04:00",
-    )
-    .unwrap();
-    extensions.push(sid).unwrap();
+    let mut requested = testkit::greedy::non_eku_extensions();
+    requested.push(testkit::greedy::RequestedExtension {
+        what: "SID extension",
+        oid: "1.3.6.1.4.1.311.25.2",
+        der: vec![
+            0x30, 0x0a, 0xa0, 0x08, 0x06, 0x02, 0x2a, 0x03, 0xa0, 0x02, 0x04, 0x00,
+        ],
+    });
+    for r in &requested {
+        let oid = openssl::asn1::Asn1Object::from_str(r.oid).unwrap();
+        let value = openssl::asn1::Asn1OctetString::new_from_bytes(&r.der).unwrap();
+        extensions
+            .push(openssl::x509::X509Extension::new_from_der(&oid, false, &value).unwrap())
+            .unwrap();
+    }
     let csr = scep::csr::build(
         &key,
         &spec.subject_name().unwrap(),
@@ -340,11 +382,27 @@ async fn requested_extensions_never_reach_the_certificate(lab: &TestLab) {
         openssl::hash::MessageDigest::sha256(),
     )
     .unwrap();
+    let req = x509_parser::certification_request::X509CertificationRequest::from_der(&csr);
+    let asked = req
+        .unwrap()
+        .1
+        .requested_extensions()
+        .map_or(0, |e| e.count());
+    assert_eq!(asked, 3 + requested.len() + 1, "the CSR carries them all");
     let (_, rep) = raw.pkcs_req(&csr, &key).await.unwrap();
     let cert = issued_cert(&rep, &key).unwrap();
+    let granted = extensions_but_ski(&honest);
+    assert_eq!(extensions_but_ski(&cert), granted);
     let text = String::from_utf8(cert.to_text().unwrap()).unwrap();
     assert!(!text.contains("CA:TRUE"), "{text}");
-    assert!(!text.contains("1.3.6.1.4.1.311.25.2"), "{text}");
+    assert!(!text.contains("Name Constraints"), "{text}");
+    for r in &requested {
+        // The template writes its own v1 name (1.3.6.1.4.1.311.20.2); the equality above
+        // says it is the template's, not the requested "SubCA".
+        if granted.iter().all(|(oid, _, _)| oid != r.oid) {
+            assert!(!text.contains(r.oid), "{}: {text}", r.what);
+        }
+    }
     assert!(!text.contains("Certificate Sign"), "{text}");
     assert!(text.contains("TLS Web Client Authentication"), "{text}");
     assert!(!text.contains("Code Signing"), "{text}");
