@@ -33,6 +33,18 @@ pub async fn page(
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
     let json = wants_json(query.as_deref(), &headers);
+    // Reliability P32: NDES mints on an authenticated GET, and a browser replays a cached
+    // Basic password on any request to this page, so another site's image, link or form
+    // would spend PasswordMax. Whatever a browser labels as coming from another site is
+    // refused before the credentials are even looked at (POST is 405: the route is GET only).
+    if policy_module::cross_site::is_cross_site(&headers) {
+        warn!("cross-site request to mscep_admin refused");
+        return if json {
+            json_error(StatusCode::FORBIDDEN, "cross_site")
+        } else {
+            (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response()
+        };
+    }
     let requester = match admin.users.authenticate(&headers) {
         Some(user) => user,
         None if admin.token.as_ref().is_some_and(|t| t.authorizes(&headers)) => "bearer".to_owned(),

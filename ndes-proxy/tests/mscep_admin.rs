@@ -206,6 +206,66 @@ async fn without_valid_credentials_it_is_401_and_no_challenge_is_made() {
     assert!(s.policy.challenge_requests.lock().unwrap().is_empty());
 }
 
+/// Reliability P32: another site's page can make a browser that cached the Basic password
+/// fetch this page (image, link, form GET) or post a form to it. Every such request is
+/// refused and nothing is minted; the same GET typed by the user (`Sec-Fetch-Site: none`) is
+/// served.
+#[tokio::test]
+async fn cross_site_requests_and_form_posts_mint_nothing() {
+    let s = server().await;
+    let url = format!("{}{PATH}", s.url);
+    for (label, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+    ] {
+        for credentials in [true, false] {
+            let mut req = s.http.get(&url).header(label, value);
+            if credentials {
+                req = req.basic_auth("ndesadmin", Some("Passw0rd!"));
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(
+                r.status(),
+                403,
+                "GET {label}: {value} credentials={credentials}"
+            );
+        }
+    }
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=b",
+        "text/plain",
+    ] {
+        for origin in [None, Some("https://evil.example")] {
+            let mut req = s
+                .http
+                .post(&url)
+                .basic_auth("ndesadmin", Some("Passw0rd!"))
+                .header("content-type", content_type)
+                .body("a=b");
+            if let Some(o) = origin {
+                req = req.header("origin", o);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 405, "POST {content_type} origin={origin:?}");
+        }
+    }
+    assert!(s.policy.challenge_requests.lock().unwrap().is_empty());
+
+    let typed = s
+        .http
+        .get(&url)
+        .basic_auth("ndesadmin", Some("Passw0rd!"))
+        .header("sec-fetch-site", "none")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typed.status(), 200);
+    assert_eq!(s.policy.challenge_requests.lock().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn the_password_cache_is_full_page_at_password_max() {
     let s = server().await;

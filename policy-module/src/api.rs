@@ -100,6 +100,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/outbox", get(list_outbox))
         .route("/api/v1/outbox/{id}/requeue", post(requeue))
         .route("/api/v1/audit", get(audit))
+        .route_layer(axum::middleware::from_fn(require_json_body))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_admin,
@@ -114,6 +115,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/internal/v1/verify", post(verify))
         .route("/internal/v1/notify", post(notify))
+        .route_layer(axum::middleware::from_fn(require_json_body))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_ndes,
@@ -131,7 +133,42 @@ pub fn router(state: ApiState) -> Router {
         .merge(admin)
         .merge(internal)
         .layer(DefaultBodyLimit::max(256 * 1024))
+        .layer(axum::middleware::from_fn(refuse_cross_site))
         .with_state(state)
+}
+
+/// Reliability P32: nothing here serves a browser, so a request a browser labels as made for
+/// another site's page is refused (403) before anything else, credentials or not.
+async fn refuse_cross_site(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if crate::cross_site::is_cross_site(req.headers()) {
+        tracing::warn!(path = %req.uri().path(), "cross-site request refused");
+        return err(StatusCode::FORBIDDEN, "cross_site", None);
+    }
+    next.run(req).await
+}
+
+/// The authenticated APIs speak JSON only: a body of another type (what an HTML form can
+/// send) is 415 once the caller is authenticated, even on routes that read no body.
+async fn require_json_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let writes = matches!(
+        *req.method(),
+        axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
+    );
+    if writes
+        && req.headers().contains_key(header::CONTENT_TYPE)
+        && !crate::cross_site::is_json(req.headers())
+    {
+        return unsupported_media_type();
+    }
+    next.run(req).await
+}
+
+fn unsupported_media_type() -> Response {
+    err(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        Some("application/json only".into()),
+    )
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves.
@@ -457,6 +494,9 @@ async fn checkin(
     };
     if device.id != id {
         return Ok(err(StatusCode::FORBIDDEN, "forbidden", None));
+    }
+    if !body.is_empty() && !crate::cross_site::is_json(&headers) {
+        return Ok(unsupported_media_type());
     }
     let report: StatusReport = if body.is_empty() {
         StatusReport::default()

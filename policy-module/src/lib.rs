@@ -19,6 +19,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod contract;
+pub mod cross_site;
 pub mod csr;
 pub mod error;
 pub mod model;

@@ -13,16 +13,16 @@ use serde_json::{Value, json};
 use crate::harness::{Harness, enrolled, profile_spec};
 use crate::pki::{CsrSpec, TestCa, csr, ec_key};
 
-const ADMIN: &str = "admin-token-for-tests";
-const NDES: &str = "ndes-token-for-tests";
+pub(crate) const ADMIN: &str = "admin-token-for-tests";
+pub(crate) const NDES: &str = "ndes-token-for-tests";
 
-struct Server {
-    base: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
     http: reqwest::Client,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn start(h: &Harness) -> Server {
+pub(crate) async fn start(h: &Harness) -> Server {
     start_service(h.svc.clone()).await
 }
 
@@ -46,7 +46,12 @@ async fn start_service(service: PolicyService) -> Server {
 }
 
 impl Server {
-    fn req(&self, method: &str, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    pub(crate) fn req(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = self.http.request(m, format!("{}{path}", self.base));
         match token {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod api;
+mod cross_site;
 mod der;
 mod fake_ca;
 mod harness;
