@@ -134,6 +134,16 @@ mod tests {
         assert_eq!(callers.authenticate("tok-1").unwrap().name, "ndes");
         assert!(callers.authenticate("tok-2").is_none());
         assert!(callers.authenticate("").is_none());
+        // Any length is hashed first, then compared as two 32-byte digests: no panic, no
+        // match (reliability P29).
+        for presented in ["t", "tok-1 ", "tok-10", &"x".repeat(64 * 1024)] {
+            assert!(
+                callers.authenticate(presented).is_none(),
+                "{}",
+                presented.len()
+            );
+        }
+        assert_eq!(callers.0[0].token_sha256.len(), 32);
         let dbg = format!("{callers:?}");
         assert!(!dbg.contains(&hash_token("tok-1")), "{dbg}");
         assert!(Caller::new("x", "abcd", vec![], vec![]).is_err());

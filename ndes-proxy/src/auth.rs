@@ -17,8 +17,11 @@ fn digest(bytes: &[u8]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// Two SHA-256 digests, compared with `CRYPTO_memcmp` (reliability P29); anything else is
+/// unequal (an empty digest from a failed hash matches nothing; `memcmp::eq` would panic on
+/// different lengths).
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && !a.is_empty() && openssl::memcmp::eq(a, b)
+    policy_module::secret::digests_equal(a, b)
 }
 
 /// A bearer token (held as its digest).
@@ -139,6 +142,30 @@ mod tests {
         assert!(!t.authorizes(&HeaderMap::new()));
         assert!(BearerToken::new("  ").is_none());
         assert_eq!(format!("{t:?}"), "BearerToken(..)");
+    }
+
+    #[test]
+    fn only_digests_are_held_and_compared() {
+        let t = BearerToken::new("s3cret-token").unwrap();
+        assert_eq!(t.0, digest(b"s3cret-token"));
+        assert_eq!(t.0.len(), 32);
+        let users = BasicUsers::parse("bob:hunter2\n").unwrap();
+        assert_eq!(users.0[0].1, digest(b"hunter2"));
+        assert!(!ct_eq(b"", b""));
+        assert!(!ct_eq(&t.0, &t.0[..31]));
+    }
+
+    #[test]
+    fn tokens_and_passwords_of_any_length_are_refused_without_panicking() {
+        let t = BearerToken::new("s3cret-token").unwrap();
+        let users = BasicUsers::parse("bob:hunter2\n").unwrap();
+        let long = "x".repeat(64 * 1024);
+        for presented in ["", "s", "s3cret-token ", "s3cret-tokens", long.as_str()] {
+            assert!(!t.matches(presented), "{}", presented.len());
+            let basic = with_auth(&format!("Basic {}", B64.encode(format!("bob:{presented}"))));
+            assert_eq!(users.authenticate(&basic), None, "{}", presented.len());
+        }
+        assert!(t.matches("s3cret-token"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Secret {
 
     /// Constant-time equality (over the digests, so lengths leak nothing either).
     pub fn ct_eq(&self, other: &Self) -> bool {
-        memcmp::eq(&self.digest(), &other.digest())
+        digests_equal(&self.digest(), &other.digest())
     }
 
     /// True for a well-formed challenge as [`Secret::generate`] makes them.
@@ -83,6 +83,17 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// The one comparison of secrets in this crate (reliability P29): two SHA-256 digests, with
+/// `CRYPTO_memcmp`, whose time depends on neither the secrets' lengths nor where they first
+/// differ. Anything but two 32-byte digests is unequal, so a digest that failed (empty) never
+/// matches another failed one, and `memcmp::eq` (which panics on different lengths) is never
+/// reached with them. Secrets kept in the store are found by digest instead (a B-tree lookup
+/// keyed by SHA-256 reveals at most a prefix of a digest, never of the secret).
+pub fn digests_equal(a: &[u8], b: &[u8]) -> bool {
+    const LEN: usize = 32;
+    a.len() == LEN && b.len() == LEN && memcmp::eq(a, b)
+}
+
 /// SHA-256 digest. OpenSSL's SHA-256 cannot fail on in-memory input short of a broken
 /// library; the fallback is an empty digest, which matches no stored row.
 pub fn sha256(data: &[u8]) -> Vec<u8> {
@@ -113,6 +124,27 @@ mod tests {
         assert!(a.is_challenge_shaped());
         assert!(!a.ct_eq(&b));
         assert!(a.ct_eq(&Secret::new(a.expose())));
+    }
+
+    #[test]
+    fn secrets_of_any_length_compare_by_digest_without_panicking() {
+        let a = Secret::new("s");
+        for other in [
+            "",
+            "s ",
+            "S",
+            &"s".repeat(MAX_SECRET_LEN),
+            &"x".repeat(100_000),
+        ] {
+            assert!(!a.ct_eq(&Secret::new(other)), "{}", other.len());
+        }
+        assert!(a.ct_eq(&Secret::new("s")));
+        // The comparison sees digests, never the secrets: only 32-byte inputs can be equal.
+        assert!(!digests_equal(b"", b""));
+        assert!(!digests_equal(b"short", b"short"));
+        assert!(!digests_equal(&[7; 32], &[7; 31]));
+        assert!(!digests_equal(&[7; 33], &[7; 33]));
+        assert!(digests_equal(&sha256(b"s"), &a.digest()));
     }
 
     #[test]

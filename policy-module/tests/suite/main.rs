@@ -10,6 +10,7 @@ mod key_reuse;
 mod lifecycle;
 mod payloads;
 mod pki;
+mod secrets;
 mod verify;
 
 /// Runs `async fn $name(h: Harness)` on both backends as `$name::sqlite` and `$name::postgres`.
