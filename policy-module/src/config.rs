@@ -108,6 +108,37 @@ pub struct OutboxSection {
     pub lease_secs: Option<i64>,
 }
 
+impl OutboxSection {
+    /// Every timing positive and at most a day (a negative lease would let every instance take
+    /// over every claimed revocation at once; a huge one would strand an entry of a dead
+    /// instance for good), and the largest retry delay no smaller than the first.
+    fn check(&self) -> Result<(), ConfigError> {
+        const DAY_SECS: i64 = 86_400;
+        let in_range = |key: &str, value: Option<i64>, max: i64| match value {
+            Some(v) if !(1..=max).contains(&v) => Err(ConfigError::Invalid(format!(
+                "[outbox] {key} = {v} must be between 1 and {max}"
+            ))),
+            _ => Ok(()),
+        };
+        let poll = self
+            .poll_interval_ms
+            .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
+        in_range("poll_interval_ms", poll, DAY_SECS * 1000)?;
+        in_range("retry_base_secs", self.retry_base_secs, DAY_SECS)?;
+        in_range("retry_max_secs", self.retry_max_secs, DAY_SECS)?;
+        in_range("lease_secs", self.lease_secs, DAY_SECS)?;
+        let defaults = OutboxConfig::default();
+        let base = self.retry_base_secs.unwrap_or(defaults.base_delay_secs);
+        let max = self.retry_max_secs.unwrap_or(defaults.max_delay_secs);
+        if max < base {
+            return Err(ConfigError::Invalid(format!(
+                "[outbox] retry_max_secs = {max} is smaller than retry_base_secs = {base}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Where the store lives, once validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreLocation {
@@ -128,6 +159,7 @@ impl Config {
                 config.ca.url
             )));
         }
+        config.outbox.check()?;
         Ok(config)
     }
 
@@ -222,6 +254,38 @@ pub fn read_secret(path: &Path) -> Result<Secret, ConfigError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The sample with its `[outbox]` settings replaced by `settings`.
+    fn with_outbox(settings: &str) -> Result<Config, ConfigError> {
+        let sample_outbox = "[outbox]\npoll_interval_ms = 5000\nretry_base_secs = 5\n\
+                             retry_max_secs = 600\nlease_secs = 60\n";
+        assert!(
+            SAMPLE.contains(sample_outbox),
+            "the sample's [outbox] moved"
+        );
+        Config::from_toml(&SAMPLE.replace(sample_outbox, &format!("[outbox]\n{settings}\n")))
+    }
+
+    #[test]
+    fn outbox_timings_out_of_range_are_refused_with_the_key_named() {
+        for (extra, key) in [
+            ("lease_secs = -1", "lease_secs"),
+            ("lease_secs = 0", "lease_secs"),
+            ("retry_base_secs = -5", "retry_base_secs"),
+            ("retry_max_secs = 9223372036854775807", "retry_max_secs"),
+            ("lease_secs = 86401", "lease_secs"),
+        ] {
+            let err = with_outbox(extra).unwrap_err().to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
+        let err = with_outbox("retry_base_secs = 60\nretry_max_secs = 30")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smaller than retry_base_secs"), "{err}");
+        let ok = with_outbox("lease_secs = 120\nretry_max_secs = 900").unwrap();
+        assert_eq!(ok.outbox().lease_secs, 120);
+        assert_eq!(ok.outbox().max_delay_secs, 900);
+    }
 
     #[test]
     fn the_committed_sample_parses_with_the_values_the_other_samples_expect() {
