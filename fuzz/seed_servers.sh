@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Seeds the server-side fuzz targets (http_request, ocsp_request, ndes_config, ca_config) from
+# Seeds the server-side fuzz targets (http_request, ocsp_request, ndes_config, ca_config,
+# policy_config) from
 # the repository's test vectors and sample files. Run from the workspace root after
 # `cargo run -p scep --example fuzz_seeds` (http_request reuses the `request` seeds as bodies).
 set -euo pipefail
 out=fuzz/corpus
-mkdir -p "$out"/{http_request,ocsp_request,ndes_config,ca_config}
+mkdir -p "$out"/{http_request,ocsp_request,ndes_config,ca_config,policy_config}
 seed() { # target, then the bytes on stdin; named by content like libFuzzer's own inputs
     local data
     data=$(mktemp)
@@ -71,3 +72,14 @@ seed ca_config < ca-mock/config/ca-mock.toml
 for t in ca-mock/config/templates/*.toml; do seed ca_config < "$t"; done
 sed 's/^validity_hours = .*/validity_hours = 9223372036854775807/' ca-mock/config/ca-mock.toml \
     | seed ca_config
+
+# policy_config: the sample and its variants (PostgreSQL store, out-of-range outbox timings).
+sample=policy-module/policy-module.sample.toml
+seed policy_config < "$sample"
+sed 's/^sqlite = .*/postgres_url_file = "secrets\/policy-postgres.url"/' "$sample" | seed policy_config
+sed 's/^lease_secs = .*/lease_secs = -1/' "$sample" | seed policy_config
+sed 's/^retry_max_secs = .*/retry_max_secs = 9223372036854775807/' "$sample" | seed policy_config
+sed 's/^challenges_per_minute = .*/challenges_per_minute = 0/' "$sample" | seed policy_config
+{ cat "$sample"; printf '
+unknown_key = 1
+'; } | seed policy_config

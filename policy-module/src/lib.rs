@@ -22,6 +22,7 @@ pub mod contract;
 pub mod cross_site;
 pub mod csr;
 pub mod error;
+pub mod fuzzing;
 pub mod model;
 pub mod outbox;
 pub mod payload;
