@@ -30,6 +30,11 @@ const OID_EKU: &str = "2.5.29.37";
 pub struct CsrInfo {
     /// Subject RDNs in encoding order; multi-valued RDNs are refused.
     pub subject: Vec<NameAttr>,
+    /// Whether every subject value is in its attribute's canonical string type
+    /// ([`SubjectAttr::string_tag`]). Profile requests must be (reliability P6); mscep_admin
+    /// requests name themselves and may use any string type (micromdm's scepclient writes
+    /// PrintableString), since the CA writes the grant's text in the canonical type anyway.
+    pub subject_canonical: bool,
     /// Requested SANs, sorted.
     pub sans: Vec<SanValue>,
     pub key_algorithm: KeyAlgorithm,
@@ -62,8 +67,11 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
     let info = &req.certification_request_info;
 
     let mut subject = Vec::new();
+    let mut subject_canonical = true;
     for rdn in info.subject.iter_rdn() {
-        subject.push(subject_attr(rdn)?);
+        let (attr, canonical) = subject_attr(rdn)?;
+        subject.push(attr);
+        subject_canonical &= canonical;
     }
 
     let mut challenge = None;
@@ -111,6 +119,7 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
     sans.sort();
     Ok(CsrInfo {
         subject,
+        subject_canonical,
         sans,
         key_algorithm,
         key_size,
@@ -122,14 +131,15 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
     })
 }
 
-/// One RDN of the CSR's subject as the profile would render it, or SubjectNameMismatch: a
-/// multi-valued RDN (`CN=a+OU=b`), an attribute we do not render, or a value whose string
-/// type is not the attribute's canonical one ([`SubjectAttr::string_tag`]), even when the
-/// text is the same. The rendering is compared byte for byte (reliability P6), so two
-/// encodings of one name are two names; the CA writes the profile's rendering in any case.
+/// One RDN of the CSR's subject, and whether its value is in the attribute's canonical
+/// string type ([`SubjectAttr::string_tag`]); SubjectNameMismatch for a multi-valued RDN
+/// (`CN=a+OU=b`), an attribute we do not render, or a value that is not a string.
+/// A profile's rendering is compared byte for byte (reliability P6), so there the same text
+/// in another string type is another name; the CA writes the granted subject in the
+/// canonical types in any case.
 fn subject_attr(
     rdn: &x509_parser::x509::RelativeDistinguishedName<'_>,
-) -> Result<NameAttr, Rejection> {
+) -> Result<(NameAttr, bool), Rejection> {
     use x509_parser::asn1_rs::Class;
     let mut it = rdn.iter();
     let (Some(atv), None) = (it.next(), it.next()) else {
@@ -138,14 +148,13 @@ fn subject_attr(
     let attr = SubjectAttr::from_oid(&atv.attr_type().to_id_string())
         .ok_or(Rejection::SubjectNameMismatch)?;
     let raw = atv.attr_value();
-    if raw.class() != Class::Universal || raw.tag().0 != attr.string_tag() {
-        return Err(Rejection::SubjectNameMismatch);
-    }
+    let canonical = raw.class() == Class::Universal && raw.tag().0 == attr.string_tag();
     let value = atv.as_str().map_err(|_| Rejection::SubjectNameMismatch)?;
-    Ok(NameAttr {
+    let attr = NameAttr {
         attr,
         value: value.to_string(),
-    })
+    };
+    Ok((attr, canonical))
 }
 
 /// The key (RSA or EC on a named curve) and the CSR's self-signature, with OpenSSL.
@@ -307,8 +316,9 @@ mod tests {
             let der = b.build().to_der().unwrap();
             let (_, name) = X509Name::from_der(&der).unwrap();
             let rdn = name.iter_rdn().next().unwrap();
-            let parsed = subject_attr(rdn).unwrap_or_else(|e| panic!("{attr:?}: {e}"));
+            let (parsed, canonical) = subject_attr(rdn).unwrap_or_else(|e| panic!("{attr:?}: {e}"));
             assert_eq!((parsed.attr, parsed.value.as_str()), (attr, value));
+            assert!(canonical, "{attr:?}");
         }
     }
 

@@ -274,7 +274,8 @@ impl AlgorithmPolicy {
     }
 
     /// Check a public key: RSA of at least `min_rsa_bits` (and at most 16384, so a hostile key
-    /// cannot make verification expensive), or EC on P-256/P-384/P-521.
+    /// cannot make verification expensive) with an odd exponent from 65537 to 64 bits and a
+    /// modulus without the ROCA fingerprint ([`crate::roca`]), or EC on P-256/P-384/P-521.
     pub fn public_key<T: openssl::pkey::HasPublic>(
         &self,
         key: &openssl::pkey::PKeyRef<T>,

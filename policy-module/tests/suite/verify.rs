@@ -77,6 +77,7 @@ both!(
     rejects_a_reused_transaction_id_with_another_csr,
     rejects_another_template,
     rejects_subject_name_deviations,
+    an_admin_request_names_itself_in_any_string_type,
     rejects_subject_alt_name_deviations,
     rejects_key_usage_beyond_the_profile,
     rejects_the_wrong_key_algorithm_or_size,
@@ -519,6 +520,36 @@ async fn rejects_subject_name_deviations(h: Harness) {
         .verify_request(request(csr(&ec_key(), &spec), "tx-canonical"))
         .await
         .unwrap();
+}
+
+/// mscep_admin semantics: the CSR names itself, so its string types are its own business
+/// (micromdm's scepclient writes PrintableString); the grant carries the text and the CA
+/// writes it in the canonical types.
+async fn an_admin_request_names_itself_in_any_string_type(h: Harness) {
+    let c = h
+        .svc
+        .generate_challenge(ChallengeRequest {
+            template: "IPSECIntermediateOffline".into(),
+            requester: "admin".into(),
+        })
+        .await
+        .unwrap();
+    let name = seq(&[
+        set(&[seq(&[oid(SubjectAttr::O.oid()), printable("Contoso")])]),
+        set(&[seq(&[oid(SubjectAttr::CN.oid()), printable("router-9")])]),
+    ]);
+    let spec = CsrSpec {
+        subject_der: Some(name),
+        challenge: Some(c.challenge.expose().into()),
+        ..CsrSpec::default()
+    };
+    let grant = h
+        .svc
+        .verify_request(request(csr(&rsa_key(2048), &spec), "tx-printable"))
+        .await
+        .unwrap();
+    let texts: Vec<_> = grant.subject.iter().map(|a| a.value.as_str()).collect();
+    assert_eq!(texts, ["Contoso", "router-9"]);
 }
 
 async fn rejects_subject_alt_name_deviations(h: Harness) {
