@@ -147,6 +147,26 @@ async fn scenario(lab: TestLab, seeder: Seeder) {
         .unwrap();
     assert!(i3.detail.contains("ff01") && i3.detail.contains(&cert_a.serial_hex));
 
+    // I3: a challenge burnt without a recorded reason (consumed by a transaction that has
+    // neither a request nor a certificate).
+    seeder
+        .run(
+            "policy",
+            &format!(
+                "UPDATE challenges SET reserved_tx = 'seeded-burnt', consumed_at = 1 \
+                 WHERE reserved_tx = '{}'",
+                cert_b.transaction_id
+            ),
+        )
+        .await;
+    let r = lab.reconcile().await.unwrap();
+    let burnt: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.invariant == Invariant::I3 && f.detail.contains("seeded-burnt"))
+        .collect();
+    assert_eq!(burnt.len(), 2, "no request, no certificate: {burnt:#?}");
+
     // I6: revoked in the CA's store but never published (no CRL regenerated since).
     seeder
         .run(

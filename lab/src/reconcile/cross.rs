@@ -1,5 +1,6 @@
 //! Invariants across services: the policy inventory and ndes-proxy's pending store against
-//! the CA's records, one certificate per challenge, and device lifecycle against revocation.
+//! the CA's records, one certificate per challenge (and none consumed without one), and device
+//! lifecycle against revocation.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +15,7 @@ use super::{Invariant, Report, Sources};
 pub(super) async fn check(sources: &Sources, ca: &CaView, report: &mut Report) -> Result<()> {
     check_inventory(sources, ca, report).await?;
     check_pending(sources, ca, report).await?;
+    check_challenges(sources, report).await?;
     for line in sources.policy.integrity_check().await? {
         report.find(Invariant::I8, "policy database", line);
     }
@@ -30,6 +32,15 @@ pub(super) async fn check(sources: &Sources, ca: &CaView, report: &mut Report) -
                 "journal_mode={} synchronous={} (WAL with synchronous=FULL required)",
                 d.journal_mode, d.synchronous
             ),
+        );
+    }
+    if let Some((mode, sync)) = sources.pending.sqlite_durability().await?
+        && (!mode.eq_ignore_ascii_case("wal") || sync != 2)
+    {
+        report.find(
+            Invariant::I8,
+            "pending database",
+            format!("journal_mode={mode} synchronous={sync} (WAL with synchronous=FULL required)"),
         );
     }
     Ok(())
@@ -152,6 +163,35 @@ async fn check_inventory(sources: &Sources, ca: &CaView, report: &mut Report) ->
                     ),
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// No challenge burnt without a recorded reason (DESIGN decision 4): a reserved challenge
+/// has the request it was reserved for, and a consumed one has that request's certificate.
+async fn check_challenges(sources: &Sources, report: &mut Report) -> Result<()> {
+    for c in sources.policy.audit_challenges().await? {
+        let name = || format!("challenge {}…", hex::encode(&c.hash[..c.hash.len().min(4)]));
+        if c.request_state.is_none() {
+            report.find(
+                Invariant::I3,
+                name(),
+                format!(
+                    "reserved for transaction {} but no such request is recorded",
+                    c.reserved_tx
+                ),
+            );
+        }
+        if c.consumed_at.is_some() && !c.has_certificate {
+            report.find(
+                Invariant::I3,
+                name(),
+                format!(
+                    "consumed by transaction {} but no certificate is recorded for it",
+                    c.reserved_tx
+                ),
+            );
         }
     }
     Ok(())

@@ -11,6 +11,7 @@
 //! | every `issue` line of the CA audit log, inventory serial and pending-store serial has a CA record | I1 |
 //! | each record's DER parses, is signed by the issuing CA and carries the record's serial; no serial twice | I1, I2 |
 //! | at most one certificate per challenge (policy requests ⋈ certificates) | I3 |
+//! | no challenge burnt without a reason: reserved ⇒ its request is recorded, consumed ⇒ its certificate is | I3 |
 //! | what the policy module and the pending store hold equals the CA's DER | I4 |
 //! | every device certificate the CA issued is in the policy inventory (else a retire would miss it) | I7 |
 //! | revoked at CA ⇔ listed in the published CRL; OCSP agrees with the store; OCSP says unknown for a serial never issued | I6 |

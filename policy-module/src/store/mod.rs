@@ -26,7 +26,7 @@ pub use challenges::{
 };
 pub use inventory::{Assignment, Transition};
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
-pub use reconcile::{AuditCert, SqliteDurability};
+pub use reconcile::{AuditCert, AuditChallenge, SqliteDurability};
 
 use crate::clock::Clock;
 use crate::error::StoreError;

@@ -38,6 +38,22 @@ struct AuditCertRow {
     challenge_hash: Option<Vec<u8>>,
 }
 
+/// A challenge that was reserved for a request, with what became of that request: the
+/// reconciler's proof that no challenge was burnt without a recorded reason.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditChallenge {
+    /// SHA-256 of the challenge (the store never holds the challenge itself).
+    pub hash: Vec<u8>,
+    /// The transactionID it is reserved for.
+    pub reserved_tx: String,
+    /// Unix seconds it was consumed (Notify recorded a certificate), if it was.
+    pub consumed_at: Option<i64>,
+    /// The state of the reserved request (`granted`, `issued`, `failed`), if one is recorded.
+    pub request_state: Option<String>,
+    /// Whether a certificate is recorded for the reserved transaction.
+    pub has_certificate: bool,
+}
+
 /// How a SQLite database is configured for durability (DESIGN decision 8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteDurability {
@@ -76,6 +92,21 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Every reserved or consumed challenge with its request's state and whether a
+    /// certificate is recorded for that request (challenges never used are not listed).
+    pub async fn audit_challenges(&self) -> Result<Vec<AuditChallenge>, StoreError> {
+        let sql = "SELECT ch.hash, ch.reserved_tx, ch.consumed_at, r.state AS request_state, \
+             EXISTS (SELECT 1 FROM certificates c WHERE c.transaction_id = ch.reserved_tx) \
+             AS has_certificate FROM challenges ch \
+             LEFT JOIN requests r ON r.transaction_id = ch.reserved_tx \
+             WHERE ch.reserved_tx IS NOT NULL ORDER BY ch.hash";
+        Ok(on_db!(self, |pool, _b| {
+            sqlx::query_as::<_, AuditChallenge>(sql)
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     /// SQLite's `PRAGMA integrity_check` lines other than `ok`; always empty on PostgreSQL
