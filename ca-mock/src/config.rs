@@ -170,7 +170,35 @@ impl Config {
             )));
         }
         config.check_ranges()?;
+        config.check_database()?;
         Ok(config)
+    }
+
+    /// The issuance store must be durable (DESIGN decision 8: WAL with synchronous=FULL, set
+    /// by the store on every connection). A SQLite URL could still undo that through its
+    /// query: an in-memory database forgets every issuance at exit, and another VFS or
+    /// `immutable=1` drops the locking and syncing the guarantee rests on. So a SQLite
+    /// database is a file, with at most `mode=rw` or `mode=rwc`.
+    fn check_database(&self) -> Result<(), CaError> {
+        let db = self.database.as_str();
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Ok(());
+        }
+        let refuse = |why: &str| {
+            Err(CaError::Config(format!(
+                "database: {why}; the issuance store must be a SQLite file (WAL, synchronous=FULL)"
+            )))
+        };
+        let (path, query) = db.split_once('?').unwrap_or((db, ""));
+        if path.contains(":memory:") {
+            return refuse("an in-memory database loses every issuance at exit");
+        }
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            if !matches!(param, "mode=rw" | "mode=rwc") {
+                return refuse(&format!("URL parameter {param:?} is not allowed"));
+            }
+        }
+        Ok(())
     }
 
     /// Durations must be positive and small enough that the arithmetic on them (hours to
@@ -357,6 +385,31 @@ mod tests {
         assert!(err.contains("listen_addr"), "{err}");
         let text = SAMPLE_CONFIG.replace("\"http://127.0.0.1:8180\"", "\"ftp://ca\"");
         assert!(Config::from_toml(&text).is_err(), "bad public_base_url");
+    }
+
+    #[test]
+    fn a_database_that_would_lower_durability_is_rejected() {
+        let with = |db: &str| SAMPLE_CONFIG.replace("database = \"ca.db\"", db);
+        for (db, named) in [
+            ("database = \"sqlite::memory:\"", "in-memory"),
+            ("database = \"sqlite://ca.db?mode=memory\"", "mode=memory"),
+            ("database = \"sqlite://ca.db?vfs=unix-none\"", "vfs"),
+            ("database = \"sqlite://ca.db?immutable=1\"", "immutable"),
+            (
+                "database = \"sqlite://ca.db?mode=rwc&cache=shared\"",
+                "cache",
+            ),
+        ] {
+            let err = Config::from_toml(&with(db)).unwrap_err().to_string();
+            assert!(err.contains(named), "{db}: {err}");
+        }
+        for db in [
+            "database = \"data/ca.db\"",
+            "database = \"sqlite://ca.db?mode=rwc\"",
+            "database = \"postgres://ca@localhost/ca?sslmode=disable\"",
+        ] {
+            Config::from_toml(&with(db)).unwrap();
+        }
     }
 
     #[test]
