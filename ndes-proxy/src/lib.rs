@@ -179,7 +179,7 @@ struct Inner {
     mscep_admin: Option<MscepAdmin>,
     metrics: metrics::Metrics,
     pki_limiter: SourceLimiter,
-    pki_permits: Semaphore,
+    pki_permits: Arc<Semaphore>,
     /// The RA's CA chain with each certificate's DER, to recognise the chain the CA returns.
     chain_by_der: Vec<(Vec<u8>, X509)>,
 }
@@ -264,7 +264,7 @@ impl AppState {
             mscep_admin: None,
             metrics: metrics::Metrics::default(),
             pki_limiter: SourceLimiter::new(settings.pki_rate_limit),
-            pki_permits: Semaphore::new(settings.max_concurrent_pki_operations),
+            pki_permits: Arc::new(Semaphore::new(settings.max_concurrent_pki_operations)),
             settings,
             chain_by_der,
         })
@@ -291,7 +291,7 @@ impl AppState {
     }
 
     /// Permits for PKIOperations in progress (`try_acquire` only: beyond the cap is a 503).
-    pub fn pki_permits(&self) -> &Semaphore {
+    pub fn pki_permits(&self) -> &Arc<Semaphore> {
         &self.0.pki_permits
     }
 

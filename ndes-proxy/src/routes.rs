@@ -19,7 +19,7 @@ use scep::http::{
     CONTENT_TYPE_CAPS, CONTENT_TYPE_NEXT_CA_CERT, CONTENT_TYPE_PKI_MESSAGE, Operation, QueryError,
     ScepQuery,
 };
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use crate::AppState;
 use crate::metrics::RequestLabels;
@@ -268,13 +268,34 @@ async fn pki_operation(
         let r = with_retry_after(r, limited.retry_after_secs);
         return observe(state, op, started, r);
     }
-    let Ok(_permit) = state.pki_permits().try_acquire() else {
+    let Ok(permit) = state.pki_permits().clone().try_acquire_owned() else {
         warn!("PKIOperation refused: the cap on operations in progress is reached");
         let r = text(StatusCode::SERVICE_UNAVAILABLE, "server busy\n");
         let r = with_retry_after(r, state.settings().retry_after_secs);
         return observe(state, op, started, r);
     };
-    let (reply, message_type) = pipeline::handle(state, der, requester).await;
+    // The pipeline runs in its own task, holding the permit: a client that hangs up after
+    // sending (F11) drops this handler, but the request it sent still runs to its end, so
+    // it is never cut off between two of its writes (the reservation, the CA's issuance,
+    // the pending row, Notify); its resend then finds the outcome (I5).
+    let task = {
+        let (state, der) = (state.clone(), der.to_vec());
+        tokio::spawn(
+            async move {
+                let reply = pipeline::handle(&state, &der, requester).await;
+                drop(permit);
+                reply
+            }
+            .instrument(tracing::Span::current()),
+        )
+    };
+    let (reply, message_type) = match task.await {
+        Ok(done) => done,
+        Err(e) => {
+            warn!(error = %e, "PKIOperation task failed");
+            (Reply::Internal, "unknown")
+        }
+    };
     let (pki_status, fail_info) = match &reply {
         Reply::CertRep(_, RepStatus::Success) => ("SUCCESS", ""),
         Reply::CertRep(_, RepStatus::Pending) => ("PENDING", ""),

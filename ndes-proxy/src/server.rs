@@ -41,8 +41,12 @@ pub async fn serve(
     let retry = tokio::spawn(crate::queue::run(state, stop_rx));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    // half_close: a client that closes its side once it has sent a request (or gives up
+    // waiting, F11) must not cancel that request midway; the server finishes it, so a resend
+    // finds the outcome, and only the answer is lost.
     http.timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
+        .half_close(true)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {

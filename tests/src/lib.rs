@@ -10,8 +10,10 @@
 //!
 //! Helpers return `anyhow::Result` so a failing step names itself; the tests unwrap.
 //!
-//! [`processes`] runs the services as separate processes instead (scale-out, `kill -9`).
+//! [`processes`] runs the services as separate processes instead (scale-out, `kill -9`);
+//! [`load`] drives them with clients that resend their request through the faults.
 
+pub mod load;
 pub mod processes;
 pub mod remote;
 
@@ -523,15 +525,7 @@ impl RawScep {
         signer_cert: &X509,
         transaction_id: &TransactionId,
     ) -> Result<CertRep> {
-        let tx = Transaction {
-            transaction_id: transaction_id.clone(),
-            sender_nonce: Nonce::random()?,
-        };
-        let signer = SignerIdentity {
-            cert: signer_cert,
-            key: signer_key,
-        };
-        let der = build_request(body, signer, &[&self.ca.recipient], &tx, &self.ca.options)?;
+        let (der, tx) = self.build(body, signer_key, signer_cert, transaction_id)?;
         let resp = device_agent::ScepTransport::send(
             &self.transport,
             &self.url,
@@ -554,6 +548,27 @@ impl RawScep {
             key,
             &AlgorithmPolicy::default(),
         )?)
+    }
+
+    /// The pkiMessage [`RawScep::send`] would send (a fresh senderNonce), DER, and its
+    /// transaction, for a test that sends it by other means.
+    pub fn build(
+        &self,
+        body: &RequestBody,
+        signer_key: &PKeyRef<Private>,
+        signer_cert: &X509,
+        transaction_id: &TransactionId,
+    ) -> Result<(Vec<u8>, Transaction)> {
+        let tx = Transaction {
+            transaction_id: transaction_id.clone(),
+            sender_nonce: Nonce::random()?,
+        };
+        let signer = SignerIdentity {
+            cert: signer_cert,
+            key: signer_key,
+        };
+        let der = build_request(body, signer, &[&self.ca.recipient], &tx, &self.ca.options)?;
+        Ok((der, tx))
     }
 
     /// A PKCSReq carrying `csr_der`, signed by a self-signed certificate of `signer` (the

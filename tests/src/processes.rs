@@ -239,6 +239,8 @@ struct Process {
     config: PathBuf,
     addr: SocketAddr,
     log: PathBuf,
+    /// Where stdout and stderr go instead of `log` (e.g. `/dev/full`), and at which level.
+    output: Option<(PathBuf, String)>,
     child: Option<Child>,
 }
 
@@ -278,6 +280,7 @@ impl Cluster {
                 config: config.to_owned(),
                 addr,
                 log: dir.path().join("logs").join(format!("{id}.log")),
+                output: None,
                 child: None,
             });
         };
@@ -340,6 +343,56 @@ impl Cluster {
         report
     }
 
+    /// Every certificate in the CA's store (read through ca-mock's configuration, SQLite or
+    /// PostgreSQL), by normalized serial; a serial recorded twice is an error.
+    pub async fn ca_certificates(&self) -> Result<std::collections::HashMap<String, Vec<u8>>> {
+        use ca_mock::store::{CertStore, ListFilter, SqlStore};
+        let config = ca_mock::Config::load(&self.layout.ca_config)?;
+        let store = SqlStore::connect(&config.database).await?;
+        let mut out = std::collections::HashMap::new();
+        let mut after = None;
+        let result = loop {
+            let filter = ListFilter {
+                request_id: None,
+                after: after.clone(),
+                limit: 1000,
+            };
+            let page = match store.list(&filter).await {
+                Ok(page) => page,
+                Err(e) => break Err(anyhow!("listing the CA store: {e}")),
+            };
+            let Some(last) = page.last() else {
+                break Ok(());
+            };
+            after = Some(last.cert.serial.clone());
+            let full = page.len() == 1000;
+            for r in page {
+                let serial = crate::normalize_serial(&r.cert.serial);
+                if out.insert(serial.clone(), r.cert.der).is_some() {
+                    store.close().await;
+                    bail!("serial {serial} recorded twice");
+                }
+            }
+            if !full {
+                break Ok(());
+            }
+        };
+        store.close().await;
+        result.map(|()| out)
+    }
+
+    /// The configuration file a service was started from (a test may edit it, then
+    /// [`Cluster::restart`] the service).
+    pub fn config(&self, id: ServiceId) -> &Path {
+        &self.process(id).config
+    }
+
+    /// From the next (re)start on, the service writes stdout and stderr to `path` instead of
+    /// its log file (e.g. `/dev/full`: every write fails), logging at `rust_log`.
+    pub fn set_output(&mut self, id: ServiceId, path: &Path, rust_log: &str) {
+        self.process_mut(id).output = Some((path.to_owned(), rust_log.to_owned()));
+    }
+
     /// Every process's id, in start order.
     pub fn ids(&self) -> Vec<ServiceId> {
         self.processes.iter().map(|p| p.id).collect()
@@ -380,6 +433,34 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// Stops the service with SIGTERM (a clean shutdown) and returns its exit status, or
+    /// `None` if it was not running. Gives up after `READY_TIMEOUT`, killing it.
+    pub async fn terminate(&mut self, id: ServiceId) -> Result<Option<std::process::ExitStatus>> {
+        let Some(mut child) = self.process_mut(id).child.take() else {
+            return Ok(None);
+        };
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .context("running kill -TERM")?;
+        if !status.success() {
+            bail!("kill -TERM {id} failed: {status}");
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{id} did not exit within {READY_TIMEOUT:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `kill -9` the service and reap it. A service already stopped is left alone.
     pub fn kill(&mut self, id: ServiceId) -> Result<()> {
         let p = self.process_mut(id);
@@ -396,12 +477,20 @@ impl Cluster {
     pub async fn restart(&mut self, id: ServiceId) -> Result<()> {
         self.kill(id)?;
         let p = self.process_mut(id);
-        let log = File::options().create(true).append(true).open(&p.log)?;
+        let (file, rust_log) = match &p.output {
+            Some((path, level)) => (path.as_path(), level.as_str()),
+            None => (p.log.as_path(), "info"),
+        };
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(file)
+            .with_context(|| format!("opening {}", file.display()))?;
         let child = Command::new(&p.program)
             .arg("serve")
             .arg("--config")
             .arg(&p.config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             // Plain text logs, so tests can search them.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

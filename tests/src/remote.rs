@@ -181,6 +181,15 @@ impl Enrollment {
         })
     }
 
+    /// The request as `scep` would be sent it (a fresh senderNonce each time), DER.
+    pub fn pki_message(&self, scep: &RawScep) -> Result<Vec<u8>> {
+        let csr =
+            scep::csr::Csr::from_der(&self.csr_der).map_err(|e| anyhow::anyhow!("CSR: {e}"))?;
+        let body = RequestBody::PkcsReq(csr);
+        let (der, _) = scep.build(&body, self.key.pkey(), &self.signer, &self.transaction_id)?;
+        Ok(der)
+    }
+
     /// Send (or resend) the request to the ndes-proxy `scep` talks to.
     pub async fn send(&self, scep: &RawScep) -> Result<CertRep> {
         let csr =

@@ -17,12 +17,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ca_mock::store::{CertStore, ListFilter, SqlStore};
 use openssl::x509::X509;
 use scep::client::CertRep;
+use scep_lab_tests::load::{RetryingLoad, issued_to};
 use scep_lab_tests::processes::{Cluster, ClusterOptions, Role, ServiceId};
 use scep_lab_tests::remote::{Admin, Enrollment, RemoteDevice};
 use scep_lab_tests::{PROFILE, RawScep, serial_of, standard_profile_spec};
@@ -33,14 +32,12 @@ struct Farm {
     cluster: Cluster,
     admin: [Admin; 2],
     scep: [Arc<RawScep>; 2],
-    ca_database: String,
     devices: tempfile::TempDir,
 }
 
 async fn farm() -> Option<Farm> {
     let pg = testkit::pg::shared().unwrap()?;
     let options = ClusterOptions::postgres(pg, 2, 2).unwrap();
-    let ca_database = options.postgres.as_ref().unwrap().ca.clone();
     let cluster = Cluster::start(options).await.unwrap();
     let token = cluster.layout().secret("policy-admin.token").unwrap();
     let admin = [0, 1].map(|i| Admin::new(&cluster.policy_url(i), token.expose()).unwrap());
@@ -58,7 +55,6 @@ async fn farm() -> Option<Farm> {
         cluster,
         admin,
         scep: [Arc::new(scep0), Arc::new(scep1)],
-        ca_database,
         devices: tempfile::tempdir().unwrap(),
     })
 }
@@ -94,34 +90,7 @@ impl Farm {
 
     /// Every certificate in the CA's store, by serial (normalized hex).
     async fn ca_store(&self) -> HashMap<String, Vec<u8>> {
-        let store = SqlStore::connect(&self.ca_database).await.unwrap();
-        let mut out = HashMap::new();
-        let mut after = None;
-        loop {
-            let page = store
-                .list(&ListFilter {
-                    request_id: None,
-                    after: after.clone(),
-                    limit: 1000,
-                })
-                .await
-                .unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some(last.cert.serial.clone());
-            let full = page.len() == 1000;
-            for r in page {
-                let serial = scep_lab_tests::normalize_serial(&r.cert.serial);
-                assert!(
-                    out.insert(serial.clone(), r.cert.der).is_none(),
-                    "serial {serial} recorded twice"
-                );
-            }
-            if !full {
-                break;
-            }
-        }
-        store.close().await;
-        out
+        self.cluster.ca_certificates().await.unwrap()
     }
 
     /// The serials the policy module's inventory holds for a device, read through `via`.
@@ -134,19 +103,6 @@ impl Farm {
             .map(|c| scep_lab_tests::normalize_serial(c["serial_hex"].as_str().unwrap()))
             .collect()
     }
-}
-
-/// The issued certificate in a SUCCESS, checked to carry the request's key.
-fn issued(rep: &CertRep, enrollment: &Enrollment) -> X509 {
-    let CertRep::Success(certs) = rep else {
-        panic!("expected SUCCESS, got {rep:?}");
-    };
-    certs
-        .certificates
-        .iter()
-        .find(|c| c.public_key().unwrap().public_eq(enrollment.key.pkey()))
-        .cloned()
-        .expect("no certificate for the request's key")
 }
 
 fn subject_cn(cert: &X509) -> String {
@@ -176,7 +132,7 @@ async fn a_challenge_minted_on_one_instance_is_redeemed_through_the_other() {
             .unwrap();
         let enrollment = Enrollment::new(&profile).unwrap();
         let rep = enrollment.send(&f.scep[served]).await.unwrap();
-        let cert = issued(&rep, &enrollment);
+        let cert = issued_to(&rep, &enrollment).unwrap();
         assert_eq!(subject_cn(&cert), name);
         let serial = serial_of(&cert).unwrap();
         assert!(
@@ -244,13 +200,6 @@ async fn one_challenge_raced_through_both_instances_yields_exactly_one_certifica
     scep_lab_tests::ensure_clean(&f.cluster.reconcile().await.unwrap()).unwrap();
 }
 
-/// What one load client ended with.
-struct Outcome {
-    serial: String,
-    der: Vec<u8>,
-    attempts: u32,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_an_ndes_proxy_a_policy_module_and_the_ca_under_load_loses_nothing() {
     const DEVICES: usize = 60;
@@ -271,82 +220,34 @@ async fn kill_9_of_an_ndes_proxy_a_policy_module_and_the_ca_under_load_loses_not
         device_ids.push(device.id);
     }
 
-    let done = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-    let mut clients = tokio::task::JoinSet::new();
-    for (i, enrollment) in enrollments.into_iter().enumerate() {
-        let scep = f.scep.clone();
-        let (done, gate) = (done.clone(), gate.clone());
-        clients.spawn(async move {
-            let _slot = gate.acquire_owned().await.unwrap();
-            // A client whose server died or answered 503 resends the identical request,
-            // alternating instances: bounded, and never with a new transactionID.
-            for attempt in 0..240u32 {
-                let instance = (i + attempt as usize) % 2;
-                match enrollment.send(&scep[instance]).await {
-                    Ok(CertRep::Success(certs)) => {
-                        let rep = CertRep::Success(certs);
-                        let cert = issued(&rep, &enrollment);
-                        done.fetch_add(1, Ordering::SeqCst);
-                        return (
-                            i,
-                            Ok(Outcome {
-                                serial: serial_of(&cert).unwrap(),
-                                der: cert.to_der().unwrap(),
-                                attempts: attempt + 1,
-                            }),
-                        );
-                    }
-                    Ok(CertRep::Failure { fail_info, text }) => {
-                        done.fetch_add(1, Ordering::SeqCst);
-                        return (i, Err(format!("FAILURE {fail_info:?} {text:?}")));
-                    }
-                    Ok(CertRep::Pending) | Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                    }
-                }
-            }
-            done.fetch_add(1, Ordering::SeqCst);
-            (i, Err("gave up".into()))
-        });
-    }
+    // A client whose server died or answered 503 resends the identical request, alternating
+    // instances: bounded, and never with a new transactionID.
+    let load = RetryingLoad::start(enrollments, f.scep.to_vec(), CONCURRENCY);
 
     // The faults, each once a share of the clients has finished (or all have).
-    let wait_for = |n: usize| {
-        let done = done.clone();
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-            while done.load(Ordering::SeqCst) < n.min(DEVICES)
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
     let ndes0 = ServiceId::new(Role::Ndes, 0);
     let policy1 = ServiceId::new(Role::Policy, 1);
-    wait_for(DEVICES / 6).await;
+    load.wait_for(DEVICES / 6).await;
     f.cluster.kill(ndes0).unwrap();
-    wait_for(DEVICES / 3).await;
+    load.wait_for(DEVICES / 3).await;
     f.cluster.restart(ndes0).await.unwrap();
     f.cluster.kill(policy1).unwrap();
-    wait_for(DEVICES / 2).await;
+    load.wait_for(DEVICES / 2).await;
     f.cluster.restart(policy1).await.unwrap();
     // And the CA itself (F1): granted requests queue durably (PENDING) or get 503 meanwhile.
     let ca = ServiceId::new(Role::Ca, 0);
-    wait_for(DEVICES * 2 / 3).await;
+    load.wait_for(DEVICES * 2 / 3).await;
     f.cluster.kill(ca).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     f.cluster.restart(ca).await.unwrap();
 
-    let mut outcomes = Vec::new();
-    while let Some(joined) = clients.join_next().await {
-        let (i, outcome) = joined.unwrap();
-        match outcome {
-            Ok(o) => outcomes.push((i, o)),
-            Err(e) => panic!("client {i}: {e}"),
-        }
-    }
+    let outcomes: Vec<_> = load
+        .finish()
+        .await
+        .unwrap()
+        .into_iter()
+        .enumerate()
+        .collect();
     assert_eq!(outcomes.len(), DEVICES);
     let retried = outcomes.iter().filter(|(_, o)| o.attempts > 1).count();
     assert!(retried > 0, "no client ever met a dead instance");
