@@ -75,9 +75,12 @@ enum Command {
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    // A log line that cannot be written (full disk, closed pipe) is dropped: tracing-subscriber
+    // would report it with eprintln!, which panics when stderr fails too (F10).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
     match Cli::parse().command {
         Command::Demo { data } => {

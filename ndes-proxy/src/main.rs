@@ -42,13 +42,15 @@ async fn main() -> anyhow::Result<()> {
     let Command::Serve { config, log_json } = Cli::parse().command;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // A log line that cannot be written (full disk, closed pipe) is dropped: tracing-subscriber
+    // would report it with eprintln!, which panics when stderr fails too (F10).
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .log_internal_errors(false);
     if log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
+        logs.json().init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        logs.init();
     }
     let cfg = Config::load(&config)?;
     cfg.validate()?;

@@ -83,10 +83,13 @@ enum AdminAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // A log line that cannot be written (full disk, closed pipe) is dropped: tracing-subscriber
+    // would report it with eprintln!, which panics when stderr fails too (F10).
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .log_internal_errors(false)
         .init();
     match Cli::parse().command {
         Command::Serve(args) => run_server(args).await,
