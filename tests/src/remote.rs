@@ -161,6 +161,12 @@ pub struct Enrollment {
 impl Enrollment {
     /// A fresh key and the CSR the profile renders, carrying its challenge.
     pub fn new(profile: &RenderedProfile) -> Result<Self> {
+        Self::new_at(profile, unix_now())
+    }
+
+    /// As [`Enrollment::new`] on a device whose clock reads `device_now` (Unix seconds): its
+    /// self-signed signer certificate is valid from an hour before that for a day.
+    pub fn new_at(profile: &RenderedProfile, device_now: i64) -> Result<Self> {
         let config = profile.enroll_config()?;
         let key = DeviceKey::generate(KeySpec::from_profile(
             &profile.key_algorithm,
@@ -170,7 +176,7 @@ impl Enrollment {
         let csr_der = config
             .csr
             .build(&key, Some(&challenge), MessageDigest::sha256())?;
-        let now = unix_now();
+        let now = device_now;
         let subject = config.csr.subject_name()?;
         let signer = self_signed_certificate(key.pkey(), &subject, now - 3600, now + 86_400)?;
         Ok(Self {

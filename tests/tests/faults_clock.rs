@@ -5,7 +5,10 @@
 //!   challenge still works (refusal burnt nothing);
 //! - with the services' clock 2 h ahead, then 2 h behind, issuance backdates NotBefore by the
 //!   configured skew from *that* clock, every retirement reaches a CRL whose number still
-//!   grows and whose thisUpdate is that clock, and the reconciler finds nothing.
+//!   grows and whose thisUpdate is that clock, and the reconciler finds nothing;
+//! - the device's clock a day behind, then a day ahead (its signer certificate's validity and
+//!   the request's signingTime from that clock): issued, because signingTime is not enforced
+//!   by default (DESIGN; A30), with NotBefore from the CA's clock minus the configured skew.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,8 +17,9 @@ use std::sync::Arc;
 use policy_module::admin::Lifecycle;
 use scep::client::CertRep;
 use scep_lab::{Clock, SkewedClock};
+use scep_lab_tests::load::issued_to;
 use scep_lab_tests::remote::{Enrollment, RemoteDevice};
-use scep_lab_tests::{PROFILE, TestLab};
+use scep_lab_tests::{PROFILE, TestLab, unix_now};
 
 const TWO_HOURS: i64 = 7200;
 
@@ -100,5 +104,46 @@ async fn f12_clock_ahead_and_behind_keeps_issuance_and_crls_sane() {
         );
         lab.assert_reconciled().await.unwrap();
     }
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f12_a_device_clock_a_day_off_enrolls_with_the_servers_not_before() {
+    const ONE_DAY: i64 = 86_400;
+    let lab = TestLab::start().await.unwrap();
+    lab.profile(PROFILE, |_| {}).await.unwrap();
+    let skew = ca_mock::CaSettings::new("http://x").not_before_skew_secs;
+    let dir = tempfile::tempdir().unwrap();
+    let token = lab.tokens().policy_admin.expose().to_owned();
+    for (i, offset) in [-ONE_DAY, ONE_DAY].into_iter().enumerate() {
+        let d = RemoteDevice::register(
+            &lab.policy_url(),
+            &token,
+            &format!("DEV-CLOCK-{i}"),
+            dir.path(),
+        )
+        .await
+        .unwrap();
+        lab.assign(PROFILE, &d.id).await.unwrap();
+        let profile = d.rendered(&lab.policy_url(), PROFILE).await.unwrap();
+        let device_now = unix_now() + offset;
+        let e = Enrollment::new_at(&profile, device_now).unwrap();
+        let mut scep = lab.raw_scep().await.unwrap();
+        scep.ca.options.signing_time = Some(device_now);
+
+        let before = unix_now();
+        let rep = e.send(&scep).await.unwrap();
+        let after = unix_now();
+        let cert = issued_to(&rep, &e).unwrap_or_else(|err| panic!("offset {offset}: {err}"));
+        let serial = scep_lab_tests::serial_of(&cert).unwrap();
+        let rec = lab.ca().get(&serial).await.unwrap();
+        assert_eq!(rec.cert.der, cert.to_der().unwrap());
+        assert!(
+            rec.cert.not_before >= before - skew && rec.cert.not_before <= after - skew,
+            "device clock {offset:+}: NotBefore {} is not the CA's clock minus {skew} s [{before}, {after}]",
+            rec.cert.not_before
+        );
+    }
+    lab.assert_reconciled().await.unwrap();
     lab.shutdown().await;
 }

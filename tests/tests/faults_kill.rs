@@ -8,7 +8,9 @@
 //! - F14: a retire acknowledged by the admin API, then `kill -9` before anything else runs:
 //!   after the restart the revocation reaches the CA, the CRL file and OCSP.
 //! - F13: `kill -9` at random points while retirements republish the CRL: the published file
-//!   always parses and verifies (atomic replace), and its number never goes back.
+//!   always parses and verifies (atomic replace), and its number never goes back; right
+//!   after each restart OCSP answers, signed, and has every revocation the store has (OCSP
+//!   is signed on request: there is no pre-generated response a kill could lose or tear).
 //!
 //! All three services die together here (one process); `scale_out.rs` kills one service at a
 //! time in the multi-process deployment.
@@ -20,6 +22,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use openssl::hash::MessageDigest;
+use openssl::x509::X509;
 use scep_lab_tests::{PROFILE, TestLab, ensure_clean, normalize_serial, reconcile_dir};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -221,12 +225,62 @@ async fn f14_retire_acknowledged_then_kill9_reaches_ca_crl_and_ocsp() {
 
 /// The published CRL file: it must always parse and verify (an atomic replace, never torn);
 /// returns its number.
-fn published_crl_number(data: &Path, issuer: &openssl::x509::X509) -> i64 {
+fn published_crl_number(data: &Path, issuer: &X509) -> i64 {
     let der = std::fs::read(data.join("ca/issuing.crl")).unwrap();
     let crl = openssl::x509::X509Crl::from_der(&der).expect("published CRL is torn");
     assert!(crl.verify(&issuer.public_key().unwrap()).unwrap());
     let (_, parsed) = x509_parser::parse_x509_crl(&der).unwrap();
     i64::try_from(parsed.crl_number().unwrap().clone()).unwrap()
+}
+
+/// OCSP of a certificate over HTTP, verified against the issuer: (revoked?, the DER).
+async fn ocsp_over_http(ca_port: u16, cert: &X509, issuer: &X509) -> (bool, Vec<u8>) {
+    use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspRequest, OcspResponse};
+    let id = || OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer).unwrap();
+    let mut req = OcspRequest::new().unwrap();
+    req.add_id(id()).unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{ca_port}/ocsp"))
+        .header("content-type", "application/ocsp-request")
+        .body(req.to_der().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let der = resp.bytes().await.unwrap().to_vec();
+    let basic = OcspResponse::from_der(&der).unwrap().basic().unwrap();
+    let mut issuers = openssl::stack::Stack::new().unwrap();
+    issuers.push(issuer.clone()).unwrap();
+    let store = openssl::x509::store::X509StoreBuilder::new()
+        .unwrap()
+        .build();
+    basic
+        .verify(&issuers, &store, openssl::ocsp::OcspFlag::TRUST_OTHER)
+        .expect("OCSP response not signed by the issuing CA");
+    let status = basic.find_status(&id()).expect("no status for the serial");
+    assert_ne!(status.status, OcspCertStatus::UNKNOWN, "an issued serial");
+    (status.status == OcspCertStatus::REVOKED, der)
+}
+
+/// Right after a restart: every certificate the CA's store has revoked is revoked in OCSP
+/// (the store is read first: a revocation delivered in between may only add to OCSP's).
+async fn ocsp_agrees_with_the_store(data: &Path, ca_port: u16, certs: &[X509], issuer: &X509) {
+    use ca_mock::store::{CertStatus, CertStore, SqlStore};
+    let url = format!("sqlite://{}", data.join("ca/ca.db").display());
+    let store = SqlStore::sqlite(&url).await.unwrap();
+    for cert in certs {
+        let serial = hex::encode(cert.serial_number().to_bn().unwrap().to_vec());
+        let rec = store
+            .status(&serial)
+            .await
+            .unwrap()
+            .expect("serial in the store");
+        let (revoked, _) = ocsp_over_http(ca_port, cert, issuer).await;
+        if rec.status != CertStatus::Good {
+            assert!(revoked, "{serial} is revoked in the store but not in OCSP");
+        }
+    }
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,6 +296,10 @@ async fn f13_kill9_during_crl_publication_never_tears_the_crl_and_numbers_grow()
             .unwrap();
         devices.push(d);
     }
+    let certs: Vec<X509> = devices
+        .iter()
+        .map(|d| d.certificate(PROFILE).unwrap())
+        .collect();
     let issuer = lab.ca().material().issuing.clone();
     let (_dir, options) = lab.stop_keeping_data().await;
     let data = options.data_dir.clone();
@@ -275,6 +333,8 @@ async fn f13_kill9_during_crl_publication_never_tears_the_crl_and_numbers_grow()
             "restart republished {started} after {number}"
         );
         number = started;
+        // OCSP answers at once and agrees with the store (nothing pre-generated to lose).
+        ocsp_agrees_with_the_store(&data, options.ports[0], &certs, &issuer).await;
     }
     // Everything retired reaches the CA, the CRL and OCSP; nothing else is wrong.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -287,5 +347,20 @@ async fn f13_kill9_during_crl_publication_never_tears_the_crl_and_numbers_grow()
     };
     ensure_clean(&report).unwrap();
     assert_eq!(report.ca_revoked, ROUNDS, "{report:?}");
+    // Every retirement is in OCSP. Responses are signed on request, not pre-generated: the
+    // same question a second later gets a newly signed answer (its times moved on; RSA
+    // PKCS#1 v1.5 signatures are deterministic, so equal times would give equal bytes).
+    let ca_port = options.ports[0];
+    let (revoked, first) = ocsp_over_http(ca_port, &certs[0], &issuer).await;
+    assert!(revoked);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, second) = ocsp_over_http(ca_port, &certs[0], &issuer).await;
+    assert_ne!(first, second, "the same OCSP bytes again: pre-generated?");
+    for cert in &certs {
+        assert!(
+            ocsp_over_http(ca_port, cert, &issuer).await.0,
+            "not revoked in OCSP"
+        );
+    }
     node.kill9().await.unwrap();
 }
