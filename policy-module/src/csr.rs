@@ -30,11 +30,6 @@ const OID_EKU: &str = "2.5.29.37";
 pub struct CsrInfo {
     /// Subject RDNs in encoding order; multi-valued RDNs are refused.
     pub subject: Vec<NameAttr>,
-    /// Whether every subject value is in its attribute's canonical string type
-    /// ([`SubjectAttr::string_tag`]). Profile requests must be (reliability P6); mscep_admin
-    /// requests name themselves and may use any string type (micromdm's scepclient writes
-    /// PrintableString), since the CA writes the grant's text in the canonical type anyway.
-    pub subject_canonical: bool,
     /// Requested SANs, sorted.
     pub sans: Vec<SanValue>,
     pub key_algorithm: KeyAlgorithm,
@@ -67,11 +62,8 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
     let info = &req.certification_request_info;
 
     let mut subject = Vec::new();
-    let mut subject_canonical = true;
     for rdn in info.subject.iter_rdn() {
-        let (attr, canonical) = subject_attr(rdn)?;
-        subject.push(attr);
-        subject_canonical &= canonical;
+        subject.push(subject_attr(rdn)?);
     }
 
     let mut challenge = None;
@@ -119,7 +111,6 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
     sans.sort();
     Ok(CsrInfo {
         subject,
-        subject_canonical,
         sans,
         key_algorithm,
         key_size,
@@ -131,30 +122,59 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
     })
 }
 
-/// One RDN of the CSR's subject, and whether its value is in the attribute's canonical
-/// string type ([`SubjectAttr::string_tag`]); SubjectNameMismatch for a multi-valued RDN
+/// One RDN of the CSR's subject as text; SubjectNameMismatch for a multi-valued RDN
 /// (`CN=a+OU=b`), an attribute we do not render, or a value that is not a string.
-/// A profile's rendering is compared byte for byte (reliability P6), so there the same text
-/// in another string type is another name; the CA writes the granted subject in the
-/// canonical types in any case.
+///
+/// The text is compared with the profile's rendering exactly (case, spaces, homoglyphs:
+/// reliability P6), but not its string type: Windows' `CertStrToName` writes PrintableString
+/// (BMPString beyond it), Go and micromdm PrintableString, OpenSSL UTF8String, and NDES with
+/// Intune compares names, not encodings. The CA never copies the CSR's subject: it writes
+/// the granted text in its own string types (DESIGN decision 7), so an encoding cannot reach
+/// a certificate.
 fn subject_attr(
     rdn: &x509_parser::x509::RelativeDistinguishedName<'_>,
-) -> Result<(NameAttr, bool), Rejection> {
-    use x509_parser::asn1_rs::Class;
+) -> Result<NameAttr, Rejection> {
     let mut it = rdn.iter();
     let (Some(atv), None) = (it.next(), it.next()) else {
         return Err(Rejection::SubjectNameMismatch);
     };
     let attr = SubjectAttr::from_oid(&atv.attr_type().to_id_string())
         .ok_or(Rejection::SubjectNameMismatch)?;
+    let value = string_value(atv).ok_or(Rejection::SubjectNameMismatch)?;
+    Ok(NameAttr { attr, value })
+}
+
+/// The text of a directory string: BMPString (UTF-16BE) and UniversalString (UCS-4BE)
+/// decoded strictly, the one-byte and UTF-8 types as their parser reads them.
+fn string_value(atv: &x509_parser::x509::AttributeTypeAndValue<'_>) -> Option<String> {
+    use x509_parser::asn1_rs::{Class, Tag};
     let raw = atv.attr_value();
-    let canonical = raw.class() == Class::Universal && raw.tag().0 == attr.string_tag();
-    let value = atv.as_str().map_err(|_| Rejection::SubjectNameMismatch)?;
-    let attr = NameAttr {
-        attr,
-        value: value.to_string(),
-    };
-    Ok((attr, canonical))
+    if raw.class() != Class::Universal {
+        return None;
+    }
+    let data = raw.data;
+    match raw.tag() {
+        Tag::BmpString => {
+            if data.len() % 2 != 0 {
+                return None;
+            }
+            let units = data
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .ok()
+        }
+        Tag::UniversalString => {
+            if data.len() % 4 != 0 {
+                return None;
+            }
+            data.chunks_exact(4)
+                .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                .collect()
+        }
+        _ => atv.as_str().ok().map(str::to_owned),
+    }
 }
 
 /// The key (RSA or EC on a named curve) and the CSR's self-signature, with OpenSSL.
@@ -316,10 +336,70 @@ mod tests {
             let der = b.build().to_der().unwrap();
             let (_, name) = X509Name::from_der(&der).unwrap();
             let rdn = name.iter_rdn().next().unwrap();
-            let (parsed, canonical) = subject_attr(rdn).unwrap_or_else(|e| panic!("{attr:?}: {e}"));
+            let parsed = subject_attr(rdn).unwrap_or_else(|e| panic!("{attr:?}: {e}"));
             assert_eq!((parsed.attr, parsed.value.as_str()), (attr, value));
-            assert!(canonical, "{attr:?}");
         }
+    }
+
+    /// One text in every directory string type reads as that text; a broken BMPString or
+    /// UniversalString, or a non-string value, is a mismatch, not a guess.
+    #[test]
+    fn every_string_type_reads_as_its_text() {
+        use x509_parser::prelude::X509Name;
+        let text = "LAPTOP-01 \u{e9}";
+        let latin = "LAPTOP-01";
+        let bmp: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let ucs4: Vec<u8> = text
+            .chars()
+            .flat_map(|c| u32::from(c).to_be_bytes())
+            .collect();
+        let cn = |tag: u8, value: &[u8]| {
+            let mut atv = vec![
+                0x06,
+                3,
+                0x55,
+                0x04,
+                0x03,
+                tag,
+                u8::try_from(value.len()).unwrap(),
+            ];
+            atv.extend_from_slice(value);
+            let mut seq = vec![0x30, u8::try_from(atv.len()).unwrap()];
+            seq.extend(atv);
+            let mut set = vec![0x31, u8::try_from(seq.len()).unwrap()];
+            set.extend(seq);
+            let mut name = vec![0x30, u8::try_from(set.len()).unwrap()];
+            name.extend(set);
+            name
+        };
+        let read = |der: Vec<u8>| {
+            let (_, name) = X509Name::from_der(&der).unwrap();
+            subject_attr(name.iter_rdn().next().unwrap()).map(|a| a.value)
+        };
+        assert_eq!(read(cn(0x0C, text.as_bytes())).unwrap(), text);
+        assert_eq!(read(cn(0x1E, &bmp)).unwrap(), text);
+        assert_eq!(read(cn(0x1C, &ucs4)).unwrap(), text);
+        assert_eq!(read(cn(0x13, latin.as_bytes())).unwrap(), latin);
+        assert_eq!(
+            read(cn(0x1E, &bmp[..bmp.len() - 1])),
+            Err(Rejection::SubjectNameMismatch),
+            "odd BMPString"
+        );
+        assert_eq!(
+            read(cn(0x1E, &[0xD8, 0x00])),
+            Err(Rejection::SubjectNameMismatch),
+            "lone surrogate"
+        );
+        assert_eq!(
+            read(cn(0x1C, &[0, 0x11, 0, 0])),
+            Err(Rejection::SubjectNameMismatch),
+            "beyond Unicode"
+        );
+        assert_eq!(
+            read(cn(0x02, &[1])),
+            Err(Rejection::SubjectNameMismatch),
+            "an INTEGER"
+        );
     }
 
     #[test]

@@ -83,24 +83,6 @@ impl SubjectAttr {
         }
     }
 
-    /// The universal tag of the string type this attribute is rendered in: what OpenSSL
-    /// writes from UTF-8 text, which is how ca-mock writes the certificate's subject and
-    /// device-agent the CSR's. Fixed types for countryName and serialNumber
-    /// (PrintableString, RFC 5280) and for emailAddress and domainComponent (IA5String);
-    /// UTF8String for every DirectoryString attribute (RFC 5280 §4.1.2.6 "MUST use
-    /// UTF8String", OpenSSL's default `utf8only` mask). A CSR must use exactly these
-    /// (reliability P6: byte for byte the canonical rendering).
-    pub fn string_tag(self) -> u32 {
-        const UTF8_STRING: u32 = 12;
-        const PRINTABLE_STRING: u32 = 19;
-        const IA5_STRING: u32 = 22;
-        match self {
-            Self::C | Self::SERIALNUMBER => PRINTABLE_STRING,
-            Self::E | Self::DC => IA5_STRING,
-            _ => UTF8_STRING,
-        }
-    }
-
     /// From an attribute OID in dotted form.
     pub fn from_oid(oid: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.oid() == oid)

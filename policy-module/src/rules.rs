@@ -41,7 +41,7 @@ fn check_subject(expected: &Expected, csr: &CsrInfo) -> Result<(), Rejection> {
     if csr.subject.is_empty() && !expected.subject.is_empty() {
         return Err(Rejection::SubjectNameMissing);
     }
-    if csr.subject != expected.subject || !csr.subject_canonical {
+    if csr.subject != expected.subject {
         return Err(Rejection::SubjectNameMismatch);
     }
     Ok(())
