@@ -15,6 +15,7 @@ use crate::crl::{build_crl, write_atomically};
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
 use crate::issue::{CertSpec, Urls, build_certificate, check_csr};
+use crate::lint::{Profile, Violation};
 use crate::names::subject_text;
 use crate::ocsp;
 use crate::serial::Serial;
@@ -95,6 +96,8 @@ pub struct CertificateAuthority {
     /// Serialises CRL builds; holds the revision the current CRL includes.
     crl_lock: tokio::sync::Mutex<u64>,
     crl: RwLock<Option<Arc<CrlSnapshot>>>,
+    /// The RFC 5280 profile every issued certificate is linted against (P35).
+    profile: Profile,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -151,7 +154,9 @@ impl CertificateAuthority {
             B64.encode(material.issuing_der()?),
             B64.encode(material.root_der()?),
         ];
+        let profile = Profile::new(&material.issuing, settings.not_before_skew_secs)?;
         Ok(Self {
+            profile,
             material: Arc::new(material),
             templates: map,
             store,
@@ -172,6 +177,12 @@ impl CertificateAuthority {
     /// The store.
     pub fn store(&self) -> &Arc<dyn CertStore> {
         &self.store
+    }
+
+    /// Lints `der` (issued at `issued_at`) against this CA's RFC 5280 profile; the reconciler
+    /// runs it over every stored record.
+    pub fn lint(&self, der: &[u8], issued_at: i64) -> Vec<Violation> {
+        self.profile.lint(der, issued_at)
     }
 
     /// Template by name.
@@ -220,7 +231,10 @@ impl CertificateAuthority {
         let now = self.clock.now();
         let ca_not_after = crate::crl::unix_of(self.material.issuing.not_after())?;
         let not_after = (now + i64::from(days) * 86_400).min(ca_not_after);
-        let not_before = now - self.settings.not_before_skew_secs;
+        // Backdated for slow client clocks, but never before the issuing CA's own NotBefore:
+        // a certificate valid when its issuer is not would fail path validation (P35 lint).
+        let ca_not_before = crate::crl::unix_of(self.material.issuing.not_before())?;
+        let not_before = (now - self.settings.not_before_skew_secs).max(ca_not_before);
         let sans_json = serde_json::to_string(&req.sans).map_err(CaError::crypto)?;
 
         for _ in 0..SERIAL_ATTEMPTS {
@@ -235,6 +249,14 @@ impl CertificateAuthority {
                 not_after,
             };
             let cert = build_certificate(&self.material, &spec, &self.settings.urls)?;
+            let der = cert.to_der().map_err(CaError::crypto)?;
+            let violations = self.profile.lint(&der, now);
+            if !violations.is_empty() {
+                // A defect of this CA, not of the request: the candidate is dropped unstored.
+                let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
+                tracing::error!(template = %template.name, violations = ?list, "certificate failed the RFC 5280 profile lint; not issued");
+                return Err(CaError::ProfileViolation(list.join("; ")));
+            }
             let record = NewCertificate {
                 serial: serial.to_hex(),
                 request_id: req.request_id.clone(),
@@ -243,7 +265,7 @@ impl CertificateAuthority {
                 subject: subject_text(&req.subject),
                 sans: sans_json.clone(),
                 public_key_sha256: csr.public_key_sha256.clone(),
-                der: cert.to_der().map_err(CaError::crypto)?,
+                der,
                 not_before,
                 not_after,
                 issued_at: now,

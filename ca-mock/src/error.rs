@@ -49,6 +49,9 @@ pub enum CaError {
     /// OpenSSL or DER encoding failed.
     #[error("crypto error: {0}")]
     Crypto(String),
+    /// A certificate this CA built failed its RFC 5280 profile lint; it was not issued.
+    #[error("certificate failed the profile lint: {0}")]
+    ProfileViolation(String),
     /// A file could not be read or written.
     #[error("i/o error: {0}")]
     Io(String),

@@ -225,6 +225,9 @@ fn ca_name(cn: &str, org: Option<&str>) -> Result<openssl::x509::X509Name, CaErr
     Ok(n.build())
 }
 
+/// How far a generated CA certificate's NotBefore lies before its creation.
+const CA_BACKDATE_SECS: i64 = 3600;
+
 fn ca_builder(
     subject: &openssl::x509::X509NameRef,
     key: &PKeyRef<Private>,
@@ -239,7 +242,16 @@ fn ca_builder(
     b.set_serial_number(&serial).map_err(CaError::crypto)?;
     b.set_subject_name(subject).map_err(CaError::crypto)?;
     b.set_pubkey(key).map_err(CaError::crypto)?;
-    let not_before: Asn1Time = Asn1Time::days_from_now(0).map_err(CaError::crypto)?;
+    // Backdated an hour, like the certificates it issues are by the configured skew (5 min by
+    // default): a certificate issued right after `init` must still lie inside its issuer's
+    // validity (RFC 5280 6.1.3; the P35 lint checks it).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(CaError::crypto)?
+        .as_secs();
+    let now = i64::try_from(now).map_err(CaError::crypto)?;
+    let not_before: Asn1Time =
+        Asn1Time::from_unix(now - CA_BACKDATE_SECS).map_err(CaError::crypto)?;
     let not_after: Asn1Time = Asn1Time::days_from_now(days).map_err(CaError::crypto)?;
     b.set_not_before(&not_before).map_err(CaError::crypto)?;
     b.set_not_after(&not_after).map_err(CaError::crypto)?;

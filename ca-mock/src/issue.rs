@@ -154,7 +154,7 @@ pub(crate) fn build_certificate(
 
     b.append_extension(BasicConstraints::new().critical().build().map_err(c)?)
         .map_err(c)?;
-    b.append_extension(spec.template.key_usage_extension()?)
+    b.append_extension(spec.template.key_usage_extension(spec.public_key.id())?)
         .map_err(c)?;
     if let Some(eku) = spec.template.eku_extension()? {
         b.append_extension(eku).map_err(c)?;

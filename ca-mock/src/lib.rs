@@ -15,6 +15,7 @@
 //! | [`ca`] | [`CertificateAuthority`]: issue, revoke, release, CRL publication, OCSP answers |
 //! | [`store`] | [`store::CertStore`] and [`store::SqlStore`] (SQLite WAL + FULL, or PostgreSQL) |
 //! | [`api`] | [`router`] and [`serve`]: the HTTP contract, bearer-token callers |
+//! | [`lint`] | the RFC 5280 profile every issued certificate is checked against (P35) |
 //! | [`client`] | [`client::CaClient`], the typed client other crates use |
 //! | [`config`] | `ca-mock.toml` and [`open`], which wires a CA from it |
 //!
@@ -41,6 +42,7 @@ pub mod fuzzing;
 pub mod hierarchy;
 mod issue;
 pub mod keys;
+pub mod lint;
 pub mod names;
 mod ocsp;
 pub mod serial;

@@ -232,6 +232,17 @@ impl Template {
         if self.keys.rsa_min_bits.is_none() && self.keys.ec_curves.is_empty() {
             return err("keys must allow RSA or at least one curve");
         }
+        if self.key_usage.is_empty() {
+            return err("key_usage must name at least one bit (RFC 5280 4.2.1.3)");
+        }
+        if !self.keys.ec_curves.is_empty() && self.usable_bits(Id::EC).next().is_none() {
+            return err("EC keys are allowed but no key_usage bit applies to them (RFC 5480 3)");
+        }
+        if self.keys.rsa_min_bits.is_some() && self.usable_bits(Id::RSA).next().is_none() {
+            return err(
+                "RSA keys are allowed but no key_usage bit applies to them (RFC 3279 2.3.1)",
+            );
+        }
         if let Some(r) = self
             .subject
             .required
@@ -322,13 +333,25 @@ impl Template {
         Ok(())
     }
 
-    /// The key usage extension.
-    pub(crate) fn key_usage_extension(&self) -> Result<X509Extension, CaError> {
+    /// The template's key usage bits that a key of type `key` can honour. AD CS templates such
+    /// as "IPSec (Offline request)" grant keyEncipherment, which an EC key cannot do: RFC 5480
+    /// section 3 forbids keyEncipherment and dataEncipherment with id-ecPublicKey, and RFC 3279
+    /// 2.3.1 leaves keyAgreement out for RSA. So the bits follow the key the CSR proposes.
+    fn usable_bits(&self, key: Id) -> impl Iterator<Item = &KeyUsageBit> {
+        self.key_usage.iter().filter(move |bit| match bit {
+            KeyUsageBit::KeyEncipherment | KeyUsageBit::DataEncipherment => key != Id::EC,
+            KeyUsageBit::KeyAgreement => key != Id::RSA,
+            KeyUsageBit::DigitalSignature | KeyUsageBit::NonRepudiation => true,
+        })
+    }
+
+    /// The key usage extension for a certificate whose public key is of type `key`.
+    pub(crate) fn key_usage_extension(&self, key: Id) -> Result<X509Extension, CaError> {
         let mut ku = KeyUsage::new();
         if self.key_usage_critical {
             ku.critical();
         }
-        for bit in &self.key_usage {
+        for bit in self.usable_bits(key) {
             match bit {
                 KeyUsageBit::DigitalSignature => ku.digital_signature(),
                 KeyUsageBit::NonRepudiation => ku.non_repudiation(),

@@ -291,12 +291,24 @@ async fn concurrent_issuance(store: SqlStore) {
     };
     ca_mock::init(dir.path(), &source, None).unwrap();
     let before = store.count().await.unwrap();
+    // Inside the issuing CA's validity: a clock past it gets no certificate at all (the P35
+    // lint refuses NotBefore after NotAfter; this test used to issue such certificates).
+    let at = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+        + 86_400;
     let ca = Arc::new(
         CertificateAuthority::new(
             CaMaterial::load(dir.path(), None).unwrap(),
             Template::builtin().unwrap(),
             Arc::new(store.clone()),
-            Arc::new(FixedClock::new(1_900_000_000)),
+            // Inside the issuing CA's validity: a clock past it gets no certificate at all
+            // (the P35 lint refuses NotBefore after NotAfter; this test used to issue them).
+            Arc::new(FixedClock::new(at)),
             CaSettings::new("http://127.0.0.1:9"),
         )
         .unwrap(),
@@ -322,7 +334,7 @@ async fn concurrent_issuance(store: SqlStore) {
     for s in serials.iter().take(10) {
         assert_eq!(
             store.get(s).await.unwrap().unwrap().cert.not_before,
-            1_900_000_000 - 300
+            at - 300
         );
     }
 }
