@@ -115,6 +115,42 @@ impl From<CertRow> for IssuedCert {
     }
 }
 
+/// A challenge by its digest (VerifyRequest, Notify).
+pub(super) const CHALLENGE_BY_HASH: &str = "SELECT hash, kind, device_id, profile_id, profile_version, template, expected, \
+     requester, created_at, expires_at, reserved_tx, reserved_csr, consumed_at \
+     FROM challenges WHERE hash = $1";
+
+/// A request by its SCEP transactionID (retransmissions).
+pub(super) const REQUEST_BY_TRANSACTION_ID: &str = "SELECT transaction_id, csr_hash, spki_hash, challenge_hash, renewal_of, \
+     grant_body, state FROM requests WHERE transaction_id = $1";
+
+/// Reserves a challenge for one request (by digest).
+pub(super) const RESERVE_CHALLENGE: &str = "UPDATE challenges SET reserved_tx = $2, reserved_csr = $3, \
+     reserved_at = COALESCE(reserved_at, $4) \
+     WHERE hash = $1 AND ((reserved_tx IS NULL AND consumed_at IS NULL \
+     AND expires_at > $4) OR (reserved_tx = $2 AND reserved_csr = $3)) \
+     RETURNING hash";
+
+/// The certificate recorded for a transactionID (Notify replay).
+pub(super) const SERIAL_BY_TRANSACTION_ID: &str =
+    "SELECT serial FROM certificates WHERE transaction_id = $1";
+
+/// The devices holding a certificate for a key, by SPKI digest (P10 key reuse).
+pub(super) const KEY_HOLDERS: &str =
+    "SELECT DISTINCT device_id FROM certificates WHERE spki_hash = $1";
+
+/// A certificate by thumbprint (the renewal signer).
+pub(super) fn cert_by_thumbprint_sql() -> String {
+    format!("SELECT {CERT_COLUMNS} FROM certificates WHERE thumbprint = $1")
+}
+
+/// A device's certificates, newest first.
+pub(super) fn certs_by_device_sql() -> String {
+    format!(
+        "SELECT {CERT_COLUMNS} FROM certificates WHERE device_id = $1 ORDER BY issued_at DESC, serial"
+    )
+}
+
 const CERT_COLUMNS: &str = "serial, thumbprint, device_id, profile_id, profile_version, \
      transaction_id, not_after, status, revocation_reason, issued_at, installed_at";
 
@@ -210,27 +246,20 @@ impl Store {
     /// Looks a challenge up by digest.
     pub async fn get_challenge(&self, hash: &[u8]) -> Result<Option<ChallengeRow>, StoreError> {
         Ok(on_db!(self, |pool, _b| {
-            sqlx::query_as::<_, ChallengeRow>(
-                "SELECT hash, kind, device_id, profile_id, profile_version, template, expected, \
-                 requester, created_at, expires_at, reserved_tx, reserved_csr, consumed_at \
-                 FROM challenges WHERE hash = $1",
-            )
-            .bind(hash)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as::<_, ChallengeRow>(CHALLENGE_BY_HASH)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
         }))
     }
 
     /// Looks a request up by transactionID.
     pub async fn get_request(&self, tx_id: &str) -> Result<Option<RequestRow>, StoreError> {
         Ok(on_db!(self, |pool, _b| {
-            sqlx::query_as::<_, RequestRow>(
-                "SELECT transaction_id, csr_hash, spki_hash, challenge_hash, renewal_of, \
-                 grant_body, state FROM requests WHERE transaction_id = $1",
-            )
-            .bind(tx_id)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as::<_, RequestRow>(REQUEST_BY_TRANSACTION_ID)
+                .bind(tx_id)
+                .fetch_optional(pool)
+                .await?
         }))
     }
 
@@ -253,20 +282,14 @@ impl Store {
             let mut tx = pool.begin_with(begin).await?;
             let reserved = match hash {
                 None => true,
-                Some(hash) => sqlx::query(
-                    "UPDATE challenges SET reserved_tx = $2, reserved_csr = $3, \
-                     reserved_at = COALESCE(reserved_at, $4) \
-                     WHERE hash = $1 AND ((reserved_tx IS NULL AND consumed_at IS NULL \
-                     AND expires_at > $4) OR (reserved_tx = $2 AND reserved_csr = $3)) \
-                     RETURNING hash",
-                )
-                .bind(hash)
-                .bind(tx_id)
-                .bind(csr_hash)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some(),
+                Some(hash) => sqlx::query(RESERVE_CHALLENGE)
+                    .bind(hash)
+                    .bind(tx_id)
+                    .bind(csr_hash)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some(),
             };
             if !reserved {
                 tx.rollback().await?;
@@ -330,12 +353,10 @@ impl Store {
             .await?;
             match updated {
                 None => {
-                    let existing: Option<String> = sqlx::query_scalar(
-                        "SELECT serial FROM certificates WHERE transaction_id = $1",
-                    )
-                    .bind(&rec.transaction_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    let existing: Option<String> = sqlx::query_scalar(SERIAL_BY_TRANSACTION_ID)
+                        .bind(&rec.transaction_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                     tx.rollback().await?;
                     match existing {
                         Some(s) if s == rec.serial_hex => IssuedOutcome::AlreadyRecorded,
@@ -408,7 +429,7 @@ impl Store {
 
     /// A recorded certificate by SHA-256 thumbprint (renewal signer lookup).
     pub async fn cert_by_thumbprint(&self, thumb: &str) -> Result<Option<IssuedCert>, StoreError> {
-        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE thumbprint = $1");
+        let sql = cert_by_thumbprint_sql();
         let row = on_db!(self, |pool, _b| {
             sqlx::query_as::<_, CertRow>(sqlx::AssertSqlSafe(sql))
                 .bind(thumb)
@@ -422,9 +443,7 @@ impl Store {
     /// `None` stands for certificates issued without a device (mscep_admin passwords).
     pub async fn key_holders(&self, spki_hash: &[u8]) -> Result<Vec<Option<String>>, StoreError> {
         Ok(on_db!(self, |pool, _b| {
-            sqlx::query_scalar::<_, Option<String>>(
-                "SELECT DISTINCT device_id FROM certificates WHERE spki_hash = $1",
-            )
+            sqlx::query_scalar::<_, Option<String>>(KEY_HOLDERS)
             .bind(spki_hash)
             .fetch_all(pool)
             .await?
@@ -433,9 +452,7 @@ impl Store {
 
     /// Every certificate recorded for a device, newest first.
     pub async fn certs_for_device(&self, device_id: &str) -> Result<Vec<IssuedCert>, StoreError> {
-        let sql = format!(
-            "SELECT {CERT_COLUMNS} FROM certificates WHERE device_id = $1 ORDER BY issued_at DESC, serial"
-        );
+        let sql = certs_by_device_sql();
         let rows = on_db!(self, |pool, _b| {
             sqlx::query_as::<_, CertRow>(sqlx::AssertSqlSafe(sql))
                 .bind(device_id)

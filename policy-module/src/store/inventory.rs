@@ -46,6 +46,14 @@ pub enum Transition {
 }
 
 /// Which profiles target a device, directly or through a group (bound as `$1`).
+/// The device holding a credential (MDM check-in authentication).
+pub(super) const DEVICE_BY_CREDENTIAL: &str =
+    "SELECT body, state, created_at, updated_at FROM devices WHERE credential_hash = $1";
+
+/// Marks every issued certificate of a device for revocation (retire, wipe).
+pub(super) const REVOKE_DEVICE_CERTIFICATES: &str = "UPDATE certificates SET status = 'revoking', revocation_reason = $2 \
+     WHERE device_id = $1 AND status = 'issued' RETURNING serial";
+
 const TARGETED: &str = "SELECT a.profile_id FROM assignments a WHERE \
      (a.target_kind = 'device' AND a.target_id = $1) OR (a.target_kind = 'group' AND \
      a.target_id IN (SELECT gm.group_id FROM group_members gm WHERE gm.device_id = $1))";
@@ -242,12 +250,10 @@ impl Store {
     /// The device holding a credential (by digest).
     pub async fn device_by_credential(&self, hash: &[u8]) -> Result<Option<Device>, StoreError> {
         let row = on_db!(self, |pool, _b| {
-            sqlx::query_as::<_, DeviceRow>(
-                "SELECT body, state, created_at, updated_at FROM devices WHERE credential_hash = $1",
-            )
-            .bind(hash)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as::<_, DeviceRow>(DEVICE_BY_CREDENTIAL)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
         });
         Ok(row.and_then(DeviceRow::into_device))
     }
@@ -302,14 +308,11 @@ impl Store {
                         .await?;
                     let mut queued = Vec::new();
                     if let Some((reason, cause)) = revoke {
-                        let serials: Vec<String> = sqlx::query_scalar(
-                            "UPDATE certificates SET status = 'revoking', revocation_reason = $2 \
-                             WHERE device_id = $1 AND status = 'issued' RETURNING serial",
-                        )
-                        .bind(id)
-                        .bind(reason)
-                        .fetch_all(&mut *tx)
-                        .await?;
+                        let serials: Vec<String> = sqlx::query_scalar(REVOKE_DEVICE_CERTIFICATES)
+                            .bind(id)
+                            .bind(reason)
+                            .fetch_all(&mut *tx)
+                            .await?;
                         for serial in &serials {
                             enqueue!(tx, serial, reason, Some(id), cause, now);
                         }

@@ -9,6 +9,7 @@
 mod challenges;
 mod inventory;
 mod outbox;
+mod plans;
 mod reconcile;
 
 use std::str::FromStr;
@@ -26,6 +27,7 @@ pub use challenges::{
 };
 pub use inventory::{Assignment, Transition};
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
+pub use plans::LookupPlan;
 pub use reconcile::{AuditCert, AuditChallenge, SqliteDurability};
 
 use crate::clock::Clock;

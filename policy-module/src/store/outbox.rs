@@ -22,6 +22,25 @@ pub struct OutboxRow {
     pub done_at: Option<i64>,
 }
 
+/// Leases the due pending outbox entries (the revocation worker's poll).
+pub(super) fn claim_due_sql() -> String {
+    format!(
+        "UPDATE outbox SET lease_until = $2 WHERE id IN (SELECT id FROM outbox \
+         WHERE state = 'pending' AND next_attempt_at <= $1 AND \
+         (lease_until IS NULL OR lease_until <= $1) ORDER BY id LIMIT $3) \
+         AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $1) \
+         RETURNING {OUTBOX_COLUMNS}"
+    )
+}
+
+/// Marks one outbox entry delivered.
+pub(super) const OUTBOX_DONE: &str = "UPDATE outbox SET state = 'done', done_at = $2, lease_until = NULL, \
+     attempts = attempts + 1, last_error = NULL WHERE id = $1";
+
+/// A device's pending MDM commands (check-in).
+pub(super) const PENDING_COMMANDS: &str = "SELECT id, kind, state, created_at FROM commands \
+     WHERE device_id = $1 AND state = 'pending' ORDER BY created_at, id";
+
 const OUTBOX_COLUMNS: &str = "id, serial, reason, device_id, cause, state, attempts, \
      next_attempt_at, last_error, created_at, done_at";
 
@@ -57,13 +76,7 @@ impl Store {
         lease_secs: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let now = self.now().await?;
-        let sql = format!(
-            "UPDATE outbox SET lease_until = $2 WHERE id IN (SELECT id FROM outbox \
-             WHERE state = 'pending' AND next_attempt_at <= $1 AND \
-             (lease_until IS NULL OR lease_until <= $1) ORDER BY id LIMIT $3) \
-             AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $1) \
-             RETURNING {OUTBOX_COLUMNS}"
-        );
+        let sql = claim_due_sql();
         let mut rows = on_db!(self, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let rows = sqlx::query_as::<_, OutboxRow>(sqlx::AssertSqlSafe(sql))
@@ -89,14 +102,11 @@ impl Store {
         let now = self.now().await?;
         on_db!(self, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
-            sqlx::query(
-                "UPDATE outbox SET state = 'done', done_at = $2, lease_until = NULL, \
-                 attempts = attempts + 1, last_error = NULL WHERE id = $1",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(OUTBOX_DONE)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "UPDATE certificates SET status = 'revoked', revoked_at = $2 \
                  WHERE serial = $1 AND status IN ('revoking', 'revoke_failed')",
@@ -195,13 +205,10 @@ impl Store {
     /// Pending commands of a device.
     pub async fn pending_commands(&self, device_id: &str) -> Result<Vec<CommandRow>, StoreError> {
         Ok(on_db!(self, |pool, _b| {
-            sqlx::query_as::<_, CommandRow>(
-                "SELECT id, kind, state, created_at FROM commands \
-                 WHERE device_id = $1 AND state = 'pending' ORDER BY created_at, id",
-            )
-            .bind(device_id)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as::<_, CommandRow>(PENDING_COMMANDS)
+                .bind(device_id)
+                .fetch_all(pool)
+                .await?
         }))
     }
 
