@@ -1,6 +1,7 @@
 //! The reconciler (`scep-lab audit`, reliability.md part 3 (c)) against a live lab, on SQLite
 //! and on PostgreSQL: a healthy lab with issued, retired and revoked certificates has no
-//! finding, and each kind of violation seeded by hand into a store or the CRL file is found
+//! finding (which includes the RFC 5280 profile lint of every certificate, P35), and each kind
+//! of violation seeded by hand into a store or the CRL file is found
 //! and named with its invariant.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -76,6 +77,7 @@ async fn scenario(lab: TestLab, seeder: Seeder) {
     // The CA spells serials in whole bytes (a leading 0 where the inventory has none).
     let ca_a = lab.ca_record(&cert_a.serial_hex).await.unwrap().serial;
     let ca_b = lab.ca_record(&cert_b.serial_hex).await.unwrap().serial;
+    let ca_d = lab.ca_record(&cert_d.serial_hex).await.unwrap().serial;
 
     // Healthy: issued, retired and revoked certificates, nothing to report.
     let healthy = lab.assert_reconciled().await.unwrap();
@@ -212,6 +214,26 @@ async fn scenario(lab: TestLab, seeder: Seeder) {
         .await;
     let r = lab.reconcile().await.unwrap();
     assert_found(&r, Invariant::I7, &cert_a.serial_hex);
+
+    // P35: a record whose certificate says NotBefore an hour and five minutes before the
+    // recorded issuance (the lab backdates by 5 minutes): the profile lint flags it.
+    seeder
+        .run(
+            "ca",
+            &format!(
+                "UPDATE certificates SET issued_at = issued_at + 3600 WHERE serial = '{ca_d}'"
+            ),
+        )
+        .await;
+    let r = lab.reconcile().await.unwrap();
+    assert_found(&r, Invariant::P35, &cert_d.serial_hex);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.invariant == Invariant::P35 && f.detail.starts_with("Backdate")),
+        "{:#?}",
+        r.findings
+    );
 
     // I8: a torn CRL file.
     let crl_path = lab.data_dir().join("ca/issuing.crl");

@@ -18,6 +18,7 @@
 //! | inventory "revoked" is revoked at the CA; "revoking" has a pending outbox entry | I6 |
 //! | no certificate of a retired or wiped device is still issued or was issued after the retirement | I7 |
 //! | SQLite integrity_check, WAL + synchronous=FULL; CRL signed, unexpired, number not ahead of the counter | I8 |
+//! | every record's certificate passes ca-mock's RFC 5280 profile lint (`ca_mock::lint`) | P35 |
 //!
 //! I5 (a retransmission returns the same certificate) is a property of live traffic: the fault
 //! tests check it by retrying, then run this reconciler.
@@ -34,7 +35,7 @@ use anyhow::{Context, Result};
 
 use crate::Databases;
 
-/// One of the invariants I1-I8.
+/// One of the invariants I1-I8, or the output hygiene of every certificate (P35).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Invariant {
     /// Every signed certificate has a durable record.
@@ -53,6 +54,9 @@ pub enum Invariant {
     I7,
     /// Databases and the published CRL are intact.
     I8,
+    /// Every issued certificate is lint-clean against the CA's RFC 5280 profile (reliability
+    /// catalogue P35: serial, NotBefore backdate, issuer/AKI, extensions, key usage).
+    P35,
 }
 
 impl fmt::Display for Invariant {
@@ -144,7 +148,7 @@ impl Report {
             writeln!(out, "VIOLATION {f}")?;
         }
         if self.is_clean() {
-            writeln!(out, "reconcile OK: I1-I4, I6-I8 hold")
+            writeln!(out, "reconcile OK: I1-I4, I6-I8 and P35 hold")
         } else {
             writeln!(
                 out,
