@@ -226,7 +226,7 @@ fn ca_name(cn: &str, org: Option<&str>) -> Result<openssl::x509::X509Name, CaErr
 }
 
 /// How far a generated CA certificate's NotBefore lies before its creation.
-const CA_BACKDATE_SECS: i64 = 3600;
+const CA_BACKDATE_SECS: i64 = 86_400;
 
 fn ca_builder(
     subject: &openssl::x509::X509NameRef,
@@ -242,9 +242,10 @@ fn ca_builder(
     b.set_serial_number(&serial).map_err(CaError::crypto)?;
     b.set_subject_name(subject).map_err(CaError::crypto)?;
     b.set_pubkey(key).map_err(CaError::crypto)?;
-    // Backdated an hour, like the certificates it issues are by the configured skew (5 min by
-    // default): a certificate issued right after `init` must still lie inside its issuer's
-    // validity (RFC 5280 6.1.3; the P35 lint checks it).
+    // Backdated a day, as the certificates it issues are by the configured skew (5 min by
+    // default): a certificate issued right after `init`, or by a CA whose clock runs behind
+    // (the clock-skew fault tests run it 2 h behind), must still lie inside its issuer's
+    // validity (RFC 5280 6.1.3; the P35 lint checks it, and issuance clamps NotBefore to it).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(CaError::crypto)?

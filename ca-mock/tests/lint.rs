@@ -318,11 +318,11 @@ fn each_check_fires_on_a_certificate_with_exactly_that_defect() {
         assert_eq!(checks(&profile, &der, t), [check], "{what}");
     }
 
-    // Starting before the CA (created an hour backdated), issued within the skew of that.
+    // Starting before the CA (created a day backdated), issued within the skew of that.
     let mut p = good(issuing, t);
-    p.not_before = t - 3600 - 100;
+    p.not_before = t - 86_400 - 100;
     assert_eq!(
-        checks(&profile, &craft(issuing, p), t - 3600 - 100 + SKEW),
+        checks(&profile, &craft(issuing, p), t - 86_400 - 100 + SKEW),
         [Check::Validity],
         "before the CA"
     );
