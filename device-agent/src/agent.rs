@@ -29,7 +29,7 @@ use crate::mdm::{
     CheckinResponse, InstalledCert, MdmClient, ProfileError, Registration, RenderedProfile,
     SecretString, StatusReport,
 };
-use crate::renew::{RenewOptions, RenewOutcome, renew};
+use crate::renew::{RenewOptions, RenewOutcome, renew_with_key};
 use crate::state::{DeviceDir, Slot};
 use crate::transport::ScepTransport;
 
@@ -67,8 +67,8 @@ pub struct SyncSummary {
 pub struct SyncOptions {
     /// Renew every installed certificate now.
     pub force_renew: bool,
-    /// A pre-generated key for the first new enrollment whose profile asks for its type
-    /// (fleet mode keeps key generation out of what it measures).
+    /// A pre-generated key for the first new enrollment or renewal (fleet mode keeps key
+    /// generation out of what it measures); used only if the profile asks for its type.
     pub key: Option<crate::key::DeviceKey>,
 }
 
@@ -297,7 +297,8 @@ impl Agent {
             force: options.force_renew,
             now: None,
         };
-        match renew(scep, &slot, &config, Some(&challenge), opts).await? {
+        let key = options.key.take();
+        match renew_with_key(scep, &slot, &config, Some(&challenge), opts, key).await? {
             RenewOutcome::Renewed { certificate } => Ok(Some(certificate)),
             RenewOutcome::NotDue { .. } => Ok(None),
         }

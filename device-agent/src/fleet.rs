@@ -18,6 +18,7 @@ use crate::agent::{Agent, SyncOptions};
 use crate::enroll::{EnrollConfig, enroll};
 use crate::error::{Error, Result};
 use crate::fleet_check::{CertCheck, check};
+use crate::herd::{HerdOptions, HerdReport};
 use crate::key::{DeviceKey, KeySpec, scrub};
 use crate::mdm::{DeviceRegistration, MdmClient, SecretString};
 use crate::state::{DEFAULT_SLOT, DeviceDir};
@@ -64,6 +65,8 @@ pub struct FleetOptions {
     pub prefix: String,
     /// Plain or MDM.
     pub mode: FleetMode,
+    /// MDM mode: after enrolling, every enrolled device renews at once (the L5 herd).
+    pub herd: Option<HerdOptions>,
 }
 
 /// Called as each device finishes (progress display).
@@ -122,6 +125,9 @@ pub struct FleetReport {
     pub certificates: CertCheck,
     /// Certificates that passed the check, per second of the enrollment phase.
     pub valid_per_sec: f64,
+    /// The renewal herd, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub herd: Option<HerdReport>,
 }
 
 /// Obtain `n` keys of `spec`: from `pool` (generating and saving the missing ones, 0600), or
@@ -204,8 +210,10 @@ pub async fn run(
     on_result: OnResult,
 ) -> Result<FleetReport> {
     let key_start = Instant::now();
-    let (keys, keys_generated) =
-        keys(options.key, options.devices, options.key_pool.as_deref()).await?;
+    // With a herd, the renewal keys come from the same pool, after the enrollment keys.
+    let wanted = options.devices * if options.herd.is_some() { 2 } else { 1 };
+    let (mut keys, keys_generated) = keys(options.key, wanted, options.key_pool.as_deref()).await?;
+    let renewal_keys = keys.split_off(options.devices.min(keys.len()));
     let key_phase_secs = key_start.elapsed().as_secs_f64();
 
     let gate = Arc::new(Semaphore::new(options.concurrency.max(1)));
@@ -264,6 +272,25 @@ pub async fn run(
         .map_err(|e| Error::State(format!("certificate check: {e}")))?;
     if enroll_phase_secs > 0.0 {
         report.valid_per_sec = report.certificates.valid as f64 / enroll_phase_secs;
+    }
+    if let (Some(herd), FleetMode::Mdm { mdm_url, .. }) = (options.herd, &options.mode) {
+        let names: Vec<String> = results
+            .iter()
+            .filter(|r| r.failure.is_none())
+            .map(|r| r.name.clone())
+            .collect();
+        report.herd = Some(
+            crate::herd::run(
+                scep,
+                http,
+                mdm_url,
+                &options.state_root,
+                names,
+                renewal_keys,
+                herd,
+            )
+            .await?,
+        );
     }
     Ok(report)
 }
@@ -361,6 +388,7 @@ fn summarize(
         latency: latency(&ok_latencies),
         certificates: CertCheck::default(),
         valid_per_sec: 0.0,
+        herd: None,
     }
 }
 

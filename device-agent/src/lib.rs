@@ -32,6 +32,7 @@ pub mod enroll;
 pub mod error;
 pub mod fleet;
 pub mod fleet_check;
+pub mod herd;
 pub mod key;
 pub mod mdm;
 pub mod renew;

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use device_agent::agent::{Agent, SyncOptions};
 use device_agent::fleet::{self, DeviceResult, FleetMode, FleetOptions};
+use device_agent::herd::HerdOptions;
 use device_agent::mdm::{DeviceRegistration, MdmClient, SecretString};
 use device_agent::{
     DeviceDir, EnrollConfig, Enrolled, HttpTransport, KeySpec, RenewOptions, RenewalWindow,
@@ -220,6 +221,18 @@ struct FleetArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// MDM mode: then renew every enrolled device at once (the renewal herd, catalogue L5).
+    #[arg(long, requires = "mdm")]
+    renew_herd: bool,
+    /// Devices renewing at the same moment in the herd.
+    #[arg(long, default_value_t = 1024)]
+    herd_concurrency: usize,
+    /// Rounds of the herd: devices still without a new certificate retry in the next.
+    #[arg(long, default_value_t = 10)]
+    herd_rounds: usize,
+    /// Seconds between herd rounds.
+    #[arg(long, default_value_t = 5)]
+    herd_round_pause: u64,
 }
 
 #[tokio::main]
@@ -450,6 +463,11 @@ async fn fleet_cmd(
         state_root,
         prefix: a.prefix.clone(),
         mode,
+        herd: a.renew_herd.then_some(HerdOptions {
+            concurrency: a.herd_concurrency,
+            rounds: a.herd_rounds,
+            round_pause: Duration::from_secs(a.herd_round_pause),
+        }),
     };
     let on_result = progress(a.devices, a.json);
     let report = fleet::run(scep, http, &options, on_result).await?;
@@ -484,12 +502,28 @@ async fn fleet_cmd(
         for (reason, n) in &report.certificates.invalid {
             println!("invalid certificate: {reason} x{n}");
         }
+        if let Some(h) = &report.herd {
+            println!(
+                "herd: {} of {} renewed in {} round(s), {:.2}s, {:.1} renewals/s; \
+                 {} PKIOperations, {} answered 503 ({} with Retry-After)",
+                h.renewed,
+                h.devices,
+                h.renewed_per_round.len(),
+                h.renew_phase_secs,
+                h.renewals_per_sec,
+                h.pki_operations,
+                h.answered_503,
+                h.retry_after
+            );
+        }
     }
     if a.state_root.is_none() {
         let _ = std::fs::remove_dir_all(&options.state_root);
     }
     if report.failed > 0 {
         bail!("{} device(s) failed", report.failed)
+    } else if let Some(h) = report.herd.as_ref().filter(|h| h.not_renewed > 0) {
+        bail!("{} device(s) did not renew", h.not_renewed)
     } else {
         Ok(())
     }

@@ -93,6 +93,19 @@ pub async fn renew(
     challenge: Option<&ChallengePassword>,
     options: RenewOptions,
 ) -> Result<RenewOutcome> {
+    renew_with_key(transport, slot, config, challenge, options, None).await
+}
+
+/// [`renew`] with the new key supplied (fleet mode keeps key generation out of what it
+/// measures); `None` generates one. A key of the wrong type for the profile is not used.
+pub async fn renew_with_key(
+    transport: &dyn ScepTransport,
+    slot: &Slot,
+    config: &EnrollConfig,
+    challenge: Option<&ChallengePassword>,
+    options: RenewOptions,
+    new_key: Option<DeviceKey>,
+) -> Result<RenewOutcome> {
     let (current_key, chain) = slot
         .installed()?
         .ok_or(Error::Missing("no certificate to renew"))?;
@@ -104,7 +117,11 @@ pub async fn renew(
     if !options.force && !window.due(options.now.unwrap_or_else(now)) {
         return Ok(RenewOutcome::NotDue { window });
     }
-    let new_key = DeviceKey::generate(config.key_spec()?)?;
+    let spec = config.key_spec()?;
+    let new_key = match new_key {
+        Some(k) if k.spec().ok() == Some(spec) => k,
+        _ => DeviceKey::generate(spec)?,
+    };
     let renewal_req = current_key.spec()?.is_rsa();
     if !renewal_req && challenge.is_none() {
         return Err(Error::Invalid(

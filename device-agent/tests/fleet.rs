@@ -47,6 +47,7 @@ async fn fifty_devices_enroll_against_micromdm_with_zero_failures() {
             config: EnrollConfig::plain(&server.url, "unused"),
             challenge: Some(Arc::new(ChallengePassword::new("fleet-secret"))),
         },
+        herd: None,
     };
     let (seen, on_result) = counter();
     let http = reqwest::Client::new();
@@ -118,6 +119,7 @@ async fn an_mdm_fleet_registers_checks_in_and_enrolls_every_device() {
             group: "all".into(),
             platform: "windows".into(),
         },
+        herd: None,
     };
     let (_, on_result) = counter();
     let report = run(Arc::new(fake), reqwest::Client::new(), &options, on_result)
