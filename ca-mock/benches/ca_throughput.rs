@@ -5,7 +5,12 @@
 //! cargo bench -p ca-mock --bench ca_throughput            # full run (1M CRL included)
 //! cargo bench -p ca-mock --bench ca_throughput -- --quick # smaller counts, no 1M CRL
 //! cargo bench -p ca-mock --bench ca_throughput -- --scale 1000000  # a store of 1M issued
+//! cargo bench -p ca-mock --bench ca_throughput -- --ocsp-during-crl 1000000  # L8
 //! ```
+//!
+//! `--ocsp-during-crl N` (also part of the full run at 100k): OCSP latency, one request at a
+//! time, on an idle CA and while a CRL with N revoked entries is regenerated (catalogue L8).
+//! The full run also times the RFC 5280 profile lint every issuance runs (P35).
 //!
 //! `--scale N` fills a store with N issued certificates (10% of them revoked; ~800-byte
 //! certificate blobs, bulk SQL), then measures on it: issuance rate against an empty store
@@ -233,18 +238,8 @@ async fn bench_ocsp(
     );
 }
 
-/// Fills a fresh store with `n` revoked certificates (bulk SQL, one transaction per batch),
-/// then times a full CRL build: DB read, DER encoding, signature and atomic file write.
-async fn bench_crl(dir: &std::path::Path, n: usize) {
-    let db = format!("crl-{n}.db");
-    let ca = new_ca(dir, &db).await;
-    let SqlStore::Sqlite(pool) = SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
-        .await
-        .unwrap()
-    else {
-        unreachable!()
-    };
-    let fill = Instant::now();
+/// Bulk-inserts `n` revoked certificates into `pool` (one transaction per 500 rows).
+async fn fill_revoked(pool: &sqlx::SqlitePool, n: usize) {
     let reasons = [
         "keyCompromise",
         "cessationOfOperation",
@@ -276,6 +271,21 @@ async fn bench_crl(dir: &std::path::Path, n: usize) {
             .unwrap();
         tx.commit().await.unwrap();
     }
+}
+
+/// Fills a fresh store with `n` revoked certificates (bulk SQL, one transaction per batch),
+/// then times a full CRL build: DB read, DER encoding, signature and atomic file write.
+async fn bench_crl(dir: &std::path::Path, n: usize) {
+    let db = format!("crl-{n}.db");
+    let ca = new_ca(dir, &db).await;
+    let SqlStore::Sqlite(pool) = SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
+        .await
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    let fill = Instant::now();
+    fill_revoked(&pool, n).await;
     println!(
         "CRL {n}: filled store in {:.1} s",
         fill.elapsed().as_secs_f64()
@@ -309,6 +319,102 @@ async fn bench_crl(dir: &std::path::Path, n: usize) {
     println!(
         "  (OpenSSL parse + verify of that CRL: {:.2} s)",
         parse.elapsed().as_secs_f64()
+    );
+}
+
+/// Reliability catalogue L8: OCSP latency while a CRL of `n` revoked entries is regenerated.
+/// One client asks OCSP for real certificates one request at a time: first on an idle CA,
+/// then while `regenerate_crl` reads, encodes, signs and writes the large CRL.
+async fn bench_ocsp_during_crl(dir: &std::path::Path, n: usize) {
+    let db = format!("ocsp-crl-{n}.db");
+    let ca = new_ca(dir, &db).await;
+    let SqlStore::Sqlite(pool) = SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
+        .await
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    fill_revoked(&pool, n).await;
+    let serials = bench_issuance(&ca, 64, 8).await;
+    let issuer = ca.material().issuing.clone();
+    let mut requests = Vec::new();
+    for s in &serials {
+        let rec = ca.store().get(s).await.unwrap().unwrap();
+        let leaf = X509::from_der(&rec.cert.der).unwrap();
+        let mut req = OcspRequest::new().unwrap();
+        req.add_id(OcspCertId::from_cert(MessageDigest::sha1(), &leaf, &issuer).unwrap())
+            .unwrap();
+        requests.push(req.to_der().unwrap());
+    }
+    let ask = |i: usize| {
+        let (ca, req) = (Arc::clone(&ca), requests[i % requests.len()].clone());
+        async move {
+            let t = Instant::now();
+            let resp = ca.ocsp(&req).await;
+            assert!(resp.len() > 100);
+            t.elapsed().as_secs_f64() * 1000.0
+        }
+    };
+    let mut idle = Vec::new();
+    for i in 0..1000 {
+        idle.push(ask(i).await);
+    }
+    idle.sort_by(f64::total_cmp);
+    let regen = {
+        let ca = Arc::clone(&ca);
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let snap = ca.regenerate_crl().await.unwrap();
+            (snap.entries, t.elapsed())
+        })
+    };
+    let mut during = Vec::new();
+    let mut i = 0;
+    while !regen.is_finished() {
+        during.push(ask(i).await);
+        i += 1;
+    }
+    let (entries, took) = regen.await.unwrap();
+    assert_eq!(entries, n);
+    during.sort_by(f64::total_cmp);
+    let show = |v: &[f64]| {
+        if v.is_empty() {
+            return "no request finished".to_owned();
+        }
+        format!(
+            "{} requests, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            v.len(),
+            percentile(v, 50.0),
+            percentile(v, 99.0),
+            v.last().copied().unwrap_or(0.0)
+        )
+    };
+    println!("OCSP one at a time, idle CA: {}", show(&idle));
+    println!(
+        "OCSP one at a time while a CRL of {n} revoked entries is regenerated ({:.2} s): {}",
+        took.as_secs_f64(),
+        show(&during)
+    );
+}
+
+/// P35: what the RFC 5280 profile lint costs per certificate (it runs on every issuance).
+async fn bench_lint(dir: &std::path::Path, n: usize) {
+    let ca = new_ca(dir, "lint.db").await;
+    let serials = bench_issuance(&ca, 16, 4).await;
+    let mut ders = Vec::new();
+    for s in &serials {
+        let r = ca.store().get(s).await.unwrap().unwrap();
+        ders.push((r.cert.der, r.cert.issued_at));
+    }
+    let start = Instant::now();
+    for i in 0..n {
+        let (der, at) = &ders[i % ders.len()];
+        assert!(ca.lint(der, *at).is_empty());
+    }
+    let took = start.elapsed();
+    println!(
+        "P35 lint of an issued certificate: {:.1} us each ({n} runs, one core)",
+        took.as_secs_f64() * 1e6 / n as f64
     );
 }
 
@@ -465,6 +571,16 @@ async fn main() {
         bench_scale(dir.path(), n.parse().unwrap()).await;
         return;
     }
+    // `--ocsp-during-crl N`: OCSP latency while a CRL of N entries is regenerated (L8).
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--ocsp-during-crl")
+        .and_then(|i| args.get(i + 1))
+    {
+        let dir = tempfile::tempdir().unwrap();
+        bench_ocsp_during_crl(dir.path(), n.parse().unwrap()).await;
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     println!(
         "ca-mock benchmark ({} mode), {} CPUs",
@@ -476,7 +592,9 @@ async fn main() {
     let serials = bench_issuance(&ca, n, 32).await;
     bench_http_issuance(Arc::clone(&ca), n / 2, 32).await;
     bench_ocsp(&ca, &serials, n * 2, 32).await;
+    bench_lint(dir.path(), if quick { 2_000 } else { 20_000 }).await;
     bench_crl(dir.path(), if quick { 10_000 } else { 100_000 }).await;
+    bench_ocsp_during_crl(dir.path(), if quick { 10_000 } else { 100_000 }).await;
     if !quick {
         bench_crl(dir.path(), 1_000_000).await;
     }
