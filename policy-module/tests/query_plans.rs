@@ -1,8 +1,8 @@
 //! Reliability catalogue L7 for the policy module: the lookups on its hot paths (challenge by
 //! digest, request and certificate by transactionID, certificates of a device, device by
-//! credential, the revocation outbox poll) are planned through an index on SQLite and on
-//! PostgreSQL, so they stay point lookups with a million devices. Timings at scale are
-//! benchmarks; the plans are checked here.
+//! credential, holders of a key, the revocation outbox poll) are planned through an index on
+//! SQLite and on PostgreSQL, so they stay point lookups with a million devices. Timings at
+//! scale are benchmarks; the plans are checked here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use policy_module::store::Store;
 
 async fn assert_indexed(store: &Store) {
     let plans = store.lookup_plans().await.unwrap();
-    assert_eq!(plans.len(), 11);
+    assert_eq!(plans.len(), 12);
     for p in &plans {
         assert!(!p.plan.is_empty(), "{}: no plan", p.name);
         assert!(p.indexed, "{} is not an index lookup:\n{}", p.name, p.plan);

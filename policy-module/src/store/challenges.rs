@@ -444,9 +444,9 @@ impl Store {
     pub async fn key_holders(&self, spki_hash: &[u8]) -> Result<Vec<Option<String>>, StoreError> {
         Ok(on_db!(self, |pool, _b| {
             sqlx::query_scalar::<_, Option<String>>(KEY_HOLDERS)
-            .bind(spki_hash)
-            .fetch_all(pool)
-            .await?
+                .bind(spki_hash)
+                .fetch_all(pool)
+                .await?
         }))
     }
 

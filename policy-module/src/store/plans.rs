@@ -7,8 +7,8 @@
 use sqlx::Row;
 
 use super::challenges::{
-    CHALLENGE_BY_HASH, KEY_HOLDERS, REQUEST_BY_TRANSACTION_ID, RESERVE_CHALLENGE, SERIAL_BY_TRANSACTION_ID,
-    cert_by_thumbprint_sql, certs_by_device_sql,
+    CHALLENGE_BY_HASH, KEY_HOLDERS, REQUEST_BY_TRANSACTION_ID, RESERVE_CHALLENGE,
+    SERIAL_BY_TRANSACTION_ID, cert_by_thumbprint_sql, certs_by_device_sql,
 };
 use super::inventory::{DEVICE_BY_CREDENTIAL, REVOKE_DEVICE_CERTIFICATES};
 use super::outbox::{OUTBOX_DONE, PENDING_COMMANDS, claim_due_sql};
@@ -71,6 +71,11 @@ fn lookups() -> Vec<(&'static str, String, Vec<Param>)> {
         (
             "device by credential",
             DEVICE_BY_CREDENTIAL.into(),
+            vec![Bytes],
+        ),
+        (
+            "holders of a key (SPKI digest)",
+            KEY_HOLDERS.into(),
             vec![Bytes],
         ),
         (
