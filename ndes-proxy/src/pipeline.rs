@@ -494,11 +494,17 @@ async fn poll(state: &AppState, req: &OpenedRequest) -> Result<Payload, Step> {
         .iter()
         .filter_map(|d| X509::from_der(d).ok())
         .collect();
-    // Only certificates for the key that signed the poll belong to this requester.
-    certs.retain(|c| {
-        c.public_key()
-            .is_ok_and(|k| req.signer.public_key().is_ok_and(|s| k.public_eq(&s)))
-    });
+    // A first enrollment polls with the key it asked a certificate for: only certificates
+    // for that key belong to this requester. A renewal polls with its current certificate
+    // and key while the new certificate may carry a new key; its request id already names
+    // that signer certificate (whose key signed this poll), so what the CA holds under the id
+    // is its own.
+    if renewing.is_none() {
+        certs.retain(|c| {
+            c.public_key()
+                .is_ok_and(|k| req.signer.public_key().is_ok_and(|s| k.public_eq(&s)))
+        });
+    }
     let cert = certs.pop().ok_or(Step::Refuse(Refusal::NotFound))?;
     // The CA issued it but no pending row tells whether the policy module heard (the inline
     // Notify may have failed after the CA answered): tell it again (Notify is idempotent), and

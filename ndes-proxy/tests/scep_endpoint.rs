@@ -192,6 +192,42 @@ async fn renews_with_a_current_certificate_and_no_challenge() {
     );
 }
 
+/// A renewal with a new key whose reply was lost (the policy module missed the Notify, 503):
+/// the device's CertPoll, signed like the renewal by its current certificate and key, gets the
+/// new certificate the CA holds under the renewal's request id, not badCertID and not a
+/// second certificate.
+#[tokio::test]
+async fn a_renewal_whose_reply_was_lost_is_answered_by_its_poll() {
+    let s = Server::start(&["enroll-2"]).await;
+    let d = Device::new(2, "renew-poller");
+    let cert = issued(
+        d.send(&s, &RequestBody::PkcsReq(d.csr(Some("enroll-2"))))
+            .await,
+    );
+    let mut renewal = Device::new(3, "renew-poller");
+    let old_key = d.key.clone();
+    renewal.signer = cert.clone();
+    let csr = renewal.csr(None);
+    renewal.key = old_key;
+    s.policy.notify_down.store(true, Ordering::SeqCst);
+    let r = s
+        .post(
+            "/scep?operation=PKIOperation",
+            renewal.request(&RequestBody::RenewalReq(csr)),
+        )
+        .await;
+    assert_eq!(r.status(), 503, "issued, but the inventory has not heard");
+    assert_eq!(s.ca.issued.lock().unwrap().len(), 2);
+    s.policy.notify_down.store(false, Ordering::SeqCst);
+    let new_cert = issued(renewal.send(&s, &common::poll_body("renew-poller")).await);
+    assert!(new_cert.public_key().unwrap().public_eq(&pki().keys[3]));
+    assert_eq!(
+        s.ca.issued.lock().unwrap().len(),
+        2,
+        "no second certificate"
+    );
+}
+
 #[tokio::test]
 async fn renewal_with_a_foreign_or_expired_certificate_is_refused() {
     let s = Server::start(&[]).await;
