@@ -121,6 +121,8 @@ fn enroll_status_renew_export_through_the_cli() {
     );
 }
 
+/// One device at a time: micromdm's `scepserver` loses requests under concurrency (its file
+/// depot races; see BENCHMARKS.md), which made this CLI test fail about once in ten runs.
 #[test]
 fn fleet_prints_a_json_summary() {
     let Some(server) = Micromdm::start("f") else {
@@ -131,7 +133,7 @@ fn fleet_prints_a_json_summary() {
         "--devices",
         "4",
         "--concurrency",
-        "2",
+        "1",
         "--url",
         &server.url,
         "--challenge",
