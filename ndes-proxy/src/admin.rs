@@ -205,9 +205,9 @@ async fn deny(State(state): State<AppState>, Path(id): Path<String>) -> Response
         Err(e) => return unavailable(&state, &e),
     }
     match state.pending().get(&id).await {
-        Ok(Some(r)) if r.state == PendingState::Denied => {
+        Ok(Some(mut r)) if r.state == PendingState::Denied => {
             // Owed until the policy module hears; the retry task delivers it otherwise.
-            if let Err(e) = queue::deliver(&state, &r).await {
+            if let Err(e) = queue::deliver(&state, &mut r).await {
                 return unavailable(&state, &e);
             }
             Json(PendingView::from(&r)).into_response()

@@ -95,7 +95,8 @@ fn map_err(e: ca_mock::client::ClientError) -> CaError {
     }
 }
 
-fn der(b64: &str) -> Result<Vec<u8>, CaError> {
+/// A certificate or chain entry as the CA's wire sends it (base64 DER).
+pub(crate) fn der(b64: &str) -> Result<Vec<u8>, CaError> {
     B64.decode(b64)
         .map_err(|_| CaError::Unavailable("CA returned invalid base64".into()))
 }

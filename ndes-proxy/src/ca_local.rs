@@ -52,11 +52,6 @@ fn map_err(e: MockError) -> CaError {
     }
 }
 
-fn decode(b64: &str) -> Result<Vec<u8>, CaError> {
-    B64.decode(b64)
-        .map_err(|_| CaError::Unavailable("CA returned invalid base64".into()))
-}
-
 #[async_trait::async_trait]
 impl CaBackend for InProcessCa {
     async fn issue(&self, call: &IssueCall) -> Result<IssuedCert, CaError> {
@@ -79,11 +74,11 @@ impl CaBackend for InProcessCa {
             .response;
         Ok(IssuedCert {
             serial_hex: out.serial,
-            der: decode(&out.certificate)?,
+            der: crate::ca::der(&out.certificate)?,
             chain: out
                 .chain
                 .iter()
-                .map(|c| decode(c))
+                .map(|c| crate::ca::der(c))
                 .collect::<Result<_, _>>()?,
             not_after: out.not_after,
         })
@@ -112,7 +107,9 @@ impl CaBackend for InProcessCa {
             limit: 100,
         };
         let list = self.ca.list(&filter).await.map_err(map_err)?;
-        list.iter().map(|c| decode(&c.certificate)).collect()
+        list.iter()
+            .map(|c| crate::ca::der(&c.certificate))
+            .collect()
     }
 
     async fn crl(&self) -> Result<Vec<u8>, CaError> {

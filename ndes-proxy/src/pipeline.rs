@@ -345,7 +345,7 @@ async fn persist_pending(state: &AppState, rec: PendingRecord, csr: &Csr) -> Res
 
 /// The answer for a committed pending row; a queued row is tried at the CA first.
 async fn answer_from_record(state: &AppState, rec: PendingRecord) -> Result<Payload, Step> {
-    let rec = if rec.state == PendingState::QueuedForCa {
+    let mut rec = if rec.state == PendingState::QueuedForCa {
         queue::attempt(state, rec)
             .await
             .map_err(|e| store_down(&e))?
@@ -356,7 +356,7 @@ async fn answer_from_record(state: &AppState, rec: PendingRecord) -> Result<Payl
     // never learn of is not given (as for an inline issuance): 503, and the next
     // retransmission tries again.
     if rec.state.kind().is_ended()
-        && !queue::deliver(state, &rec)
+        && !queue::deliver(state, &mut rec)
             .await
             .map_err(|e| store_down(&e))?
         && rec.state.kind() == StateKind::Issued

@@ -73,9 +73,9 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
                 state.metrics().queue_attempt("issued");
                 info!(request_id = %id, serial = %issued.serial_hex, "queued request issued");
             }
-            let rec = reload(state, rec).await?;
-            deliver(state, &rec).await?;
-            reload(state, rec).await
+            let mut rec = reload(state, rec).await?;
+            deliver(state, &mut rec).await?;
+            Ok(rec)
         }
         Err(CaError::Unavailable(e)) => {
             state.metrics().queue_attempt("ca_unavailable");
@@ -105,14 +105,15 @@ async fn fail(
         .pending()
         .transition(&rec.request_id, StateKind::QueuedForCa, &to, state.now())
         .await?;
-    let rec = reload(state, rec).await?;
-    deliver(state, &rec).await?;
-    reload(state, rec).await
+    let mut rec = reload(state, rec).await?;
+    deliver(state, &mut rec).await?;
+    Ok(rec)
 }
 
 /// Tell the policy module how an ended row ended, unless it already heard; then remember that
-/// it did. `Ok(false)` when the policy module could not be reached (the Notify stays owed).
-pub async fn deliver(state: &AppState, rec: &PendingRecord) -> Result<bool, StoreError> {
+/// it did (in the store and in `rec`). `Ok(false)` when the policy module could not be reached
+/// (the Notify stays owed).
+pub async fn deliver(state: &AppState, rec: &mut PendingRecord) -> Result<bool, StoreError> {
     if rec.notified_at.is_some() {
         return Ok(true);
     }
@@ -137,10 +138,9 @@ pub async fn deliver(state: &AppState, rec: &PendingRecord) -> Result<bool, Stor
         state.metrics().queue_attempt("notify_owed");
         return Ok(false);
     }
-    state
-        .pending()
-        .mark_notified(&rec.request_id, state.now())
-        .await?;
+    let now = state.now();
+    state.pending().mark_notified(&rec.request_id, now).await?;
+    rec.notified_at.get_or_insert(now);
     Ok(true)
 }
 
@@ -215,11 +215,11 @@ async fn deliver_owed(state: &AppState, stop: &watch::Receiver<bool>) {
             return;
         }
     };
-    for rec in owed {
+    for mut rec in owed {
         if *stop.borrow() {
             return;
         }
-        match deliver(state, &rec).await {
+        match deliver(state, &mut rec).await {
             Ok(true) => info!(request_id = %rec.request_id, "owed notification delivered"),
             Ok(false) => return,
             Err(e) => {
