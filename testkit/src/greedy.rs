@@ -2,40 +2,14 @@
 //! reach a certificate. DER only (no OpenSSL here), so the CA's tests and the whole-lab tests
 //! send the same bytes.
 
+use crate::der::{oid, seq, tlv};
+
 /// One requested extension: what it is, its OID, and its extnValue DER.
 #[derive(Debug, Clone)]
 pub struct RequestedExtension {
     pub what: &'static str,
     pub oid: &'static str,
     pub der: Vec<u8>,
-}
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    assert!(content.len() < 0x80, "short-form lengths only");
-    let mut out = vec![tag, content.len() as u8];
-    out.extend_from_slice(content);
-    out
-}
-
-/// OID content octets for dotted text (arcs below 2^28).
-fn oid(dotted: &str) -> Vec<u8> {
-    let arcs: Vec<u32> = dotted.split('.').map(|a| a.parse().unwrap_or(0)).collect();
-    let mut body = vec![(arcs[0] * 40 + arcs[1]) as u8];
-    for &arc in &arcs[2..] {
-        let mut bytes = vec![(arc & 0x7f) as u8];
-        let mut v = arc >> 7;
-        while v > 0 {
-            bytes.push(((v & 0x7f) as u8) | 0x80);
-            v >>= 7;
-        }
-        bytes.reverse();
-        body.extend(bytes);
-    }
-    tlv(0x06, &body)
-}
-
-fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
-    tlv(0x30, &parts.concat())
 }
 
 /// Certificate Request Agent (ESC3: enrol on behalf of others).

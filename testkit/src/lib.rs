@@ -10,6 +10,7 @@
 //! - [`fuzz_corpus`]: replay the committed fuzz corpora as regression tests.
 
 pub mod cmd;
+pub mod der;
 pub mod fuzz_corpus;
 pub mod greedy;
 pub mod pg;

@@ -3,7 +3,7 @@
 
 mod api;
 mod cross_site;
-mod der;
+use testkit::der;
 mod fake_ca;
 mod harness;
 mod key_reuse;

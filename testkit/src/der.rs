@@ -1,5 +1,6 @@
-//! A minimal DER writer to build CSRs the openssl crate cannot (challengePassword attributes,
-//! UPN SANs, malformed variants).
+//! A minimal DER writer for test inputs the openssl crate cannot build: challengePassword
+//! attributes, UPN SANs, names in other string types or multi-valued RDNs, requested
+//! extensions, malformed variants. Lengths up to 65,535 octets.
 
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
@@ -23,8 +24,15 @@ pub fn set(parts: &[Vec<u8>]) -> Vec<u8> {
     tlv(0x31, &parts.concat())
 }
 
+/// An OBJECT IDENTIFIER from dotted text; panics on text that is not one (a test's typo).
 pub fn oid(dotted: &str) -> Vec<u8> {
-    let arcs: Vec<u64> = dotted.split('.').map(|a| a.parse().unwrap()).collect();
+    let arcs: Vec<u64> = dotted
+        .split('.')
+        .map(|a| {
+            a.parse()
+                .unwrap_or_else(|_| panic!("{dotted:?} is not a dotted OID"))
+        })
+        .collect();
     let mut body = vec![(arcs[0] * 40 + arcs[1]) as u8];
     for &arc in &arcs[2..] {
         let mut bytes = vec![(arc & 0x7f) as u8];
