@@ -25,13 +25,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use ca_mock::clock::SystemClock;
+use ca_api::IssueCall;
 use ca_mock::keys::KeySpec;
-use ca_mock::names::{NameAttr, SubjectAttr};
 use ca_mock::store::SqlStore;
 use ca_mock::template::Template;
-use ca_mock::wire::IssueRequest;
 use ca_mock::{CaMaterial, CaSettings, CertificateAuthority, InitSource};
+use foundation::clock::SystemClock;
+use foundation::names::{NameAttr, SubjectAttr};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
@@ -51,17 +51,29 @@ fn csr_der(cn: &str) -> Vec<u8> {
     b.build().to_der().unwrap()
 }
 
-fn request(i: usize, csr: &[u8]) -> IssueRequest {
-    IssueRequest {
+fn request(i: usize, csr: &[u8]) -> IssueCall {
+    IssueCall {
         request_id: format!("bench-{i}"),
         template: "IPSECIntermediateOffline".into(),
-        csr: base64::engine::general_purpose::STANDARD.encode(csr),
+        csr_der: csr.to_vec(),
         subject: vec![NameAttr {
             attr: SubjectAttr::CN,
             value: format!("dev-{i}"),
         }],
         sans: vec![],
         validity_days: None,
+    }
+}
+
+/// The same request as the HTTP API's JSON body.
+fn wire(call: &IssueCall) -> ca_api::wire::IssueRequest {
+    ca_api::wire::IssueRequest {
+        request_id: call.request_id.clone(),
+        template: call.template.clone(),
+        csr: base64::engine::general_purpose::STANDARD.encode(&call.csr_der),
+        subject: call.subject.clone(),
+        sans: call.sans.clone(),
+        validity_days: call.validity_days,
     }
 }
 
@@ -125,7 +137,7 @@ async fn bench_issuance(
                     .issue("bench", &request(i, &csrs[i % csrs.len()]))
                     .await
                     .unwrap();
-                serials.push(out.response.serial);
+                serials.push(out.serial.to_hex());
             }
         });
     }
@@ -165,7 +177,7 @@ async fn bench_http_issuance(ca: Arc<CertificateAuthority>, n: usize, concurrenc
     let server = tokio::spawn(ca_mock::serve(listener, state, async move {
         let _ = rx.await;
     }));
-    let client = ca_mock::client::CaClient::new(&base, Some("bench-token".into())).unwrap();
+    let client = ca_api::client::CaClient::new(&base, Some("bench-token".into())).unwrap();
     let csrs: Vec<Vec<u8>> = (0..64).map(|i| csr_der(&format!("h{i}"))).collect();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
@@ -179,7 +191,7 @@ async fn bench_http_issuance(ca: Arc<CertificateAuthority>, n: usize, concurrenc
                     break;
                 }
                 let out = client
-                    .issue(&request(1_000_000 + i, &csrs[i % csrs.len()]))
+                    .issue(&wire(&request(1_000_000 + i, &csrs[i % csrs.len()])))
                     .await
                     .unwrap();
                 assert!(out.created);
@@ -255,7 +267,7 @@ async fn fill_revoked(pool: &sqlx::SqlitePool, n: usize) {
         );
         let rows = (chunk * batch..((chunk + 1) * batch).min(n)).collect::<Vec<_>>();
         for (j, &i) in rows.iter().enumerate() {
-            let serial = ca_mock::serial::Serial::random().unwrap().to_hex();
+            let serial = foundation::Serial::random().unwrap().to_hex();
             let reason = reasons[i % reasons.len()];
             if j > 0 {
                 sql.push(',');
@@ -278,9 +290,12 @@ async fn fill_revoked(pool: &sqlx::SqlitePool, n: usize) {
 async fn bench_crl(dir: &std::path::Path, n: usize) {
     let db = format!("crl-{n}.db");
     let ca = new_ca(dir, &db).await;
-    let SqlStore::Sqlite(pool) = SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
-        .await
-        .unwrap()
+    let foundation::sql::Db::Sqlite(pool) =
+        SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
+            .await
+            .unwrap()
+            .db()
+            .clone()
     else {
         unreachable!()
     };
@@ -328,9 +343,12 @@ async fn bench_crl(dir: &std::path::Path, n: usize) {
 async fn bench_ocsp_during_crl(dir: &std::path::Path, n: usize) {
     let db = format!("ocsp-crl-{n}.db");
     let ca = new_ca(dir, &db).await;
-    let SqlStore::Sqlite(pool) = SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
-        .await
-        .unwrap()
+    let foundation::sql::Db::Sqlite(pool) =
+        SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
+            .await
+            .unwrap()
+            .db()
+            .clone()
     else {
         unreachable!()
     };
@@ -429,7 +447,7 @@ async fn fill_issued(pool: &sqlx::SqlitePool, n: usize) -> Vec<String> {
              public_key_sha256, der, not_before, not_after, issued_at, issued_to, status, revoked_at, reason) VALUES ",
         );
         for (j, i) in (chunk * batch..((chunk + 1) * batch).min(n)).enumerate() {
-            let serial = ca_mock::serial::Serial::random().unwrap().to_hex();
+            let serial = foundation::Serial::random().unwrap().to_hex();
             if i % 997 == 0 {
                 sample.push(serial.clone());
             }
@@ -508,10 +526,12 @@ async fn bench_lookups(ca: &Arc<CertificateAuthority>, serials: &[String], issue
 /// A store of `n` issued certificates against an empty one.
 async fn bench_scale(dir: &std::path::Path, n: usize) {
     let big = new_ca(dir, "scale.db").await;
-    let SqlStore::Sqlite(pool) =
+    let foundation::sql::Db::Sqlite(pool) =
         SqlStore::sqlite(&format!("sqlite://{}", dir.join("scale.db").display()))
             .await
             .unwrap()
+            .db()
+            .clone()
     else {
         unreachable!()
     };

@@ -19,7 +19,13 @@ use crate::auth::{Caller, Callers, Operation};
 use crate::ca::CertificateAuthority;
 use crate::error::CaError;
 use crate::store::ListFilter;
-use crate::wire::{CertificateList, ErrorBody, IssueRequest, RevokeRequest};
+use base64::engine::general_purpose::STANDARD as B64;
+use ca_api::IssueCall;
+use ca_api::wire::{
+    CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, RevokeRequest,
+};
+
+use crate::store::CertificateRecord;
 
 /// What handlers share.
 #[derive(Debug, Clone)]
@@ -128,17 +134,12 @@ fn authenticate<'a>(
     headers: &HeaderMap,
     op: Operation,
 ) -> Result<&'a Caller, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let token = foundation::http::bearer(headers)
+        .filter(|t| !t.is_empty())
         .ok_or_else(ApiError::unauthorized)?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(ApiError::unauthorized)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthorized());
-    }
     let caller = state
         .callers
-        .authenticate(token.trim())
+        .authenticate(token)
         .ok_or_else(ApiError::unauthorized)?;
     if !caller.may(op) {
         return Err(ApiError::forbidden());
@@ -179,13 +180,50 @@ async fn issue(
     if !caller.may_use(&req.template) {
         return Err(ApiError::forbidden());
     }
-    let issued = state.ca.issue(&caller.name, &req).await?;
+    // Base64 is this layer's business: the CA's core takes and returns DER.
+    let csr_der = B64
+        .decode(req.csr.trim())
+        .map_err(|_| CaError::InvalidCsr("csr is not standard base64"))?;
+    let call = IssueCall {
+        request_id: req.request_id,
+        template: req.template,
+        csr_der,
+        subject: req.subject,
+        sans: req.sans,
+        validity_days: req.validity_days,
+    };
+    let issued = state.ca.issue(&caller.name, &call).await?;
     let status = if issued.replayed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((status, axum::Json(issued.response)).into_response())
+    let response = IssueResponse {
+        serial: issued.serial.to_hex(),
+        certificate: B64.encode(&issued.der),
+        chain: issued.chain.iter().map(|c| B64.encode(c)).collect(),
+        not_before: issued.not_before,
+        not_after: issued.not_after,
+        template: call.template,
+        request_id: call.request_id,
+    };
+    Ok((status, axum::Json(response)).into_response())
+}
+
+/// The wire view of a record (what `GET /api/v1/certificates/{serial}` answers).
+pub fn info_of(r: &CertificateRecord) -> CertificateInfo {
+    CertificateInfo {
+        serial: r.cert.serial.clone(),
+        certificate: B64.encode(&r.cert.der),
+        status: r.status,
+        revoked_at: r.revoked_at,
+        reason: r.reason,
+        template: r.cert.template.clone(),
+        request_id: r.cert.request_id.clone(),
+        subject: r.cert.subject.clone(),
+        not_before: r.cert.not_before,
+        not_after: r.cert.not_after,
+    }
 }
 
 async fn get_certificate(
@@ -194,11 +232,11 @@ async fn get_certificate(
     Path(serial): Path<String>,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, Operation::Read)?;
-    let info = state.ca.info(&serial).await?;
-    if !caller.may_use(&info.template) {
+    let record = state.ca.get(&serial).await?;
+    if !caller.may_use(&record.cert.template) {
         return Err(ApiError::forbidden());
     }
-    Ok(axum::Json(info).into_response())
+    Ok(axum::Json(info_of(&record)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,8 +265,14 @@ async fn list_certificates(
         after: q.after,
         limit: q.limit.unwrap_or(100),
     };
-    let mut certificates = state.ca.list(&filter).await?;
-    certificates.retain(|c| caller.may_use(&c.template));
+    let certificates = state
+        .ca
+        .list(&filter)
+        .await?
+        .iter()
+        .filter(|r| caller.may_use(&r.cert.template))
+        .map(info_of)
+        .collect();
     Ok(axum::Json(CertificateList { certificates }).into_response())
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use openssl::hash::{MessageDigest, hash};
+use foundation::BearerToken;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CaError;
@@ -25,7 +25,7 @@ pub enum Operation {
 pub struct Caller {
     /// Name used in the audit log.
     pub name: String,
-    token_sha256: Vec<u8>,
+    token: BearerToken,
     /// Template names it may use; `*` means all.
     pub templates: Vec<String>,
     /// Operations it may call.
@@ -44,9 +44,7 @@ impl fmt::Debug for Caller {
 
 /// SHA-256 of a token, lowercase hex: what a config file stores.
 pub fn hash_token(token: &str) -> String {
-    hash(MessageDigest::sha256(), token.trim().as_bytes())
-        .map(hex::encode)
-        .unwrap_or_default()
+    foundation::secret::sha256_hex(token.trim().as_bytes())
 }
 
 impl Caller {
@@ -58,17 +56,14 @@ impl Caller {
         operations: Vec<Operation>,
     ) -> Result<Self, CaError> {
         let name = name.into();
-        let token_sha256 = hex::decode(token_sha256_hex.trim())
-            .ok()
-            .filter(|h| h.len() == 32)
-            .ok_or_else(|| {
-                CaError::Config(format!(
-                    "caller {name:?}: token_sha256 is not 64 hex digits"
-                ))
-            })?;
+        let token = BearerToken::from_sha256_hex(token_sha256_hex).ok_or_else(|| {
+            CaError::Config(format!(
+                "caller {name:?}: token_sha256 is not 64 hex digits"
+            ))
+        })?;
         Ok(Self {
             name,
-            token_sha256,
+            token,
             templates,
             operations,
         })
@@ -103,12 +98,9 @@ impl Callers {
     /// The caller holding `token`, if any. Every caller's hash is compared so timing does not
     /// reveal which (if any) matched.
     pub fn authenticate(&self, token: &str) -> Option<&Caller> {
-        let Ok(presented) = hash(MessageDigest::sha256(), token.as_bytes()) else {
-            return None;
-        };
         let mut found = None;
         for c in &self.0 {
-            if crate::ocsp::ct_eq(&presented, &c.token_sha256) && found.is_none() {
+            if c.token.matches(token) && found.is_none() {
                 found = Some(c);
             }
         }
@@ -143,7 +135,6 @@ mod tests {
                 presented.len()
             );
         }
-        assert_eq!(callers.0[0].token_sha256.len(), 32);
         let dbg = format!("{callers:?}");
         assert!(!dbg.contains(&hash_token("tok-1")), "{dbg}");
         assert!(Caller::new("x", "abcd", vec![], vec![]).is_err());

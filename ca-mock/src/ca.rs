@@ -7,24 +7,24 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use ca_api::{IssueCall, IssuedCert};
+use foundation::names::subject_text;
+use foundation::time::asn1_to_unix;
 
-use crate::clock::Clock;
 use crate::crl::{build_crl, write_atomically};
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
 use crate::issue::{CertSpec, Urls, build_certificate, check_csr};
 use crate::lint::{Profile, Violation};
-use crate::names::subject_text;
 use crate::ocsp;
-use crate::serial::Serial;
 use crate::store::{
     CertStatus, CertStore, CertificateRecord, InsertOutcome, ListFilter, NewCertificate,
-    ReleaseOutcome, RevocationReason, RevokeOutcome,
+    ReleaseOutcome, RevocationReason, RevokeOutcome, StoreError,
 };
 use crate::template::Template;
-use crate::wire::{CertificateInfo, IssueRequest, IssueResponse, ReleaseResponse, RevokeResponse};
+use ca_api::wire::{ReleaseResponse, RevokeResponse};
+use foundation::Serial;
+use foundation::clock::Clock;
 
 /// Tunables of the CA service.
 #[derive(Debug, Clone)]
@@ -67,15 +67,6 @@ pub struct CrlSnapshot {
     pub entries: usize,
 }
 
-/// How an issuance ended.
-#[derive(Debug, Clone)]
-pub struct Issued {
-    /// The wire answer.
-    pub response: IssueResponse,
-    /// True when the request id was already recorded with this CSR (HTTP 200, not 201).
-    pub replayed: bool,
-}
-
 /// How long a revocation waits for the CRL that includes it.
 pub const CRL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -90,7 +81,8 @@ pub struct CertificateAuthority {
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
     settings: CaSettings,
-    chain_b64: Vec<String>,
+    /// Issuing CA then root, DER: encoded once, handed out with every issuance.
+    chain_der: Vec<Vec<u8>>,
     /// Bumped after every committed revocation; the CRL is rebuilt until it has caught up.
     revision: AtomicU64,
     /// Serialises CRL builds; holds the revision the current CRL includes.
@@ -106,21 +98,6 @@ impl std::fmt::Debug for CertificateAuthority {
             .field("material", &self.material)
             .field("templates", &self.templates.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
-    }
-}
-
-fn to_info(r: &CertificateRecord) -> CertificateInfo {
-    CertificateInfo {
-        serial: r.cert.serial.clone(),
-        certificate: B64.encode(&r.cert.der),
-        status: r.status,
-        revoked_at: r.revoked_at,
-        reason: r.reason,
-        template: r.cert.template.clone(),
-        request_id: r.cert.request_id.clone(),
-        subject: r.cert.subject.clone(),
-        not_before: r.cert.not_before,
-        not_after: r.cert.not_after,
     }
 }
 
@@ -150,10 +127,7 @@ impl CertificateAuthority {
                 return Err(CaError::Config(format!("template {name:?} defined twice")));
             }
         }
-        let chain_b64 = vec![
-            B64.encode(material.issuing_der()?),
-            B64.encode(material.root_der()?),
-        ];
+        let chain_der = vec![material.issuing_der()?, material.root_der()?];
         let profile = Profile::new(&material.issuing, settings.not_before_skew_secs)?;
         Ok(Self {
             profile,
@@ -162,7 +136,7 @@ impl CertificateAuthority {
             store,
             clock,
             settings,
-            chain_b64,
+            chain_der,
             revision: AtomicU64::new(1),
             crl_lock: tokio::sync::Mutex::new(0),
             crl: RwLock::new(None),
@@ -196,17 +170,15 @@ impl CertificateAuthority {
     }
 
     /// Issues a certificate for `req` on behalf of `actor`, or replays the one already recorded
-    /// for the same request id and CSR. The record is committed before this returns.
-    pub async fn issue(&self, actor: &str, req: &IssueRequest) -> Result<Issued, CaError> {
+    /// for the same request id and CSR (`replayed` set). The record is committed before this
+    /// returns. The CSR is checked here whatever the caller checked: this is the CA's boundary.
+    pub async fn issue(&self, actor: &str, req: &IssueCall) -> Result<IssuedCert, CaError> {
         check_request_id(&req.request_id)?;
         let template = self
             .templates
             .get(&req.template)
             .ok_or(CaError::UnknownTemplate)?;
-        let csr_der = B64
-            .decode(req.csr.trim())
-            .map_err(|_| CaError::InvalidCsr("csr is not standard base64"))?;
-        let csr = check_csr(&csr_der)?;
+        let csr = check_csr(&req.csr_der)?;
         if let Some(existing) = self.store.get_by_request_id(&req.request_id).await? {
             return self.replay(&existing, &csr.der_sha256, &req.template);
         }
@@ -229,11 +201,13 @@ impl CertificateAuthority {
             }
         };
         let now = self.clock.now();
-        let ca_not_after = crate::crl::unix_of(self.material.issuing.not_after())?;
+        let ca_not_after =
+            asn1_to_unix(self.material.issuing.not_after()).map_err(CaError::crypto)?;
         let not_after = (now + i64::from(days) * 86_400).min(ca_not_after);
         // Backdated for slow client clocks, but never before the issuing CA's own NotBefore:
         // a certificate valid when its issuer is not would fail path validation (P35 lint).
-        let ca_not_before = crate::crl::unix_of(self.material.issuing.not_before())?;
+        let ca_not_before =
+            asn1_to_unix(self.material.issuing.not_before()).map_err(CaError::crypto)?;
         let not_before = (now - self.settings.not_before_skew_secs).max(ca_not_before);
         let sans_json = serde_json::to_string(&req.sans).map_err(CaError::crypto)?;
 
@@ -282,10 +256,7 @@ impl CertificateAuthority {
                         actor,
                         "certificate issued"
                     );
-                    return Ok(Issued {
-                        response: self.response(&record),
-                        replayed: false,
-                    });
+                    return self.issued(&record, false);
                 }
                 InsertOutcome::SerialTaken => {
                     tracing::warn!(serial = %record.serial, "random serial collided; drawing again");
@@ -309,45 +280,42 @@ impl CertificateAuthority {
         existing: &CertificateRecord,
         csr_sha256: &str,
         template: &str,
-    ) -> Result<Issued, CaError> {
+    ) -> Result<IssuedCert, CaError> {
         if existing.cert.csr_sha256 != csr_sha256 || existing.cert.template != template {
             return Err(CaError::RequestIdConflict);
         }
-        Ok(Issued {
-            response: self.response(&existing.cert),
-            replayed: true,
+        self.issued(&existing.cert, true)
+    }
+
+    fn issued(&self, c: &NewCertificate, replayed: bool) -> Result<IssuedCert, CaError> {
+        let serial = Serial::from_hex(&c.serial)
+            .map_err(|_| StoreError::Corrupt(format!("serial {:?}", c.serial)))?;
+        Ok(IssuedCert {
+            serial,
+            der: c.der.clone(),
+            chain: self.chain_der.clone(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+            replayed,
         })
     }
 
-    fn response(&self, c: &NewCertificate) -> IssueResponse {
-        IssueResponse {
-            serial: c.serial.clone(),
-            certificate: B64.encode(&c.der),
-            chain: self.chain_b64.clone(),
-            not_before: c.not_before,
-            not_after: c.not_after,
-            template: c.template.clone(),
-            request_id: c.request_id.clone(),
-        }
+    /// The record for a serial (any accepted spelling).
+    pub async fn get(&self, serial: &str) -> Result<CertificateRecord, CaError> {
+        self.record(&Serial::from_hex(serial)?).await
     }
 
-    /// The record for a serial (any hex spelling).
-    pub async fn get(&self, serial: &str) -> Result<CertificateRecord, CaError> {
-        let serial = Serial::from_hex(serial)?;
+    /// The record for a serial.
+    pub async fn record(&self, serial: &Serial) -> Result<CertificateRecord, CaError> {
         self.store
             .get(&serial.to_hex())
             .await?
             .ok_or(CaError::UnknownSerial)
     }
 
-    /// The wire view of a serial.
-    pub async fn info(&self, serial: &str) -> Result<CertificateInfo, CaError> {
-        Ok(to_info(&self.get(serial).await?))
-    }
-
-    /// A page of records as wire views.
-    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<CertificateInfo>, CaError> {
-        Ok(self.store.list(filter).await?.iter().map(to_info).collect())
+    /// A page of records.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<CertificateRecord>, CaError> {
+        Ok(self.store.list(filter).await?)
     }
 
     /// Revokes (idempotently) and republishes the CRL. A CRL publication failure is logged and

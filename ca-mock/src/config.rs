@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::api::AppState;
 use crate::auth::{Caller, Callers, Operation, hash_token};
 use crate::ca::{CaSettings, CertificateAuthority};
-use crate::clock::SystemClock;
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
 use crate::keys::Passphrase;
 use crate::store::SqlStore;
 use crate::template::Template;
+use foundation::clock::SystemClock;
 
 /// The sample configuration `init` writes (also parsed by the tests).
 pub const SAMPLE_CONFIG: &str = include_str!("../config/ca-mock.toml");

@@ -14,8 +14,8 @@ use x509_cert::time::Time;
 
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
-use crate::serial::Serial;
 use crate::store::{RevocationReason, RevokedEntry};
+use foundation::Serial;
 
 /// X.509 Time for a unix second: UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5).
 pub(crate) fn x509_time(unix: i64) -> Result<Time, CaError> {
@@ -161,11 +161,4 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), CaError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(|e| CaError::io(path, e))
-}
-
-/// Unix seconds of an OpenSSL time.
-pub(crate) fn unix_of(t: &openssl::asn1::Asn1TimeRef) -> Result<i64, CaError> {
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).map_err(CaError::crypto)?;
-    let d = epoch.diff(t).map_err(CaError::crypto)?;
-    Ok(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }

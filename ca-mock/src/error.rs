@@ -60,6 +60,18 @@ pub enum CaError {
     Config(String),
 }
 
+impl From<foundation::serial::InvalidSerial> for CaError {
+    fn from(_: foundation::serial::InvalidSerial) -> Self {
+        Self::InvalidSerial
+    }
+}
+
+impl From<openssl::error::ErrorStack> for CaError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        Self::crypto(e)
+    }
+}
+
 impl CaError {
     /// Wraps an OpenSSL or DER failure.
     pub(crate) fn crypto(e: impl std::fmt::Display) -> Self {

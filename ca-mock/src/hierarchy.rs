@@ -19,7 +19,7 @@ use openssl::x509::{X509, X509Builder, X509NameBuilder, X509Ref};
 
 use crate::error::CaError;
 use crate::keys::{KeySpec, Passphrase, SigningAlg, read_private_key, write_private_key};
-use crate::serial::Serial;
+use foundation::Serial;
 
 /// File names inside the CA directory.
 pub const ROOT_CERT: &str = "root.crt.pem";

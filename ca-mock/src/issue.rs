@@ -14,9 +14,11 @@ use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, CrlDist
 
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
-use crate::names::{NameAttr, San, build_subject, san_extension_der};
-use crate::serial::Serial;
+use foundation::names::{NameAttr, San};
+
+use crate::names::{build_subject, san_extension_der};
 use crate::template::Template;
+use foundation::Serial;
 
 /// Largest CSR accepted, in DER bytes (an RSA-16384 CSR is about 4.5 KiB).
 pub(crate) const MAX_CSR_LEN: usize = 16 * 1024;

@@ -4,9 +4,10 @@
 //! NDES (ndes-proxy) asks it, as its enrollment agent, to issue under a template; the policy
 //! module asks it to revoke. The CSR only proposes a public key: subject and SANs are the ones
 //! the policy module granted, checked against the template, and every other extension comes
-//! from the template (DESIGN decision 7). An issuance is committed to the store before the
+//! from the template (docs/decisions.md #7). An issuance is committed to the store before the
 //! certificate is returned, and a repeated request id with the same CSR returns the same
-//! certificate (decisions 3 and 8).
+//! certificate (docs/decisions.md #3 and #8). Its contract (wire types, HTTP client, the
+//! `CaBackend` trait) is the `ca-api` crate; this crate implements it.
 //!
 //! | module | owns |
 //! |---|---|
@@ -16,7 +17,7 @@
 //! | [`store`] | [`store::CertStore`] and [`store::SqlStore`] (SQLite WAL + FULL, or PostgreSQL) |
 //! | [`api`] | [`router`] and [`serve`]: the HTTP contract, bearer-token callers |
 //! | [`lint`] | the RFC 5280 profile every issued certificate is checked against (P35) |
-//! | [`client`] | [`client::CaClient`], the typed client other crates use |
+//! | [`InProcessCa`] | the CA contract (`ca-api`'s `CaBackend`) implemented in process |
 //! | [`config`] | `ca-mock.toml` and [`open`], which wires a CA from it |
 //!
 //! Running it in-process (as the lab binary does):
@@ -33,8 +34,6 @@
 pub mod api;
 pub mod auth;
 pub mod ca;
-pub mod client;
-pub mod clock;
 pub mod config;
 mod crl;
 pub mod error;
@@ -43,19 +42,19 @@ pub mod hierarchy;
 mod issue;
 pub mod keys;
 pub mod lint;
+mod local;
 pub mod names;
 mod ocsp;
-pub mod serial;
 pub mod store;
 pub mod template;
-pub mod wire;
 
 #[cfg(test)]
 mod robustness_tests;
 
 pub use api::{AppState, router, serve};
-pub use ca::{CaSettings, CertificateAuthority, CrlSnapshot, Issued};
+pub use ca::{CaSettings, CertificateAuthority, CrlSnapshot};
 pub use config::{Config, open};
 pub use crl::write_atomically;
 pub use hierarchy::{CaMaterial, InitReport, InitSource, init};
 pub use issue::Urls;
+pub use local::InProcessCa;

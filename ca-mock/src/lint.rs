@@ -27,8 +27,8 @@ use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
 };
 
-use crate::crl::unix_of;
 use crate::error::CaError;
+use foundation::time::asn1_to_unix;
 
 const OID_SKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 const OID_KU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
@@ -144,8 +144,8 @@ impl Profile {
         Ok(Self {
             issuer_subject_der: issuing.subject_name().to_der().map_err(CaError::crypto)?,
             issuer_key_id: issuing.subject_key_id().map(|k| k.as_slice().to_vec()),
-            issuer_not_before: unix_of(issuing.not_before())?,
-            issuer_not_after: unix_of(issuing.not_after())?,
+            issuer_not_before: asn1_to_unix(issuing.not_before()).map_err(CaError::crypto)?,
+            issuer_not_after: asn1_to_unix(issuing.not_after()).map_err(CaError::crypto)?,
             issuer_key: issuing.public_key().map_err(CaError::crypto)?.id(),
             max_backdate_secs,
         })

@@ -1,13 +1,12 @@
-//! Subject attributes and subject alternative names as the wire contract spells them, checked
-//! and turned into DER.
+//! Granted subject attributes and subject alternative names (the foundation's vocabulary),
+//! checked and turned into DER.
 
 use std::net::IpAddr;
 
 use der::Encode;
 use der::asn1::{Ia5String, ObjectIdentifier, OctetString, Utf8StringRef};
-use openssl::nid::Nid;
+use foundation::names::{NameAttr, San, SanKind, SubjectAttr};
 use openssl::x509::{X509Name, X509NameBuilder};
-use serde::{Deserialize, Serialize};
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::{GeneralName, OtherName};
 
@@ -18,97 +17,7 @@ use crate::error::CaError;
 const MAX_VALUE_LEN: usize = 255;
 
 /// Microsoft's userPrincipalName otherName (szOID_NT_PRINCIPAL_NAME).
-pub const UPN_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
-
-/// Subject DN attributes the contract knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SubjectAttr {
-    /// commonName
-    CN,
-    /// organizationName
-    O,
-    /// organizationalUnitName
-    OU,
-    /// localityName
-    L,
-    /// stateOrProvinceName
-    ST,
-    /// countryName (two letters)
-    C,
-    /// emailAddress (PKCS#9)
-    E,
-    /// serialNumber
-    SERIALNUMBER,
-    /// domainComponent
-    DC,
-    /// userId
-    UID,
-    /// streetAddress
-    STREET,
-    /// title
-    T,
-    /// givenName
-    G,
-    /// surname
-    SN,
-}
-
-impl SubjectAttr {
-    fn nid(self) -> Nid {
-        match self {
-            Self::CN => Nid::COMMONNAME,
-            Self::O => Nid::ORGANIZATIONNAME,
-            Self::OU => Nid::ORGANIZATIONALUNITNAME,
-            Self::L => Nid::LOCALITYNAME,
-            Self::ST => Nid::STATEORPROVINCENAME,
-            Self::C => Nid::COUNTRYNAME,
-            Self::E => Nid::PKCS9_EMAILADDRESS,
-            Self::SERIALNUMBER => Nid::SERIALNUMBER,
-            Self::DC => Nid::DOMAINCOMPONENT,
-            Self::UID => Nid::USERID,
-            Self::STREET => Nid::STREETADDRESS,
-            Self::T => Nid::TITLE,
-            Self::G => Nid::GIVENNAME,
-            Self::SN => Nid::SURNAME,
-        }
-    }
-}
-
-/// One granted subject attribute.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NameAttr {
-    /// Which attribute.
-    pub attr: SubjectAttr,
-    /// Its value.
-    pub value: String,
-}
-
-/// SAN kinds the contract knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SanKind {
-    /// dNSName
-    Dns,
-    /// rfc822Name
-    Email,
-    /// uniformResourceIdentifier
-    Uri,
-    /// otherName userPrincipalName (UTF8String)
-    Upn,
-    /// iPAddress (v4 or v6)
-    Ip,
-}
-
-/// One granted subject alternative name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct San {
-    /// Which kind.
-    pub kind: SanKind,
-    /// Its value.
-    pub value: String,
-}
+pub const UPN_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(foundation::names::UPN_OID);
 
 fn check_text(what: &str, value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > MAX_VALUE_LEN {
@@ -126,7 +35,7 @@ fn check_text(what: &str, value: &str) -> Result<(), String> {
 pub(crate) fn build_subject(attrs: &[NameAttr]) -> Result<X509Name, CaError> {
     let mut b = X509NameBuilder::new().map_err(CaError::crypto)?;
     for a in attrs {
-        let label = format!("{:?}", a.attr);
+        let label = a.attr.name();
         check_text(&label, &a.value).map_err(CaError::SubjectNotAllowed)?;
         let ok = match a.attr {
             SubjectAttr::C => a.value.len() == 2 && a.value.chars().all(|c| c.is_ascii_uppercase()),
@@ -228,15 +137,6 @@ pub(crate) fn san_extension_der(sans: &[San]) -> Result<Option<Vec<u8>>, CaError
         .to_der()
         .map(Some)
         .map_err(CaError::crypto)
-}
-
-/// A one-line rendering of a subject for the store and listings (`CN=dev-1, O=Contoso`).
-pub(crate) fn subject_text(attrs: &[NameAttr]) -> String {
-    attrs
-        .iter()
-        .map(|a| format!("{:?}={}", a.attr, a.value))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

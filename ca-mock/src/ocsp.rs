@@ -13,8 +13,8 @@ use x509_ocsp::{
 
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
-use crate::serial::Serial;
 use crate::store::RevocationReason;
+use foundation::Serial;
 
 /// Largest OCSP request accepted (a request for 10 certificates with a nonce is well under 1 KiB).
 pub(crate) const MAX_REQUEST_LEN: usize = 8 * 1024;

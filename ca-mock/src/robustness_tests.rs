@@ -11,7 +11,7 @@ use crate::hierarchy::{CaMaterial, InitSource, init};
 use crate::issue::check_csr;
 use crate::keys::KeySpec;
 use crate::ocsp::parse_request;
-use crate::serial::Serial;
+use foundation::Serial;
 
 /// A minimal certificate issued by the CA with serial 0x0102.
 fn leaf_of(ca: &CaMaterial) -> openssl::x509::X509 {

@@ -8,29 +8,12 @@ use std::path::Path;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKeyRef, Public};
 use openssl::x509::X509Extension;
-use openssl::x509::extension::{ExtendedKeyUsage, KeyUsage};
+use openssl::x509::extension::{ExtendedKeyUsage, KeyUsage as KeyUsageExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CaError;
 use crate::keys::HashAlg;
-use crate::names::{NameAttr, San, SanKind, SubjectAttr};
-
-/// Key usage bits a template may grant to an end-entity certificate. keyCertSign and cRLSign are
-/// deliberately absent: this CA issues only CA:FALSE certificates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum KeyUsageBit {
-    /// digitalSignature
-    DigitalSignature,
-    /// nonRepudiation (contentCommitment)
-    NonRepudiation,
-    /// keyEncipherment
-    KeyEncipherment,
-    /// dataEncipherment
-    DataEncipherment,
-    /// keyAgreement
-    KeyAgreement,
-}
+use foundation::names::{KeyUsage, NameAttr, San, SanKind, SubjectAttr, eku_oid};
 
 /// Named elliptic curves a template may accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,7 +84,7 @@ pub struct Template {
     #[serde(default = "default_hash")]
     pub hash: HashAlg,
     /// Key usage bits.
-    pub key_usage: Vec<KeyUsageBit>,
+    pub key_usage: Vec<KeyUsage>,
     /// Whether the key usage extension is critical (RFC 5280 recommends so).
     #[serde(default = "yes")]
     pub key_usage_critical: bool,
@@ -126,31 +109,6 @@ fn no_sans() -> SanRules {
         allowed: Vec::new(),
         max: default_max_sans(),
     }
-}
-
-/// EKU names accepted in templates, with their OIDs.
-const EKU_NAMES: [(&str, &str); 9] = [
-    ("serverAuth", "1.3.6.1.5.5.7.3.1"),
-    ("clientAuth", "1.3.6.1.5.5.7.3.2"),
-    ("codeSigning", "1.3.6.1.5.5.7.3.3"),
-    ("emailProtection", "1.3.6.1.5.5.7.3.4"),
-    ("timeStamping", "1.3.6.1.5.5.7.3.8"),
-    ("OCSPSigning", "1.3.6.1.5.5.7.3.9"),
-    ("ipsecIKE", "1.3.6.1.5.5.7.3.17"),
-    ("ipsecIKEIntermediate", "1.3.6.1.5.5.8.2.2"),
-    ("certificateRequestAgent", "1.3.6.1.4.1.311.20.2.1"),
-];
-
-/// Resolves an EKU name or dotted OID to a dotted OID.
-fn eku_oid(name: &str) -> Option<String> {
-    if let Some((_, oid)) = EKU_NAMES.iter().find(|(n, _)| *n == name) {
-        return Some((*oid).to_owned());
-    }
-    let dotted = name.split('.').count() >= 3
-        && name
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-    (dotted && der::asn1::ObjectIdentifier::new(name).is_ok()).then(|| name.to_owned())
 }
 
 /// The NDES-shaped templates shipped with the crate (also written by `init`).
@@ -218,7 +176,7 @@ impl Template {
         if self
             .extended_key_usage
             .iter()
-            .any(|e| eku_oid(e).as_deref() == Some("2.5.29.37.0"))
+            .any(|e| eku_oid(e).as_deref() == Some(foundation::names::ANY_EKU))
         {
             return err("anyExtendedKeyUsage is not allowed");
         }
@@ -337,27 +295,27 @@ impl Template {
     /// as "IPSec (Offline request)" grant keyEncipherment, which an EC key cannot do: RFC 5480
     /// section 3 forbids keyEncipherment and dataEncipherment with id-ecPublicKey, and RFC 3279
     /// 2.3.1 leaves keyAgreement out for RSA. So the bits follow the key the CSR proposes.
-    fn usable_bits(&self, key: Id) -> impl Iterator<Item = &KeyUsageBit> {
+    fn usable_bits(&self, key: Id) -> impl Iterator<Item = &KeyUsage> {
         self.key_usage.iter().filter(move |bit| match bit {
-            KeyUsageBit::KeyEncipherment | KeyUsageBit::DataEncipherment => key != Id::EC,
-            KeyUsageBit::KeyAgreement => key != Id::RSA,
-            KeyUsageBit::DigitalSignature | KeyUsageBit::NonRepudiation => true,
+            KeyUsage::KeyEncipherment | KeyUsage::DataEncipherment => key != Id::EC,
+            KeyUsage::KeyAgreement => key != Id::RSA,
+            KeyUsage::DigitalSignature | KeyUsage::NonRepudiation => true,
         })
     }
 
     /// The key usage extension for a certificate whose public key is of type `key`.
     pub(crate) fn key_usage_extension(&self, key: Id) -> Result<X509Extension, CaError> {
-        let mut ku = KeyUsage::new();
+        let mut ku = KeyUsageExt::new();
         if self.key_usage_critical {
             ku.critical();
         }
         for bit in self.usable_bits(key) {
             match bit {
-                KeyUsageBit::DigitalSignature => ku.digital_signature(),
-                KeyUsageBit::NonRepudiation => ku.non_repudiation(),
-                KeyUsageBit::KeyEncipherment => ku.key_encipherment(),
-                KeyUsageBit::DataEncipherment => ku.data_encipherment(),
-                KeyUsageBit::KeyAgreement => ku.key_agreement(),
+                KeyUsage::DigitalSignature => ku.digital_signature(),
+                KeyUsage::NonRepudiation => ku.non_repudiation(),
+                KeyUsage::KeyEncipherment => ku.key_encipherment(),
+                KeyUsage::DataEncipherment => ku.data_encipherment(),
+                KeyUsage::KeyAgreement => ku.key_agreement(),
             };
         }
         ku.build().map_err(CaError::crypto)
@@ -397,9 +355,9 @@ mod tests {
             ]
         );
         let cep = &all[2];
-        assert_eq!(cep.key_usage, [KeyUsageBit::KeyEncipherment]);
+        assert_eq!(cep.key_usage, [KeyUsage::KeyEncipherment]);
         let agent = &all[1];
-        assert_eq!(agent.key_usage, [KeyUsageBit::DigitalSignature]);
+        assert_eq!(agent.key_usage, [KeyUsage::DigitalSignature]);
     }
 
     #[test]

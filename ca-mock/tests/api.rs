@@ -5,11 +5,11 @@ mod common;
 
 use std::collections::HashSet;
 
-use ca_mock::client::CaClient;
+use ca_api::client::CaClient;
 use ca_mock::keys::KeySpec;
-use ca_mock::names::{NameAttr, San, SanKind, SubjectAttr};
 use ca_mock::store::{CertStatus, RevocationReason};
 use common::*;
+use foundation::names::{NameAttr, San, SanKind, SubjectAttr};
 use serde_json::{Value, json};
 
 async fn raw(
@@ -146,7 +146,7 @@ async fn same_request_id_returns_the_same_certificate_and_a_different_csr_confli
     assert_eq!(err.code(), Some("request_id_conflict"));
     assert!(matches!(
         err,
-        ca_mock::client::ClientError::Api { status: 409, .. }
+        ca_api::client::ClientError::Api { status: 409, .. }
     ));
 
     let found = ca.ndes.find_by_request_id("tx-same").await.unwrap();
@@ -221,7 +221,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         (vec![0xff; 70 * 1024], 413, "too_large"),
     ];
     let mut push =
-        |f: &dyn Fn(&mut ca_mock::wire::IssueRequest), status: u16, code: &'static str| {
+        |f: &dyn Fn(&mut ca_api::wire::IssueRequest), status: u16, code: &'static str| {
             let mut r = good.clone();
             f(&mut r);
             cases.push((serde_json::to_vec(&r).unwrap(), status, code));

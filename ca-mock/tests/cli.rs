@@ -258,7 +258,7 @@ async fn serve_answers_with_tokens_from_the_generated_config() {
     let result = async {
         assert!(healthy, "server did not come up");
         let token = std::fs::read_to_string(ca.join("secrets/ca-ndes.token")).unwrap();
-        let client = ca_mock::client::CaClient::new(&base, Some(token.trim().into())).unwrap();
+        let client = ca_api::client::CaClient::new(&base, Some(token.trim().into())).unwrap();
         let req = issue_request(
             "serve-1",
             "IPSECIntermediateOffline",
@@ -268,7 +268,7 @@ async fn serve_answers_with_tokens_from_the_generated_config() {
         let out = client.issue(&req).await.unwrap();
         assert!(out.created);
         let policy = std::fs::read_to_string(ca.join("secrets/ca-policy.token")).unwrap();
-        let policy = ca_mock::client::CaClient::new(&base, Some(policy.trim().into())).unwrap();
+        let policy = ca_api::client::CaClient::new(&base, Some(policy.trim().into())).unwrap();
         assert!(
             policy.issue(&req).await.is_err(),
             "the policy identity may not issue"

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ca_mock::keys::KeySpec;
 use ca_mock::store::{CertStore, SqlStore};
-use common::{csr, ec_key, issue_request};
+use common::{call, csr, ec_key, issue_request};
 use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspRequest, OcspResponse};
 use openssl::x509::X509;
@@ -50,7 +50,7 @@ async fn f10_sqlite_full_fails_closed_reads_keep_working_and_issuance_recovers()
     .execute(&pool)
     .await
     .unwrap();
-    let store = SqlStore::Sqlite(pool.clone());
+    let store = SqlStore::on_migrated_pool(foundation::sql::Db::Sqlite(pool.clone()));
     let ca = common::start_with(dir, KeySpec::EcP256, store.clone()).await;
 
     // Issue until the database is full.
@@ -63,8 +63,8 @@ async fn f10_sqlite_full_fails_closed_reads_keep_working_and_issuance_recovers()
             &csr(&ec_key(), "x", false),
             &format!("dev-{i}"),
         );
-        match ca.ca().issue("ndes-proxy", &req).await {
-            Ok(r) => issued.push(r.response),
+        match ca.ca().issue("ndes-proxy", &call(&req)).await {
+            Ok(r) => issued.push(r),
             Err(e) => {
                 refused = Some((req, e));
                 break;
@@ -92,8 +92,8 @@ async fn f10_sqlite_full_fails_closed_reads_keep_working_and_issuance_recovers()
 
     // Reads keep working: the records, OCSP and the CRL.
     let first = &issued[0];
-    assert!(store.get(&first.serial).await.unwrap().is_some());
-    let cert = X509::from_der(&common::b64d(&first.certificate)).unwrap();
+    assert!(store.get(&first.serial.to_hex()).await.unwrap().is_some());
+    let cert = X509::from_der(&first.der).unwrap();
     let issuer = ca.ca().material().issuing.clone();
     let id = || OcspCertId::from_cert(MessageDigest::sha1(), &cert, &issuer).unwrap();
     let mut ocsp = OcspRequest::new().unwrap();
@@ -111,7 +111,7 @@ async fn f10_sqlite_full_fails_closed_reads_keep_working_and_issuance_recovers()
         .execute(&pool)
         .await
         .unwrap();
-    let retried = ca.ca().issue("ndes-proxy", &req).await.unwrap();
+    let retried = ca.ca().issue("ndes-proxy", &call(&req)).await.unwrap();
     assert!(!retried.replayed);
     assert_eq!(store.count().await.unwrap(), issued.len() as i64 + 1);
     assert!(store.integrity_check().await.unwrap().is_empty());

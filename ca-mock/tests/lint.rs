@@ -8,13 +8,13 @@ mod common;
 
 use std::sync::Arc;
 
-use ca_mock::clock::FixedClock;
 use ca_mock::keys::KeySpec;
 use ca_mock::lint::{Check, Profile};
 use ca_mock::store::{CertStore, ListFilter, SqlStore};
 use ca_mock::template::Template;
 use ca_mock::{CaMaterial, CaSettings, CertificateAuthority, InitSource};
 use common::*;
+use foundation::clock::ManualClock;
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
@@ -366,8 +366,8 @@ async fn what_the_ca_issues_is_lint_clean_for_every_template_and_key_type() {
                 &csr(key, "lint", false),
                 kind,
             );
-            let out = ca.issue("ndes", &req).await.unwrap().response;
-            let der = b64d(&out.certificate);
+            let out = ca.issue("ndes", &call(&req)).await.unwrap();
+            let der = out.der.clone();
             assert_eq!(profile.lint(&der, now()), [], "{kind} device key");
             let ku = X509::from_der(&der)
                 .unwrap()
@@ -380,12 +380,8 @@ async fn what_the_ca_issues_is_lint_clean_for_every_template_and_key_type() {
             let mut req =
                 issue_request(template, template, &csr(&rsa_key(2048), "ra", false), "ra");
             req.sans.clear();
-            let out = ca.issue("ndes", &req).await.unwrap().response;
-            assert_eq!(
-                profile.lint(&b64d(&out.certificate), now()),
-                [],
-                "{template}"
-            );
+            let out = ca.issue("ndes", &call(&req)).await.unwrap();
+            assert_eq!(profile.lint(&out.der, now()), [], "{template}");
         }
         test_ca.stop().await;
     }
@@ -403,7 +399,7 @@ async fn a_candidate_failing_the_lint_is_neither_issued_nor_stored() {
         CaMaterial::load(dir.path(), None).unwrap(),
         Template::builtin().unwrap(),
         Arc::new(store.clone()),
-        Arc::new(FixedClock::new(after_expiry)),
+        Arc::new(ManualClock::new(after_expiry)),
         CaSettings::new("http://127.0.0.1:9"),
     )
     .unwrap();
@@ -413,7 +409,7 @@ async fn a_candidate_failing_the_lint_is_neither_issued_nor_stored() {
         &csr(&ec_key(), "late", false),
         "late",
     );
-    let err = ca.issue("ndes", &req).await.unwrap_err();
+    let err = ca.issue("ndes", &call(&req)).await.unwrap_err();
     assert!(
         matches!(err, ca_mock::error::CaError::ProfileViolation(ref d) if d.contains("Validity")),
         "{err:?}"

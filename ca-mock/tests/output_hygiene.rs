@@ -9,12 +9,12 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ca_mock::clock::FixedClock;
 use ca_mock::keys::KeySpec;
 use ca_mock::store::SqlStore;
 use ca_mock::template::Template;
 use ca_mock::{CaMaterial, CaSettings, CertificateAuthority, InitSource};
 use common::*;
+use foundation::clock::ManualClock;
 use openssl::x509::X509;
 
 fn now() -> i64 {
@@ -43,7 +43,7 @@ async fn ca(dir: &std::path::Path, issuing_days: u32, at: i64) -> CertificateAut
         CaMaterial::load(dir, None).unwrap(),
         Template::builtin().unwrap(),
         Arc::new(store),
-        Arc::new(FixedClock::new(at)),
+        Arc::new(ManualClock::new(at)),
         CaSettings::new("http://127.0.0.1:9"),
     )
     .unwrap()
@@ -66,19 +66,23 @@ async fn p11_validity_never_outlives_the_issuing_ca_and_longer_requests_are_refu
     let out = ca
         .issue(
             "ndes",
-            &issue_request("p11-a", "IPSECIntermediateOffline", &csr_der, "d"),
+            &call(&issue_request(
+                "p11-a",
+                "IPSECIntermediateOffline",
+                &csr_der,
+                "d",
+            )),
         )
         .await
-        .unwrap()
-        .response;
-    let cert = X509::from_der(&b64d(&out.certificate)).unwrap();
+        .unwrap();
+    let cert = X509::from_der(&out.der).unwrap();
     assert_eq!(unix(cert.not_after()), unix(issuing.not_after()), "capped");
     assert_eq!(out.not_after, unix(issuing.not_after()));
     // Asking for more than the template allows is refused, not silently shortened.
     let mut req = issue_request("p11-b", "IPSECIntermediateOffline", &csr_der, "d");
     req.validity_days = Some(36_500);
     assert!(matches!(
-        ca.issue("ndes", &req).await,
+        ca.issue("ndes", &call(&req)).await,
         Err(ca_mock::error::CaError::InvalidValidity(_))
     ));
 }
@@ -95,17 +99,16 @@ async fn p35_serials_and_not_before_of_every_certificate_are_hygienic() {
         let out = ca
             .issue(
                 "ndes",
-                &issue_request(
+                &call(&issue_request(
                     &format!("p35-{i}"),
                     "IPSECIntermediateOffline",
                     &csr_der,
                     "d",
-                ),
+                )),
             )
             .await
-            .unwrap()
-            .response;
-        let cert = X509::from_der(&b64d(&out.certificate)).unwrap();
+            .unwrap();
+        let cert = X509::from_der(&out.der).unwrap();
         let serial = cert.serial_number().to_bn().unwrap();
         assert!(!serial.is_negative(), "positive serial");
         let bytes = serial.to_vec();

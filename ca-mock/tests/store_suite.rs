@@ -7,7 +7,6 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ca_mock::clock::FixedClock;
 use ca_mock::keys::KeySpec;
 use ca_mock::store::{
     CertStatus, CertStore, InsertOutcome, ListFilter, NewCertificate, ReleaseOutcome,
@@ -16,6 +15,7 @@ use ca_mock::store::{
 use ca_mock::template::Template;
 use ca_mock::{CaMaterial, CaSettings, CertificateAuthority, InitSource};
 use common::*;
+use foundation::clock::ManualClock;
 
 fn record(serial: &str, request_id: &str) -> NewCertificate {
     NewCertificate {
@@ -308,7 +308,7 @@ async fn concurrent_issuance(store: SqlStore) {
             Arc::new(store.clone()),
             // Inside the issuing CA's validity: a clock past it gets no certificate at all
             // (the P35 lint refuses NotBefore after NotAfter; this test used to issue them).
-            Arc::new(FixedClock::new(at)),
+            Arc::new(ManualClock::new(at)),
             CaSettings::new("http://127.0.0.1:9"),
         )
         .unwrap(),
@@ -323,7 +323,7 @@ async fn concurrent_issuance(store: SqlStore) {
             &csr_der,
             "dev",
         );
-        tasks.spawn(async move { ca.issue("ndes", &req).await.unwrap().response.serial });
+        tasks.spawn(async move { ca.issue("ndes", &call(&req)).await.unwrap().serial.to_hex() });
     }
     let mut serials = HashSet::new();
     while let Some(s) = tasks.join_next().await {
@@ -361,7 +361,7 @@ async fn store_suite_on_postgres() {
     };
     let url = pg.fresh_database().unwrap();
     let store = SqlStore::connect(&url).await.unwrap();
-    assert!(matches!(store, SqlStore::Postgres(_)));
+    assert!(store.db().is_postgres());
     suite(store.clone()).await;
     store.close().await;
     let store = SqlStore::connect(&url).await.unwrap();
@@ -374,7 +374,7 @@ async fn sqlite_runs_in_wal_with_full_sync() {
     let store = SqlStore::sqlite(&format!("sqlite://{}", dir.path().join("w.db").display()))
         .await
         .unwrap();
-    let SqlStore::Sqlite(pool) = &store else {
+    let foundation::sql::Db::Sqlite(pool) = store.db() else {
         panic!("sqlite")
     };
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")

@@ -11,7 +11,6 @@
 //! of the same subject; the CSR itself is still self-signed by the EC key, which is what the
 //! CA certifies. The transient key lives in the slot only while the request is in flight.
 
-use openssl::asn1::Asn1Time;
 use openssl::hash::MessageDigest;
 use openssl::x509::{X509, X509Name};
 use scep::client::{CertRep, Transaction, build_request, open_cert_rep, self_signed_certificate};
@@ -107,7 +106,7 @@ impl EnrollConfig {
 /// An installed certificate, as reported to the MDM and printed by `status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrolled {
-    /// Serial number, uppercase hex.
+    /// Serial number, in the workspace's one spelling (lowercase hex, whole octets).
     pub serial_hex: String,
     /// SHA-256 of the certificate DER, lowercase hex.
     pub thumbprint_sha256: String,
@@ -127,7 +126,9 @@ impl Enrolled {
     /// Describe a certificate.
     pub fn describe(cert: &X509, transaction_id: &str, polls: u32) -> Result<Self> {
         Ok(Self {
-            serial_hex: cert.serial_number().to_bn()?.to_hex_str()?.to_string(),
+            serial_hex: foundation::Serial::of_certificate(cert)
+                .map_err(|_| Error::Invalid("certificate serial is not positive".into()))?
+                .to_hex(),
             thumbprint_sha256: hex::encode(cert.digest(MessageDigest::sha256())?),
             subject: one_line(cert.subject_name()),
             not_before: unix(cert.not_before())?,
@@ -488,15 +489,12 @@ fn self_signed(key: &DeviceKey, subject: &X509Name) -> Result<X509> {
 
 /// Current Unix time in seconds.
 pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    foundation::clock::unix_now()
 }
 
 /// An ASN.1 time as Unix seconds.
 pub(crate) fn unix(t: &openssl::asn1::Asn1TimeRef) -> Result<i64> {
-    let diff = Asn1Time::from_unix(0)?.diff(t)?;
-    Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+    Ok(foundation::time::asn1_to_unix(t)?)
 }
 
 fn one_line(name: &openssl::x509::X509NameRef) -> String {

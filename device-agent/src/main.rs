@@ -575,13 +575,9 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// A secret file's first line (the foundation's reading: an empty file is an error).
 fn read_secret(path: &Path) -> anyhow::Result<String> {
-    let s = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading {}",
-            path.file_name()
-                .map_or("secret".into(), |n| n.to_string_lossy())
-        )
-    })?;
-    Ok(s.trim_end_matches(['\r', '\n']).to_owned())
+    Ok(foundation::secret::read_secret_file(path)?
+        .expose()
+        .to_owned())
 }

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::csr::{CsrSpec, KeyUsageBit, NameAttr, San};
+use crate::csr::{CsrSpec, KeyUsage, NameAttr, San};
 use crate::enroll::EnrollConfig;
 use crate::error::{Error, Result};
 use crate::key::KeySpec;
@@ -59,7 +59,7 @@ pub struct RenderedProfile {
     pub key_size: u32,
     /// Key usage to request.
     #[serde(default)]
-    pub key_usage: Vec<KeyUsageBit>,
+    pub key_usage: Vec<KeyUsage>,
     /// EKUs to request.
     #[serde(default)]
     pub extended_key_usages: Vec<String>,

@@ -273,19 +273,13 @@ async fn record_issuance(policy: &Policy, fake: &FakeScep, dir: &DeviceDir) -> S
     let (_, chain) = dir.slot("wifi").unwrap().installed().unwrap().unwrap();
     let der = chain[0].to_der().unwrap();
     let thumbprint = hex::encode(chain[0].digest(MessageDigest::sha256()).unwrap());
-    let serial_hex = chain[0]
-        .serial_number()
-        .to_bn()
-        .unwrap()
-        .to_hex_str()
-        .unwrap()
-        .to_ascii_lowercase();
+    let serial = foundation::Serial::of_certificate(&chain[0]).unwrap();
     policy
         .svc
         .notify(Notification {
             transaction_id,
             outcome: Outcome::Issued {
-                serial_hex,
+                serial,
                 thumbprint_sha256: thumbprint.clone(),
                 not_after: 0,
                 certificate_der: der,

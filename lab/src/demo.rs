@@ -160,11 +160,11 @@ async fn steps(out: &mut impl Write, lab: &Lab) -> Result<()> {
         out,
         "[5] policy-module granted it: challenge valid and single use, device targeted, subject/SAN/key as the profile renders them"
     )?;
-    let info = lab.ca().info(&serial).await.context("CA record")?;
+    let ca_record = lab.ca().get(&serial).await.context("CA record")?;
     writeln!(
         out,
         "[6] ca-mock issued serial {serial} under {} and recorded it before answering (status {:?})",
-        info.template, info.status
+        ca_record.cert.template, ca_record.status
     )?;
     verify_chain(&cert, &chain)?;
     ensure!(
@@ -272,7 +272,7 @@ fn verify_chain(cert: &X509, chain: &[X509]) -> Result<()> {
 
 async fn wait_revoked(lab: &Lab, serial: &str) -> Result<()> {
     for _ in 0..100 {
-        if lab.ca().info(serial).await?.status != ca_mock::store::CertStatus::Good {
+        if lab.ca().get(serial).await?.status != ca_mock::store::CertStatus::Good {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -356,12 +356,10 @@ fn reason_name(code: i64) -> String {
     name.to_owned()
 }
 
-/// Whether two hex spellings name one serial: OpenSSL's `BN_bn2hex` (the device agent) writes
-/// whole bytes, so a serial whose top byte is below 0x10 starts with a `0` that the policy
-/// module's inventory does not keep (one serial in eight of ca-mock's).
+/// Whether two spellings name one serial (the device agent prints what OpenSSL prints; every
+/// service stores the canonical spelling).
 fn same_serial(a: &str, b: &str) -> bool {
-    a.trim_start_matches('0')
-        .eq_ignore_ascii_case(b.trim_start_matches('0'))
+    foundation::serial::canonical(a).is_some_and(|a| Some(a) == foundation::serial::canonical(b))
 }
 
 #[cfg(test)]

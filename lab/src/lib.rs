@@ -22,12 +22,11 @@
 //! # Ok(()) }
 //! ```
 
-mod clock;
 mod ra;
 pub mod reconcile;
 pub mod services;
 
-pub use clock::{Clock, SkewedClock, SystemClock};
+use foundation::{Clock, SystemClock};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -37,7 +36,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use ca_mock::auth::{Caller, Callers, Operation, hash_token};
 use ca_mock::template::Template;
-use policy_module::secret::Secret;
+use foundation::secret::Secret;
 use policy_module::{PolicyService, ServiceConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -192,7 +191,7 @@ impl Lab {
         let mut tasks = Vec::new();
 
         // ca-mock.
-        let lab_clock = clock::LabClock(options.clock.clone());
+        let lab_clock = options.clock.clone();
         let ca = start_ca(
             data,
             &format!("http://{ca_addr}"),
@@ -238,24 +237,24 @@ impl Lab {
 
         // ndes-proxy, with RA certificates from ca-mock and the policy module in process.
         let ra = ra::identity(&ca.ca, &data.join("ndes")).await?;
-        let ca_backend: Arc<dyn ndes_proxy::CaBackend> = if options.ca_in_process {
+        let ca_backend: Arc<dyn ca_api::CaBackend> = if options.ca_in_process {
             let templates = DEVICE_TEMPLATES.iter().map(|s| (*s).to_owned());
-            Arc::new(ndes_proxy::InProcessCa::new(
+            Arc::new(ca_mock::InProcessCa::new(
                 ca.ca.clone(),
                 "ndes-proxy",
                 templates,
             ))
         } else {
-            let ca_client = ca_mock::client::CaClient::new(
+            let ca_client = ca_api::client::CaClient::new(
                 options
                     .ndes_ca_url
                     .as_deref()
                     .unwrap_or(&format!("http://{ca_addr}")),
                 Some(tokens.ca_ndes.expose().to_owned()),
             )?;
-            Arc::new(ndes_proxy::CaMockBackend::new(ca_client))
+            Arc::new(ca_api::HttpCa::new(ca_client))
         };
-        let ndes_policy: Arc<dyn policy_module::NdesPolicy> = match &options.plain_challenge {
+        let ndes_policy: Arc<dyn policy_api::NdesPolicy> = match &options.plain_challenge {
             Some(challenge) => Arc::new(ndes_proxy::StaticChallenge::new(
                 challenge.clone(),
                 DEVICE_TEMPLATES[0],
@@ -276,7 +275,7 @@ impl Lab {
             ndes_policy,
             ca_backend,
             options.ndes_settings.clone(),
-            Arc::new(lab_clock),
+            lab_clock,
         )
         .pending_store(Arc::new(pending))
         .mscep_admin(mscep_admin);
@@ -436,9 +435,8 @@ pub async fn open_ca_store(data: &Path, dbs: &Databases) -> Result<ca_mock::stor
 pub async fn open_policy_store(
     data: &Path,
     dbs: &Databases,
-    clock: impl policy_module::clock::Clock,
+    clock: Arc<dyn Clock>,
 ) -> Result<policy_module::store::Store> {
-    let clock = Arc::new(clock);
     match dbs {
         Databases::Sqlite => {
             policy_module::store::Store::open_sqlite(&data.join("policy/policy.db"), clock).await
@@ -451,7 +449,7 @@ pub async fn open_policy_store(
 }
 
 /// ndes-proxy's pending store of a lab: `<data>/ndes/pending.db` or the configured PostgreSQL
-/// database. Durable, so a request answered PENDING survives a restart (DESIGN decision 1).
+/// database. Durable, so a request answered PENDING survives a restart (docs/decisions.md #1).
 pub async fn open_pending_store(
     data: &Path,
     dbs: &Databases,
@@ -471,7 +469,7 @@ async fn start_ca(
     base_url: &str,
     tokens: &Tokens,
     dbs: &Databases,
-    clock: clock::LabClock,
+    clock: Arc<dyn Clock>,
 ) -> Result<ca_mock::AppState> {
     let dir = data.join("ca");
     if !dir.join(ca_mock::hierarchy::ROOT_CERT).exists() {
@@ -512,13 +510,8 @@ async fn start_ca(
     let store = open_ca_store(data, dbs).await?;
     let mut settings = ca_mock::CaSettings::new(base_url);
     settings.crl_path = Some(dir.join("issuing.crl"));
-    let ca = ca_mock::CertificateAuthority::new(
-        material,
-        templates,
-        Arc::new(store),
-        Arc::new(clock),
-        settings,
-    )?;
+    let ca =
+        ca_mock::CertificateAuthority::new(material, templates, Arc::new(store), clock, settings)?;
     ca.refresh_crl().await?;
     Ok(ca_mock::AppState {
         ca: Arc::new(ca),

@@ -168,7 +168,7 @@ async fn audit(
             .await
             .with_context(|| format!("opening the lab in {}", data.display()))?,
     };
-    let now = scep_lab::Clock::now(&scep_lab::SystemClock);
+    let now = foundation::clock::unix_now();
     let report = scep_lab::reconcile::reconcile(&sources, now).await?;
     sources.close().await;
     report.write_to(&mut std::io::stdout().lock())?;

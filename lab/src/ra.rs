@@ -6,11 +6,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use ca_api::IssueCall;
 use ca_mock::CertificateAuthority;
-use ca_mock::names::{NameAttr, SubjectAttr};
-use ca_mock::wire::IssueRequest;
+use foundation::names::{NameAttr, SubjectAttr};
 use ndes_proxy::{KeyPair, RaIdentity};
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
@@ -71,10 +69,10 @@ pub(crate) async fn pair(
     let key_id = hex::encode(
         &openssl::hash::hash(MessageDigest::sha256(), &key.public_key_to_der()?)?[..12],
     );
-    let req = IssueRequest {
+    let req = IssueCall {
         request_id: format!("lab-{name}-{key_id}"),
         template: template.to_owned(),
-        csr: B64.encode(csr),
+        csr_der: csr,
         subject: vec![NameAttr {
             attr: SubjectAttr::CN,
             value: cn.to_owned(),
@@ -86,7 +84,7 @@ pub(crate) async fn pair(
         .issue("scep-lab", &req)
         .await
         .with_context(|| format!("issuing the {name} certificate"))?;
-    let cert = X509::from_der(&B64.decode(&issued.response.certificate)?)?;
+    let cert = X509::from_der(&issued.der)?;
     if !cert.public_key()?.public_eq(&key) {
         bail!("the CA returned a {name} certificate for another key");
     }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use ca_mock::template::BUILTIN_TEMPLATES;
-use policy_module::secret::Secret;
+use foundation::secret::Secret;
 
 use crate::write_private;
 
@@ -205,7 +205,7 @@ fn write_secrets(dir: &Path, postgres: Option<&Postgres>) -> Result<()> {
         "ndes-admin.token",
         "mscep-admin.token",
     ] {
-        let token = Secret::generate(policy_module::secret::TOKEN_BYTES)?;
+        let token = Secret::generate(foundation::secret::TOKEN_BYTES)?;
         write_private(
             &secrets.join(name),
             format!("{}\n", token.expose()).as_bytes(),

@@ -10,7 +10,7 @@ use std::time::Instant;
 use ndes_proxy::pending::{PendingRecord, PendingState, StateKind};
 use ndes_proxy::{MemoryPendingStore, PendingStore, SqlPendingStore};
 
-fn grant(tx: &str) -> policy_module::Grant {
+fn grant(tx: &str) -> policy_api::Grant {
     serde_json::from_value(serde_json::json!({
         "transaction_id": tx, "template": "T", "subject": [{"attr": "CN", "value": tx}],
         "subject_alternative_names": [], "validity_days": 30, "key_usage": [],
@@ -29,8 +29,8 @@ async fn run(name: &str, store: &dyn PendingStore, n: usize) {
         let t = Instant::now();
         let id = format!("{name}-{i}");
         let rec = PendingRecord::new(
-            &id,
-            &id,
+            &ndes_proxy::RequestId::from_stored(id.clone()),
+            &scep::TransactionId::new(&id).expect("printable id"),
             "T",
             &csr,
             grant(&id),

@@ -1,56 +1,17 @@
 //! Credentials of the authenticated pages (`/admin/v1/...`, `/certsrv/mscep_admin/`): bearer
-//! tokens and HTTP Basic users, read from files named in the configuration.
+//! tokens (the foundation's [`BearerToken`]) and HTTP Basic users, read from files named in the
+//! configuration.
 //!
 //! Only SHA-256 digests are kept in memory and compared with `CRYPTO_memcmp`, so neither the
 //! length nor the prefix of a secret leaks through timing, and `Debug` shows no secret.
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use openssl::hash::{MessageDigest, hash};
-
-fn digest(bytes: &[u8]) -> Vec<u8> {
-    // SHA-256 cannot fail for in-memory input short of an allocation failure; an empty digest
-    // then matches nothing (memcmp of different lengths is false), so this fails closed.
-    hash(MessageDigest::sha256(), bytes)
-        .map(|d| d.to_vec())
-        .unwrap_or_default()
-}
-
-/// Two SHA-256 digests, compared with `CRYPTO_memcmp` (reliability P29); anything else is
-/// unequal (an empty digest from a failed hash matches nothing; `memcmp::eq` would panic on
-/// different lengths).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    policy_module::secret::digests_equal(a, b)
-}
-
-/// A bearer token (held as its digest).
-#[derive(Clone)]
-pub struct BearerToken(Vec<u8>);
-
-impl std::fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BearerToken(..)")
-    }
-}
-
-impl BearerToken {
-    /// A token; `None` if it is empty (an empty token file must not open the API).
-    pub fn new(token: &str) -> Option<Self> {
-        let t = token.trim();
-        (!t.is_empty()).then(|| Self(digest(t.as_bytes())))
-    }
-
-    /// Whether `presented` is this token.
-    pub fn matches(&self, presented: &str) -> bool {
-        ct_eq(&self.0, &digest(presented.as_bytes()))
-    }
-
-    /// Whether the request carries `Authorization: Bearer <this token>`.
-    pub fn authorizes(&self, headers: &HeaderMap) -> bool {
-        bearer(headers).is_some_and(|t| self.matches(t))
-    }
-}
+pub use foundation::BearerToken;
+use foundation::http::authorization;
+pub use foundation::http::bearer;
+use foundation::secret::{digests_equal as ct_eq, sha256 as digest};
 
 /// HTTP Basic users and their passwords (held as digests).
 #[derive(Clone, Default)]
@@ -108,23 +69,11 @@ impl BasicUsers {
     }
 }
 
-/// The credentials of `Authorization: <scheme> <credentials>` (scheme case-insensitive).
-fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (s, rest) = value.split_once(' ')?;
-    s.eq_ignore_ascii_case(scheme).then_some(rest.trim())
-}
-
-/// The token of `Authorization: Bearer <token>`.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    authorization(headers, "Bearer")
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderValue, header};
 
     fn with_auth(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -146,13 +95,11 @@ mod tests {
 
     #[test]
     fn only_digests_are_held_and_compared() {
-        let t = BearerToken::new("s3cret-token").unwrap();
-        assert_eq!(t.0, digest(b"s3cret-token"));
-        assert_eq!(t.0.len(), 32);
         let users = BasicUsers::parse("bob:hunter2\n").unwrap();
         assert_eq!(users.0[0].1, digest(b"hunter2"));
         assert!(!ct_eq(b"", b""));
-        assert!(!ct_eq(&t.0, &t.0[..31]));
+        let d = digest(b"hunter2");
+        assert!(!ct_eq(&d, &d[..31]));
     }
 
     #[test]

@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::auth::{BasicUsers, BearerToken};
 use crate::ra::{KeyPair, RaIdentity};
+use foundation::Secret;
+use foundation::secret::{SecretFileError, read_secret_file};
+
 use crate::{MscepAdmin, QueueSettings, Settings};
 
 /// The committed sample (`ndes-proxy.sample.toml`), parsed by the tests so it cannot drift.
@@ -375,7 +378,7 @@ impl Config {
             approval_templates: q.approval_templates.clone(),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             max_connections: self.max_connections,
-            pki_rate_limit: crate::RateLimit {
+            pki_rate_limit: foundation::rate_limit::RateLimit {
                 per_minute: self.rate_limit.pki_operations_per_minute,
                 burst: self.rate_limit.pki_operations_burst,
                 exempt_loopback: self.rate_limit.exempt_loopback,
@@ -474,31 +477,21 @@ pub fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
 }
 
 fn token(path: &Path) -> Result<BearerToken, ConfigError> {
-    BearerToken::new(&read_token(path)?)
+    BearerToken::from_secret(&read_secret(path)?)
         .ok_or_else(|| ConfigError::Invalid(format!("{}: empty token", path.display())))
 }
 
 /// The plain-mode challenge (an empty file is an error, never a password everyone knows).
-pub fn read_challenge(path: &Path) -> Result<policy_module::secret::Secret, ConfigError> {
-    let value = read_token(path)?;
-    if value.is_empty() {
-        return Err(ConfigError::Invalid(format!(
-            "{}: empty challenge",
-            path.display()
-        )));
-    }
-    Ok(policy_module::secret::Secret::new(value))
+pub fn read_challenge(path: &Path) -> Result<Secret, ConfigError> {
+    read_secret(path)
 }
 
-/// Read a token file (first line, trimmed).
-pub fn read_token(path: &Path) -> Result<String, ConfigError> {
-    let text = read(path)?;
-    Ok(String::from_utf8_lossy(&text)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned())
+/// A secret file's first line, trimmed (the foundation's reading, with this crate's error).
+pub fn read_secret(path: &Path) -> Result<Secret, ConfigError> {
+    read_secret_file(path).map_err(|e| match e {
+        SecretFileError::Io { path, source } => ConfigError::Io { path, source },
+        empty @ SecretFileError::Empty { .. } => ConfigError::Invalid(empty.to_string()),
+    })
 }
 
 #[cfg(test)]

@@ -13,15 +13,16 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use policy_module::{
+use policy_api::{
     ChallengeError, ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification,
     NotifyError, Rejection, VerifyError, VerifyRequest,
 };
 use tower::ServiceExt;
 
-use crate::ca::{CaBackend, CaError, IssueCall, IssuedCert};
 use crate::config::Config;
-use crate::{AppState, KeyPair, RaIdentity, Settings, SystemClock};
+use crate::{AppState, KeyPair, RaIdentity, Settings};
+use ca_api::{CaBackend, CaError, IssueCall, IssuedCert};
+use foundation::{Serial, SystemClock};
 
 /// A policy module that refuses everything.
 struct RefuseAll;
@@ -52,10 +53,10 @@ impl CaBackend for EmptyCa {
     async fn issue(&self, _call: &IssueCall) -> Result<IssuedCert, CaError> {
         Err(CaError::Refused("fuzzing".into()))
     }
-    async fn certificate(&self, _serial_hex: &str) -> Result<Option<Vec<u8>>, CaError> {
+    async fn certificate(&self, _serial: &Serial) -> Result<Option<Vec<u8>>, CaError> {
         Ok(None)
     }
-    async fn is_good(&self, _serial_hex: &str) -> Result<Option<bool>, CaError> {
+    async fn is_good(&self, _serial: &Serial) -> Result<Option<bool>, CaError> {
         Ok(None)
     }
     async fn by_request_id(&self, _request_id: &str) -> Result<Vec<Vec<u8>>, CaError> {

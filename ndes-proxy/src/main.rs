@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ndes_proxy::config::{Config, read_challenge, read_token};
+use foundation::SystemClock;
+use ndes_proxy::config::{Config, read_challenge, read_secret};
 use ndes_proxy::{
-    AppState, CaMockBackend, MemoryPendingStore, PendingStore, SqlPendingStore, StaticChallenge,
-    SystemClock, serve,
+    AppState, MemoryPendingStore, PendingStore, SqlPendingStore, StaticChallenge, serve,
 };
-use policy_module::NdesPolicy;
+use policy_api::NdesPolicy;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,14 +55,16 @@ async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(&config)?;
     cfg.validate()?;
     let ra = cfg.ra_identity()?;
-    let ca_client =
-        ca_mock::client::CaClient::new(&cfg.ca.url, Some(read_token(&cfg.ca.token_file)?))
-            .context("CA client")?;
+    let ca_client = ca_api::client::CaClient::new(
+        &cfg.ca.url,
+        Some(read_secret(&cfg.ca.token_file)?.expose().to_owned()),
+    )
+    .context("CA client")?;
     let policy = policy(&cfg)?;
     let mut builder = AppState::builder(
         ra,
         policy,
-        Arc::new(CaMockBackend::new(ca_client)),
+        Arc::new(ca_api::HttpCa::new(ca_client)),
         cfg.settings(),
         Arc::new(SystemClock),
     )
@@ -97,11 +99,9 @@ fn policy(cfg: &Config) -> anyhow::Result<Arc<dyn NdesPolicy>> {
         .policy
         .as_ref()
         .context("configure [policy] or [plain]")?;
-    let policy = policy_module::client::RemotePolicy::new(
-        &remote.url,
-        policy_module::secret::Secret::new(read_token(&remote.token_file)?),
-    )
-    .context("policy client")?;
+    let policy =
+        policy_api::client::RemotePolicy::new(&remote.url, read_secret(&remote.token_file)?)
+            .context("policy client")?;
     Ok(Arc::new(policy))
 }
 
@@ -118,13 +118,15 @@ async fn pending_store(cfg: &Config) -> anyhow::Result<Arc<dyn PendingStore>> {
     }
     if let Some(file) = &cfg.pending.postgres_url_file {
         // The URL may carry a password: the error names the file, never the URL.
-        let url = read_token(file)?;
-        let store = SqlPendingStore::postgres(&url).await.with_context(|| {
-            format!(
-                "connecting to the pending store named in {}",
-                file.display()
-            )
-        })?;
+        let url = read_secret(file)?;
+        let store = SqlPendingStore::postgres(url.expose())
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to the pending store named in {}",
+                    file.display()
+                )
+            })?;
         return Ok(Arc::new(store));
     }
     tracing::warn!("no [pending] database configured: pending requests are lost on restart");

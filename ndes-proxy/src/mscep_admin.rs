@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use policy_module::{ChallengeError, ChallengeRequest};
+use policy_api::{ChallengeError, ChallengeRequest};
 use tracing::{info, warn};
 
 use crate::AppState;
@@ -37,7 +37,7 @@ pub async fn page(
     // Basic password on any request to this page, so another site's image, link or form
     // would spend PasswordMax. Whatever a browser labels as coming from another site is
     // refused before the credentials are even looked at (POST is 405: the route is GET only).
-    if policy_module::cross_site::is_cross_site(&headers) {
+    if foundation::http::cross_site::is_cross_site(&headers) {
         warn!("cross-site request to mscep_admin refused");
         return if json {
             json_error(StatusCode::FORBIDDEN, "cross_site")

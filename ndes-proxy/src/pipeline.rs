@@ -1,15 +1,15 @@
 //! PKIOperation: decode -> verify -> open -> (policy -> CA -> notify) -> CertRep.
 //!
-//! One readable function per message type; the error contract of DESIGN decision 1 is applied
+//! One readable function per message type; the error contract of docs/decisions.md #1 is applied
 //! here and nowhere else: undecodable -> HTTP 400; after decoding, every refusal is a signed
 //! CertRep FAILURE; PENDING only once the request is committed to the pending store (manual
 //! approval, or CA unreachable after a grant); policy or store unreachable -> HTTP 503 with
 //! Retry-After.
 
+use ca_api::{CaError, IssuedCert};
+use foundation::{Secret, Serial};
 use openssl::x509::X509;
-use policy_module::{
-    Grant, NdesPolicy, Notification, Outcome, RequesterInfo, VerifyError, VerifyRequest,
-};
+use policy_api::{Outcome, RequesterInfo, VerifyError, VerifyRequest};
 use scep::cms::IssuerAndSerialNumber;
 use scep::csr::Csr;
 use scep::server::{DecodedRequest, OpenedRequest, ReplyContext, Responder};
@@ -17,10 +17,11 @@ use scep::{FailInfo, MessageType, Nonce, Refusal, RequestBody};
 use tracing::{Instrument, info, warn};
 
 use crate::AppState;
-use crate::ca::{CaError, IssueCall, IssuedCert};
+use crate::issuance::{
+    RequestId, issue_bounded, issue_call, issued_cert_of, issued_outcome, notify,
+};
 use crate::pending::{PendingRecord, PendingState, StateKind};
 use crate::queue;
-use crate::templates::purpose_template;
 
 /// The pkiStatus of a CertRep, for metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +161,7 @@ async fn enroll(
         );
         return Err(Step::Refuse(Refusal::Rejected));
     }
-    // Renewal (DESIGN decision 5): signed by a current, unrevoked certificate this CA issued.
+    // Renewal (docs/decisions.md #5): signed by a current, unrevoked certificate this CA issued.
     // A RenewalReq must be; a PKCSReq may be (clients renew that way too) and then counts as
     // a renewal, otherwise its challenge decides. Revocation is the CA's word, not a cache.
     let issued_by_us =
@@ -177,21 +178,21 @@ async fn enroll(
     } else {
         None
     };
-    let request_id = request_id(txid, signer_cert_der.as_deref());
-    if request_id != txid {
+    let request_id = RequestId::for_request(&req.reply.transaction_id, signer_cert_der.as_deref());
+    if request_id.as_str() != txid {
         info!(transaction_id = txid, request_id = %request_id, "renewal signed by an issued certificate");
     }
-    let txid = request_id.as_str();
     // Decision 3 for pending requests: a retransmission answers from the committed row.
     if let Some(rec) = state
         .pending()
-        .get(txid)
+        .get(request_id.as_str())
         .await
         .map_err(|e| store_down(&e))?
     {
         if rec.csr_der != csr.to_der() {
             warn!(
                 transaction_id = txid,
+                request_id = %request_id,
                 "known transactionID with a different CSR"
             );
             return Err(Step::Refuse(Refusal::Rejected));
@@ -200,10 +201,8 @@ async fn enroll(
     }
     let verify = VerifyRequest {
         csr_der: csr.to_der().to_vec(),
-        challenge: csr
-            .challenge_password()
-            .map(|c| policy_module::secret::Secret::new(c.expose())),
-        transaction_id: txid.to_owned(),
+        challenge: csr.challenge_password().map(|c| Secret::new(c.expose())),
+        transaction_id: request_id.as_str().to_owned(),
         template: None,
         signer_cert_der,
         requester,
@@ -212,7 +211,7 @@ async fn enroll(
         Ok(g) => g,
         Err(VerifyError::Rejected(reason)) => {
             // The named reason goes to the log and audit only; the wire says badRequest.
-            warn!(transaction_id = txid, reason = ?reason, "policy rejected the request");
+            warn!(transaction_id = txid, request_id = %request_id, reason = ?reason, "policy rejected the request");
             return Err(Step::Refuse(Refusal::Rejected));
         }
         Err(e) => {
@@ -220,26 +219,12 @@ async fn enroll(
             return Err(Step::Unavailable);
         }
     };
-    let call = match issue_call(&grant, csr) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(transaction_id = txid, error = %e, "grant does not map to an issuance");
-            notify(
-                state.policy(),
-                txid,
-                Outcome::Failed {
-                    reason: "grant_unusable".into(),
-                },
-            )
-            .await;
-            return Err(Step::Refuse(Refusal::Rejected));
-        }
-    };
+    let call = issue_call(&request_id, &grant, csr);
     if state.needs_approval(&call.template) {
         info!(transaction_id = txid, template = %call.template, "waiting for manual approval");
         let rec = PendingRecord::new(
-            txid,
-            req.reply.transaction_id.as_str(),
+            &request_id,
+            &req.reply.transaction_id,
             &call.template,
             csr.to_der(),
             grant,
@@ -248,14 +233,14 @@ async fn enroll(
         );
         return persist_pending(state, rec, csr).await;
     }
-    let issued = match queue::issue_bounded(state, &call).await {
+    let issued = match issue_bounded(state, &call).await {
         Ok(i) => i,
         Err(CaError::Unavailable(e)) => {
             // Granted but not issued: queue it durably and say PENDING (decision 1).
             warn!(transaction_id = txid, error = %e, "CA unavailable, queueing the request");
             let rec = PendingRecord::new(
-                txid,
-                req.reply.transaction_id.as_str(),
+                &request_id,
+                &req.reply.transaction_id,
                 &call.template,
                 csr.to_der(),
                 grant,
@@ -268,7 +253,7 @@ async fn enroll(
             warn!(transaction_id = txid, error = %e, "CA refused the issuance");
             notify(
                 state.policy(),
-                txid,
+                &request_id,
                 Outcome::Failed {
                     reason: format!("ca_refused: {e}"),
                 },
@@ -278,7 +263,7 @@ async fn enroll(
         }
     };
     let certs = certs_of(state, &issued).map_err(|()| Step::Unavailable)?;
-    if !notify(state.policy(), txid, issued_outcome(&issued)).await {
+    if !notify(state.policy(), &request_id, issued_outcome(&issued)).await {
         // Issued and recorded at the CA, but the policy module never heard of it (it died or
         // is unreachable). A SUCCESS now would end the transaction with a certificate missing
         // from the device's inventory, so retire/wipe/block could never revoke it. 503 makes
@@ -286,40 +271,8 @@ async fn enroll(
         // certificate from the CA (same request id) and notifies again.
         return Err(Step::Unavailable);
     }
-    info!(transaction_id = txid, serial = %issued.serial_hex, template = %call.template, renewal = grant.renewal, "issued");
+    info!(transaction_id = txid, request_id = %request_id, serial = %issued.serial, template = %call.template, renewal = grant.renewal, "issued");
     Ok(Payload::Certs(certs))
-}
-
-/// An issued certificate as the CA would describe it (serial, DER, notAfter).
-pub(crate) fn issued_cert_of(cert: &X509) -> Option<IssuedCert> {
-    let serial_hex = cert
-        .serial_number()
-        .to_bn()
-        .ok()?
-        .to_hex_str()
-        .ok()?
-        .to_ascii_lowercase();
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
-    let age = epoch.diff(cert.not_after()).ok()?;
-    Some(IssuedCert {
-        serial_hex,
-        der: cert.to_der().ok()?,
-        chain: Vec::new(),
-        not_after: i64::from(age.days) * 86_400 + i64::from(age.secs),
-    })
-}
-
-/// What Notify says about an issued certificate.
-pub(crate) fn issued_outcome(issued: &IssuedCert) -> Outcome {
-    let thumbprint = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &issued.der)
-        .map(|d| hex::encode(&*d))
-        .unwrap_or_default();
-    Outcome::Issued {
-        serial_hex: issued.serial_hex.clone(),
-        thumbprint_sha256: thumbprint,
-        not_after: issued.not_after,
-        certificate_der: issued.der.clone(),
-    }
 }
 
 /// Commit a pending row, then answer from what is stored (a concurrent twin may have won).
@@ -381,36 +334,10 @@ async fn answer_from_record(state: &AppState, rec: PendingRecord) -> Result<Payl
     }
 }
 
-/// The idempotency key of a request at the policy module and the CA (DESIGN decision 3).
-///
-/// A first enrollment is keyed by its transactionID. A renewal is keyed by the transactionID
-/// *and* the certificate that signed it: clients that renew with the same key (micromdm
-/// `scepclient`) repeat the transactionID and even the CSR of the enrollment, yet ask for a new
-/// certificate; a retransmitted renewal still maps to the same key and the same certificate.
-pub fn request_id(transaction_id: &str, renewing_cert_der: Option<&[u8]>) -> String {
-    match renewing_cert_der {
-        None => transaction_id.to_owned(),
-        Some(cert) => {
-            let mut input = transaction_id.as_bytes().to_vec();
-            input.push(0);
-            input.extend_from_slice(cert);
-            let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &input)
-                .map(|d| hex::encode(&d[..20]))
-                .unwrap_or_default();
-            format!("renewal-{digest}")
-        }
-    }
-}
-
 /// Whether the CA still holds the request's signer certificate as good (not revoked, not on
 /// hold, known). The CA unreachable is a 503: a renewal is never decided on a guess.
 async fn signer_is_good(state: &AppState, req: &OpenedRequest, txid: &str) -> Result<bool, Step> {
-    let Ok(serial) = req
-        .signer
-        .serial_number()
-        .to_bn()
-        .map(|b| hex::encode(b.to_vec()))
-    else {
+    let Ok(serial) = Serial::of_certificate(&req.signer) else {
         return Ok(false);
     };
     match state.ca().is_good(&serial).await {
@@ -426,43 +353,6 @@ async fn signer_is_good(state: &AppState, req: &OpenedRequest, txid: &str) -> Re
     }
 }
 
-/// Tell the policy module; a failure is logged. False when the policy module could not be
-/// reached (worth a retransmission, see [`enroll`]), true when it took the notification or
-/// refused it for good (unknown transaction, conflict).
-pub(crate) async fn notify(policy: &dyn NdesPolicy, txid: &str, outcome: Outcome) -> bool {
-    let n = Notification {
-        transaction_id: txid.to_owned(),
-        outcome,
-    };
-    match policy.notify(n).await {
-        Ok(()) => true,
-        Err(e) => {
-            warn!(transaction_id = txid, error = %e, "notify failed");
-            !matches!(e, policy_module::NotifyError::Unavailable)
-        }
-    }
-}
-
-/// The CA call for a grant: the grant's template, else NDES's template by key purpose.
-pub(crate) fn issue_call(grant: &Grant, csr: &Csr) -> Result<IssueCall, serde_json::Error> {
-    // policy-module and ca-mock share the wire vocabulary for names (see the ca-mock contract).
-    let subject = serde_json::from_value(serde_json::to_value(&grant.subject)?)?;
-    let sans = serde_json::from_value(serde_json::to_value(&grant.subject_alternative_names)?)?;
-    let template = if grant.template.is_empty() {
-        purpose_template(csr).to_owned()
-    } else {
-        grant.template.clone()
-    };
-    Ok(IssueCall {
-        request_id: grant.transaction_id.clone(),
-        template,
-        csr_der: csr.to_der().to_vec(),
-        subject,
-        sans,
-        validity_days: Some(grant.validity_days),
-    })
-}
-
 /// CertPoll (RFC 8894 §3.3.3): the pending row of this request (PENDING, SUCCESS once approved
 /// and issued, FAILURE if denied), else the certificate the CA recorded for this
 /// transactionID, else nothing (badCertID).
@@ -471,8 +361,13 @@ async fn poll(state: &AppState, req: &OpenedRequest) -> Result<Payload, Step> {
         .issued_by_our_ca(&req.signer)
         .then(|| req.signer.to_der().ok())
         .flatten();
-    let id = request_id(req.reply.transaction_id.as_str(), renewing.as_deref());
-    if let Some(rec) = state.pending().get(&id).await.map_err(|e| store_down(&e))? {
+    let id = RequestId::for_request(&req.reply.transaction_id, renewing.as_deref());
+    if let Some(rec) = state
+        .pending()
+        .get(id.as_str())
+        .await
+        .map_err(|e| store_down(&e))?
+    {
         // A renewal's id already names its signer; a first enrollment must poll with its key.
         let owner = renewing.is_some()
             || Csr::from_der(&rec.csr_der)
@@ -487,7 +382,7 @@ async fn poll(state: &AppState, req: &OpenedRequest) -> Result<Payload, Step> {
     }
     let found = state
         .ca()
-        .by_request_id(&id)
+        .by_request_id(id.as_str())
         .await
         .map_err(|_| Step::Unavailable)?;
     let mut certs: Vec<X509> = found
@@ -527,9 +422,12 @@ async fn get_cert(
     if !state.is_our_issuer(&ias.issuer) {
         return Err(Step::Refuse(Refusal::NotFound));
     }
+    let Ok(serial) = Serial::from_der_int(&ias.serial) else {
+        return Err(Step::Refuse(Refusal::NotFound));
+    };
     let der = state
         .ca()
-        .certificate(&hex::encode(&ias.serial))
+        .certificate(&serial)
         .await
         .map_err(|_| Step::Unavailable)?;
     let cert = der

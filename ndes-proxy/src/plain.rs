@@ -12,10 +12,9 @@
 //! signed by a current certificate of our CA (checked by the pipeline before we are asked)
 //! needs no challenge, as in the full pipeline.
 
-use openssl::nid::Nid;
-use policy_module::model::{NameAttr, SubjectAttr};
-use policy_module::secret::Secret;
-use policy_module::{
+use foundation::names::{NameAttr, SubjectAttr};
+use foundation::secret::Secret;
+use policy_api::{
     ChallengeError, ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification,
     NotifyError, Rejection, VerifyError, VerifyRequest,
 };
@@ -48,27 +47,6 @@ impl StaticChallenge {
     }
 }
 
-/// The CA contract's attribute for an OpenSSL name entry, if it has one.
-fn contract_attr(nid: Nid) -> Option<SubjectAttr> {
-    const TABLE: [(Nid, SubjectAttr); 14] = [
-        (Nid::COMMONNAME, SubjectAttr::CN),
-        (Nid::ORGANIZATIONNAME, SubjectAttr::O),
-        (Nid::ORGANIZATIONALUNITNAME, SubjectAttr::OU),
-        (Nid::LOCALITYNAME, SubjectAttr::L),
-        (Nid::STATEORPROVINCENAME, SubjectAttr::ST),
-        (Nid::COUNTRYNAME, SubjectAttr::C),
-        (Nid::PKCS9_EMAILADDRESS, SubjectAttr::E),
-        (Nid::SERIALNUMBER, SubjectAttr::SERIALNUMBER),
-        (Nid::DOMAINCOMPONENT, SubjectAttr::DC),
-        (Nid::USERID, SubjectAttr::UID),
-        (Nid::STREETADDRESS, SubjectAttr::STREET),
-        (Nid::TITLE, SubjectAttr::T),
-        (Nid::GIVENNAME, SubjectAttr::G),
-        (Nid::SURNAME, SubjectAttr::SN),
-    ];
-    TABLE.iter().find(|(n, _)| *n == nid).map(|(_, a)| *a)
-}
-
 /// The CSR's subject in DN order; an attribute outside the contract refuses the request
 /// (rather than silently issuing a different name than was asked for).
 fn csr_subject(csr: &Csr) -> Result<Vec<NameAttr>, Rejection> {
@@ -77,7 +55,8 @@ fn csr_subject(csr: &Csr) -> Result<Vec<NameAttr>, Rejection> {
         .map_err(|_| Rejection::CertificateRequestDecodingFailed)?;
     let mut out = Vec::new();
     for entry in name.entries() {
-        let attr = contract_attr(entry.object().nid()).ok_or(Rejection::SubjectNameMismatch)?;
+        let attr =
+            SubjectAttr::from_nid(entry.object().nid()).ok_or(Rejection::SubjectNameMismatch)?;
         let value = entry
             .data()
             .to_string()

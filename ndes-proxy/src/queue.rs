@@ -16,30 +16,14 @@ use scep::csr::Csr;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::AppState;
-use crate::ca::CaError;
-use crate::pending::{PendingRecord, PendingState, StateKind, StoreError};
-use crate::pipeline::{issue_call, issued_cert_of, issued_outcome, notify};
-use policy_module::Outcome;
+use ca_api::CaError;
+use policy_api::Outcome;
 
-/// Issue at the CA within half of the request deadline. A request waits on the CA inline (a
-/// first attempt, or a retransmission retrying its queued row), and a blackholed or slow CA
-/// must end in a durable PENDING (DESIGN decision 1), not in the whole request timing out
-/// with nothing said. A late answer is harmless: the CA issues idempotently by request id, so
-/// the next attempt gets that same certificate.
-pub(crate) async fn issue_bounded(
-    state: &AppState,
-    call: &crate::ca::IssueCall,
-) -> Result<crate::ca::IssuedCert, CaError> {
-    let deadline = state.settings().request_timeout / 2;
-    tokio::time::timeout(deadline, state.ca().issue(call))
-        .await
-        .unwrap_or_else(|_| {
-            Err(CaError::Unavailable(format!(
-                "no answer within {deadline:?}"
-            )))
-        })
-}
+use crate::AppState;
+use crate::issuance::{
+    RequestId, issue_bounded, issue_call, issued_cert_of, issued_outcome, notify,
+};
+use crate::pending::{PendingRecord, PendingState, StateKind, StoreError};
 
 /// Try a queued row at the CA once; returns the row as it now stands (unchanged if it was not
 /// queued). `Err` only when the store fails.
@@ -47,10 +31,10 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
     if rec.state != PendingState::QueuedForCa {
         return Ok(rec);
     }
-    let id = rec.request_id.clone();
+    let id = RequestId::from_stored(rec.request_id.clone());
     let call = Csr::from_der(&rec.csr_der)
         .map_err(|e| e.to_string())
-        .and_then(|csr| issue_call(&rec.grant, &csr).map_err(|e| e.to_string()));
+        .map(|csr| issue_call(&id, &rec.grant, &csr));
     let call = match call {
         Ok(c) => c,
         Err(e) => {
@@ -62,16 +46,16 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
     match issue_bounded(state, &call).await {
         Ok(issued) => {
             let to = PendingState::Issued {
-                serial_hex: issued.serial_hex.clone(),
+                serial_hex: issued.serial.to_hex(),
                 cert_der: issued.der.clone(),
             };
             if state
                 .pending()
-                .transition(&id, StateKind::QueuedForCa, &to, now)
+                .transition(id.as_str(), StateKind::QueuedForCa, &to, now)
                 .await?
             {
                 state.metrics().queue_attempt("issued");
-                info!(request_id = %id, serial = %issued.serial_hex, "queued request issued");
+                info!(request_id = %id, serial = %issued.serial, "queued request issued");
             }
             let mut rec = reload(state, rec).await?;
             deliver(state, &mut rec).await?;
@@ -81,7 +65,7 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
             state.metrics().queue_attempt("ca_unavailable");
             let next = now.saturating_add(backoff(state, rec.attempts));
             info!(request_id = %id, error = %e, attempts = rec.attempts + 1, retry_at = next, "CA still unavailable");
-            state.pending().reschedule(&id, next, now).await?;
+            state.pending().reschedule(id.as_str(), next, now).await?;
             reload(state, rec).await
         }
         Err(CaError::Refused(e)) => {
@@ -120,7 +104,7 @@ pub async fn deliver(state: &AppState, rec: &mut PendingRecord) -> Result<bool, 
     let outcome = match &rec.state {
         PendingState::Issued { cert_der, .. } => {
             let cert = X509::from_der(cert_der).ok();
-            match cert.as_ref().and_then(issued_cert_of) {
+            match cert.as_deref().and_then(issued_cert_of) {
                 Some(issued) => issued_outcome(&issued),
                 // Undecodable: the policy module would refuse it; the answer path logs it.
                 None => return Ok(true),
@@ -134,7 +118,8 @@ pub async fn deliver(state: &AppState, rec: &mut PendingRecord) -> Result<bool, 
         },
         PendingState::AwaitingApproval | PendingState::QueuedForCa => return Ok(true),
     };
-    if !notify(state.policy(), &rec.request_id, outcome).await {
+    let id = RequestId::from_stored(rec.request_id.clone());
+    if !notify(state.policy(), &id, outcome).await {
         state.metrics().queue_attempt("notify_owed");
         return Ok(false);
     }

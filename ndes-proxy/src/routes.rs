@@ -14,7 +14,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use policy_module::RequesterInfo;
+use policy_api::RequesterInfo;
 use scep::http::{
     CONTENT_TYPE_CAPS, CONTENT_TYPE_NEXT_CA_CERT, CONTENT_TYPE_PKI_MESSAGE, Operation, QueryError,
     ScepQuery,

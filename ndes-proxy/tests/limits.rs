@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Device, Server, failure, issued};
-use ndes_proxy::{RateLimit, Settings};
+use foundation::rate_limit::RateLimit;
+use ndes_proxy::Settings;
 use scep::{FailInfo, RequestBody};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -13,7 +13,7 @@ use common::{Device, Server, failure, issued, pending, poll_body};
 use ndes_proxy::auth::BearerToken;
 use ndes_proxy::pending::{PendingRecord, StateKind};
 use ndes_proxy::{QueueSettings, Settings};
-use policy_module::{Notification, Outcome};
+use policy_api::{Notification, Outcome};
 use scep::{FailInfo, RequestBody};
 
 const TOKEN: &str = "admin-token-for-owed-notify";
@@ -207,12 +207,8 @@ async fn a_cert_poll_answered_from_the_ca_record_notifies_first() {
     let cert = issued(d.send(&s, &poll_body("owed-polled")).await);
     assert!(cert.public_key().unwrap().public_eq(&d.key));
     assert_eq!(issued_notes(&s), vec![cert.to_der().unwrap()]);
-    let Outcome::Issued { serial_hex, .. } = &notes(&s)[0].outcome else {
+    let Outcome::Issued { serial, .. } = &notes(&s)[0].outcome else {
         unreachable!()
     };
-    let cert_serial = cert.serial_number().to_bn().unwrap().to_hex_str().unwrap();
-    assert!(
-        serial_hex.eq_ignore_ascii_case(&cert_serial),
-        "{serial_hex} vs {cert_serial}"
-    );
+    assert_eq!(*serial, foundation::Serial::of_certificate(&cert).unwrap());
 }

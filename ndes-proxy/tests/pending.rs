@@ -14,7 +14,7 @@ use ndes_proxy::admin::PendingView;
 use ndes_proxy::auth::BearerToken;
 use ndes_proxy::pending::{PendingRecord, PendingState, StateKind, StoreError};
 use ndes_proxy::{PendingStore, QueueSettings, Settings, SqlPendingStore};
-use policy_module::Outcome;
+use policy_api::Outcome;
 use scep::{FailInfo, RequestBody};
 
 const TOKEN: &str = "admin-token-for-tests";
@@ -266,7 +266,8 @@ async fn a_restart_on_the_same_sqlite_file_keeps_the_pending_request() {
     let body = RequestBody::PkcsReq(d.csr(Some("c6")));
     {
         let store = SqlPendingStore::sqlite(&url).await.unwrap();
-        let (mode, sync) = store.sqlite_durability().await.unwrap().unwrap();
+        let durability = store.sqlite_durability().await.unwrap().unwrap();
+        let (mode, sync) = (durability.journal_mode, durability.synchronous);
         assert_eq!(mode.to_lowercase(), "wal");
         assert_eq!(sync, 2, "synchronous=FULL");
         let s = Server::start_configured(&["c6"], approval_settings(), |b| {

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ndes_proxy::pending::{PendingRecord, PendingState, StateKind};
-use ndes_proxy::{MemoryPendingStore, PendingStore, SqlPendingStore};
-use policy_module::Grant;
+use ndes_proxy::{MemoryPendingStore, PendingStore, RequestId, SqlPendingStore};
+use policy_api::Grant;
 
 fn grant(tx: &str) -> Grant {
     serde_json::from_value(serde_json::json!({
@@ -24,7 +24,15 @@ fn grant(tx: &str) -> Grant {
 }
 
 fn record(id: &str, state: PendingState, now: i64) -> PendingRecord {
-    PendingRecord::new(id, id, "DeviceTemplate", b"csr-der", grant(id), state, now)
+    PendingRecord::new(
+        &RequestId::from_stored(id),
+        &scep::TransactionId::new(id).unwrap(),
+        "DeviceTemplate",
+        b"csr-der",
+        grant(id),
+        state,
+        now,
+    )
 }
 
 async fn suite(store: &dyn PendingStore) {

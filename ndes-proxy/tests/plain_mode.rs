@@ -6,10 +6,12 @@ mod common;
 
 use std::sync::Arc;
 
+use ca_mock::InProcessCa;
 use ca_mock::store::ListFilter;
 use common::{Device, failure, issued, ra_identity};
-use ndes_proxy::{AppState, InProcessCa, Settings, StaticChallenge, SystemClock};
-use policy_module::secret::Secret;
+use foundation::SystemClock;
+use foundation::secret::Secret;
+use ndes_proxy::{AppState, Settings, StaticChallenge};
 use scep::client::CertRep;
 use scep::{FailInfo, RequestBody};
 
@@ -42,7 +44,7 @@ impl Plain {
                 material,
                 ca_mock::template::Template::builtin().unwrap(),
                 Arc::new(store),
-                Arc::new(ca_mock::clock::SystemClock),
+                Arc::new(SystemClock),
                 ca_mock::CaSettings::new("http://127.0.0.1:1"),
             )
             .unwrap(),

@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::{Device, Server, failure, issued, now, pki};
-use policy_module::{Outcome, Rejection};
+use policy_api::{Outcome, Rejection};
 use scep::client::CertRep;
 use scep::cms::IssuerAndSerialNumber;
 use scep::http::{CONTENT_TYPE_CA_RA_CERT, CaCertificates, encode_get_message};

@@ -12,9 +12,9 @@ use crate::error::AdminError;
 use crate::model::{
     Device, DeviceSpec, DeviceState, Group, IssuedCert, Profile, ProfileSpec, is_identifier,
 };
-use crate::secret::{Secret, TOKEN_BYTES};
 use crate::service::PolicyService;
 use crate::store::{Assignment, Transition};
+use foundation::secret::{Secret, TOKEN_BYTES};
 
 /// A freshly registered device and its MDM-channel credential (shown once).
 #[derive(Debug, Serialize)]

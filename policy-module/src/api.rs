@@ -13,13 +13,13 @@ use serde_json::json;
 
 use crate::admin::Lifecycle;
 use crate::checkin::StatusReport;
-use crate::contract::{ChallengeRequest, NdesPolicy, Notification, VerifyRequest};
 use crate::error::{AdminError, ChallengeError, NotifyError, VerifyError};
 use crate::model::{DeviceSpec, Group, ProfileSpec};
 use crate::payload;
-use crate::secret::Secret;
 use crate::service::{ChallengeSettings, PolicyService};
 use crate::store::Assignment;
+use foundation::secret::Secret;
+use policy_api::contract::{ChallengeRequest, NdesPolicy, Notification, VerifyRequest};
 
 /// The OpenAPI 3 document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -140,7 +140,7 @@ pub fn router(state: ApiState) -> Router {
 /// Reliability P32: nothing here serves a browser, so a request a browser labels as made for
 /// another site's page is refused (403) before anything else, credentials or not.
 async fn refuse_cross_site(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    if crate::cross_site::is_cross_site(req.headers()) {
+    if foundation::http::cross_site::is_cross_site(req.headers()) {
         tracing::warn!(path = %req.uri().path(), "cross-site request refused");
         return err(StatusCode::FORBIDDEN, "cross_site", None);
     }
@@ -156,7 +156,7 @@ async fn require_json_body(req: axum::extract::Request, next: axum::middleware::
     );
     if writes
         && req.headers().contains_key(header::CONTENT_TYPE)
-        && !crate::cross_site::is_json(req.headers())
+        && !foundation::http::cross_site::is_json(req.headers())
     {
         return unsupported_media_type();
     }
@@ -207,10 +207,10 @@ impl IntoResponse for AdminError {
     }
 }
 
+/// The presented bearer token (the foundation's parsing), refused beyond the longest secret.
 fn bearer(headers: &HeaderMap) -> Option<Secret> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = v.strip_prefix("Bearer ")?;
-    (token.len() <= crate::secret::MAX_SECRET_LEN).then(|| Secret::new(token))
+    let token = foundation::http::bearer(headers)?;
+    (token.len() <= foundation::secret::MAX_SECRET_LEN).then(|| Secret::new(token))
 }
 
 fn unauthorized() -> Response {
@@ -495,7 +495,7 @@ async fn checkin(
     if device.id != id {
         return Ok(err(StatusCode::FORBIDDEN, "forbidden", None));
     }
-    if !body.is_empty() && !crate::cross_site::is_json(&headers) {
+    if !body.is_empty() && !foundation::http::cross_site::is_json(&headers) {
         return Ok(unsupported_media_type());
     }
     let report: StatusReport = if body.is_empty() {

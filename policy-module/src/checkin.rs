@@ -8,9 +8,9 @@ use crate::model::{
     CertStatus, CertificateType, Device, DeviceState, HashAlgorithm, KeyAlgorithm, KeyUsage,
 };
 use crate::render::{self, Expected};
-use crate::secret::Secret;
 use crate::service::PolicyService;
 use crate::store::CommandRow;
+use foundation::secret::Secret;
 
 /// What a device sends with its check-in (all optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -211,13 +211,18 @@ impl PolicyService {
     }
 }
 
-/// Key usage as the Windows CSP's decimal bit mask (digitalSignature 0x80, keyEncipherment 0x20).
+/// Key usage as the Windows CSP's decimal bit mask (the KU BIT STRING's first octet:
+/// digitalSignature 0x80, nonRepudiation 0x40, keyEncipherment 0x20, dataEncipherment 0x10,
+/// keyAgreement 0x08).
 pub fn key_usage_mask(usages: &[KeyUsage]) -> u32 {
     usages
         .iter()
         .map(|u| match u {
             KeyUsage::DigitalSignature => 0x80,
+            KeyUsage::NonRepudiation => 0x40,
             KeyUsage::KeyEncipherment => 0x20,
+            KeyUsage::DataEncipherment => 0x10,
+            KeyUsage::KeyAgreement => 0x08,
         })
         .fold(0, |a, b| a | b)
 }

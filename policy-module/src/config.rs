@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::outbox::OutboxConfig;
-use crate::rate_limit::RateLimit;
-use crate::secret::Secret;
 use crate::service::{DEFAULT_CHALLENGE_MINT_LIMIT, ServiceConfig};
+use foundation::rate_limit::RateLimit;
+use foundation::secret::Secret;
 
 /// The committed sample (`policy-module.sample.toml`), parsed by the tests so it cannot drift.
 pub const SAMPLE: &str = include_str!("../policy-module.sample.toml");
@@ -239,15 +239,11 @@ impl Config {
 /// Reads a secret from a file: its first line, trimmed; an empty file is an error (an empty
 /// bearer token would be a configuration mistake, not a credential).
 pub fn read_secret(path: &Path) -> Result<Secret, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let value = text.lines().next().unwrap_or("").trim();
-    if value.is_empty() {
-        return Err(ConfigError::Invalid(format!("{} is empty", path.display())));
-    }
-    Ok(Secret::new(value))
+    use foundation::secret::{SecretFileError, read_secret_file};
+    read_secret_file(path).map_err(|e| match e {
+        SecretFileError::Io { path, source } => ConfigError::Io { path, source },
+        empty @ SecretFileError::Empty { .. } => ConfigError::Invalid(empty.to_string()),
+    })
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 use crate::error::Rejection;
-use crate::model::{KeyAlgorithm, KeyUsage, NameAttr, SanKind, SanValue, SubjectAttr};
-use crate::secret::Secret;
+use crate::model::{KeyAlgorithm, KeyUsage, NameAttr, San, SanKind, SubjectAttr};
+use foundation::secret::Secret;
 
 /// Largest CSR accepted (a 16384-bit RSA CSR is under 3 KiB; room for SANs).
 pub const MAX_CSR_LEN: usize = 64 * 1024;
@@ -31,7 +31,7 @@ pub struct CsrInfo {
     /// Subject RDNs in encoding order; multi-valued RDNs are refused.
     pub subject: Vec<NameAttr>,
     /// Requested SANs, sorted.
-    pub sans: Vec<SanValue>,
+    pub sans: Vec<San>,
     pub key_algorithm: KeyAlgorithm,
     /// RSA modulus bits or EC field bits (256, 384, 521).
     pub key_size: u32,
@@ -207,7 +207,7 @@ fn check_key_and_signature(der: &[u8]) -> Result<(KeyAlgorithm, u32, Vec<u8>), R
     Ok((alg, size, spki))
 }
 
-fn san_value(name: &GeneralName<'_>) -> Result<SanValue, Rejection> {
+fn san_value(name: &GeneralName<'_>) -> Result<San, Rejection> {
     let (kind, value) = match name {
         GeneralName::DNSName(s) => (SanKind::Dns, (*s).to_string()),
         GeneralName::RFC822Name(s) => (SanKind::Email, (*s).to_string()),
@@ -229,7 +229,7 @@ fn san_value(name: &GeneralName<'_>) -> Result<SanValue, Rejection> {
         ),
         _ => return Err(Rejection::SubjectAltNameMismatch),
     };
-    Ok(SanValue { kind, value })
+    Ok(San { kind, value })
 }
 
 /// The otherName value after its OID: `[0] EXPLICIT UTF8String`.

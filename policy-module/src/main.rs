@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, Subcommand};
+use foundation::SystemClock;
 use policy_module::PolicyService;
 use policy_module::api::{ApiState, serve};
-use policy_module::clock::SystemClock;
 use policy_module::config::{Config, StoreLocation, read_secret};
 use policy_module::outbox::{HttpRevoker, OutboxWorker};
 use policy_module::store::Store;

@@ -2,135 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::render;
+pub use foundation::names::{
+    ANY_EKU, KeyUsage, NameAttr, San, SanKind, SubjectAttr, is_dotted_oid,
+};
 
-/// Subject attributes a profile may use and a grant may carry (the contract vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[allow(clippy::upper_case_acronyms)]
-pub enum SubjectAttr {
-    CN,
-    O,
-    OU,
-    L,
-    ST,
-    C,
-    E,
-    SERIALNUMBER,
-    DC,
-    UID,
-    STREET,
-    T,
-    G,
-    SN,
-}
-
-impl SubjectAttr {
-    /// Every attribute, in declaration order.
-    pub const ALL: [Self; 14] = [
-        Self::CN,
-        Self::O,
-        Self::OU,
-        Self::L,
-        Self::ST,
-        Self::C,
-        Self::E,
-        Self::SERIALNUMBER,
-        Self::DC,
-        Self::UID,
-        Self::STREET,
-        Self::T,
-        Self::G,
-        Self::SN,
-    ];
-
-    /// The attribute type OID (RFC 5280 / RFC 4519 / PKCS #9).
-    pub fn oid(self) -> &'static str {
-        match self {
-            Self::CN => "2.5.4.3",
-            Self::O => "2.5.4.10",
-            Self::OU => "2.5.4.11",
-            Self::L => "2.5.4.7",
-            Self::ST => "2.5.4.8",
-            Self::C => "2.5.4.6",
-            Self::E => "1.2.840.113549.1.9.1",
-            Self::SERIALNUMBER => "2.5.4.5",
-            Self::DC => "0.9.2342.19200300.100.1.25",
-            Self::UID => "0.9.2342.19200300.100.1.1",
-            Self::STREET => "2.5.4.9",
-            Self::T => "2.5.4.12",
-            Self::G => "2.5.4.42",
-            Self::SN => "2.5.4.4",
-        }
-    }
-
-    /// The short name used in subject strings and in the contract.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::CN => "CN",
-            Self::O => "O",
-            Self::OU => "OU",
-            Self::L => "L",
-            Self::ST => "ST",
-            Self::C => "C",
-            Self::E => "E",
-            Self::SERIALNUMBER => "SERIALNUMBER",
-            Self::DC => "DC",
-            Self::UID => "UID",
-            Self::STREET => "STREET",
-            Self::T => "T",
-            Self::G => "G",
-            Self::SN => "SN",
-        }
-    }
-
-    /// From an attribute OID in dotted form.
-    pub fn from_oid(oid: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.oid() == oid)
-    }
-
-    /// From a short name, case-insensitively (`EMAIL` is accepted for `E`).
-    pub fn from_name(name: &str) -> Option<Self> {
-        let upper = name.trim().to_ascii_uppercase();
-        if upper == "EMAIL" || upper == "EMAILADDRESS" {
-            return Some(Self::E);
-        }
-        Self::ALL.into_iter().find(|a| a.name() == upper)
-    }
-}
-
-/// One subject attribute with its value; a subject is an ordered list of these, in the order
-/// the RDNs are encoded in the certificate (first element = first RDN of the DER `Name`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NameAttr {
-    pub attr: SubjectAttr,
-    pub value: String,
-}
-
-/// Subject alternative name kinds (UPN is the Microsoft otherName 1.3.6.1.4.1.311.20.2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SanKind {
-    Dns,
-    Email,
-    Uri,
-    Upn,
-    Ip,
-}
-
-/// One subject alternative name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct SanValue {
-    pub kind: SanKind,
-    pub value: String,
-}
-
-/// Key usage bits a profile may grant (Intune offers exactly these two).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum KeyUsage {
-    DigitalSignature,
-    KeyEncipherment,
-}
+use crate::format;
 
 /// Key algorithm of the device key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,20 +82,23 @@ fn default_retry_delay() -> u32 {
     5
 }
 
-/// anyExtendedKeyUsage: never granted.
-pub const ANY_EKU: &str = "2.5.29.37.0";
-
 impl ProfileSpec {
     /// Checks the spec; the message names the offending field.
     pub fn validate(&self) -> Result<(), String> {
         check_text("name", &self.name, 128)?;
-        render::parse_subject_format(&self.subject_name_format)?;
+        format::parse_subject_format(&self.subject_name_format)?;
         for san in &self.subject_alternative_names {
-            render::check_variables(&san.value)
+            format::check_variables(&san.value)
                 .map_err(|e| format!("subject_alternative_names: {e}"))?;
             check_text("subject_alternative_names.value", &san.value, 1024)?;
         }
-        if self.key_usage.is_empty() {
+        // Intune offers exactly these two bits; the rest of the vocabulary is the templates'.
+        if self.key_usage.is_empty()
+            || self
+                .key_usage
+                .iter()
+                .any(|k| !matches!(k, KeyUsage::DigitalSignature | KeyUsage::KeyEncipherment))
+        {
             return Err("key_usage: at least one of digitalSignature, keyEncipherment".into());
         }
         for oid in &self.extended_key_usages {
@@ -442,15 +321,6 @@ pub fn is_identifier(s: &str) -> bool {
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-}
-
-fn is_dotted_oid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() >= 2
-        && s.len() <= 128
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn check_text(field: &str, v: &str, max: usize) -> Result<(), String> {

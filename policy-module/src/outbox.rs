@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::secret::Secret;
 use crate::store::Store;
+use foundation::secret::Secret;
 
 /// The CA's confirmation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use base64::Engine;
 use crate::checkin::{CheckinResponse, RenderedProfile, apple_key_type, key_usage_mask};
 use crate::model::{CertificateType, HashAlgorithm, KeyUsage, SanKind};
 use crate::render::{csp_san_type, subject_string};
-use crate::secret::sha256;
+use foundation::secret::sha256;
 
 /// Escapes text for XML element content and attribute values.
 pub fn xml_escape(s: &str) -> String {
@@ -145,12 +145,14 @@ fn plist_int(key: &str, value: impl std::fmt::Display) -> String {
     format!("<key>{}</key><integer>{value}</integer>", xml_escape(key))
 }
 
+/// Apple's `Key Usage` mask: 1 signing, 4 encryption (profiles offer no other bits; the rest
+/// of the vocabulary maps to the nearer of the two).
 fn apple_key_usage(usages: &[KeyUsage]) -> u32 {
     usages
         .iter()
         .map(|u| match u {
-            KeyUsage::DigitalSignature => 1,
-            KeyUsage::KeyEncipherment => 4,
+            KeyUsage::DigitalSignature | KeyUsage::NonRepudiation => 1,
+            KeyUsage::KeyEncipherment | KeyUsage::DataEncipherment | KeyUsage::KeyAgreement => 4,
         })
         .fold(0, |a, b| a | b)
 }

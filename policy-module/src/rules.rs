@@ -6,7 +6,7 @@
 
 use crate::csr::CsrInfo;
 use crate::error::Rejection;
-use crate::model::{ANY_EKU, KeyAlgorithm, SanKind, SanValue};
+use crate::model::{ANY_EKU, KeyAlgorithm, San, SanKind};
 use crate::render::Expected;
 
 /// Checks a parsed CSR against a rendered profile.
@@ -57,10 +57,10 @@ pub fn check_key_floor(csr: &CsrInfo) -> Result<(), Rejection> {
     }
 }
 
-fn normalized(sans: &[SanValue]) -> Vec<SanValue> {
-    let mut v: Vec<SanValue> = sans
+fn normalized(sans: &[San]) -> Vec<San> {
+    let mut v: Vec<San> = sans
         .iter()
-        .map(|s| SanValue {
+        .map(|s| San {
             kind: s.kind,
             value: if s.kind == SanKind::Dns {
                 s.value.to_ascii_lowercase()

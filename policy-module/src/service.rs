@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::error::StoreError;
-use crate::rate_limit::{RateLimit, SourceLimiter};
 use crate::store::{AuditEvent, Store};
+use foundation::rate_limit::{RateLimit, SourceLimiter};
 
 /// Revocation reasons per lifecycle cause (RFC 5280 names as ca-mock accepts them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

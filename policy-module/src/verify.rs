@@ -2,17 +2,19 @@
 
 use openssl::x509::X509;
 
-use crate::contract::{
-    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, VerifyRequest,
-};
 use crate::csr::{self, CsrInfo};
 use crate::error::{ChallengeError, NotifyError, Rejection, StoreError, VerifyError};
 use crate::model::{CertStatus, DeviceState, is_identifier};
 use crate::render::{self, Expected};
 use crate::rules;
-use crate::secret::{CHALLENGE_BYTES, Secret, challenge_ref, sha256, sha256_hex};
 use crate::service::PolicyService;
 use crate::store::{ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, ReserveOutcome};
+use foundation::Serial;
+use foundation::secret::{CHALLENGE_BYTES, Secret, challenge_ref, sha256, sha256_hex};
+use foundation::time::asn1_to_unix;
+use policy_api::contract::{
+    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, VerifyRequest,
+};
 
 /// Longest transactionID accepted (RFC 8894 uses a hash in hex or base64).
 pub(crate) const MAX_TRANSACTION_ID: usize = 128;
@@ -370,15 +372,14 @@ impl PolicyService {
                 }
             }
             Outcome::Issued {
-                serial_hex,
+                serial: notified_serial,
                 thumbprint_sha256,
                 certificate_der,
                 ..
             } => {
                 let checked = check_certificate(certificate_der, &request.spki_hash)
                     .filter(|(serial, thumb, _)| {
-                        serial.eq_ignore_ascii_case(serial_hex.trim_start_matches('0'))
-                            && thumb.eq_ignore_ascii_case(thumbprint_sha256)
+                        serial == notified_serial && thumb.eq_ignore_ascii_case(thumbprint_sha256)
                     })
                     .ok_or(NotifyError::Conflict)?;
                 let (serial, thumb, not_after) = checked;
@@ -386,7 +387,7 @@ impl PolicyService {
                     serde_json::from_str(&request.grant_body).map_err(|_| NotifyError::Conflict)?;
                 let rec = IssuedRecord {
                     transaction_id: n.transaction_id.clone(),
-                    serial_hex: serial,
+                    serial_hex: serial.to_hex(),
                     thumbprint: thumb,
                     not_after,
                     der: certificate_der.clone(),
@@ -460,29 +461,18 @@ fn grant_from(
     }
 }
 
-/// Parses the issued certificate: (serial hex, SHA-256 thumbprint, notAfter) if its key is the
-/// request's.
-fn check_certificate(der: &[u8], spki_hash: &[u8]) -> Option<(String, String, i64)> {
+/// Parses the issued certificate: (serial, SHA-256 thumbprint, notAfter) if its key is the
+/// request's. Notify crosses a trust boundary (it may come over HTTP), so the policy reads the
+/// facts from the certificate instead of believing the notification.
+fn check_certificate(der: &[u8], spki_hash: &[u8]) -> Option<(Serial, String, i64)> {
     let cert = X509::from_der(der).ok()?;
     let key = cert.public_key().ok()?.public_key_to_der().ok()?;
     if sha256(&key) != spki_hash {
         return None;
     }
-    let serial = cert
-        .serial_number()
-        .to_bn()
-        .ok()?
-        .to_hex_str()
-        .ok()?
-        .to_ascii_lowercase();
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
-    let diff = epoch.diff(cert.not_after()).ok()?;
-    let not_after = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
-    Some((
-        serial.trim_start_matches('0').to_string(),
-        sha256_hex(der),
-        not_after,
-    ))
+    let serial = Serial::of_certificate(&cert).ok()?;
+    let not_after = asn1_to_unix(cert.not_after()).ok()?;
+    Some((serial, sha256_hex(der), not_after))
 }
 
 #[async_trait::async_trait]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use policy_module::clock::SystemClock;
+use foundation::clock::SystemClock;
 use policy_module::store::Store;
 
 async fn assert_indexed(store: &Store) {

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use ca_api::wire::CertificateInfo;
 use ca_mock::store::{CertStatus as CaStatus, ListFilter};
-use ca_mock::wire::CertificateInfo;
 use device_agent::agent::{Agent, SyncOptions, SyncSummary};
 use device_agent::ca::{CaInfo, Thumbprint, discover};
 use device_agent::mdm::{
@@ -231,7 +231,7 @@ impl TestLab {
 
     /// ca-mock's record of a serial.
     pub async fn ca_record(&self, serial: &str) -> Result<CertificateInfo> {
-        Ok(self.lab.ca().info(serial).await?)
+        Ok(ca_mock::api::info_of(&self.lab.ca().get(serial).await?))
     }
 
     /// Every certificate ca-mock issued (RA certificates included).
@@ -249,9 +249,9 @@ impl TestLab {
                 })
                 .await?;
             let Some(last) = page.last() else { break };
-            after = Some(last.serial.clone());
+            after = Some(last.cert.serial.clone());
             let full = page.len() == 1000;
-            out.extend(page);
+            out.extend(page.iter().map(ca_mock::api::info_of));
             if !full {
                 break;
             }
@@ -324,7 +324,7 @@ impl TestLab {
 /// Runs the reconciler over the lab in `data` (SQLite), running or not.
 pub async fn reconcile_dir(data: &Path) -> Result<scep_lab::reconcile::Report> {
     let sources = scep_lab::reconcile::Sources::open(data, &scep_lab::Databases::Sqlite).await?;
-    let now = scep_lab::Clock::now(&scep_lab::SystemClock);
+    let now = foundation::clock::unix_now();
     let report = scep_lab::reconcile::reconcile(&sources, now).await;
     sources.close().await;
     report
@@ -639,25 +639,20 @@ pub fn device_target(device_id: &str) -> Assignment {
     }
 }
 
-/// Serial hex without leading zeros, lowercase.
+/// The canonical spelling of a serial (the foundation's), or the text lowercased if it is not
+/// one.
 pub fn normalize_serial(s: &str) -> String {
-    let s = s.trim().to_ascii_lowercase();
-    let t = s.trim_start_matches('0');
-    if t.is_empty() { "0".into() } else { t.into() }
+    foundation::serial::canonical(s).unwrap_or_else(|| s.trim().to_ascii_lowercase())
 }
 
-/// The serial of a certificate, lowercase hex.
+/// The serial of a certificate, in its canonical spelling.
 pub fn serial_of(cert: &X509) -> Result<String> {
-    Ok(normalize_serial(
-        &cert.serial_number().to_bn()?.to_hex_str()?,
-    ))
+    Ok(foundation::Serial::of_certificate(cert)?.to_hex())
 }
 
 /// Current Unix time.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    foundation::clock::unix_now()
 }
 
 /// Write PEM files for `openssl` CLI checks into `dir`; their paths.

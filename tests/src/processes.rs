@@ -337,7 +337,7 @@ impl Cluster {
         );
         let sources =
             scep_lab::reconcile::Sources::from_configs(&l.ca_config, policy, ndes).await?;
-        let now = scep_lab::Clock::now(&scep_lab::SystemClock);
+        let now = foundation::clock::unix_now();
         let report = scep_lab::reconcile::reconcile(&sources, now).await;
         sources.close().await;
         report

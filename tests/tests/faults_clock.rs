@@ -14,9 +14,10 @@
 
 use std::sync::Arc;
 
+use foundation::Clock;
+use foundation::clock::SkewedClock;
 use policy_module::admin::Lifecycle;
 use scep::client::CertRep;
-use scep_lab::{Clock, SkewedClock};
 use scep_lab_tests::load::issued_to;
 use scep_lab_tests::remote::{Enrollment, RemoteDevice};
 use scep_lab_tests::{PROFILE, TestLab, unix_now};

@@ -63,7 +63,7 @@ async fn f5_every_sqlite_store_runs_wal_with_synchronous_full() {
         "ca-mock"
     );
     ca.close().await;
-    let clock = Arc::new(policy_module::clock::SystemClock);
+    let clock = Arc::new(foundation::clock::SystemClock);
     let policy = policy_module::store::Store::open_sqlite(&policy_file, clock)
         .await
         .unwrap();
@@ -77,7 +77,8 @@ async fn f5_every_sqlite_store_runs_wal_with_synchronous_full() {
     let pending = ndes_proxy::SqlPendingStore::sqlite_file(&pending_file)
         .await
         .unwrap();
-    let (mode, sync) = pending.sqlite_durability().await.unwrap().unwrap();
+    let d = pending.sqlite_durability().await.unwrap().unwrap();
+    let (mode, sync) = (d.journal_mode, d.synchronous);
     assert_eq!((mode.to_lowercase().as_str(), sync), ("wal", 2), "pending");
     pending.close().await;
 

@@ -277,7 +277,7 @@ async fn challenge_of(cluster: &Cluster, tx: &str) -> Option<(bool, Option<Strin
     let policy_module::config::StoreLocation::Sqlite(path) = cfg.store().unwrap() else {
         panic!("policy store is not SQLite");
     };
-    let clock = Arc::new(policy_module::clock::SystemClock);
+    let clock = Arc::new(foundation::clock::SystemClock);
     let store = policy_module::store::Store::open_sqlite(&path, clock)
         .await
         .unwrap();

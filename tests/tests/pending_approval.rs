@@ -40,7 +40,7 @@ async fn approving_ndes(lab: &TestLab) -> (String, String, tokio::sync::oneshot:
         vec![m.issuing.clone(), m.root.clone()],
     )
     .unwrap();
-    let ca = ca_mock::client::CaClient::new(
+    let ca = ca_api::client::CaClient::new(
         &lab.ca_url(),
         Some(lab.tokens().ca_ndes.expose().to_owned()),
     )
@@ -50,9 +50,9 @@ async fn approving_ndes(lab: &TestLab) -> (String, String, tokio::sync::oneshot:
     let state = ndes_proxy::AppState::builder(
         ra,
         Arc::new(lab.policy().clone()),
-        Arc::new(ndes_proxy::CaMockBackend::new(ca)),
+        Arc::new(ca_api::HttpCa::new(ca)),
         settings,
-        Arc::new(ndes_proxy::SystemClock),
+        Arc::new(foundation::SystemClock),
     )
     .admin_token(ndes_proxy::auth::BearerToken::new(ADMIN).unwrap())
     .build();

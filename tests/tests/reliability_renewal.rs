@@ -11,7 +11,7 @@
 //! Nothing is issued by any refusal; A's honest renewal then is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use device_agent::csr::{NameAttr, San, SanKind};
+use device_agent::csr::{NameAttr, San, SanKind, SubjectAttr};
 use scep::FailInfo;
 use scep_lab_tests::*;
 
@@ -63,10 +63,9 @@ async fn p14_p15_p17_renewals_for_another_device_forged_or_changed_are_refused()
     assert!(is_failure(&rep, FailInfo::BadMessageCheck), "P15: {rep:?}");
     // P17: A's own certificate, a CSR that changes the subject or adds a SAN.
     let mut other_subject = a_spec.clone();
-    other_subject.subject.push(NameAttr {
-        attr: "OU".into(),
-        value: "Domain Admins".into(),
-    });
+    other_subject
+        .subject
+        .push(NameAttr::new(SubjectAttr::OU, "Domain Admins"));
     let mut extra_san = a_spec.clone();
     extra_san.subject_alternative_names.push(San {
         kind: SanKind::Dns,

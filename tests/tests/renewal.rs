@@ -77,7 +77,7 @@ async fn due_renewal_rekeys_and_keeps_the_old_certificate(lab: &TestLab) {
         let row = lab
             .policy()
             .store()
-            .get_challenge(&policy_module::secret::Secret::new(c.expose()).digest())
+            .get_challenge(&foundation::secret::Secret::new(c.expose()).digest())
             .await
             .unwrap()
             .expect("a challenge the policy module issued");
@@ -211,7 +211,7 @@ async fn renewal_signed_by_a_certificate_revoked_at_the_ca_is_refused() {
         .enrolled_device("RENEW-CA-REVOKED-01", NOW)
         .await
         .unwrap();
-    let ca = ca_mock::client::CaClient::new(
+    let ca = ca_api::client::CaClient::new(
         &lab.ca_url(),
         Some(lab.tokens().ca_policy.expose().to_owned()),
     )

@@ -8,9 +8,9 @@
 use std::os::unix::fs::PermissionsExt;
 
 use device_agent::ScepRequest;
+use foundation::secret::Secret;
 use openssl::hash::MessageDigest;
 use policy_module::model::CertStatus;
-use policy_module::secret::Secret;
 use scep::RequestBody;
 use scep_lab_tests::*;
 
@@ -50,7 +50,7 @@ async fn seven_steps_each_leave_their_observable_effect() {
     let subject: Vec<(String, String)> = rendered
         .subject
         .iter()
-        .map(|a| (a.attr.clone(), a.value.clone()))
+        .map(|a| (a.attr.name().to_owned(), a.value.clone()))
         .collect();
     assert_eq!(
         subject,

@@ -9,7 +9,7 @@
 //! issued; the honest request with the same kind of challenge then is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use device_agent::csr::{CsrSpec, NameAttr, San, SanKind};
+use device_agent::csr::{CsrSpec, NameAttr, San, SanKind, SubjectAttr};
 use openssl::pkey::{PKey, Private};
 use scep::FailInfo;
 use scep_lab_tests::*;
@@ -41,13 +41,8 @@ fn cases() -> Vec<Case> {
         bad(
             "extra RDN OU=Domain Admins",
             |s| {
-                s.subject.insert(
-                    1,
-                    NameAttr {
-                        attr: "OU".into(),
-                        value: "Domain Admins".into(),
-                    },
-                )
+                s.subject
+                    .insert(1, NameAttr::new(SubjectAttr::OU, "Domain Admins"))
             },
             "SubjectNameMismatch",
         ),

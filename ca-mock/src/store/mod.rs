@@ -7,7 +7,8 @@ mod plans;
 mod sql;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+pub use ca_api::{CertStatus, RevocationReason};
+use serde::Serialize;
 
 pub use checks::SqliteDurability;
 pub use plans::LookupPlan;
@@ -26,105 +27,6 @@ pub enum StoreError {
     /// A stored value is not one this code writes.
     #[error("corrupt row: {0}")]
     Corrupt(String),
-}
-
-/// RFC 5280 CRLReason values the contract accepts, with their wire spelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RevocationReason {
-    /// unspecified (0)
-    Unspecified,
-    /// keyCompromise (1)
-    KeyCompromise,
-    /// cACompromise (2)
-    CaCompromise,
-    /// affiliationChanged (3)
-    AffiliationChanged,
-    /// superseded (4)
-    Superseded,
-    /// cessationOfOperation (5)
-    CessationOfOperation,
-    /// certificateHold (6): temporary, may be released
-    CertificateHold,
-    /// privilegeWithdrawn (9)
-    PrivilegeWithdrawn,
-}
-
-impl RevocationReason {
-    /// The CRLReason enumeration value.
-    pub fn code(self) -> u8 {
-        match self {
-            Self::Unspecified => 0,
-            Self::KeyCompromise => 1,
-            Self::CaCompromise => 2,
-            Self::AffiliationChanged => 3,
-            Self::Superseded => 4,
-            Self::CessationOfOperation => 5,
-            Self::CertificateHold => 6,
-            Self::PrivilegeWithdrawn => 9,
-        }
-    }
-
-    /// The wire and database spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unspecified => "unspecified",
-            Self::KeyCompromise => "keyCompromise",
-            Self::CaCompromise => "caCompromise",
-            Self::AffiliationChanged => "affiliationChanged",
-            Self::Superseded => "superseded",
-            Self::CessationOfOperation => "cessationOfOperation",
-            Self::CertificateHold => "certificateHold",
-            Self::PrivilegeWithdrawn => "privilegeWithdrawn",
-        }
-    }
-
-    /// Parses the wire spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Unspecified,
-            Self::KeyCompromise,
-            Self::CaCompromise,
-            Self::AffiliationChanged,
-            Self::Superseded,
-            Self::CessationOfOperation,
-            Self::CertificateHold,
-            Self::PrivilegeWithdrawn,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-    }
-}
-
-/// A certificate's revocation status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CertStatus {
-    /// Not revoked.
-    Good,
-    /// Revoked with a final reason.
-    Revoked,
-    /// Revoked with certificateHold; may be released.
-    Hold,
-}
-
-impl CertStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Good => "good",
-            Self::Revoked => "revoked",
-            Self::Hold => "hold",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "good" => Some(Self::Good),
-            "revoked" => Some(Self::Revoked),
-            "hold" => Some(Self::Hold),
-            _ => None,
-        }
-    }
 }
 
 /// What is recorded when a certificate is issued.

@@ -5,6 +5,8 @@
 
 use sqlx::Row;
 
+use foundation::sql::Db;
+
 use super::StoreError;
 use super::sql::{REVOKE_SQL, STATUS_SQL, SqlStore, get_sql, list_sql};
 
@@ -40,8 +42,8 @@ impl SqlStore {
         for (name, sql, texts, limit) in lookups() {
             // The revoke statement's fourth parameter is an integer time.
             let time = sql == REVOKE_SQL;
-            let plan = match self {
-                Self::Sqlite(p) => {
+            let plan = match self.db() {
+                Db::Sqlite(p) => {
                     let explain = format!("EXPLAIN QUERY PLAN {sql}");
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
                     for _ in 0..texts {
@@ -57,7 +59,7 @@ impl SqlStore {
                     }
                     lines
                 }
-                Self::Postgres(p) => {
+                Db::Postgres(p) => {
                     let mut tx = p.begin().await?;
                     sqlx::query("SET LOCAL enable_seqscan = off")
                         .execute(&mut *tx)
@@ -79,14 +81,14 @@ impl SqlStore {
                     lines
                 }
             };
-            let indexed = match self {
+            let indexed = match self.db() {
                 // "SEARCH certificates USING ..." is an index lookup; "SCAN certificates" (with
                 // or without "USING INDEX") reads every row.
-                Self::Sqlite(_) => plan
+                Db::Sqlite(_) => plan
                     .iter()
                     .filter(|l| l.contains("certificates"))
                     .all(|l| l.starts_with("SEARCH")),
-                Self::Postgres(_) => !plan.iter().any(|l| l.contains("Seq Scan")),
+                Db::Postgres(_) => !plan.iter().any(|l| l.contains("Seq Scan")),
             };
             out.push(LookupPlan {
                 name,

@@ -1,15 +1,12 @@
 //! [`CertStore`] on SQLite or PostgreSQL: one SQL text (`$n` placeholders, integer unix
 //! seconds, `RETURNING`) run on whichever pool is configured.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use foundation::on_db;
+use foundation::sql::{Db, PoolOptions, is_unique_violation};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 use sqlx::{Row, SqlSafeStr};
 
 use super::{
@@ -18,23 +15,11 @@ use super::{
     StoreError,
 };
 
-/// The SQL store: a SQLite or a PostgreSQL pool.
+/// The SQL store: the foundation's durable pool (SQLite WAL + `synchronous=FULL`, or
+/// PostgreSQL) with the CA's schema.
 #[derive(Debug, Clone)]
-pub enum SqlStore {
-    /// SQLite (file or in-memory).
-    Sqlite(SqlitePool),
-    /// PostgreSQL.
-    Postgres(PgPool),
-}
-
-/// Runs the same body against whichever pool this is; `$p` is bound to the concrete pool.
-macro_rules! on_pool {
-    ($self:expr, $p:ident => $body:expr) => {
-        match $self {
-            SqlStore::Sqlite($p) => $body,
-            SqlStore::Postgres($p) => $body,
-        }
-    };
+pub struct SqlStore {
+    db: Db,
 }
 
 const COLUMNS: &str = "serial, request_id, csr_sha256, template, subject, sans, public_key_sha256, \
@@ -85,6 +70,13 @@ fn migrator(sql: &'static str) -> Migrator {
     )])
 }
 
+/// Pool settings: writers wait up to 30 s for SQLite's lock (issuance bursts queue, they do
+/// not fail).
+const POOL: PoolOptions = PoolOptions {
+    max_connections: 8,
+    busy_timeout: Duration::from_secs(30),
+};
+
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, action, serial, request_id, actor, detail) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 
@@ -93,52 +85,48 @@ impl SqlStore {
     /// committed issuance survives power loss, and runs its migrations. `url` is a
     /// `sqlite://path` or `sqlite::memory:` URL.
     pub async fn sqlite(url: &str) -> Result<Self, StoreError> {
-        let memory = url.contains(":memory:");
-        let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(if memory {
-                SqliteJournalMode::Memory
-            } else {
-                SqliteJournalMode::Wal
-            })
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
-        // One connection for in-memory databases: each connection would get its own database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if memory { 1 } else { 8 })
-            .connect_with(opts)
-            .await?;
-        migrator(include_str!("../../migrations/sqlite/0001_init.sql"))
-            .run(&pool)
-            .await?;
-        Ok(Self::Sqlite(pool))
+        Self::migrated(Db::open_sqlite_url(url, POOL).await?).await
     }
 
     /// Connects to PostgreSQL and runs its migrations.
     pub async fn postgres(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .connect(url)
-            .await?;
-        migrator(include_str!("../../migrations/postgres/0001_init.sql"))
-            .run(&pool)
-            .await?;
-        Ok(Self::Postgres(pool))
+        let options = PoolOptions {
+            max_connections: 16,
+            ..POOL
+        };
+        Self::migrated(Db::connect_postgres(url, options).await?).await
     }
 
     /// Opens the store a URL names: `postgres://` / `postgresql://`, else SQLite.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if foundation::sql::is_postgres_url(url) {
             Self::postgres(url).await
         } else {
             Self::sqlite(url).await
         }
     }
 
+    /// The store on an already opened pool, after running its migrations.
+    pub async fn migrated(db: Db) -> Result<Self, StoreError> {
+        let sqlite = migrator(include_str!("../../migrations/sqlite/0001_init.sql"));
+        let postgres = migrator(include_str!("../../migrations/postgres/0001_init.sql"));
+        db.migrate(&sqlite, &postgres).await?;
+        Ok(Self { db })
+    }
+
+    /// The store on a pool whose schema is already in place (tests that hold the pool).
+    pub fn on_migrated_pool(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// The pool.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
-        on_pool!(self, p => p.close().await);
+        on_db!(&self.db, |p, _begin| p.close().await);
     }
 
     async fn get_where(
@@ -147,8 +135,11 @@ impl SqlStore {
         value: &str,
     ) -> Result<Option<CertificateRecord>, StoreError> {
         let sql = get_sql(column);
-        on_pool!(self, p => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(p).await?;
+        on_db!(&self.db, |p, _begin| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(value)
+                .fetch_optional(p)
+                .await?;
             match row {
                 Some(row) => Ok(Some(record_from_row!(&row))),
                 None => Ok(None),
@@ -199,11 +190,6 @@ pub(super) fn list_sql(request_id: bool, after: bool) -> String {
     )
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-}
-
 #[async_trait]
 impl CertStore for SqlStore {
     async fn insert_issued(&self, c: &NewCertificate) -> Result<InsertOutcome, StoreError> {
@@ -212,7 +198,7 @@ impl CertStore for SqlStore {
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'good', NULL, NULL)"
         );
         // An async block so `?` stops here: a unique violation is an outcome, not an error.
-        let result: Result<(), sqlx::Error> = on_pool!(self, p => async {
+        let result: Result<(), sqlx::Error> = on_db!(&self.db, |p, _begin| async {
             let mut tx = p.begin().await?;
             sqlx::query(sqlx::AssertSqlSafe(insert))
                 .bind(&c.serial)
@@ -239,7 +225,8 @@ impl CertStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await
-        }.await);
+        }
+        .await);
         match result {
             Ok(()) => Ok(InsertOutcome::Inserted),
             Err(e) if is_unique_violation(&e) => {
@@ -259,8 +246,12 @@ impl CertStore for SqlStore {
     }
 
     async fn status(&self, serial: &str) -> Result<Option<StatusRecord>, StoreError> {
-        on_pool!(self, p => {
-            let Some(row) = sqlx::query(STATUS_SQL).bind(serial).fetch_optional(p).await? else {
+        on_db!(&self.db, |p, _begin| {
+            let Some(row) = sqlx::query(STATUS_SQL)
+                .bind(serial)
+                .fetch_optional(p)
+                .await?
+            else {
                 return Ok(None);
             };
             let status: &str = row.try_get(0)?;
@@ -287,7 +278,7 @@ impl CertStore for SqlStore {
     async fn list(&self, f: &ListFilter) -> Result<Vec<CertificateRecord>, StoreError> {
         let sql = list_sql(f.request_id.is_some(), f.after.is_some());
         let limit = i64::from(f.limit.clamp(1, 1000));
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             if let Some(id) = &f.request_id {
                 q = q.bind(id.as_str());
@@ -316,7 +307,7 @@ impl CertStore for SqlStore {
         } else {
             CertStatus::Revoked
         };
-        let changed: Option<String> = on_pool!(self, p => {
+        let changed: Option<String> = on_db!(&self.db, |p, _begin| {
             let mut tx = p.begin().await?;
             let row = sqlx::query(REVOKE_SQL)
                 .bind(serial)
@@ -363,9 +354,12 @@ impl CertStore for SqlStore {
     ) -> Result<ReleaseOutcome, StoreError> {
         let update = "UPDATE certificates SET status = 'good', reason = NULL, revoked_at = NULL \
              WHERE serial = $1 AND status = 'hold' RETURNING request_id";
-        let released: bool = on_pool!(self, p => {
+        let released: bool = on_db!(&self.db, |p, _begin| {
             let mut tx = p.begin().await?;
-            let row = sqlx::query(update).bind(serial).fetch_optional(&mut *tx).await?;
+            let row = sqlx::query(update)
+                .bind(serial)
+                .fetch_optional(&mut *tx)
+                .await?;
             match row {
                 Some(row) => {
                     let request_id: String = row.try_get("request_id")?;
@@ -399,7 +393,7 @@ impl CertStore for SqlStore {
         // position: this query is most of the cost of a large CRL. Sorted here instead.
         let sql = "SELECT serial, revoked_at, reason FROM certificates \
              WHERE status IN ('revoked', 'hold')";
-        let mut out: Vec<RevokedEntry> = on_pool!(self, p => {
+        let mut out: Vec<RevokedEntry> = on_db!(&self.db, |p, _begin| {
             let rows = sqlx::query(sql).fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -423,7 +417,7 @@ impl CertStore for SqlStore {
 
     async fn next_crl_number(&self) -> Result<i64, StoreError> {
         let sql = "UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number";
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             let row = sqlx::query(sql).fetch_one(p).await?;
             Ok(row.try_get("number")?)
         })
@@ -432,7 +426,7 @@ impl CertStore for SqlStore {
     async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let sql = "SELECT at, action, serial, request_id, actor, detail FROM audit_log \
              ORDER BY id DESC LIMIT $1";
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             let rows = sqlx::query(sql).bind(i64::from(limit)).fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -450,8 +444,10 @@ impl CertStore for SqlStore {
     }
 
     async fn count(&self) -> Result<i64, StoreError> {
-        on_pool!(self, p => {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM certificates").fetch_one(p).await?;
+        on_db!(&self.db, |p, _begin| {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM certificates")
+                .fetch_one(p)
+                .await?;
             Ok(row.try_get("n")?)
         })
     }

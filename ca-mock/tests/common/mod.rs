@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use ca_api::IssueCall;
+use ca_api::client::CaClient;
+use ca_api::wire::IssueRequest;
 use ca_mock::auth::{Caller, Callers, Operation, hash_token};
-use ca_mock::client::CaClient;
-use ca_mock::clock::SystemClock;
 use ca_mock::keys::KeySpec;
-use ca_mock::names::{NameAttr, San, SanKind, SubjectAttr};
 use ca_mock::store::SqlStore;
 use ca_mock::template::Template;
-use ca_mock::wire::IssueRequest;
 use ca_mock::{AppState, CaMaterial, CaSettings, CertificateAuthority, InitSource};
+use foundation::clock::SystemClock;
+use foundation::names::{NameAttr, San, SanKind, SubjectAttr};
 use openssl::asn1::Asn1Object;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
@@ -274,4 +275,16 @@ pub async fn openssl(args: Vec<String>) -> (bool, String) {
 
 pub fn s(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// The typed call a wire request stands for: what ca-mock's HTTP layer hands the CA's core.
+pub fn call(req: &IssueRequest) -> IssueCall {
+    IssueCall {
+        request_id: req.request_id.clone(),
+        template: req.template.clone(),
+        csr_der: b64d(&req.csr),
+        subject: req.subject.clone(),
+        sans: req.sans.clone(),
+        validity_days: req.validity_days,
+    }
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use foundation::clock::SystemClock;
+use foundation::secret::Secret;
 use policy_module::api::{ApiState, serve};
-use policy_module::clock::SystemClock;
 use policy_module::model::*;
-use policy_module::secret::Secret;
 use policy_module::store::{Assignment, Store};
 use policy_module::{PolicyService, ServiceConfig};
 

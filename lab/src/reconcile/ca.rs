@@ -25,18 +25,16 @@ pub(super) struct CaCert {
 /// The CA's records by serial, spelled by [`norm`].
 pub(super) type CaView = BTreeMap<String, CaCert>;
 
-/// One spelling of a hex serial: lowercase, no leading zeros. The services spell serials
-/// differently (ca-mock pads to whole bytes, the inventory does not).
+/// The canonical spelling of a serial (every store writes it; a malformed one is kept as
+/// written, lowercased, so it still shows up in a finding).
 pub(super) fn norm(serial: &str) -> String {
-    let s = serial.trim_start_matches('0').to_ascii_lowercase();
-    if s.is_empty() { "0".into() } else { s }
+    foundation::serial::canonical(serial).unwrap_or_else(|| serial.to_ascii_lowercase())
 }
 
 fn hex_serial(cert: &X509) -> Option<String> {
-    cert.serial_number()
-        .to_bn()
+    foundation::Serial::of_certificate(cert)
         .ok()
-        .map(|b| norm(&hex::encode(b.to_vec())))
+        .map(|s| s.to_hex())
 }
 
 pub(super) async fn check(sources: &Sources, now: i64, report: &mut Report) -> Result<CaView> {

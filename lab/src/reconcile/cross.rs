@@ -34,13 +34,16 @@ pub(super) async fn check(sources: &Sources, ca: &CaView, report: &mut Report) -
             ),
         );
     }
-    if let Some((mode, sync)) = sources.pending.sqlite_durability().await?
-        && (!mode.eq_ignore_ascii_case("wal") || sync != 2)
+    if let Some(d) = sources.pending.sqlite_durability().await?
+        && (!d.journal_mode.eq_ignore_ascii_case("wal") || d.synchronous != 2)
     {
         report.find(
             Invariant::I8,
             "pending database",
-            format!("journal_mode={mode} synchronous={sync} (WAL with synchronous=FULL required)"),
+            format!(
+                "journal_mode={} synchronous={} (WAL with synchronous=FULL required)",
+                d.journal_mode, d.synchronous
+            ),
         );
     }
     Ok(())

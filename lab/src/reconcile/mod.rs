@@ -193,10 +193,10 @@ impl Sources {
             material,
             ca_mock::template::Template::builtin()?,
             Arc::new(ca_store.clone()),
-            Arc::new(ca_mock::clock::SystemClock),
+            Arc::new(foundation::clock::SystemClock),
             ca_mock::CaSettings::new("http://127.0.0.1"),
         )?;
-        let policy = crate::open_policy_store(data, dbs, policy_module::clock::SystemClock).await?;
+        let policy = crate::open_policy_store(data, dbs, Arc::new(foundation::SystemClock)).await?;
         let pending = crate::open_pending_store(data, dbs).await?;
         Ok(Self {
             ca: Arc::new(ca),
@@ -231,11 +231,11 @@ impl Sources {
             material,
             ca_cfg.load_templates()?,
             Arc::new(ca_store.clone()),
-            Arc::new(ca_mock::clock::SystemClock),
+            Arc::new(foundation::clock::SystemClock),
             settings,
         )?;
         let policy_cfg = policy_module::config::Config::load(policy)?;
-        let clock = Arc::new(policy_module::clock::SystemClock);
+        let clock = Arc::new(foundation::clock::SystemClock);
         let policy = match policy_cfg.store()? {
             policy_module::config::StoreLocation::Sqlite(path) => {
                 policy_module::store::Store::open_sqlite(&path, clock).await
@@ -253,7 +253,7 @@ impl Sources {
         ) {
             (Some(path), _) => ndes_proxy::SqlPendingStore::sqlite_file(path).await,
             (None, Some(file)) => {
-                let url = ndes_proxy::config::read_token(file)?;
+                let url = ndes_proxy::config::read_secret(file)?.expose().to_owned();
                 ndes_proxy::SqlPendingStore::postgres(url.trim()).await
             }
             (None, None) => {

@@ -2,14 +2,17 @@
 //! first, so the answer is never a lie. Two reasons to pend: the template needs manual approval,
 //! or the CA was unreachable after the policy module granted the request.
 //!
-//! Rows are keyed by the request id of [`crate::pipeline::request_id`]; a retransmitted PKCSReq
+//! Rows are keyed by the request id of [`crate::issuance::RequestId`]; a retransmitted PKCSReq
 //! or a CertPoll finds its row and answers from it. State changes are compare-and-set, so two
 //! instances (or the poll and the background retry) never move a row twice.
 
 mod memory;
 mod sql;
 
-use policy_module::Grant;
+use policy_api::Grant;
+use scep::TransactionId;
+
+use crate::issuance::RequestId;
 
 pub use memory::MemoryPendingStore;
 pub use sql::SqlPendingStore;
@@ -110,7 +113,7 @@ impl PendingState {
 /// One pending request as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PendingRecord {
-    /// The idempotency key (see [`crate::pipeline::request_id`]).
+    /// The idempotency key (see [`crate::issuance::RequestId`]).
     pub request_id: String,
     /// The SCEP transactionID the device uses.
     pub transaction_id: String,
@@ -150,8 +153,8 @@ impl std::fmt::Debug for PendingRecord {
 impl PendingRecord {
     /// A new row in `state` (awaiting approval or queued), due now.
     pub fn new(
-        request_id: &str,
-        transaction_id: &str,
+        request_id: &RequestId,
+        transaction_id: &TransactionId,
         template: &str,
         csr_der: &[u8],
         grant: Grant,
@@ -159,8 +162,8 @@ impl PendingRecord {
         now: i64,
     ) -> Self {
         Self {
-            request_id: request_id.to_owned(),
-            transaction_id: transaction_id.to_owned(),
+            request_id: request_id.as_str().to_owned(),
+            transaction_id: transaction_id.as_str().to_owned(),
             template: template.to_owned(),
             csr_der: csr_der.to_vec(),
             grant,

@@ -2,14 +2,11 @@
 //! seconds, `ON CONFLICT`) run on whichever pool is configured (no `Any` driver: its binds
 //! emit `?`, which PostgreSQL rejects).
 
-use std::str::FromStr;
 use std::time::Duration;
 
+use foundation::on_db;
+use foundation::sql::{Db, PoolOptions, SqliteDurability};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 use sqlx::{Row, SqlSafeStr};
 
 use super::{
@@ -17,24 +14,18 @@ use super::{
     grant_to_json,
 };
 
-/// The SQL store: a SQLite or a PostgreSQL pool.
+/// The pending store on the foundation's durable pool (SQLite WAL + `synchronous=FULL`, or
+/// PostgreSQL).
 #[derive(Debug, Clone)]
-pub enum SqlPendingStore {
-    /// SQLite (file or in-memory).
-    Sqlite(SqlitePool),
-    /// PostgreSQL.
-    Postgres(PgPool),
+pub struct SqlPendingStore {
+    db: Db,
 }
 
-/// Runs the same body against whichever pool this is; `$p` is bound to the concrete pool.
-macro_rules! on_pool {
-    ($self:expr, $p:ident => $body:expr) => {
-        match $self {
-            SqlPendingStore::Sqlite($p) => $body,
-            SqlPendingStore::Postgres($p) => $body,
-        }
-    };
-}
+/// Pool settings: a few connections (requests wait here only when queued or polled).
+const POOL: PoolOptions = PoolOptions {
+    max_connections: 4,
+    busy_timeout: Duration::from_secs(10),
+};
 
 const COLUMNS: &str = "request_id, transaction_id, template, csr_der, grant_json, state, serial, \
      cert_der, reason, attempts, next_attempt_at, created_at, updated_at, notified_at";
@@ -125,32 +116,34 @@ impl SqlPendingStore {
     /// request answered PENDING survives power loss, and runs its migrations. `url` is a
     /// `sqlite://path` or `sqlite::memory:` URL.
     pub async fn sqlite(url: &str) -> Result<Self, StoreError> {
-        let memory = url.contains(":memory:");
-        Self::sqlite_with(SqliteConnectOptions::from_str(url)?, memory).await
+        Self::migrated(Db::open_sqlite_url(url, POOL).await?).await
     }
 
     /// [`SqlPendingStore::sqlite`] on a file path (no URL escaping needed).
     pub async fn sqlite_file(path: &std::path::Path) -> Result<Self, StoreError> {
-        Self::sqlite_with(SqliteConnectOptions::new().filename(path), false).await
+        Self::migrated(Db::open_sqlite_file(path, POOL).await?).await
     }
 
-    async fn sqlite_with(opts: SqliteConnectOptions, memory: bool) -> Result<Self, StoreError> {
-        let opts = opts
-            .create_if_missing(true)
-            .journal_mode(if memory {
-                SqliteJournalMode::Memory
-            } else {
-                SqliteJournalMode::Wal
-            })
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        // One connection for in-memory databases: each connection would get its own database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if memory { 1 } else { 4 })
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
-            .await?;
-        migrator([
+    /// Connects to PostgreSQL and runs its migrations.
+    pub async fn postgres(url: &str) -> Result<Self, StoreError> {
+        let options = PoolOptions {
+            max_connections: 8,
+            ..POOL
+        };
+        Self::migrated(Db::connect_postgres(url, options).await?).await
+    }
+
+    /// Opens the store a URL names: `postgres://` / `postgresql://`, else SQLite.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if foundation::sql::is_postgres_url(url) {
+            Self::postgres(url).await
+        } else {
+            Self::sqlite(url).await
+        }
+    }
+
+    async fn migrated(db: Db) -> Result<Self, StoreError> {
+        let sqlite = migrator([
             (
                 "pending",
                 include_str!("../../migrations/sqlite/0001_pending.sql"),
@@ -159,20 +152,8 @@ impl SqlPendingStore {
                 "notified",
                 include_str!("../../migrations/sqlite/0002_notified.sql"),
             ),
-        ])
-        .run(&pool)
-        .await?;
-        Ok(Self::Sqlite(pool))
-    }
-
-    /// Connects to PostgreSQL and runs its migrations.
-    pub async fn postgres(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
-        migrator([
+        ]);
+        let postgres = migrator([
             (
                 "pending",
                 include_str!("../../migrations/postgres/0001_pending.sql"),
@@ -181,39 +162,25 @@ impl SqlPendingStore {
                 "notified",
                 include_str!("../../migrations/postgres/0002_notified.sql"),
             ),
-        ])
-        .run(&pool)
-        .await?;
-        Ok(Self::Postgres(pool))
-    }
-
-    /// Opens the store a URL names: `postgres://` / `postgresql://`, else SQLite.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Self::postgres(url).await
-        } else {
-            Self::sqlite(url).await
-        }
+        ]);
+        db.migrate(&sqlite, &postgres).await?;
+        Ok(Self { db })
     }
 
     /// The SQLite journal mode and synchronous level in force (for the durability test).
-    pub async fn sqlite_durability(&self) -> Result<Option<(String, i64)>, StoreError> {
-        let Self::Sqlite(p) = self else {
-            return Ok(None);
-        };
-        let mut conn = p.acquire().await?;
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
-            .await?;
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(Some((mode, sync)))
+    pub async fn sqlite_durability(&self) -> Result<Option<SqliteDurability>, StoreError> {
+        Ok(self.db.sqlite_durability().await?)
+    }
+
+    /// SQLite's `PRAGMA integrity_check` lines other than `ok` (for reconcilers such as
+    /// `scep-lab audit`); always empty on PostgreSQL.
+    pub async fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.db.integrity_check().await?)
     }
 
     /// Closes the pool.
     pub async fn close(&self) {
-        on_pool!(self, p => p.close().await);
+        self.db.close().await;
     }
 }
 
@@ -227,7 +194,7 @@ impl PendingStore for SqlPendingStore {
         );
         let grant = grant_to_json(&rec.grant)?;
         let (serial, cert, reason) = columns_of(&rec.state);
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             sqlx::query(sqlx::AssertSqlSafe(insert))
                 .bind(&rec.request_id)
                 .bind(&rec.transaction_id)
@@ -253,7 +220,7 @@ impl PendingStore for SqlPendingStore {
 
     async fn get(&self, request_id: &str) -> Result<Option<PendingRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM pending_requests WHERE request_id = $1");
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(request_id)
                 .fetch_optional(p)
@@ -275,7 +242,7 @@ impl PendingStore for SqlPendingStore {
              ORDER BY created_at, request_id LIMIT $2"
         );
         let state = state.map(StateKind::as_str);
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(state)
                 .bind(i64::from(limit))
@@ -302,7 +269,7 @@ impl PendingStore for SqlPendingStore {
              next_attempt_at = CASE WHEN $1 = 'queued_for_ca' THEN $5 ELSE next_attempt_at END \
              WHERE request_id = $6 AND state = $7";
         let (serial, cert, reason) = columns_of(to);
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             let done = sqlx::query(sql)
                 .bind(to.kind().as_str())
                 .bind(serial)
@@ -325,7 +292,7 @@ impl PendingStore for SqlPendingStore {
     ) -> Result<(), StoreError> {
         let sql = "UPDATE pending_requests SET attempts = attempts + 1, next_attempt_at = $1, \
              updated_at = $2 WHERE request_id = $3 AND state = 'queued_for_ca'";
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             sqlx::query(sql)
                 .bind(next_attempt_at)
                 .bind(now)
@@ -342,7 +309,7 @@ impl PendingStore for SqlPendingStore {
              WHERE state = 'queued_for_ca' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at, request_id LIMIT $2"
         );
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(now)
                 .bind(i64::from(limit))
@@ -362,7 +329,7 @@ impl PendingStore for SqlPendingStore {
              WHERE notified_at IS NULL AND state IN ('issued', 'denied', 'failed') \
              ORDER BY updated_at, request_id LIMIT $1"
         );
-        on_pool!(self, p => {
+        on_db!(&self.db, |p, _begin| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(i64::from(limit))
                 .fetch_all(p)
@@ -378,25 +345,13 @@ impl PendingStore for SqlPendingStore {
     async fn mark_notified(&self, request_id: &str, now: i64) -> Result<(), StoreError> {
         let sql = "UPDATE pending_requests SET notified_at = $1 \
              WHERE request_id = $2 AND notified_at IS NULL";
-        on_pool!(self, p => {
-            sqlx::query(sql).bind(now).bind(request_id).execute(p).await?;
+        on_db!(&self.db, |p, _begin| {
+            sqlx::query(sql)
+                .bind(now)
+                .bind(request_id)
+                .execute(p)
+                .await?;
         });
         Ok(())
-    }
-}
-
-impl SqlPendingStore {
-    /// SQLite's `PRAGMA integrity_check` lines other than `ok` (for reconcilers such as
-    /// `scep-lab audit`); always empty on PostgreSQL.
-    pub async fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
-        match self {
-            Self::Sqlite(pool) => {
-                let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-                    .fetch_all(pool)
-                    .await?;
-                Ok(lines.into_iter().filter(|l| l != "ok").collect())
-            }
-            Self::Postgres(_) => Ok(Vec::new()),
-        }
     }
 }

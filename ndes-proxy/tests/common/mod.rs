@@ -3,11 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ndes_proxy::ca::{CaBackend, CaError, IssueCall, IssuedCert};
-use ndes_proxy::{AppState, AppStateBuilder, Clock, KeyPair, RaIdentity, Settings};
+use ca_api::{CaBackend, CaError, IssueCall, IssuedCert};
+use foundation::{ManualClock, Serial};
+use ndes_proxy::{AppState, AppStateBuilder, KeyPair, RaIdentity, Settings};
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
@@ -15,7 +16,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
 use openssl::x509::{X509, X509Name, X509NameRef};
-use policy_module::{
+use policy_api::{
     ChallengeError, ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification,
     NotifyError, Rejection, VerifyError, VerifyRequest,
 };
@@ -247,33 +248,35 @@ impl CaBackend for FakeCa {
         b.sign(&p.ca_key, MessageDigest::sha256()).unwrap();
         let cert = b.build();
         let out = IssuedCert {
-            serial_hex: hex::encode(serial.to_vec()),
+            serial: Serial::from_magnitude(&serial.to_vec()).unwrap(),
             der: cert.to_der().unwrap(),
             chain: vec![p.ca.to_der().unwrap()],
+            not_before: now() - 300,
             not_after: now() + 365 * 86_400,
+            replayed: false,
         };
         issued.insert(call.request_id.clone(), (call.csr_der.clone(), out.clone()));
         Ok(out)
     }
 
-    async fn certificate(&self, serial_hex: &str) -> Result<Option<Vec<u8>>, CaError> {
+    async fn certificate(&self, serial: &Serial) -> Result<Option<Vec<u8>>, CaError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(CaError::Unavailable("switched off".into()));
         }
         let issued = self.issued.lock().unwrap();
         Ok(issued
             .values()
-            .find(|(_, c)| c.serial_hex == serial_hex)
+            .find(|(_, c)| c.serial == *serial)
             .map(|(_, c)| c.der.clone()))
     }
 
-    async fn is_good(&self, serial_hex: &str) -> Result<Option<bool>, CaError> {
+    async fn is_good(&self, serial: &Serial) -> Result<Option<bool>, CaError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(CaError::Unavailable("switched off".into()));
         }
         let issued = self.issued.lock().unwrap();
-        let known = issued.values().any(|(_, c)| c.serial_hex == serial_hex);
-        let revoked = self.revoked.lock().unwrap().contains(serial_hex);
+        let known = issued.values().any(|(_, c)| c.serial == *serial);
+        let revoked = self.revoked.lock().unwrap().contains(&serial.to_hex());
         Ok(known.then_some(!revoked))
     }
 
@@ -401,7 +404,7 @@ impl NdesPolicy for FakePolicy {
         let value = hex::encode_upper(raw);
         challenges.insert(value.clone(), None);
         Ok(IssuedChallenge {
-            challenge: policy_module::secret::Secret::new(&value),
+            challenge: foundation::secret::Secret::new(&value),
             template: req.template,
             expires_at: now() + 3600,
         })
@@ -448,14 +451,6 @@ impl NdesPolicy for FakePolicy {
         }
         self.notifications.lock().unwrap().push(n);
         Ok(())
-    }
-}
-
-pub struct FixedClock(pub AtomicI64);
-
-impl Clock for FixedClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -508,7 +503,7 @@ impl Server {
             policy.clone(),
             ca.clone(),
             settings,
-            Arc::new(FixedClock(AtomicI64::new(now()))),
+            Arc::new(ManualClock::new(now())),
         ))
         .build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

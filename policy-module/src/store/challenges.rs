@@ -171,7 +171,7 @@ impl Store {
     pub async fn insert_challenge(&self, c: &NewChallenge) -> Result<i64, StoreError> {
         let now = self.now().await?;
         let expires = now.saturating_add(c.validity_secs);
-        on_db!(self, |pool, _b| {
+        on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "INSERT INTO challenges (hash, kind, device_id, profile_id, profile_version, \
                  template, expected, requester, created_at, expires_at) \
@@ -207,7 +207,7 @@ impl Store {
         // overshoot PasswordMax. SQLite's BEGIN IMMEDIATE already serialises writers; on
         // PostgreSQL a transaction-scoped advisory lock does.
         let serialise = self.is_postgres();
-        let inserted = on_db!(self, |pool, begin| {
+        let inserted = on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             if serialise {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -245,7 +245,7 @@ impl Store {
 
     /// Looks a challenge up by digest.
     pub async fn get_challenge(&self, hash: &[u8]) -> Result<Option<ChallengeRow>, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, ChallengeRow>(CHALLENGE_BY_HASH)
                 .bind(hash)
                 .fetch_optional(pool)
@@ -255,7 +255,7 @@ impl Store {
 
     /// Looks a request up by transactionID.
     pub async fn get_request(&self, tx_id: &str) -> Result<Option<RequestRow>, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, RequestRow>(REQUEST_BY_TRANSACTION_ID)
                 .bind(tx_id)
                 .fetch_optional(pool)
@@ -278,7 +278,7 @@ impl Store {
         grant_body: &str,
     ) -> Result<ReserveOutcome, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(self, |pool, begin| {
+        Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let reserved = match hash {
                 None => true,
@@ -341,7 +341,7 @@ impl Store {
     /// Idempotent by transactionID: the same serial again is `AlreadyRecorded`.
     pub async fn record_issued(&self, rec: &IssuedRecord) -> Result<IssuedOutcome, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(self, |pool, begin| {
+        Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let updated = sqlx::query(
                 "UPDATE requests SET state = 'issued', updated_at = $2 \
@@ -413,7 +413,7 @@ impl Store {
     /// same request, which may be retried; returns false for an unknown or issued request.
     pub async fn record_failed(&self, tx_id: &str) -> Result<bool, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "UPDATE requests SET state = 'failed', updated_at = $2 \
                  WHERE transaction_id = $1 AND state <> 'issued'",
@@ -430,7 +430,7 @@ impl Store {
     /// A recorded certificate by SHA-256 thumbprint (renewal signer lookup).
     pub async fn cert_by_thumbprint(&self, thumb: &str) -> Result<Option<IssuedCert>, StoreError> {
         let sql = cert_by_thumbprint_sql();
-        let row = on_db!(self, |pool, _b| {
+        let row = on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, CertRow>(sqlx::AssertSqlSafe(sql))
                 .bind(thumb)
                 .fetch_optional(pool)
@@ -442,7 +442,7 @@ impl Store {
     /// The devices holding a certificate (any status) for the key with this SPKI digest;
     /// `None` stands for certificates issued without a device (mscep_admin passwords).
     pub async fn key_holders(&self, spki_hash: &[u8]) -> Result<Vec<Option<String>>, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_scalar::<_, Option<String>>(KEY_HOLDERS)
                 .bind(spki_hash)
                 .fetch_all(pool)
@@ -453,7 +453,7 @@ impl Store {
     /// Every certificate recorded for a device, newest first.
     pub async fn certs_for_device(&self, device_id: &str) -> Result<Vec<IssuedCert>, StoreError> {
         let sql = certs_by_device_sql();
-        let rows = on_db!(self, |pool, _b| {
+        let rows = on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, CertRow>(sqlx::AssertSqlSafe(sql))
                 .bind(device_id)
                 .fetch_all(pool)
@@ -469,7 +469,7 @@ impl Store {
         thumbprint: &str,
     ) -> Result<bool, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "UPDATE certificates SET installed_at = $3 WHERE device_id = $1 AND thumbprint = $2",
             )
@@ -486,7 +486,7 @@ impl Store {
     /// Deletes challenges that expired more than `grace_secs` ago and were never reserved.
     pub async fn prune_challenges(&self, grace_secs: i64) -> Result<u64, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query("DELETE FROM challenges WHERE reserved_tx IS NULL AND expires_at < $1")
                 .bind(now.saturating_sub(grace_secs))
                 .execute(pool)

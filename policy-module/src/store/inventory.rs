@@ -101,7 +101,7 @@ impl Store {
     pub async fn insert_profile(&self, id: &str, spec: &ProfileSpec) -> Result<bool, StoreError> {
         let now = self.now().await?;
         let body = serde_json::to_string(spec).unwrap_or_default();
-        Ok(on_db!(self, |pool, begin| {
+        Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let n = sqlx::query(
                 "INSERT INTO profiles (id, version, body, updated_at) VALUES ($1, 1, $2, $3) \
@@ -137,7 +137,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let now = self.now().await?;
         let body = serde_json::to_string(spec).unwrap_or_default();
-        Ok(on_db!(self, |pool, begin| {
+        Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let version: Option<i64> = sqlx::query_scalar(
                 "UPDATE profiles SET version = version + 1, body = $2, updated_at = $3 \
@@ -167,7 +167,7 @@ impl Store {
 
     /// The current version of a profile.
     pub async fn get_profile(&self, id: &str) -> Result<Option<Profile>, StoreError> {
-        let row = on_db!(self, |pool, _b| {
+        let row = on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, ProfileRow>(
                 "SELECT id, version, body, updated_at FROM profiles WHERE id = $1",
             )
@@ -180,7 +180,7 @@ impl Store {
 
     /// Every profile, by id.
     pub async fn list_profiles(&self) -> Result<Vec<Profile>, StoreError> {
-        let rows = on_db!(self, |pool, _b| {
+        let rows = on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, ProfileRow>(
                 "SELECT id, version, body, updated_at FROM profiles ORDER BY id",
             )
@@ -195,7 +195,7 @@ impl Store {
 
     /// Every version of a profile, oldest first.
     pub async fn profile_versions(&self, id: &str) -> Result<Vec<Profile>, StoreError> {
-        let rows = on_db!(self, |pool, _b| {
+        let rows = on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, ProfileRow>(
                 "SELECT profile_id AS id, version, body, created_at AS updated_at \
                  FROM profile_versions WHERE profile_id = $1 ORDER BY version",
@@ -217,7 +217,7 @@ impl Store {
         credential_hash: &[u8],
     ) -> Result<bool, StoreError> {
         let body = serde_json::to_string(device).unwrap_or_default();
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "INSERT INTO devices (id, body, state, credential_hash, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
@@ -236,7 +236,7 @@ impl Store {
 
     /// A device by id.
     pub async fn get_device(&self, id: &str) -> Result<Option<Device>, StoreError> {
-        let row = on_db!(self, |pool, _b| {
+        let row = on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, DeviceRow>(
                 "SELECT body, state, created_at, updated_at FROM devices WHERE id = $1",
             )
@@ -249,7 +249,7 @@ impl Store {
 
     /// The device holding a credential (by digest).
     pub async fn device_by_credential(&self, hash: &[u8]) -> Result<Option<Device>, StoreError> {
-        let row = on_db!(self, |pool, _b| {
+        let row = on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, DeviceRow>(DEVICE_BY_CREDENTIAL)
                 .bind(hash)
                 .fetch_optional(pool)
@@ -260,7 +260,7 @@ impl Store {
 
     /// Every device, by id.
     pub async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
-        let rows = on_db!(self, |pool, _b| {
+        let rows = on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, DeviceRow>(
                 "SELECT body, state, created_at, updated_at FROM devices ORDER BY id",
             )
@@ -287,7 +287,7 @@ impl Store {
         let now = self.now().await?;
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let allowed = allowed.join(",");
-        Ok(on_db!(self, |pool, begin| {
+        Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let current: Option<String> =
                 sqlx::query_scalar("SELECT state FROM devices WHERE id = $1")
@@ -351,7 +351,7 @@ impl Store {
              WHERE device_id = $1 AND status = 'issued' AND profile_id IS NOT NULL \
              AND profile_id NOT IN ({TARGETED}) RETURNING serial"
         );
-        Ok(on_db!(self, |pool, begin| {
+        Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let serials: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .bind(device_id)
@@ -369,7 +369,7 @@ impl Store {
     /// Profile ids targeting a device, sorted.
     pub async fn targeted_profiles(&self, device_id: &str) -> Result<Vec<String>, StoreError> {
         let sql = format!("SELECT DISTINCT profile_id FROM ({TARGETED}) t ORDER BY profile_id");
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
                 .bind(device_id)
                 .fetch_all(pool)
@@ -384,7 +384,7 @@ impl Store {
         a: &Assignment,
     ) -> Result<bool, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "INSERT INTO assignments (profile_id, target_kind, target_id, created_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -406,7 +406,7 @@ impl Store {
         profile_id: &str,
         a: &Assignment,
     ) -> Result<bool, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "DELETE FROM assignments WHERE profile_id = $1 AND target_kind = $2 \
                  AND target_id = $3",
@@ -423,7 +423,7 @@ impl Store {
 
     /// A profile's assignments.
     pub async fn assignments(&self, profile_id: &str) -> Result<Vec<Assignment>, StoreError> {
-        let rows = on_db!(self, |pool, _b| {
+        let rows = on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "SELECT target_kind, target_id FROM assignments WHERE profile_id = $1 \
                  ORDER BY target_kind, target_id",
@@ -448,7 +448,7 @@ impl Store {
         if a.kind == "device" {
             return Ok(vec![a.id.clone()]);
         }
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_scalar::<_, String>(
                 "SELECT device_id FROM group_members WHERE group_id = $1 ORDER BY device_id",
             )
@@ -460,7 +460,7 @@ impl Store {
 
     /// Creates a group; false if the id exists.
     pub async fn insert_group(&self, g: &Group) -> Result<bool, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "INSERT INTO device_groups (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             )
@@ -475,7 +475,7 @@ impl Store {
 
     /// Every group.
     pub async fn list_groups(&self) -> Result<Vec<Group>, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query("SELECT id, name FROM device_groups ORDER BY id")
                 .fetch_all(pool)
                 .await?
@@ -492,7 +492,7 @@ impl Store {
 
     /// True if the group exists.
     pub async fn group_exists(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_scalar::<_, String>("SELECT id FROM device_groups WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
@@ -513,7 +513,7 @@ impl Store {
         } else {
             "DELETE FROM group_members WHERE group_id = $1 AND device_id = $2"
         };
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query(sql)
                 .bind(group)
                 .bind(device)

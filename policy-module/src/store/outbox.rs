@@ -77,7 +77,7 @@ impl Store {
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let now = self.now().await?;
         let sql = claim_due_sql();
-        let mut rows = on_db!(self, |pool, begin| {
+        let mut rows = on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let rows = sqlx::query_as::<_, OutboxRow>(sqlx::AssertSqlSafe(sql))
                 .bind(now)
@@ -100,7 +100,7 @@ impl Store {
         revoked_at: i64,
     ) -> Result<(), StoreError> {
         let now = self.now().await?;
-        on_db!(self, |pool, begin| {
+        on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(OUTBOX_DONE)
                 .bind(id)
@@ -127,7 +127,7 @@ impl Store {
         serial: &str,
         error: &str,
     ) -> Result<(), StoreError> {
-        on_db!(self, |pool, begin| {
+        on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
                 "UPDATE outbox SET state = 'failed', lease_until = NULL, \
@@ -157,7 +157,7 @@ impl Store {
         delay_secs: i64,
     ) -> Result<(), StoreError> {
         let now = self.now().await?;
-        on_db!(self, |pool, _b| {
+        on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, \
                  lease_until = NULL, last_error = $3 WHERE id = $1",
@@ -175,7 +175,7 @@ impl Store {
     /// An admin re-queues a permanently failed entry.
     pub async fn outbox_requeue(&self, id: i64) -> Result<bool, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = $2, lease_until = NULL \
                  WHERE id = $1 AND state = 'failed'",
@@ -194,7 +194,7 @@ impl Store {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1 IS NULL OR state = $1) ORDER BY id"
         );
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, OutboxRow>(sqlx::AssertSqlSafe(sql))
                 .bind(state)
                 .fetch_all(pool)
@@ -204,7 +204,7 @@ impl Store {
 
     /// Pending commands of a device.
     pub async fn pending_commands(&self, device_id: &str) -> Result<Vec<CommandRow>, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, CommandRow>(PENDING_COMMANDS)
                 .bind(device_id)
                 .fetch_all(pool)
@@ -215,7 +215,7 @@ impl Store {
     /// A device acknowledges one of its own commands.
     pub async fn ack_command(&self, device_id: &str, id: &str) -> Result<bool, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "UPDATE commands SET state = 'done', acked_at = $3 \
                  WHERE id = $1 AND device_id = $2 AND state = 'pending'",
@@ -233,7 +233,7 @@ impl Store {
     /// Appends an audit record.
     pub async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
         let now = self.now().await?;
-        on_db!(self, |pool, _b| {
+        on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "INSERT INTO audit (at, event, device_id, profile_id, transaction_id, detail) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -257,7 +257,7 @@ impl Store {
         device_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, AuditEvent>(
                 "SELECT id, at, event, device_id, profile_id, transaction_id, detail FROM audit \
                  WHERE ($1 IS NULL OR device_id = $1) ORDER BY id DESC LIMIT $2",
@@ -271,7 +271,7 @@ impl Store {
 
     /// A shared integer setting.
     pub async fn get_setting(&self, key: &str) -> Result<Option<i64>, StoreError> {
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_scalar::<_, i64>("SELECT value FROM settings WHERE key = $1")
                 .bind(key)
                 .fetch_optional(pool)
@@ -281,7 +281,7 @@ impl Store {
 
     /// Sets a shared integer setting.
     pub async fn set_setting(&self, key: &str, value: i64) -> Result<(), StoreError> {
-        on_db!(self, |pool, _b| {
+        on_db!(&self.db, |pool, _b| {
             sqlx::query(
                 "INSERT INTO settings (key, value) VALUES ($1, $2) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",

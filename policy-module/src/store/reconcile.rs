@@ -54,14 +54,7 @@ pub struct AuditChallenge {
     pub has_certificate: bool,
 }
 
-/// How a SQLite database is configured for durability (DESIGN decision 8).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SqliteDurability {
-    /// `PRAGMA journal_mode` (`wal` expected).
-    pub journal_mode: String,
-    /// `PRAGMA synchronous` (2 = FULL expected).
-    pub synchronous: i64,
-}
+pub use foundation::sql::SqliteDurability;
 
 impl Store {
     /// Every recorded certificate with its request's challenge digest, ordered by serial.
@@ -69,7 +62,7 @@ impl Store {
         let sql = "SELECT c.serial, c.transaction_id, c.device_id, c.status, c.der, c.issued_at, \
              r.challenge_hash FROM certificates c \
              LEFT JOIN requests r ON r.transaction_id = c.transaction_id ORDER BY c.serial";
-        let rows = on_db!(self, |pool, _b| {
+        let rows = on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, AuditCertRow>(sql)
                 .fetch_all(pool)
                 .await?
@@ -102,7 +95,7 @@ impl Store {
              AS has_certificate FROM challenges ch \
              LEFT JOIN requests r ON r.transaction_id = ch.reserved_tx \
              WHERE ch.reserved_tx IS NOT NULL ORDER BY ch.hash";
-        Ok(on_db!(self, |pool, _b| {
+        Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, AuditChallenge>(sql)
                 .fetch_all(pool)
                 .await?
@@ -112,34 +105,11 @@ impl Store {
     /// SQLite's `PRAGMA integrity_check` lines other than `ok`; always empty on PostgreSQL
     /// (which checks its pages itself).
     pub async fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
-        match &self.db {
-            super::Db::Sqlite(pool) => {
-                let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-                    .fetch_all(pool)
-                    .await?;
-                Ok(lines.into_iter().filter(|l| l != "ok").collect())
-            }
-            super::Db::Postgres(_) => Ok(Vec::new()),
-        }
+        Ok(self.db.integrity_check().await?)
     }
 
     /// The durability settings of a pooled SQLite connection; `None` on PostgreSQL.
     pub async fn sqlite_durability(&self) -> Result<Option<SqliteDurability>, StoreError> {
-        match &self.db {
-            super::Db::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                    .fetch_one(&mut *conn)
-                    .await?;
-                let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                    .fetch_one(&mut *conn)
-                    .await?;
-                Ok(Some(SqliteDurability {
-                    journal_mode,
-                    synchronous,
-                }))
-            }
-            super::Db::Postgres(_) => Ok(None),
-        }
+        Ok(self.db.sqlite_durability().await?)
     }
 }

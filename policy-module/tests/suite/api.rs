@@ -1,9 +1,9 @@
 //! The HTTP layer over loopback: authentication, OpenAPI coverage, admin flow, remote client.
 
+use foundation::rate_limit::RateLimit;
+use foundation::secret::Secret;
+use policy_api::client::RemotePolicy;
 use policy_module::api::{ApiState, OPENAPI, ROUTES, serve};
-use policy_module::client::RemotePolicy;
-use policy_module::rate_limit::RateLimit;
-use policy_module::secret::Secret;
 use policy_module::{
     NdesPolicy, Notification, Outcome, PolicyService, Rejection, RequesterInfo, ServiceConfig,
     VerifyError, VerifyRequest,
@@ -414,7 +414,7 @@ async fn remote_policy_client_speaks_the_contract_over_http() {
     let n = Notification {
         transaction_id: "tx-1".into(),
         outcome: Outcome::Issued {
-            serial_hex: serial,
+            serial: foundation::Serial::from_hex(&serial).unwrap(),
             thumbprint_sha256: thumb,
             not_after: 0,
             certificate_der: cert,

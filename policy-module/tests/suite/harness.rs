@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use foundation::clock::{Clock, ManualClock, SystemClock};
 use policy_module::admin::Registered;
 use policy_module::checkin::{CheckinResponse, RenderedProfile, StatusReport};
-use policy_module::clock::{Clock, ManualClock, SystemClock};
 use policy_module::model::*;
 use policy_module::store::{Assignment, Store};
 use policy_module::{PolicyService, ServiceConfig};

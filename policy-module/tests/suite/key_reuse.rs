@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use foundation::clock::ManualClock;
+use foundation::secret::sha256;
 use openssl::pkey::{PKey, Private};
-use policy_module::clock::ManualClock;
 use policy_module::model::{NameAttr, SubjectAttr};
-use policy_module::secret::sha256;
 use policy_module::store::Store;
 use policy_module::{
     ChallengeRequest, NdesPolicy, Notification, Outcome, PolicyService, Rejection, RequesterInfo,
@@ -43,7 +43,7 @@ async fn notify_issued(h: &Harness, ca: &TestCa, key: &PKey<Private>, tx: &str) 
         .notify(Notification {
             transaction_id: tx.into(),
             outcome: Outcome::Issued {
-                serial_hex: serial,
+                serial: foundation::Serial::from_hex(&serial).unwrap(),
                 thumbprint_sha256: thumb,
                 not_after: 0,
                 certificate_der: der.clone(),

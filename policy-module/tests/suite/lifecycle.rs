@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
+use foundation::secret::Secret;
 use policy_module::admin::Lifecycle;
 use policy_module::checkin::StatusReport;
 use policy_module::error::AdminError;
 use policy_module::model::{CertStatus, DeviceState, Group};
 use policy_module::outbox::{HttpRevoker, OutboxConfig, OutboxWorker};
-use policy_module::secret::Secret;
 use policy_module::store::Assignment;
 use policy_module::{NdesPolicy, Notification, Outcome, RequesterInfo, VerifyRequest};
 
@@ -40,7 +40,7 @@ async fn issue_all(h: &Harness, device: &str) -> Vec<String> {
         svc.notify(Notification {
             transaction_id: tx,
             outcome: Outcome::Issued {
-                serial_hex: serial.clone(),
+                serial: foundation::Serial::from_hex(&serial).unwrap(),
                 thumbprint_sha256: thumb,
                 not_after: 0,
                 certificate_der: der,

@@ -1,11 +1,11 @@
 //! Payload formats: snapshots, and parsing by independent parsers (Python's plistlib and
 //! xml.etree) that check the documented keys and CSP node paths.
 
+use foundation::secret::Secret;
 use policy_module::checkin::{CheckinResponse, RenderedProfile};
 use policy_module::model::*;
 use policy_module::payload::{mobileconfig, syncml};
 use policy_module::render::Expected;
-use policy_module::secret::Secret;
 
 fn fixed_checkin() -> CheckinResponse {
     let expected = Expected {
@@ -20,15 +20,15 @@ fn fixed_checkin() -> CheckinResponse {
             },
         ],
         subject_alternative_names: vec![
-            SanValue {
+            San {
                 kind: SanKind::Dns,
                 value: "laptop-7.contoso.example".into(),
             },
-            SanValue {
+            San {
                 kind: SanKind::Upn,
                 value: "alice@contoso.example".into(),
             },
-            SanValue {
+            San {
                 kind: SanKind::Email,
                 value: "alice@contoso.example".into(),
             },

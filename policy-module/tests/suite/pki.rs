@@ -11,7 +11,7 @@ use openssl::sign::Signer;
 use openssl::x509::{X509, X509NameBuilder};
 
 use super::der::*;
-use policy_module::model::{NameAttr, SanKind, SanValue};
+use policy_module::model::{NameAttr, San, SanKind};
 
 pub fn ec_key() -> PKey<Private> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
@@ -31,7 +31,7 @@ pub fn rsa_key(bits: u32) -> PKey<Private> {
 #[derive(Clone, Default)]
 pub struct CsrSpec {
     pub subject: Vec<NameAttr>,
-    pub sans: Vec<SanValue>,
+    pub sans: Vec<San>,
     pub challenge: Option<String>,
     pub second_challenge: Option<String>,
     /// Raw key usage byte (0x80 digitalSignature, 0x20 keyEncipherment, 0x04 keyCertSign).
@@ -54,7 +54,7 @@ impl CsrSpec {
     }
 }
 
-fn general_name(s: &SanValue) -> Vec<u8> {
+fn general_name(s: &San) -> Vec<u8> {
     match s.kind {
         SanKind::Email => ia5_implicit(0x81, &s.value),
         SanKind::Dns => ia5_implicit(0x82, &s.value),

@@ -4,7 +4,7 @@
 //! one device's request learn nothing and change nothing (no lockout either: a 160-bit
 //! challenge cannot be guessed, and a lockout would let anyone deny the device its certificate).
 
-use policy_module::secret::{CHALLENGE_BYTES, MAX_SECRET_LEN, Secret};
+use foundation::secret::{CHALLENGE_BYTES, MAX_SECRET_LEN, Secret};
 use policy_module::{NdesPolicy, Rejection, RequesterInfo, VerifyError, VerifyRequest};
 
 use crate::api::{ADMIN, NDES, start};

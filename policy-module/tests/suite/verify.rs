@@ -1,8 +1,8 @@
 //! VerifyRequest / Notify: a test per rejection reason, retransmission, races, renewal.
 
+use foundation::secret::Secret;
 use policy_module::admin::Lifecycle;
-use policy_module::model::{NameAttr, SanKind, SanValue, SubjectAttr};
-use policy_module::secret::Secret;
+use policy_module::model::{NameAttr, San, SanKind, SubjectAttr};
 use policy_module::store::Assignment;
 use policy_module::{
     ChallengeError, ChallengeRequest, NdesPolicy, Notification, NotifyError, Outcome, Rejection,
@@ -52,7 +52,7 @@ async fn issue(
         .notify(Notification {
             transaction_id: tx.into(),
             outcome: Outcome::Issued {
-                serial_hex: serial.clone(),
+                serial: foundation::Serial::from_hex(&serial).unwrap(),
                 thumbprint_sha256: thumb.clone(),
                 not_after: 0,
                 certificate_der: der.clone(),
@@ -186,7 +186,7 @@ async fn grants_the_rendered_request_and_notify_records_the_certificate(h: Harne
             },
         ]
     );
-    assert!(grant.subject_alternative_names.contains(&SanValue {
+    assert!(grant.subject_alternative_names.contains(&San {
         kind: SanKind::Upn,
         value: "alice@contoso.example".into()
     }));
@@ -240,7 +240,7 @@ async fn retransmission_gets_the_same_grant_and_notify_is_idempotent(h: Harness)
     let repeat = Notification {
         transaction_id: "tx-1".into(),
         outcome: Outcome::Issued {
-            serial_hex: serial,
+            serial: foundation::Serial::from_hex(&serial).unwrap(),
             thumbprint_sha256: thumb,
             not_after: 0,
             certificate_der: cert,
@@ -571,7 +571,7 @@ async fn an_admin_request_names_itself_in_any_string_type(h: Harness) {
 async fn rejects_subject_alt_name_deviations(h: Harness) {
     let e = enrolled(&h, "d1").await;
     let base = matching(&e);
-    let san = |kind, value: &str| SanValue {
+    let san = |kind, value: &str| San {
         kind,
         value: value.into(),
     };
@@ -600,7 +600,7 @@ async fn rejects_subject_alt_name_deviations(h: Harness) {
         );
     }
     // DNS names compare case-insensitively, order does not matter.
-    let mut reordered: Vec<SanValue> = base.sans.iter().rev().cloned().collect();
+    let mut reordered: Vec<San> = base.sans.iter().rev().cloned().collect();
     for s in &mut reordered {
         if s.kind == SanKind::Dns {
             s.value = s.value.to_uppercase();
@@ -786,7 +786,7 @@ async fn notify_refuses_unknown_transactions_and_foreign_certificates(h: Harness
     let issued = |tx: &str, der: Vec<u8>, serial: String, thumb: String| Notification {
         transaction_id: tx.into(),
         outcome: Outcome::Issued {
-            serial_hex: serial,
+            serial: foundation::Serial::from_hex(&serial).unwrap(),
             thumbprint_sha256: thumb,
             not_after: 0,
             certificate_der: der,

@@ -2,11 +2,12 @@
 //! (AlgorithmIdentifier, IssuerAndSerialNumber, Attribute) that CMS and SCEP build on.
 
 pub mod reader;
+pub mod tag;
 pub mod writer;
 
 use std::fmt;
 
-pub use reader::{Reader, Tlv, parse_single, tag};
+pub use reader::{Reader, Tlv, parse_single};
 
 /// Why bytes could not be decoded. Static text only: it never echoes input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

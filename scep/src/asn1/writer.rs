@@ -1,6 +1,6 @@
 //! DER encoding (X.690 §10): everything `scep` emits is DER with definite lengths.
 
-use super::reader::tag;
+use super::tag;
 
 /// Encode one tag-length-value.
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {

@@ -5,14 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
+use ca_api::IssueCall;
 use ca_mock::Config;
 use ca_mock::auth::hash_token;
 use ca_mock::keys::{KeySpec, Passphrase};
-use ca_mock::names::{NameAttr, San};
 use ca_mock::store::{ListFilter, RevocationReason};
-use ca_mock::wire::IssueRequest;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use foundation::names::{NameAttr, San};
 
 mod audit;
 mod init;
@@ -245,15 +244,14 @@ async fn run(command: Command) -> Result<ExitCode> {
                 after: None,
                 limit,
             };
-            for c in state.ca.list(&filter).await? {
-                let status = serde_json::to_value(c.status)?;
+            for r in state.ca.list(&filter).await? {
                 println!(
                     "{}  {:<8} {:<26} {:<24} {}",
-                    c.serial,
-                    status.as_str().unwrap_or("?"),
-                    c.template,
-                    c.request_id,
-                    c.subject
+                    r.cert.serial,
+                    r.status.as_str(),
+                    r.cert.template,
+                    r.cert.request_id,
+                    r.cert.subject
                 );
             }
         }
@@ -386,19 +384,17 @@ async fn issue(a: &IssueArgs) -> Result<()> {
         Some(id) => id.clone(),
         None => format!("cli-{}", init::random_token()?.get(..16).unwrap_or("0")),
     };
-    let req = IssueRequest {
+    let req = IssueCall {
         request_id,
         template: a.template.clone(),
-        csr: base64::engine::general_purpose::STANDARD.encode(der),
+        csr_der: der,
         subject: parse_subject(&a.subject)?,
         sans: a.sans.iter().map(|s| parse_san(s)).collect::<Result<_>>()?,
         validity_days: a.validity_days,
     };
     let state = open(&a.config.config).await?;
     let issued = state.ca.issue("cli", &req).await?;
-    let cert = openssl::x509::X509::from_der(
-        &base64::engine::general_purpose::STANDARD.decode(&issued.response.certificate)?,
-    )?;
+    let cert = openssl::x509::X509::from_der(&issued.der)?;
     let pem = cert.to_pem()?;
     match &a.out {
         Some(out) => {
@@ -409,8 +405,8 @@ async fn issue(a: &IssueArgs) -> Result<()> {
     }
     eprintln!(
         "serial {} request_id {}{}",
-        issued.response.serial,
-        issued.response.request_id,
+        issued.serial,
+        req.request_id,
         if issued.replayed { " (replayed)" } else { "" }
     );
     Ok(())

@@ -1,12 +1,16 @@
-//! A typed async client for the ca-mock HTTP API, for ndes-proxy, policy-module adapters and
+//! A typed async client for the CA's HTTP API (ca-mock), for ndes-proxy, policy-module and
 //! the lab binary.
 
 use std::fmt;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use foundation::Serial;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::store::RevocationReason;
+use crate::backend::{CaBackend, CaError, IssueCall, IssuedCert};
+use crate::status::{CertStatus, RevocationReason};
 use crate::wire::{
     CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, ReleaseResponse,
     RevokeRequest, RevokeResponse,
@@ -206,5 +210,88 @@ impl CaClient {
             .await?;
         let root = self.bytes(self.http.get(self.url("/ca/root.crt"))).await?;
         Ok((issuing, root))
+    }
+}
+
+/// [`CaBackend`] over the CA's HTTP API, authenticated as the caller the client's token names.
+#[derive(Clone, Debug)]
+pub struct HttpCa {
+    client: CaClient,
+}
+
+impl HttpCa {
+    /// Wrap a client authenticated as the NDES enrollment agent.
+    pub fn new(client: CaClient) -> Self {
+        Self { client }
+    }
+}
+
+/// A 4xx is the CA's final word on this request; anything else is "try later".
+fn backend_error(e: ClientError) -> CaError {
+    match e {
+        ClientError::Api { status, error, .. } if (400..500).contains(&status) => {
+            CaError::Refused(error)
+        }
+        other => CaError::Unavailable(other.to_string()),
+    }
+}
+
+/// A certificate or chain entry as the wire sends it (base64 DER).
+fn der(b64: &str) -> Result<Vec<u8>, CaError> {
+    B64.decode(b64)
+        .map_err(|_| CaError::Unavailable("CA returned invalid base64".into()))
+}
+
+#[async_trait::async_trait]
+impl CaBackend for HttpCa {
+    async fn issue(&self, call: &IssueCall) -> Result<IssuedCert, CaError> {
+        let req = IssueRequest {
+            request_id: call.request_id.clone(),
+            template: call.template.clone(),
+            csr: B64.encode(&call.csr_der),
+            subject: call.subject.clone(),
+            sans: call.sans.clone(),
+            validity_days: call.validity_days,
+        };
+        let out = self.client.issue(&req).await.map_err(backend_error)?;
+        let r = out.response;
+        Ok(IssuedCert {
+            serial: Serial::from_hex(&r.serial)
+                .map_err(|_| CaError::Unavailable("CA returned an invalid serial".into()))?,
+            der: der(&r.certificate)?,
+            chain: r.chain.iter().map(|c| der(c)).collect::<Result<_, _>>()?,
+            not_before: r.not_before,
+            not_after: r.not_after,
+            replayed: !out.created,
+        })
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<Option<Vec<u8>>, CaError> {
+        match self.client.get(&serial.to_hex()).await {
+            Ok(info) => der(&info.certificate).map(Some),
+            Err(e) if e.code() == Some("unknown_serial") => Ok(None),
+            Err(e) => Err(backend_error(e)),
+        }
+    }
+
+    async fn is_good(&self, serial: &Serial) -> Result<Option<bool>, CaError> {
+        match self.client.get(&serial.to_hex()).await {
+            Ok(info) => Ok(Some(info.status == CertStatus::Good)),
+            Err(e) if e.code() == Some("unknown_serial") => Ok(None),
+            Err(e) => Err(backend_error(e)),
+        }
+    }
+
+    async fn by_request_id(&self, request_id: &str) -> Result<Vec<Vec<u8>>, CaError> {
+        let list = self
+            .client
+            .find_by_request_id(request_id)
+            .await
+            .map_err(backend_error)?;
+        list.iter().map(|c| der(&c.certificate)).collect()
+    }
+
+    async fn crl(&self) -> Result<Vec<u8>, CaError> {
+        self.client.crl().await.map_err(backend_error)
     }
 }

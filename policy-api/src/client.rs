@@ -9,7 +9,7 @@ use crate::contract::{
     ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, VerifyRequest,
 };
 use crate::error::{ChallengeError, NotifyError, Rejection, VerifyError};
-use crate::secret::Secret;
+use foundation::Secret;
 
 /// HTTP client implementation of [`NdesPolicy`].
 pub struct RemotePolicy {

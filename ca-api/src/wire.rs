@@ -1,10 +1,10 @@
-//! The JSON bodies of the ca-mock HTTP API, shared by the server and [`crate::client`].
+//! The JSON bodies of the CA's HTTP API, shared by the server (ca-mock) and [`crate::client`].
 //! Binary values are standard base64 with padding; serials are lowercase hex.
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{NameAttr, San};
-use crate::store::{CertStatus, RevocationReason};
+use crate::status::{CertStatus, RevocationReason};
+use foundation::names::{NameAttr, San};
 
 /// `POST /api/v1/certificates`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

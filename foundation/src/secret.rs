@@ -1,16 +1,19 @@
-//! Typed secrets: challenges, device credentials and API tokens.
+//! Secrets: challenges, device credentials, API tokens, passwords.
 //!
-//! A [`Secret`] never prints itself (`Debug` is redacted, there is no `Display`), is stored only
-//! as its SHA-256 digest, and is compared in constant time.
+//! A [`Secret`] never prints itself (`Debug` is redacted, there is no `Display`), is stored
+//! only as its SHA-256 digest, and is compared in constant time. Secret files are read here
+//! and nowhere else, so every service treats an empty file the same way: as a mistake, never
+//! as a credential.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use openssl::hash::{MessageDigest, hash};
 use openssl::memcmp;
 use openssl::rand::rand_bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Random bytes in a challenge: 160 bits, above DESIGN decision 4's floor of 128.
+/// Random bytes in a challenge: 160 bits, above docs/decisions.md #4's floor of 128.
 pub const CHALLENGE_BYTES: usize = 20;
 /// Random bytes in a device credential or generated API token.
 pub const TOKEN_BYTES: usize = 32;
@@ -36,12 +39,12 @@ impl Secret {
         Ok(Self(hex::encode_upper(buf)))
     }
 
-    /// The value itself, for the few places that must send it (payloads, HTTP client).
+    /// The value itself, for the few places that must send it (payloads, HTTP clients).
     pub fn expose(&self) -> &str {
         &self.0
     }
 
-    /// SHA-256 of the value: what the store keeps and looks up.
+    /// SHA-256 of the value: what stores keep and look up.
     pub fn digest(&self) -> Vec<u8> {
         sha256(self.0.as_bytes())
     }
@@ -83,26 +86,25 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-/// The one comparison of secrets in this crate (reliability P29): two SHA-256 digests, with
+/// The one comparison of secrets in the workspace (reliability P29): two SHA-256 digests, with
 /// `CRYPTO_memcmp`, whose time depends on neither the secrets' lengths nor where they first
 /// differ. Anything but two 32-byte digests is unequal, so a digest that failed (empty) never
 /// matches another failed one, and `memcmp::eq` (which panics on different lengths) is never
-/// reached with them. Secrets kept in the store are found by digest instead (a B-tree lookup
-/// keyed by SHA-256 reveals at most a prefix of a digest, never of the secret).
+/// reached with them.
 pub fn digests_equal(a: &[u8], b: &[u8]) -> bool {
     const LEN: usize = 32;
     a.len() == LEN && b.len() == LEN && memcmp::eq(a, b)
 }
 
 /// SHA-256 digest. OpenSSL's SHA-256 cannot fail on in-memory input short of a broken
-/// library; the fallback is an empty digest, which matches no stored row.
+/// library; the fallback is an empty digest, which matches nothing.
 pub fn sha256(data: &[u8]) -> Vec<u8> {
     hash(MessageDigest::sha256(), data)
         .map(|d| d.to_vec())
         .unwrap_or_default()
 }
 
-/// Lowercase hex SHA-256, the thumbprint format used across the workspace.
+/// Lowercase hex SHA-256, the thumbprint spelling used across the workspace.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
 }
@@ -110,6 +112,41 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// A short, non-secret reference to a challenge for audit records: 48 bits of its digest.
 pub fn challenge_ref(digest: &[u8]) -> String {
     hex::encode(digest.get(..6).unwrap_or(digest))
+}
+
+/// Why a secret file could not be used. Never carries the file's content.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The first line is empty: a configuration mistake, not a credential.
+    #[error("{path}: empty secret")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Reads a secret from a file: its first line, trimmed. An empty first line is an error.
+pub fn read_secret_file(path: &Path) -> Result<Secret, SecretFileError> {
+    let bytes = std::fs::read(path).map_err(|source| SecretFileError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let value = text.lines().next().unwrap_or("").trim();
+    if value.is_empty() {
+        return Err(SecretFileError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Secret::new(value))
 }
 
 #[cfg(test)]
@@ -139,7 +176,6 @@ mod tests {
             assert!(!a.ct_eq(&Secret::new(other)), "{}", other.len());
         }
         assert!(a.ct_eq(&Secret::new("s")));
-        // The comparison sees digests, never the secrets: only 32-byte inputs can be equal.
         assert!(!digests_equal(b"", b""));
         assert!(!digests_equal(b"short", b"short"));
         assert!(!digests_equal(&[7; 32], &[7; 31]));
@@ -158,5 +194,22 @@ mod tests {
     fn oversized_secret_is_refused_when_deserialized() {
         let long = format!("\"{}\"", "A".repeat(MAX_SECRET_LEN + 1));
         assert!(serde_json::from_str::<Secret>(&long).is_err());
+    }
+
+    #[test]
+    fn secret_files_give_their_first_line_and_refuse_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("token");
+        std::fs::write(&good, "  s3cret \nsecond line\n").unwrap();
+        assert_eq!(read_secret_file(&good).unwrap().expose(), "s3cret");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n\n").unwrap();
+        let err = read_secret_file(&empty).unwrap_err();
+        assert!(matches!(err, SecretFileError::Empty { .. }));
+        let missing = read_secret_file(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(missing, SecretFileError::Io { .. }));
+        std::fs::write(&good, "hunter2\n").unwrap();
+        let shown = format!("{:?} {}", read_secret_file(&empty).unwrap_err(), missing);
+        assert!(!shown.contains("hunter2"));
     }
 }

@@ -1,13 +1,14 @@
 //! The NDES-side contract (the open equivalent of NDES's INDESPolicy): what ndes-proxy calls.
 //!
-//! Two implementations: [`crate::PolicyService`] in process, and [`crate::client::RemotePolicy`]
-//! over authenticated HTTP to a remote policy-module. Both are used as `Arc<dyn NdesPolicy>`.
+//! Two implementations: policy-module's `PolicyService` in process, and
+//! [`crate::client::RemotePolicy`] over authenticated HTTP to a remote policy-module. Both are used as `Arc<dyn NdesPolicy>`.
 
 use serde::{Deserialize, Serialize};
 
+use foundation::names::{KeyUsage, NameAttr, San};
+use foundation::{Secret, Serial};
+
 use crate::error::{ChallengeError, NotifyError, VerifyError};
-use crate::model::{KeyUsage, NameAttr, SanValue};
-use crate::secret::Secret;
 
 /// INDESPolicy: GenerateChallenge / VerifyRequest / Notify.
 #[async_trait::async_trait]
@@ -82,7 +83,7 @@ pub struct Grant {
     pub template: String,
     /// Subject RDNs in encoding order.
     pub subject: Vec<NameAttr>,
-    pub subject_alternative_names: Vec<SanValue>,
+    pub subject_alternative_names: Vec<San>,
     pub validity_days: u32,
     pub key_usage: Vec<KeyUsage>,
     pub extended_key_usages: Vec<String>,
@@ -106,8 +107,9 @@ pub struct Notification {
 #[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Outcome {
     Issued {
-        /// Lowercase hex, no leading zero octets.
-        serial_hex: String,
+        /// The serial (its one spelling on the wire, under its historical name).
+        #[serde(rename = "serial_hex")]
+        serial: Serial,
         /// Lowercase hex SHA-256 of the certificate DER.
         thumbprint_sha256: String,
         /// Unix seconds.

@@ -9,7 +9,7 @@
 //! labels as another site's costs them nothing. A browser older than `Sec-Fetch-Site` is
 //! caught on POST by `Origin` only; such a GET cannot be told from a same-site one.
 
-use axum::http::{HeaderMap, header};
+use http::{HeaderMap, header};
 
 /// Whether a browser sent this request for a page of another origin: `Sec-Fetch-Site` is
 /// anything but `same-origin` or `none` (`none`: the user typed the URL or used a bookmark),
@@ -53,7 +53,7 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

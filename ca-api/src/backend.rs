@@ -1,0 +1,82 @@
+//! The CA as its callers see it: issue under a granted template (idempotent by request id),
+//! look a certificate up, ask its status, fetch the CRL. Typed: DER bytes and [`Serial`]s, no
+//! base64 (that is the HTTP layer's business, in [`crate::wire`]).
+//!
+//! Two implementations: [`crate::HttpCa`] over the CA's authenticated HTTP API, and ca-mock's
+//! in-process one when the CA runs in the same process.
+
+use std::fmt;
+
+use foundation::Serial;
+use foundation::names::{NameAttr, San};
+
+/// An issuance the policy module granted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssueCall {
+    /// The idempotency key at the CA (the SCEP transactionID, or a renewal's request id).
+    pub request_id: String,
+    /// CA template.
+    pub template: String,
+    /// DER PKCS#10 (the CA takes only the key from it, after its own check).
+    pub csr_der: Vec<u8>,
+    /// Granted subject, in DN order.
+    pub subject: Vec<NameAttr>,
+    /// Granted subject alternative names.
+    pub sans: Vec<San>,
+    /// Granted validity in days, if shorter than the template's.
+    pub validity_days: Option<u32>,
+}
+
+impl fmt::Debug for IssueCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssueCall")
+            .field("request_id", &self.request_id)
+            .field("template", &self.template)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A certificate the CA recorded and returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedCert {
+    /// Serial.
+    pub serial: Serial,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// Issuing CA then root, DER.
+    pub chain: Vec<Vec<u8>>,
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// True when the request id was already recorded with this CSR (a replay).
+    pub replayed: bool,
+}
+
+/// Why the CA did not give a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// Could not reach the CA, or it failed internally: retry later (HTTP 503 to the client).
+    #[error("CA unavailable: {0}")]
+    Unavailable(String),
+    /// The CA refused this request (template not entitled, key rejected, conflict).
+    #[error("CA refused: {0}")]
+    Refused(String),
+}
+
+/// The CA operations its callers need.
+#[async_trait::async_trait]
+pub trait CaBackend: Send + Sync {
+    /// Issue, or return what was already issued for this request id and CSR.
+    async fn issue(&self, call: &IssueCall) -> Result<IssuedCert, CaError>;
+    /// The certificate with this serial, if the CA issued it.
+    async fn certificate(&self, serial: &Serial) -> Result<Option<Vec<u8>>, CaError>;
+    /// Whether the certificate with this serial is current at the CA: `Some(true)` good,
+    /// `Some(false)` revoked or on hold, `None` not issued by this CA.
+    async fn is_good(&self, serial: &Serial) -> Result<Option<bool>, CaError>;
+    /// Certificates issued for this request id (CertPoll after a completed request).
+    async fn by_request_id(&self, request_id: &str) -> Result<Vec<Vec<u8>>, CaError>;
+    /// The current CRL, DER.
+    async fn crl(&self) -> Result<Vec<u8>, CaError>;
+}

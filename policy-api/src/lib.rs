@@ -1,0 +1,26 @@
+//! The policy contract: the open equivalent of NDES's INDESPolicy (GenerateChallenge,
+//! VerifyRequest, Notify), apart from the policy module that implements it.
+//!
+//! ndes-proxy holds an `Arc<dyn NdesPolicy>`: policy-module's `PolicyService` in process, or
+//! [`RemotePolicy`] over authenticated HTTP to a remote policy-module.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`contract`] | [`NdesPolicy`] and its types: challenge request, verify request, grant, notification |
+//! | [`error`] | named rejections ([`Rejection`]) and the refusals of each call |
+//! | [`client`] | [`RemotePolicy`], the HTTP client of `/internal/v1` |
+//!
+//! Names (subject attributes, SANs, key usage) are the foundation's vocabulary, so a grant goes
+//! to the CA's contract without conversion.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod contract;
+pub mod error;
+
+pub use client::RemotePolicy;
+pub use contract::{
+    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, RequesterInfo,
+    VerifyRequest,
+};
+pub use error::{ChallengeError, NotifyError, Rejection, VerifyError};
