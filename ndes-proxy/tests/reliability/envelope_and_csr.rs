@@ -4,7 +4,7 @@
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use scep::asn1::parse_single;
-use scep::asn1::reader::tag;
+use scep::asn1::tag;
 use scep::asn1::writer::{self, tlv};
 use scep::{ContentCipher, FailInfo, oid};
 

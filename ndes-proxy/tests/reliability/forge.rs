@@ -7,7 +7,7 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::sign::Signer;
 use openssl::x509::X509;
-use scep::asn1::reader::tag;
+use scep::asn1::tag;
 use scep::asn1::writer::{self, tlv};
 use scep::cms::IssuerAndSerialNumber;
 use scep::oid;
