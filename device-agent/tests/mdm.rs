@@ -80,7 +80,7 @@ async fn checkin_renders_a_csr_the_policy_module_reads_back_as_its_profile() {
         .build(&key, Some(&challenge), MessageDigest::sha256())
         .unwrap();
 
-    let parsed = policy_module::csr::parse(&der).unwrap();
+    let parsed = policy_api::csr::parse(&der).unwrap();
     let subject: Vec<(String, String)> = parsed
         .subject
         .iter()
@@ -261,6 +261,7 @@ async fn record_issuance(policy: &Policy, fake: &FakeScep, dir: &DeviceDir) -> S
     policy
         .svc
         .verify_request(VerifyRequest {
+            facts: None,
             csr_der,
             challenge: None,
             transaction_id: transaction_id.clone(),

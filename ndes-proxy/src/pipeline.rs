@@ -9,6 +9,7 @@
 use ca_api::{CaError, IssuedCert};
 use foundation::{Secret, Serial};
 use openssl::x509::X509;
+use policy_api::csr::CsrFacts;
 use policy_api::{Outcome, RequesterInfo, VerifyError, VerifyRequest};
 use scep::cms::IssuerAndSerialNumber;
 use scep::csr::Csr;
@@ -199,6 +200,9 @@ async fn enroll(
         }
         return answer_from_record(state, rec).await;
     }
+    // The CSR's self-signature was verified when the pkiMessage was opened: its facts are read
+    // once here and handed to the policy as types (an unreadable CSR is left to the policy,
+    // which names the rejection in its audit).
     let verify = VerifyRequest {
         csr_der: csr.to_der().to_vec(),
         challenge: csr.challenge_password().map(|c| Secret::new(c.expose())),
@@ -206,6 +210,7 @@ async fn enroll(
         template: None,
         signer_cert_der,
         requester,
+        facts: CsrFacts::read_verified(csr.to_der()).ok(),
     };
     let grant = match state.policy().verify_request(verify).await {
         Ok(g) => g,
@@ -422,7 +427,7 @@ async fn get_cert(
     if !state.is_our_issuer(&ias.issuer) {
         return Err(Step::Refuse(Refusal::NotFound));
     }
-    let Ok(serial) = Serial::from_der_int(&ias.serial) else {
+    let Ok(serial) = Serial::from_magnitude(&ias.serial) else {
         return Err(Step::Refuse(Refusal::NotFound));
     };
     let der = state

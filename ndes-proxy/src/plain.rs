@@ -139,6 +139,7 @@ mod tests {
 
     fn request(csr_der: Vec<u8>, challenge: Option<&str>) -> VerifyRequest {
         VerifyRequest {
+            facts: None,
             csr_der,
             challenge: challenge.map(Secret::new),
             transaction_id: "tx-1".into(),

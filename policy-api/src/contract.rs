@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use foundation::names::{KeyUsage, NameAttr, San};
 use foundation::{Secret, Serial};
 
+use crate::csr::CsrFacts;
 use crate::error::{ChallengeError, NotifyError, VerifyError};
 
 /// INDESPolicy: GenerateChallenge / VerifyRequest / Notify.
@@ -74,6 +75,12 @@ pub struct VerifyRequest {
     pub signer_cert_der: Option<Vec<u8>>,
     #[serde(default)]
     pub requester: RequesterInfo,
+    /// What the caller learned of `csr_der` when it verified it in this process (ndes-proxy
+    /// opening the pkiMessage): handed over as types so the policy module neither parses nor
+    /// verifies the CSR a second time. Never on the wire: over HTTP the policy module reads
+    /// the CSR itself (its trust boundary).
+    #[serde(skip)]
+    pub facts: Option<CsrFacts>,
 }
 
 /// Everything the CA needs to issue: the CSR proposes, the grant decides.

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`contract`] | [`NdesPolicy`] and its types: challenge request, verify request, grant, notification |
 //! | [`error`] | named rejections ([`Rejection`]) and the refusals of each call |
+//! | [`csr`] | [`csr::CsrFacts`]: what a CSR says, read once per trust boundary |
 //! | [`client`] | [`RemotePolicy`], the HTTP client of `/internal/v1` |
 //!
 //! Names (subject attributes, SANs, key usage) are the foundation's vocabulary, so a grant goes
@@ -16,6 +17,7 @@
 
 pub mod client;
 pub mod contract;
+pub mod csr;
 pub mod error;
 
 pub use client::RemotePolicy;

@@ -4,8 +4,8 @@
 //! an `Arc<dyn NdesPolicy>`, this crate's [`PolicyService`] in process or
 //! `policy_api::RemotePolicy` over HTTP to this crate's [`api`]. Modules:
 //! - `verify`: VerifyRequest / Notify / GenerateChallenge (docs/decisions.md #3, #4, #5).
-//! - `csr`, `rules`, `format`, `render`: CSR parsing, the checks, the profile format syntax,
-//!   rendering for a device.
+//! - `rules`, `format`, `render`: the checks of a CSR's facts (`policy_api::csr`), the profile
+//!   format syntax, rendering for a device.
 //! - `admin`, `checkin`: profiles, devices, groups, lifecycle; the MDM check-in.
 //! - `outbox`: revocation delivery to the CA (`Revoker`, `HttpRevoker`, `OutboxWorker`).
 //! - `payload`: SyncML (ClientCertificateInstall CSP) and Apple .mobileconfig.
@@ -16,7 +16,6 @@ pub mod admin;
 pub mod api;
 pub mod checkin;
 pub mod config;
-pub mod csr;
 pub mod error;
 pub mod format;
 pub mod fuzzing;

@@ -8,13 +8,7 @@ pub use foundation::names::{
 
 use crate::format;
 
-/// Key algorithm of the device key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyAlgorithm {
-    Rsa,
-    Ec,
-}
+pub use policy_api::csr::KeyAlgorithm;
 
 /// Hash algorithm the device should sign its CSR with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

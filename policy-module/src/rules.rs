@@ -4,13 +4,13 @@
 //! SANs as a set, DNS names case-insensitively). The CSR may ask for less key usage or EKU than
 //! the profile grants, never more.
 
-use crate::csr::CsrInfo;
 use crate::error::Rejection;
 use crate::model::{ANY_EKU, KeyAlgorithm, San, SanKind};
 use crate::render::Expected;
+use policy_api::csr::CsrFacts;
 
 /// Checks a parsed CSR against a rendered profile.
-pub fn check(expected: &Expected, csr: &CsrInfo) -> Result<(), Rejection> {
+pub fn check(expected: &Expected, csr: &CsrFacts) -> Result<(), Rejection> {
     check_subject(expected, csr)?;
     if normalized(&expected.subject_alternative_names) != normalized(&csr.sans) {
         return Err(Rejection::SubjectAltNameMismatch);
@@ -37,7 +37,7 @@ pub fn check(expected: &Expected, csr: &CsrInfo) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn check_subject(expected: &Expected, csr: &CsrInfo) -> Result<(), Rejection> {
+fn check_subject(expected: &Expected, csr: &CsrFacts) -> Result<(), Rejection> {
     if csr.subject.is_empty() && !expected.subject.is_empty() {
         return Err(Rejection::SubjectNameMissing);
     }
@@ -48,7 +48,7 @@ fn check_subject(expected: &Expected, csr: &CsrInfo) -> Result<(), Rejection> {
 }
 
 /// DESIGN decision 6: RSA below 2048 bits is never accepted, whatever the caller asks.
-pub fn check_key_floor(csr: &CsrInfo) -> Result<(), Rejection> {
+pub fn check_key_floor(csr: &CsrFacts) -> Result<(), Rejection> {
     match csr.key_algorithm {
         KeyAlgorithm::Rsa if csr.key_size < 2048 || csr.key_size > 8192 => {
             Err(Rejection::KeyLengthMismatch)

@@ -2,7 +2,6 @@
 
 use openssl::x509::X509;
 
-use crate::csr::{self, CsrInfo};
 use crate::error::{ChallengeError, NotifyError, Rejection, StoreError, VerifyError};
 use crate::model::{CertStatus, DeviceState, is_identifier};
 use crate::render::{self, Expected};
@@ -15,6 +14,7 @@ use foundation::time::asn1_to_unix;
 use policy_api::contract::{
     ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, VerifyRequest,
 };
+use policy_api::csr::CsrFacts;
 
 /// Longest transactionID accepted (RFC 8894 uses a hash in hex or base64).
 pub(crate) const MAX_TRANSACTION_ID: usize = 128;
@@ -26,7 +26,7 @@ fn unavailable(e: StoreError) -> VerifyError {
 
 /// A request after parsing, with its digests.
 struct Parsed {
-    csr: CsrInfo,
+    csr: CsrFacts,
     csr_hash: Vec<u8>,
     spki_hash: Vec<u8>,
 }
@@ -40,7 +40,12 @@ impl PolicyService {
         {
             return Err(Rejection::CertificateRequestDecodingFailed.into());
         }
-        let csr = csr::parse(&req.csr_der)?;
+        // Facts read in this process by ndes-proxy, which verified the CSR's signature, are
+        // used as they are; a CSR that came over HTTP is read and verified here, once.
+        let csr = match &req.facts {
+            Some(facts) => facts.clone(),
+            None => CsrFacts::read_and_verify(&req.csr_der)?,
+        };
         let parsed = Parsed {
             csr_hash: sha256(&req.csr_der),
             spki_hash: sha256(&csr.spki_der),

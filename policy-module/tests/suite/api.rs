@@ -387,6 +387,7 @@ async fn remote_policy_client_speaks_the_contract_over_http() {
         &CsrSpec::matching(&e.profile().expected, &e.challenge()),
     );
     let req = |tx: &str, der: Vec<u8>| VerifyRequest {
+        facts: None,
         csr_der: der,
         challenge: Some(Secret::new(e.challenge())),
         transaction_id: tx.into(),

@@ -28,6 +28,7 @@ async fn issue_all(h: &Harness, device: &str) -> Vec<String> {
         let tx = format!("tx-{device}-{}", p.profile_id);
         let spec = CsrSpec::matching(&p.expected, p.challenge.expose());
         let req = VerifyRequest {
+            facts: None,
             csr_der: csr(&key, &spec),
             challenge: None,
             transaction_id: tx.clone(),

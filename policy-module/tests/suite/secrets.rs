@@ -78,6 +78,7 @@ async fn a_thousand_wrong_challenges_against_one_device_change_nothing(h: Harnes
     };
     let der = csr(&key, &spec);
     let guess = |challenge: Secret, tx: String| VerifyRequest {
+        facts: None,
         csr_der: der.clone(),
         challenge: Some(challenge),
         transaction_id: tx,

@@ -16,6 +16,7 @@ use crate::pki::{CsrSpec, TestCa, csr, ec_key, ec384_key, rsa_key};
 
 fn request(csr_der: Vec<u8>, tx: &str) -> VerifyRequest {
     VerifyRequest {
+        facts: None,
         csr_der,
         challenge: None,
         transaction_id: tx.to_string(),

@@ -1,33 +1,48 @@
-//! PKCS#10 parsing: what VerifyRequest compares against the rendered profile.
+//! The facts of a PKCS#10 request that VerifyRequest compares against a rendered profile:
+//! subject, SANs, key usage, EKUs, key algorithm and size, challenge.
 //!
-//! x509-parser reads the names, attributes and extensions; OpenSSL checks the key and the
-//! self-signature. Every failure is a [`Rejection`], never a panic.
+//! Read once per trust boundary. ndes-proxy verified the CSR's self-signature when it opened
+//! the pkiMessage (the `scep` crate), so in the same process it reads the facts with
+//! [`CsrFacts::read_verified`] (x509-parser only, no second signature check) and hands them to
+//! the policy module in [`crate::VerifyRequest::facts`]. A CSR that arrives over HTTP crossed a
+//! boundary: the policy module reads and verifies it with [`CsrFacts::read_and_verify`]
+//! (OpenSSL checks the self-signature). Every failure is a [`Rejection`], never a panic.
 
 use std::net::IpAddr;
 
-use openssl::nid::Nid;
-use openssl::pkey::Id;
+use foundation::Secret;
+use foundation::names::{ANY_EKU, KeyUsage, NameAttr, San, SanKind, SubjectAttr, UPN_OID};
 use openssl::x509::X509Req;
+use serde::{Deserialize, Serialize};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::cri_attributes::ParsedCriAttribute;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::error::Rejection;
-use crate::model::{KeyAlgorithm, KeyUsage, NameAttr, San, SanKind, SubjectAttr};
-use foundation::secret::Secret;
 
 /// Largest CSR accepted (a 16384-bit RSA CSR is under 3 KiB; room for SANs).
 pub const MAX_CSR_LEN: usize = 64 * 1024;
 
-const OID_UPN: &str = "1.3.6.1.4.1.311.20.2.3";
 const OID_SAN: &str = "2.5.29.17";
 const OID_KU: &str = "2.5.29.15";
 const OID_EKU: &str = "2.5.29.37";
 
+/// Key algorithm of a device key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyAlgorithm {
+    /// RSA.
+    Rsa,
+    /// EC on a named curve.
+    Ec,
+}
+
 /// The parts of a CSR the policy looks at.
-#[derive(Debug)]
-pub struct CsrInfo {
+#[derive(Debug, Clone)]
+pub struct CsrFacts {
     /// Subject RDNs in encoding order; multi-valued RDNs are refused.
     pub subject: Vec<NameAttr>,
     /// Requested SANs, sorted.
@@ -47,8 +62,29 @@ pub struct CsrInfo {
     pub challenge_count: usize,
 }
 
-/// Parses and checks a DER PKCS#10 request.
-pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
+impl CsrFacts {
+    /// Reads a DER PKCS#10 request that crossed a trust boundary, and checks its
+    /// self-signature with OpenSSL.
+    pub fn read_and_verify(der: &[u8]) -> Result<Self, Rejection> {
+        let facts = read(der)?;
+        verify_signature(der)?;
+        Ok(facts)
+    }
+
+    /// Reads a DER PKCS#10 request whose self-signature the caller verified in this process
+    /// (ndes-proxy, when it opened the pkiMessage). Never the basis for trusting a request
+    /// from outside.
+    pub fn read_verified(der: &[u8]) -> Result<Self, Rejection> {
+        read(der)
+    }
+}
+
+/// Parses and checks a DER PKCS#10 request: [`CsrFacts::read_and_verify`].
+pub fn parse(der: &[u8]) -> Result<CsrFacts, Rejection> {
+    CsrFacts::read_and_verify(der)
+}
+
+fn read(der: &[u8]) -> Result<CsrFacts, Rejection> {
     use Rejection::*;
     if der.is_empty() || der.len() > MAX_CSR_LEN {
         return Err(CertificateRequestDecodingFailed);
@@ -58,8 +94,9 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
     if !rest.is_empty() {
         return Err(CertificateRequestDecodingFailed);
     }
-    let (key_algorithm, key_size, spki_der) = check_key_and_signature(der)?;
     let info = &req.certification_request_info;
+    let (key_algorithm, key_size) = key_facts(&info.subject_pki)?;
+    let spki_der = info.subject_pki.raw.to_vec();
 
     let mut subject = Vec::new();
     for rdn in info.subject.iter_rdn() {
@@ -100,7 +137,7 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
                         }
                         (OID_EKU, _) => return Err(EnhancedKeyUsageMismatch),
                         // Other requested extensions are ignored: the CA builds from the
-                        // template (DESIGN decision 7).
+                        // template (docs/decisions.md #7).
                         _ => {}
                     }
                 }
@@ -109,7 +146,7 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
         }
     }
     sans.sort();
-    Ok(CsrInfo {
+    Ok(CsrFacts {
         subject,
         sans,
         key_algorithm,
@@ -129,7 +166,7 @@ pub fn parse(der: &[u8]) -> Result<CsrInfo, Rejection> {
 /// reliability P6), but not its string type: Windows' `CertStrToName` writes PrintableString
 /// (BMPString beyond it), Go and micromdm PrintableString, OpenSSL UTF8String, and NDES with
 /// Intune compares names, not encodings. The CA never copies the CSR's subject: it writes
-/// the granted text in its own string types (DESIGN decision 7), so an encoding cannot reach
+/// the granted text in its own string types (docs/decisions.md #7), so an encoding cannot reach
 /// a certificate.
 fn subject_attr(
     rdn: &x509_parser::x509::RelativeDistinguishedName<'_>,
@@ -177,34 +214,55 @@ fn string_value(atv: &x509_parser::x509::AttributeTypeAndValue<'_>) -> Option<St
     }
 }
 
-/// The key (RSA or EC on a named curve) and the CSR's self-signature, with OpenSSL.
-fn check_key_and_signature(der: &[u8]) -> Result<(KeyAlgorithm, u32, Vec<u8>), Rejection> {
+/// The key's algorithm and size: RSA modulus bits, or the named curve's size (256, 384, 521).
+fn key_facts(spki: &SubjectPublicKeyInfo<'_>) -> Result<(KeyAlgorithm, u32), Rejection> {
+    const P256: &str = "1.2.840.10045.3.1.7";
+    const P384: &str = "1.3.132.0.34";
+    const P521: &str = "1.3.132.0.35";
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => Ok((KeyAlgorithm::Rsa, modulus_bits(rsa.modulus))),
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
+            let bits = match curve.as_deref() {
+                Some(P256) => 256,
+                Some(P384) => 384,
+                Some(P521) => 521,
+                _ => return Err(Rejection::KeyLengthMismatch),
+            };
+            Ok((KeyAlgorithm::Ec, bits))
+        }
+        Ok(_) => Err(Rejection::KeyLengthMismatch),
+        Err(_) => Err(Rejection::CertificateRequestDecodingFailed),
+    }
+}
+
+/// Significant bits of a big-endian unsigned integer (what OpenSSL's `bits()` gives).
+fn modulus_bits(modulus: &[u8]) -> u32 {
+    let Some(start) = modulus.iter().position(|b| *b != 0) else {
+        return 0;
+    };
+    let significant = &modulus[start..];
+    let top = u32::from(significant[0]);
+    u32::try_from(significant.len() - 1)
+        .map_or(u32::MAX, |n| n.saturating_mul(8))
+        .saturating_add(32 - top.leading_zeros())
+}
+
+/// The CSR's self-signature, with OpenSSL.
+fn verify_signature(der: &[u8]) -> Result<(), Rejection> {
     let req = X509Req::from_der(der).map_err(|_| Rejection::CertificateRequestDecodingFailed)?;
     let key = req
         .public_key()
         .map_err(|_| Rejection::CertificateRequestDecodingFailed)?;
-    let (alg, size) = match key.id() {
-        Id::RSA => (KeyAlgorithm::Rsa, key.bits()),
-        Id::EC => {
-            let ec = key.ec_key().map_err(|_| Rejection::KeyLengthMismatch)?;
-            let bits = match ec.group().curve_name() {
-                Some(Nid::X9_62_PRIME256V1) => 256,
-                Some(Nid::SECP384R1) => 384,
-                Some(Nid::SECP521R1) => 521,
-                _ => return Err(Rejection::KeyLengthMismatch),
-            };
-            (KeyAlgorithm::Ec, bits)
-        }
-        _ => return Err(Rejection::KeyLengthMismatch),
-    };
     match req.verify(&key) {
-        Ok(true) => {}
-        _ => return Err(Rejection::SignatureValidationFailed),
+        Ok(true) => Ok(()),
+        _ => Err(Rejection::SignatureValidationFailed),
     }
-    let spki = key
-        .public_key_to_der()
-        .map_err(|_| Rejection::CertificateRequestDecodingFailed)?;
-    Ok((alg, size, spki))
 }
 
 fn san_value(name: &GeneralName<'_>) -> Result<San, Rejection> {
@@ -223,7 +281,7 @@ fn san_value(name: &GeneralName<'_>) -> Result<San, Rejection> {
                 ip.ok_or(Rejection::SubjectAltNameMismatch)?.to_string(),
             )
         }
-        GeneralName::OtherName(oid, value) if oid.to_id_string() == OID_UPN => (
+        GeneralName::OtherName(oid, value) if oid.to_id_string() == UPN_OID => (
             SanKind::Upn,
             upn_value(value).ok_or(Rejection::SubjectAltNameMismatch)?,
         ),
@@ -281,7 +339,7 @@ fn key_usage_bits(flags: u16) -> Result<Vec<KeyUsage>, ()> {
 fn eku_oids(eku: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String> {
     let mut out = Vec::new();
     for (set, oid) in [
-        (eku.any, crate::model::ANY_EKU),
+        (eku.any, ANY_EKU),
         (eku.server_auth, "1.3.6.1.5.5.7.3.1"),
         (eku.client_auth, "1.3.6.1.5.5.7.3.2"),
         (eku.code_signing, "1.3.6.1.5.5.7.3.3"),
@@ -400,6 +458,31 @@ mod tests {
             Err(Rejection::SubjectNameMismatch),
             "an INTEGER"
         );
+    }
+
+    #[test]
+    fn key_facts_agree_with_openssl() {
+        use openssl::pkey::PKey;
+        let rsa = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let ec = PKey::from_ec_key(
+            openssl::ec::EcKey::generate(
+                &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        for (key, alg, bits) in [
+            (&rsa, KeyAlgorithm::Rsa, 2048),
+            (&ec, KeyAlgorithm::Ec, 384),
+        ] {
+            let der = key.public_key_to_der().unwrap();
+            let (_, spki) = SubjectPublicKeyInfo::from_der(&der).unwrap();
+            assert_eq!(key_facts(&spki).unwrap(), (alg, bits));
+            assert_eq!(bits, key.bits());
+        }
+        assert_eq!(modulus_bits(&[0, 0x01, 0xff]), 9);
+        assert_eq!(modulus_bits(&[0x80, 0]), 16);
+        assert_eq!(modulus_bits(&[]), 0);
     }
 
     #[test]
