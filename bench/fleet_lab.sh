@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICES="${1:-1000}"; CONCURRENCY="${2:-16}"
-cargo build --release -q -p scep-lab -p device-agent -p policy-module
+cargo build --release -q -p scep-lab -p device-fleet -p policy-module
 WORK="$(mktemp -d)"; POOL=target/device-agent-bench/key-pool; mkdir -p "$POOL"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 CA_PORT=$(free_port); POLICY_PORT=$(free_port); SCEP_PORT=$(free_port)
@@ -34,5 +34,5 @@ admin create-profile "$WORK/profile.json"
 POLICY_ADMIN_TOKEN="$(cat "$TOKEN_FILE")" curl -fsS -o /dev/null -X POST "$POLICY/api/v1/groups" \
     -H "authorization: Bearer $(cat "$TOKEN_FILE")" -H 'content-type: application/json' -d '{"id": "fleet", "name": "Fleet"}'
 admin assign fleet group fleet
-target/release/device-agent fleet --devices "$DEVICES" --concurrency "$CONCURRENCY" --mdm "$POLICY" \
+target/release/device-fleet --devices "$DEVICES" --concurrency "$CONCURRENCY" --mdm "$POLICY" \
     --admin-token-file "$TOKEN_FILE" --group fleet --key-pool "$POOL" --state-root "$WORK/devices" --json

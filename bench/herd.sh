@@ -3,7 +3,7 @@
 # together through the whole lab (`scep-lab serve`: ca-mock, policy-module and ndes-proxy in
 # one process, SQLite WAL synchronous=FULL, admission control at its default of 128
 # PKIOperations in progress, Retry-After 30 s), then every one of them renews at the same
-# moment (`device-agent fleet --renew-herd`: forced renewal, HERD_CONCURRENCY at once).
+# moment (`device-fleet --renew-herd`: forced renewal, HERD_CONCURRENCY at once).
 # The profile's renewal window is the whole lifetime (threshold 100 %), so the fleet is in its
 # window at once (the policy module refuses a renewal before the window opens).
 # Refused devices back off on Retry-After with jitter (the profile: 10 retries, no delay of
@@ -23,8 +23,8 @@ cd "$(dirname "$0")/.."
 DEVICES="${1:-10000}"; HERD_CONCURRENCY="${2:-1024}"; KEY="${HERD_KEY:-ec256}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 if [ -n "${HERD_BIN_DIR:-}" ]; then BIN="$HERD_BIN_DIR"
-elif [ "${PROFILE:-release}" = dev ]; then BIN="$TARGET/debug"; cargo build -q --locked -p scep-lab -p device-agent -p policy-module
-else BIN="$TARGET/release"; cargo build --release -q --locked -p scep-lab -p device-agent -p policy-module; fi
+elif [ "${PROFILE:-release}" = dev ]; then BIN="$TARGET/debug"; cargo build -q --locked -p scep-lab -p device-fleet -p policy-module
+else BIN="$TARGET/release"; cargo build --release -q --locked -p scep-lab -p device-fleet -p policy-module; fi
 WORK="$(mktemp -d)"; POOL="$TARGET/device-agent-bench/key-pool"; mkdir -p "$POOL"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 CA_PORT=$(free_port); POLICY_PORT=$(free_port); SCEP_PORT=$(free_port)
@@ -56,7 +56,7 @@ curl -fsS -o /dev/null -X POST "$POLICY/api/v1/groups" -H "authorization: Bearer
     -H 'content-type: application/json' -d '{"id": "herd", "name": "Herd"}'
 admin assign herd group herd
 START=$(date +%s.%N)
-"$BIN/device-agent" --timeout 120 fleet --devices "$DEVICES" --concurrency 96 --mdm "$POLICY" \
+"$BIN/device-fleet" --timeout 120 --devices "$DEVICES" --concurrency 96 --mdm "$POLICY" \
     --admin-token-file "$TOKEN_FILE" --group herd --key "$KEY" --key-pool "$POOL" \
     --state-root "$WORK/devices" --prefix herd --renew-herd --herd-concurrency "$HERD_CONCURRENCY" \
     --json > "$WORK/herd.json" 2> "$WORK/herd.err" || true

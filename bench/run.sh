@@ -4,7 +4,7 @@
 #   1. the OpenSSL bound: RSA-2048 private operations/s on all cores (`openssl speed -multi`),
 #      and what that allows at 3 server-side private operations per enrollment;
 #   2. micromdm `scepserver` and ndes-proxy in plain mode (static challenge, ca-mock in
-#      process, SQLite WAL synchronous=FULL), the same client (`device-agent fleet`, plain
+#      process, SQLite WAL synchronous=FULL), the same client (`device-fleet`, plain
 #      SCEP, pooled RSA-2048 keys) at concurrency 1, 4, 16, 64;
 #   3. the full pipeline (per-device registration, check-in, one-time challenge, policy
 #      checks, CA, Notify, SQLite): in one process (`scep-lab serve --ca-in-process`) and as
@@ -32,7 +32,7 @@ N_FULL="${BENCH_FULL:-500}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16 64}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 BIN="$TARGET/release"
-cargo build --release -q --locked -p scep-lab -p device-agent -p policy-module -p ndes-proxy
+cargo build --release -q --locked -p scep-lab -p device-fleet -p policy-module -p ndes-proxy
 
 WORK="$(mktemp -d)"
 STATE_PARENT="$WORK"
@@ -63,7 +63,7 @@ stop_server() { kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || tru
 fleet() {
     local name="$1" n="$2" c="$3"; shift 3
     rm -rf "$STATE_PARENT/$name"
-    "$BIN/device-agent" --timeout 60 fleet --devices "$n" --concurrency "$c" --key rsa2048 \
+    "$BIN/device-fleet" --timeout 60 --devices "$n" --concurrency "$c" --key rsa2048 \
         --key-pool "$POOL" --state-root "$STATE_PARENT/$name" --prefix "$name" --json "$@" \
         > "$WORK/$name.json" 2> "$WORK/$name.err" || true
     rm -rf "$STATE_PARENT/$name"
@@ -108,7 +108,7 @@ say "RSA-2048 private ops/s on $CORES cores: $SIGN_PER_SEC; bound $BOUND enrollm
 
 # Warm the key pool (generation is not part of any figure).
 say "key pool"
-"$BIN/device-agent" fleet --devices 1 --url http://127.0.0.1:9/unused --key rsa2048 \
+"$BIN/device-fleet" --devices 1 --url http://127.0.0.1:9/unused --key rsa2048 \
     --key-pool "$POOL" --state-root "$WORK/warm" --json > /dev/null 2>&1 || true
 python3 - "$POOL" "$(( N_PLAIN > N_FULL ? N_PLAIN : N_FULL ))" <<'PY' >&2 || true
 import os, sys

@@ -487,8 +487,9 @@ fn self_signed(key: &DeviceKey, subject: &X509Name) -> Result<X509> {
     )?)
 }
 
-/// Current Unix time in seconds.
-pub(crate) fn now() -> i64 {
+/// Current Unix time in seconds: the clock renewal decisions use (public so that callers
+/// judge validity by the same clock).
+pub fn now() -> i64 {
     foundation::clock::unix_now()
 }
 

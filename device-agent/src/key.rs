@@ -154,8 +154,9 @@ fn ec_key(nid: Nid) -> Result<PKey<Private>> {
     Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
 }
 
-/// Overwrite a buffer that held secret bytes before it is dropped.
-pub(crate) fn scrub(mut buf: Vec<u8>) {
+/// Overwrite a buffer that held secret bytes before it is dropped (public for callers that
+/// keep keys of their own, such as the fleet's key pool).
+pub fn scrub(mut buf: Vec<u8>) {
     buf.iter_mut().for_each(|b| *b = 0);
     std::hint::black_box(&buf);
 }

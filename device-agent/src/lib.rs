@@ -4,8 +4,9 @@
 //! it ([`csr`]), enrolls over SCEP with PKCSReq and polls while PENDING ([`enroll`]), renews
 //! with RenewalReq signed by its current certificate ([`renew`]), and keeps everything in a
 //! per-device state directory ([`state`]). In MDM mode it checks in with policy-module for
-//! its profiles, challenges and commands (wipe, retire) and reports status ([`mdm`]). Fleet
-//! mode ([`fleet`]) runs many simulated devices at once to load-test a SCEP deployment.
+//! its profiles, challenges and commands (wipe, retire) and reports status ([`mdm`]). The
+//! load tool that runs many simulated devices at once is a crate of its own, `device-fleet`:
+//! this library stays what one device needs.
 //!
 //! The private key never leaves the device: it is never serialized into a request body
 //! (`tests/private_key.rs` inspects every byte sent), only written to a 0600 file.
@@ -30,9 +31,6 @@ pub mod ca;
 pub mod csr;
 pub mod enroll;
 pub mod error;
-pub mod fleet;
-pub mod fleet_check;
-pub mod herd;
 pub mod key;
 pub mod mdm;
 pub mod renew;

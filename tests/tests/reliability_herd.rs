@@ -11,10 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use device_agent::fleet::{self, FleetMode, FleetOptions};
-use device_agent::herd::HerdOptions;
 use device_agent::mdm::SecretString;
 use device_agent::{HttpTransport, KeySpec};
+use device_fleet::{FleetMode, FleetOptions, HerdOptions};
 use policy_module::model::Group;
 use policy_module::store::Assignment;
 use scep_lab_tests::{PROFILE, TestLab};
@@ -82,7 +81,7 @@ async fn l5_a_renewal_herd_beyond_the_admission_cap_all_renews_after_503s() {
         .build()
         .unwrap();
     let scep = Arc::new(HttpTransport::with_client(http.clone()));
-    let report = fleet::run(scep, http, &options, Arc::new(|_| {}))
+    let report = device_fleet::run(scep, http, &options, Arc::new(|_| {}))
         .await
         .unwrap();
     assert_eq!(report.succeeded, devices, "{:?}", report.failures);

@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use device_agent::key::DeviceKey;
+use device_agent::state::DeviceDir;
 use openssl::x509::X509;
 use serde::Serialize;
-
-use crate::state::DeviceDir;
 
 /// What the check found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -86,7 +86,8 @@ fn installed(dir: &Path) -> Result<Vec<Seen>, &'static str> {
     Ok(out)
 }
 
-fn verdict(leaf: &X509, cas: &[X509], key: &crate::key::DeviceKey) -> Result<(), &'static str> {
+/// Why a certificate is not usable, if it is not.
+fn verdict(leaf: &X509, cas: &[X509], key: &DeviceKey) -> Result<(), &'static str> {
     if !leaf.public_key().is_ok_and(|k| k.public_eq(key.pkey())) {
         return Err("key_mismatch");
     }
@@ -109,7 +110,8 @@ fn verdict(leaf: &X509, cas: &[X509], key: &crate::key::DeviceKey) -> Result<(),
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::key::{DeviceKey, KeySpec};
+    use device_agent::key::KeySpec;
+    use device_agent::state::DEFAULT_SLOT;
     use openssl::asn1::{Asn1Integer, Asn1Time};
     use openssl::bn::BigNum;
     use openssl::hash::MessageDigest;
@@ -144,6 +146,17 @@ mod tests {
         b.build()
     }
 
+    /// Writes the files an enrollment leaves (the state layout of `device_agent::state`):
+    /// installing is the device library's own business, so it is not public.
+    fn install(device: &Path, key: &DeviceKey, chain: &[X509]) {
+        let slot = DeviceDir::open(device).unwrap().slot(DEFAULT_SLOT).unwrap();
+        std::fs::create_dir_all(slot.path()).unwrap();
+        let chain_pem: Vec<u8> = chain.iter().flat_map(|c| c.to_pem().unwrap()).collect();
+        std::fs::write(slot.path().join("cert.pem"), chain_pem).unwrap();
+        let key_pem = key.pkey().private_key_to_pem_pkcs8().unwrap();
+        std::fs::write(slot.path().join("key.pem"), key_pem).unwrap();
+    }
+
     #[test]
     fn counts_valid_and_names_each_defect() {
         let root = tempfile::tempdir().unwrap();
@@ -171,11 +184,7 @@ mod tests {
                 other_key.pkey()
             };
             let leaf = cert(dev, "CA", serial, certified, signer);
-            let slot = DeviceDir::open(root.path().join(dev))
-                .unwrap()
-                .slot(crate::state::DEFAULT_SLOT)
-                .unwrap();
-            slot.install(&key, &[leaf, ca.clone()]).unwrap();
+            install(&root.path().join(dev), &key, &[leaf, ca.clone()]);
         }
         let names: Vec<String> = cases
             .iter()

@@ -17,14 +17,15 @@ use async_trait::async_trait;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::agent::{Agent, SyncOptions};
-use crate::enroll::now;
-use crate::error::{Error, Result};
-use crate::fleet::{Latency, latency};
-use crate::key::DeviceKey;
-use crate::mdm::MdmClient;
-use crate::state::DeviceDir;
-use crate::transport::{ScepRequest, ScepResponse, ScepTransport};
+use device_agent::agent::{Agent, SyncOptions};
+use device_agent::enroll::{Enrolled, now};
+use device_agent::error::{Error, Result};
+use device_agent::key::DeviceKey;
+use device_agent::mdm::MdmClient;
+use device_agent::state::DeviceDir;
+use device_agent::transport::{ScepRequest, ScepResponse, ScepTransport};
+
+use crate::latency::{Latency, latency};
 
 /// How the herd runs.
 #[derive(Clone, Copy, Debug)]
@@ -94,16 +95,15 @@ impl ScepTransport for Counting {
     }
 }
 
-/// Serial and NotAfter of the first installed certificate of a device.
-fn installed_leaf(dir: &Path) -> Option<(Vec<u8>, i64)> {
+/// Serial (hex) and NotAfter of the first installed certificate of a device.
+fn installed_leaf(dir: &Path) -> Option<(String, i64)> {
     let device = DeviceDir::open(dir).ok()?;
     for slot in device.slots().ok()? {
         if let Ok(Some((_, chain))) = slot.installed()
             && let Some(leaf) = chain.first()
         {
-            let serial = leaf.serial_number().to_bn().ok()?.to_vec();
-            let not_after = crate::enroll::unix(leaf.not_after()).ok()?;
-            return Some((serial, not_after));
+            let described = Enrolled::describe(leaf, "", 0).ok()?;
+            return Some((described.serial_hex, described.not_after));
         }
     }
     None

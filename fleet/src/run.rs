@@ -1,28 +1,31 @@
-//! Fleet mode: N simulated devices enrolled concurrently, to load-test a SCEP deployment.
+//! The fleet run: N simulated devices enrolled concurrently, to load-test a SCEP deployment.
 //!
-//! Two phases, timed apart (RSA key generation costs ~100 ms of CPU per 2048-bit key and would
-//! otherwise dominate what is measured): keys first, from a key pool directory (generated
-//! once, reused across runs) or generated in parallel; then the enrollments, at most
-//! `concurrency` in flight. Each device has its own state directory under `state_root`.
+//! Two phases, timed apart: keys first ([`crate::key_pool`]), then the enrollments, at most
+//! `concurrency` in flight. Each device has its own state directory under `state_root`. After
+//! the timed phase every installed certificate is checked ([`crate::check`]) and, when asked,
+//! the enrolled devices renew all at once ([`crate::herd`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use device_agent::agent::{Agent, SyncOptions};
+use device_agent::csr::CsrSpec;
+use device_agent::enroll::{EnrollConfig, enroll};
+use device_agent::error::{Error, Result};
+use device_agent::key::{DeviceKey, KeySpec};
+use device_agent::mdm::{DeviceRegistration, MdmClient, SecretString};
+use device_agent::state::{DEFAULT_SLOT, DeviceDir};
+use device_agent::transport::ScepTransport;
 use scep::csr::ChallengePassword;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::agent::{Agent, SyncOptions};
-use crate::enroll::{EnrollConfig, enroll};
-use crate::error::{Error, Result};
-use crate::fleet_check::{CertCheck, check};
+use crate::check::{CertCheck, check};
 use crate::herd::{HerdOptions, HerdReport};
-use crate::key::{DeviceKey, KeySpec, scrub};
-use crate::mdm::{DeviceRegistration, MdmClient, SecretString};
-use crate::state::{DEFAULT_SLOT, DeviceDir};
-use crate::transport::ScepTransport;
+use crate::key_pool::keys;
+use crate::latency::{Latency, latency};
 
 /// How the simulated devices get their certificates.
 #[derive(Clone, Debug)]
@@ -83,19 +86,6 @@ pub struct DeviceResult {
     pub failure: Option<String>,
 }
 
-/// Latency percentiles in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Latency {
-    /// Median.
-    pub p50_ms: f64,
-    /// 90th percentile.
-    pub p90_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Slowest.
-    pub max_ms: f64,
-}
-
 /// The summary of a run (`--json` prints exactly this).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FleetReport {
@@ -128,78 +118,6 @@ pub struct FleetReport {
     /// The renewal herd, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub herd: Option<HerdReport>,
-}
-
-/// Obtain `n` keys of `spec`: from `pool` (generating and saving the missing ones, 0600), or
-/// generated in memory; in parallel on every core either way.
-pub async fn keys(spec: KeySpec, n: usize, pool: Option<&Path>) -> Result<(Vec<DeviceKey>, usize)> {
-    let workers = std::thread::available_parallelism().map_or(2, |p| p.get());
-    let pool_dir = pool.map(|p| p.join(spec.to_string()));
-    if let Some(dir) = &pool_dir {
-        DeviceDir::open(dir)?;
-    }
-    let generated = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut handles = Vec::new();
-    let chunk = n.div_ceil(workers.max(1)).max(1);
-    for start in (0..n).step_by(chunk) {
-        let end = (start + chunk).min(n);
-        let dir = pool_dir.clone();
-        let generated = generated.clone();
-        handles.push(tokio::task::spawn_blocking(
-            move || -> Result<Vec<DeviceKey>> {
-                (start..end)
-                    .map(|i| pooled_key(spec, dir.as_deref(), i, &generated))
-                    .collect()
-            },
-        ));
-    }
-    let mut out = Vec::with_capacity(n);
-    for h in handles {
-        out.extend(h.await.map_err(|e| Error::Crypto(e.to_string()))??);
-    }
-    Ok((out, generated.load(std::sync::atomic::Ordering::Relaxed)))
-}
-
-fn pooled_key(
-    spec: KeySpec,
-    dir: Option<&Path>,
-    i: usize,
-    generated: &std::sync::atomic::AtomicUsize,
-) -> Result<DeviceKey> {
-    let Some(dir) = dir else {
-        generated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return DeviceKey::generate(spec);
-    };
-    let path = dir.join(format!("key-{i:05}.pem"));
-    if let Ok(pem) = std::fs::read(&path) {
-        let key = DeviceKey::from_pem(&pem);
-        scrub(pem);
-        if let Ok(k) = key
-            && k.spec().ok() == Some(spec)
-        {
-            return Ok(k);
-        }
-    }
-    let key = DeviceKey::generate(spec)?;
-    generated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let pem = key.to_pkcs8_pem()?;
-    let written = write_0600(&path, &pem);
-    scrub(pem);
-    written?;
-    Ok(key)
-}
-
-fn write_0600(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let tmp = path.with_extension("tmp");
-    let mut f = opts.open(&tmp).map_err(|e| Error::state("key pool", e))?;
-    f.write_all(bytes)
-        .map_err(|e| Error::state("key pool", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::state("key pool", e))
 }
 
 /// Run the fleet; `on_result` is called as each device finishes (progress display).
@@ -306,7 +224,7 @@ async fn one_device(
     match &options.mode {
         FleetMode::Plain { config, challenge } => {
             let mut config = config.clone();
-            config.csr = crate::csr::CsrSpec::common_name(name);
+            config.csr = CsrSpec::common_name(name);
             let slot = dir.slot(DEFAULT_SLOT)?;
             enroll(
                 scep.as_ref(),
@@ -389,61 +307,5 @@ fn summarize(
         certificates: CertCheck::default(),
         valid_per_sec: 0.0,
         herd: None,
-    }
-}
-
-/// Nearest-rank percentiles of sorted values.
-pub fn latency(sorted_ms: &[f64]) -> Latency {
-    let pick = |p: f64| {
-        if sorted_ms.is_empty() {
-            return 0.0;
-        }
-        let rank = ((p / 100.0) * sorted_ms.len() as f64).ceil() as usize;
-        sorted_ms[rank.clamp(1, sorted_ms.len()) - 1]
-    };
-    Latency {
-        p50_ms: pick(50.0),
-        p90_ms: pick(90.0),
-        p99_ms: pick(99.0),
-        max_ms: sorted_ms.last().copied().unwrap_or(0.0),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        let l = latency(&v);
-        assert_eq!(
-            (l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms),
-            (50.0, 90.0, 99.0, 100.0)
-        );
-        assert_eq!(latency(&[]), Latency::default());
-        assert_eq!(latency(&[7.0]).p99_ms, 7.0);
-    }
-
-    #[tokio::test]
-    async fn a_key_pool_is_filled_once_then_reused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (first, made) = keys(KeySpec::EcP256, 5, Some(tmp.path())).await.unwrap();
-        assert_eq!((first.len(), made), (5, 5));
-        let (again, made) = keys(KeySpec::EcP256, 6, Some(tmp.path())).await.unwrap();
-        assert_eq!(made, 1, "only the missing key is generated");
-        for (a, b) in first.iter().zip(&again) {
-            assert_eq!(a.public_key_der().unwrap(), b.public_key_der().unwrap());
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let f = tmp.path().join("ec256/key-00000.pem");
-            assert_eq!(
-                std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-        }
     }
 }

@@ -1,7 +1,9 @@
-//! Fleet mode: 50 devices against micromdm `scepserver` (plain mode), zero failures; and a
+//! The fleet run: 50 devices against micromdm `scepserver` (plain mode), zero failures; and a
 //! small MDM-mode fleet against policy-module (registration, group, check-in, enrollment).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// Shared with device-agent's own tests (the fake SCEP server, micromdm, policy-module).
+#[path = "../../device-agent/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
@@ -10,9 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::fake_scep::FakeScep;
 use common::micromdm::Micromdm;
 use common::policy::{ADMIN_TOKEN, Policy};
-use device_agent::fleet::{DeviceResult, FleetMode, FleetOptions, OnResult, run};
 use device_agent::mdm::SecretString;
 use device_agent::{EnrollConfig, HttpTransport, KeySpec, ScepTransport};
+use device_fleet::{DeviceResult, FleetMode, FleetOptions, OnResult, run};
 use policy_module::model::KeyAlgorithm;
 use scep::csr::ChallengePassword;
 
