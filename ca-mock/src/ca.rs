@@ -31,7 +31,7 @@ use foundation::clock::Clock;
 pub struct CaSettings {
     /// URLs put into AIA and CDP.
     pub urls: Urls,
-    /// NotBefore is backdated by this much for clients with slow clocks (DESIGN decision 7).
+    /// NotBefore is backdated by this much for clients with slow clocks (docs/decisions.md #7).
     pub not_before_skew_secs: i64,
     /// CRL nextUpdate minus thisUpdate.
     pub crl_validity_secs: i64,

@@ -174,7 +174,7 @@ impl Config {
         Ok(config)
     }
 
-    /// The issuance store must be durable (DESIGN decision 8: WAL with synchronous=FULL, set
+    /// The issuance store must be durable (docs/decisions.md #8: WAL with synchronous=FULL, set
     /// by the store on every connection). A SQLite URL could still undo that through its
     /// query: an in-memory database forgets every issuance at exit, and another VFS or
     /// `immutable=1` drops the locking and syncing the guarantee rests on. So a SQLite

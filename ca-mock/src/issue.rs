@@ -4,7 +4,6 @@
 use der::Encode;
 use der::asn1::{Ia5String, ObjectIdentifier};
 use openssl::asn1::{Asn1Object, Asn1OctetString, Asn1Time};
-use openssl::hash::{MessageDigest, hash};
 use openssl::pkey::{PKey, Public};
 use openssl::x509::extension::{AuthorityKeyIdentifier, BasicConstraints, SubjectKeyIdentifier};
 use openssl::x509::{X509, X509Builder, X509Extension, X509Req};
@@ -15,6 +14,7 @@ use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, CrlDist
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
 use foundation::names::{NameAttr, San};
+use foundation::secret::sha256_hex;
 
 use crate::names::{build_subject, san_extension_der};
 use crate::template::Template;
@@ -73,15 +73,9 @@ pub(crate) fn check_csr(der: &[u8]) -> Result<CheckedCsr, CaError> {
     let spki = public_key.public_key_to_der().map_err(CaError::crypto)?;
     Ok(CheckedCsr {
         public_key,
-        der_sha256: sha256_hex(der)?,
-        public_key_sha256: sha256_hex(&spki)?,
+        der_sha256: sha256_hex(der),
+        public_key_sha256: sha256_hex(&spki),
     })
-}
-
-pub(crate) fn sha256_hex(data: &[u8]) -> Result<String, CaError> {
-    hash(MessageDigest::sha256(), data)
-        .map(hex::encode)
-        .map_err(CaError::crypto)
 }
 
 /// Everything that goes into one certificate.

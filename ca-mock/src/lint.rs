@@ -85,7 +85,7 @@ pub enum Check {
     /// RFC 5280 4.1.2.5 and 6.1.3 (a)(2): notBefore ≤ notAfter, and the certificate's
     /// validity lies inside the issuing CA's, so it is never valid when its issuer is not.
     Validity,
-    /// DESIGN decision 7 and P35: NotBefore is backdated by at most the configured skew, and
+    /// docs/decisions.md #7 and P35: NotBefore is backdated by at most the configured skew, and
     /// never by a day or more, relative to the issuance time.
     Backdate,
     /// RFC 5280 4.2.1.9: an end-entity certificate must not assert cA, and "CAs MUST NOT

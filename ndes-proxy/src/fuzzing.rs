@@ -101,7 +101,7 @@ fn server() -> Option<&'static Server> {
         .as_ref()
 }
 
-/// Statuses the SCEP endpoint may answer (DESIGN decision 1 and the routing layer's own).
+/// Statuses the SCEP endpoint may answer (docs/decisions.md #1 and the routing layer's own).
 const ALLOWED: [StatusCode; 10] = [
     StatusCode::OK,
     StatusCode::TOO_MANY_REQUESTS,

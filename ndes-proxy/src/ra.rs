@@ -157,8 +157,8 @@ impl RaIdentity {
         &self.chain
     }
 
-    /// The capabilities this server advertises: exactly what it can do both ways (DESIGN
-    /// decision 6). DES3 and SHA-1 only when the algorithm policy accepts them.
+    /// The capabilities this server advertises: exactly what it can do both ways (docs/decisions.md
+    /// #6). DES3 and SHA-1 only when the algorithm policy accepts them.
     pub fn capabilities(&self, policy: &scep::AlgorithmPolicy) -> Capabilities {
         let mut caps = vec![
             Capability::Aes,

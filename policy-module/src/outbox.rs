@@ -1,5 +1,5 @@
 //! Revocation delivery: the persistent outbox, drained by a background worker through a
-//! [`Revoker`] until the CA confirms (DESIGN decision 8).
+//! [`Revoker`] until the CA confirms (docs/decisions.md #8).
 //!
 //! Entries are committed with the lifecycle change, so an admin's 200 means "will be revoked",
 //! across restarts. The CA's revocation API is idempotent (`already_revoked`), so a delivery
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::store::Store;
+use ca_api::{CaClient, ClientError, RevocationReason};
 use foundation::secret::Secret;
 
 /// The CA's confirmation.
@@ -41,59 +42,63 @@ pub trait Revoker: Send + Sync {
     async fn revoke(&self, serial: &str, reason: &str) -> Result<RevokeAck, RevokeError>;
 }
 
-/// ca-mock's `POST {base}/api/v1/revocations` with a bearer token.
+/// The CA's `POST {base}/api/v1/revocations` through the CA contract's client, with a bearer
+/// token.
 pub struct HttpRevoker {
-    client: reqwest::Client,
-    url: String,
-    token: Secret,
+    client: CaClient,
 }
 
 impl std::fmt::Debug for HttpRevoker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpRevoker")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+            .field("client", &self.client)
+            .finish()
     }
 }
 
 impl HttpRevoker {
     /// A revoker for the CA at `ca_base` (e.g. `http://127.0.0.1:8443`).
     pub fn new(ca_base: &str, token: Secret) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .build()?;
-        let url = format!("{}/api/v1/revocations", ca_base.trim_end_matches('/'));
-        Ok(Self { client, url, token })
+        let client = CaClient::with_http(http, ca_base, Some(token.expose().to_owned()));
+        Ok(Self { client })
     }
 }
 
 #[async_trait::async_trait]
 impl Revoker for HttpRevoker {
     async fn revoke(&self, serial: &str, reason: &str) -> Result<RevokeAck, RevokeError> {
-        let body = serde_json::json!({ "serial": serial, "reason": reason });
-        let resp = self
-            .client
-            .post(&self.url)
-            .bearer_auth(self.token.expose())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| RevokeError::Transient(format!("request failed: {}", e.without_url())))?;
-        let status = resp.status();
-        match status.as_u16() {
-            200 => resp
-                .json::<RevokeAck>()
-                .await
-                .map_err(|_| RevokeError::Transient("unreadable CA answer".into())),
-            404 => Err(RevokeError::Permanent("CA: unknown_serial".into())),
-            401 | 403 => Err(RevokeError::Permanent(format!(
-                "CA refused authentication ({status})"
-            ))),
-            400 | 422 => Err(RevokeError::Permanent(format!(
+        let reason = RevocationReason::parse(reason).ok_or_else(|| {
+            RevokeError::Permanent(format!("unknown revocation reason {reason:?}"))
+        })?;
+        match self.client.revoke(serial, reason).await {
+            Ok(answer) => Ok(RevokeAck {
+                revoked_at: answer.revoked_at,
+                already_revoked: answer.already_revoked,
+            }),
+            Err(ClientError::Api { status: 404, .. }) => {
+                Err(RevokeError::Permanent("CA: unknown_serial".into()))
+            }
+            Err(ClientError::Api {
+                status: 401 | 403, ..
+            }) => Err(RevokeError::Permanent("CA refused authentication".into())),
+            Err(ClientError::Api {
+                status: status @ (400 | 422),
+                ..
+            }) => Err(RevokeError::Permanent(format!(
                 "CA refused the request ({status})"
             ))),
-            _ => Err(RevokeError::Transient(format!("CA answered {status}"))),
+            Err(ClientError::Api { status, .. }) => {
+                Err(RevokeError::Transient(format!("CA answered {status}")))
+            }
+            Err(ClientError::Transport(e)) => Err(RevokeError::Transient(format!(
+                "request failed: {}",
+                e.without_url()
+            ))),
+            Err(e) => Err(RevokeError::Transient(e.to_string())),
         }
     }
 }

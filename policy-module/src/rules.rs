@@ -47,7 +47,7 @@ fn check_subject(expected: &Expected, csr: &CsrFacts) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// DESIGN decision 6: RSA below 2048 bits is never accepted, whatever the caller asks.
+/// docs/decisions.md #6: RSA below 2048 bits is never accepted, whatever the caller asks.
 pub fn check_key_floor(csr: &CsrFacts) -> Result<(), Rejection> {
     match csr.key_algorithm {
         KeyAlgorithm::Rsa if csr.key_size < 2048 || csr.key_size > 8192 => {

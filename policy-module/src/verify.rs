@@ -236,7 +236,7 @@ impl PolicyService {
         Ok(profile.version)
     }
 
-    /// DESIGN decision 5: a current, unrevoked certificate we issued to the same device under
+    /// docs/decisions.md #5: a current, unrevoked certificate we issued to the same device under
     /// the same profile authorises a renewal without a challenge. ndes-proxy has already
     /// checked that this certificate's key signed the RenewalReq.
     async fn verify_renewal(

@@ -1,5 +1,5 @@
 //! The algorithms SCEP negotiates (RFC 8894 §3.5.2), what they map to in OpenSSL, and the
-//! policy that decides which ones a peer may use (DESIGN decision 6).
+//! policy that decides which ones a peer may use (docs/decisions.md #6).
 
 use std::sync::OnceLock;
 
@@ -67,7 +67,7 @@ impl DigestAlgorithm {
 /// Content-encryption algorithms for the pkcsPKIEnvelope (RFC 8894 §3.2.2, RFC 3565, RFC 3370).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ContentCipher {
-    /// Single DES-CBC: accepted on input for legacy clients, never sent (DESIGN decision 6).
+    /// Single DES-CBC: accepted on input for legacy clients, never sent (docs/decisions.md #6).
     DesCbc,
     /// Triple DES (EDE3) CBC: capability `DES3`.
     DesEde3Cbc,

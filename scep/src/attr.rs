@@ -18,7 +18,7 @@ use std::fmt;
 /// `messageType` (RFC 8894 §3.2.1.2): "a PrintableString containing the decimal value".
 ///
 /// Only the types RFC 8894 registers exist here; anything else (18 UpdateReq, 99, "019") is not a
-/// `MessageType` at all, so a server has to refuse it explicitly (DESIGN decision 2).
+/// `MessageType` at all, so a server has to refuse it explicitly (docs/decisions.md #2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MessageType {
     /// 3: response to a request (§3.3.2).

@@ -4,7 +4,7 @@
 //! senderNonce, not a SignedData...). The server answers at the HTTP layer (400).
 //!
 //! [`Refusal`]: the request was readable enough to answer with a signed CertRep FAILURE.
-//! [`Refusal::fail_info`] is the only mapping to the wire (DESIGN decision 1). Variants keep the
+//! [`Refusal::fail_info`] is the only mapping to the wire (docs/decisions.md #1). Variants keep the
 //! fine-grained reason for logs and tests; the wire only carries a [`FailInfo`] and the fixed
 //! text of [`Refusal::fail_info_text`], which depends on the FailInfo alone.
 
@@ -60,7 +60,7 @@ pub enum AlgorithmKind {
 
 /// What went wrong under the envelope. Only for logs and tests: every variant leaves the
 /// server as the same [`FailInfo::BadMessageCheck`] with the same text, through the same code
-/// path, so the envelope is no padding oracle (DESIGN decision 1, RFC 3218 §2.3).
+/// path, so the envelope is no padding oracle (docs/decisions.md #1, RFC 3218 §2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EnvelopeFault {
@@ -109,7 +109,7 @@ pub enum Refusal {
     /// The signature over the signed attributes does not verify.
     #[error("signature does not verify")]
     BadSignature,
-    /// A messageType this responder does not handle (DESIGN decision 2).
+    /// A messageType this responder does not handle (docs/decisions.md #2).
     #[error("messageType {0:?} not supported")]
     MessageTypeNotSupported(String),
     /// senderNonce is not 16 bytes (RFC 8894 §3.2.1.5).

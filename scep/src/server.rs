@@ -58,7 +58,7 @@ impl<'a> DecodedRequest<'a> {
     }
 
     /// Check the outer signature (RFC 5652 §5.6) with the signer certificate the message
-    /// carries, then the messageType (DESIGN decision 2: a type is handled or refused) and the
+    /// carries, then the messageType (docs/decisions.md #2: a type is handled or refused) and the
     /// senderNonce. Which certificate may sign which request is the caller's policy.
     pub fn verify(self, policy: &AlgorithmPolicy) -> Result<VerifiedRequest<'a>, Refusal> {
         let signer = self

@@ -1,4 +1,4 @@
-//! The error contract (DESIGN decision 1) at the protocol level: which inputs are undecodable
+//! The error contract (docs/decisions.md #1) at the protocol level: which inputs are undecodable
 //! (HTTP 400), which are refused with which failInfo, and that everything under the envelope
 //! looks the same from outside.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

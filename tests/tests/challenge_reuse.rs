@@ -1,7 +1,7 @@
 //! P1: a challenge serves exactly one certificate. Once consumed, a new request with it (new
 //! key, new transactionID) is CertRep FAILURE badRequest and nothing is issued; a
 //! retransmission of the very request that consumed it (same transactionID, same CSR) is
-//! answered with the same certificate (DESIGN decision 3), not a second one; and two
+//! answered with the same certificate (docs/decisions.md #3), not a second one; and two
 //! different requests racing with one challenge yield exactly one certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

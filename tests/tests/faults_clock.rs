@@ -8,7 +8,7 @@
 //!   grows and whose thisUpdate is that clock, and the reconciler finds nothing;
 //! - the device's clock a day behind, then a day ahead (its signer certificate's validity and
 //!   the request's signingTime from that clock): issued, because signingTime is not enforced
-//!   by default (DESIGN; A30), with NotBefore from the CA's clock minus the configured skew.
+//!   by default (docs/decisions.md #6; A30), with NotBefore from the CA's clock minus the configured skew.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

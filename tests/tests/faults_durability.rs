@@ -1,6 +1,6 @@
 //! F5 (reliability.md part 3 (c)): every SQLite store, ca-mock's issuance store,
 //! policy-module's store and ndes-proxy's pending store, runs in WAL with synchronous=FULL
-//! (DESIGN decision 8), and no configuration can lower that: a durability key the services do
+//! (docs/decisions.md #8), and no configuration can lower that: a durability key the services do
 //! not have (`synchronous = "OFF"`, `journal_mode = ...`) or a CA database URL that would undo
 //! it (in memory, another VFS, `immutable`) is refused at start with an error naming it.
 //!

@@ -1,5 +1,5 @@
 //! Reliability catalogue P14, P15, P17 (and P20's same-key decision) on the whole lab: a
-//! RenewalReq is authorised by the certificate that signs it (DESIGN decision 5), so
+//! RenewalReq is authorised by the certificate that signs it (docs/decisions.md #5), so
 //! - P14: device B's valid certificate signing device A's renewal CSR renews nothing: the
 //!   signer makes it B's renewal, and A's subject is not what B's profile renders
 //!   (badRequest, SubjectNameMismatch in the audit);

@@ -1,4 +1,4 @@
-//! Renewal (DESIGN decision 5, issue 6's `renew`), through device-agent's forced renewal:
+//! Renewal (docs/decisions.md #5, issue 6's `renew`), through device-agent's forced renewal:
 //! - due (profile threshold 100 %): a new key, a RenewalReq signed by the current
 //!   certificate (authorised by it, not by a challenge), a new certificate for the same subject recorded at the CA
 //!   and in the inventory. The product does not revoke the certificate it replaces: the old
@@ -200,7 +200,7 @@ async fn a_device_whose_certificate_the_product_revoked_enrolls_fresh(lab: &Test
 
 /// An admin revokes a device certificate at the CA (keyCompromise), outside the policy
 /// module. The device is still active and targeted, so a RenewalReq signed by the revoked
-/// certificate must be refused (DESIGN decision 5: "a current, unrevoked certificate").
+/// certificate must be refused (docs/decisions.md #5: "a current, unrevoked certificate").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_signed_by_a_certificate_revoked_at_the_ca_is_refused() {
     let lab = TestLab::start().await.unwrap();

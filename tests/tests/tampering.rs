@@ -4,8 +4,8 @@
 //! changed -> CertRep FAILURE badRequest with SubjectNameMismatch / SubjectAltNameMismatch in
 //! the policy module's audit; a key of the wrong size or type -> KeyLengthMismatch; an EKU
 //! the profile does not grant -> EnhancedKeyUsageMismatch; an RSA key under 2048 bits or a
-//! ROCA-weak one is refused by ndes-proxy before the policy module (badAlg: DESIGN decision
-//! 6); a key already certified to another device -> KeyCertifiedToAnotherDevice. Nothing is
+//! ROCA-weak one is refused by ndes-proxy before the policy module (badAlg: docs/decisions.md
+//! #6); a key already certified to another device -> KeyCertifiedToAnotherDevice. Nothing is
 //! issued; the honest request with the same kind of challenge then is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -325,7 +325,7 @@ fn extensions_but_ski(cert: &openssl::x509::X509) -> Vec<(String, bool, Vec<u8>)
 /// P8: extensions the policy module does not check (BasicConstraints cA=TRUE, the AD CS SID
 /// extension, NameConstraints, Application Policies, a template extension and a v1 template
 /// name naming another template) are requested in an otherwise honest CSR. The CA builds the
-/// certificate from the template and the grant (DESIGN decision 7): its extensions are
+/// certificate from the template and the grant (docs/decisions.md #7): its extensions are
 /// exactly those of the same device's honest certificate. (Requested EKUs beyond the
 /// profile are refused by the policy module: the EKU cases of `cases()`.)
 async fn requested_extensions_never_reach_the_certificate(lab: &TestLab) {

@@ -171,7 +171,7 @@ async fn check_inventory(sources: &Sources, ca: &CaView, report: &mut Report) ->
     Ok(())
 }
 
-/// No challenge burnt without a recorded reason (DESIGN decision 4): a reserved challenge
+/// No challenge burnt without a recorded reason (docs/decisions.md #4): a reserved challenge
 /// has the request it was reserved for, and a consumed one has that request's certificate.
 async fn check_challenges(sources: &Sources, report: &mut Report) -> Result<()> {
     for c in sources.policy.audit_challenges().await? {

@@ -1,4 +1,4 @@
-//! Durable PENDING (DESIGN decisions 1 and 8): a request answered CertRep PENDING is recorded
+//! Durable PENDING (docs/decisions.md #1 and #8): a request answered CertRep PENDING is recorded
 //! first, so the answer is never a lie. Two reasons to pend: the template needs manual approval,
 //! or the CA was unreachable after the policy module granted the request.
 //!

@@ -320,8 +320,8 @@ impl CaBackend for FakeCa {
 /// Who reserved a challenge: (transaction id, CSR), once used.
 pub type Reservation = Option<(String, Vec<u8>)>;
 
-/// A policy module with one-time challenges (reserved by transactionID + CSR, as DESIGN
-/// decision 4 says), renewal by a certificate signed by the test CA, switchable off.
+/// A policy module with one-time challenges (reserved by transactionID + CSR, as docs/decisions.md
+/// #4 says), renewal by a certificate signed by the test CA, switchable off.
 #[derive(Default)]
 pub struct FakePolicy {
     pub down: AtomicBool,

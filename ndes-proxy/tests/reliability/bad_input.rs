@@ -652,7 +652,7 @@ async fn a30_signing_time_is_checked_only_when_configured_and_malformed_is_refus
     };
     let year = 365 * 86_400;
     let at = |t: i64| scep::time::encode_time(t).unwrap();
-    // Decision (DESIGN 6: signingTime not enforced by default): ±1 year is accepted...
+    // Decision (docs/decisions.md #6: signingTime not enforced by default): ±1 year is accepted...
     accepted(
         &lenient,
         "A30 +1y lenient",

@@ -1,6 +1,6 @@
 //! Challenges, the requests they are reserved for, and the certificates recorded at Notify.
 //!
-//! DESIGN decision 4: VerifyRequest reserves a challenge for (transactionID, CSR hash) with a
+//! docs/decisions.md #4: VerifyRequest reserves a challenge for (transactionID, CSR hash) with a
 //! conditional UPDATE in one transaction; Notify consumes it in the transaction that records
 //! the certificate. A retransmission of the same request passes the same condition again.
 

@@ -1,5 +1,5 @@
 //! Profiles (versioned), devices, groups, assignments, and lifecycle transitions that queue
-//! revocations in the same transaction as the state change (DESIGN decision 8).
+//! revocations in the same transaction as the state change (docs/decisions.md #8).
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;

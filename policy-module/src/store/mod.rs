@@ -62,7 +62,7 @@ impl Store {
     }
 
     /// Connects to PostgreSQL and migrates. Expiry and timestamps use the database clock, so
-    /// every instance sharing the database agrees (DESIGN decision 4).
+    /// every instance sharing the database agrees (docs/decisions.md #4).
     pub async fn connect_postgres(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let options = PoolOptions {
             max_connections: 16,

@@ -372,7 +372,7 @@ async fn rejects_an_expired_challenge(h: Harness) {
 
 /// Reliability P3: a challenge is valid strictly before `expires_at` (the store reserves with
 /// `expires_at > now`): at 3599 s of a 3600 s validity it is accepted, at 3600 s it has
-/// expired. On PostgreSQL the database clock decides (DESIGN decision 4): an instance whose
+/// expired. On PostgreSQL the database clock decides (docs/decisions.md #4): an instance whose
 /// own clock runs two hours ahead still accepts a challenge that is fresh by database time.
 async fn challenge_expiry_boundary_and_the_clock_that_decides_it(h: Harness) {
     match h.backend {
