@@ -18,7 +18,11 @@
 #
 # Knobs (environment): BENCH_PLAIN (enrollments per plain-mode point, default 1000),
 # BENCH_MICROMDM (per micromdm point, 200), BENCH_FULL (devices per full-pipeline point, 500),
-# BENCH_CONCURRENCY ("1 4 16 64"), BENCH_OUT (also write the table to this file).
+# BENCH_CONCURRENCY ("1 4 16 64"), BENCH_OUT (also write the table to this file),
+# BENCH_ONLY (`plain`: only the OpenSSL bound and ndes-proxy's plain mode, e.g.
+# `BENCH_ONLY=plain BENCH_CONCURRENCY=16 bench/run.sh` to compare server CPU per enrollment),
+# BENCH_LAB (the `scep-lab` binary that serves; default this checkout's release build, so two
+# builds can be compared with the same client).
 # Each point gets a fresh server (and database), so peak RSS is that point's. Device state
 # goes to /dev/shm when it exists: the client's fsyncs are not the server's cost.
 # Needs what README's set-up installs: the Rust toolchain, openssl, python3, and for the
@@ -30,8 +34,11 @@ N_PLAIN="${BENCH_PLAIN:-1000}"
 N_MICROMDM="${BENCH_MICROMDM:-200}"
 N_FULL="${BENCH_FULL:-500}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16 64}"
+ONLY="${BENCH_ONLY:-}"
+case "$ONLY" in ''|plain) ;; *) echo "bench: BENCH_ONLY is empty or plain" >&2; exit 2 ;; esac
 TARGET="${CARGO_TARGET_DIR:-target}"
 BIN="$TARGET/release"
+LAB_BIN="${BENCH_LAB:-$BIN/scep-lab}"
 cargo build --release -q --locked -p scep-lab -p device-fleet -p policy-module -p ndes-proxy
 
 WORK="$(mktemp -d)"
@@ -120,7 +127,9 @@ PY
 CHALLENGE="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s\n' "$CHALLENGE" > "$WORK/challenge"
 chmod 600 "$WORK/challenge"
-if command -v scepserver > /dev/null && command -v socat > /dev/null; then
+if [ "$ONLY" = plain ]; then
+    say "BENCH_ONLY=plain: micromdm rows skipped"
+elif command -v scepserver > /dev/null && command -v socat > /dev/null; then
     for c in $CONCURRENCY; do
         MICROMDM_DIR="$WORK/micromdm-$c"
         PORT="$(free_port)"
@@ -142,7 +151,7 @@ fi
 start_lab() {
     local name="$1"; shift
     local ports=("$(free_port)" "$(free_port)" "$(free_port)")
-    "$BIN/scep-lab" serve --data "$WORK/$name" --ports "${ports[@]}" "$@" \
+    "$LAB_BIN" serve --data "$WORK/$name" --ports "${ports[@]}" "$@" \
         > "$WORK/$name.out" 2> "$WORK/$name.log" &
     LAB_PID=$!
     SERVER_PIDS+=("$LAB_PID")
@@ -190,12 +199,13 @@ PY
     fi
     record "$label" "$c" "$label-c$c" "$cpu" "$kib"
 }
-for c in $CONCURRENCY; do
+[ "$ONLY" = plain ] && CONCURRENCY_FULL="" || CONCURRENCY_FULL="$CONCURRENCY"
+for c in $CONCURRENCY_FULL; do
     start_lab "full-1proc-c$c" --ca-in-process
     full_point full-1proc "$c" "$SCEP_URL" ""
     stop_server "$LAB_PID"
 done
-for c in $CONCURRENCY; do
+for c in $CONCURRENCY_FULL; do
     # ca-mock and policy-module in `scep-lab serve`; the SCEP server is the ndes-proxy binary
     # (its own process), reaching policy-module and ca-mock over HTTP with the lab's tokens.
     start_lab "full-http-c$c"
