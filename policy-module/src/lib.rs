@@ -19,6 +19,7 @@ pub mod config;
 pub mod csr;
 pub mod error;
 pub mod format;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod model;
 pub mod outbox;
