@@ -1,6 +1,7 @@
 //! Fuzz entry points (`fuzz/fuzz_targets/{ocsp_request,ca_config}.rs` are one-line wrappers;
 //! `tests/fuzz_corpus.rs` replays the committed corpus through the same functions). None may
-//! panic on any input. Not part of the stable API.
+//! panic on any input. Compiled only with the `fuzzing` feature (the fuzz crate and the
+//! corpus test turn it on), so they are no part of the normal API.
 
 use std::sync::OnceLock;
 

@@ -37,6 +37,7 @@ pub mod ca;
 pub mod config;
 mod crl;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod hierarchy;
 mod issue;

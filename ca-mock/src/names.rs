@@ -36,7 +36,7 @@ pub(crate) fn build_subject(attrs: &[NameAttr]) -> Result<X509Name, CaError> {
     let mut b = X509NameBuilder::new().map_err(CaError::crypto)?;
     for a in attrs {
         let label = a.attr.name();
-        check_text(&label, &a.value).map_err(CaError::SubjectNotAllowed)?;
+        check_text(label, &a.value).map_err(CaError::SubjectNotAllowed)?;
         let ok = match a.attr {
             SubjectAttr::C => a.value.len() == 2 && a.value.chars().all(|c| c.is_ascii_uppercase()),
             SubjectAttr::E | SubjectAttr::DC => a.value.is_ascii(),

@@ -182,13 +182,7 @@ fn hierarchy(key: KeySpec) -> (tempfile::TempDir, CaMaterial) {
 }
 
 fn now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
+    foundation::clock::unix_now()
 }
 
 fn checks(profile: &Profile, der: &[u8], issued_at: i64) -> Vec<Check> {

@@ -18,13 +18,7 @@ use foundation::clock::ManualClock;
 use openssl::x509::X509;
 
 fn now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
+    foundation::clock::unix_now()
 }
 
 /// A CA whose issuing certificate lives `issuing_days`, on an in-memory store, at `at`.

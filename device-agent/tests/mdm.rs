@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use common::fake_scep::FakeScep;
 use common::policy::{ADMIN_TOKEN, Policy};
-use common::recording::Recording;
 use device_agent::agent::{Agent, SyncOptions};
 use device_agent::mdm::{DeviceRegistration, MdmClient, SecretString, StatusReport};
 use device_agent::{DeviceDir, DeviceKey, KeySpec, ScepTransport};
 use openssl::hash::MessageDigest;
 use policy_module::model::KeyAlgorithm;
+use testkit::transport::Recording;
 
 fn registration(id: &str) -> DeviceRegistration {
     DeviceRegistration {

@@ -7,13 +7,13 @@ mod common;
 use std::time::Duration;
 
 use common::micromdm::Micromdm;
-use common::recording::Recording;
 use device_agent::{
     DeviceDir, EnrollConfig, Error, HttpTransport, RenewOptions, RenewOutcome, enroll, renew,
 };
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 use scep::csr::ChallengePassword;
+use testkit::transport::Recording;
 
 fn message_types(rec: &Recording<HttpTransport>) -> Vec<String> {
     rec.bodies()

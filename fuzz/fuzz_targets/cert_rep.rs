@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| scep::testing::fuzz::cert_rep(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| scep::fuzzing::cert_rep(data));

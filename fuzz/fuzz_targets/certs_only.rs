@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| scep::testing::fuzz::certs_only(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| scep::fuzzing::certs_only(data));

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| scep::testing::fuzz::get_message(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| scep::fuzzing::get_message(data));

@@ -1,6 +1,7 @@
 //! Fuzz entry points (`fuzz/fuzz_targets/{http_request,ndes_config}.rs` are one-line wrappers;
 //! `tests/fuzz_corpus.rs` replays the committed corpus through the same functions). None may
-//! panic on any input. Not part of the stable API.
+//! panic on any input. Compiled only with the `fuzzing` feature (the fuzz crate and the
+//! corpus test turn it on), so they are no part of the normal API.
 //!
 //! [`http_request`] drives the real [`router`](crate::router) in process, without a socket:
 //! whatever the method, path, query and body, the answer must be one of the statuses the error
@@ -76,7 +77,7 @@ fn server() -> Option<&'static Server> {
     static SERVER: OnceLock<Option<Server>> = OnceLock::new();
     SERVER
         .get_or_init(|| {
-            let (cert, key) = scep::testing::fuzz::fixed_identity()?;
+            let (cert, key) = scep::fuzzing::fixed_identity()?;
             let pair = || KeyPair {
                 cert: cert.clone(),
                 key: key.clone(),

@@ -25,6 +25,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod issuance;
 pub mod metrics;

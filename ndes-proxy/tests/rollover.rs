@@ -4,12 +4,13 @@
 
 mod common;
 
-use common::{Device, Server, Usage, failure, issued, now, pki};
+use common::{Device, Server, failure, issued, now, pki};
 use ndes_proxy::{KeyPair, RaIdentity, Settings};
 use scep::caps::{Capabilities, Capability};
 use scep::cms::signed::{CertsOnly, SignedData};
 use scep::http::CONTENT_TYPE_NEXT_CA_CERT;
 use scep::{AlgorithmPolicy, FailInfo, RequestBody};
+use testkit::pki::Usage;
 
 fn pairs() -> (KeyPair, KeyPair) {
     let p = pki();
@@ -28,8 +29,8 @@ fn pairs() -> (KeyPair, KeyPair) {
 #[tokio::test]
 async fn get_next_ca_cert_announces_the_next_ca_signed_by_the_current_ra() {
     let p = pki();
-    let next_key = common::rsa();
-    let next = common::cert(
+    let next_key = testkit::pki::rsa_key(2048);
+    let next = testkit::pki::certificate(
         &common::name("next CA"),
         &next_key,
         None,
@@ -80,8 +81,8 @@ async fn get_next_ca_cert_announces_the_next_ca_signed_by_the_current_ra() {
 #[tokio::test]
 async fn the_previous_encryption_key_opens_envelopes_during_its_grace_period_only() {
     let p = pki();
-    let old_key = common::rsa();
-    let old = common::cert(
+    let old_key = testkit::pki::rsa_key(2048);
+    let old = testkit::pki::certificate(
         &common::name("old RA encryption"),
         &old_key,
         Some((&p.ca, &p.ca_key)),

@@ -11,8 +11,8 @@ use policy_api::{Outcome, Rejection};
 use scep::client::CertRep;
 use scep::cms::IssuerAndSerialNumber;
 use scep::http::{CONTENT_TYPE_CA_RA_CERT, CaCertificates, encode_get_message};
-use scep::testing::{RawRequest, build as build_raw};
 use scep::{ContentCipher, DigestAlgorithm, FailInfo, IssuerAndSubject, RequestBody};
+use testkit::scep_msg::{RawRequest, build as build_raw};
 
 #[tokio::test]
 async fn answers_getcacaps_and_getcacert_like_ndes_on_every_path() {
@@ -185,7 +185,12 @@ async fn renews_with_a_current_certificate_and_no_challenge() {
     let csr = renewal.csr(None);
     renewal.key = old_key;
     let new_cert = issued(renewal.send(&s, &RequestBody::RenewalReq(csr)).await);
-    assert!(new_cert.public_key().unwrap().public_eq(&pki().keys[3]));
+    assert!(
+        new_cert
+            .public_key()
+            .unwrap()
+            .public_eq(&pki().device_keys[3])
+    );
     assert_ne!(
         new_cert.serial_number().to_bn().unwrap(),
         cert.serial_number().to_bn().unwrap()
@@ -220,7 +225,12 @@ async fn a_renewal_whose_reply_was_lost_is_answered_by_its_poll() {
     assert_eq!(s.ca.issued.lock().unwrap().len(), 2);
     s.policy.notify_down.store(false, Ordering::SeqCst);
     let new_cert = issued(renewal.send(&s, &common::poll_body("renew-poller")).await);
-    assert!(new_cert.public_key().unwrap().public_eq(&pki().keys[3]));
+    assert!(
+        new_cert
+            .public_key()
+            .unwrap()
+            .public_eq(&pki().device_keys[3])
+    );
     assert_eq!(
         s.ca.issued.lock().unwrap().len(),
         2,
@@ -232,26 +242,26 @@ async fn a_renewal_whose_reply_was_lost_is_answered_by_its_poll() {
 async fn renewal_with_a_foreign_or_expired_certificate_is_refused() {
     let s = Server::start(&[]).await;
     let p = pki();
-    let foreign_key = common::rsa();
-    let foreign_ca = common::cert(
+    let foreign_key = testkit::pki::rsa_key(2048);
+    let foreign_ca = testkit::pki::certificate(
         &common::name("Foreign CA"),
         &foreign_key,
         None,
-        common::Usage::Ca,
+        testkit::pki::Usage::Ca,
         now() + 86_400,
     );
-    let foreign = common::cert(
+    let foreign = testkit::pki::certificate(
         &common::name("x"),
-        &p.keys[0],
+        &p.device_keys[0],
         Some((&foreign_ca, &foreign_key)),
-        common::Usage::Leaf,
+        testkit::pki::Usage::Leaf,
         now() + 86_400,
     );
-    let expired = common::cert(
+    let expired = testkit::pki::certificate(
         &common::name("x"),
-        &p.keys[0],
+        &p.device_keys[0],
         Some((&p.ca, &p.ca_key)),
-        common::Usage::Leaf,
+        testkit::pki::Usage::Leaf,
         now() - 10,
     );
     for signer in [foreign, expired] {
@@ -483,11 +493,11 @@ async fn the_error_contract_one_assertion_per_case() {
         FailInfo::BadMessageCheck,
         "bad signature"
     );
-    let stranger = common::cert(
+    let stranger = testkit::pki::certificate(
         &common::name("other"),
-        &p.keys[1],
+        &p.device_keys[1],
         Some((&p.ca, &p.ca_key)),
-        common::Usage::Leaf,
+        testkit::pki::Usage::Leaf,
         now() + 86_400,
     );
     let for_other = scep::client::build_request(

@@ -1,5 +1,6 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/` (and for the corpus replay in
-//! `tests/fuzz_corpus.rs`): each takes arbitrary bytes and must return, never panic.
+//! `tests/fuzz_corpus.rs`): each takes arbitrary bytes and must return, never panic. Compiled
+//! only with the `fuzzing` feature, so they are no part of the normal API.
 
 use std::path::Path;
 

@@ -18,6 +18,7 @@ pub mod checkin;
 pub mod config;
 pub mod error;
 pub mod format;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod model;
 pub mod outbox;

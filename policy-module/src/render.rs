@@ -127,8 +127,7 @@ pub fn csp_san_type(kind: SanKind) -> u8 {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::model::SubjectAttr;
-    use crate::model::{DeviceState, Platform};
+    use crate::model::{DeviceState, Platform, SubjectAttr};
 
     fn device() -> Device {
         Device {

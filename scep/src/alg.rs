@@ -387,7 +387,7 @@ mod tests {
 
     #[test]
     fn refuses_roca_weak_rsa_keys_and_accepts_ordinary_ones() {
-        let weak = crate::testing::roca_structured_rsa_2048().unwrap();
+        let weak = testkit::pki::roca_structured_rsa_2048().unwrap();
         let weak = openssl::pkey::PKey::from_rsa(weak).unwrap();
         assert!(matches!(
             AlgorithmPolicy::default().public_key(&weak),

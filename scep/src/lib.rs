@@ -78,14 +78,14 @@ pub mod client;
 pub mod cms;
 pub mod csr;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod http;
 pub mod limits;
 pub mod message;
 pub mod oid;
 pub mod roca;
 pub mod server;
-#[doc(hidden)]
-pub mod testing;
 pub mod time;
 
 pub use alg::{AlgorithmPolicy, ContentCipher, DigestAlgorithm};

@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn a_key_built_as_rsalib_did_has_it() {
-        let rsa = crate::testing::roca_structured_rsa_2048().unwrap();
+        let rsa = testkit::pki::roca_structured_rsa_2048().unwrap();
         assert!(rsa.check_key().unwrap());
         assert_eq!(rsa.n().num_bits(), 2048);
         assert!(has_fingerprint(rsa.n()).unwrap());

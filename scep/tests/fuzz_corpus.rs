@@ -5,13 +5,13 @@
 use testkit::fuzz_corpus::{Target, replay};
 
 const TARGETS: &[(&str, Target)] = &[
-    ("request", scep::testing::fuzz::request),
-    ("cert_rep", scep::testing::fuzz::cert_rep),
-    ("certs_only", scep::testing::fuzz::certs_only),
-    ("caps", scep::testing::fuzz::caps),
-    ("get_message", scep::testing::fuzz::get_message),
-    ("envelope", scep::testing::fuzz::envelope),
-    ("csr", scep::testing::fuzz::csr),
+    ("request", scep::fuzzing::request),
+    ("cert_rep", scep::fuzzing::cert_rep),
+    ("certs_only", scep::fuzzing::certs_only),
+    ("caps", scep::fuzzing::caps),
+    ("get_message", scep::fuzzing::get_message),
+    ("envelope", scep::fuzzing::envelope),
+    ("csr", scep::fuzzing::csr),
 ];
 
 #[test]

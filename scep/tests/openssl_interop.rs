@@ -2,7 +2,7 @@
 //! and decrypts; what OpenSSL signs and encrypts (DER and streamed BER), `scep` opens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit::pki;
 
 use std::path::{Path, PathBuf};
 
@@ -52,9 +52,9 @@ fn pkcs_req(
     digest: DigestAlgorithm,
     cipher: ContentCipher,
 ) -> (Vec<u8>, Vec<u8>, openssl::x509::X509) {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let key = &p.device_keys[0];
-    let subject = common::name("device-interop");
+    let subject = pki::name("device-interop");
     let csr_der = build(
         key,
         &subject,
@@ -88,10 +88,10 @@ fn pkcs_req(
 
 #[test]
 fn openssl_verifies_and_decrypts_what_scep_builds() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let dir = Dir::new();
-    let ra = dir.write("ra.pem", &common::pem(&p.ra_enc));
-    let ra_key = dir.write("ra.key", &common::key_pem(&p.ra_enc_key));
+    let ra = dir.write("ra.pem", &pki::pem(&p.ra_enc));
+    let ra_key = dir.write("ra.key", &pki::key_pem(&p.ra_enc_key));
     let combos = [
         (DigestAlgorithm::Sha1, ContentCipher::DesCbc),
         (DigestAlgorithm::Sha1, ContentCipher::DesEde3Cbc),
@@ -172,7 +172,7 @@ fn openssl_verifies_and_decrypts_what_scep_builds() {
 
 #[test]
 fn openssl_verifies_certreps_and_opens_success() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let dir = Dir::new();
     let (der, _, signer_cert) = pkcs_req(DigestAlgorithm::Sha256, ContentCipher::Aes256Cbc);
     let policy = AlgorithmPolicy::default();
@@ -196,8 +196,8 @@ fn openssl_verifies_certreps_and_opens_success() {
         sender_nonce: Nonce::random().unwrap(),
         signing_time: Some(1_700_000_200),
     };
-    let issued = common::issue(&p.device_keys[0], "device-interop", 77);
-    let ca = dir.write("ca.pem", &common::pem(&p.ca));
+    let issued = pki::ra_hierarchy().issue(&p.device_keys[0], "device-interop", 77);
+    let ca = dir.write("ca.pem", &pki::pem(&p.ca));
     let empty = dir.write("empty", b"");
     let replies = [
         (
@@ -243,8 +243,8 @@ fn openssl_verifies_certreps_and_opens_success() {
     }
     // SUCCESS: the envelope opens with the device key, the payload is certs-only.
     let env = dir.path("success.out");
-    let dev = dir.write("dev.pem", &common::pem(&signer_cert));
-    let dev_key = dir.write("dev.key", &common::key_pem(&p.device_keys[0]));
+    let dev = dir.write("dev.pem", &pki::pem(&signer_cert));
+    let dev_key = dir.write("dev.key", &pki::key_pem(&p.device_keys[0]));
     let p7 = dir.path("payload.der");
     openssl(&[
         "cms",
@@ -290,9 +290,9 @@ fn openssl_verifies_certreps_and_opens_success() {
 
 #[test]
 fn scep_opens_what_openssl_encrypts() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let dir = Dir::new();
-    let ra = dir.write("ra.pem", &common::pem(&p.ra_enc));
+    let ra = dir.write("ra.pem", &pki::pem(&p.ra_enc));
     let data: Vec<u8> = (0..1000u32)
         .map(|i| (i * 7 % 251) as u8)
         .chain([0x0a, 0x0d, 0x0a])
@@ -345,12 +345,12 @@ fn scep_opens_what_openssl_encrypts() {
 
 #[test]
 fn scep_verifies_what_openssl_signs_in_der_and_streamed_ber() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let dir = Dir::new();
     let key = &p.device_keys[1];
-    let cert = common::issue(key, "openssl-signer", 90);
-    let cert_pem = dir.write("signer.pem", &common::pem(&cert));
-    let key_pem = dir.write("signer.key", &common::key_pem(key));
+    let cert = pki::ra_hierarchy().issue(key, "openssl-signer", 90);
+    let cert_pem = dir.write("signer.pem", &pki::pem(&cert));
+    let key_pem = dir.write("signer.key", &pki::key_pem(key));
     let input = dir.write("data", b"pkcsPKIEnvelope stand-in\n\x00\x0a");
     for (tool, md, extra) in [
         ("cms", "sha256", &[][..]),
@@ -413,7 +413,7 @@ fn scep_verifies_what_openssl_signs_in_der_and_streamed_ber() {
 
 #[test]
 fn certs_only_interoperates_with_openssl() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let dir = Dir::new();
     let body = CaCertificates::new(vec![p.ra_sign.clone(), p.ra_enc.clone(), p.ca.clone()]);
     let (ct, der) = body.to_response().unwrap();
@@ -445,7 +445,7 @@ fn certs_only_interoperates_with_openssl() {
     // And the reverse: a certs-only made by OpenSSL.
     let chain = dir.write(
         "chain.pem",
-        &[common::pem(&p.ra_sign), common::pem(&p.ca)].concat(),
+        &[pki::pem(&p.ra_sign), pki::pem(&p.ca)].concat(),
     );
     let out = dir.path("o.p7b");
     openssl(&[
@@ -488,7 +488,7 @@ fn certs_only_interoperates_with_openssl() {
 
 /// A CRL signed by the test CA (built with the openssl crate: `openssl crl` cannot sign).
 fn openssl_crl() -> Vec<u8> {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let mut b = openssl::x509::X509CrlBuilder::new().unwrap();
     b.set_issuer_name(p.ca.subject_name()).unwrap();
     b.set_last_update(&openssl::asn1::Asn1Time::from_unix(1_700_000_000).unwrap())

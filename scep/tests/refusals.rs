@@ -3,7 +3,7 @@
 //! looks the same from outside.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit::pki;
 
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
@@ -13,17 +13,17 @@ use scep::cms::signed::SignerIdentity;
 use scep::csr::{ChallengePassword, Csr, build};
 use scep::error::{EnvelopeFault, fail_info_text};
 use scep::server::DecodedRequest;
-use scep::testing::{RawRequest, build as build_raw};
 use scep::{
     AlgorithmPolicy, ContentCipher, DecodeError, DigestAlgorithm, FailInfo, Nonce, Refusal,
     RequestBody, TransactionId,
 };
+use testkit::scep_msg::{RawRequest, build as build_raw};
 
 fn signer() -> X509 {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     self_signed_certificate(
         &p.device_keys[0],
-        &common::name("dev"),
+        &pki::name("dev"),
         1_700_000_000,
         1_700_003_600,
     )
@@ -31,10 +31,10 @@ fn signer() -> X509 {
 }
 
 fn csr_der() -> Vec<u8> {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     build(
         &p.device_keys[0],
-        &common::name("dev"),
+        &pki::name("dev"),
         None,
         Some(&ChallengePassword::new("c")),
         MessageDigest::sha256(),
@@ -43,7 +43,7 @@ fn csr_der() -> Vec<u8> {
 }
 
 fn valid_request() -> Vec<u8> {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let cert = signer();
     let tx = Transaction {
         transaction_id: TransactionId::new("tx-1").unwrap(),
@@ -59,7 +59,7 @@ fn valid_request() -> Vec<u8> {
 
 /// A request whose signed content is `content`, with messageType and nonce as given.
 fn raw(message_type: &str, nonce: &[u8], content: Option<&[u8]>, include_cert: bool) -> Vec<u8> {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let cert = signer();
     let r = RawRequest {
         message_type,
@@ -87,7 +87,7 @@ fn verify(der: &[u8]) -> Result<(), Refusal> {
 }
 
 fn open(der: &[u8]) -> Result<RequestBody, Refusal> {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let policy = AlgorithmPolicy::default();
     let keys = [DecryptionKey {
         cert: &p.ra_enc,
@@ -120,7 +120,7 @@ fn undecodable_input_is_a_decode_error() {
         DecodedRequest::decode(&huge).unwrap_err(),
         DecodeError::TooLarge
     );
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let env = seal(b"x", &[&p.ra_enc], ContentCipher::Aes128Cbc).unwrap();
     assert_eq!(
         DecodedRequest::decode(&env).unwrap_err(),
@@ -131,12 +131,12 @@ fn undecodable_input_is_a_decode_error() {
 #[test]
 fn a_message_without_scep_attributes_is_undecodable() {
     // A SignedData made by `openssl cms -sign` has no messageType: no reply can be addressed.
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("c.pem");
     let key = dir.path().join("k.pem");
-    std::fs::write(&cert, common::pem(&signer())).unwrap();
-    std::fs::write(&key, common::key_pem(&p.device_keys[0])).unwrap();
+    std::fs::write(&cert, pki::pem(&signer())).unwrap();
+    std::fs::write(&key, pki::key_pem(&p.device_keys[0])).unwrap();
     let out = testkit::openssl(
         &[
             "cms",
@@ -183,7 +183,7 @@ fn bad_signature_and_digest_are_bad_message_check() {
         Refusal::MessageDigestMismatch
     );
     // No signer certificate in the message.
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let env = seal(&csr_der(), &[&p.ra_enc], ContentCipher::Aes128Cbc).unwrap();
     let r = verify(&raw("19", &[1; 16], Some(&env), false)).unwrap_err();
     assert_eq!(r, Refusal::SignerCertificateMissing);
@@ -192,7 +192,7 @@ fn bad_signature_and_digest_are_bad_message_check() {
 
 #[test]
 fn unknown_message_types_are_bad_request() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let env = seal(&csr_der(), &[&p.ra_enc], ContentCipher::Aes128Cbc).unwrap();
     for mt in ["18", "99", "3", "019", "0", "1e1", "-1"] {
         let r = verify(&raw(mt, &[1; 16], Some(&env), true)).unwrap_err();
@@ -210,7 +210,7 @@ fn unknown_message_types_are_bad_request() {
 
 #[test]
 fn nonces_that_are_not_16_bytes_are_bad_request() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let env = seal(&csr_der(), &[&p.ra_enc], ContentCipher::Aes128Cbc).unwrap();
     for len in [0usize, 15, 17, 64] {
         let r = verify(&raw("19", &vec![9; len], Some(&env), true)).unwrap_err();
@@ -233,9 +233,9 @@ fn a_request_without_content_is_bad_request() {
 
 #[test]
 fn everything_under_the_envelope_fails_the_same_way() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let csr = csr_der();
-    let other = common::issue(&p.device_keys[1], "someone else", 5);
+    let other = pki::ra_hierarchy().issue(&p.device_keys[1], "someone else", 5);
     let for_other = seal(&csr, &[&other], ContentCipher::Aes128Cbc).unwrap();
     let not_a_csr = seal(
         b"\x30\x03\x02\x01\x05",
@@ -286,7 +286,7 @@ fn everything_under_the_envelope_fails_the_same_way() {
 
 #[test]
 fn algorithms_are_decided_from_public_oids_first() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let env = seal(&csr_der(), &[&p.ra_enc], ContentCipher::DesEde3Cbc).unwrap();
     let keys = [DecryptionKey {
         cert: &p.ra_enc,
@@ -302,10 +302,10 @@ fn algorithms_are_decided_from_public_oids_first() {
         .unwrap_err();
     assert_eq!(r.fail_info(), FailInfo::BadAlg);
     // A 1024-bit request key is refused with badAlg after the envelope opens.
-    let small = common::rsa(1024);
+    let small = pki::rsa_key(1024);
     let small_csr = build(
         &small,
-        &common::name("small"),
+        &pki::name("small"),
         None,
         None,
         MessageDigest::sha256(),
@@ -318,7 +318,7 @@ fn algorithms_are_decided_from_public_oids_first() {
 
 #[test]
 fn signing_time_is_checked_only_when_asked() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let cert = signer();
     let tx = Transaction {
         transaction_id: TransactionId::new("t").unwrap(),

@@ -2,7 +2,7 @@
 //! random transactionIDs, nonces, digests and ciphers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit::pki;
 
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
@@ -82,9 +82,9 @@ fn cipher() -> impl Strategy<Value = ContentCipher> {
 
 /// The request body for `kind`, and the certificate that signs it.
 fn body(kind: Kind, challenge: &str) -> (RequestBody, X509) {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let key = &p.device_keys[0];
-    let subject = common::name("round-trip");
+    let subject = pki::name("round-trip");
     let csr = || {
         let der = build(
             key,
@@ -96,7 +96,7 @@ fn body(kind: Kind, challenge: &str) -> (RequestBody, X509) {
         .unwrap();
         Csr::from_der(&der).unwrap()
     };
-    let issued = common::issue(key, "round-trip", 4242);
+    let issued = pki::ra_hierarchy().issue(key, "round-trip", 4242);
     let self_signed = self_signed_certificate(key, &subject, 1_700_000_000, 1_700_003_600).unwrap();
     match kind {
         Kind::PkcsReq => (RequestBody::PkcsReq(csr()), self_signed),
@@ -135,7 +135,7 @@ proptest! {
         challenge in "[A-Za-z0-9]{8,32}",
         text in proptest::option::of("[ -~]{0,60}"),
     ) {
-        let p = common::pki();
+        let p = pki::ra_hierarchy();
         let key = &p.device_keys[0];
         let (body, signer_cert) = body(kind, &challenge);
         let tx = Transaction { transaction_id: TransactionId::new(&txid).unwrap(), sender_nonce: Nonce(nonce) };
@@ -161,7 +161,7 @@ proptest! {
             sender_nonce: Nonce(reply_nonce),
             signing_time: None,
         };
-        let issued = common::issue(key, "round-trip", 4243);
+        let issued = pki::ra_hierarchy().issue(key, "round-trip", 4243);
         let reply = match status {
             Status::Success => opened.reply.success(&responder, &[&issued, &p.ca], &[]).unwrap(),
             Status::Failure(f) => opened.reply.failure(&responder, f, text.as_deref()).unwrap(),
@@ -196,7 +196,7 @@ proptest! {
 
 #[test]
 fn a_request_is_not_a_reply_and_a_reply_is_not_a_request() {
-    let p = common::pki();
+    let p = pki::ra_hierarchy();
     let (body, signer_cert) = body(Kind::PkcsReq, "x");
     let key = &p.device_keys[0];
     let tx = Transaction {

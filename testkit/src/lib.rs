@@ -1,4 +1,5 @@
-//! Test-only helpers shared by the workspace: throwaway PostgreSQL, CLI oracles, ports.
+//! Test-only helpers shared by the workspace: throwaway PostgreSQL, CLI oracles, ports, a test
+//! PKI, hand-built SCEP messages and a recording SCEP transport.
 //!
 //! Third-party tools are optional on a developer's machine and mandatory in CI: when one is
 //! missing, tests skip with a printed reason unless `CI=true`, where they fail.
@@ -8,12 +9,20 @@
 //! - [`openssl`]: run the `openssl` CLI as an oracle, with a timeout.
 //! - [`cmd`]: run any program with a timeout.
 //! - [`fuzz_corpus`]: replay the committed fuzz corpora as regression tests.
+//! - [`pki`]: keys, names, CA/RA/device certificates and the NDES-shaped RA hierarchy.
+//! - [`scep_msg`]: SCEP messages, CMS and CSRs no correct client sends.
+//! - [`der`] / [`greedy`]: a small DER writer, and the extensions a greedy CSR asks for.
+//! - `transport` (feature `transport`): a device-agent SCEP transport that records traffic.
 
 pub mod cmd;
 pub mod der;
 pub mod fuzz_corpus;
 pub mod greedy;
 pub mod pg;
+pub mod pki;
+pub mod scep_msg;
+#[cfg(feature = "transport")]
+pub mod transport;
 
 use std::path::PathBuf;
 

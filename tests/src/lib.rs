@@ -18,7 +18,7 @@ pub mod processes;
 pub mod remote;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -167,7 +167,7 @@ impl TestLab {
             ..DeviceRegistration::default()
         };
         let reg = self.mdm.register(&dir, &admin, &registration).await?;
-        let transport = Recorder::new()?;
+        let transport = Recorder::new(HttpTransport::new(Duration::from_secs(30))?);
         let agent = Agent::new(
             DeviceDir::open(&path)?,
             self.mdm.clone(),
@@ -413,49 +413,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-/// A device-agent SCEP transport that records every request and answer.
-#[derive(Clone)]
-pub struct Recorder {
-    inner: Arc<HttpTransport>,
-    log: Arc<Mutex<Vec<(ScepRequest, ScepResponse)>>>,
-}
-
-impl Recorder {
-    /// Over a plain HTTP transport.
-    pub fn new() -> Result<Self> {
-        Ok(Self {
-            inner: Arc::new(HttpTransport::new(Duration::from_secs(30))?),
-            log: Arc::default(),
-        })
-    }
-
-    /// What was sent so far.
-    pub fn requests(&self) -> Vec<(ScepRequest, ScepResponse)> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Forget what was recorded.
-    pub fn clear(&self) {
-        if let Ok(mut l) = self.log.lock() {
-            l.clear();
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl device_agent::ScepTransport for Recorder {
-    async fn send(
-        &self,
-        url: &str,
-        request: &ScepRequest,
-    ) -> device_agent::error::Result<ScepResponse> {
-        let resp = self.inner.send(url, request).await?;
-        if let Ok(mut l) = self.log.lock() {
-            l.push((request.clone(), resp.clone()));
-        }
-        Ok(resp)
-    }
-}
+/// A device-agent SCEP transport over plain HTTP that records every request and answer.
+pub type Recorder = testkit::transport::Recording<HttpTransport>;
 
 /// Open a recorded PKIOperation body as the RA would: the request body inside and the
 /// certificate that signed the request.
@@ -623,7 +582,7 @@ pub fn random_transaction_id() -> Result<TransactionId> {
 
 /// A new RSA key for a hand-built request (any size, unlike device-agent's).
 pub fn rsa_key(bits: u32) -> Result<PKey<Private>> {
-    Ok(PKey::from_rsa(openssl::rsa::Rsa::generate(bits)?)?)
+    Ok(testkit::pki::rsa_key(bits))
 }
 
 /// A device-agent key.

@@ -142,12 +142,8 @@ fn key(kind: &str) -> PKey<Private> {
         "rsa2048" => rsa_key(2048).unwrap(),
         "rsa3072" => rsa_key(3072).unwrap(),
         "rsa1024" => rsa_key(1024).unwrap(),
-        "roca2048" => PKey::from_rsa(scep::testing::roca_structured_rsa_2048().unwrap()).unwrap(),
-        "ec256" => {
-            let group =
-                openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
-            PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
-        }
+        "roca2048" => PKey::from_rsa(testkit::pki::roca_structured_rsa_2048().unwrap()).unwrap(),
+        "ec256" => testkit::pki::ec_key(),
         other => panic!("{other}"),
     }
 }

@@ -1,6 +1,12 @@
 //! Shared fixtures: a CA on a temp dir served on 127.0.0.1:0, CSRs built with the openssl
 //! crate, and the `openssl` CLI as oracle.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
+    unused_imports,
+    unreachable_pub
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,11 +25,8 @@ use ca_mock::{AppState, CaMaterial, CaSettings, CertificateAuthority, InitSource
 use foundation::clock::SystemClock;
 use foundation::names::{NameAttr, San, SanKind, SubjectAttr};
 use openssl::asn1::Asn1Object;
-use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
 use openssl::stack::Stack;
 use openssl::x509::extension::{
     BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
@@ -176,14 +179,7 @@ pub async fn start_refreshing(
     }
 }
 
-pub fn ec_key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
-}
-
-pub fn rsa_key(bits: u32) -> PKey<Private> {
-    PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap()
-}
+pub use testkit::pki::{ec_key, rsa_key};
 
 /// A CSR for `key` with subject CN=`cn`. `greedy` also asks for everything a template must not
 /// give: CA:TRUE, keyCertSign, anyExtendedKeyUsage, and SANs (a DNS name and a UPN otherName).

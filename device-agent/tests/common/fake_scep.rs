@@ -8,72 +8,21 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use device_agent::error::Result;
 use device_agent::{ScepRequest, ScepResponse, ScepTransport};
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, KeyUsage};
-use openssl::x509::{X509, X509Name};
+use openssl::x509::X509;
 use scep::cms::enveloped::DecryptionKey;
 use scep::cms::signed::SignerIdentity;
 use scep::http::CaCertificates;
 use scep::server::{DecodedRequest, Responder};
 use scep::{AlgorithmPolicy, Nonce, RequestBody};
+use testkit::pki::{CertSpec, Usage};
 
-pub struct Identity {
-    pub cert: X509,
-    pub key: PKey<Private>,
-}
+pub use testkit::pki::Identity;
 
+/// A CA (`ca`) or a device-like certificate (digitalSignature, keyEncipherment), RSA 2048,
+/// valid for a year.
 pub fn identity(cn: &str, issuer: Option<&Identity>, ca: bool) -> Identity {
-    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-    let mut n = X509Name::builder().unwrap();
-    n.append_entry_by_text("CN", cn).unwrap();
-    let name = n.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    let mut serial = BigNum::new().unwrap();
-    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(issuer.map_or(&*name, |i| i.cert.subject_name()))
-        .unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
-        .unwrap();
-    if ca {
-        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .digital_signature()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    } else {
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .digital_signature()
-                .key_encipherment()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    }
-    b.sign(issuer.map_or(&key, |i| &i.key), MessageDigest::sha256())
-        .unwrap();
-    Identity {
-        cert: b.build(),
-        key,
-    }
+    Identity::new(cn, issuer, if ca { Usage::Ca } else { Usage::Leaf })
 }
 
 #[derive(Default)]
@@ -129,21 +78,17 @@ impl FakeScep {
     }
 
     fn issue(&self, csr: &scep::csr::Csr) -> X509 {
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        let mut serial = BigNum::new().unwrap();
-        serial.rand(120, MsbOption::MAYBE_ZERO, false).unwrap();
-        b.set_serial_number(&serial.to_asn1_integer().unwrap())
-            .unwrap();
-        b.set_subject_name(&csr.subject_name().unwrap()).unwrap();
-        b.set_issuer_name(self.ca.cert.subject_name()).unwrap();
-        b.set_pubkey(&csr.public_key().unwrap()).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(self.issued_days).unwrap())
-            .unwrap();
-        b.sign(&self.ca.key, MessageDigest::sha256()).unwrap();
-        b.build()
+        let now = foundation::clock::unix_now();
+        let subject = csr.subject_name().unwrap();
+        CertSpec {
+            subject: &subject,
+            issuer: Some((&self.ca.cert, &self.ca.key)),
+            usage: None,
+            serial: None,
+            not_before: now,
+            not_after: now + i64::from(self.issued_days) * 86_400,
+        }
+        .build_for(&csr.public_key().unwrap())
     }
 
     fn pki_operation(&self, der: &[u8]) -> Vec<u8> {

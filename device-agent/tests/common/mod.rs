@@ -3,4 +3,3 @@
 pub mod fake_scep;
 pub mod micromdm;
 pub mod policy;
-pub mod recording;

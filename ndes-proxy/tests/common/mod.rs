@@ -10,12 +10,10 @@ use ca_api::{CaBackend, CaError, IssueCall, IssuedCert};
 use foundation::{ManualClock, Serial};
 use ndes_proxy::{AppState, AppStateBuilder, KeyPair, RaIdentity, Settings};
 use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
+use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
-use openssl::x509::{X509, X509Name, X509NameRef};
+use openssl::x509::X509;
 use policy_api::{
     ChallengeError, ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification,
     NotifyError, Rejection, VerifyError, VerifyRequest,
@@ -25,150 +23,15 @@ use scep::cms::enveloped::DecryptionKey;
 use scep::cms::signed::SignerIdentity;
 use scep::csr::{ChallengePassword, Csr};
 use scep::{AlgorithmPolicy, Nonce, RequestBody, TransactionId};
+use testkit::pki::CertSpec;
 
 /// Test time: the real time at start (certificates are checked by openssl at "now").
 pub fn now() -> i64 {
     static NOW: OnceLock<i64> = OnceLock::new();
-    *NOW.get_or_init(|| {
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
-        )
-        .unwrap()
-    })
+    *NOW.get_or_init(foundation::clock::unix_now)
 }
 
-pub fn rsa() -> PKey<Private> {
-    PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
-}
-
-pub fn name(cn: &str) -> X509Name {
-    let mut b = X509Name::builder().unwrap();
-    b.append_entry_by_text("O", "ndes-proxy tests").unwrap();
-    b.append_entry_by_text("CN", cn).unwrap();
-    b.build()
-}
-
-pub enum Usage {
-    Ca,
-    RaSign,
-    RaEnc,
-    Leaf,
-}
-
-pub fn cert(
-    subject: &X509NameRef,
-    key: &PKey<Private>,
-    issuer: Option<(&X509, &PKey<Private>)>,
-    usage: Usage,
-    not_after: i64,
-) -> X509 {
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    let mut serial = BigNum::new().unwrap();
-    serial.rand(128, MsbOption::MAYBE_ZERO, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(subject).unwrap();
-    b.set_issuer_name(issuer.map_or(subject, |(c, _)| c.subject_name()))
-        .unwrap();
-    b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::from_unix(now() - 86_400).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(not_after).unwrap())
-        .unwrap();
-    let mut bc = BasicConstraints::new();
-    let mut ku = KeyUsage::new();
-    match usage {
-        Usage::Ca => {
-            bc.critical().ca();
-            ku.key_cert_sign().crl_sign();
-        }
-        Usage::RaSign => {
-            ku.digital_signature();
-        }
-        Usage::RaEnc => {
-            ku.key_encipherment();
-        }
-        Usage::Leaf => {
-            ku.digital_signature().key_encipherment();
-        }
-    }
-    b.append_extension(bc.build().unwrap()).unwrap();
-    b.append_extension(ku.build().unwrap()).unwrap();
-    let ski = SubjectKeyIdentifier::new()
-        .build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None))
-        .unwrap();
-    b.append_extension(ski).unwrap();
-    b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())
-        .unwrap();
-    b.build()
-}
-
-pub struct Pki {
-    pub ca: X509,
-    pub ca_key: PKey<Private>,
-    pub ra_sign: X509,
-    pub ra_sign_key: PKey<Private>,
-    pub ra_enc: X509,
-    pub ra_enc_key: PKey<Private>,
-    /// One RA certificate that both signs and encrypts.
-    pub ra_combined: X509,
-    pub ra_combined_key: PKey<Private>,
-    pub keys: Vec<PKey<Private>>,
-}
-
-pub fn pki() -> &'static Pki {
-    static P: OnceLock<Pki> = OnceLock::new();
-    P.get_or_init(|| {
-        let ca_key = rsa();
-        let ca = cert(
-            &name("ndes-proxy test CA"),
-            &ca_key,
-            None,
-            Usage::Ca,
-            now() + 10 * 365 * 86_400,
-        );
-        let ra_sign_key = rsa();
-        let ra_sign = cert(
-            &name("RA signing"),
-            &ra_sign_key,
-            Some((&ca, &ca_key)),
-            Usage::RaSign,
-            now() + 365 * 86_400,
-        );
-        let ra_enc_key = rsa();
-        let ra_enc = cert(
-            &name("RA encryption"),
-            &ra_enc_key,
-            Some((&ca, &ca_key)),
-            Usage::RaEnc,
-            now() + 365 * 86_400,
-        );
-        let ra_combined_key = rsa();
-        let ra_combined = cert(
-            &name("RA"),
-            &ra_combined_key,
-            Some((&ca, &ca_key)),
-            Usage::Leaf,
-            now() + 365 * 86_400,
-        );
-        let keys = (0..4).map(|_| rsa()).collect();
-        Pki {
-            ca,
-            ca_key,
-            ra_sign,
-            ra_sign_key,
-            ra_enc,
-            ra_enc_key,
-            ra_combined,
-            ra_combined_key,
-            keys,
-        }
-    })
-}
+pub use testkit::pki::{name, ra_hierarchy as pki};
 
 /// An RA with one certificate for signing and encryption.
 pub fn combined_ra_identity() -> RaIdentity {
@@ -232,21 +95,17 @@ impl CaBackend for FakeCa {
             .map(|a| a.value.clone())
             .next_back()
             .unwrap_or_default();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        let mut serial = BigNum::new().unwrap();
-        serial.rand(128, MsbOption::MAYBE_ZERO, false).unwrap();
-        b.set_serial_number(&serial.to_asn1_integer().unwrap())
-            .unwrap();
-        b.set_subject_name(&name(&cn)).unwrap();
-        b.set_issuer_name(p.ca.subject_name()).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::from_unix(now() - 300).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::from_unix(now() + 365 * 86_400).unwrap())
-            .unwrap();
-        b.sign(&p.ca_key, MessageDigest::sha256()).unwrap();
-        let cert = b.build();
+        let subject = name(&cn);
+        let cert = CertSpec {
+            subject: &subject,
+            issuer: Some((&p.ca, &p.ca_key)),
+            usage: None,
+            serial: None,
+            not_before: now() - 300,
+            not_after: now() + 365 * 86_400,
+        }
+        .build_for(&key);
+        let serial = cert.serial_number().to_bn().unwrap();
         let out = IssuedCert {
             serial: Serial::from_magnitude(&serial.to_vec()).unwrap(),
             der: cert.to_der().unwrap(),
@@ -573,7 +432,7 @@ pub struct Device {
 
 impl Device {
     pub fn new(key_index: usize, cn: &str) -> Self {
-        let key = pki().keys[key_index].clone();
+        let key = pki().device_keys[key_index].clone();
         let signer =
             scep::client::self_signed_certificate(&key, &name(cn), now() - 60, now() + 3600)
                 .unwrap();

@@ -12,9 +12,9 @@ use scep::{FailInfo, RequestBody, oid};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{Server, now, pki};
-use crate::forge::{self, SignerSpec};
 use crate::fresh;
 use crate::harness::{HANG_GUARD, Outcome, Req, accepted, capture_logs, refused};
+use testkit::scep_msg::{self as forge, SignerSpec};
 
 const BAD: Outcome = Outcome::Http(400);
 
@@ -766,7 +766,12 @@ async fn nothing_secret_reaches_the_logs() {
         assert!(!logs.contains(secret), "a challenge reached the logs");
     }
     let p = pki();
-    for key in [&p.ra_enc_key, &p.ra_sign_key, &p.keys[0], &p.keys[1]] {
+    for key in [
+        &p.ra_enc_key,
+        &p.ra_sign_key,
+        &p.device_keys[0],
+        &p.device_keys[1],
+    ] {
         let rsa = key.rsa().unwrap();
         let d_hex = hex::encode(rsa.d().to_vec());
         let der = key.private_key_to_der().unwrap();

@@ -9,9 +9,9 @@ use scep::asn1::writer::{self, tlv};
 use scep::{ContentCipher, FailInfo, oid};
 
 use crate::common::{Server, name, pki};
-use crate::forge::{self, SignerSpec};
 use crate::fresh;
 use crate::harness::{Outcome, Req, accepted, capture_logs, refused};
+use testkit::scep_msg::{self as forge, SignerSpec};
 
 const UNIFORM: Outcome = Outcome::Failure(FailInfo::BadMessageCheck);
 const BAD_ALG: Outcome = Outcome::Failure(FailInfo::BadAlg);
@@ -189,7 +189,7 @@ async fn a37_p10_csr_version_and_keys_outside_policy_are_refused() {
     capture_logs();
     let s = Server::start(&["a37", "a37-ok"]).await;
     let p = pki();
-    let rsa_key = &p.keys[0];
+    let rsa_key = &p.device_keys[0];
     // Version 2 instead of 1 (v1 = 0): the request is not a PKCS#10 v1 request.
     let v2 = csr_for(rsa_key, 1, &[challenge("a37")]);
     refused(
@@ -285,7 +285,7 @@ async fn a37_p10_csr_version_and_keys_outside_policy_are_refused() {
 async fn a39_challenge_password_forms() {
     capture_logs();
     let s = Server::start(&["a39-printable", "a39-utf8", "a39-bmp", "a39-bad"]).await;
-    let key = &pki().keys[0];
+    let key = &pki().device_keys[0];
     let enroll =
         |attrs: Vec<Vec<u8>>| around(&sealed(&csr_for(key, 0, &attrs), ContentCipher::Aes128Cbc));
     // The single-valued DirectoryString forms are accepted.

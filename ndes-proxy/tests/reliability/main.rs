@@ -14,7 +14,6 @@ mod common;
 
 mod bad_input;
 mod envelope_and_csr;
-mod forge;
 mod harness;
 mod requests;
 

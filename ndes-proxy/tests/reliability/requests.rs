@@ -8,9 +8,9 @@ use scep::cms::signed::SignerIdentity;
 use scep::{ContentCipher, DigestAlgorithm, FailInfo, RequestBody, oid};
 
 use crate::common::{Server, pki};
-use crate::forge::{self, SignerSpec};
 use crate::fresh;
 use crate::harness::{Outcome, Req, capture_logs, classify, refused};
+use testkit::scep_msg::{self as forge, SignerSpec};
 
 #[tokio::test]
 async fn p22_other_message_types_with_a_csr_inside_never_issue() {

@@ -2,30 +2,15 @@
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
-use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
 use openssl::sign::Signer;
 use openssl::x509::{X509, X509NameBuilder};
 
 use super::der::*;
 use policy_module::model::{NameAttr, San, SanKind};
 
-pub fn ec_key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
-}
-
-pub fn ec384_key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::SECP384R1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
-}
-
-pub fn rsa_key(bits: u32) -> PKey<Private> {
-    PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap()
-}
+pub use testkit::pki::{ec_key, ec384_key, rsa_key};
 
 /// Everything a CSR may carry.
 #[derive(Clone, Default)]

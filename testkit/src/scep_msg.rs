@@ -1,16 +1,68 @@
-//! Hand-built CMS, envelopes and CSRs: every field under the test's control, so the catalogue
-//! can send what no correct client (and not `scep::testing::RawRequest`) ever would: unsorted
-//! or malformed signed attributes, several SignerInfos, foreign algorithm OIDs, odd string
-//! types, CSRs with any version, key or attribute layout.
+//! Hand-built SCEP messages, CMS and CSRs: every field under the test's control, so tests can
+//! send what no correct client ever would: wrong messageTypes, odd nonces, no signer
+//! certificate ([`RawRequest`]); unsorted or malformed signed attributes, several SignerInfos,
+//! foreign algorithm OIDs, odd string types, CSRs with any version, key or attribute layout
+//! (the parts below it). Written with the `scep` crate's DER writer; panics on an OpenSSL error
+//! (a fixture that cannot be built is a broken test).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::sign::Signer;
 use openssl::x509::X509;
+use scep::DigestAlgorithm;
 use scep::asn1::tag;
 use scep::asn1::writer::{self, tlv};
 use scep::cms::IssuerAndSerialNumber;
+use scep::cms::signed::SignerIdentity;
 use scep::oid;
+
+/// A pkiMessage with every SCEP attribute under the caller's control.
+#[derive(Clone, Debug)]
+pub struct RawRequest<'a> {
+    /// messageType text, written as a PrintableString as is.
+    pub message_type: &'a str,
+    /// transactionID text, written as a PrintableString as is.
+    pub transaction_id: &'a str,
+    /// senderNonce bytes, any length.
+    pub sender_nonce: &'a [u8],
+    /// eContent (normally an EnvelopedData), or none.
+    pub content: Option<&'a [u8]>,
+    /// Whether the signer's certificate goes into the certificates field.
+    pub include_signer_cert: bool,
+    /// Digest of the signature.
+    pub digest: DigestAlgorithm,
+}
+
+/// Sign a [`RawRequest`] (RSA or EC signer): one SignerInfo with the SCEP attributes,
+/// contentType and messageDigest, in DER order.
+pub fn build(raw: &RawRequest<'_>, signer: SignerIdentity<'_>) -> Result<Vec<u8>, ErrorStack> {
+    let mut spec = SignerSpec::scep(
+        writer::printable_string(raw.message_type),
+        writer::printable_string(raw.transaction_id),
+        writer::octet_string(raw.sender_nonce),
+    );
+    spec.digest_oid = raw.digest.oid().to_vec();
+    spec.md = raw.digest.md();
+    if signer.key.id() == openssl::pkey::Id::EC {
+        let alg = match raw.digest {
+            DigestAlgorithm::Sha384 => oid::ECDSA_WITH_SHA384,
+            DigestAlgorithm::Sha512 => oid::ECDSA_WITH_SHA512,
+            _ => oid::ECDSA_WITH_SHA256,
+        };
+        spec.signature_alg = writer::algorithm(alg, None);
+    }
+    let cert = signer.cert.to_owned();
+    let key = signer.key.to_owned();
+    let si = signer_info(&spec, &cert, &key, raw.content);
+    let certs: &[&X509] = if raw.include_signer_cert {
+        &[&cert]
+    } else {
+        &[]
+    };
+    Ok(signed_data(raw.content, &spec.digest_oid, certs, &[si]))
+}
 
 /// `Attribute ::= SEQUENCE { attrType OID, attrValues SET OF ANY }` with the values as given
 /// (in the given order: a multi-valued attribute need not be sorted to be refused).
