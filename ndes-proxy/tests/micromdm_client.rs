@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::Server;
 
 async fn run_scepclient(
@@ -20,39 +18,11 @@ async fn run_scepclient(
     path: &str,
     select: &str,
     challenge: &str,
-) -> (bool, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../peers/client-micromdm.sh");
+) -> testkit::peers::ScepclientRun {
     let out = tempfile::tempdir().unwrap();
     let url = format!("{}{path}", server.url);
-    let run = tokio::process::Command::new("bash")
-        .arg(&script)
-        .args([
-            url.as_str(),
-            challenge,
-            out.path().to_str().unwrap(),
-            "micromdm-device",
-        ])
-        .env("MICROMDM_SELECT", select)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(120), run)
-        .await
-        .expect("scepclient timed out")
-        .unwrap();
-    let results = std::fs::read_to_string(out.path().join("results.tsv")).unwrap_or_default();
-    let log = std::fs::read_to_string(out.path().join("log.txt")).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(25).collect();
-    let text = format!(
-        "{}\n{}\n{results}\nscepclient log (last lines):\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    );
-    if output.status.success() {
-        (true, results)
-    } else {
-        (false, text)
-    }
+    let env = [("MICROMDM_SELECT", select)];
+    testkit::peers::micromdm_scepclient(&url, challenge, out.path(), "micromdm-device", &env).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,25 +46,21 @@ async fn micromdm_scepclient_enrolls_and_renews() {
             .await;
     for (i, (path, select, single_ra)) in cases.iter().enumerate() {
         let server = if *single_ra { &combined } else { &split };
-        let (ok, results) = run_scepclient(server, path, select, &challenges[i]).await;
+        let run = run_scepclient(server, path, select, &challenges[i]).await;
         assert!(
-            ok,
-            "scepclient against {path} (MICROMDM_SELECT={select}) failed:\n{results}"
-        );
-        let line = |op: &str| {
-            results
-                .lines()
-                .find(|l| l.split('\t').nth(1) == Some(op))
-                .unwrap_or("")
-                .to_owned()
-        };
-        assert!(
-            line("enroll").contains("\tPASS"),
-            "{path} {select}: {results}"
+            run.success,
+            "scepclient against {path} (MICROMDM_SELECT={select}) failed:\n{}",
+            run.report
         );
         assert!(
-            line("renew").contains("\tPASS"),
-            "renewal {path} {select}: {results}"
+            run.step("enroll").contains("\tPASS"),
+            "{path} {select}: {}",
+            run.results
+        );
+        assert!(
+            run.step("renew").contains("\tPASS"),
+            "renewal {path} {select}: {}",
+            run.results
         );
     }
     // Each case: one enrollment and one renewal, each a distinct certificate.

@@ -13,11 +13,14 @@
 //! - [`scep_msg`]: SCEP messages, CMS and CSRs no correct client sends.
 //! - [`der`] / [`greedy`]: a small DER writer, and the extensions a greedy CSR asks for.
 //! - `transport` (feature `transport`): a device-agent SCEP transport that records traffic.
+//! - `peers` (feature `peers`): micromdm `scepclient` driven through `peers/client-micromdm.sh`.
 
 pub mod cmd;
 pub mod der;
 pub mod fuzz_corpus;
 pub mod greedy;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod pg;
 pub mod pki;
 pub mod scep_msg;

@@ -735,38 +735,17 @@ impl TestLab {
     }
 }
 
-/// Runs micromdm `scepclient` through `peers/client-micromdm.sh` (enroll only) against `url`
-/// with `challenge`, asking for `cn`; (exit success, results.tsv, diagnostic text). The
-/// caller checks that `scepclient` is installed (`testkit::binary`).
+/// micromdm `scepclient` enrolling once (no renewal) with every GetCACert certificate as a
+/// recipient: (success, results.tsv, a report for failure messages).
 pub async fn micromdm_scepclient(
     url: &str,
     challenge: &str,
     out: &Path,
     cn: &str,
 ) -> (bool, String, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../peers/client-micromdm.sh");
-    let run = tokio::process::Command::new("bash")
-        .arg(&script)
-        .args([url, challenge, &out.to_string_lossy(), cn])
-        .env("MICROMDM_SELECT", "all")
-        .env("MICROMDM_RENEW", "0")
-        .kill_on_drop(true)
-        .output();
-    let output = match tokio::time::timeout(Duration::from_secs(120), run).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => return (false, String::new(), format!("scepclient did not run: {e}")),
-        Err(_) => return (false, String::new(), "scepclient timed out".into()),
-    };
-    let results = std::fs::read_to_string(out.join("results.tsv")).unwrap_or_default();
-    let log = std::fs::read_to_string(out.join("log.txt")).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(25).collect();
-    let text = format!(
-        "{}\n{}\n{results}\nscepclient log (last lines):\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    );
-    (output.status.success(), results, text)
+    let env = [("MICROMDM_SELECT", "all"), ("MICROMDM_RENEW", "0")];
+    let run = testkit::peers::micromdm_scepclient(url, challenge, out, cn, &env).await;
+    (run.success, run.results, run.report)
 }
 
 /// The standard profile: RSA 2048, subject [`SUBJECT_FORMAT`], one DNS SAN [`SAN_FORMAT`],
