@@ -21,6 +21,7 @@ use crate::error::CaError;
 use crate::store::ListFilter;
 use base64::engine::general_purpose::STANDARD as B64;
 use ca_api::IssueCall;
+use foundation::Serial;
 use ca_api::wire::{
     CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, RevokeRequest,
 };
@@ -283,13 +284,14 @@ async fn revoke(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, Operation::Revoke)?;
     let req: RevokeRequest = json_body(body)?;
-    let record = state.ca.get(&req.serial).await?;
+    let serial = Serial::from_hex(&req.serial).map_err(CaError::from)?;
+    let record = state.ca.record(&serial).await?;
     if !caller.may_use(&record.cert.template) {
         return Err(ApiError::forbidden());
     }
     let resp = state
         .ca
-        .revoke(&caller.name, &req.serial, req.reason)
+        .revoke(&caller.name, &serial, req.reason)
         .await?;
     Ok(axum::Json(resp).into_response())
 }
@@ -300,7 +302,8 @@ async fn release(
     Path(serial): Path<String>,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, Operation::Revoke)?;
-    let record = state.ca.get(&serial).await?;
+    let serial = Serial::from_hex(&serial).map_err(CaError::from)?;
+    let record = state.ca.record(&serial).await?;
     if !caller.may_use(&record.cert.template) {
         return Err(ApiError::forbidden());
     }

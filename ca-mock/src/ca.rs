@@ -323,10 +323,10 @@ impl CertificateAuthority {
     pub async fn revoke(
         self: &Arc<Self>,
         actor: &str,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
     ) -> Result<RevokeResponse, CaError> {
-        let serial = Serial::from_hex(serial)?.to_hex();
+        let serial = serial.to_hex();
         let now = self.clock.now();
         let (record, already) = match self.store.revoke(&serial, reason, now, actor).await? {
             RevokeOutcome::NotFound => return Err(CaError::UnknownSerial),
@@ -361,9 +361,9 @@ impl CertificateAuthority {
     pub async fn release(
         self: &Arc<Self>,
         actor: &str,
-        serial: &str,
+        serial: &Serial,
     ) -> Result<ReleaseResponse, CaError> {
-        let serial = Serial::from_hex(serial)?.to_hex();
+        let serial = serial.to_hex();
         let now = self.clock.now();
         match self.store.release(&serial, now, actor).await? {
             ReleaseOutcome::NotFound => Err(CaError::UnknownSerial),

@@ -223,14 +223,22 @@ async fn run(command: Command) -> Result<ExitCode> {
             let reason = RevocationReason::parse(&reason)
                 .with_context(|| format!("unknown reason {reason:?}"))?;
             let state = open(&config.config).await?;
-            let r = state.ca.revoke("cli", &serial, reason).await?;
+            let r = state
+                .ca
+                .revoke("cli", &foundation::Serial::from_hex(&serial)?, reason)
+                .await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
         Command::Release { config, serial } => {
             let state = open(&config.config).await?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&state.ca.release("cli", &serial).await?)?
+                serde_json::to_string_pretty(
+                    &state
+                        .ca
+                        .release("cli", &foundation::Serial::from_hex(&serial)?)
+                        .await?
+                )?
             );
         }
         Command::List {
