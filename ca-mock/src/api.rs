@@ -21,10 +21,10 @@ use crate::error::CaError;
 use crate::store::ListFilter;
 use base64::engine::general_purpose::STANDARD as B64;
 use ca_api::IssueCall;
-use foundation::Serial;
 use ca_api::wire::{
     CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, RevokeRequest,
 };
+use foundation::Serial;
 
 use crate::store::CertificateRecord;
 
@@ -289,10 +289,7 @@ async fn revoke(
     if !caller.may_use(&record.cert.template) {
         return Err(ApiError::forbidden());
     }
-    let resp = state
-        .ca
-        .revoke(&caller.name, &serial, req.reason)
-        .await?;
+    let resp = state.ca.revoke(&caller.name, &serial, req.reason).await?;
     Ok(axum::Json(resp).into_response())
 }
 

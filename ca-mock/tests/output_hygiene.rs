@@ -44,9 +44,7 @@ async fn ca(dir: &std::path::Path, issuing_days: u32, at: i64) -> CertificateAut
 }
 
 fn unix(t: &openssl::asn1::Asn1TimeRef) -> i64 {
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).unwrap();
-    let d = epoch.diff(t).unwrap();
-    i64::from(d.days) * 86_400 + i64::from(d.secs)
+    foundation::time::asn1_to_unix(t).unwrap()
 }
 
 #[tokio::test]
