@@ -318,6 +318,14 @@ impl Config {
 /// Opens everything a config names (hierarchy, templates, callers, store), publishes a first
 /// CRL and returns the state `router`/`serve` take. Paths must already be resolved.
 pub async fn open(config: &Config) -> Result<AppState, CaError> {
+    let state = open_without_publishing(config).await?;
+    state.ca.refresh_crl().await?;
+    Ok(state)
+}
+
+/// The CA of `config` without publishing a CRL: for commands that only read (`ca-mock list`),
+/// which must leave the CRL number and file of a running server as they are.
+pub async fn open_without_publishing(config: &Config) -> Result<AppState, CaError> {
     let passphrase = config.passphrase()?;
     let material = CaMaterial::load(&config.ca_dir, passphrase.as_ref())?;
     let templates = config.load_templates()?;
@@ -330,7 +338,6 @@ pub async fn open(config: &Config) -> Result<AppState, CaError> {
         Arc::new(SystemClock),
         config.settings(),
     )?;
-    ca.refresh_crl().await?;
     Ok(AppState {
         ca: Arc::new(ca),
         callers: Arc::new(callers),

@@ -147,7 +147,7 @@ pub(crate) fn build_crl(
 /// Replaces `path` with `data` atomically: write a temporary file beside it, fsync, rename over
 /// the old one, fsync the directory. A reader sees the old CRL or the new one, never a torn one.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), CaError> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let dir = parent_dir(path);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("crl");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
@@ -161,4 +161,26 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), CaError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(|e| CaError::io(path, e))
+}
+
+/// The directory a file is in: `.` for a bare file name (whose `parent()` is the empty path,
+/// which cannot be opened to sync it: `ca-mock serve` run in its configuration's directory).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+}
+
+#[cfg(test)]
+mod parent_dir_tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_file_name_is_in_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("issuing.crl")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("ca/issuing.crl")), Path::new("ca"));
+        assert_eq!(parent_dir(Path::new("/issuing.crl")), Path::new("/"));
+        // The directory it names can be opened (and synced).
+        assert!(std::fs::File::open(parent_dir(Path::new("issuing.crl"))).is_ok());
+    }
 }

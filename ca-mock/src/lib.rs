@@ -54,7 +54,7 @@ mod robustness_tests;
 
 pub use api::{AppState, router, serve};
 pub use ca::{CaSettings, CertificateAuthority, CrlSnapshot};
-pub use config::{Config, open};
+pub use config::{Config, open, open_without_publishing};
 pub use crl::write_atomically;
 pub use hierarchy::{CaMaterial, InitReport, InitSource, init};
 pub use issue::Urls;

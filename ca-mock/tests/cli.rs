@@ -163,10 +163,19 @@ fn init_issue_revoke_crl_and_audit_from_the_command_line() {
         Some("dev-1.example.com")
     );
 
+    let crl_file = ca.join("issuing.crl");
+    let crl_before = std::fs::read(&crl_file).unwrap();
     let list = ok(&run(&["list", "--config", cfg], &[]));
     assert!(
         list.contains(&serial) && list.contains("good") && list.contains("cli-1"),
         "{list}"
+    );
+    // A read command changes nothing: no new CRL (number or file) under a running server.
+    ok(&run(&["list", "--config", cfg], &[]));
+    assert_eq!(
+        std::fs::read(&crl_file).unwrap(),
+        crl_before,
+        "list published a CRL"
     );
 
     let text = ok(&run(

@@ -121,6 +121,28 @@ fn enroll_status_renew_export_through_the_cli() {
     );
 }
 
+/// `device-agent completion bash | head -1`: the reader goes away before the script is
+/// written; the write ends quietly (exit 0), never a panic (exit 101).
+#[test]
+fn completion_into_a_closed_pipe_does_not_panic() {
+    for _ in 0..5 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_device-agent"))
+            .args(["completion", "bash"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn completion_scripts_are_generated() {
     let out = agent(&["completion", "bash"]);

@@ -135,7 +135,9 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Completion { shell }) = cli.command {
         let mut command = Cli::command();
-        clap_complete::generate(shell, &mut command, "device-fleet", &mut std::io::stdout());
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "device-fleet", &mut script);
+        foundation::io::write_stdout(&script)?;
         return Ok(());
     }
     let http = reqwest::Client::builder()

@@ -7,6 +7,7 @@
 //! | [`serial`] | [`Serial`]: certificate serial numbers and their one spelling |
 //! | [`secret`] | [`Secret`], SHA-256 digests, constant-time comparison, secret files |
 //! | [`token`] | [`BearerToken`]: API tokens held as digests |
+//! | [`io`] | stdout for command-line tools: a closed pipe ends the output, never a panic |
 //! | [`names`] | the name vocabulary of certificates: subject attributes, SAN kinds, KU, EKU |
 //! | `sql` | (feature `sql`) the durable SQLite/PostgreSQL pool and its query macro |
 //! | [`rate_limit`] | per-source token buckets for the requests anyone can make expensive |
@@ -19,6 +20,7 @@
 pub mod clock;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod io;
 pub mod names;
 pub mod rate_limit;
 pub mod secret;

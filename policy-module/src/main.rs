@@ -99,12 +99,9 @@ async fn main() -> anyhow::Result<()> {
             action,
         } => admin(&server, &token, action).await,
         Command::Completion { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "policy-module",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "policy-module", &mut script);
+            foundation::io::write_stdout(&script)?;
             Ok(())
         }
     }

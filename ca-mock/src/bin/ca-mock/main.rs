@@ -246,7 +246,8 @@ async fn run(command: Command) -> Result<ExitCode> {
             request_id,
             limit,
         } => {
-            let state = open(&config.config).await?;
+            // A read: the CRL of a running server stays as it is.
+            let state = ca_mock::open_without_publishing(&Config::load(&config.config)?).await?;
             let filter = ListFilter {
                 request_id,
                 after: None,
@@ -287,12 +288,9 @@ async fn run(command: Command) -> Result<ExitCode> {
             println!("{}", hash_token(token.trim()));
         }
         Command::Completion { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "ca-mock",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ca-mock", &mut script);
+            foundation::io::write_stdout(&script)?;
         }
     }
     Ok(ExitCode::SUCCESS)
