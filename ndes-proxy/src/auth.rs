@@ -10,7 +10,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 pub use foundation::BearerToken;
 use foundation::http::authorization;
-pub use foundation::http::bearer;
 use foundation::secret::{digests_equal as ct_eq, sha256 as digest};
 
 /// HTTP Basic users and their passwords (held as digests).

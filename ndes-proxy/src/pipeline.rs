@@ -200,9 +200,9 @@ async fn enroll(
         }
         return answer_from_record(state, rec).await;
     }
-    // The CSR's self-signature was verified when the pkiMessage was opened: its facts are read
-    // once here and handed to the policy as types (an unreadable CSR is left to the policy,
-    // which names the rejection in its audit).
+    // The CSR's self-signature was verified when the pkiMessage was opened: for a policy in
+    // this process that reads them, its facts are read once here and handed over as types (an
+    // unreadable CSR is left to the policy, which names the rejection in its audit).
     let verify = VerifyRequest {
         csr_der: csr.to_der().to_vec(),
         challenge: csr.challenge_password().map(|c| Secret::new(c.expose())),
@@ -210,7 +210,11 @@ async fn enroll(
         template: None,
         signer_cert_der,
         requester,
-        facts: CsrFacts::read_verified(csr.to_der()).ok(),
+        facts: state
+            .policy()
+            .reads_csr_facts()
+            .then(|| CsrFacts::read_verified(csr.to_der()).ok())
+            .flatten(),
     };
     let grant = match state.policy().verify_request(verify).await {
         Ok(g) => g,

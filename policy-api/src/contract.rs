@@ -25,6 +25,13 @@ pub trait NdesPolicy: Send + Sync {
 
     /// Step 7: the outcome of the issuance; idempotent by transactionID.
     async fn notify(&self, n: Notification) -> Result<(), NotifyError>;
+
+    /// Whether [`VerifyRequest::facts`] is used: true only for an implementation in the same
+    /// process that reads the CSR's facts. The caller skips reading them otherwise (an HTTP
+    /// client never sends them; plain mode needs only the challenge).
+    fn reads_csr_facts(&self) -> bool {
+        false
+    }
 }
 
 /// GenerateChallenge input.

@@ -32,7 +32,11 @@ struct Parsed {
 }
 
 impl PolicyService {
-    async fn verify_inner(&self, req: &VerifyRequest) -> Result<Grant, VerifyError> {
+    async fn verify_inner(
+        &self,
+        req: &VerifyRequest,
+        facts: Option<CsrFacts>,
+    ) -> Result<Grant, VerifyError> {
         let tx = req.transaction_id.as_str();
         if tx.is_empty()
             || tx.len() > MAX_TRANSACTION_ID
@@ -42,8 +46,8 @@ impl PolicyService {
         }
         // Facts read in this process by ndes-proxy, which verified the CSR's signature, are
         // used as they are; a CSR that came over HTTP is read and verified here, once.
-        let csr = match &req.facts {
-            Some(facts) => facts.clone(),
+        let csr = match facts {
+            Some(facts) => facts,
             None => CsrFacts::read_and_verify(&req.csr_der)?,
         };
         let parsed = Parsed {
@@ -545,8 +549,13 @@ impl NdesPolicy for PolicyService {
         })
     }
 
-    async fn verify_request(&self, req: VerifyRequest) -> Result<Grant, VerifyError> {
-        let result = self.verify_inner(&req).await;
+    fn reads_csr_facts(&self) -> bool {
+        true
+    }
+
+    async fn verify_request(&self, mut req: VerifyRequest) -> Result<Grant, VerifyError> {
+        let facts = req.facts.take();
+        let result = self.verify_inner(&req, facts).await;
         let tx = Some(req.transaction_id.as_str()).filter(|t| t.len() <= MAX_TRANSACTION_ID);
         let from = format!(
             "remote={} ua={}",

@@ -23,6 +23,9 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 impl BearerToken {
     /// Whether the request carries `Authorization: Bearer <this token>`.
     pub fn authorizes(&self, headers: &HeaderMap) -> bool {
-        bearer(headers).is_some_and(|t| self.matches(t))
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        self.authorizes_header(value)
     }
 }
