@@ -7,16 +7,19 @@
 //! | [`wire`] | the JSON bodies of the CA's HTTP API (base64 lives here and only here) |
 //! | [`client`] | [`CaClient`], the typed HTTP client, and [`HttpCa`], the backend over it |
 //! | [`status`] | revocation reasons and certificate status |
+//! | [`grant`] | the policy module's signed grant, which the CA verifies (docs/decisions.md #10) |
 //!
 //! The names a certificate carries (subject attributes, SANs) are the foundation's vocabulary.
 #![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod client;
+pub mod grant;
 pub mod status;
 pub mod wire;
 
 pub use backend::{CaBackend, CaError, IssueCall, IssuedCert};
 pub use client::{CaClient, ClientError, HttpCa};
 pub use foundation::Serial;
+pub use grant::{GrantError, GrantKey, GrantStatement, GrantVerifier, SignedGrant};
 pub use status::{CertStatus, RevocationReason};

@@ -60,10 +60,11 @@ impl PolicyService {
         {
             return Err(Rejection::TransactionIdReused.into());
         }
-        match &req.signer_cert_der {
+        let grant = match &req.signer_cert_der {
             Some(signer) => self.verify_renewal(req, &parsed, signer).await,
             None => self.verify_with_challenge(req, &parsed).await,
-        }
+        }?;
+        self.sign_grant(grant, &parsed.spki_hash).await
     }
 
     async fn verify_with_challenge(
@@ -159,6 +160,7 @@ impl PolicyService {
             profile_id: None,
             profile_version: None,
             renewal: false,
+            signed: None,
         })
     }
 
@@ -467,6 +469,7 @@ fn grant_from(
         profile_id: Some(profile_id.to_string()),
         profile_version: Some(version),
         renewal,
+        signed: None,
     }
 }
 
