@@ -80,18 +80,58 @@ pub fn integer_magnitude(content: &[u8]) -> &[u8] {
     c
 }
 
+/// Check the content octets of an OBJECT IDENTIFIER (X.690 §8.19): not empty, every
+/// subidentifier minimal (no leading 0x80) and terminated, at most
+/// [`MAX_OID_ARCS`](crate::limits::MAX_OID_ARCS) arcs of at most
+/// [`MAX_OID_ARC_BITS`](crate::limits::MAX_OID_ARC_BITS) bits. The reader calls it on every
+/// OID it reads, so no unbounded OID gets past decoding into a log, a store or OpenSSL.
+pub fn check_oid(content: &[u8]) -> Result<(), Asn1Error> {
+    use crate::limits::{MAX_OID_ARC_BITS, MAX_OID_ARCS};
+    if content.is_empty() {
+        return Err(Asn1Error::new("empty OBJECT IDENTIFIER"));
+    }
+    if content.last().is_some_and(|b| b & 0x80 != 0) {
+        return Err(Asn1Error::new("truncated OBJECT IDENTIFIER"));
+    }
+    // The first subidentifier carries two arcs (X.690 §8.19.4).
+    let mut arcs = 1usize;
+    let mut bits = 0u32;
+    let mut start = true;
+    for &b in content {
+        if start && b == 0x80 {
+            return Err(Asn1Error::new("OBJECT IDENTIFIER subidentifier not minimal"));
+        }
+        if start {
+            arcs += 1;
+            if arcs > MAX_OID_ARCS {
+                return Err(Asn1Error::new("OBJECT IDENTIFIER has too many arcs"));
+            }
+            // Significant bits of the leading group; later groups add seven each.
+            bits = u8::BITS - (b & 0x7f).leading_zeros();
+        } else {
+            bits += 7;
+        }
+        if bits > MAX_OID_ARC_BITS {
+            return Err(Asn1Error::new("OBJECT IDENTIFIER arc too large"));
+        }
+        start = b & 0x80 == 0;
+    }
+    Ok(())
+}
+
 /// Decode the content octets of an OBJECT IDENTIFIER into dotted form (for logs and errors).
 pub fn oid_to_string(content: &[u8]) -> String {
+    if check_oid(content).is_err() {
+        return "(invalid OID)".to_owned();
+    }
     let mut arcs: Vec<u128> = Vec::new();
     let mut acc: u128 = 0;
     for b in content {
+        // `check_oid` bounds every arc to 128 bits, so the shift never loses bits.
         acc = (acc << 7) | u128::from(b & 0x7f);
         if b & 0x80 == 0 {
             arcs.push(acc);
             acc = 0;
-        }
-        if arcs.len() > 64 || acc > (u128::MAX >> 8) {
-            return "(invalid OID)".to_owned();
         }
     }
     let Some(first) = arcs.first().copied() else {
