@@ -216,16 +216,16 @@ fn check_extension_values(extensions: crate::asn1::Tlv<'_>) -> Result<(), CsrErr
         let mut ext = r.read(tag::SEQUENCE, "expected Extension")?.children()?;
         let id = ext.read(tag::OID, "expected extnID")?.content;
         ext.read_optional(tag::BOOLEAN)?;
-        let value = ext
-            .read(tag::OCTET_STRING, "expected extnValue")?
-            .content;
+        let value = ext.read(tag::OCTET_STRING, "expected extnValue")?.content;
         ext.finish("trailing data in Extension")?;
         let inner = parse_single(value)?;
         inner.read_nested()?;
         if id == oid::SUBJECT_ALT_NAME {
             // GeneralName's registeredID is `[8] IMPLICIT OBJECT IDENTIFIER`, which the
             // reader cannot know to be an OID (RFC 5280 §4.2.1.6).
-            let mut names = inner.expect(tag::SEQUENCE, "expected GeneralNames")?.children()?;
+            let mut names = inner
+                .expect(tag::SEQUENCE, "expected GeneralNames")?
+                .children()?;
             while !names.is_empty() {
                 let name = names.read_any()?;
                 if name.tag == tag::context_primitive(8) {

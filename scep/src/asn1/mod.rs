@@ -99,7 +99,9 @@ pub fn check_oid(content: &[u8]) -> Result<(), Asn1Error> {
     let mut start = true;
     for &b in content {
         if start && b == 0x80 {
-            return Err(Asn1Error::new("OBJECT IDENTIFIER subidentifier not minimal"));
+            return Err(Asn1Error::new(
+                "OBJECT IDENTIFIER subidentifier not minimal",
+            ));
         }
         if start {
             arcs += 1;
@@ -181,6 +183,59 @@ pub fn oid_from_string(dotted: &str) -> Option<Vec<u8>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Encode subidentifiers given as (significant bits) with all bits set.
+    fn encode(bits: &[usize]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &b in bits {
+            let groups = b.div_ceil(7).max(1);
+            let lead = b - (groups - 1) * 7;
+            let mut sub = vec![0xffu8; groups];
+            sub[groups - 1] = 0x7f;
+            sub[0] = if groups == 1 {
+                (1u8 << lead) - 1
+            } else {
+                0x80 | ((1u8 << lead) - 1)
+            };
+            out.extend(sub);
+        }
+        out
+    }
+
+    #[test]
+    fn oids_are_bounded_in_arcs_and_arc_size() {
+        use crate::limits::{MAX_OID_ARC_BITS, MAX_OID_ARCS};
+        let bits = MAX_OID_ARC_BITS as usize;
+        // The first subidentifier carries two arcs, so 31 subidentifiers are 32 arcs.
+        assert!(check_oid(&encode(&[6; MAX_OID_ARCS - 1])).is_ok());
+        assert!(check_oid(&encode(&[6; MAX_OID_ARCS])).is_err());
+        assert!(check_oid(&encode(&[6, bits])).is_ok());
+        assert!(check_oid(&encode(&[6, bits + 1])).is_err());
+        assert!(check_oid(&encode(&[6; 5000])).is_err());
+        assert!(check_oid(&encode(&[6, 7000])).is_err());
+        for bad in [&[][..], &[0x2a, 0x80, 0x01], &[0x2a, 0x86], &[0x80, 0x01]] {
+            assert!(check_oid(bad).is_err(), "{bad:02x?}");
+        }
+        // A 2.25 UUID OID at the largest arc prints in full.
+        let max = oid_from_string(&format!("2.25.{}", u128::MAX)).unwrap();
+        assert!(check_oid(&max).is_ok());
+        assert_eq!(oid_to_string(&max), format!("2.25.{}", u128::MAX));
+        assert_eq!(oid_to_string(&encode(&[6; 40])), "(invalid OID)");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn check_oid_accepts_exactly_the_bounded_oids(
+            bits in proptest::collection::vec(0usize..140, 1..40)
+        ) {
+            let ok = bits.len() < crate::limits::MAX_OID_ARCS
+                && bits.iter().all(|b| *b <= crate::limits::MAX_OID_ARC_BITS as usize);
+            let der = encode(&bits);
+            proptest::prop_assert_eq!(check_oid(&der).is_ok(), ok);
+            // Whatever it decides, the reader decides the same for a whole OID TLV.
+            proptest::prop_assert_eq!(parse_single(&writer::oid(&der)).is_ok(), ok);
+        }
+    }
 
     #[test]
     fn oid_round_trips() {
