@@ -537,6 +537,34 @@ mod tests {
     }
 
     #[test]
+    fn attribute_strings_follow_rfc_8894_unless_the_switch_is_on() {
+        let sample = Config::from_toml(SAMPLE).unwrap();
+        assert!(!sample.lenient_attribute_strings, "off in the sample");
+        assert_eq!(
+            sample.settings().attribute_strings,
+            scep::AttributeStrings::Rfc8894
+        );
+        let unset = SAMPLE.replace("lenient_attribute_strings = false\n", "");
+        assert_ne!(unset, SAMPLE);
+        assert_eq!(
+            Config::from_toml(&unset)
+                .unwrap()
+                .settings()
+                .attribute_strings,
+            scep::AttributeStrings::Rfc8894,
+            "off by default"
+        );
+        let on = SAMPLE.replace(
+            "lenient_attribute_strings = false",
+            "lenient_attribute_strings = true",
+        );
+        assert_eq!(
+            Config::from_toml(&on).unwrap().settings().attribute_strings,
+            scep::AttributeStrings::AlsoUtf8AndIa5
+        );
+    }
+
+    #[test]
     fn load_resolves_paths_and_reads_credentials() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("secrets")).unwrap();
