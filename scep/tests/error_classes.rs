@@ -206,7 +206,7 @@ fn oids_past_the_bounds_in_the_signed_data_are_undecodable() {
 }
 
 /// A PKCSReq with each of the four PrintableString attributes encoded by `encode`.
-fn with_strings(encode: &dyn Fn(&str) -> Vec<u8>, which: PrintableAttribute) -> Vec<u8> {
+fn with_strings(encode: &Encode, which: PrintableAttribute) -> Vec<u8> {
     let p = pki::ra_hierarchy();
     let env = seal(&csr_der(), &[&p.ra_enc], ContentCipher::Aes128Cbc).unwrap();
     let value = |a: PrintableAttribute, text: &str| {
@@ -232,6 +232,9 @@ fn with_strings(encode: &dyn Fn(&str) -> Vec<u8>, which: PrintableAttribute) -> 
     message(&spec, &env)
 }
 
+/// How a test writes an attribute value.
+type Encode = dyn Fn(&str) -> Vec<u8>;
+
 const ATTRIBUTES: [PrintableAttribute; 4] = [
     PrintableAttribute::MessageType,
     PrintableAttribute::TransactionId,
@@ -253,7 +256,7 @@ fn printable_string_attributes_are_printable_string_unless_asked() {
         for (ty, encode) in [
             (
                 LenientString::Utf8String,
-                &(|s: &str| writer::utf8_string(s)) as &dyn Fn(&str) -> Vec<u8>,
+                &(|s: &str| writer::utf8_string(s)) as &Encode,
             ),
             (LenientString::Ia5String, &|s: &str| {
                 forge::ia5(s.as_bytes())
@@ -271,7 +274,7 @@ fn printable_string_attributes_are_printable_string_unless_asked() {
         }
         // Other string types are refused by both readings; so are characters outside
         // PrintableString in the types the compatible reading takes.
-        let others: [(&str, &dyn Fn(&str) -> Vec<u8>); 6] = [
+        let others: [(&str, &Encode); 6] = [
             ("BMPString", &|s: &str| forge::bmp(s)),
             ("T61String", &|s: &str| tlv(tag::T61_STRING, s.as_bytes())),
             ("VisibleString", &|s: &str| tlv(0x1a, s.as_bytes())),

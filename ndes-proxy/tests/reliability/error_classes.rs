@@ -68,7 +68,7 @@ async fn oids_past_the_bounds_are_refused_wherever_a_peer_puts_them() {
         let d = fresh(0, "classes");
         let mut spec = SignerSpec::pkcs_req(d.tx.transaction_id.as_str());
         spec.attrs.push(attr(&o, &[writer::utf8_string("x")]));
-        let content = sealed(&d.csr(Some("classes-oid")).to_der().to_vec());
+        let content = sealed(d.csr(Some("classes-oid")).to_der());
         let msg = forge::message(&spec, &d.signer, &d.key, &content);
         let label = format!("{oid_label} as a signed attribute type");
         refused(&s, &label, Req::Post(msg), BAD).await;
@@ -92,7 +92,7 @@ async fn oids_past_the_bounds_are_refused_wherever_a_peer_puts_them() {
 
 /// A PKCSReq from a fresh device whose `which` attribute (of messageType, transactionID,
 /// pkiStatus and failInfo) is encoded by `encode`, the others as PrintableString.
-fn with_strings(which: &str, encode: &dyn Fn(&[u8]) -> Vec<u8>, challenge: &str) -> Req {
+fn with_strings(which: &str, encode: &Encode, challenge: &str) -> Req {
     let d = fresh(0, "strings");
     let value = |name: &str, text: &str| {
         if name == which {
@@ -110,9 +110,12 @@ fn with_strings(which: &str, encode: &dyn Fn(&[u8]) -> Vec<u8>, challenge: &str)
         .push(attr(oid::PKI_STATUS, &[value("pkiStatus", "0")]));
     spec.attrs
         .push(attr(oid::FAIL_INFO, &[value("failInfo", "2")]));
-    let content = sealed(&d.csr(Some(challenge)).to_der().to_vec());
+    let content = sealed(d.csr(Some(challenge)).to_der());
     Req::Post(forge::message(&spec, &d.signer, &d.key, &content))
 }
+
+/// How a test writes an attribute value.
+type Encode = dyn Fn(&[u8]) -> Vec<u8>;
 
 const ATTRIBUTES: [&str; 4] = ["messageType", "transactionID", "pkiStatus", "failInfo"];
 
@@ -138,8 +141,7 @@ async fn attribute_string_types_are_rfc_8894_unless_the_compat_switch_counts_the
         },
     )
     .await;
-    let types: [(&str, &dyn Fn(&[u8]) -> Vec<u8>); 2] =
-        [("UTF8String", &utf8), ("IA5String", &forge::ia5)];
+    let types: [(&str, &Encode); 2] = [("UTF8String", &utf8), ("IA5String", &forge::ia5)];
     let mut next = lenient_challenges.iter();
     for a in ATTRIBUTES {
         for (ty, encode) in types {
@@ -158,7 +160,7 @@ async fn attribute_string_types_are_rfc_8894_unless_the_compat_switch_counts_the
         for (label, encode) in [
             (
                 "BMPString",
-                &(|b: &[u8]| forge::bmp(&String::from_utf8_lossy(b))) as &dyn Fn(&[u8]) -> Vec<u8>,
+                &(|b: &[u8]| forge::bmp(&String::from_utf8_lossy(b))) as &Encode,
             ),
             ("UTF8String with '_'", &|b: &[u8]| utf8(&[b, b"_"].concat())),
             ("IA5String with '@'", &|b: &[u8]| {
