@@ -422,7 +422,11 @@ impl PolicyService {
                             rec.device_id.as_deref(),
                             rec.profile_id.as_deref(),
                             Some(rec.transaction_id.as_str()),
-                            Some(format!("serial={} state={}", rec.serial_hex, state.as_str())),
+                            Some(format!(
+                                "serial={} state={}",
+                                rec.serial_hex,
+                                state.as_str()
+                            )),
                         )
                         .await;
                         Ok("challenge_consumed")

@@ -313,11 +313,10 @@ impl Store {
         let read_state = device_state_sql(self.is_postgres(), true);
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
-            let current: Option<String> =
-                sqlx::query_scalar(read_state)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let current: Option<String> = sqlx::query_scalar(read_state)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
             match current {
                 None => Transition::NotFound,
                 Some(state) if !allowed.split(',').any(|a| a == state) => {

@@ -105,7 +105,11 @@ async fn assert_contained(h: &Harness, device: &str, serials: &[String], cause: 
     let outbox = h.svc.store().list_outbox(None).await.unwrap();
     assert_eq!(view.certificates.len(), serials.len(), "{device}");
     for c in &view.certificates {
-        assert!(serials.contains(&c.serial_hex), "{device}: {}", c.serial_hex);
+        assert!(
+            serials.contains(&c.serial_hex),
+            "{device}: {}",
+            c.serial_hex
+        );
         assert_eq!(
             c.status,
             CertStatus::Revoking,
