@@ -27,7 +27,7 @@ async fn race_enrollments_with_retire(lab: TestLab) {
         .build()
         .unwrap();
     let admin = lab.tokens().policy_admin.expose().to_owned();
-    let (mut refused, mut issued) = (0, 0);
+    let (mut refused, mut revoked_by_retire, mut queued_at_notify) = (0, 0, 0);
     let mut devices = Vec::new();
     for i in 0..TRIES {
         let d = lab
@@ -42,7 +42,9 @@ async fn race_enrollments_with_retire(lab: TestLab) {
             let (raw, barrier) = (raw.clone(), barrier.clone());
             async move {
                 barrier.wait().await;
-                // Odd tries give the retire a head start of up to 3 ms, even ones the request.
+                // Odd tries give the retire a head start of up to 3 ms; even ones give the
+                // request one of up to 50 ms (about its processing time here), so the retire
+                // lands before, inside and after the request's grant-to-Notify window.
                 if i % 2 == 1 {
                     tokio::time::sleep(Duration::from_millis((i / 2 % 4) as u64)).await;
                 }
@@ -56,7 +58,7 @@ async fn race_enrollments_with_retire(lab: TestLab) {
             async move {
                 barrier.wait().await;
                 if i % 2 == 0 {
-                    tokio::time::sleep(Duration::from_millis((i / 2 % 4) as u64)).await;
+                    tokio::time::sleep(Duration::from_millis((i / 2 * 10) as u64)).await;
                 }
                 http.post(url).bearer_auth(admin).send().await.unwrap()
             }
@@ -64,11 +66,18 @@ async fn race_enrollments_with_retire(lab: TestLab) {
         let (tx, rep, key) = enroll.await.unwrap();
         let answer = retire.await.unwrap();
         assert_eq!(answer.status(), 200, "the retire is acknowledged");
+        let answer: serde_json::Value = answer.json().await.unwrap();
+        let queued_by_retire = answer["revocations_queued"].as_array().unwrap().len();
         match &rep {
             CertRep::Success(_) => {
-                issued += 1;
                 let cert = issued_cert(&rep, &key).unwrap();
                 let serial = serial_of(&cert).unwrap();
+                if queued_by_retire == 1 {
+                    revoked_by_retire += 1;
+                } else {
+                    assert_eq!(queued_by_retire, 0);
+                    queued_at_notify += 1;
+                }
                 let info = lab.wait_revoked(&serial).await.unwrap();
                 assert_eq!(info.status, CaStatus::Revoked, "{serial}");
             }
@@ -78,12 +87,16 @@ async fn race_enrollments_with_retire(lab: TestLab) {
                     lab.rejection(tx.as_str()).await.unwrap().as_deref(),
                     Some("DeviceRetired")
                 );
+                assert_eq!(queued_by_retire, 0);
                 refused += 1;
             }
         }
         devices.push(d.id.clone());
     }
-    eprintln!("refused: {refused}, issued and revoked: {issued}");
+    eprintln!(
+        "refused: {refused}, issued then revoked by the retire: {revoked_by_retire}, \
+         issued after the retire and queued at Notify: {queued_at_notify}"
+    );
 
     // Every certificate the CA issued for these devices is revoked (RA certificates aside).
     for rec in lab.ca_records().await.unwrap() {
