@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use ca_api::GrantKey;
 
 use crate::error::StoreError;
-use crate::store::{AuditEvent, Store};
+use crate::store::{AuditEvent, OutOfService, Store};
 use foundation::rate_limit::{RateLimit, SourceLimiter};
 
 /// Revocation reasons per lifecycle cause (RFC 5280 names as ca-mock accepts them).
@@ -29,6 +29,18 @@ impl Default for RevocationReasons {
             wipe: c(),
             block: c(),
             unassign: c(),
+        }
+    }
+}
+
+impl RevocationReasons {
+    /// How a certificate recorded for a device no longer active is revoked (Notify after a
+    /// retire, wipe or block: docs/decisions.md #11).
+    pub fn out_of_service(&self) -> OutOfService<'_> {
+        OutOfService {
+            blocked: &self.block,
+            retired: &self.retire,
+            wiped: &self.wipe,
         }
     }
 }
