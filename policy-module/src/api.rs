@@ -19,7 +19,9 @@ use crate::payload;
 use crate::service::{ChallengeSettings, PolicyService};
 use crate::store::Assignment;
 use foundation::secret::Secret;
-use policy_api::contract::{ChallengeRequest, NdesPolicy, Notification, VerifyRequest};
+use policy_api::contract::{
+    ChallengeRequest, NdesPolicy, Notification, RegrantRequest, VerifyRequest,
+};
 
 /// The OpenAPI 3 document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -54,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/audit"),
     ("post", "/internal/v1/challenges"),
     ("post", "/internal/v1/verify"),
+    ("post", "/internal/v1/regrant"),
     ("post", "/internal/v1/notify"),
     ("post", "/mdm/v1/devices/{id}/checkin"),
 ];
@@ -114,6 +117,7 @@ pub fn router(state: ApiState) -> Router {
             )),
         )
         .route("/internal/v1/verify", post(verify))
+        .route("/internal/v1/regrant", post(regrant))
         .route("/internal/v1/notify", post(notify))
         .route_layer(axum::middleware::from_fn(require_json_body))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -453,6 +457,18 @@ async fn generate_challenge(
 
 async fn verify(State(s): State<ApiState>, Json(req): Json<VerifyRequest>) -> Response {
     match s.service.verify_request(req).await {
+        Ok(g) => Json(g).into_response(),
+        Err(VerifyError::Rejected(r)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": "rejected", "reason": r })),
+        )
+            .into_response(),
+        Err(VerifyError::Unavailable) => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+    }
+}
+
+async fn regrant(State(s): State<ApiState>, Json(req): Json<RegrantRequest>) -> Response {
+    match s.service.regrant(req).await {
         Ok(g) => Json(g).into_response(),
         Err(VerifyError::Rejected(r)) => (
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -12,7 +12,8 @@ use foundation::Serial;
 use foundation::secret::{CHALLENGE_BYTES, Secret, challenge_ref, sha256, sha256_hex};
 use foundation::time::asn1_to_unix;
 use policy_api::contract::{
-    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, VerifyRequest,
+    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, RegrantRequest,
+    VerifyRequest,
 };
 use policy_api::csr::CsrFacts;
 
@@ -217,7 +218,11 @@ impl PolicyService {
     }
 
     /// Device known and active, profile present and targeted; the profile's current version.
-    async fn check_targeting(&self, device_id: &str, profile_id: &str) -> Result<i64, VerifyError> {
+    pub(crate) async fn check_targeting(
+        &self,
+        device_id: &str,
+        profile_id: &str,
+    ) -> Result<i64, VerifyError> {
         let device = self
             .store
             .get_device(device_id)
@@ -616,6 +621,16 @@ impl NdesPolicy for PolicyService {
                 .await;
             }
             Err(VerifyError::Unavailable) => {}
+        }
+        result
+    }
+
+    async fn regrant(&self, req: RegrantRequest) -> Result<Grant, VerifyError> {
+        let result = self.regrant_inner(&req.transaction_id).await;
+        if let Err(VerifyError::Rejected(r)) = &result {
+            let tx = Some(req.transaction_id.as_str()).filter(|t| t.len() <= MAX_TRANSACTION_ID);
+            self.audit("regrant_refused", None, None, tx, Some(r.to_string()))
+                .await;
         }
         result
     }
