@@ -6,6 +6,7 @@
 
 mod challenges;
 mod inventory;
+mod name_policies;
 mod outbox;
 mod plans;
 mod reconcile;
@@ -22,6 +23,7 @@ pub use challenges::{
     ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, RequestRow, ReserveOutcome,
 };
 pub use inventory::{Assignment, Transition};
+pub use name_policies::NamePolicyRow;
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
 pub use plans::LookupPlan;
 pub use reconcile::{AuditCert, AuditChallenge, SqliteDurability};

@@ -67,6 +67,7 @@ fn concrete(path: &str) -> String {
         .replace("{target}", "t")
         .replace("{device}", "d")
         .replace("{action}", "retire")
+        .replace("{template}", "T1")
 }
 
 #[tokio::test]
