@@ -70,7 +70,10 @@ fn sans_text(sans: &[San]) -> String {
 
 impl PolicyService {
     /// The name policy of a template, if the admin path may serve it.
-    pub async fn name_policy(&self, template: &str) -> Result<Option<StoredNamePolicy>, StoreError> {
+    pub async fn name_policy(
+        &self,
+        template: &str,
+    ) -> Result<Option<StoredNamePolicy>, StoreError> {
         Ok(self
             .store
             .get_name_policy(template)
@@ -112,7 +115,10 @@ impl PolicyService {
             return Ok(None);
         }
         if policy.enrollee_supplies_subject {
-            tracing::warn!(template, "name policy lets the enrollee supply the subject (ESC1)");
+            tracing::warn!(
+                template,
+                "name policy lets the enrollee supply the subject (ESC1)"
+            );
         }
         self.record_audit(AuditEvent {
             event: "name_policy_set".into(),
@@ -154,10 +160,7 @@ impl PolicyService {
             tracing::error!(error = %e, "policy store unavailable");
             VerifyError::Unavailable
         };
-        let policy = self
-            .name_policy(&row.template)
-            .await
-            .map_err(unavailable)?;
+        let policy = self.name_policy(&row.template).await.map_err(unavailable)?;
         let checked = match &policy {
             Some(p) => p.policy.check(&csr.subject, &csr.sans),
             None => Err(NameRefusal {
@@ -229,7 +232,10 @@ impl PolicyService {
         if names.chars().any(char::is_control) {
             names = names.escape_default().to_string();
         }
-        tracing::warn!(transaction_id, "ESC1-exposed: the enrollee supplied the names");
+        tracing::warn!(
+            transaction_id,
+            "ESC1-exposed: the enrollee supplied the names"
+        );
         Some(names)
     }
 }

@@ -418,7 +418,11 @@ async fn list_name_policies(State(s): State<ApiState>) -> Result<Response> {
 }
 
 async fn get_name_policy(State(s): State<ApiState>, Path(t): Path<String>) -> Result<Response> {
-    let p = s.service.name_policy(&t).await?.ok_or(AdminError::NotFound)?;
+    let p = s
+        .service
+        .name_policy(&t)
+        .await?
+        .ok_or(AdminError::NotFound)?;
     Ok(Json(p).into_response())
 }
 

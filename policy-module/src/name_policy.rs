@@ -156,7 +156,9 @@ impl NamePolicy {
     /// Bounds and syntax, checked before a policy is stored (the message says which field).
     pub fn validate(&self) -> Result<(), String> {
         if self.subject.len() > MAX_RULES || self.sans.len() > MAX_RULES {
-            return Err(format!("at most {MAX_RULES} subject and {MAX_RULES} SAN rules"));
+            return Err(format!(
+                "at most {MAX_RULES} subject and {MAX_RULES} SAN rules"
+            ));
         }
         for (i, r) in self.subject.iter().enumerate() {
             if self.subject[..i].iter().any(|o| o.attr == r.attr) {
@@ -198,7 +200,9 @@ impl NamePolicy {
                 .subject
                 .iter()
                 .find(|r| r.attr == a.attr)
-                .ok_or_else(|| refuse("the template's name policy does not permit this attribute"))?;
+                .ok_or_else(|| {
+                    refuse("the template's name policy does not permit this attribute")
+                })?;
             if !matches(&rule.pattern, &a.value, false) {
                 return Err(refuse("the value does not match the permitted pattern"));
             }
@@ -227,7 +231,9 @@ impl NamePolicy {
             };
             let mut rules = self.sans.iter().filter(|r| r.kind == kind).peekable();
             if rules.peek().is_none() {
-                return Err(refuse("the template's name policy does not permit this kind"));
+                return Err(refuse(
+                    "the template's name policy does not permit this kind",
+                ));
             }
             if !rules.any(|r| matches(&r.pattern, &san.value, kind.ignores_case())) {
                 return Err(refuse("the value matches no permitted pattern"));
@@ -240,7 +246,9 @@ impl NamePolicy {
 fn check_pattern(field: &str, p: &str, char_ok: impl Fn(char) -> bool) -> Result<(), String> {
     let len = p.chars().count();
     if len == 0 || len > MAX_PATTERN_LEN {
-        return Err(format!("{field}: pattern of 1-{MAX_PATTERN_LEN} characters"));
+        return Err(format!(
+            "{field}: pattern of 1-{MAX_PATTERN_LEN} characters"
+        ));
     }
     if p.chars().filter(|c| *c == '*').count() > MAX_STARS {
         return Err(format!("{field}: at most {MAX_STARS} '*' in a pattern"));
@@ -302,7 +310,10 @@ mod tests {
         assert!(matches("a*b*c", "aXbYbZc", false));
         assert!(!matches("a*b*c", "aXbYbZ", false));
         assert!(!matches("scep-client", "scep-client2", false));
-        assert!(!matches("*", "*.corp.test", true), "wildcard names never match");
+        assert!(
+            !matches("*", "*.corp.test", true),
+            "wildcard names never match"
+        );
         // Worst case stays bounded (backtracking to the last star only).
         let long = "a".repeat(1024);
         assert!(!matches(&"*a".repeat(8), &format!("{long}b"), false));

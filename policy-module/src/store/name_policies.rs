@@ -15,7 +15,10 @@ pub struct NamePolicyRow {
 
 impl Store {
     /// The policy of one template.
-    pub async fn get_name_policy(&self, template: &str) -> Result<Option<NamePolicyRow>, StoreError> {
+    pub async fn get_name_policy(
+        &self,
+        template: &str,
+    ) -> Result<Option<NamePolicyRow>, StoreError> {
         Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, NamePolicyRow>(
                 "SELECT template, body, updated_at FROM name_policies WHERE template = $1",

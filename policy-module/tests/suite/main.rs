@@ -8,6 +8,7 @@ mod fake_ca;
 mod harness;
 mod key_reuse;
 mod lifecycle;
+mod names;
 mod payloads;
 mod pki;
 mod secrets;
