@@ -18,6 +18,13 @@
 use foundation::names::{NameAttr, San, SanKind, SubjectAttr};
 use serde::{Deserialize, Serialize};
 
+/// The lab's name policy for the template its mscep_admin page serves: what the plain SCEP
+/// clients it is driven with put in their CSRs (micromdm `scepclient` writes `C=US, O=scep-client,
+/// OU=MDM, CN=<name>`; other clients a CN alone), no SANs, the flag off. `scep-lab serve` sets
+/// it unless an administrator already set one; `scep-lab services` writes it beside the
+/// configurations for `policy-module admin set-name-policy`.
+pub const SAMPLE: &str = include_str!("../name-policy.sample.json");
+
 /// At most this many subject rules and this many SAN rules.
 pub const MAX_RULES: usize = 16;
 /// Longest pattern, in characters.
@@ -317,6 +324,30 @@ mod tests {
         // Worst case stays bounded (backtracking to the last star only).
         let long = "a".repeat(1024);
         assert!(!matches(&"*a".repeat(8), &format!("{long}b"), false));
+    }
+
+    #[test]
+    fn the_sample_admits_the_lab_clients_and_none_of_the_observed_attacks() {
+        let p: NamePolicy = serde_json::from_str(SAMPLE).unwrap();
+        p.validate().unwrap();
+        assert!(!p.enrollee_supplies_subject);
+        let subject = |attrs: &[(SubjectAttr, &str)]| -> Vec<NameAttr> {
+            attrs.iter().map(|(a, v)| NameAttr::new(*a, *v)).collect()
+        };
+        use SubjectAttr::{C, CN, O, OU};
+        let scepclient = subject(&[(C, "US"), (O, "scep-client"), (OU, "MDM"), (CN, "dev-1")]);
+        assert_eq!(p.check(&scepclient, &[]), Ok(()));
+        assert_eq!(p.check(&subject(&[(CN, "real-client-01")]), &[]), Ok(()));
+        let cn = subject(&[(CN, "dev-1")]);
+        for san in [
+            San::new(SanKind::Upn, "admin@corp.test"),
+            San::new(SanKind::Dns, "login.microsoft.com"),
+            San::new(SanKind::Uri, "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500"),
+        ] {
+            assert!(p.check(&cn, std::slice::from_ref(&san)).is_err(), "{san:?}");
+        }
+        assert!(p.check(&subject(&[(O, "Attacker"), (CN, "evil")]), &[]).is_err());
+        assert!(p.check(&subject(&[(O, "scep-client")]), &[]).is_err(), "CN is required");
     }
 
     #[test]
