@@ -106,7 +106,11 @@ impl ServicesLayout {
     /// template gets its name policy (`policy-module admin` reads the token from
     /// `POLICY_ADMIN_TOKEN`).
     pub fn setup_commands(&self) -> Vec<String> {
-        let policy = self.policy_addrs.first().map(|a| a.to_string()).unwrap_or_default();
+        let policy = self
+            .policy_addrs
+            .first()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         vec![format!(
             "POLICY_ADMIN_TOKEN=$(cat {}) policy-module admin --server http://{policy} \
              set-name-policy {} {}",
@@ -171,7 +175,10 @@ pub async fn prepare(dir: &Path, options: &ServicesOptions) -> Result<ServicesLa
     let sample: policy_module::name_policy::NamePolicy =
         serde_json::from_str(policy_module::name_policy::SAMPLE).context("sample name policy")?;
     sample.validate().map_err(anyhow::Error::msg)?;
-    std::fs::write(dir.join("name-policy.json"), policy_module::name_policy::SAMPLE)?;
+    std::fs::write(
+        dir.join("name-policy.json"),
+        policy_module::name_policy::SAMPLE,
+    )?;
     let mut ndes_configs = Vec::new();
     for (i, addr) in ndes_addrs.iter().enumerate() {
         let path = dir.join(format!("ndes-proxy-{}.toml", i + 1));

@@ -342,12 +342,21 @@ mod tests {
         for san in [
             San::new(SanKind::Upn, "admin@corp.test"),
             San::new(SanKind::Dns, "login.microsoft.com"),
-            San::new(SanKind::Uri, "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500"),
+            San::new(
+                SanKind::Uri,
+                "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500",
+            ),
         ] {
             assert!(p.check(&cn, std::slice::from_ref(&san)).is_err(), "{san:?}");
         }
-        assert!(p.check(&subject(&[(O, "Attacker"), (CN, "evil")]), &[]).is_err());
-        assert!(p.check(&subject(&[(O, "scep-client")]), &[]).is_err(), "CN is required");
+        assert!(
+            p.check(&subject(&[(O, "Attacker"), (CN, "evil")]), &[])
+                .is_err()
+        );
+        assert!(
+            p.check(&subject(&[(O, "scep-client")]), &[]).is_err(),
+            "CN is required"
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ use scep::client::CertRep;
 use scep_lab::Databases;
 use scep_lab_tests::*;
 
-const SID_URI: &str = "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1004336348-1177238915-682003330-500";
+const SID_URI: &str =
+    "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1004336348-1177238915-682003330-500";
 
 fn spec(subject: &[(SubjectAttr, &str)], sans: &[(SanKind, &str)]) -> CsrSpec {
     CsrSpec {
@@ -62,7 +63,10 @@ async fn scenario(lab: TestLab) {
     for attack in &attacks {
         let csr = build_csr(attack, &key, Some(&challenge)).unwrap();
         let (tx, rep) = raw.pkcs_req(&csr, &key).await.unwrap();
-        assert!(is_failure(&rep, FailInfo::BadRequest), "{attack:?}: {rep:?}");
+        assert!(
+            is_failure(&rep, FailInfo::BadRequest),
+            "{attack:?}: {rep:?}"
+        );
         assert_eq!(
             lab.rejection(tx.as_str()).await.unwrap().as_deref(),
             Some("NameNotPermitted"),
@@ -73,7 +77,12 @@ async fn scenario(lab: TestLab) {
 
     // The same password still enrolls what the policy permits (scepclient's subject).
     let honest = spec(
-        &[(C, "US"), (O, "scep-client"), (OU, "MDM"), (CN, "admin-page-01")],
+        &[
+            (C, "US"),
+            (O, "scep-client"),
+            (OU, "MDM"),
+            (CN, "admin-page-01"),
+        ],
         &[],
     );
     let csr = build_csr(&honest, &key, Some(&challenge)).unwrap();
@@ -84,11 +93,15 @@ async fn scenario(lab: TestLab) {
         ["US", "scep-client", "MDM", "admin-page-01"]
     );
     assert!(cert.subject_alt_names().is_none());
-    assert!(!audited(&lab, "challenge_consumed", tx.as_str()).await.esc1_exposed);
+    assert!(
+        !audited(&lab, "challenge_consumed", tx.as_str())
+            .await
+            .esc1_exposed
+    );
 
     // ESC1 on purpose: the template lets the enrollee supply the subject.
-    let esc1 = serde_json::from_value(serde_json::json!({"enrollee_supplies_subject": true}))
-        .unwrap();
+    let esc1 =
+        serde_json::from_value(serde_json::json!({"enrollee_supplies_subject": true})).unwrap();
     lab.policy()
         .set_name_policy(TEMPLATE, &esc1, false)
         .await
@@ -133,5 +146,10 @@ async fn admin_page_challenges_issue_only_permitted_names_postgres() {
         policy: pg.fresh_database().unwrap(),
         pending: pg.fresh_database().unwrap(),
     };
-    scenario(TestLab::start_with(|o| o.databases = databases).await.unwrap()).await;
+    scenario(
+        TestLab::start_with(|o| o.databases = databases)
+            .await
+            .unwrap(),
+    )
+    .await;
 }
