@@ -5,7 +5,8 @@
 //! audit and no certificate; the same challenge then enrolls a CSR the policy permits. With
 //! the template's `enrollee_supplies_subject` flag on (ESC1 on purpose) the names pass the
 //! policy module and the audit marks the grant and the issuance `esc1_exposed`; the CA's
-//! template still refuses a UPN (its own, coarser fence). On SQLite and PostgreSQL.
+//! template still refuses a UPN (its own, coarser fence). A restart keeps the administrator's
+//! policy; without a policy the page refuses the template. On SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use device_agent::csr::{CsrSpec, NameAttr, San, SanKind, SubjectAttr};
@@ -128,6 +129,22 @@ async fn scenario(lab: TestLab) {
     }
     assert!(matches!(rep, CertRep::Success(_)));
     lab.assert_reconciled().await.unwrap();
+
+    // A restart keeps the administrator's policy (the lab sets its sample only when none is
+    // stored); without any policy the page refuses the template.
+    let lab = lab.restart(|_| {}).await.unwrap();
+    let kept = lab.policy().name_policy(TEMPLATE).await.unwrap().unwrap();
+    assert!(kept.policy.enrollee_supplies_subject);
+    lab.policy().delete_name_policy(TEMPLATE).await.unwrap();
+    let page = reqwest::Client::new()
+        .get(format!("{}?format=json", lab.mscep_admin_url()))
+        .bearer_auth(lab.tokens().mscep_admin.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
+    let body: serde_json::Value = page.json().await.unwrap();
+    assert_eq!(body["error"], "template_not_permitted");
     lab.shutdown().await;
 }
 
