@@ -210,7 +210,7 @@ impl NamePolicy {
                 .ok_or_else(|| {
                     refuse("the template's name policy does not permit this attribute")
                 })?;
-            if !matches(&rule.pattern, &a.value, false) {
+            if !glob_match(&rule.pattern, &a.value, false) {
                 return Err(refuse("the value does not match the permitted pattern"));
             }
         }
@@ -242,7 +242,7 @@ impl NamePolicy {
                     "the template's name policy does not permit this kind",
                 ));
             }
-            if !rules.any(|r| matches(&r.pattern, &san.value, kind.ignores_case())) {
+            if !rules.any(|r| glob_match(&r.pattern, &san.value, kind.ignores_case())) {
                 return Err(refuse("the value matches no permitted pattern"));
             }
         }
@@ -267,7 +267,7 @@ fn check_pattern(field: &str, p: &str, char_ok: impl Fn(char) -> bool) -> Result
 }
 
 /// Glob match: `*` is any run of characters; a value holding `*` never matches.
-pub fn matches(pattern: &str, value: &str, ignore_case: bool) -> bool {
+pub fn glob_match(pattern: &str, value: &str, ignore_case: bool) -> bool {
     if value.contains('*') {
         return false;
     }
@@ -307,23 +307,23 @@ mod tests {
 
     #[test]
     fn globs_match_runs_and_nothing_else() {
-        assert!(matches("*", "anything", false));
-        assert!(matches("*", "", false));
-        assert!(matches("*.corp.test", "host.corp.test", true));
-        assert!(matches("*.corp.test", "HOST.Corp.TEST", true));
-        assert!(!matches("*.corp.test", "HOST.Corp.TEST", false));
-        assert!(!matches("*.corp.test", "login.microsoft.com", true));
-        assert!(!matches("*.corp.test", "corp.test", true));
-        assert!(matches("a*b*c", "aXbYbZc", false));
-        assert!(!matches("a*b*c", "aXbYbZ", false));
-        assert!(!matches("scep-client", "scep-client2", false));
+        assert!(glob_match("*", "anything", false));
+        assert!(glob_match("*", "", false));
+        assert!(glob_match("*.corp.test", "host.corp.test", true));
+        assert!(glob_match("*.corp.test", "HOST.Corp.TEST", true));
+        assert!(!glob_match("*.corp.test", "HOST.Corp.TEST", false));
+        assert!(!glob_match("*.corp.test", "login.microsoft.com", true));
+        assert!(!glob_match("*.corp.test", "corp.test", true));
+        assert!(glob_match("a*b*c", "aXbYbZc", false));
+        assert!(!glob_match("a*b*c", "aXbYbZ", false));
+        assert!(!glob_match("scep-client", "scep-client2", false));
         assert!(
-            !matches("*", "*.corp.test", true),
+            !glob_match("*", "*.corp.test", true),
             "wildcard names never match"
         );
         // Worst case stays bounded (backtracking to the last star only).
         let long = "a".repeat(1024);
-        assert!(!matches(&"*a".repeat(8), &format!("{long}b"), false));
+        assert!(!glob_match(&"*a".repeat(8), &format!("{long}b"), false));
     }
 
     #[test]
