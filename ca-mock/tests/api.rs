@@ -274,6 +274,23 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         400,
         "san_not_allowed",
     );
+    // Issue 15 item 2: the device template is cut to the SAN kinds its callers use, so a
+    // UPN or a URI (a SID's carrier) is not issued under it whatever a grant says.
+    push(
+        &|r| r.sans.push(San::new(SanKind::Upn, "admin@corp.test")),
+        400,
+        "san_not_allowed",
+    );
+    push(
+        &|r| {
+            r.sans.push(San::new(
+                SanKind::Uri,
+                "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500",
+            ))
+        },
+        400,
+        "san_not_allowed",
+    );
     push(
         &|r| {
             r.sans = (0..11)

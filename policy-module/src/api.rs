@@ -15,6 +15,7 @@ use crate::admin::Lifecycle;
 use crate::checkin::StatusReport;
 use crate::error::{AdminError, ChallengeError, NotifyError, VerifyError};
 use crate::model::{DeviceSpec, Group, ProfileSpec};
+use crate::name_policy::NamePolicy;
 use crate::payload;
 use crate::service::{ChallengeSettings, PolicyService};
 use crate::store::Assignment;
@@ -51,6 +52,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/groups/{id}/members/{device}"),
     ("get", "/api/v1/settings/challenges"),
     ("put", "/api/v1/settings/challenges"),
+    ("get", "/api/v1/name-policies"),
+    ("get", "/api/v1/name-policies/{template}"),
+    ("put", "/api/v1/name-policies/{template}"),
+    ("delete", "/api/v1/name-policies/{template}"),
     ("get", "/api/v1/outbox"),
     ("post", "/api/v1/outbox/{id}/requeue"),
     ("get", "/api/v1/audit"),
@@ -99,6 +104,13 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/settings/challenges",
             get(get_settings).put(put_settings),
+        )
+        .route("/api/v1/name-policies", get(list_name_policies))
+        .route(
+            "/api/v1/name-policies/{template}",
+            get(get_name_policy)
+                .put(put_name_policy)
+                .delete(delete_name_policy),
         )
         .route("/api/v1/outbox", get(list_outbox))
         .route("/api/v1/outbox/{id}/requeue", post(requeue))
@@ -403,6 +415,41 @@ async fn put_settings(
     c.validate().map_err(AdminError::Invalid)?;
     s.service.set_challenge_settings(&c).await?;
     Ok(Json(c).into_response())
+}
+
+async fn list_name_policies(State(s): State<ApiState>) -> Result<Response> {
+    Ok(Json(s.service.name_policies().await?).into_response())
+}
+
+async fn get_name_policy(State(s): State<ApiState>, Path(t): Path<String>) -> Result<Response> {
+    let p = s
+        .service
+        .name_policy(&t)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    Ok(Json(p).into_response())
+}
+
+/// The body is read here, not by the `Json` extractor, so that every malformed policy (syntax,
+/// unknown field or kind, bad pattern) is one 400 saying what is wrong.
+async fn put_name_policy(
+    State(s): State<ApiState>,
+    Path(t): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let policy: NamePolicy = serde_json::from_slice(&body)
+        .map_err(|e| AdminError::Invalid(format!("name policy: {e}")))?;
+    let stored = s
+        .service
+        .set_name_policy(&t, &policy, false)
+        .await?
+        .ok_or(AdminError::Internal)?;
+    Ok(Json(stored).into_response())
+}
+
+async fn delete_name_policy(State(s): State<ApiState>, Path(t): Path<String>) -> Result<Response> {
+    s.service.delete_name_policy(&t).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
