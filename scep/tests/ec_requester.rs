@@ -122,7 +122,7 @@ fn a_success_to_an_ec_requester_is_key_agreement_that_openssl_and_the_client_ope
         let got = client::open_cert_rep(
             &rep,
             &tx,
-            &[p.ra_sign.clone()],
+            std::slice::from_ref(&p.ra_sign),
             DecryptionKey {
                 cert: &signer,
                 key: &key,
@@ -219,7 +219,7 @@ fn the_client_refuses_an_ec_envelope_sealed_to_another_key() {
     let err = client::open_cert_rep(
         &rep,
         &tx,
-        &[p.ra_sign.clone()],
+        std::slice::from_ref(&p.ra_sign),
         DecryptionKey {
             cert: &signer,
             key: &other,

@@ -93,7 +93,7 @@ pub(super) fn recipient_info(cert: &X509Ref, cek: &[u8]) -> Result<Vec<u8>, Buil
     let wrapped = aes_wrap(&kek, cek)?;
     let mut ctx = BigNumContext::new()?;
     let point = ephemeral.ec_key()?.public_key().to_bytes(
-        &group,
+        group,
         PointConversionForm::UNCOMPRESSED,
         &mut ctx,
     )?;
