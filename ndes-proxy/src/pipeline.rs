@@ -274,16 +274,36 @@ async fn enroll(
             return Err(Step::Refuse(Refusal::Rejected));
         }
     };
-    let certs = certs_of(state, &issued).map_err(|()| Step::Unavailable)?;
     if !notify(state.policy(), &request_id, issued_outcome(&issued)).await {
         // Issued and recorded at the CA, but the policy module never heard of it (it died or
-        // is unreachable). A SUCCESS now would end the transaction with a certificate missing
-        // from the device's inventory, so retire/wipe/block could never revoke it. 503 makes
-        // the client retransmit; the retransmission re-runs verify (same grant), gets the same
-        // certificate from the CA (same request id) and notifies again.
+        // is unreachable). The Notify is owed: recorded durably as an issued row whose Notify
+        // is pending, which the retry task delivers whether or not the device comes back, and
+        // which a retransmission or CertPoll answers from (docs/decisions.md #1 and #3; issue
+        // #15 item 4). No SUCCESS yet: the inventory has not heard, so 503 and the device
+        // retries, as for a queued request whose Notify is owed.
+        let rec = PendingRecord::new(
+            &request_id,
+            &req.reply.transaction_id,
+            &call.template,
+            csr.to_der(),
+            grant,
+            PendingState::Issued {
+                serial_hex: issued.serial.to_hex(),
+                cert_der: issued.der.clone(),
+            },
+            state.now(),
+        );
+        let stored = state
+            .pending()
+            .insert(&rec)
+            .await
+            .map_err(|e| store_down(&e))?;
+        state.metrics().queue_attempt("notify_owed");
+        warn!(transaction_id = txid, request_id = %request_id, serial = %issued.serial, state = ?stored.state, "issued; the Notify is owed and will be retried");
         return Err(Step::Unavailable);
     }
     info!(transaction_id = txid, request_id = %request_id, serial = %issued.serial, template = %call.template, renewal = grant.renewal, "issued");
+    let certs = certs_of(state, &issued).map_err(|()| Step::Unavailable)?;
     Ok(Payload::Certs(certs))
 }
 

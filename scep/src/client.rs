@@ -174,7 +174,19 @@ pub fn open_cert_rep(
         PkiStatus::Success => {
             let envelope = EnvelopedData::from_content_info(msg.content())
                 .map_err(|e| ReplyError::Envelope(EnvelopeFault::InnerContent(e)))?;
-            let (payload, _) = envelope.open(&[key], policy).map_err(|r| match r {
+            // An EC requester's envelope comes by key agreement (RFC 5753), an RSA one's by
+            // key transport.
+            let opened = if key.key.id() == openssl::pkey::Id::EC {
+                crate::cms::kari::open_with_ec_key(
+                    msg.content(),
+                    envelope.content_encryption.oid,
+                    key,
+                    policy,
+                )
+            } else {
+                envelope.open(&[key], policy)
+            };
+            let (payload, _) = opened.map_err(|r| match r {
                 crate::error::Refusal::Envelope(f) => ReplyError::Envelope(f),
                 other => ReplyError::Algorithm(other),
             })?;

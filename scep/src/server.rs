@@ -162,6 +162,9 @@ impl<'a> VerifiedRequest<'a> {
         keys: &[DecryptionKey<'_>],
         policy: &AlgorithmPolicy,
     ) -> Result<OpenedRequest, Refusal> {
+        // A SUCCESS must be sealed to the signer's key: a key no envelope can reach is badAlg
+        // now, before the server does anything for the request (issue #15 item 4).
+        crate::cms::kari::recipient_kind(&self.signer)?;
         let content = self.msg.content();
         if content.is_empty() {
             return Err(Refusal::MissingContent);

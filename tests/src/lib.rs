@@ -509,6 +509,17 @@ impl RawScep {
         )?)
     }
 
+    /// POST a PKIOperation body as it is; the HTTP answer, unopened (for a test that hands the
+    /// CertRep to another tool).
+    pub async fn post(&self, der: Vec<u8>) -> Result<ScepResponse> {
+        Ok(device_agent::ScepTransport::send(
+            &self.transport,
+            &self.url,
+            &ScepRequest::PkiOperationPost(der),
+        )
+        .await?)
+    }
+
     /// The pkiMessage [`RawScep::send`] would send (a fresh senderNonce), DER, and its
     /// transaction, for a test that sends it by other means.
     pub fn build(

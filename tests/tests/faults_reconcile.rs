@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use ndes_proxy::pending::{PendingRecord, PendingState, PendingStore};
 use policy_module::admin::Lifecycle;
 use scep_lab::Databases;
 use scep_lab::reconcile::{Invariant, Report};
@@ -61,6 +62,52 @@ fn assert_found(report: &Report, invariant: Invariant, about: &str) {
         "expected a {invariant} finding about {about}; findings: {:#?}",
         report.findings
     );
+}
+
+/// Records in ndes-proxy's pending store that the Notify for this issued certificate is owed
+/// (what an inline issuance leaves when the policy module does not answer its Notify).
+async fn owe_notify(lab: &TestLab, serial: &str, der: &[u8]) {
+    let sources = scep_lab::reconcile::Sources::open(lab.data_dir(), &lab.options().databases)
+        .await
+        .unwrap();
+    let id = format!("owed-{serial}");
+    let grant = serde_json::from_value(serde_json::json!({
+        "transaction_id": id, "template": scep_lab_tests::TEMPLATE, "subject": [],
+        "subject_alternative_names": [], "validity_days": 30, "key_usage": [],
+        "extended_key_usages": [], "device_id": null, "profile_id": null,
+        "profile_version": null, "renewal": false,
+    }))
+    .unwrap();
+    let row = PendingRecord::new(
+        &ndes_proxy::RequestId::from_stored(id.clone()),
+        &scep::TransactionId::new(&id).unwrap(),
+        scep_lab_tests::TEMPLATE,
+        b"csr",
+        grant,
+        PendingState::Issued {
+            serial_hex: serial.to_owned(),
+            cert_der: der.to_vec(),
+        },
+        lab.options().clock.now(),
+    );
+    sources.pending.insert(&row).await.unwrap();
+    sources.close().await;
+}
+
+/// ndes-proxy's retry task would deliver the seeded owed Notify (and the policy module, not
+/// knowing its request, would refuse it for good): it does not tick during a scenario.
+fn quiet_retry_task(o: &mut scep_lab::LabOptions) {
+    o.ndes_settings.queue.tick = std::time::Duration::from_secs(3600);
+}
+
+/// The reconciler's report as of `now`.
+async fn reconcile_at(lab: &TestLab, now: i64) -> Report {
+    let sources = scep_lab::reconcile::Sources::open(lab.data_dir(), &lab.options().databases)
+        .await
+        .unwrap();
+    let r = scep_lab::reconcile::reconcile(&sources, now).await.unwrap();
+    sources.close().await;
+    r
 }
 
 async fn scenario(lab: TestLab, seeder: Seeder) {
@@ -194,6 +241,50 @@ async fn scenario(lab: TestLab, seeder: Seeder) {
         .await;
     let r = lab.reconcile().await.unwrap();
     assert_found(&r, Invariant::I7, &cert_d.serial_hex);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.subject.contains(&cert_d.serial_hex)
+                && f.detail.contains("no Notify is owed")),
+        "issued with no record anywhere: {:#?}",
+        r.findings
+    );
+
+    // I7 (issue #15 item 4): the same certificate whose Notify ndes-proxy owes is being retried,
+    // a note, until it is overdue.
+    owe_notify(
+        &lab,
+        &ca_d,
+        &d.certificate(PROFILE).unwrap().to_der().unwrap(),
+    )
+    .await;
+    let now = lab.options().clock.now();
+    let r = reconcile_at(&lab, now).await;
+    assert!(
+        !subjects(&r, Invariant::I7)
+            .iter()
+            .any(|s| s.contains(&cert_d.serial_hex)),
+        "an owed Notify still being retried is no violation: {:#?}",
+        r.findings
+    );
+    assert!(
+        r.notes.iter().any(|n| n.contains("still owes")),
+        "{:?}",
+        r.notes
+    );
+    let r = reconcile_at(
+        &lab,
+        now + scep_lab::reconcile::OWED_NOTIFY_OVERDUE_SECS + 60,
+    )
+    .await;
+    assert_found(&r, Invariant::I7, &cert_d.serial_hex);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.subject.contains(&cert_d.serial_hex) && f.detail.contains("owed its Notify")),
+        "overdue: {:#?}",
+        r.findings
+    );
 
     // I7: a retired device whose certificate is neither revoked nor queued.
     seeder
@@ -256,7 +347,7 @@ async fn scenario(lab: TestLab, seeder: Seeder) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciler_finds_nothing_on_a_healthy_lab_and_each_seeded_violation_on_sqlite() {
-    let lab = TestLab::start().await.unwrap();
+    let lab = TestLab::start_with(quiet_retry_task).await.unwrap();
     let seeder = Seeder::Sqlite(lab.data_dir().to_owned());
     scenario(lab, seeder).await;
 }
@@ -271,8 +362,11 @@ async fn reconciler_finds_nothing_on_a_healthy_lab_and_each_seeded_violation_on_
         policy: pg.create_database("policy").unwrap(),
         pending: pg.create_database("pending").unwrap(),
     };
-    let lab = TestLab::start_with(|o| o.databases = databases)
-        .await
-        .unwrap();
+    let lab = TestLab::start_with(|o| {
+        o.databases = databases;
+        quiet_retry_task(o);
+    })
+    .await
+    .unwrap();
     scenario(lab, Seeder::Postgres(pg)).await;
 }

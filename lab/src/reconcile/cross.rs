@@ -12,8 +12,20 @@ use policy_module::model::{CertStatus, DeviceState};
 use super::ca::{CaView, norm};
 use super::{Invariant, Report, Sources};
 
-pub(super) async fn check(sources: &Sources, ca: &CaView, report: &mut Report) -> Result<()> {
-    check_inventory(sources, ca, report).await?;
+/// How long a Notify ndes-proxy owes for an issued certificate may wait before the
+/// reconciler calls it a violation (I7). Its retry task delivers owed Notifies every tick (5 s
+/// by default, no backoff), so ten minutes means the policy module has been unreachable, or the
+/// retry task stopped, for far longer than a restart: meanwhile a retire, wipe or block cannot
+/// revoke that certificate.
+pub const OWED_NOTIFY_OVERDUE_SECS: i64 = 600;
+
+pub(super) async fn check(
+    sources: &Sources,
+    ca: &CaView,
+    now: i64,
+    report: &mut Report,
+) -> Result<()> {
+    check_inventory(sources, ca, now, report).await?;
     check_pending(sources, ca, report).await?;
     check_challenges(sources, report).await?;
     for line in sources.policy.integrity_check().await? {
@@ -49,7 +61,12 @@ pub(super) async fn check(sources: &Sources, ca: &CaView, report: &mut Report) -
     Ok(())
 }
 
-async fn check_inventory(sources: &Sources, ca: &CaView, report: &mut Report) -> Result<()> {
+async fn check_inventory(
+    sources: &Sources,
+    ca: &CaView,
+    now: i64,
+    report: &mut Report,
+) -> Result<()> {
     let inventory = sources.policy.audit_certificates().await?;
     report.inventory_certificates = inventory.len();
     let queued: BTreeSet<String> = sources
@@ -115,19 +132,53 @@ async fn check_inventory(sources: &Sources, ca: &CaView, report: &mut Report) ->
     }
 
     // Every device certificate the CA issued must be known to the policy module, or a retire,
-    // wipe or block would never revoke it.
+    // wipe or block would never revoke it. One whose Notify ndes-proxy still owes (an issued
+    // row of its pending store, not yet delivered) is being retried: a note until it is
+    // overdue. One with no such row was issued and then dropped: nothing will ever repair it.
     let known: BTreeSet<String> = inventory.iter().map(|c| norm(&c.serial_hex)).collect();
+    let owed: BTreeMap<String, (String, i64)> = sources
+        .pending
+        .unnotified(u32::MAX)
+        .await?
+        .into_iter()
+        .filter_map(|r| match r.state {
+            PendingState::Issued { serial_hex, .. } => {
+                Some((norm(&serial_hex), (r.request_id, r.updated_at)))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut retried = 0usize;
     for (serial, rec) in ca {
-        if sources.device_templates.contains(&rec.template)
-            && rec.status == CaStatus::Good
-            && !known.contains(serial)
+        if !sources.device_templates.contains(&rec.template)
+            || rec.status != CaStatus::Good
+            || known.contains(serial)
         {
-            report.find(
+            continue;
+        }
+        match owed.get(serial) {
+            Some((_, since)) if now.saturating_sub(*since) <= OWED_NOTIFY_OVERDUE_SECS => {
+                retried += 1;
+            }
+            Some((request_id, since)) => report.find(
                 Invariant::I7,
                 serial,
-                "issued by the CA for a device but unknown to the policy module (lifecycle revocation would miss it)",
-            );
+                format!(
+                    "issued by the CA for a device (request {request_id}); ndes-proxy has owed its Notify for {} s, longer than {OWED_NOTIFY_OVERDUE_SECS} s (lifecycle revocation would miss it meanwhile)",
+                    now.saturating_sub(*since)
+                ),
+            ),
+            None => report.find(
+                Invariant::I7,
+                serial,
+                "issued by the CA for a device but unknown to the policy module, and no Notify is owed for it anywhere (lifecycle revocation would miss it)",
+            ),
         }
+    }
+    if retried > 0 {
+        report.notes.push(format!(
+            "{retried} issued certificate(s) whose Notify ndes-proxy still owes and retries"
+        ));
     }
 
     let mut of_device: BTreeMap<&str, Vec<&policy_module::store::AuditCert>> = BTreeMap::new();

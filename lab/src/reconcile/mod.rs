@@ -13,7 +13,7 @@
 //! | at most one certificate per challenge (policy requests ⋈ certificates) | I3 |
 //! | no challenge burnt without a reason: reserved ⇒ its request is recorded, consumed ⇒ its certificate is | I3 |
 //! | what the policy module and the pending store hold equals the CA's DER | I4 |
-//! | every device certificate the CA issued is in the policy inventory (else a retire would miss it) | I7 |
+//! | every device certificate the CA issued is in the policy inventory (else a retire would miss it), unless ndes-proxy owes its Notify and has for at most [`OWED_NOTIFY_OVERDUE_SECS`] (a note) | I7 |
 //! | revoked at CA ⇔ listed in the published CRL; OCSP agrees with the store; OCSP says unknown for a serial never issued | I6 |
 //! | inventory "revoked" is revoked at the CA; "revoking" has a pending outbox entry | I6 |
 //! | no certificate of a blocked, retired or wiped device is still issued, including one issued after the action (docs/decisions.md #11) | I7 |
@@ -25,6 +25,8 @@
 
 mod ca;
 mod cross;
+
+pub use cross::OWED_NOTIFY_OVERDUE_SECS;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -286,6 +288,6 @@ impl Sources {
 pub async fn reconcile(sources: &Sources, now: i64) -> Result<Report> {
     let mut report = Report::default();
     let ca_view = ca::check(sources, now, &mut report).await?;
-    cross::check(sources, &ca_view, &mut report).await?;
+    cross::check(sources, &ca_view, now, &mut report).await?;
     Ok(report)
 }

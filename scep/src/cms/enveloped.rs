@@ -16,6 +16,8 @@ use crate::asn1::{AlgorithmIdentifier, Asn1Error, Tlv, oid_to_string, tag, write
 use crate::error::{AlgorithmKind, BuildError, EnvelopeFault, Refusal};
 use crate::oid;
 
+use super::kari::{RecipientKind, recipient_kind};
+
 /// ```text
 /// EnvelopedData ::= SEQUENCE {
 ///   version CMSVersion,
@@ -226,9 +228,11 @@ impl<'a> RecipientInfo<'a> {
     }
 }
 
-/// Encrypt `content` for every certificate in `recipients` (RSA keys, PKCS#1 v1.5 key
-/// transport, identified by issuer and serial) with a fresh random key and IV; returns the
-/// EnvelopedData ContentInfo (version 0, RFC 5652 §6.1).
+/// Encrypt `content` for every certificate in `recipients` with a fresh random key and IV:
+/// to an RSA key by PKCS#1 v1.5 key transport, to an EC key (P-256/P-384/P-521) by key
+/// agreement ([`super::kari`], RFC 5753), each recipient named by issuer and serial. Returns
+/// the EnvelopedData ContentInfo, version 0 with key transport only and 2 once a
+/// KeyAgreeRecipientInfo (version 3) is present (RFC 5652 §6.1).
 pub fn seal(
     content: &[u8],
     recipients: &[&X509Ref],
@@ -244,24 +248,20 @@ pub fn seal(
     openssl::rand::rand_bytes(&mut cek)?;
     openssl::rand::rand_bytes(&mut iv)?;
     let mut infos = Vec::with_capacity(recipients.len());
+    let mut version = 0;
     for cert in recipients {
-        let key = cert.public_key()?;
-        if key.id() != openssl::pkey::Id::RSA {
-            return Err(BuildError::InvalidInput(
-                "key transport needs an RSA recipient certificate",
-            ));
+        match recipient_kind(cert) {
+            Ok(RecipientKind::KeyTransport) => infos.push(key_transport_info(cert, &cek)?),
+            Ok(RecipientKind::KeyAgreement) => {
+                version = 2;
+                infos.push(super::kari::recipient_info(cert, &cek)?);
+            }
+            Err(_) => {
+                return Err(BuildError::InvalidInput(
+                    "an envelope needs RSA or P-256/P-384/P-521 recipient certificates",
+                ));
+            }
         }
-        let mut e = Encrypter::new(&key)?;
-        e.set_rsa_padding(Padding::PKCS1)?;
-        let mut wrapped = vec![0u8; e.encrypt_len(&cek)?];
-        let n = e.encrypt(&cek, &mut wrapped)?;
-        wrapped.truncate(n);
-        infos.push(writer::sequence(&[
-            &writer::small_integer(0),
-            &IssuerAndSerialNumber::of(cert)?.to_der(),
-            &writer::algorithm(oid::RSA_ENCRYPTION, Some(&writer::null())),
-            &writer::octet_string(&wrapped),
-        ]));
     }
     let encrypted = openssl::symm::encrypt(cipher.cipher(), &cek, Some(&iv), content)?;
     let eci = writer::sequence(&[
@@ -269,6 +269,26 @@ pub fn seal(
         &writer::algorithm(cipher.oid(), Some(&writer::octet_string(&iv))),
         &writer::tlv(tag::context_primitive(0), &encrypted),
     ]);
-    let body = writer::sequence(&[&writer::small_integer(0), &writer::set_of(infos), &eci]);
+    let body = writer::sequence(&[
+        &writer::small_integer(version),
+        &writer::set_of(infos),
+        &eci,
+    ]);
     Ok(encode_content_info(oid::ENVELOPED_DATA, &body))
+}
+
+/// A KeyTransRecipientInfo (version 0): `cek` under the RSA key of `cert`, PKCS#1 v1.5.
+fn key_transport_info(cert: &X509Ref, cek: &[u8]) -> Result<Vec<u8>, BuildError> {
+    let key = cert.public_key()?;
+    let mut e = Encrypter::new(&key)?;
+    e.set_rsa_padding(Padding::PKCS1)?;
+    let mut wrapped = vec![0u8; e.encrypt_len(cek)?];
+    let n = e.encrypt(cek, &mut wrapped)?;
+    wrapped.truncate(n);
+    Ok(writer::sequence(&[
+        &writer::small_integer(0),
+        &IssuerAndSerialNumber::of(cert)?.to_der(),
+        &writer::algorithm(oid::RSA_ENCRYPTION, Some(&writer::null())),
+        &writer::octet_string(&wrapped),
+    ]))
 }

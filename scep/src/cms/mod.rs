@@ -6,6 +6,7 @@
 //! bounded and reported precisely.
 
 pub mod enveloped;
+pub mod kari;
 pub mod signed;
 
 use std::borrow::Cow;
