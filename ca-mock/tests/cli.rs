@@ -243,6 +243,12 @@ async fn serve_answers_with_tokens_from_the_generated_config() {
     let port = testkit::free_port().unwrap();
     init_ca(dir.path(), port);
     let ca = dir.path().join("ca");
+    // The policy module's public key, where the sample's [grants] public_keys names it.
+    std::fs::write(
+        ca.join("grant-signing.pub.pem"),
+        grant_key().public_pem().unwrap(),
+    )
+    .unwrap();
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -268,7 +274,7 @@ async fn serve_answers_with_tokens_from_the_generated_config() {
         assert!(healthy, "server did not come up");
         let token = std::fs::read_to_string(ca.join("secrets/ca-ndes.token")).unwrap();
         let client = ca_api::client::CaClient::new(&base, Some(token.trim().into())).unwrap();
-        let req = issue_request(
+        let req = granted_request(
             "serve-1",
             "IPSECIntermediateOffline",
             &csr(&ec_key(), "x", false),

@@ -13,7 +13,7 @@ async fn issued_certificates_verify_against_root_and_issuing_ca() {
         let ca = start(key).await;
         let (root, issuing, _) = ca.write_ca_pems();
         for (i, leaf_key) in [rsa_key(2048), ec_key()].iter().enumerate() {
-            let req = issue_request(
+            let req = granted_request(
                 &format!("tx-{i}"),
                 "IPSECIntermediateOffline",
                 &csr(leaf_key, "dev", false),
@@ -57,7 +57,7 @@ async fn crl_check_passes_before_and_fails_after_revocation_and_shows_reasons() 
     let mut serials = Vec::new();
     let mut leaves = Vec::new();
     for i in 0..3 {
-        let req = issue_request(
+        let req = granted_request(
             &format!("crl-{i}"),
             "IPSECIntermediateOffline",
             &csr(&ec_key(), "d", false),
@@ -153,7 +153,7 @@ async fn openssl_ocsp_reports_good_revoked_with_reason_and_unknown() {
     for key in [KeySpec::Rsa2048, KeySpec::EcP256] {
         let ca = start(key).await;
         let (_, issuing, chain) = ca.write_ca_pems();
-        let req = issue_request(
+        let req = granted_request(
             "ocsp-1",
             "IPSECIntermediateOffline",
             &csr(&ec_key(), "d", false),
@@ -205,7 +205,7 @@ async fn openssl_ocsp_reports_good_revoked_with_reason_and_unknown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_decides_and_greedy_csr_gets_none_of_what_it_asked() {
     let ca = start(KeySpec::Rsa2048).await;
-    let req = issue_request(
+    let req = granted_request(
         "greedy-1",
         "IPSECIntermediateOffline",
         &csr(&rsa_key(2048), "evil-cn", true),
@@ -295,7 +295,7 @@ async fn p8_requested_extensions_leave_the_certificate_as_the_template_makes_it(
     let template = "IPSECIntermediateOffline";
     let honest = ca
         .ndes
-        .issue(&issue_request(
+        .issue(&granted_request(
             "p8-honest",
             template,
             &csr(&rsa_key(2048), "dev-1", false),
@@ -339,7 +339,7 @@ async fn p8_requested_extensions_leave_the_certificate_as_the_template_makes_it(
     let greedy_csr = b.build().to_der().unwrap();
     let greedy = ca
         .ndes
-        .issue(&issue_request("p8-greedy", template, &greedy_csr, "dev-1"))
+        .issue(&granted_request("p8-greedy", template, &greedy_csr, "dev-1"))
         .await
         .unwrap()
         .response;
@@ -387,7 +387,7 @@ async fn ndes_ra_templates_have_the_ndes_shape() {
             "NDES RA",
         );
         req.sans.clear();
-        let out = ca.ndes.issue(&req).await.unwrap().response;
+        let out = ca.ndes.issue(&granted(req)).await.unwrap().response;
         let pem = write_cert_pem(ca.dir.path(), &format!("{template}.pem"), &out.certificate);
         let (ok, text) = openssl(vec![
             "x509".into(),

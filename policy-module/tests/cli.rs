@@ -44,6 +44,23 @@ fn serve_administer_and_stop_on_sigterm() {
     ] {
         std::fs::write(d.join("secrets").join(file), format!("{value}\n")).unwrap();
     }
+    // The grant key pair the sample names, written by the binary's own command, which never
+    // overwrites a key in use.
+    let key = d.join("secrets/grant-signing.key");
+    let public = d.join("grant-signing.pub.pem");
+    for expect_ok in [true, false] {
+        let out = Command::new(BIN)
+            .arg("grant-key")
+            .args([&key, &public])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.success(), expect_ok, "{out:?}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let pem = std::fs::read(&public).unwrap();
+    assert!(ca_api::GrantVerifier::from_pems([pem.as_slice()], 900).is_ok());
     let config = d.join("policy-module.toml");
     let text = policy_module::config::SAMPLE
         .replace("127.0.0.1:8280", &format!("127.0.0.1:{port}"))
