@@ -13,18 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CaError;
 use crate::keys::HashAlg;
+use ca_api::template::{KeyFamily, TemplateInfo, TemplateKeys, UsageSource, key_usage_applies};
 use foundation::names::{KeyUsage, NameAttr, San, SanKind, SubjectAttr, eku_oid};
 
-/// Named elliptic curves a template may accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Curve {
-    /// NIST P-256 (prime256v1)
-    #[serde(rename = "P-256")]
-    P256,
-    /// NIST P-384 (secp384r1)
-    #[serde(rename = "P-384")]
-    P384,
-}
+/// Named elliptic curves a template may accept (the CA contract's vocabulary).
+pub use ca_api::template::Curve;
 
 /// Which CSR public keys a template accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +91,10 @@ pub struct Template {
     /// SAN rules.
     #[serde(default = "no_sans")]
     pub sans: SanRules,
+    /// Where issued key usage and EKUs come from: `"template"` (default, AD CS) or
+    /// `"request_within_template"` (the grant's, within this template's; docs/decisions.md #7).
+    #[serde(default)]
+    pub usages: UsageSource,
 }
 
 fn default_hash() -> HashAlg {
@@ -296,10 +293,10 @@ impl Template {
     /// section 3 forbids keyEncipherment and dataEncipherment with id-ecPublicKey, and RFC 3279
     /// 2.3.1 leaves keyAgreement out for RSA. So the bits follow the key the CSR proposes.
     fn usable_bits(&self, key: Id) -> impl Iterator<Item = &KeyUsage> {
-        self.key_usage.iter().filter(move |bit| match bit {
-            KeyUsage::KeyEncipherment | KeyUsage::DataEncipherment => key != Id::EC,
-            KeyUsage::KeyAgreement => key != Id::RSA,
-            KeyUsage::DigitalSignature | KeyUsage::NonRepudiation => true,
+        self.key_usage.iter().filter(move |bit| match key {
+            Id::EC => key_usage_applies(**bit, KeyFamily::Ec),
+            Id::RSA => key_usage_applies(**bit, KeyFamily::Rsa),
+            _ => true,
         })
     }
 
@@ -334,6 +331,30 @@ impl Template {
             }
         }
         eku.build().map(Some).map_err(CaError::crypto)
+    }
+
+    /// The template as the CA's API describes it: EKUs as dotted OIDs.
+    pub fn info(&self) -> TemplateInfo {
+        TemplateInfo {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            validity_days: self.validity_days,
+            key_usage: self.key_usage.clone(),
+            extended_key_usage: self
+                .extended_key_usage
+                .iter()
+                .filter_map(|e| eku_oid(e))
+                .collect(),
+            keys: TemplateKeys {
+                rsa_min_bits: self.keys.rsa_min_bits,
+                ec_curves: self.keys.ec_curves.clone(),
+            },
+            subject_required: self.subject.required.clone(),
+            subject_allowed: self.subject.allowed.clone(),
+            san_allowed: self.sans.allowed.clone(),
+            san_max: self.sans.max,
+            usages: self.usages,
+        }
     }
 }
 
