@@ -108,9 +108,122 @@ impl TemplateInfo {
     }
 }
 
+/// Why the CA refuses the granted usages under [`UsageSource::RequestWithinTemplate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UsageRefusal {
+    /// No granted key usage bit is allowed for this key (a certificate needs at least one).
+    #[error("none of the granted key usages is allowed by the template for this key")]
+    KeyUsage,
+    /// EKUs were granted and none is allowed (issuing without an EKU would widen them).
+    #[error("none of the granted extended key usages is allowed by the template")]
+    ExtendedKeyUsage,
+}
+
+/// The key usage bits a certificate gets: the template's that apply to the key, or under
+/// [`UsageSource::RequestWithinTemplate`] the granted ones among those. The CA issues by this
+/// rule and the policy module warns by it, so the two cannot drift.
+pub fn issued_key_usage(
+    source: UsageSource,
+    template: &[KeyUsage],
+    family: KeyFamily,
+    granted: &[KeyUsage],
+) -> Result<Vec<KeyUsage>, UsageRefusal> {
+    let usable = template
+        .iter()
+        .copied()
+        .filter(|b| key_usage_applies(*b, family));
+    match source {
+        UsageSource::Template => Ok(usable.collect()),
+        UsageSource::RequestWithinTemplate => {
+            let bits: Vec<_> = usable.filter(|b| granted.contains(b)).collect();
+            if bits.is_empty() {
+                return Err(UsageRefusal::KeyUsage);
+            }
+            Ok(bits)
+        }
+    }
+}
+
+/// The EKUs (dotted OIDs) a certificate gets: the template's, or under
+/// [`UsageSource::RequestWithinTemplate`] the granted ones the template allows (a template
+/// without EKUs allows any; nothing granted leaves the template's). Empty means no extension.
+pub fn issued_extended_key_usage(
+    source: UsageSource,
+    template: &[String],
+    granted: &[String],
+) -> Result<Vec<String>, UsageRefusal> {
+    match source {
+        UsageSource::RequestWithinTemplate if !granted.is_empty() => {
+            let mut ekus: Vec<String> = Vec::new();
+            for g in granted {
+                if (template.is_empty() || template.contains(g)) && !ekus.contains(g) {
+                    ekus.push(g.clone());
+                }
+            }
+            if ekus.is_empty() {
+                return Err(UsageRefusal::ExtendedKeyUsage);
+            }
+            Ok(ekus)
+        }
+        _ => Ok(template.to_vec()),
+    }
+}
+
 /// `GET /api/v1/templates`: the templates the caller is entitled to, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateList {
     /// Ordered by name.
     pub templates: Vec<TemplateInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: &str = "1.3.6.1.5.5.7.3.2";
+    const SERVER: &str = "1.3.6.1.5.5.7.3.1";
+
+    #[test]
+    fn the_template_decides_unless_told_to_narrow_to_the_grant() {
+        use KeyUsage::*;
+        let t = [DigitalSignature, KeyEncipherment, KeyAgreement];
+        let s = UsageSource::Template;
+        let n = UsageSource::RequestWithinTemplate;
+        assert_eq!(
+            issued_key_usage(s, &t, KeyFamily::Rsa, &[DigitalSignature]),
+            Ok(vec![DigitalSignature, KeyEncipherment])
+        );
+        assert_eq!(
+            issued_key_usage(s, &t, KeyFamily::Ec, &[]),
+            Ok(vec![DigitalSignature, KeyAgreement])
+        );
+        assert_eq!(
+            issued_key_usage(n, &t, KeyFamily::Rsa, &[DigitalSignature]),
+            Ok(vec![DigitalSignature])
+        );
+        assert_eq!(
+            issued_key_usage(n, &t, KeyFamily::Ec, &[KeyEncipherment]),
+            Err(UsageRefusal::KeyUsage),
+            "keyEncipherment never applies to EC"
+        );
+        let both = [CLIENT.to_owned(), SERVER.to_owned()];
+        let client = [CLIENT.to_owned()];
+        assert_eq!(
+            issued_extended_key_usage(s, &both, &client),
+            Ok(both.to_vec())
+        );
+        assert_eq!(
+            issued_extended_key_usage(n, &both, &[CLIENT.into(), CLIENT.into()]),
+            Ok(client.to_vec())
+        );
+        assert_eq!(issued_extended_key_usage(n, &both, &[]), Ok(both.to_vec()));
+        assert_eq!(
+            issued_extended_key_usage(n, &client, &[SERVER.into()]),
+            Err(UsageRefusal::ExtendedKeyUsage)
+        );
+        assert_eq!(
+            issued_extended_key_usage(n, &[], &client),
+            Ok(client.to_vec())
+        );
+    }
 }

@@ -208,7 +208,12 @@ impl Lab {
 
         // policy-module, with its revocation outbox delivering to ca-mock.
         let store = open_policy_store(data, &options.databases, lab_clock.clone()).await?;
-        let policy = PolicyService::new(store.clone(), ServiceConfig::default());
+        let templates = policy_module::template_check::CaTemplates::new(
+            &format!("http://{ca_addr}"),
+            &tokens.ca_policy,
+        )?;
+        let policy = PolicyService::new(store.clone(), ServiceConfig::default())
+            .with_templates(Arc::new(templates));
         let api = policy_module::api::ApiState {
             service: policy.clone(),
             admin_token: tokens.policy_admin.clone(),
