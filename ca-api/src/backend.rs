@@ -8,10 +8,10 @@
 use std::fmt;
 
 use foundation::Serial;
-use foundation::names::{NameAttr, San};
+use foundation::names::{KeyUsage, NameAttr, San};
 
 /// An issuance the policy module granted.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct IssueCall {
     /// The idempotency key at the CA (the SCEP transactionID, or a renewal's request id).
     pub request_id: String,
@@ -25,6 +25,11 @@ pub struct IssueCall {
     pub sans: Vec<San>,
     /// Granted validity in days, if shorter than the template's.
     pub validity_days: Option<u32>,
+    /// Granted key usage (the profile's). The template decides what is issued
+    /// (docs/decisions.md #7); the grant states what was asked for.
+    pub key_usage: Vec<KeyUsage>,
+    /// Granted extended key usages, by name or dotted OID (see `key_usage`).
+    pub extended_key_usages: Vec<String>,
 }
 
 impl fmt::Debug for IssueCall {

@@ -270,6 +270,8 @@ impl CaBackend for HttpCa {
             subject: call.subject.clone(),
             sans: call.sans.clone(),
             validity_days: call.validity_days,
+            key_usage: call.key_usage.clone(),
+            extended_key_usages: call.extended_key_usages.clone(),
         };
         let out = self.client.issue(&req).await.map_err(backend_error)?;
         let r = out.response;

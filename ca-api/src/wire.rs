@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::status::{CertStatus, RevocationReason};
-use foundation::names::{NameAttr, San};
+use foundation::names::{KeyUsage, NameAttr, San};
 
 /// `POST /api/v1/certificates`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     /// The SCEP transactionID (idempotency key).
@@ -25,6 +25,12 @@ pub struct IssueRequest {
     /// Shorter validity than the template's, if wanted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_days: Option<u32>,
+    /// Granted key usage (what the profile asked for; the template decides what is issued).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_usage: Vec<KeyUsage>,
+    /// Granted extended key usages, by name or dotted OID.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extended_key_usages: Vec<String>,
 }
 
 /// Answer to an issuance (201, or 200 when replayed).

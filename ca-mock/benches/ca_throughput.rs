@@ -62,6 +62,7 @@ fn request(i: usize, csr: &[u8]) -> IssueCall {
         }],
         sans: vec![],
         validity_days: None,
+        ..IssueCall::default()
     }
 }
 
@@ -74,6 +75,7 @@ fn wire(call: &IssueCall) -> ca_api::wire::IssueRequest {
         subject: call.subject.clone(),
         sans: call.sans.clone(),
         validity_days: call.validity_days,
+        ..Default::default()
     }
 }
 

@@ -193,6 +193,8 @@ async fn issue(
         subject: req.subject,
         sans: req.sans,
         validity_days: req.validity_days,
+        key_usage: req.key_usage,
+        extended_key_usages: req.extended_key_usages,
     };
     let issued = state.ca.issue(&caller.name, &call).await?;
     let status = if issued.replayed {

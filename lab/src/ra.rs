@@ -79,6 +79,7 @@ pub(crate) async fn pair(
         }],
         sans: vec![],
         validity_days: None,
+        ..IssueCall::default()
     };
     let issued = ca
         .issue("scep-lab", &req)

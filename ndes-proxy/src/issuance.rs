@@ -105,6 +105,8 @@ pub(crate) fn issue_call(request_id: &RequestId, grant: &Grant, csr: &Csr) -> Is
         subject: grant.subject.clone(),
         sans: grant.subject_alternative_names.clone(),
         validity_days: Some(grant.validity_days),
+        key_usage: grant.key_usage.clone(),
+        extended_key_usages: grant.extended_key_usages.clone(),
     }
 }
 

@@ -259,6 +259,7 @@ pub fn issue_request(request_id: &str, template: &str, csr_der: &[u8], cn: &str)
             value: format!("{cn}.example.com"),
         }],
         validity_days: None,
+        ..Default::default()
     }
 }
 
@@ -300,5 +301,7 @@ pub fn call(req: &IssueRequest) -> IssueCall {
         subject: req.subject.clone(),
         sans: req.sans.clone(),
         validity_days: req.validity_days,
+        key_usage: req.key_usage.clone(),
+        extended_key_usages: req.extended_key_usages.clone(),
     }
 }

@@ -397,6 +397,7 @@ async fn issue(a: &IssueArgs) -> Result<()> {
         subject: parse_subject(&a.subject)?,
         sans: a.sans.iter().map(|s| parse_san(s)).collect::<Result<_>>()?,
         validity_days: a.validity_days,
+        ..IssueCall::default()
     };
     let state = open(&a.config.config).await?;
     let issued = state.ca.issue("cli", &req).await?;
