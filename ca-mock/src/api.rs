@@ -89,6 +89,7 @@ impl From<CaError> for ApiError {
             CaError::SubjectNotAllowed(_) => (S::BAD_REQUEST, "subject_not_allowed"),
             CaError::SanNotAllowed(_) => (S::BAD_REQUEST, "san_not_allowed"),
             CaError::InvalidValidity(_) => (S::BAD_REQUEST, "invalid_validity"),
+            CaError::UsageNotAllowed(_) => (S::BAD_REQUEST, "usage_not_allowed"),
             CaError::RequestIdConflict => (S::CONFLICT, "request_id_conflict"),
             CaError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request"),
             CaError::InvalidSerial => (S::BAD_REQUEST, "invalid_serial"),
