@@ -10,6 +10,7 @@ mod key_reuse;
 mod lifecycle;
 mod payloads;
 mod pki;
+mod profile_warnings;
 mod secrets;
 mod verify;
 
