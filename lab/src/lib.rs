@@ -68,6 +68,9 @@ pub struct LabOptions {
     /// Where ndes-proxy reaches the CA; `None`: this lab's ca-mock. Fault tests put a proxy
     /// in between that refuses, blackholes, delays or answers 500.
     pub ndes_ca_url: Option<String>,
+    /// Where the device templates' issued key usage and EKUs come from: the template (AD CS,
+    /// the default) or the grant within the template (docs/decisions.md #7).
+    pub device_template_usages: ca_api::UsageSource,
 }
 
 /// The databases of the three services: SQLite files in the data directory (the default), or
@@ -112,6 +115,7 @@ impl LabOptions {
             ndes_ca_url: None,
             ca_in_process: false,
             plain_challenge: None,
+            device_template_usages: ca_api::UsageSource::Template,
         }
     }
 }
@@ -198,6 +202,7 @@ impl Lab {
             &tokens,
             &options.databases,
             lab_clock.clone(),
+            options.device_template_usages,
         )
         .await?;
         let root_fingerprint = ca.ca.material().root_fingerprint()?;
@@ -475,6 +480,7 @@ async fn start_ca(
     tokens: &Tokens,
     dbs: &Databases,
     clock: Arc<dyn Clock>,
+    usages: ca_api::UsageSource,
 ) -> Result<ca_mock::AppState> {
     let dir = data.join("ca");
     if !dir.join(ca_mock::hierarchy::ROOT_CERT).exists() {
@@ -489,7 +495,12 @@ async fn start_ca(
         ca_mock::init(&dir, &source, None).context("creating the CA hierarchy")?;
     }
     let material = ca_mock::CaMaterial::load(&dir, None).context("loading the CA hierarchy")?;
-    let templates = Template::builtin()?;
+    let mut templates = Template::builtin()?;
+    for t in &mut templates {
+        if DEVICE_TEMPLATES.contains(&t.name.as_str()) {
+            t.usages = usages;
+        }
+    }
     let ra_templates = vec![
         "EnrollmentAgentOffline".to_owned(),
         "CEPEncryption".to_owned(),
