@@ -213,7 +213,7 @@ impl Lab {
 
         // policy-module, with its revocation outbox delivering to ca-mock.
         let store = open_policy_store(data, &options.databases, lab_clock.clone()).await?;
-        let templates = policy_module::template_check::CaTemplates::new(
+        let templates = policy_module::template_source::CaTemplates::new(
             &format!("http://{ca_addr}"),
             &tokens.ca_policy,
         )?;

@@ -7,8 +7,8 @@
 //! - `rules`, `format`, `render`: the checks of a CSR's facts (`policy_api::csr`), the profile
 //!   format syntax, rendering for a device.
 //! - `admin`, `checkin`: profiles, devices, groups, lifecycle; the MDM check-in.
-//! - `template_check`, `profile_view`: how a profile and its CA template differ (warnings,
-//!   preview; decisions.md #7).
+//! - `template_check`, `template_source`, `profile_view`: how a profile and its CA template
+//!   differ (warnings, preview; decisions.md #7).
 //! - `outbox`: revocation delivery to the CA (`Revoker`, `HttpRevoker`, `OutboxWorker`).
 //! - `payload`: SyncML (ClientCertificateInstall CSP) and Apple .mobileconfig.
 //! - `store`: SQLite or PostgreSQL behind one SQL text; `api`: axum router and `serve`.
@@ -31,6 +31,7 @@ pub mod rules;
 pub mod service;
 pub mod store;
 pub mod template_check;
+pub mod template_source;
 mod verify;
 
 pub use policy_api::{

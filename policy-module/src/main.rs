@@ -14,7 +14,7 @@ use policy_module::api::{ApiState, serve};
 use policy_module::config::{Config, StoreLocation, read_secret};
 use policy_module::outbox::{HttpRevoker, OutboxWorker};
 use policy_module::store::Store;
-use policy_module::template_check::CaTemplates;
+use policy_module::template_source::CaTemplates;
 
 #[derive(Parser)]
 #[command(

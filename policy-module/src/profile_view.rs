@@ -10,7 +10,8 @@ use crate::error::AdminError;
 use crate::model::{Profile, ProfileSpec};
 use crate::render::{Expected, render};
 use crate::service::PolicyService;
-use crate::template_check::{ProfileWarning, TemplateRead, warnings_for};
+use crate::template_check::ProfileWarning;
+use crate::template_source::{TemplateRead, warnings_for};
 
 /// A stored profile and how certificates issued under its template will differ from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -125,7 +125,7 @@ pub struct PolicyService {
     pub(crate) outbox_wake: Arc<Notify>,
     pub(crate) mint_limiter: Arc<SourceLimiter>,
     /// The CA's templates, for profile warnings (`template_check`); none means "not compared".
-    pub(crate) templates: Option<Arc<dyn crate::template_check::TemplateSource>>,
+    pub(crate) templates: Option<Arc<dyn crate::template_source::TemplateSource>>,
 }
 
 impl PolicyService {

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use ca_api::template::{Curve, TemplateInfo, TemplateKeys, UsageSource};
 use foundation::names::{KeyUsage, SanKind, SubjectAttr};
 use foundation::secret::Secret;
-use policy_module::template_check::CaTemplates;
+use policy_module::template_source::CaTemplates;
 use serde_json::{Value, json};
 
 use crate::api::{ADMIN, start_service};
