@@ -10,6 +10,8 @@ use std::fmt;
 use foundation::Serial;
 use foundation::names::{KeyUsage, NameAttr, San};
 
+use crate::grant::SignedGrant;
+
 /// An issuance the policy module granted.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct IssueCall {
@@ -30,6 +32,9 @@ pub struct IssueCall {
     pub key_usage: Vec<KeyUsage>,
     /// Granted extended key usages, by name or dotted OID (see `key_usage`).
     pub extended_key_usages: Vec<String>,
+    /// The policy module's signed statement of all of the above (docs/decisions.md #10). The
+    /// CA refuses a call without one unless the caller holds plain mode's entitlement.
+    pub grant: Option<SignedGrant>,
 }
 
 impl fmt::Debug for IssueCall {

@@ -272,6 +272,7 @@ impl CaBackend for HttpCa {
             validity_days: call.validity_days,
             key_usage: call.key_usage.clone(),
             extended_key_usages: call.extended_key_usages.clone(),
+            grant: call.grant.clone(),
         };
         let out = self.client.issue(&req).await.map_err(backend_error)?;
         let r = out.response;

@@ -7,6 +7,7 @@
 //! | [`wire`] | the JSON bodies of the CA's HTTP API (base64 lives here and only here) |
 //! | [`client`] | [`CaClient`], the typed HTTP client, and [`HttpCa`], the backend over it |
 //! | [`status`] | revocation reasons and certificate status |
+//! | [`grant`] | the policy module's signed grant, which the CA verifies (docs/decisions.md #10) |
 //! | [`template`] | a template as the CA describes it (`GET /api/v1/templates`) and the key usage rule |
 //!
 //! The names a certificate carries (subject attributes, SANs) are the foundation's vocabulary.
@@ -14,6 +15,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod grant;
 pub mod status;
 pub mod template;
 pub mod wire;
@@ -21,5 +23,6 @@ pub mod wire;
 pub use backend::{CaBackend, CaError, IssueCall, IssuedCert};
 pub use client::{CaClient, ClientError, HttpCa};
 pub use foundation::Serial;
+pub use grant::{GrantError, GrantKey, GrantStatement, GrantVerifier, SignedGrant};
 pub use status::{CertStatus, RevocationReason};
 pub use template::{TemplateInfo, UsageSource};

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::grant::SignedGrant;
 use crate::status::{CertStatus, RevocationReason};
 use foundation::names::{KeyUsage, NameAttr, San};
 
@@ -31,6 +32,9 @@ pub struct IssueRequest {
     /// Granted extended key usages, by name or dotted OID.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extended_key_usages: Vec<String>,
+    /// The policy module's signed grant for all of the above (docs/decisions.md #10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<SignedGrant>,
 }
 
 /// Answer to an issuance (201, or 200 when replayed).

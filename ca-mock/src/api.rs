@@ -84,6 +84,7 @@ impl From<CaError> for ApiError {
         let (status, code) = match &e {
             CaError::UnknownTemplate => (S::BAD_REQUEST, "unknown_template"),
             CaError::Forbidden => return Self::forbidden(),
+            CaError::Grant(_) => (S::FORBIDDEN, "grant_refused"),
             CaError::InvalidCsr(_) => (S::BAD_REQUEST, "invalid_csr"),
             CaError::KeyNotAllowed(_) => (S::BAD_REQUEST, "key_not_allowed"),
             CaError::SubjectNotAllowed(_) => (S::BAD_REQUEST, "subject_not_allowed"),
@@ -196,8 +197,12 @@ async fn issue(
         validity_days: req.validity_days,
         key_usage: req.key_usage,
         extended_key_usages: req.extended_key_usages,
+        grant: req.grant,
     };
-    let issued = state.ca.issue(&caller.name, &call).await?;
+    let issued = state
+        .ca
+        .issue_as(&caller.name, caller.issue_right(), &call)
+        .await?;
     let status = if issued.replayed {
         StatusCode::OK
     } else {

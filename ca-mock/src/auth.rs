@@ -6,6 +6,7 @@ use std::fmt;
 use foundation::BearerToken;
 use serde::{Deserialize, Serialize};
 
+use crate::entitlement::IssueRight;
 use crate::error::CaError;
 
 /// What a caller may do.
@@ -30,6 +31,8 @@ pub struct Caller {
     pub templates: Vec<String>,
     /// Operations it may call.
     pub operations: Vec<Operation>,
+    /// Plain mode's entitlement: issue without a signed grant (docs/decisions.md #10).
+    pub issue_without_grant: bool,
 }
 
 impl fmt::Debug for Caller {
@@ -38,6 +41,7 @@ impl fmt::Debug for Caller {
             .field("name", &self.name)
             .field("templates", &self.templates)
             .field("operations", &self.operations)
+            .field("issue_without_grant", &self.issue_without_grant)
             .finish_non_exhaustive()
     }
 }
@@ -66,7 +70,24 @@ impl Caller {
             token,
             templates,
             operations,
+            issue_without_grant: false,
         })
+    }
+
+    /// This caller with plain mode's entitlement: it issues without a signed grant, and
+    /// without SANs (docs/decisions.md #10). For a standalone NDES with a static challenge.
+    pub fn plain_mode(mut self) -> Self {
+        self.issue_without_grant = true;
+        self
+    }
+
+    /// The right its issuance calls are made under.
+    pub fn issue_right(&self) -> IssueRight {
+        if self.issue_without_grant {
+            IssueRight::PlainMode
+        } else {
+            IssueRight::Granted
+        }
     }
 
     /// May this caller do `op`?

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use ca_api::{IssueCall, IssuedCert};
+use ca_api::{GrantVerifier, IssueCall, IssuedCert};
 use foundation::names::subject_text;
 use foundation::time::asn1_to_unix;
 
 use crate::crl::{build_crl, write_atomically};
+use crate::entitlement::{IssueRight, authorise};
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
 use crate::issue::{CertSpec, Urls, build_certificate, check_csr};
@@ -39,6 +40,8 @@ pub struct CaSettings {
     pub ocsp_validity_secs: i64,
     /// Where the current CRL is written (atomically), if anywhere.
     pub crl_path: Option<PathBuf>,
+    /// Whose signed grants are trusted (docs/decisions.md #10); none by default.
+    pub grants: GrantVerifier,
 }
 
 impl CaSettings {
@@ -50,6 +53,7 @@ impl CaSettings {
             crl_validity_secs: 7 * 24 * 3600,
             ocsp_validity_secs: 3600,
             crl_path: None,
+            grants: GrantVerifier::none(),
         }
     }
 }
@@ -173,12 +177,28 @@ impl CertificateAuthority {
     /// for the same request id and CSR (`replayed` set). The record is committed before this
     /// returns. The CSR is checked here whatever the caller checked: this is the CA's boundary.
     pub async fn issue(&self, actor: &str, req: &IssueCall) -> Result<IssuedCert, CaError> {
+        self.issue_as(actor, IssueRight::Operator, req).await
+    }
+
+    /// [`Self::issue`] under `right`: an API caller's issuance must match a grant signed by a
+    /// trusted policy module, to the key (docs/decisions.md #10), or stay within plain mode's
+    /// entitlement. Checked before anything is stored, and before a replay is answered.
+    pub async fn issue_as(
+        &self,
+        actor: &str,
+        right: IssueRight,
+        req: &IssueCall,
+    ) -> Result<IssuedCert, CaError> {
         check_request_id(&req.request_id)?;
+        let grant = authorise(right, &self.settings.grants, req, self.clock.now())?;
         let template = self
             .templates
             .get(&req.template)
             .ok_or(CaError::UnknownTemplate)?;
         let csr = check_csr(&req.csr_der)?;
+        if let Some(grant) = &grant {
+            grant.check_key(&csr.public_key_sha256)?;
+        }
         if let Some(existing) = self.store.get_by_request_id(&req.request_id).await? {
             return self.replay(&existing, &csr.der_sha256, &req.template);
         }

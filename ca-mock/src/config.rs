@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use ca_api::GrantVerifier;
+
 use crate::api::AppState;
 use crate::auth::{Caller, Callers, Operation, hash_token};
 use crate::ca::{CaSettings, CertificateAuthority};
@@ -70,6 +72,37 @@ pub struct CallerConfig {
     pub templates: Vec<String>,
     /// Operations it may call.
     pub operations: Vec<Operation>,
+    /// Plain mode's entitlement: issue without a signed grant from the policy module, and
+    /// never with SANs (docs/decisions.md #10). Only for a standalone NDES with a static
+    /// challenge; off by default.
+    #[serde(default)]
+    pub issue_without_grant: bool,
+}
+
+/// Whose signed grants the CA accepts (docs/decisions.md #10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsConfig {
+    /// PEM public keys (Ed25519) of the policy modules whose grants are trusted
+    /// (`policy-module grant-key` writes one). Empty: only plain-mode callers can issue.
+    #[serde(default)]
+    pub public_keys: Vec<PathBuf>,
+    /// Longest grant lifetime accepted, seconds.
+    #[serde(default = "default_grant_lifetime")]
+    pub max_lifetime_secs: i64,
+}
+
+fn default_grant_lifetime() -> i64 {
+    900
+}
+
+impl Default for GrantsConfig {
+    fn default() -> Self {
+        Self {
+            public_keys: Vec::new(),
+            max_lifetime_secs: default_grant_lifetime(),
+        }
+    }
 }
 
 /// The whole file.
@@ -107,6 +140,9 @@ pub struct Config {
     /// API callers.
     #[serde(default)]
     pub callers: Vec<CallerConfig>,
+    /// Trusted grant signers.
+    #[serde(default)]
+    pub grants: GrantsConfig,
 }
 
 fn default_skew() -> i64 {
@@ -215,6 +251,9 @@ impl Config {
         if !(1..=TEN_YEARS_HOURS * 60).contains(&self.ocsp.validity_minutes) {
             return bad("[ocsp] validity_minutes must be between 1 and ten years");
         }
+        if !(1..=86_400).contains(&self.grants.max_lifetime_secs) {
+            return bad("[grants] max_lifetime_secs must be between 1 and 86400");
+        }
         Ok(())
     }
 
@@ -243,6 +282,7 @@ impl Config {
         for c in &mut self.callers {
             c.token_file = c.token_file.as_deref().map(abs);
         }
+        self.grants.public_keys = self.grants.public_keys.iter().map(|p| abs(p)).collect();
         let db = &self.database;
         if !db.starts_with("postgres://")
             && !db.starts_with("postgresql://")
@@ -294,14 +334,27 @@ impl Config {
                     )));
                 }
             };
-            out.push(Caller::new(
-                &c.name,
-                &hash,
-                c.templates.clone(),
-                c.operations.clone(),
-            )?);
+            let caller = Caller::new(&c.name, &hash, c.templates.clone(), c.operations.clone())?;
+            out.push(if c.issue_without_grant {
+                caller.plain_mode()
+            } else {
+                caller
+            });
         }
         Callers::new(out)
+    }
+
+    /// The trusted grant signers, reading their key files.
+    pub fn load_grant_verifier(&self) -> Result<GrantVerifier, CaError> {
+        let mut pems = Vec::new();
+        for path in &self.grants.public_keys {
+            pems.push(std::fs::read(path).map_err(|e| CaError::io(path, e))?);
+        }
+        GrantVerifier::from_pems(
+            pems.iter().map(Vec::as_slice),
+            self.grants.max_lifetime_secs,
+        )
+        .map_err(|e| CaError::Config(format!("[grants] public_keys: {e}")))
     }
 
     /// CA service settings from this config.
@@ -330,13 +383,15 @@ pub async fn open_without_publishing(config: &Config) -> Result<AppState, CaErro
     let material = CaMaterial::load(&config.ca_dir, passphrase.as_ref())?;
     let templates = config.load_templates()?;
     let callers = config.load_callers()?;
+    let mut settings = config.settings();
+    settings.grants = config.load_grant_verifier()?;
     let store = SqlStore::connect(&config.database).await?;
     let ca = CertificateAuthority::new(
         material,
         templates,
         Arc::new(store),
         Arc::new(SystemClock),
-        config.settings(),
+        settings,
     )?;
     Ok(AppState {
         ca: Arc::new(ca),

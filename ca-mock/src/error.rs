@@ -13,6 +13,9 @@ pub enum CaError {
     /// The caller is authenticated but not entitled to the template or operation.
     #[error("not entitled to this template or operation")]
     Forbidden,
+    /// The call has no signed grant from a trusted policy module, or differs from it.
+    #[error("{0}")]
+    Grant(#[from] ca_api::GrantError),
     /// The CSR did not decode or its self-signature does not verify.
     #[error("invalid CSR: {0}")]
     InvalidCsr(&'static str),

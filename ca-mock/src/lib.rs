@@ -36,6 +36,7 @@ pub mod auth;
 pub mod ca;
 pub mod config;
 mod crl;
+pub mod entitlement;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -56,6 +57,7 @@ pub use api::{AppState, router, serve};
 pub use ca::{CaSettings, CertificateAuthority, CrlSnapshot};
 pub use config::{Config, open, open_without_publishing};
 pub use crl::write_atomically;
+pub use entitlement::IssueRight;
 pub use hierarchy::{CaMaterial, InitReport, InitSource, init};
 pub use issue::Urls;
 pub use local::InProcessCa;

@@ -5,8 +5,8 @@
 //! HTTP round-trip costs a JSON encode/decode, base64 of every certificate, a loopback
 //! connection and a token check per request, with nothing gained. Issuance still goes through
 //! the same [`CertificateAuthority::issue`] and its committed store, so the durability and
-//! idempotency guarantees are unchanged; the entitlement check the API layer does (which
-//! templates the caller may issue under) is kept here.
+//! idempotency guarantees are unchanged; the entitlement checks the API layer does (which
+//! templates the caller may issue under, and the signed grant) are kept here.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use ca_api::{CaBackend, CaError, IssueCall, IssuedCert};
 use foundation::Serial;
 
 use crate::ca::CertificateAuthority;
+use crate::entitlement::IssueRight;
 use crate::error::CaError as MockError;
 use crate::store::{CertStatus, ListFilter};
 
@@ -24,19 +25,23 @@ pub struct InProcessCa {
     ca: Arc<CertificateAuthority>,
     actor: String,
     templates: BTreeSet<String>,
+    right: IssueRight,
 }
 
 impl InProcessCa {
-    /// Issue as `actor` (the audit trail's name), under `templates` only.
+    /// Issue as `actor` (the audit trail's name), under `templates` only, each call under
+    /// `right` (a signed grant, or plain mode's entitlement) as over HTTP.
     pub fn new(
         ca: Arc<CertificateAuthority>,
         actor: impl Into<String>,
         templates: impl IntoIterator<Item = String>,
+        right: IssueRight,
     ) -> Self {
         Self {
             ca,
             actor: actor.into(),
             templates: templates.into_iter().collect(),
+            right,
         }
     }
 }
@@ -59,7 +64,7 @@ impl CaBackend for InProcessCa {
             return Err(CaError::Refused(MockError::Forbidden.to_string()));
         }
         self.ca
-            .issue(&self.actor, call)
+            .issue_as(&self.actor, self.right, call)
             .await
             .map_err(contract_error)
     }

@@ -168,6 +168,9 @@ impl std::fmt::Debug for Lab {
     }
 }
 
+/// The longest signed grant the lab's CA accepts (the policy module signs for five minutes).
+const GRANT_MAX_LIFETIME_SECS: i64 = 900;
+
 /// Templates the NDES enrollment agent may issue under (device certificates).
 pub const DEVICE_TEMPLATES: [&str; 1] = ["IPSECIntermediateOffline"];
 
@@ -180,6 +183,9 @@ impl Lab {
                 .with_context(|| format!("creating {}", data.join(sub).display()))?;
         }
         let tokens = new_tokens(&data.join("secrets"))?;
+        // The policy module's grant key, fresh at each start: the CA trusts its public half
+        // and nothing ndes-proxy holds (docs/decisions.md #10).
+        let grant_key = Arc::new(new_grant_key(data)?);
         let bind = |port: u16| TcpListener::bind(SocketAddr::new(options.bind, port));
         let ca_listener = bind(options.ports[0]).await.context("binding ca-mock")?;
         let policy_listener = bind(options.ports[1])
@@ -200,9 +206,8 @@ impl Lab {
             data,
             &format!("http://{ca_addr}"),
             &tokens,
-            &options.databases,
-            lab_clock.clone(),
-            options.device_template_usages,
+            &options,
+            &grant_key,
         )
         .await?;
         let root_fingerprint = ca.ca.material().root_fingerprint()?;
@@ -217,8 +222,14 @@ impl Lab {
             &format!("http://{ca_addr}"),
             &tokens.ca_policy,
         )?;
-        let policy = PolicyService::new(store.clone(), ServiceConfig::default())
-            .with_templates(Arc::new(templates));
+        let policy = PolicyService::new(
+            store.clone(),
+            ServiceConfig {
+                grant_key: Some(grant_key),
+                ..ServiceConfig::default()
+            },
+        )
+        .with_templates(Arc::new(templates));
         let api = policy_module::api::ApiState {
             service: policy.clone(),
             admin_token: tokens.policy_admin.clone(),
@@ -253,6 +264,7 @@ impl Lab {
                 ca.ca.clone(),
                 "ndes-proxy",
                 templates,
+                ndes_issue_right(&options),
             ))
         } else {
             let ca_client = ca_api::client::CaClient::new(
@@ -398,6 +410,26 @@ fn spawn_server(
 }
 
 /// Random tokens for this start, written 0600 under `dir`.
+/// A fresh grant signing key: the private half in `<data>/secrets/grant-signing.key`, the
+/// public half, which the CA trusts, in `<data>/ca/grant-signing.pub.pem`.
+fn new_grant_key(data: &Path) -> Result<ca_api::GrantKey> {
+    let key = ca_api::GrantKey::generate()?;
+    write_private(&data.join("secrets/grant-signing.key"), &key.to_pem()?)?;
+    std::fs::write(data.join("ca/grant-signing.pub.pem"), key.public_pem()?)
+        .context("writing the grant public key")?;
+    Ok(key)
+}
+
+/// How ndes-proxy issues: under the policy module's signed grants, or, with a static
+/// challenge (plain mode, no policy module), under plain mode's narrow entitlement.
+fn ndes_issue_right(options: &LabOptions) -> ca_mock::IssueRight {
+    if options.plain_challenge.is_some() {
+        ca_mock::IssueRight::PlainMode
+    } else {
+        ca_mock::IssueRight::Granted
+    }
+}
+
 fn new_tokens(dir: &Path) -> Result<Tokens> {
     let make = |name: &str| -> Result<Secret> {
         let s = Secret::generate(32)?;
@@ -478,9 +510,8 @@ async fn start_ca(
     data: &Path,
     base_url: &str,
     tokens: &Tokens,
-    dbs: &Databases,
-    clock: Arc<dyn Clock>,
-    usages: ca_api::UsageSource,
+    options: &LabOptions,
+    grant_key: &ca_api::GrantKey,
 ) -> Result<ca_mock::AppState> {
     let dir = data.join("ca");
     if !dir.join(ca_mock::hierarchy::ROOT_CERT).exists() {
@@ -498,24 +529,23 @@ async fn start_ca(
     let mut templates = Template::builtin()?;
     for t in &mut templates {
         if DEVICE_TEMPLATES.contains(&t.name.as_str()) {
-            t.usages = usages;
+            t.usages = options.device_template_usages;
         }
     }
-    let ra_templates = vec![
-        "EnrollmentAgentOffline".to_owned(),
-        "CEPEncryption".to_owned(),
-    ];
+    // Each caller gets what it needs and no more: ndes-proxy issues device certificates
+    // (its own RA certificates are issued by the lab at the CA's console, `ra::identity`).
+    let ndes = Caller::new(
+        "ndes-proxy",
+        &hash_token(tokens.ca_ndes.expose()),
+        DEVICE_TEMPLATES.iter().map(|s| (*s).to_owned()).collect(),
+        vec![Operation::Issue, Operation::Read],
+    )?;
+    let ndes = match ndes_issue_right(options) {
+        ca_mock::IssueRight::PlainMode => ndes.plain_mode(),
+        _ => ndes,
+    };
     let callers = Callers::new(vec![
-        Caller::new(
-            "ndes-proxy",
-            &hash_token(tokens.ca_ndes.expose()),
-            DEVICE_TEMPLATES
-                .iter()
-                .map(|s| (*s).to_owned())
-                .chain(ra_templates)
-                .collect(),
-            vec![Operation::Issue, Operation::Read],
-        )?,
+        ndes,
         Caller::new(
             "policy-module",
             &hash_token(tokens.ca_policy.expose()),
@@ -523,11 +553,17 @@ async fn start_ca(
             vec![Operation::Revoke, Operation::Read],
         )?,
     ])?;
-    let store = open_ca_store(data, dbs).await?;
+    let store = open_ca_store(data, &options.databases).await?;
     let mut settings = ca_mock::CaSettings::new(base_url);
     settings.crl_path = Some(dir.join("issuing.crl"));
-    let ca =
-        ca_mock::CertificateAuthority::new(material, templates, Arc::new(store), clock, settings)?;
+    settings.grants = ca_api::GrantVerifier::of_key(grant_key, GRANT_MAX_LIFETIME_SECS)?;
+    let ca = ca_mock::CertificateAuthority::new(
+        material,
+        templates,
+        Arc::new(store),
+        options.clock.clone(),
+        settings,
+    )?;
     ca.refresh_crl().await?;
     Ok(ca_mock::AppState {
         ca: Arc::new(ca),

@@ -211,6 +211,12 @@ fn write_secrets(dir: &Path, postgres: Option<&Postgres>) -> Result<()> {
             format!("{}\n", token.expose()).as_bytes(),
         )?;
     }
+    // The policy modules' grant key (all instances sign with it) and its public half, which
+    // ca-mock trusts (docs/decisions.md #10); ndes-proxy never sees either.
+    let grant_key = ca_api::GrantKey::generate()?;
+    write_private(&secrets.join("grant-signing.key"), &grant_key.to_pem()?)?;
+    std::fs::write(dir.join("grant-signing.pub.pem"), grant_key.public_pem()?)
+        .context("writing grant-signing.pub.pem")?;
     let password = Secret::generate(16)?;
     write_private(
         &secrets.join("mscep-admin.users"),

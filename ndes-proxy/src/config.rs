@@ -33,6 +33,10 @@ pub struct Config {
     /// Refuse requests whose signingTime is further than this from now, if set.
     #[serde(default)]
     pub signing_time_tolerance_secs: Option<i64>,
+    /// Also accept UTF8String and IA5String where RFC 8894 requires PrintableString
+    /// (messageType, transactionID, pkiStatus, failInfo), counting each in the metrics.
+    #[serde(default)]
+    pub lenient_attribute_strings: bool,
     /// Largest PKIOperation POST body, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -372,6 +376,11 @@ impl Config {
         Settings {
             strict_algorithms: self.strict_algorithms,
             signing_time_tolerance: self.signing_time_tolerance_secs,
+            attribute_strings: if self.lenient_attribute_strings {
+                scep::AttributeStrings::AlsoUtf8AndIa5
+            } else {
+                scep::AttributeStrings::Rfc8894
+            },
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             retry_after_secs: self.retry_after_secs,
@@ -524,6 +533,34 @@ mod tests {
         assert_eq!(
             c.mscep_admin.as_ref().map(|m| m.template.as_str()),
             Some("IPSECIntermediateOffline")
+        );
+    }
+
+    #[test]
+    fn attribute_strings_follow_rfc_8894_unless_the_switch_is_on() {
+        let sample = Config::from_toml(SAMPLE).unwrap();
+        assert!(!sample.lenient_attribute_strings, "off in the sample");
+        assert_eq!(
+            sample.settings().attribute_strings,
+            scep::AttributeStrings::Rfc8894
+        );
+        let unset = SAMPLE.replace("lenient_attribute_strings = false\n", "");
+        assert_ne!(unset, SAMPLE);
+        assert_eq!(
+            Config::from_toml(&unset)
+                .unwrap()
+                .settings()
+                .attribute_strings,
+            scep::AttributeStrings::Rfc8894,
+            "off by default"
+        );
+        let on = SAMPLE.replace(
+            "lenient_attribute_strings = false",
+            "lenient_attribute_strings = true",
+        );
+        assert_eq!(
+            Config::from_toml(&on).unwrap().settings().attribute_strings,
+            scep::AttributeStrings::AlsoUtf8AndIa5
         );
     }
 

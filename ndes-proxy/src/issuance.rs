@@ -107,6 +107,8 @@ pub(crate) fn issue_call(request_id: &RequestId, grant: &Grant, csr: &Csr) -> Is
         validity_days: Some(grant.validity_days),
         key_usage: grant.key_usage.clone(),
         extended_key_usages: grant.extended_key_usages.clone(),
+        // Forwarded untouched: the CA checks this call against it (docs/decisions.md #10).
+        grant: grant.signed.clone(),
     }
 }
 

@@ -41,6 +41,7 @@ struct Inner {
     requests: BTreeMap<RequestLabels, u64>,
     latency: BTreeMap<&'static str, Histogram>,
     queue_attempts: BTreeMap<&'static str, u64>,
+    lenient_strings: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 /// The registry of one server.
@@ -79,6 +80,16 @@ impl Metrics {
     /// Count one background or poll-driven CA attempt for a queued request.
     pub fn queue_attempt(&self, result: &'static str) {
         *self.inner().queue_attempts.entry(result).or_default() += 1;
+    }
+
+    /// Count one attribute accepted as UTF8String or IA5String where RFC 8894 requires
+    /// PrintableString (only with `lenient_attribute_strings`).
+    pub fn lenient_string(&self, attribute: scep::PrintableAttribute, ty: scep::LenientString) {
+        *self
+            .inner()
+            .lenient_strings
+            .entry((attribute.name(), ty.name()))
+            .or_default() += 1;
     }
 
     /// The text exposition.
@@ -123,6 +134,14 @@ impl Metrics {
         out.push_str("# TYPE ndes_queue_attempts_total counter\n");
         for (result, n) in &m.queue_attempts {
             let _ = writeln!(out, "ndes_queue_attempts_total{{result=\"{result}\"}} {n}");
+        }
+        out.push_str("# HELP ndes_scep_lenient_attribute_strings_total SCEP attributes RFC 8894 types as PrintableString accepted as another string type (lenient_attribute_strings), by attribute and type.\n");
+        out.push_str("# TYPE ndes_scep_lenient_attribute_strings_total counter\n");
+        for ((attribute, ty), n) in &m.lenient_strings {
+            let _ = writeln!(
+                out,
+                "ndes_scep_lenient_attribute_strings_total{{attribute=\"{attribute}\",string_type=\"{ty}\"}} {n}"
+            );
         }
         out
     }

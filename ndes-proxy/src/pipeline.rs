@@ -67,13 +67,16 @@ pub async fn handle(
     der: &[u8],
     requester: RequesterInfo,
 ) -> (Reply, &'static str) {
-    let decoded = match DecodedRequest::decode(der) {
+    let decoded = match DecodedRequest::decode_with(der, state.settings().attribute_strings) {
         Ok(d) => d,
         Err(e) => {
             info!(error = %e, "undecodable PKIOperation");
             return (Reply::BadRequest, "");
         }
     };
+    for (attribute, ty) in decoded.lenient_strings() {
+        state.metrics().lenient_string(*attribute, *ty);
+    }
     let label = message_type_label(decoded.message_type_text());
     // Every log line of this request, policy, CA and pending store included, carries the
     // transactionID through this span, and the client's User-Agent (control characters

@@ -105,6 +105,7 @@ impl NdesPolicy for StaticChallenge {
             profile_id: None,
             profile_version: None,
             renewal,
+            signed: None,
         })
     }
 

@@ -14,6 +14,10 @@ pub struct Settings {
     pub strict_algorithms: bool,
     /// Refuse requests whose signingTime is further than this from now (seconds), if set.
     pub signing_time_tolerance: Option<i64>,
+    /// How messageType, transactionID, pkiStatus and failInfo are read: PrintableString only
+    /// (RFC 8894, the default), or UTF8String and IA5String too, each one counted in
+    /// `ndes_scep_lenient_attribute_strings_total`.
+    pub attribute_strings: scep::AttributeStrings,
     /// Largest PKIOperation POST body.
     pub max_body_bytes: usize,
     /// Deadline for a whole request.
@@ -65,6 +69,7 @@ impl Default for Settings {
         Self {
             strict_algorithms: false,
             signing_time_tolerance: None,
+            attribute_strings: scep::AttributeStrings::Rfc8894,
             max_body_bytes: scep::limits::MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
             retry_after_secs: 30,

@@ -56,6 +56,7 @@ impl Plain {
                 ca.clone(),
                 "ndes-proxy",
                 [TEMPLATE.to_owned()],
+                ca_mock::IssueRight::PlainMode,
             )),
             Settings::default(),
             Arc::new(SystemClock),

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use ca_api::SignedGrant;
 use foundation::names::{KeyUsage, NameAttr, San};
 use foundation::{Secret, Serial};
 
@@ -106,6 +107,11 @@ pub struct Grant {
     pub profile_version: Option<i64>,
     /// True when authorised by a current certificate instead of a challenge.
     pub renewal: bool,
+    /// All of the above, signed by the policy module for the CA (docs/decisions.md #10);
+    /// ndes-proxy forwards it untouched. `None` from a policy without a signing key (plain
+    /// mode), which only a caller with plain mode's entitlement can use at the CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedGrant>,
 }
 
 /// Notify input.

@@ -55,6 +55,10 @@ pub struct Config {
     pub admin_token_file: PathBuf,
     /// File with the bearer token ndes-proxy presents on `/internal/v1/`.
     pub ndes_token_file: PathBuf,
+    /// The Ed25519 key (PKCS#8 PEM) every grant is signed with for the CA
+    /// (docs/decisions.md #10); `policy-module grant-key` writes one. The CA refuses
+    /// unsigned grants, so without it nothing issues through the full pipeline.
+    pub grant_signing_key_file: PathBuf,
     /// ca-mock, where lifecycle revocations are delivered.
     pub ca: CaConfig,
     /// The revocation outbox's timing.
@@ -187,8 +191,15 @@ impl Config {
         self.postgres_url_file = self.postgres_url_file.as_deref().map(abs);
         self.admin_token_file = abs(&self.admin_token_file);
         self.ndes_token_file = abs(&self.ndes_token_file);
+        self.grant_signing_key_file = abs(&self.grant_signing_key_file);
         self.ca.token_file = abs(&self.ca.token_file);
         self
+    }
+
+    /// The grant signing key, read from its file (the error names the file, never the key).
+    pub fn grant_key(&self) -> Result<ca_api::GrantKey, ConfigError> {
+        ca_api::GrantKey::load(&self.grant_signing_key_file)
+            .map_err(|e| ConfigError::Invalid(format!("grant_signing_key_file: {e}")))
     }
 
     /// The store: exactly one of `sqlite` and `postgres_url_file`.

@@ -22,6 +22,7 @@ pub mod error;
 pub mod format;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod grant;
 pub mod model;
 pub mod outbox;
 pub mod payload;

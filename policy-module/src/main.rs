@@ -42,6 +42,14 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Write a new grant signing key pair: the private key (PKCS#8 PEM, mode 0600) for
+    /// `grant_signing_key_file`, the public key for ca-mock's `[grants] public_keys`.
+    GrantKey {
+        /// Where the private key goes (refused if it exists).
+        private_key: PathBuf,
+        /// Where the public key goes.
+        public_key: PathBuf,
+    },
     /// Print a shell completion script.
     Completion {
         /// bash, zsh, fish, elvish or powershell.
@@ -99,6 +107,10 @@ async fn main() -> anyhow::Result<()> {
             token,
             action,
         } => admin(&server, &token, action).await,
+        Command::GrantKey {
+            private_key,
+            public_key,
+        } => write_grant_key(&private_key, &public_key),
         Command::Completion { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "policy-module", &mut script);
@@ -106,6 +118,33 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `policy-module grant-key`: a fresh pair, the private half never overwriting a key in use.
+fn write_grant_key(
+    private_key: &std::path::Path,
+    public_key: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = ca_api::GrantKey::generate()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(private_key)
+        .with_context(|| format!("creating {}", private_key.display()))?;
+    f.write_all(&key.to_pem()?)?;
+    f.sync_all()?;
+    std::fs::write(public_key, key.public_pem()?)
+        .with_context(|| format!("writing {}", public_key.display()))?;
+    println!(
+        "grant key {} written: private {}, public {}",
+        key.key_id(),
+        private_key.display(),
+        public_key.display()
+    );
+    Ok(())
 }
 
 /// Ctrl-C, or SIGTERM (systemd, containers).
@@ -145,11 +184,13 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("SQLite {}", path.display()))?
         }
     };
+    let mut service_config = cfg.service();
+    service_config.grant_key = Some(Arc::new(cfg.grant_key()?));
     let ca_token = read_secret(&cfg.ca.token_file)?;
     // The same CA caller (revoke, read) reads templates for the profiles' warnings.
     let templates = CaTemplates::new(&cfg.ca.url, &ca_token).context("CA client")?;
     let service =
-        PolicyService::new(store.clone(), cfg.service()).with_templates(Arc::new(templates));
+        PolicyService::new(store.clone(), service_config).with_templates(Arc::new(templates));
     let revoker = HttpRevoker::new(&cfg.ca.url, ca_token).context("CA client")?;
     let worker = OutboxWorker::new(
         store,

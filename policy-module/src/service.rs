@@ -5,8 +5,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use ca_api::GrantKey;
+
 use crate::error::StoreError;
-use crate::store::{AuditEvent, Store};
+use crate::store::{AuditEvent, OutOfService, Store};
 use foundation::rate_limit::{RateLimit, SourceLimiter};
 
 /// Revocation reasons per lifecycle cause (RFC 5280 names as ca-mock accepts them).
@@ -31,6 +33,18 @@ impl Default for RevocationReasons {
     }
 }
 
+impl RevocationReasons {
+    /// How a certificate recorded for a device no longer active is revoked (Notify after a
+    /// retire, wipe or block: docs/decisions.md #11).
+    pub fn out_of_service(&self) -> OutOfService<'_> {
+        OutOfService {
+            blocked: &self.block,
+            retired: &self.retire,
+            wiped: &self.wipe,
+        }
+    }
+}
+
 /// The reason names ca-mock's revocation API accepts.
 pub const REVOCATION_REASONS: [&str; 7] = [
     "unspecified",
@@ -48,7 +62,16 @@ pub struct ServiceConfig {
     pub revocation_reasons: RevocationReasons,
     /// Challenges minted per source IP (check-in and `/internal/v1/challenges`).
     pub challenge_mint_limit: RateLimit,
+    /// The key every grant is signed with for the CA (docs/decisions.md #10). Without one,
+    /// grants go unsigned and a CA that requires grants refuses them.
+    pub grant_key: Option<Arc<GrantKey>>,
+    /// How long a signed grant stays valid: long enough for one CA call, short enough that a
+    /// grant copied off the wire is soon worthless.
+    pub grant_lifetime_secs: i64,
 }
+
+/// Default lifetime of a signed grant, seconds.
+pub const DEFAULT_GRANT_LIFETIME_SECS: i64 = 300;
 
 /// Default challenge-minting limit: 60 a minute per source after a burst of 30 (a device
 /// checks in a few times an hour; an NDES server fetching mscep_admin passwords for people
@@ -64,6 +87,8 @@ impl Default for ServiceConfig {
         Self {
             revocation_reasons: RevocationReasons::default(),
             challenge_mint_limit: DEFAULT_CHALLENGE_MINT_LIMIT,
+            grant_key: None,
+            grant_lifetime_secs: DEFAULT_GRANT_LIFETIME_SECS,
         }
     }
 }

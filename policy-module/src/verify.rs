@@ -60,10 +60,11 @@ impl PolicyService {
         {
             return Err(Rejection::TransactionIdReused.into());
         }
-        match &req.signer_cert_der {
+        let grant = match &req.signer_cert_der {
             Some(signer) => self.verify_renewal(req, &parsed, signer).await,
             None => self.verify_with_challenge(req, &parsed).await,
-        }
+        }?;
+        self.sign_grant(grant, &parsed.spki_hash).await
     }
 
     async fn verify_with_challenge(
@@ -159,6 +160,7 @@ impl PolicyService {
             profile_id: None,
             profile_version: None,
             renewal: false,
+            signed: None,
         })
     }
 
@@ -405,8 +407,32 @@ impl PolicyService {
                     profile_id: grant.profile_id,
                     profile_version: grant.profile_version,
                 };
-                match self.store.record_issued(&rec).await.map_err(store_err)? {
+                let out_of_service = self.config.revocation_reasons.out_of_service();
+                let recorded = self
+                    .store
+                    .record_issued(&rec, &out_of_service)
+                    .await
+                    .map_err(store_err)?;
+                match recorded {
                     IssuedOutcome::Recorded => Ok("challenge_consumed"),
+                    IssuedOutcome::RecordedForRevocation(state) => {
+                        // Granted before a retire, wipe or block, issued after it: revoked
+                        // (docs/decisions.md #11).
+                        self.outbox_wake.notify_one();
+                        self.audit(
+                            "issued_to_inactive_device",
+                            rec.device_id.as_deref(),
+                            rec.profile_id.as_deref(),
+                            Some(rec.transaction_id.as_str()),
+                            Some(format!(
+                                "serial={} state={}",
+                                rec.serial_hex,
+                                state.as_str()
+                            )),
+                        )
+                        .await;
+                        Ok("challenge_consumed")
+                    }
                     IssuedOutcome::AlreadyRecorded => Ok("notify_repeated"),
                     IssuedOutcome::UnknownTransaction => Err(NotifyError::UnknownTransaction),
                     IssuedOutcome::Conflict => Err(NotifyError::Conflict),
@@ -467,6 +493,7 @@ fn grant_from(
         profile_id: Some(profile_id.to_string()),
         profile_version: Some(version),
         renewal,
+        signed: None,
     }
 }
 

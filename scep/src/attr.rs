@@ -215,6 +215,65 @@ pub fn is_printable_string_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
 }
 
+/// The signed attributes RFC 8894 §3.2.1 types as PrintableString.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PrintableAttribute {
+    /// messageType (§3.2.1.2).
+    MessageType,
+    /// transactionID (§3.2.1.1).
+    TransactionId,
+    /// pkiStatus (§3.2.1.3).
+    PkiStatus,
+    /// failInfo (§3.2.1.4).
+    FailInfo,
+}
+
+impl PrintableAttribute {
+    /// The attribute's name in RFC 8894 (also its metrics label).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MessageType => "messageType",
+            Self::TransactionId => "transactionID",
+            Self::PkiStatus => "pkiStatus",
+            Self::FailInfo => "failInfo",
+        }
+    }
+}
+
+/// A string type the compatible reading accepts in place of PrintableString.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LenientString {
+    /// UTF8String.
+    Utf8String,
+    /// IA5String.
+    Ia5String,
+}
+
+impl LenientString {
+    /// The ASN.1 type name (also its metrics label).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Utf8String => "UTF8String",
+            Self::Ia5String => "IA5String",
+        }
+    }
+}
+
+/// How the [`PrintableAttribute`]s are read.
+///
+/// RFC 8894 by default: PrintableString only, and every client the lab drives sends it. The
+/// compatible reading also takes UTF8String and IA5String (only those, still restricted to
+/// the PrintableString characters) for clients that send them; the responder reports each
+/// such acceptance so an operator can count them before relying on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AttributeStrings {
+    /// PrintableString only (RFC 8894 §3.2.1).
+    #[default]
+    Rfc8894,
+    /// PrintableString, UTF8String or IA5String.
+    AlsoUtf8AndIa5,
+}
+
 /// `senderNonce` / `recipientNonce` (RFC 8894 §3.2.1.5): "a 16-byte random number".
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Nonce(pub [u8; 16]);

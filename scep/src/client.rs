@@ -128,7 +128,9 @@ pub fn open_cert_rep(
     key: DecryptionKey<'_>,
     policy: &AlgorithmPolicy,
 ) -> Result<CertRep, ReplyError> {
-    let msg = PkiMessage::decode(der)?;
+    // The requester stays tolerant of a server's string types: the RFC 8894 check is the
+    // responder's (docs/decisions.md #1), and a reply is verified against the RA anyway.
+    let msg = PkiMessage::decode(der, crate::attr::AttributeStrings::AlsoUtf8AndIa5)?;
     if MessageType::from_wire(&msg.message_type) != Some(MessageType::CertRep) {
         return Err(ReplyError::NotCertRep);
     }

@@ -122,13 +122,15 @@ impl Csr {
         let mut outer = parse_single(der)?
             .expect(tag::SEQUENCE, "expected CertificationRequest")?
             .children()?;
-        let mut cri = outer
-            .read(tag::SEQUENCE, "expected CertificationRequestInfo")?
-            .children()?;
+        let cri_tlv = outer.read(tag::SEQUENCE, "expected CertificationRequestInfo")?;
+        let mut cri = cri_tlv.children()?;
         let version = cri.read(tag::INTEGER, "expected version")?;
         if version.content != [0] {
             return Err(CsrError::Malformed("version is not v1"));
         }
+        // The whole request goes on to the policy module and the CA: every OID in it is
+        // bounded here (limits::MAX_OID_ARCS), not only the ones this decoder picks out.
+        cri_tlv.read_nested()?;
         let subject = cri.read(tag::SEQUENCE, "expected subject")?.raw.to_vec();
         let spki = cri
             .read(tag::SEQUENCE, "expected subjectPKInfo")?
@@ -147,12 +149,9 @@ impl Csr {
                     let [value] = a.values.as_slice() else {
                         return Err(CsrError::Malformed("extensionRequest must have one value"));
                     };
-                    extension_request = Some(
-                        value
-                            .expect(tag::SEQUENCE, "extensionRequest")?
-                            .raw
-                            .to_vec(),
-                    );
+                    let extensions = value.expect(tag::SEQUENCE, "extensionRequest")?;
+                    check_extension_values(extensions)?;
+                    extension_request = Some(extensions.raw.to_vec());
                 }
             }
         }
@@ -203,6 +202,39 @@ impl Csr {
     pub fn extension_request(&self) -> Option<&[u8]> {
         self.extension_request.as_deref()
     }
+}
+
+/// ```text
+/// Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE,
+///                          extnValue OCTET STRING }  -- the DER of the extension's type
+/// ```
+/// (RFC 5280 §4.1.) Reads each requested extension's value too, so the OIDs inside it (EKUs,
+/// policies, otherName types, a SAN's registeredID) are bounded like every other.
+fn check_extension_values(extensions: crate::asn1::Tlv<'_>) -> Result<(), CsrError> {
+    let mut r = extensions.children()?;
+    while !r.is_empty() {
+        let mut ext = r.read(tag::SEQUENCE, "expected Extension")?.children()?;
+        let id = ext.read(tag::OID, "expected extnID")?.content;
+        ext.read_optional(tag::BOOLEAN)?;
+        let value = ext.read(tag::OCTET_STRING, "expected extnValue")?.content;
+        ext.finish("trailing data in Extension")?;
+        let inner = parse_single(value)?;
+        inner.read_nested()?;
+        if id == oid::SUBJECT_ALT_NAME {
+            // GeneralName's registeredID is `[8] IMPLICIT OBJECT IDENTIFIER`, which the
+            // reader cannot know to be an OID (RFC 5280 §4.2.1.6).
+            let mut names = inner
+                .expect(tag::SEQUENCE, "expected GeneralNames")?
+                .children()?;
+            while !names.is_empty() {
+                let name = names.read_any()?;
+                if name.tag == tag::context_primitive(8) {
+                    crate::asn1::check_oid(name.content)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// ```text

@@ -38,6 +38,10 @@ pub enum DecodeError {
     /// A signed attribute is duplicated, multi-valued, of the wrong type or out of bounds.
     #[error("invalid signed attribute {0}")]
     InvalidAttribute(&'static str),
+    /// An attribute RFC 8894 types as PrintableString came as UTF8String or IA5String, and
+    /// the caller did not ask for [`crate::AttributeStrings::AlsoUtf8AndIa5`].
+    #[error("signed attribute {0} is not a PrintableString (RFC 8894 §3.2.1)")]
+    NotPrintableString(&'static str),
     /// A GET `message=` parameter that is not base64 of anything.
     #[error("message parameter is not valid base64")]
     Base64,
@@ -66,6 +70,9 @@ pub enum AlgorithmKind {
 pub enum EnvelopeFault {
     /// No KeyTransRecipientInfo names one of our certificates.
     NoMatchingRecipient,
+    /// The content-encryption parameters are unusable (IV absent, not an OCTET STRING, or
+    /// not the cipher's block length).
+    ContentParameters,
     /// Content decryption failed (wrong key after key transport, bad padding, bad length).
     ContentDecryption,
     /// The decrypted content is not the structure the messageType requires.
@@ -80,6 +87,7 @@ impl fmt::Display for EnvelopeFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoMatchingRecipient => f.write_str("no recipient info for our certificate"),
+            Self::ContentParameters => f.write_str("content-encryption parameters malformed"),
             Self::ContentDecryption => f.write_str("content decryption failed"),
             Self::InnerContent(e) => write!(f, "decrypted content malformed: {e}"),
             Self::MalformedCsr(what) => write!(f, "malformed PKCS#10: {what}"),
@@ -227,6 +235,7 @@ mod tests {
     fn every_envelope_fault_looks_the_same_on_the_wire() {
         let faults = [
             EnvelopeFault::NoMatchingRecipient,
+            EnvelopeFault::ContentParameters,
             EnvelopeFault::ContentDecryption,
             EnvelopeFault::InnerContent(Asn1Error::new("x")),
             EnvelopeFault::MalformedCsr("y"),

@@ -89,6 +89,9 @@ pub mod server;
 pub mod time;
 
 pub use alg::{AlgorithmPolicy, ContentCipher, DigestAlgorithm};
-pub use attr::{FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
+pub use attr::{
+    AttributeStrings, FailInfo, LenientString, MessageType, Nonce, PkiStatus, PrintableAttribute,
+    TransactionId,
+};
 pub use error::{BuildError, DecodeError, Refusal, ReplyError};
 pub use message::{IssuerAndSubject, RequestBody};

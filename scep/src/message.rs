@@ -10,7 +10,9 @@
 use openssl::x509::{X509, X509Ref};
 
 use crate::asn1::{Asn1Error, parse_single, tag, writer};
-use crate::attr::{MessageType, TransactionId};
+use crate::attr::{
+    AttributeStrings, LenientString, MessageType, PrintableAttribute, TransactionId,
+};
 use crate::cms::IssuerAndSerialNumber;
 use crate::cms::signed::{SignedData, SignerInfo};
 use crate::csr::Csr;
@@ -31,11 +33,15 @@ pub(crate) struct PkiMessage<'a> {
     pub(crate) pki_status: Option<String>,
     pub(crate) fail_info: Option<String>,
     pub(crate) fail_info_text: Option<String>,
+    /// The PrintableString attributes that came as another string type (only under
+    /// [`AttributeStrings::AlsoUtf8AndIa5`]).
+    pub(crate) lenient: Vec<(PrintableAttribute, LenientString)>,
 }
 
 impl<'a> PkiMessage<'a> {
-    /// Decode the outer SignedData and the SCEP attributes every pkiMessage carries.
-    pub(crate) fn decode(der: &'a [u8]) -> Result<Self, DecodeError> {
+    /// Decode the outer SignedData and the SCEP attributes every pkiMessage carries, reading
+    /// the PrintableString attributes as `strings` says.
+    pub(crate) fn decode(der: &'a [u8], strings: AttributeStrings) -> Result<Self, DecodeError> {
         if der.len() > MAX_MESSAGE_SIZE {
             return Err(DecodeError::TooLarge);
         }
@@ -48,17 +54,19 @@ impl<'a> PkiMessage<'a> {
         let [si] = signed.signer_infos.as_slice() else {
             return Err(DecodeError::SignerInfoCount(signed.signer_infos.len()));
         };
-        let message_type = printable(si, oid::MESSAGE_TYPE, "messageType")?
+        let mut lenient = Vec::new();
+        let mut printable = |attr| printable(si, attr, strings, &mut lenient);
+        let message_type = printable(PrintableAttribute::MessageType)?
             .ok_or(DecodeError::MissingAttribute("messageType"))?;
-        let transaction_id = printable(si, oid::TRANSACTION_ID, "transactionID")?
+        let transaction_id = printable(PrintableAttribute::TransactionId)?
             .ok_or(DecodeError::MissingAttribute("transactionID"))?;
         let transaction_id = TransactionId::new(&transaction_id)
             .ok_or(DecodeError::InvalidAttribute("transactionID"))?;
         let sender_nonce = nonce(si, oid::SENDER_NONCE, "senderNonce")?
             .ok_or(DecodeError::MissingAttribute("senderNonce"))?;
         let recipient_nonce = nonce(si, oid::RECIPIENT_NONCE, "recipientNonce")?;
-        let pki_status = printable(si, oid::PKI_STATUS, "pkiStatus")?;
-        let fail_info = printable(si, oid::FAIL_INFO, "failInfo")?;
+        let pki_status = printable(PrintableAttribute::PkiStatus)?;
+        let fail_info = printable(PrintableAttribute::FailInfo)?;
         let fail_info_text = match si.attribute(oid::FAIL_INFO_TEXT, "failInfoText")? {
             Some(t) if t.tag == tag::UTF8_STRING && t.content.len() <= 1024 => {
                 Some(String::from_utf8_lossy(t.content).into_owned())
@@ -74,6 +82,7 @@ impl<'a> PkiMessage<'a> {
             pki_status,
             fail_info,
             fail_info_text,
+            lenient,
             signed,
         })
     }
@@ -115,29 +124,45 @@ pub(crate) fn request_attributes(
     ]
 }
 
-/// A single-valued attribute holding a string of PrintableString characters (PrintableString,
-/// or the IA5String/UTF8String some clients send), at most 128 characters.
+/// A single-valued PrintableString attribute (RFC 8894 §3.2.1) of 1 to 128 PrintableString
+/// characters. Under [`AttributeStrings::AlsoUtf8AndIa5`] a UTF8String or IA5String of the same
+/// characters is accepted too and noted in `lenient`; any other type is refused.
 fn printable(
     si: &SignerInfo<'_>,
-    oid: &[u8],
-    name: &'static str,
+    attr: PrintableAttribute,
+    strings: AttributeStrings,
+    lenient: &mut Vec<(PrintableAttribute, LenientString)>,
 ) -> Result<Option<String>, DecodeError> {
-    let Some(t) = si.attribute(oid, name)? else {
+    let name = attr.name();
+    let attr_oid = match attr {
+        PrintableAttribute::MessageType => oid::MESSAGE_TYPE,
+        PrintableAttribute::TransactionId => oid::TRANSACTION_ID,
+        PrintableAttribute::PkiStatus => oid::PKI_STATUS,
+        PrintableAttribute::FailInfo => oid::FAIL_INFO,
+    };
+    let Some(t) = si.attribute(attr_oid, name)? else {
         return Ok(None);
     };
-    let ok_tag = matches!(
-        t.tag,
-        tag::PRINTABLE_STRING | tag::IA5_STRING | tag::UTF8_STRING
-    );
+    let other = match t.tag {
+        tag::PRINTABLE_STRING => None,
+        tag::UTF8_STRING => Some(LenientString::Utf8String),
+        tag::IA5_STRING => Some(LenientString::Ia5String),
+        _ => return Err(DecodeError::InvalidAttribute(name)),
+    };
     let ok_len = !t.content.is_empty() && t.content.len() <= crate::attr::MAX_TRANSACTION_ID_LEN;
-    if !ok_tag
-        || !ok_len
+    if !ok_len
         || !t
             .content
             .iter()
             .all(|b| crate::attr::is_printable_string_char(*b))
     {
         return Err(DecodeError::InvalidAttribute(name));
+    }
+    if let Some(other) = other {
+        if strings != AttributeStrings::AlsoUtf8AndIa5 {
+            return Err(DecodeError::NotPrintableString(name));
+        }
+        lenient.push((attr, other));
     }
     Ok(Some(String::from_utf8_lossy(t.content).into_owned()))
 }

@@ -74,6 +74,8 @@ pub const AES128_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 
 pub const AES192_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x16];
 /// `2.16.840.1.101.3.4.1.42`: id-aes256-CBC (RFC 3565 §4.1).
 pub const AES256_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
+/// `2.5.29.17`: id-ce-subjectAltName (RFC 5280 §4.2.1.6).
+pub const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
 
 #[cfg(test)]
 mod tests {
@@ -116,6 +118,7 @@ mod tests {
             (super::AES128_CBC, "2.16.840.1.101.3.4.1.2"),
             (super::AES192_CBC, "2.16.840.1.101.3.4.1.22"),
             (super::AES256_CBC, "2.16.840.1.101.3.4.1.42"),
+            (super::SUBJECT_ALT_NAME, "2.5.29.17"),
         ];
         for (bytes, dotted) in table {
             assert_eq!(crate::asn1::oid_to_string(bytes), *dotted);

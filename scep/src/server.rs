@@ -14,7 +14,10 @@
 use openssl::x509::X509;
 
 use crate::alg::{AlgorithmPolicy, ContentCipher, DigestAlgorithm};
-use crate::attr::{FailInfo, MessageType, Nonce, PkiStatus, TransactionId};
+use crate::attr::{
+    AttributeStrings, FailInfo, LenientString, MessageType, Nonce, PkiStatus, PrintableAttribute,
+    TransactionId,
+};
 use crate::cms::Attribute;
 use crate::cms::enveloped::{DecryptionKey, EnvelopedData};
 use crate::cms::signed::{SignerIdentity, certs_only, sign};
@@ -29,9 +32,21 @@ pub struct DecodedRequest<'a> {
 }
 
 impl<'a> DecodedRequest<'a> {
-    /// Decode a PKIOperation body. Failures cannot be answered with a CertRep.
+    /// Decode a PKIOperation body, with the string types of RFC 8894. Failures cannot be
+    /// answered with a CertRep.
     pub fn decode(der: &'a [u8]) -> Result<Self, DecodeError> {
-        PkiMessage::decode(der).map(|msg| Self { msg })
+        Self::decode_with(der, AttributeStrings::Rfc8894)
+    }
+
+    /// [`Self::decode`], reading the PrintableString attributes as `strings` says.
+    pub fn decode_with(der: &'a [u8], strings: AttributeStrings) -> Result<Self, DecodeError> {
+        PkiMessage::decode(der, strings).map(|msg| Self { msg })
+    }
+
+    /// The PrintableString attributes that were accepted as another string type (empty unless
+    /// decoded with [`AttributeStrings::AlsoUtf8AndIa5`]), for the caller's metrics.
+    pub fn lenient_strings(&self) -> &[(PrintableAttribute, LenientString)] {
+        &self.msg.lenient
     }
 
     /// The transactionID (safe to log: bounded PrintableString).

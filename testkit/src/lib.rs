@@ -12,11 +12,14 @@
 //! - [`pki`]: keys, names, CA/RA/device certificates and the NDES-shaped RA hierarchy.
 //! - [`scep_msg`]: SCEP messages, CMS and CSRs no correct client sends.
 //! - [`der`] / [`greedy`]: a small DER writer, and the extensions a greedy CSR asks for.
+//! - [`fault_classes`]: the error contract's input classes as labelled tables (envelope
+//!   faults, OIDs past the bounds, OIDs at each place a CSR carries one).
 //! - `transport` (feature `transport`): a device-agent SCEP transport that records traffic.
 //! - `peers` (feature `peers`): micromdm `scepclient` driven through `peers/client-micromdm.sh`.
 
 pub mod cmd;
 pub mod der;
+pub mod fault_classes;
 pub mod fuzz_corpus;
 pub mod greedy;
 #[cfg(feature = "peers")]

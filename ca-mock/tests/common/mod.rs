@@ -303,5 +303,6 @@ pub fn call(req: &IssueRequest) -> IssueCall {
         validity_days: req.validity_days,
         key_usage: req.key_usage.clone(),
         extended_key_usages: req.extended_key_usages.clone(),
+        grant: req.grant.clone(),
     }
 }

@@ -140,7 +140,9 @@ async fn check_inventory(sources: &Sources, ca: &CaView, report: &mut Report) ->
         if device.state == DeviceState::Active {
             continue;
         }
-        let terminal = matches!(device.state, DeviceState::Retired | DeviceState::Wiped);
+        // A certificate recorded after the action (granted before it, issued after it) is
+        // legitimate once queued for revocation (docs/decisions.md #11); what must never be
+        // is one left issued.
         for c in of_device.get(device.id.as_str()).into_iter().flatten() {
             if c.status == CertStatus::Issued {
                 report.find(
@@ -150,19 +152,6 @@ async fn check_inventory(sources: &Sources, ca: &CaView, report: &mut Report) ->
                         "device {} is {} but this certificate is neither revoked nor queued for revocation",
                         device.id,
                         device.state.as_str()
-                    ),
-                );
-            }
-            if terminal && c.issued_at > device.updated_at {
-                report.find(
-                    Invariant::I7,
-                    &c.serial_hex,
-                    format!(
-                        "issued at {} after device {} became {} at {}",
-                        c.issued_at,
-                        device.id,
-                        device.state.as_str(),
-                        device.updated_at
                     ),
                 );
             }

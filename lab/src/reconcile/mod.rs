@@ -16,7 +16,7 @@
 //! | every device certificate the CA issued is in the policy inventory (else a retire would miss it) | I7 |
 //! | revoked at CA ⇔ listed in the published CRL; OCSP agrees with the store; OCSP says unknown for a serial never issued | I6 |
 //! | inventory "revoked" is revoked at the CA; "revoking" has a pending outbox entry | I6 |
-//! | no certificate of a retired or wiped device is still issued or was issued after the retirement | I7 |
+//! | no certificate of a blocked, retired or wiped device is still issued, including one issued after the action (docs/decisions.md #11) | I7 |
 //! | SQLite integrity_check, WAL + synchronous=FULL; CRL signed, unexpired, number not ahead of the counter | I8 |
 //! | every record's certificate passes ca-mock's RFC 5280 profile lint (`ca_mock::lint`) | P35 |
 //!

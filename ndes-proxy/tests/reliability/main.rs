@@ -1,7 +1,8 @@
 //! The reliability catalogue at the SCEP endpoint (research/reliability.md part 3): rows A1–A40
-//! (bad input), P22 and P34 (policy attacks that are requests) and L1 (identical requests at
-//! once), each sent over 127.0.0.1 to a real ndes-proxy with the fake CA and policy of
-//! `common`. `tests/RELIABILITY.md` at the workspace root maps every row to its test.
+//! (bad input) and the error contract's input classes (`error_classes`), P22 and P34 (policy
+//! attacks that are requests) and L1 (identical requests at once), each sent over 127.0.0.1
+//! to a real ndes-proxy with the fake CA and policy of `common`. `tests/RELIABILITY.md` at the
+//! workspace root maps every row to its test.
 //!
 //! Global invariants checked on every refusal (see `harness`): an answer before a generous
 //! hang guard, a 4xx or a signed CertRep FAILURE with the expected failInfo, never a 500 with
@@ -14,6 +15,7 @@ mod common;
 
 mod bad_input;
 mod envelope_and_csr;
+mod error_classes;
 mod harness;
 mod requests;
 

@@ -6,9 +6,10 @@
 
 use sqlx::Row;
 
+use super::inventory::{OutOfService, device_state_sql};
 use super::{Store, on_db};
 use crate::error::StoreError;
-use crate::model::{CertStatus, IssuedCert};
+use crate::model::{CertStatus, DeviceState, IssuedCert};
 
 /// A challenge to store (only its digest is kept).
 #[derive(Debug, Clone)]
@@ -158,6 +159,9 @@ const CERT_COLUMNS: &str = "serial, thumbprint, device_id, profile_id, profile_v
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IssuedOutcome {
     Recorded,
+    /// Recorded for a device that is no longer active (a retire, wipe or block committed
+    /// after the grant), and queued for revocation in the same transaction.
+    RecordedForRevocation(DeviceState),
     AlreadyRecorded,
     UnknownTransaction,
     Conflict,
@@ -339,10 +343,38 @@ impl Store {
 
     /// Records an issued certificate and consumes the request's challenge, in one transaction.
     /// Idempotent by transactionID: the same serial again is `AlreadyRecorded`.
-    pub async fn record_issued(&self, rec: &IssuedRecord) -> Result<IssuedOutcome, StoreError> {
+    ///
+    /// docs/decisions.md #11: the certificate of a device that is no longer active (its
+    /// request was granted before a retire, wipe or block and issued after it) is recorded as
+    /// revoking and queued in the outbox in this same transaction, never dropped: the CA
+    /// issued it, so it must be revoked. The device row is read first (locked on PostgreSQL),
+    /// so a concurrent transition either sees this certificate or is seen by it.
+    pub async fn record_issued(
+        &self,
+        rec: &IssuedRecord,
+        out_of_service: &OutOfService<'_>,
+    ) -> Result<IssuedOutcome, StoreError> {
         let now = self.now().await?;
+        let read_state = device_state_sql(self.is_postgres(), false);
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
+            let state: Option<String> = match &rec.device_id {
+                None => None,
+                Some(id) => {
+                    sqlx::query_scalar(read_state)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                }
+            };
+            let revoke = state
+                .as_deref()
+                .and_then(DeviceState::parse)
+                .and_then(|s| out_of_service.revocation(s).map(|r| (s, r)));
+            let status = match revoke {
+                Some(_) => CertStatus::Revoking,
+                None => CertStatus::Issued,
+            };
             let updated = sqlx::query(
                 "UPDATE requests SET state = 'issued', updated_at = $2 \
                  WHERE transaction_id = $1 AND state <> 'issued' RETURNING challenge_hash",
@@ -380,8 +412,8 @@ impl Store {
                     let inserted = sqlx::query(
                         "INSERT INTO certificates (serial, thumbprint, device_id, profile_id, \
                          profile_version, transaction_id, not_after, der, status, issued_at, \
-                         spki_hash) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'issued', $9, $10) \
+                         spki_hash, revocation_reason) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10, $12) \
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(&rec.serial_hex)
@@ -394,12 +426,22 @@ impl Store {
                     .bind(&rec.der)
                     .bind(now)
                     .bind(&rec.spki_hash)
+                    .bind(status.as_str())
+                    .bind(revoke.map(|(_, (reason, _))| reason))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
                     if inserted == 1 {
+                        let outcome = match revoke {
+                            None => IssuedOutcome::Recorded,
+                            Some((state, (reason, cause))) => {
+                                let device = rec.device_id.as_deref();
+                                enqueue!(tx, &rec.serial_hex, reason, device, cause, now);
+                                IssuedOutcome::RecordedForRevocation(state)
+                            }
+                        };
                         tx.commit().await?;
-                        IssuedOutcome::Recorded
+                        outcome
                     } else {
                         tx.rollback().await?;
                         IssuedOutcome::Conflict

@@ -8,23 +8,6 @@ use super::{Store, on_db};
 use crate::error::StoreError;
 use crate::model::{Device, DeviceState, Group, Profile, ProfileSpec};
 
-/// Inserts one outbox entry inside the caller's transaction (a macro: it expands per backend).
-macro_rules! enqueue {
-    ($tx:expr, $serial:expr, $reason:expr, $device:expr, $cause:expr, $now:expr) => {
-        sqlx::query(
-            "INSERT INTO outbox (serial, reason, device_id, cause, state, attempts, \
-             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
-        )
-        .bind($serial)
-        .bind($reason)
-        .bind($device)
-        .bind($cause)
-        .bind($now)
-        .execute(&mut *$tx)
-        .await?
-    };
-}
-
 /// A profile assignment target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
@@ -49,6 +32,44 @@ pub enum Transition {
 /// The device holding a credential (MDM check-in authentication).
 pub(super) const DEVICE_BY_CREDENTIAL: &str =
     "SELECT body, state, created_at, updated_at FROM devices WHERE credential_hash = $1";
+
+/// A device's state, read where a lifecycle transition or Notify's recording decides on it.
+/// On PostgreSQL the row is locked to the end of the transaction ([`device_state_sql`]), so
+/// a transition and a recording of the same device serialise; SQLite's `BEGIN IMMEDIATE`
+/// already serialises every writer (docs/decisions.md #11).
+pub(super) const DEVICE_STATE: &str = "SELECT state FROM devices WHERE id = $1";
+
+/// [`DEVICE_STATE`] for the backend in use: `FOR UPDATE` for a transition, `FOR SHARE` for
+/// a recording (recordings of one device need not wait for each other, only for a
+/// transition), plain on SQLite, which has no row locks.
+pub(super) fn device_state_sql(postgres: bool, exclusive: bool) -> &'static str {
+    match (postgres, exclusive) {
+        (false, _) => DEVICE_STATE,
+        (true, true) => "SELECT state FROM devices WHERE id = $1 FOR UPDATE",
+        (true, false) => "SELECT state FROM devices WHERE id = $1 FOR SHARE",
+    }
+}
+
+/// How a certificate recorded for a device that is no longer active is revoked: the reason
+/// per state (the service's configured lifecycle reasons) and the outbox cause.
+#[derive(Debug, Clone, Copy)]
+pub struct OutOfService<'a> {
+    pub blocked: &'a str,
+    pub retired: &'a str,
+    pub wiped: &'a str,
+}
+
+impl OutOfService<'_> {
+    /// `(reason, cause)` for a device in `state`; `None` while it is active.
+    pub fn revocation(&self, state: DeviceState) -> Option<(&str, &'static str)> {
+        match state {
+            DeviceState::Active => None,
+            DeviceState::Blocked => Some((self.blocked, "block")),
+            DeviceState::Retired => Some((self.retired, "retire")),
+            DeviceState::Wiped => Some((self.wiped, "wipe")),
+        }
+    }
+}
 
 /// Marks every issued certificate of a device for revocation (retire, wipe).
 pub(super) const REVOKE_DEVICE_CERTIFICATES: &str = "UPDATE certificates SET status = 'revoking', revocation_reason = $2 \
@@ -275,7 +296,9 @@ impl Store {
 
     /// Moves a device from one of `from` to `to`; with `revoke = Some((reason, cause))` every
     /// issued certificate of the device is marked revoking and queued in the outbox, and with
-    /// `command` a device command is queued, all in one transaction.
+    /// `command` a device command is queued, all in one transaction. The device row is read
+    /// locked, so a Notify recording a certificate of this device commits either before (and
+    /// its certificate is revoked here) or after (and queues its own revocation).
     pub async fn transition_device(
         &self,
         id: &str,
@@ -287,13 +310,13 @@ impl Store {
         let now = self.now().await?;
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let allowed = allowed.join(",");
+        let read_state = device_state_sql(self.is_postgres(), true);
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
-            let current: Option<String> =
-                sqlx::query_scalar("SELECT state FROM devices WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let current: Option<String> = sqlx::query_scalar(read_state)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
             match current {
                 None => Transition::NotFound,
                 Some(state) if !allowed.split(',').any(|a| a == state) => {

@@ -4,6 +4,23 @@
 //! `synchronous=FULL`, or PostgreSQL; `on_db!` expands each query once per backend). On
 //! PostgreSQL the database clock is "now".
 
+/// Inserts one outbox entry inside the caller's transaction (a macro: it expands per backend).
+macro_rules! enqueue {
+    ($tx:expr, $serial:expr, $reason:expr, $device:expr, $cause:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO outbox (serial, reason, device_id, cause, state, attempts, \
+             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
+        )
+        .bind($serial)
+        .bind($reason)
+        .bind($device)
+        .bind($cause)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
 mod challenges;
 mod inventory;
 mod outbox;
@@ -21,7 +38,7 @@ use sqlx::migrate::Migrator;
 pub use challenges::{
     ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, RequestRow, ReserveOutcome,
 };
-pub use inventory::{Assignment, Transition};
+pub use inventory::{Assignment, OutOfService, Transition};
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
 pub use plans::LookupPlan;
 pub use reconcile::{AuditCert, AuditChallenge, SqliteDurability};

@@ -8,6 +8,7 @@ mod fake_ca;
 mod harness;
 mod key_reuse;
 mod lifecycle;
+mod lifecycle_race;
 mod payloads;
 mod pki;
 mod profile_warnings;

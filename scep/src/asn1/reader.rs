@@ -2,8 +2,9 @@
 //!
 //! Accepts definite and indefinite lengths and constructed strings (BER), because older clients
 //! and Go's `pkcs7` produce them. Every read is bounded: lengths must fit the input, nesting
-//! stops at [`MAX_DEPTH`], only low tag numbers (< 31) exist in the structures SCEP uses, and
-//! callers finish each reader to reject trailing data. Nothing here panics on any input.
+//! stops at [`MAX_DEPTH`], only low tag numbers (< 31) exist in the structures SCEP uses,
+//! every OBJECT IDENTIFIER is checked as it is read ([`super::check_oid`]), and callers finish
+//! each reader to reject trailing data. Nothing here panics on any input.
 
 use std::borrow::Cow;
 
@@ -105,6 +106,20 @@ impl<'a> Tlv<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// Read every value nested in this one (primitive contents stay opaque), so that the
+    /// reader's checks (lengths, depth, OBJECT IDENTIFIERs) hold for all of it, not only for
+    /// the fields a caller picks out.
+    pub fn read_nested(&self) -> Result<(), Asn1Error> {
+        if !self.is_constructed() {
+            return Ok(());
+        }
+        let mut r = self.children()?;
+        while !r.is_empty() {
+            r.read_any()?.read_nested()?;
+        }
+        Ok(())
     }
 
     /// Require a specific tag.
@@ -229,6 +244,9 @@ fn parse_tlv(input: &[u8], depth: u8) -> Result<(Tlv<'_>, usize), Asn1Error> {
             let content = input
                 .get(header_end..end)
                 .ok_or(Asn1Error::new("length exceeds data"))?;
+            if tag == tag::OID {
+                super::check_oid(content)?;
+            }
             let raw = &input[..end];
             Ok((
                 Tlv {

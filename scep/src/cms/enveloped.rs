@@ -128,25 +128,18 @@ impl<'a> EnvelopedData<'a> {
         })
     }
 
-    /// Decide the algorithms from public OIDs (badAlg), then open the envelope with one of
-    /// `keys`. Everything after the algorithm check fails as one [`Refusal::Envelope`]: an RSA
-    /// decryption failure continues with a random key (RFC 3218 §2.3.2) so it surfaces as the
-    /// same content-decryption failure as a wrong key.
+    /// Decide the algorithms from their public OIDs (badAlg), then open the envelope with one
+    /// of `keys`. Everything else is one [`Refusal::Envelope`] (docs/decisions.md #1): the
+    /// recipient, the cipher's parameters (an IV absent, of another type or another length),
+    /// the key transport, the padding and the content. An RSA decryption failure continues
+    /// with a random key (RFC 3218 §2.3.2) so it surfaces as the same content-decryption
+    /// failure as a wrong key.
     pub fn open(
         &self,
         keys: &[DecryptionKey<'_>],
         policy: &AlgorithmPolicy,
     ) -> Result<(Vec<u8>, ContentCipher), Refusal> {
         let cipher = policy.content_cipher(self.content_encryption.oid)?;
-        let iv = self
-            .content_encryption
-            .params
-            .and_then(|p| octets(p, "IV").ok())
-            .filter(|iv| iv.len() == cipher.iv_len())
-            .ok_or_else(|| Refusal::UnsupportedAlgorithm {
-                kind: AlgorithmKind::ContentEncryption,
-                oid: format!("{} with malformed IV", oid_to_string(cipher.oid())),
-            })?;
         let mut key_transport = self.recipients.iter().filter_map(|r| match r {
             RecipientInfo::KeyTrans {
                 rid,
@@ -175,6 +168,14 @@ impl<'a> EnvelopedData<'a> {
                 oid: oid_to_string(algorithm.oid),
             });
         }
+        // The IV is a parameter of an algorithm we support, not an algorithm: a wrong one is
+        // a malformed envelope like any other (it was badAlg, the one exception).
+        let iv = self
+            .content_encryption
+            .params
+            .and_then(|p| octets(p, "IV").ok())
+            .filter(|iv| iv.len() == cipher.iv_len())
+            .ok_or(Refusal::Envelope(EnvelopeFault::ContentParameters))?;
         let cek = unwrap_key_or_random(key.key, encrypted_key, cipher.key_len());
         let plain =
             openssl::symm::decrypt(cipher.cipher(), &cek, Some(&iv), &self.encrypted_content)

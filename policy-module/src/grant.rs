@@ -1,0 +1,48 @@
+//! Signing what VerifyRequest granted, for the CA (docs/decisions.md #10).
+//!
+//! The stored grant (what a retransmission is answered with) stays unsigned; every answer is
+//! signed afresh, so a retransmission, a queued retry or an approval of a PENDING request
+//! always carries a grant that is current for its one CA call.
+
+use ca_api::GrantStatement;
+use policy_api::contract::Grant;
+use policy_api::error::VerifyError;
+
+use crate::service::PolicyService;
+
+impl PolicyService {
+    /// `grant` with its signed statement, bound to the key whose SubjectPublicKeyInfo hashes to
+    /// `spki_sha256`. Unchanged when no signing key is configured.
+    pub(crate) async fn sign_grant(
+        &self,
+        mut grant: Grant,
+        spki_sha256: &[u8],
+    ) -> Result<Grant, VerifyError> {
+        let Some(key) = &self.config.grant_key else {
+            return Ok(grant);
+        };
+        let now = self.store.now().await.map_err(|e| {
+            tracing::error!(error = %e, "policy store unavailable");
+            VerifyError::Unavailable
+        })?;
+        let statement = GrantStatement {
+            v: 0,
+            key_id: String::new(),
+            request_id: grant.transaction_id.clone(),
+            spki_sha256: hex::encode(spki_sha256),
+            template: grant.template.clone(),
+            subject: grant.subject.clone(),
+            sans: grant.subject_alternative_names.clone(),
+            key_usage: grant.key_usage.clone(),
+            extended_key_usages: grant.extended_key_usages.clone(),
+            validity_days: grant.validity_days,
+            issued_at: now,
+            expires_at: now.saturating_add(self.config.grant_lifetime_secs),
+        };
+        grant.signed = Some(key.sign(statement).map_err(|e| {
+            tracing::error!(error = %e, "signing a grant failed");
+            VerifyError::Unavailable
+        })?);
+        Ok(grant)
+    }
+}
