@@ -348,7 +348,16 @@ impl Config {
     pub fn load_grant_verifier(&self) -> Result<GrantVerifier, CaError> {
         let mut pems = Vec::new();
         for path in &self.grants.public_keys {
-            pems.push(std::fs::read(path).map_err(|e| CaError::io(path, e))?);
+            match std::fs::read(path) {
+                Ok(pem) => pems.push(pem),
+                // Fail closed but start: `ca-mock init` writes the sample before any policy
+                // module has a key. Until the file exists, no grant verifies.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => tracing::warn!(
+                    file = %path.display(),
+                    "grant public key not found: grants are refused until it exists and the CA restarts"
+                ),
+                Err(e) => return Err(CaError::io(path, e)),
+            }
         }
         GrantVerifier::from_pems(
             pems.iter().map(Vec::as_slice),

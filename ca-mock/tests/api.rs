@@ -38,7 +38,7 @@ async fn raw(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_or_unentitled_issue_and_revoke_are_refused() {
     let ca = start(KeySpec::EcP256).await;
-    let req = issue_request(
+    let req = granted_request(
         "auth-1",
         "IPSECIntermediateOffline",
         &csr(&ec_key(), "x", false),
@@ -124,7 +124,7 @@ async fn unauthenticated_or_unentitled_issue_and_revoke_are_refused() {
 async fn same_request_id_returns_the_same_certificate_and_a_different_csr_conflicts() {
     let ca = start(KeySpec::EcP256).await;
     let key = ec_key();
-    let req = issue_request(
+    let req = granted_request(
         "tx-same",
         "IPSECIntermediateOffline",
         &csr(&key, "x", false),
@@ -136,7 +136,7 @@ async fn same_request_id_returns_the_same_certificate_and_a_different_csr_confli
     assert!(!second.created, "a replay answers 200, not 201");
     assert_eq!(first.response, second.response);
 
-    let other = issue_request(
+    let other = granted_request(
         "tx-same",
         "IPSECIntermediateOffline",
         &csr(&ec_key(), "x", false),
@@ -167,7 +167,7 @@ async fn two_hundred_concurrent_issuances_get_unique_serials_and_are_all_recorde
         // 200 distinct request ids; 20 of them are sent a second time, at the same moment:
         // both copies must get the same certificate.
         let id = format!("conc-{}", if i >= 200 { (i - 200) * 10 } else { i });
-        let req = issue_request(
+        let req = granted_request(
             &id,
             "IPSECIntermediateOffline",
             &csr_der,
@@ -207,7 +207,7 @@ async fn two_hundred_concurrent_issuances_get_unique_serials_and_are_all_recorde
 async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let ca = start(KeySpec::EcP256).await;
     let url = format!("{}/api/v1/certificates", ca.base);
-    let good = issue_request(
+    let good = granted_request(
         "bad-0",
         "IPSECIntermediateOffline",
         &csr(&ec_key(), "x", false),
@@ -224,6 +224,8 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         |f: &dyn Fn(&mut ca_api::wire::IssueRequest), status: u16, code: &'static str| {
             let mut r = good.clone();
             f(&mut r);
+            // Granted as changed: the CA's own checks (the template caps) are what is tested.
+            let r = granted(r);
             cases.push((serde_json::to_vec(&r).unwrap(), status, code));
         };
     push(&|r| r.csr = "%%%".into(), 400, "invalid_csr");
@@ -268,6 +270,23 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
                 kind: SanKind::Ip,
                 value: "not-an-ip".into(),
             })
+        },
+        400,
+        "san_not_allowed",
+    );
+    // Issue 15 item 2: the device template is cut to the SAN kinds its callers use, so a
+    // UPN or a URI (a SID's carrier) is not issued under it whatever a grant says.
+    push(
+        &|r| r.sans.push(San::new(SanKind::Upn, "admin@corp.test")),
+        400,
+        "san_not_allowed",
+    );
+    push(
+        &|r| {
+            r.sans.push(San::new(
+                SanKind::Uri,
+                "tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500",
+            ))
         },
         400,
         "san_not_allowed",
@@ -367,7 +386,7 @@ async fn revocation_is_idempotent_and_a_hold_can_be_upgraded_or_released() {
     let ca = start(KeySpec::EcP256).await;
     let mut serials = Vec::new();
     for i in 0..2 {
-        let req = issue_request(
+        let req = granted_request(
             &format!("rev-{i}"),
             "IPSECIntermediateOffline",
             &csr(&ec_key(), "x", false),
@@ -470,7 +489,7 @@ async fn public_endpoints_serve_ca_certificates_and_ocsp_over_get() {
         200
     );
 
-    let req = issue_request(
+    let req = granted_request(
         "get-ocsp",
         "IPSECIntermediateOffline",
         &csr(&ec_key(), "x", false),

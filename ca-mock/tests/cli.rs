@@ -122,7 +122,7 @@ fn init_issue_revoke_crl_and_audit_from_the_command_line() {
             "--san",
             "dns:dev-1.example.com",
             "--san",
-            "upn:dev1@contoso.com",
+            "email:dev1@contoso.com",
             "--out",
             leaf.to_str().unwrap(),
         ],
@@ -156,7 +156,7 @@ fn init_issue_revoke_crl_and_audit_from_the_command_line() {
     assert_eq!(
         sans.len(),
         2,
-        "dns and upn from the command line, none from the CSR"
+        "dns and email from the command line, none from the CSR"
     );
     assert_eq!(
         sans.iter().find_map(|g| g.dnsname()),

@@ -45,7 +45,12 @@ async fn templates_are_described_to_entitled_readers_only() {
     );
     assert_eq!(ipsec.keys.rsa_min_bits, Some(2048));
     assert_eq!(ipsec.keys.ec_curves, [Curve::P256, Curve::P384]);
-    assert!(ipsec.san_allowed.contains(&SanKind::Upn));
+    let loaded = ca.ca().template("IPSECIntermediateOffline").unwrap();
+    assert_eq!(ipsec.san_allowed, loaded.sans.allowed);
+    assert!(
+        !ipsec.san_allowed.contains(&SanKind::Upn),
+        "the sample refuses UPN SANs"
+    );
     assert_eq!(ipsec.san_max, 10);
     assert_eq!(ipsec.usages, UsageSource::Template, "the default");
     assert!(

@@ -230,6 +230,16 @@ impl Lab {
             },
         )
         .with_templates(Arc::new(templates));
+        // The template the admin page below serves gets the sample name policy, unless an
+        // administrator has set one (the data directory is kept between runs): without one
+        // the admin path serves nothing (issue 15 item 2, docs/decisions.md #7).
+        let sample: policy_module::name_policy::NamePolicy =
+            serde_json::from_str(policy_module::name_policy::SAMPLE)
+                .context("the sample name policy")?;
+        policy
+            .set_name_policy(DEVICE_TEMPLATES[0], &sample, true)
+            .await
+            .context("setting the admin page's name policy")?;
         let api = policy_module::api::ApiState {
             service: policy.clone(),
             admin_token: tokens.policy_admin.clone(),

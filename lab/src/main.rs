@@ -141,6 +141,10 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             for command in layout.commands() {
                 println!("  {command}");
             }
+            println!("then let the mscep_admin page's template be used (its name policy):");
+            for command in layout.setup_commands() {
+                println!("  {command}");
+            }
             Ok(std::process::ExitCode::SUCCESS)
         }
     }

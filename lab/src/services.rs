@@ -8,7 +8,10 @@
 //! - the shared NDES RA identity under `ra/`, issued by the CA from the enrollment-agent and
 //!   CEP-encryption templates (every ndes-proxy instance must present the same RA, or a client
 //!   that fetched the RA certificate from one instance could not be read by another);
-//! - random tokens under `secrets/` (0600), under the file names the samples agree on.
+//! - random tokens under `secrets/` (0600), under the file names the samples agree on;
+//! - `name-policy.json`, the sample name policy of the template ndes-proxy's mscep_admin page
+//!   serves, which an administrator sets once the policy module runs ([`ServicesLayout::setup_commands`]):
+//!   until then the admin page hands out no challenge (issue 15 item 2).
 //!
 //! Several instances of a service must share PostgreSQL ([`Postgres`]): one database per
 //! service, because each keeps its own migration history. With SQLite a service runs once.
@@ -99,6 +102,24 @@ impl ServicesLayout {
         Ok(Secret::new(text.lines().next().unwrap_or("").trim()))
     }
 
+    /// The shell commands an administrator runs once the services are up: the admin page's
+    /// template gets its name policy (`policy-module admin` reads the token from
+    /// `POLICY_ADMIN_TOKEN`).
+    pub fn setup_commands(&self) -> Vec<String> {
+        let policy = self
+            .policy_addrs
+            .first()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        vec![format!(
+            "POLICY_ADMIN_TOKEN=$(cat {}) policy-module admin --server http://{policy} \
+             set-name-policy {} {}",
+            self.dir.join("secrets/policy-admin.token").display(),
+            crate::DEVICE_TEMPLATES[0],
+            self.dir.join("name-policy.json").display()
+        )]
+    }
+
     /// The shell commands that start every process, one a line.
     pub fn commands(&self) -> Vec<String> {
         let mut out = vec![format!(
@@ -151,6 +172,13 @@ pub async fn prepare(dir: &Path, options: &ServicesOptions) -> Result<ServicesLa
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         policy_configs.push(path);
     }
+    let sample: policy_module::name_policy::NamePolicy =
+        serde_json::from_str(policy_module::name_policy::SAMPLE).context("sample name policy")?;
+    sample.validate().map_err(anyhow::Error::msg)?;
+    std::fs::write(
+        dir.join("name-policy.json"),
+        policy_module::name_policy::SAMPLE,
+    )?;
     let mut ndes_configs = Vec::new();
     for (i, addr) in ndes_addrs.iter().enumerate() {
         let path = dir.join(format!("ndes-proxy-{}.toml", i + 1));

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use ca_api::CaError;
-use policy_api::Outcome;
+use policy_api::{Outcome, RegrantRequest, VerifyError};
 
 use crate::AppState;
 use crate::issuance::{
@@ -35,7 +35,7 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
     let call = Csr::from_der(&rec.csr_der)
         .map_err(|e| e.to_string())
         .map(|csr| issue_call(&id, &rec.grant, &csr));
-    let call = match call {
+    let mut call = match call {
         Ok(c) => c,
         Err(e) => {
             warn!(request_id = %id, error = %e, "stored request is unusable");
@@ -43,6 +43,27 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
         }
     };
     let now = state.now();
+    // The stored grant's signature has long expired: the policy module signs it afresh, and
+    // may refuse now (docs/decisions.md #10, #11). A plain-mode grant carries no signature.
+    if rec.grant.signed.is_some() {
+        let req = RegrantRequest {
+            transaction_id: id.as_str().to_owned(),
+        };
+        match state.policy().regrant(req).await {
+            Ok(fresh) => call.grant = fresh.signed,
+            Err(VerifyError::Rejected(r)) => {
+                warn!(request_id = %id, reason = %r, "policy module no longer grants a queued request");
+                return fail(state, rec, format!("regrant_refused: {r}")).await;
+            }
+            Err(VerifyError::Unavailable) => {
+                state.metrics().queue_attempt("policy_unavailable");
+                let next = now.saturating_add(backoff(state, rec.attempts));
+                info!(request_id = %id, retry_at = next, "policy module unavailable for a fresh grant");
+                state.pending().reschedule(id.as_str(), next, now).await?;
+                return reload(state, rec).await;
+            }
+        }
+    }
     match issue_bounded(state, &call).await {
         Ok(issued) => {
             let to = PendingState::Issued {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::contract::{
-    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, VerifyRequest,
+    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, RegrantRequest,
+    VerifyRequest,
 };
 use crate::error::{ChallengeError, NotifyError, Rejection, VerifyError};
 use foundation::Secret;
@@ -121,6 +122,27 @@ impl NdesPolicy for RemotePolicy {
                 .map_err(transport::<VerifyError>("verify")),
             422 => {
                 let body: Rejected = r.json().await.map_err(transport::<VerifyError>("verify"))?;
+                Err(VerifyError::Rejected(body.reason))
+            }
+            _ => Err(VerifyError::Unavailable),
+        }
+    }
+
+    async fn regrant(&self, req: RegrantRequest) -> Result<Grant, VerifyError> {
+        let r = self
+            .post("/internal/v1/regrant", &req)
+            .await
+            .map_err(transport::<VerifyError>("regrant"))?;
+        match r.status().as_u16() {
+            200 => r
+                .json::<Grant>()
+                .await
+                .map_err(transport::<VerifyError>("regrant")),
+            422 => {
+                let body: Rejected = r
+                    .json()
+                    .await
+                    .map_err(transport::<VerifyError>("regrant"))?;
                 Err(VerifyError::Rejected(body.reason))
             }
             _ => Err(VerifyError::Unavailable),

@@ -27,6 +27,16 @@ pub trait NdesPolicy: Send + Sync {
     /// Step 7: the outcome of the issuance; idempotent by transactionID.
     async fn notify(&self, n: Notification) -> Result<(), NotifyError>;
 
+    /// A fresh signature on the grant already given for this request (docs/decisions.md #10),
+    /// for a request issued later than its VerifyRequest: queued while the CA was down, or
+    /// approved by an administrator. Refused if the request is no longer one to issue (its
+    /// device retired or untargeted, or it was already notified). A policy that signs
+    /// nothing (plain mode) keeps this default.
+    async fn regrant(&self, req: RegrantRequest) -> Result<Grant, VerifyError> {
+        let _ = req;
+        Err(VerifyError::Unavailable)
+    }
+
     /// Whether [`VerifyRequest::facts`] is used: true only for an implementation in the same
     /// process that reads the CSR's facts. The caller skips reading them otherwise (an HTTP
     /// client never sends them; plain mode needs only the challenge).
@@ -112,6 +122,14 @@ pub struct Grant {
     /// mode), which only a caller with plain mode's entitlement can use at the CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<SignedGrant>,
+}
+
+/// Regrant input: the request whose grant is to be signed afresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegrantRequest {
+    /// The transaction id the grant was given under (ndes-proxy's request id).
+    pub transaction_id: String,
 }
 
 /// Notify input.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Why a request is refused. Names follow Intune's `IntuneScepServiceException` codes where one
 /// exists; the few additions say what Intune's closed format cannot (`ChallengeUnknown`,
 /// `TransactionIdReused`, `TemplateMismatch`, the device states, `RenewalNotAllowed`,
-/// `KeyCertifiedToAnotherDevice`).
+/// `KeyCertifiedToAnotherDevice`, `NameNotPermitted`).
 /// ndes-proxy answers every one with CertRep FAILURE badRequest (or badMessageCheck for the
 /// renewal signer ones) and keeps the name for its logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
@@ -85,6 +85,13 @@ pub enum Rejection {
     /// The device is wiped.
     #[error("DeviceWiped")]
     DeviceWiped,
+    /// mscep_admin path: a subject attribute or SAN of the CSR is not permitted by the
+    /// template's name policy (an attribute or SAN kind not allowed, a value matching no
+    /// pattern, a required attribute missing, too many SANs), or the template has no name
+    /// policy. Which name and why are in the policy module's audit (`name_refused`), never
+    /// in the CertRep.
+    #[error("NameNotPermitted")]
+    NameNotPermitted,
 }
 
 /// What `verify_request` returns on refusal.

@@ -22,7 +22,7 @@ pub mod error;
 
 pub use client::RemotePolicy;
 pub use contract::{
-    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, RequesterInfo,
-    VerifyRequest,
+    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, RegrantRequest,
+    RequesterInfo, VerifyRequest,
 };
 pub use error::{ChallengeError, NotifyError, Rejection, VerifyError};

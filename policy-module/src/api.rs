@@ -15,12 +15,15 @@ use crate::admin::Lifecycle;
 use crate::checkin::StatusReport;
 use crate::error::{AdminError, ChallengeError, NotifyError, VerifyError};
 use crate::model::{DeviceSpec, Group, ProfileSpec};
+use crate::name_policy::NamePolicy;
 use crate::payload;
 use crate::profile_view::PreviewRequest;
 use crate::service::{ChallengeSettings, PolicyService};
 use crate::store::Assignment;
 use foundation::secret::Secret;
-use policy_api::contract::{ChallengeRequest, NdesPolicy, Notification, VerifyRequest};
+use policy_api::contract::{
+    ChallengeRequest, NdesPolicy, Notification, RegrantRequest, VerifyRequest,
+};
 
 /// The OpenAPI 3 document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -51,11 +54,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/groups/{id}/members/{device}"),
     ("get", "/api/v1/settings/challenges"),
     ("put", "/api/v1/settings/challenges"),
+    ("get", "/api/v1/name-policies"),
+    ("get", "/api/v1/name-policies/{template}"),
+    ("put", "/api/v1/name-policies/{template}"),
+    ("delete", "/api/v1/name-policies/{template}"),
     ("get", "/api/v1/outbox"),
     ("post", "/api/v1/outbox/{id}/requeue"),
     ("get", "/api/v1/audit"),
     ("post", "/internal/v1/challenges"),
     ("post", "/internal/v1/verify"),
+    ("post", "/internal/v1/regrant"),
     ("post", "/internal/v1/notify"),
     ("post", "/mdm/v1/devices/{id}/checkin"),
 ];
@@ -100,6 +108,13 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/settings/challenges",
             get(get_settings).put(put_settings),
         )
+        .route("/api/v1/name-policies", get(list_name_policies))
+        .route(
+            "/api/v1/name-policies/{template}",
+            get(get_name_policy)
+                .put(put_name_policy)
+                .delete(delete_name_policy),
+        )
         .route("/api/v1/outbox", get(list_outbox))
         .route("/api/v1/outbox/{id}/requeue", post(requeue))
         .route("/api/v1/audit", get(audit))
@@ -117,6 +132,7 @@ pub fn router(state: ApiState) -> Router {
             )),
         )
         .route("/internal/v1/verify", post(verify))
+        .route("/internal/v1/regrant", post(regrant))
         .route("/internal/v1/notify", post(notify))
         .route_layer(axum::middleware::from_fn(require_json_body))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -416,6 +432,41 @@ async fn put_settings(
     Ok(Json(c).into_response())
 }
 
+async fn list_name_policies(State(s): State<ApiState>) -> Result<Response> {
+    Ok(Json(s.service.name_policies().await?).into_response())
+}
+
+async fn get_name_policy(State(s): State<ApiState>, Path(t): Path<String>) -> Result<Response> {
+    let p = s
+        .service
+        .name_policy(&t)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    Ok(Json(p).into_response())
+}
+
+/// The body is read here, not by the `Json` extractor, so that every malformed policy (syntax,
+/// unknown field or kind, bad pattern) is one 400 saying what is wrong.
+async fn put_name_policy(
+    State(s): State<ApiState>,
+    Path(t): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let policy: NamePolicy = serde_json::from_slice(&body)
+        .map_err(|e| AdminError::Invalid(format!("name policy: {e}")))?;
+    let stored = s
+        .service
+        .set_name_policy(&t, &policy, false)
+        .await?
+        .ok_or(AdminError::Internal)?;
+    Ok(Json(stored).into_response())
+}
+
+async fn delete_name_policy(State(s): State<ApiState>, Path(t): Path<String>) -> Result<Response> {
+    s.service.delete_name_policy(&t).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 #[derive(Deserialize)]
 struct OutboxQuery {
     state: Option<String>,
@@ -468,6 +519,18 @@ async fn generate_challenge(
 
 async fn verify(State(s): State<ApiState>, Json(req): Json<VerifyRequest>) -> Response {
     match s.service.verify_request(req).await {
+        Ok(g) => Json(g).into_response(),
+        Err(VerifyError::Rejected(r)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": "rejected", "reason": r })),
+        )
+            .into_response(),
+        Err(VerifyError::Unavailable) => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+    }
+}
+
+async fn regrant(State(s): State<ApiState>, Json(req): Json<RegrantRequest>) -> Response {
+    match s.service.regrant(req).await {
         Ok(g) => Json(g).into_response(),
         Err(VerifyError::Rejected(r)) => (
             StatusCode::UNPROCESSABLE_ENTITY,

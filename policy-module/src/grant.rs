@@ -6,7 +6,7 @@
 
 use ca_api::GrantStatement;
 use policy_api::contract::Grant;
-use policy_api::error::VerifyError;
+use policy_api::error::{Rejection, VerifyError};
 
 use crate::service::PolicyService;
 
@@ -44,5 +44,30 @@ impl PolicyService {
             VerifyError::Unavailable
         })?);
         Ok(grant)
+    }
+
+    /// The stored grant of `transaction_id`, signed afresh: only while the request waits to be
+    /// issued (granted, not yet notified) and, for a device's grant, while the device is
+    /// active and the profile still targets it (docs/decisions.md #10, #11).
+    pub(crate) async fn regrant_inner(&self, transaction_id: &str) -> Result<Grant, VerifyError> {
+        let unavailable = |e: crate::error::StoreError| {
+            tracing::error!(error = %e, "policy store unavailable");
+            VerifyError::Unavailable
+        };
+        let row = self
+            .store
+            .get_request(transaction_id)
+            .await
+            .map_err(unavailable)?
+            .ok_or(Rejection::CertificateRequestDecodingFailed)?;
+        if row.state != "granted" {
+            return Err(Rejection::ChallengeAlreadyUsed.into());
+        }
+        let grant: Grant =
+            serde_json::from_str(&row.grant_body).map_err(|_| VerifyError::Unavailable)?;
+        if let (Some(device), Some(profile)) = (&grant.device_id, &grant.profile_id) {
+            self.check_targeting(device, profile).await?;
+        }
+        self.sign_grant(grant, &row.spki_hash).await
     }
 }

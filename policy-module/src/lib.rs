@@ -9,12 +9,15 @@
 //! - `admin`, `checkin`: profiles, devices, groups, lifecycle; the MDM check-in.
 //! - `template_check`, `template_source`, `profile_view`: how a profile and its CA template
 //!   differ (warnings, preview; decisions.md #7).
+//! - `admin_path`, `name_policy`: the mscep_admin path's templates and their name policies
+//!   (which subject and SANs a CSR under an admin challenge may carry; ESC1 only by flag).
 //! - `outbox`: revocation delivery to the CA (`Revoker`, `HttpRevoker`, `OutboxWorker`).
 //! - `payload`: SyncML (ClientCertificateInstall CSP) and Apple .mobileconfig.
 //! - `store`: SQLite or PostgreSQL behind one SQL text; `api`: axum router and `serve`.
 //! - `config`: the `policy-module serve --config FILE` TOML (sample: `policy-module.sample.toml`).
 #![forbid(unsafe_code)]
 pub mod admin;
+pub mod admin_path;
 pub mod api;
 pub mod checkin;
 pub mod config;
@@ -24,6 +27,7 @@ pub mod format;
 pub mod fuzzing;
 mod grant;
 pub mod model;
+pub mod name_policy;
 pub mod outbox;
 pub mod payload;
 pub mod profile_view;

@@ -88,6 +88,11 @@ enum AdminAction {
     },
     /// retire, wipe, block or unblock a device.
     Lifecycle { device: String, action: String },
+    /// Set the name policy under which mscep_admin challenges may be used for a template,
+    /// from a JSON file (see `NamePolicy` in openapi.json).
+    SetNamePolicy { template: String, file: PathBuf },
+    /// Remove a template's name policy: the admin path stops serving the template.
+    DeleteNamePolicy { template: String },
 }
 
 #[tokio::main]
@@ -258,6 +263,12 @@ async fn admin(server: &str, token: &str, action: AdminAction) -> anyhow::Result
         ))),
         AdminAction::Lifecycle { device, action } => {
             http.post(url(&format!("/api/v1/devices/{device}/{action}")))
+        }
+        AdminAction::SetNamePolicy { template, file } => http
+            .put(url(&format!("/api/v1/name-policies/{template}")))
+            .json(&json_file(&file)?),
+        AdminAction::DeleteNamePolicy { template } => {
+            http.delete(url(&format!("/api/v1/name-policies/{template}")))
         }
     };
     let resp = req.bearer_auth(token).send().await.context("request")?;

@@ -230,24 +230,30 @@ impl PolicyService {
         transaction_id: Option<&str>,
         detail: Option<String>,
     ) {
-        let e = AuditEvent {
+        self.record_audit(AuditEvent {
             event: event.to_string(),
             device_id: device_id.map(str::to_string),
             profile_id: profile_id.map(str::to_string),
             transaction_id: transaction_id.map(str::to_string),
             detail,
             ..AuditEvent::default()
-        };
+        })
+        .await;
+    }
+
+    /// Appends a prepared audit record (best effort, as [`Self::audit`]).
+    pub(crate) async fn record_audit(&self, e: AuditEvent) {
         tracing::info!(
-            event,
-            device_id,
-            profile_id,
-            transaction_id,
+            event = e.event.as_str(),
+            device_id = e.device_id.as_deref(),
+            profile_id = e.profile_id.as_deref(),
+            transaction_id = e.transaction_id.as_deref(),
             detail = e.detail.as_deref(),
+            esc1_exposed = e.esc1_exposed,
             "audit"
         );
         if let Err(err) = self.store.audit(&e).await {
-            tracing::warn!(%err, event, "audit record not stored");
+            tracing::warn!(%err, event = e.event.as_str(), "audit record not stored");
         }
     }
 }

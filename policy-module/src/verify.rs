@@ -2,17 +2,21 @@
 
 use openssl::x509::X509;
 
+use crate::admin_path::grant_body;
 use crate::error::{ChallengeError, NotifyError, Rejection, StoreError, VerifyError};
 use crate::model::{CertStatus, DeviceState, is_identifier};
 use crate::render::{self, Expected};
 use crate::rules;
 use crate::service::PolicyService;
-use crate::store::{ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, ReserveOutcome};
+use crate::store::{
+    AuditEvent, ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, ReserveOutcome,
+};
 use foundation::Serial;
 use foundation::secret::{CHALLENGE_BYTES, Secret, challenge_ref, sha256, sha256_hex};
 use foundation::time::asn1_to_unix;
 use policy_api::contract::{
-    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, VerifyRequest,
+    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, RegrantRequest,
+    VerifyRequest,
 };
 use policy_api::csr::CsrFacts;
 
@@ -100,12 +104,12 @@ impl PolicyService {
         {
             return Err(Rejection::TemplateMismatch.into());
         }
-        let grant = if row.kind == "admin" {
-            self.admin_grant(req, p, &row).await?
+        let (grant, esc1_exposed) = if row.kind == "admin" {
+            self.admin_grant(req, &p.csr, &p.spki_hash, &row).await?
         } else {
-            self.profile_grant(req, p, &row).await?
+            (self.profile_grant(req, p, &row).await?, false)
         };
-        let body = serde_json::to_string(&grant).map_err(|_| VerifyError::Unavailable)?;
+        let body = grant_body(&grant, esc1_exposed)?;
         let outcome = self
             .store
             .reserve(
@@ -135,33 +139,6 @@ impl PolicyService {
                 }
             }
         }
-    }
-
-    async fn admin_grant(
-        &self,
-        req: &VerifyRequest,
-        p: &Parsed,
-        row: &ChallengeRow,
-    ) -> Result<Grant, VerifyError> {
-        // NDES standalone semantics: the password authorises the template; the CSR names
-        // itself and the CA template decides the rest.
-        rules::check_key_floor(&p.csr)?;
-        self.check_key_holder(&p.spki_hash, None).await?;
-        let settings = self.challenge_settings().await.map_err(unavailable)?;
-        Ok(Grant {
-            transaction_id: req.transaction_id.clone(),
-            template: row.template.clone(),
-            subject: p.csr.subject.clone(),
-            subject_alternative_names: p.csr.sans.clone(),
-            validity_days: u32::try_from(settings.admin_validity_days).unwrap_or(365),
-            key_usage: Vec::new(),
-            extended_key_usages: Vec::new(),
-            device_id: None,
-            profile_id: None,
-            profile_version: None,
-            renewal: false,
-            signed: None,
-        })
     }
 
     async fn profile_grant(
@@ -200,7 +177,7 @@ impl PolicyService {
     /// §3.3.1.2 lets a renewal keep the key, and a retransmission is the same request. Any
     /// status counts: a revoked or expired certificate still says whose key it was. Two
     /// first enrolments of one key racing between VerifyRequest and Notify are not caught.
-    async fn check_key_holder(
+    pub(crate) async fn check_key_holder(
         &self,
         spki_hash: &[u8],
         holder: Option<&str>,
@@ -217,7 +194,11 @@ impl PolicyService {
     }
 
     /// Device known and active, profile present and targeted; the profile's current version.
-    async fn check_targeting(&self, device_id: &str, profile_id: &str) -> Result<i64, VerifyError> {
+    pub(crate) async fn check_targeting(
+        &self,
+        device_id: &str,
+        profile_id: &str,
+    ) -> Result<i64, VerifyError> {
         let device = self
             .store
             .get_device(device_id)
@@ -524,6 +505,28 @@ impl NdesPolicy for PolicyService {
             tracing::error!(error = %e, "policy store unavailable");
             ChallengeError::Unavailable
         };
+        // docs/decisions.md #7: the admin path serves only templates whose names an
+        // administrator has decided (issue 15 item 2).
+        if self
+            .name_policy(&req.template)
+            .await
+            .map_err(store_err)?
+            .is_none()
+        {
+            tracing::warn!(template = %req.template, "no admin-path name policy for the template");
+            self.audit(
+                "challenge_refused",
+                None,
+                None,
+                None,
+                Some(format!(
+                    "template={} requester={}: the template has no admin-path name policy",
+                    req.template, req.requester
+                )),
+            )
+            .await;
+            return Err(ChallengeError::InvalidTemplate);
+        }
         let settings = self.challenge_settings().await.map_err(store_err)?;
         let secret = Secret::generate(CHALLENGE_BYTES).map_err(|_| ChallengeError::Unavailable)?;
         let hash = secret.digest();
@@ -596,13 +599,22 @@ impl NdesPolicy for PolicyService {
                 } else {
                     "challenge_verified"
                 };
-                self.audit(
-                    event,
-                    g.device_id.as_deref(),
-                    g.profile_id.as_deref(),
-                    tx,
-                    Some(from),
-                )
+                let esc1 = match (tx, &g.device_id) {
+                    (Some(tx), None) if !g.renewal => self.esc1_exposure(tx).await,
+                    _ => None,
+                };
+                self.record_audit(AuditEvent {
+                    event: event.into(),
+                    device_id: g.device_id.clone(),
+                    profile_id: g.profile_id.clone(),
+                    transaction_id: tx.map(str::to_string),
+                    esc1_exposed: esc1.is_some(),
+                    detail: Some(match esc1 {
+                        Some(names) => format!("{from} esc1_exposed {names}"),
+                        None => from,
+                    }),
+                    ..AuditEvent::default()
+                })
                 .await;
             }
             Err(VerifyError::Rejected(r)) => {
@@ -620,11 +632,33 @@ impl NdesPolicy for PolicyService {
         result
     }
 
+    async fn regrant(&self, req: RegrantRequest) -> Result<Grant, VerifyError> {
+        let result = self.regrant_inner(&req.transaction_id).await;
+        if let Err(VerifyError::Rejected(r)) = &result {
+            let tx = Some(req.transaction_id.as_str()).filter(|t| t.len() <= MAX_TRANSACTION_ID);
+            self.audit("regrant_refused", None, None, tx, Some(r.to_string()))
+                .await;
+        }
+        result
+    }
+
     async fn notify(&self, n: Notification) -> Result<(), NotifyError> {
         let tx = Some(n.transaction_id.as_str()).filter(|t| t.len() <= MAX_TRANSACTION_ID);
         match self.notify_inner(&n).await {
             Ok(event) => {
-                self.audit(event, None, None, tx, None).await;
+                // An issuance under an ESC1-exposed grant is marked too.
+                let esc1 = match (tx, &n.outcome) {
+                    (Some(tx), Outcome::Issued { .. }) => self.esc1_exposure(tx).await,
+                    _ => None,
+                };
+                self.record_audit(AuditEvent {
+                    event: event.into(),
+                    transaction_id: tx.map(str::to_string),
+                    esc1_exposed: esc1.is_some(),
+                    detail: esc1.map(|names| format!("esc1_exposed {names}")),
+                    ..AuditEvent::default()
+                })
+                .await;
                 Ok(())
             }
             Err(e) => {

@@ -102,6 +102,31 @@ fn serve_administer_and_stop_on_sigterm() {
     assert!(!ok, "retiring twice is refused: {out}");
     let (ok, out) = admin(&url, &["get", "/api/v1/devices/nobody"]);
     assert!(!ok && out.contains("404"), "{out}");
+    // The admin page's template gets the sample name policy from the command line, as
+    // `scep-lab services` prints it; a malformed one is refused.
+    let policy = dir.path().join("name-policy.json");
+    std::fs::write(&policy, policy_module::name_policy::SAMPLE).unwrap();
+    let (ok, out) = admin(
+        &url,
+        &[
+            "set-name-policy",
+            "IPSECIntermediateOffline",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && out.contains("\"template\":\"IPSECIntermediateOffline\""),
+        "{out}"
+    );
+    let (ok, out) = admin(&url, &["get", "/api/v1/name-policies"]);
+    assert!(ok && out.contains("scep-client"), "{out}");
+    std::fs::write(&policy, r#"{"sans":[{"kind":"othername","pattern":"*"}]}"#).unwrap();
+    let (ok, out) = admin(&url, &["set-name-policy", "T2", policy.to_str().unwrap()]);
+    assert!(!ok && out.contains("400"), "{out}");
+    let (ok, out) = admin(&url, &["delete-name-policy", "IPSECIntermediateOffline"]);
+    assert!(ok, "{out}");
+    let (ok, out) = admin(&url, &["delete-name-policy", "IPSECIntermediateOffline"]);
+    assert!(!ok && out.contains("404"), "{out}");
     // A wrong token is refused without echoing it.
     let bad = Command::new(BIN)
         .args(["admin", "--server", &url, "get", "/api/v1/devices"])

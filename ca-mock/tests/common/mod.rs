@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use ca_api::IssueCall;
 use ca_api::client::CaClient;
 use ca_api::wire::IssueRequest;
+use ca_api::{GrantKey, GrantStatement, GrantVerifier, IssueCall, SignedGrant};
 use ca_mock::auth::{Caller, Callers, Operation, hash_token};
 use ca_mock::keys::KeySpec;
 use ca_mock::store::SqlStore;
@@ -33,10 +33,58 @@ use openssl::x509::extension::{
 };
 use openssl::x509::{X509NameBuilder, X509ReqBuilder};
 
+/// The policy module's grant key in these tests: every test CA trusts it.
+pub fn grant_key() -> &'static GrantKey {
+    static KEY: std::sync::OnceLock<GrantKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| GrantKey::generate().unwrap())
+}
+
+/// Lowercase hex SHA-256 of a CSR's SubjectPublicKeyInfo, as a grant binds it (empty for
+/// bytes that are no CSR: a grant for a request the CA must refuse on its own).
+pub fn spki_sha256(csr_der: &[u8]) -> String {
+    openssl::x509::X509Req::from_der(csr_der)
+        .and_then(|req| req.public_key())
+        .and_then(|key| key.public_key_to_der())
+        .map(|spki| hex::encode(openssl::sha::sha256(&spki)))
+        .unwrap_or_default()
+}
+
+/// The statement the policy module would sign for exactly `req`, valid for five minutes.
+pub fn statement_for(req: &IssueRequest) -> GrantStatement {
+    let now = foundation::clock::unix_now();
+    GrantStatement {
+        v: 0,
+        key_id: String::new(),
+        request_id: req.request_id.clone(),
+        spki_sha256: B64
+            .decode(&req.csr)
+            .map(|der| spki_sha256(&der))
+            .unwrap_or_default(),
+        template: req.template.clone(),
+        subject: req.subject.clone(),
+        sans: req.sans.clone(),
+        key_usage: req.key_usage.clone(),
+        extended_key_usages: req.extended_key_usages.clone(),
+        validity_days: req.validity_days.unwrap_or(0),
+        issued_at: now,
+        expires_at: now + 300,
+    }
+}
+
+/// `req` with a grant for exactly what it asks: what ndes-proxy forwards from the policy module.
+/// A request without a validity asks for 30 days (the policy module always names one).
+pub fn granted(mut req: IssueRequest) -> IssueRequest {
+    req.validity_days.get_or_insert(30);
+    req.grant = Some(grant_key().sign(statement_for(&req)).unwrap());
+    req
+}
+
 pub const NDES_TOKEN: &str = "ndes-token-for-tests-only";
 pub const POLICY_TOKEN: &str = "policy-token-for-tests-only";
 /// Entitled to issue under the RA templates only.
 pub const NARROW_TOKEN: &str = "narrow-token-for-tests-only";
+/// Plain mode's entitlement: the device template, without grants, without SANs.
+pub const PLAIN_TOKEN: &str = "plain-token-for-tests-only";
 
 pub struct TestCa {
     pub dir: tempfile::TempDir,
@@ -106,6 +154,14 @@ fn callers() -> Callers {
             vec![Operation::Issue, Operation::Read, Operation::Revoke],
         )
         .unwrap(),
+        Caller::new(
+            "plain",
+            &hash_token(PLAIN_TOKEN),
+            vec!["IPSECIntermediateOffline".into()],
+            vec![Operation::Issue, Operation::Read],
+        )
+        .unwrap()
+        .plain_mode(),
     ])
     .unwrap()
 }
@@ -167,6 +223,7 @@ async fn start_full(
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut settings = CaSettings::new(&base);
     settings.crl_path = Some(dir.path().join("issuing.crl"));
+    settings.grants = GrantVerifier::of_key(grant_key(), 900).unwrap();
     let ca = CertificateAuthority::new(
         material,
         templates,
@@ -261,6 +318,11 @@ pub fn issue_request(request_id: &str, template: &str, csr_der: &[u8], cn: &str)
         validity_days: None,
         ..Default::default()
     }
+}
+
+/// [`issue_request`] with its grant, as the full pipeline sends it.
+pub fn granted_request(request_id: &str, template: &str, csr_der: &[u8], cn: &str) -> IssueRequest {
+    granted(issue_request(request_id, template, csr_der, cn))
 }
 
 pub fn b64d(s: &str) -> Vec<u8> {

@@ -23,6 +23,7 @@ macro_rules! enqueue {
 
 mod challenges;
 mod inventory;
+mod name_policies;
 mod outbox;
 mod plans;
 mod reconcile;
@@ -39,6 +40,7 @@ pub use challenges::{
     ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, RequestRow, ReserveOutcome,
 };
 pub use inventory::{Assignment, OutOfService, Transition};
+pub use name_policies::NamePolicyRow;
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
 pub use plans::LookupPlan;
 pub use reconcile::{AuditCert, AuditChallenge, SqliteDurability};

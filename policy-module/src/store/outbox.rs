@@ -65,6 +65,10 @@ pub struct AuditEvent {
     pub profile_id: Option<String>,
     pub transaction_id: Option<String>,
     pub detail: Option<String>,
+    /// The names this record concerns passed unchecked under a template's
+    /// `enrollee_supplies_subject` flag (AD CS ESC1).
+    #[serde(default)]
+    pub esc1_exposed: bool,
 }
 
 impl Store {
@@ -235,8 +239,8 @@ impl Store {
         let now = self.now().await?;
         on_db!(&self.db, |pool, _b| {
             sqlx::query(
-                "INSERT INTO audit (at, event, device_id, profile_id, transaction_id, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO audit (at, event, device_id, profile_id, transaction_id, detail, \
+                 esc1_exposed) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(now)
             .bind(&e.event)
@@ -244,6 +248,7 @@ impl Store {
             .bind(&e.profile_id)
             .bind(&e.transaction_id)
             .bind(&e.detail)
+            .bind(e.esc1_exposed)
             .execute(pool)
             .await?
             .rows_affected()
@@ -259,7 +264,8 @@ impl Store {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, AuditEvent>(
-                "SELECT id, at, event, device_id, profile_id, transaction_id, detail FROM audit \
+                "SELECT id, at, event, device_id, profile_id, transaction_id, detail, esc1_exposed \
+                 FROM audit \
                  WHERE ($1 IS NULL OR device_id = $1) ORDER BY id DESC LIMIT $2",
             )
             .bind(device_id)

@@ -67,6 +67,7 @@ fn concrete(path: &str) -> String {
         .replace("{target}", "t")
         .replace("{device}", "d")
         .replace("{action}", "retire")
+        .replace("{template}", "T1")
 }
 
 #[tokio::test]
@@ -431,6 +432,7 @@ async fn remote_policy_client_speaks_the_contract_over_http() {
         remote.notify(missing).await,
         Err(policy_module::NotifyError::UnknownTransaction)
     );
+    crate::harness::allow_admin_template(&h.svc, "T").await;
     let c = remote
         .generate_challenge(policy_module::ChallengeRequest {
             template: "T".into(),

@@ -101,6 +101,7 @@ async fn cross_site_form_posts_and_gets_mint_nothing() {
     assert_eq!(challenge_count(&h).await, before, "nothing minted");
 
     // The honest calls, one labelled same-origin as a browser on this server would be.
+    crate::harness::allow_admin_template(&h.svc, "IPSECIntermediateOffline").await;
     let r = s
         .req("post", mint, Some(NDES))
         .header("origin", s.base.as_str())

@@ -80,6 +80,7 @@ async fn a_key_certified_to_one_device_is_refused_to_others_and_kept_by_its_own(
         .unwrap();
 
     // An mscep_admin password does not launder the key either.
+    crate::harness::allow_admin_template(&h.svc, "IPSECIntermediateOffline").await;
     let admin = h
         .svc
         .generate_challenge(ChallengeRequest {

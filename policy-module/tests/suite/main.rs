@@ -9,6 +9,7 @@ mod harness;
 mod key_reuse;
 mod lifecycle;
 mod lifecycle_race;
+mod names;
 mod payloads;
 mod pki;
 mod profile_warnings;

@@ -11,7 +11,7 @@ use policy_module::{
 
 use crate::both;
 use crate::der::{oid, printable, seq, set, tlv, utf8};
-use crate::harness::{Enrolled, Harness, enrolled, profile_spec};
+use crate::harness::{Enrolled, Harness, allow_admin_template, enrolled, profile_spec};
 use crate::pki::{CsrSpec, TestCa, csr, ec_key, ec384_key, rsa_key};
 
 fn request(csr_der: Vec<u8>, tx: &str) -> VerifyRequest {
@@ -101,6 +101,7 @@ async fn concurrent_admin_mints_never_exceed_password_max(h: Harness) {
     let mut settings = h.svc.challenge_settings().await.unwrap();
     settings.password_max = 3;
     h.svc.set_challenge_settings(&settings).await.unwrap();
+    allow_admin_template(&h.svc, "IPSECIntermediateOffline").await;
     let other = h.reopen().await;
     let mut tasks = Vec::new();
     for i in 0..24 {
@@ -543,6 +544,7 @@ async fn rejects_subject_name_deviations(h: Harness) {
 /// (micromdm's scepclient writes PrintableString); the grant carries the text and the CA
 /// writes it in the canonical types.
 async fn an_admin_request_names_itself_in_any_string_type(h: Harness) {
+    allow_admin_template(&h.svc, "IPSECIntermediateOffline").await;
     let c = h
         .svc
         .generate_challenge(ChallengeRequest {
@@ -911,6 +913,7 @@ async fn mscep_admin_challenges_respect_password_max_and_single_use(h: Harness) 
     let mut settings = h.svc.challenge_settings().await.unwrap();
     settings.password_max = 2;
     h.svc.set_challenge_settings(&settings).await.unwrap();
+    allow_admin_template(&h.svc, "IPSECIntermediateOffline").await;
     let ask = || ChallengeRequest {
         template: "IPSECIntermediateOffline".into(),
         requester: "CONTOSO\\admin".into(),
@@ -985,6 +988,7 @@ async fn a_closed_store_is_unavailable_not_a_rejection(h: Harness) {
 #[tokio::test]
 async fn rsa_below_2048_is_refused_under_an_admin_challenge() {
     let h = Harness::sqlite().await;
+    allow_admin_template(&h.svc, "T").await;
     let c = h
         .svc
         .generate_challenge(ChallengeRequest {
