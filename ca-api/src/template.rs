@@ -120,8 +120,9 @@ pub enum UsageRefusal {
 }
 
 /// The key usage bits a certificate gets: the template's that apply to the key, or under
-/// [`UsageSource::RequestWithinTemplate`] the granted ones among those. The CA issues by this
-/// rule and the policy module warns by it, so the two cannot drift.
+/// [`UsageSource::RequestWithinTemplate`] the granted ones among those (nothing granted, as in
+/// plain mode and on the admin page, leaves the template's). The CA issues by this rule and the
+/// policy module warns by it, so the two cannot drift.
 pub fn issued_key_usage(
     source: UsageSource,
     template: &[KeyUsage],
@@ -134,6 +135,7 @@ pub fn issued_key_usage(
         .filter(|b| key_usage_applies(*b, family));
     match source {
         UsageSource::Template => Ok(usable.collect()),
+        UsageSource::RequestWithinTemplate if granted.is_empty() => Ok(usable.collect()),
         UsageSource::RequestWithinTemplate => {
             let bits: Vec<_> = usable.filter(|b| granted.contains(b)).collect();
             if bits.is_empty() {
@@ -200,6 +202,11 @@ mod tests {
         assert_eq!(
             issued_key_usage(n, &t, KeyFamily::Rsa, &[DigitalSignature]),
             Ok(vec![DigitalSignature])
+        );
+        assert_eq!(
+            issued_key_usage(n, &t, KeyFamily::Rsa, &[]),
+            Ok(vec![DigitalSignature, KeyEncipherment]),
+            "nothing granted (plain mode, admin page): the template's"
         );
         assert_eq!(
             issued_key_usage(n, &t, KeyFamily::Ec, &[KeyEncipherment]),

@@ -172,6 +172,15 @@ async fn a_narrowing_template_issues_the_granted_usages_within_its_own() {
     assert_eq!(usages(&c.der), ((false, true), vec![SERVER.into()]));
     let c = issue("n-4", "IPSECNarrowing", ds(), &[]).await.unwrap();
     assert_eq!(usages(&c.der).1, [CLIENT, SERVER, IKE_INTERMEDIATE]);
+    // A grant naming no usages at all (plain mode, the admin page): the template's.
+    let c = issue("n-4b", "IPSECNarrowing", vec![], &[]).await.unwrap();
+    assert_eq!(
+        usages(&c.der),
+        (
+            (true, true),
+            vec![CLIENT.into(), SERVER.into(), IKE_INTERMEDIATE.into()]
+        )
+    );
     // Nothing within the template: refused, and nothing is recorded.
     for (id, ku, eku) in [
         ("n-5", ds(), vec!["emailProtection"]),
