@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::{CaBackend, CaError, IssueCall, IssuedCert};
 use crate::status::{CertStatus, RevocationReason};
+use crate::template::{TemplateInfo, TemplateList};
 use crate::wire::{
     CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, ReleaseResponse,
     RevokeRequest, RevokeResponse,
@@ -177,6 +178,23 @@ impl CaClient {
     pub async fn release(&self, serial: &str) -> Result<ReleaseResponse, ClientError> {
         let url = self.url(&format!("/api/v1/revocations/{serial}"));
         Self::json(self.authed(self.http.delete(url)).send().await?).await
+    }
+
+    /// `GET /api/v1/templates`: the templates this caller is entitled to.
+    pub async fn templates(&self) -> Result<Vec<TemplateInfo>, ClientError> {
+        let rb = self.http.get(self.url("/api/v1/templates"));
+        let list: TemplateList = Self::json(self.authed(rb).send().await?).await?;
+        Ok(list.templates)
+    }
+
+    /// `GET /api/v1/templates/{name}`; `None` when the CA has no template of that name.
+    pub async fn template(&self, name: &str) -> Result<Option<TemplateInfo>, ClientError> {
+        let url = self.url(&format!("/api/v1/templates/{name}"));
+        match Self::json(self.authed(self.http.get(url)).send().await?).await {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.code() == Some("unknown_template") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn bytes(&self, rb: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {

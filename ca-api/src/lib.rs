@@ -8,6 +8,7 @@
 //! | [`client`] | [`CaClient`], the typed HTTP client, and [`HttpCa`], the backend over it |
 //! | [`status`] | revocation reasons and certificate status |
 //! | [`grant`] | the policy module's signed grant, which the CA verifies (docs/decisions.md #10) |
+//! | [`template`] | a template as the CA describes it (`GET /api/v1/templates`) and the key usage rule |
 //!
 //! The names a certificate carries (subject attributes, SANs) are the foundation's vocabulary.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod backend;
 pub mod client;
 pub mod grant;
 pub mod status;
+pub mod template;
 pub mod wire;
 
 pub use backend::{CaBackend, CaError, IssueCall, IssuedCert};
@@ -23,3 +25,4 @@ pub use client::{CaClient, ClientError, HttpCa};
 pub use foundation::Serial;
 pub use grant::{GrantError, GrantKey, GrantStatement, GrantVerifier, SignedGrant};
 pub use status::{CertStatus, RevocationReason};
+pub use template::{TemplateInfo, UsageSource};

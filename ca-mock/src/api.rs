@@ -21,6 +21,7 @@ use crate::error::CaError;
 use crate::store::ListFilter;
 use base64::engine::general_purpose::STANDARD as B64;
 use ca_api::IssueCall;
+use ca_api::template::TemplateList;
 use ca_api::wire::{
     CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, RevokeRequest,
 };
@@ -89,6 +90,7 @@ impl From<CaError> for ApiError {
             CaError::SubjectNotAllowed(_) => (S::BAD_REQUEST, "subject_not_allowed"),
             CaError::SanNotAllowed(_) => (S::BAD_REQUEST, "san_not_allowed"),
             CaError::InvalidValidity(_) => (S::BAD_REQUEST, "invalid_validity"),
+            CaError::UsageNotAllowed(_) => (S::BAD_REQUEST, "usage_not_allowed"),
             CaError::RequestIdConflict => (S::CONFLICT, "request_id_conflict"),
             CaError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request"),
             CaError::InvalidSerial => (S::BAD_REQUEST, "invalid_serial"),
@@ -284,6 +286,42 @@ async fn list_certificates(
     Ok(axum::Json(CertificateList { certificates }).into_response())
 }
 
+/// The templates this caller may use, described (docs/decisions.md #7: so the policy module can
+/// say how a profile and its template differ).
+async fn list_templates(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let templates = state
+        .ca
+        .template_names()
+        .filter(|n| caller.may_use(n))
+        .filter_map(|n| state.ca.template(n))
+        .map(|t| t.info())
+        .collect();
+    Ok(axum::Json(TemplateList { templates }).into_response())
+}
+
+async fn get_template(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Operation::Read)?;
+    if !caller.may_use(&name) {
+        return Err(ApiError::forbidden());
+    }
+    let template = state.ca.template(&name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_template",
+            "no template of that name",
+        )
+    })?;
+    Ok(axum::Json(template.info()).into_response())
+}
+
 async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -396,6 +434,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/certificates", post(issue).get(list_certificates))
         .route("/api/v1/certificates/{serial}", get(get_certificate))
+        .route("/api/v1/templates", get(list_templates))
+        .route("/api/v1/templates/{name}", get(get_template))
         .route("/api/v1/revocations", post(revoke))
         .route("/api/v1/revocations/{serial}", delete(release))
         .route("/ca/issuing.crt", get(issuing_der))

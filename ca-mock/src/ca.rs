@@ -230,6 +230,11 @@ impl CertificateAuthority {
             asn1_to_unix(self.material.issuing.not_before()).map_err(CaError::crypto)?;
         let not_before = (now - self.settings.not_before_skew_secs).max(ca_not_before);
         let sans_json = serde_json::to_string(&req.sans).map_err(CaError::crypto)?;
+        let (key_usage, extended_key_usage) = template.issued_usages(
+            csr.public_key.id(),
+            &req.key_usage,
+            &req.extended_key_usages,
+        )?;
 
         for _ in 0..SERIAL_ATTEMPTS {
             let serial = Serial::random()?;
@@ -239,6 +244,8 @@ impl CertificateAuthority {
                 subject: &req.subject,
                 sans: &req.sans,
                 serial: &serial,
+                key_usage: &key_usage,
+                extended_key_usage: &extended_key_usage,
                 not_before,
                 not_after,
             };

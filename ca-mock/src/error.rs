@@ -28,6 +28,9 @@ pub enum CaError {
     /// A subject alternative name is malformed or not allowed by the template.
     #[error("subject alternative name not allowed: {0}")]
     SanNotAllowed(String),
+    /// The template narrows usages to the request's and none of them is allowed.
+    #[error("usage not allowed by the template: {0}")]
+    UsageNotAllowed(String),
     /// The request asked for a validity the template does not give.
     #[error("invalid validity: {0}")]
     InvalidValidity(String),

@@ -13,7 +13,7 @@ use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, CrlDist
 
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
-use foundation::names::{NameAttr, San};
+use foundation::names::{KeyUsage, NameAttr, San};
 use foundation::secret::sha256_hex;
 
 use crate::names::{build_subject, san_extension_der};
@@ -85,6 +85,9 @@ pub(crate) struct CertSpec<'a> {
     pub(crate) subject: &'a [NameAttr],
     pub(crate) sans: &'a [San],
     pub(crate) serial: &'a Serial,
+    /// Key usage bits and EKU OIDs, as [`Template::issued_usages`] decided.
+    pub(crate) key_usage: &'a [KeyUsage],
+    pub(crate) extended_key_usage: &'a [String],
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
 }
@@ -150,9 +153,9 @@ pub(crate) fn build_certificate(
 
     b.append_extension(BasicConstraints::new().critical().build().map_err(c)?)
         .map_err(c)?;
-    b.append_extension(spec.template.key_usage_extension(spec.public_key.id())?)
+    b.append_extension(spec.template.key_usage_extension(spec.key_usage)?)
         .map_err(c)?;
-    if let Some(eku) = spec.template.eku_extension()? {
+    if let Some(eku) = Template::eku_extension(spec.extended_key_usage)? {
         b.append_extension(eku).map_err(c)?;
     }
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&ca.issuing), None));

@@ -13,18 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CaError;
 use crate::keys::HashAlg;
+use ca_api::template::{
+    KeyFamily, TemplateInfo, TemplateKeys, UsageSource, issued_extended_key_usage,
+    issued_key_usage, key_usage_applies,
+};
 use foundation::names::{KeyUsage, NameAttr, San, SanKind, SubjectAttr, eku_oid};
 
-/// Named elliptic curves a template may accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Curve {
-    /// NIST P-256 (prime256v1)
-    #[serde(rename = "P-256")]
-    P256,
-    /// NIST P-384 (secp384r1)
-    #[serde(rename = "P-384")]
-    P384,
-}
+/// Named elliptic curves a template may accept (the CA contract's vocabulary).
+pub use ca_api::template::Curve;
 
 /// Which CSR public keys a template accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +94,10 @@ pub struct Template {
     /// SAN rules.
     #[serde(default = "no_sans")]
     pub sans: SanRules,
+    /// Where issued key usage and EKUs come from: `"template"` (default, AD CS) or
+    /// `"request_within_template"` (the grant's, within this template's; docs/decisions.md #7).
+    #[serde(default)]
+    pub usages: UsageSource,
 }
 
 fn default_hash() -> HashAlg {
@@ -296,20 +296,59 @@ impl Template {
     /// section 3 forbids keyEncipherment and dataEncipherment with id-ecPublicKey, and RFC 3279
     /// 2.3.1 leaves keyAgreement out for RSA. So the bits follow the key the CSR proposes.
     fn usable_bits(&self, key: Id) -> impl Iterator<Item = &KeyUsage> {
-        self.key_usage.iter().filter(move |bit| match bit {
-            KeyUsage::KeyEncipherment | KeyUsage::DataEncipherment => key != Id::EC,
-            KeyUsage::KeyAgreement => key != Id::RSA,
-            KeyUsage::DigitalSignature | KeyUsage::NonRepudiation => true,
+        self.key_usage.iter().filter(move |bit| match key {
+            Id::EC => key_usage_applies(**bit, KeyFamily::Ec),
+            Id::RSA => key_usage_applies(**bit, KeyFamily::Rsa),
+            _ => true,
         })
     }
 
-    /// The key usage extension for a certificate whose public key is of type `key`.
-    pub(crate) fn key_usage_extension(&self, key: Id) -> Result<X509Extension, CaError> {
+    /// The key usage bits and EKU OIDs a certificate for a key of type `key` gets: the
+    /// template's, or with `usages = "request_within_template"` the granted ones within the
+    /// template's (docs/decisions.md #7). The rule is the contract's, shared with the policy
+    /// module's warnings.
+    pub(crate) fn issued_usages(
+        &self,
+        key: Id,
+        granted_ku: &[KeyUsage],
+        granted_eku: &[String],
+    ) -> Result<(Vec<KeyUsage>, Vec<String>), CaError> {
+        let family = if key == Id::EC {
+            KeyFamily::Ec
+        } else {
+            KeyFamily::Rsa
+        };
+        let refused = |e: ca_api::template::UsageRefusal| CaError::UsageNotAllowed(e.to_string());
+        let bits =
+            issued_key_usage(self.usages, &self.key_usage, family, granted_ku).map_err(refused)?;
+        let template_ekus: Vec<String> = self
+            .extended_key_usage
+            .iter()
+            .filter_map(|e| eku_oid(e))
+            .collect();
+        let granted: Vec<String> = match self.usages {
+            UsageSource::Template => Vec::new(),
+            UsageSource::RequestWithinTemplate => granted_eku
+                .iter()
+                .map(|e| {
+                    eku_oid(e).ok_or_else(|| {
+                        CaError::InvalidRequest(format!("unknown extended key usage {e:?}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let ekus =
+            issued_extended_key_usage(self.usages, &template_ekus, &granted).map_err(refused)?;
+        Ok((bits, ekus))
+    }
+
+    /// The key usage extension with these bits.
+    pub(crate) fn key_usage_extension(&self, bits: &[KeyUsage]) -> Result<X509Extension, CaError> {
         let mut ku = KeyUsageExt::new();
         if self.key_usage_critical {
             ku.critical();
         }
-        for bit in self.usable_bits(key) {
+        for bit in bits {
             match bit {
                 KeyUsage::DigitalSignature => ku.digital_signature(),
                 KeyUsage::NonRepudiation => ku.non_repudiation(),
@@ -321,19 +360,40 @@ impl Template {
         ku.build().map_err(CaError::crypto)
     }
 
-    /// The EKU extension, if the template lists any.
-    pub(crate) fn eku_extension(&self) -> Result<Option<X509Extension>, CaError> {
-        if self.extended_key_usage.is_empty() {
+    /// The EKU extension with these dotted OIDs; none when empty.
+    pub(crate) fn eku_extension(oids: &[String]) -> Result<Option<X509Extension>, CaError> {
+        if oids.is_empty() {
             return Ok(None);
         }
         let mut eku = ExtendedKeyUsage::new();
-        for name in &self.extended_key_usage {
-            // validate() guarantees every entry resolves.
-            if let Some(oid) = eku_oid(name) {
-                eku.other(&oid);
-            }
+        for oid in oids {
+            eku.other(oid);
         }
         eku.build().map(Some).map_err(CaError::crypto)
+    }
+
+    /// The template as the CA's API describes it: EKUs as dotted OIDs.
+    pub fn info(&self) -> TemplateInfo {
+        TemplateInfo {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            validity_days: self.validity_days,
+            key_usage: self.key_usage.clone(),
+            extended_key_usage: self
+                .extended_key_usage
+                .iter()
+                .filter_map(|e| eku_oid(e))
+                .collect(),
+            keys: TemplateKeys {
+                rsa_min_bits: self.keys.rsa_min_bits,
+                ec_curves: self.keys.ec_curves.clone(),
+            },
+            subject_required: self.subject.required.clone(),
+            subject_allowed: self.subject.allowed.clone(),
+            san_allowed: self.sans.allowed.clone(),
+            san_max: self.sans.max,
+            usages: self.usages,
+        }
     }
 }
 
@@ -358,6 +418,27 @@ mod tests {
         assert_eq!(cep.key_usage, [KeyUsage::KeyEncipherment]);
         let agent = &all[1];
         assert_eq!(agent.key_usage, [KeyUsage::DigitalSignature]);
+    }
+
+    #[test]
+    fn usages_default_to_the_template_and_may_narrow_to_the_request() {
+        assert!(
+            Template::builtin()
+                .unwrap()
+                .iter()
+                .all(|t| t.usages == UsageSource::Template),
+            "off in every built-in template"
+        );
+        let base = BUILTIN_TEMPLATES[0].1;
+        let line = "usages = \"template\"";
+        assert!(base.contains(line), "the sample names the default");
+        let implicit = Template::from_toml(&base.replace(line, "")).unwrap();
+        assert_eq!(implicit.usages, UsageSource::Template);
+        let narrowing = base.replace(line, "usages = \"request_within_template\"");
+        let t = Template::from_toml(&narrowing).unwrap();
+        assert_eq!(t.usages, UsageSource::RequestWithinTemplate);
+        assert_eq!(t.info().usages, UsageSource::RequestWithinTemplate);
+        assert!(Template::from_toml(&base.replace(line, "usages = \"request\"")).is_err());
     }
 
     #[test]

@@ -58,6 +58,10 @@ async fn steps(out: &mut impl Write, lab: &Lab) -> Result<()> {
         "[1] admin created SCEP profile {PROFILE:?} v{}: subject {:?}, template {}",
         profile.version, profile.spec.subject_name_format, profile.spec.template
     )?;
+    // What the template will change (docs/decisions.md #7), told before any device enrols.
+    for w in lab.policy().profile_warnings(&profile.spec).await {
+        writeln!(out, "    template differs on {}: {}", w.field, w.effect)?;
+    }
 
     let device_dir = lab.data_dir().join("devices").join("laptop-01");
     let dir = DeviceDir::open(&device_dir)?;

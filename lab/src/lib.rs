@@ -68,6 +68,9 @@ pub struct LabOptions {
     /// Where ndes-proxy reaches the CA; `None`: this lab's ca-mock. Fault tests put a proxy
     /// in between that refuses, blackholes, delays or answers 500.
     pub ndes_ca_url: Option<String>,
+    /// Where the device templates' issued key usage and EKUs come from: the template (AD CS,
+    /// the default) or the grant within the template (docs/decisions.md #7).
+    pub device_template_usages: ca_api::UsageSource,
 }
 
 /// The databases of the three services: SQLite files in the data directory (the default), or
@@ -112,6 +115,7 @@ impl LabOptions {
             ndes_ca_url: None,
             ca_in_process: false,
             plain_challenge: None,
+            device_template_usages: ca_api::UsageSource::Template,
         }
     }
 }
@@ -214,13 +218,18 @@ impl Lab {
 
         // policy-module, with its revocation outbox delivering to ca-mock.
         let store = open_policy_store(data, &options.databases, lab_clock.clone()).await?;
+        let templates = policy_module::template_source::CaTemplates::new(
+            &format!("http://{ca_addr}"),
+            &tokens.ca_policy,
+        )?;
         let policy = PolicyService::new(
             store.clone(),
             ServiceConfig {
                 grant_key: Some(grant_key),
                 ..ServiceConfig::default()
             },
-        );
+        )
+        .with_templates(Arc::new(templates));
         // The template the admin page below serves gets the sample name policy, unless an
         // administrator has set one (the data directory is kept between runs): without one
         // the admin path serves nothing (issue 15 item 2, docs/decisions.md #7).
@@ -527,7 +536,12 @@ async fn start_ca(
         ca_mock::init(&dir, &source, None).context("creating the CA hierarchy")?;
     }
     let material = ca_mock::CaMaterial::load(&dir, None).context("loading the CA hierarchy")?;
-    let templates = Template::builtin()?;
+    let mut templates = Template::builtin()?;
+    for t in &mut templates {
+        if DEVICE_TEMPLATES.contains(&t.name.as_str()) {
+            t.usages = options.device_template_usages;
+        }
+    }
     // Each caller gets what it needs and no more: ndes-proxy issues device certificates
     // (its own RA certificates are issued by the lab at the CA's console, `ra::identity`).
     let ndes = Caller::new(

@@ -73,7 +73,7 @@ pub(crate) async fn run(a: &PayloadArgs, out: &mut impl Write) -> Result<()> {
         StatusCode::NOT_FOUND => {
             let mut body = serde_json::to_value(demo_profile(a.scep_url.clone(), root_sha256))?;
             body["id"] = PROFILE.into();
-            expect_ok(
+            let created = expect_ok(
                 http.post(format!("{policy}/api/v1/profiles"))
                     .bearer_auth(&token)
                     .json(&body),
@@ -81,6 +81,16 @@ pub(crate) async fn run(a: &PayloadArgs, out: &mut impl Write) -> Result<()> {
             )
             .await?;
             eprintln!("created profile {PROFILE}");
+            // How its certificates will differ from it (docs/decisions.md #7).
+            let created: serde_json::Value = serde_json::from_slice(&created)?;
+            for w in created["warnings"].as_array().into_iter().flatten() {
+                let text = |k: &str| w[k].as_str().unwrap_or_default().to_owned();
+                eprintln!(
+                    "  template differs on {}: {}",
+                    text("field"),
+                    text("effect")
+                );
+            }
         }
         s => bail!("reading profile {PROFILE}: HTTP {s}"),
     }

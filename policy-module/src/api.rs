@@ -17,6 +17,7 @@ use crate::error::{AdminError, ChallengeError, NotifyError, VerifyError};
 use crate::model::{DeviceSpec, Group, ProfileSpec};
 use crate::name_policy::NamePolicy;
 use crate::payload;
+use crate::profile_view::PreviewRequest;
 use crate::service::{ChallengeSettings, PolicyService};
 use crate::store::Assignment;
 use foundation::secret::Secret;
@@ -33,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/api/v1/profiles"),
     ("post", "/api/v1/profiles"),
+    ("post", "/api/v1/profiles/preview"),
     ("get", "/api/v1/profiles/{id}"),
     ("put", "/api/v1/profiles/{id}"),
     ("get", "/api/v1/profiles/{id}/versions"),
@@ -80,6 +82,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     let admin = Router::new()
         .route("/api/v1/profiles", get(list_profiles).post(create_profile))
+        .route("/api/v1/profiles/preview", post(preview_profile))
         .route(
             "/api/v1/profiles/{id}",
             get(get_profile).put(update_profile),
@@ -290,8 +293,18 @@ async fn openapi() -> Response {
 
 type Result<T> = std::result::Result<T, AdminError>;
 
+// Profiles are shown with their warnings: how certificates issued under their template will
+// differ from them (docs/decisions.md #7, `template_check`).
 async fn list_profiles(State(s): State<ApiState>) -> Result<Response> {
-    Ok(Json(s.service.store().list_profiles().await?).into_response())
+    let profiles = s.service.store().list_profiles().await?;
+    Ok(Json(s.service.profile_views(profiles).await).into_response())
+}
+
+async fn preview_profile(
+    State(s): State<ApiState>,
+    Json(req): Json<PreviewRequest>,
+) -> Result<Response> {
+    Ok(Json(s.service.preview(req).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -304,7 +317,8 @@ struct NewProfile {
 
 async fn create_profile(State(s): State<ApiState>, Json(p): Json<NewProfile>) -> Result<Response> {
     let profile = s.service.create_profile(&p.id, p.spec).await?;
-    Ok((StatusCode::CREATED, Json(profile)).into_response())
+    let view = s.service.profile_view(profile).await;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 async fn get_profile(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response> {
@@ -314,7 +328,7 @@ async fn get_profile(State(s): State<ApiState>, Path(id): Path<String>) -> Resul
         .get_profile(&id)
         .await?
         .ok_or(AdminError::NotFound)?;
-    Ok(Json(p).into_response())
+    Ok(Json(s.service.profile_view(p).await).into_response())
 }
 
 async fn update_profile(
@@ -322,7 +336,8 @@ async fn update_profile(
     Path(id): Path<String>,
     Json(spec): Json<ProfileSpec>,
 ) -> Result<Response> {
-    Ok(Json(s.service.update_profile(&id, spec).await?).into_response())
+    let profile = s.service.update_profile(&id, spec).await?;
+    Ok(Json(s.service.profile_view(profile).await).into_response())
 }
 
 async fn profile_versions(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response> {

@@ -7,6 +7,8 @@
 //! - `rules`, `format`, `render`: the checks of a CSR's facts (`policy_api::csr`), the profile
 //!   format syntax, rendering for a device.
 //! - `admin`, `checkin`: profiles, devices, groups, lifecycle; the MDM check-in.
+//! - `template_check`, `template_source`, `profile_view`: how a profile and its CA template
+//!   differ (warnings, preview; decisions.md #7).
 //! - `admin_path`, `name_policy`: the mscep_admin path's templates and their name policies
 //!   (which subject and SANs a CSR under an admin challenge may carry; ESC1 only by flag).
 //! - `outbox`: revocation delivery to the CA (`Revoker`, `HttpRevoker`, `OutboxWorker`).
@@ -28,10 +30,13 @@ pub mod model;
 pub mod name_policy;
 pub mod outbox;
 pub mod payload;
+pub mod profile_view;
 pub mod render;
 pub mod rules;
 pub mod service;
 pub mod store;
+pub mod template_check;
+pub mod template_source;
 mod verify;
 
 pub use policy_api::{

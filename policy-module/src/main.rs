@@ -14,6 +14,7 @@ use policy_module::api::{ApiState, serve};
 use policy_module::config::{Config, StoreLocation, read_secret};
 use policy_module::outbox::{HttpRevoker, OutboxWorker};
 use policy_module::store::Store;
+use policy_module::template_source::CaTemplates;
 
 #[derive(Parser)]
 #[command(
@@ -190,9 +191,12 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
     };
     let mut service_config = cfg.service();
     service_config.grant_key = Some(Arc::new(cfg.grant_key()?));
-    let service = PolicyService::new(store.clone(), service_config);
-    let revoker =
-        HttpRevoker::new(&cfg.ca.url, read_secret(&cfg.ca.token_file)?).context("CA client")?;
+    let ca_token = read_secret(&cfg.ca.token_file)?;
+    // The same CA caller (revoke, read) reads templates for the profiles' warnings.
+    let templates = CaTemplates::new(&cfg.ca.url, &ca_token).context("CA client")?;
+    let service =
+        PolicyService::new(store.clone(), service_config).with_templates(Arc::new(templates));
+    let revoker = HttpRevoker::new(&cfg.ca.url, ca_token).context("CA client")?;
     let worker = OutboxWorker::new(
         store,
         Arc::new(revoker),

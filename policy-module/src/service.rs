@@ -149,6 +149,8 @@ pub struct PolicyService {
     pub(crate) config: Arc<ServiceConfig>,
     pub(crate) outbox_wake: Arc<Notify>,
     pub(crate) mint_limiter: Arc<SourceLimiter>,
+    /// The CA's templates, for profile warnings (`template_check`); none means "not compared".
+    pub(crate) templates: Option<Arc<dyn crate::template_source::TemplateSource>>,
 }
 
 impl PolicyService {
@@ -159,6 +161,7 @@ impl PolicyService {
             mint_limiter: Arc::new(SourceLimiter::new(config.challenge_mint_limit)),
             config: Arc::new(config),
             outbox_wake: Arc::new(Notify::new()),
+            templates: None,
         }
     }
 

@@ -185,6 +185,24 @@ pub async fn start_refreshing(
     store: SqlStore,
     crl_refresh: Duration,
 ) -> TestCa {
+    start_full(dir, key, store, crl_refresh, Template::builtin().unwrap()).await
+}
+
+/// A CA on SQLite with these templates instead of the built-in ones.
+pub async fn start_with_templates(key: KeySpec, templates: Vec<Template>) -> TestCa {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ca.db").display());
+    let store = SqlStore::sqlite(&url).await.unwrap();
+    start_full(dir, key, store, Duration::from_secs(3600), templates).await
+}
+
+async fn start_full(
+    dir: tempfile::TempDir,
+    key: KeySpec,
+    store: SqlStore,
+    crl_refresh: Duration,
+    templates: Vec<Template>,
+) -> TestCa {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter("warn")
@@ -208,7 +226,7 @@ pub async fn start_refreshing(
     settings.grants = GrantVerifier::of_key(grant_key(), 900).unwrap();
     let ca = CertificateAuthority::new(
         material,
-        Template::builtin().unwrap(),
+        templates,
         Arc::new(store),
         Arc::new(SystemClock),
         settings,

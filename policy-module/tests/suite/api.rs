@@ -26,7 +26,7 @@ pub(crate) async fn start(h: &Harness) -> Server {
     start_service(h.svc.clone()).await
 }
 
-async fn start_service(service: PolicyService) -> Server {
+pub(crate) async fn start_service(service: PolicyService) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = ApiState {

@@ -12,6 +12,7 @@ mod lifecycle_race;
 mod names;
 mod payloads;
 mod pki;
+mod profile_warnings;
 mod secrets;
 mod verify;
 
