@@ -442,7 +442,8 @@ mod tests {
     #[test]
     fn every_field_of_the_call_must_match() {
         let s = statement(0);
-        let edits: [(&str, fn(&mut IssueCall)); 7] = [
+        type Edit = fn(&mut IssueCall);
+        let edits: [(&str, Edit); 7] = [
             ("request_id", |c| c.request_id.push('x')),
             ("template", |c| c.template = "EnrollmentAgentOffline".into()),
             ("subject", |c| c.subject[0].value = "Administrator".into()),

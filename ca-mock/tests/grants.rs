@@ -26,6 +26,9 @@ async fn post(ca: &TestCa, token: &str, req: &IssueRequest) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// A change to a granted request, named for the failure message.
+type Edit = Box<dyn Fn(&mut IssueRequest)>;
+
 fn assert_refused(got: (u16, Value), case: &str) {
     assert_eq!(got.0, 403, "{case}: {}", got.1);
     assert_eq!(got.1["error"], "grant_refused", "{case}: {}", got.1);
@@ -83,7 +86,7 @@ async fn a_call_that_differs_from_its_grant_is_refused() {
         &csr(&device_key, "x", false),
         "dev-1",
     ));
-    let edits: Vec<(&str, Box<dyn Fn(&mut IssueRequest)>)> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         ("request id", Box::new(|r| r.request_id = "grant-2".into())),
         (
             "template",

@@ -339,7 +339,12 @@ async fn p8_requested_extensions_leave_the_certificate_as_the_template_makes_it(
     let greedy_csr = b.build().to_der().unwrap();
     let greedy = ca
         .ndes
-        .issue(&granted_request("p8-greedy", template, &greedy_csr, "dev-1"))
+        .issue(&granted_request(
+            "p8-greedy",
+            template,
+            &greedy_csr,
+            "dev-1",
+        ))
         .await
         .unwrap()
         .response;

@@ -62,7 +62,11 @@ async fn the_ndes_token_alone_is_not_a_ca() {
             .unwrap();
         let status = resp.status().as_u16();
         let v: Value = resp.json().await.unwrap();
-        assert_eq!((status, v["error"].as_str()), (403, Some(code)), "{case}: {v}");
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (403, Some(code)),
+            "{case}: {v}"
+        );
     }
     assert!(lab.ca_records().await.unwrap().is_empty(), "nothing issued");
 
