@@ -271,6 +271,11 @@ impl CertificateAuthority {
                 not_after,
                 issued_at: now,
                 issued_to: actor.to_owned(),
+                issued_under: match (&grant, right) {
+                    (Some(g), _) => format!("grant {}", g.key_id),
+                    (None, IssueRight::PlainMode) => "plain mode".to_owned(),
+                    (None, _) => "operator".to_owned(),
+                },
             };
             match self.store.insert_issued(&record).await? {
                 InsertOutcome::Inserted => {

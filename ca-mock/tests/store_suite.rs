@@ -31,6 +31,7 @@ fn record(serial: &str, request_id: &str) -> NewCertificate {
         not_after: 1_800_000_000,
         issued_at: 1_700_000_300,
         issued_to: "ndes".into(),
+        issued_under: "operator".into(),
     }
 }
 

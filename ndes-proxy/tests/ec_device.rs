@@ -30,12 +30,6 @@ fn ec_device(cn: &str) -> Device {
     }
 }
 
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = testkit::openssl(args, None).unwrap();
-    assert!(out.success(), "openssl {args:?}: {}", out.stderr_str());
-    out.stdout
-}
-
 #[tokio::test]
 async fn an_ec_device_enrolls_and_openssl_opens_its_key_agreement_envelope() {
     let s = Server::start(&["ec1"]).await;
@@ -51,64 +45,19 @@ async fn an_ec_device_enrolls_and_openssl_opens_its_key_agreement_envelope() {
     assert_eq!(s.ca.issued.lock().unwrap().len(), 1);
     assert_eq!(s.policy.notifications.lock().unwrap().len(), 1);
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
-    std::fs::write(path("rep.der"), &rep).unwrap();
-    std::fs::write(path("dev.pem"), d.signer.to_pem().unwrap()).unwrap();
-    std::fs::write(path("dev.key"), d.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    openssl(&[
-        "cms",
-        "-verify",
-        "-noverify",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        &path("rep.der"),
-        "-out",
-        &path("env.der"),
-    ]);
-    let dump = String::from_utf8(openssl(&[
-        "cms",
-        "-cmsout",
-        "-print",
-        "-inform",
-        "DER",
-        "-in",
-        &path("env.der"),
-    ]))
-    .unwrap();
+    let opened = testkit::cms_oracle::open_cert_rep(&rep, &d.signer, &d.key);
     assert!(
-        dump.contains("dhSinglePass-stdDH-sha256kdf-scheme"),
-        "{dump}"
+        opened
+            .envelope
+            .contains("dhSinglePass-stdDH-sha256kdf-scheme"),
+        "{}",
+        opened.envelope
     );
-    openssl(&[
-        "cms",
-        "-decrypt",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        &path("env.der"),
-        "-recip",
-        &path("dev.pem"),
-        "-inkey",
-        &path("dev.key"),
-        "-out",
-        &path("payload.der"),
-    ]);
-    let certs = String::from_utf8(openssl(&[
-        "pkcs7",
-        "-inform",
-        "DER",
-        "-in",
-        &path("payload.der"),
-        "-print_certs",
-    ]))
-    .unwrap();
+    let pem = String::from_utf8(cert.to_pem().unwrap()).unwrap();
     assert!(
-        certs.contains(std::str::from_utf8(&cert.to_pem().unwrap()).unwrap().trim()),
-        "the issued certificate is in the envelope: {certs}"
+        opened.certificates.contains(pem.trim()),
+        "the issued certificate is in the envelope: {}",
+        opened.certificates
     );
 
     // A CertPoll for it is sealed the same way and names the same certificate.

@@ -22,7 +22,7 @@ use crate::service::{ChallengeSettings, PolicyService};
 use crate::store::Assignment;
 use foundation::secret::Secret;
 use policy_api::contract::{
-    ChallengeRequest, NdesPolicy, Notification, RegrantRequest, VerifyRequest,
+    ChallengeRequest, Grant, NdesPolicy, Notification, RegrantRequest, VerifyRequest,
 };
 
 /// The OpenAPI 3 document served at `/openapi.json`.
@@ -517,8 +517,10 @@ async fn generate_challenge(
     }
 }
 
-async fn verify(State(s): State<ApiState>, Json(req): Json<VerifyRequest>) -> Response {
-    match s.service.verify_request(req).await {
+/// A grant as the NDES contract answers it: 200 with the grant, 422 with the named rejection,
+/// 503 when the store is down.
+fn grant_response(result: std::result::Result<Grant, VerifyError>) -> Response {
+    match result {
         Ok(g) => Json(g).into_response(),
         Err(VerifyError::Rejected(r)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -529,16 +531,12 @@ async fn verify(State(s): State<ApiState>, Json(req): Json<VerifyRequest>) -> Re
     }
 }
 
+async fn verify(State(s): State<ApiState>, Json(req): Json<VerifyRequest>) -> Response {
+    grant_response(s.service.verify_request(req).await)
+}
+
 async fn regrant(State(s): State<ApiState>, Json(req): Json<RegrantRequest>) -> Response {
-    match s.service.regrant(req).await {
-        Ok(g) => Json(g).into_response(),
-        Err(VerifyError::Rejected(r)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "error": "rejected", "reason": r })),
-        )
-            .into_response(),
-        Err(VerifyError::Unavailable) => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
-    }
+    grant_response(s.service.regrant(req).await)
 }
 
 async fn notify(State(s): State<ApiState>, Json(n): Json<Notification>) -> Response {

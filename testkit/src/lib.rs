@@ -8,6 +8,7 @@
 //! - [`binary`] / [`unavailable`]: find a third-party program or skip (fail under CI).
 //! - [`openssl`]: run the `openssl` CLI as an oracle, with a timeout.
 //! - [`cmd`]: run any program with a timeout.
+//! - [`cms_oracle`]: open a CertRep with the `openssl cms` command line.
 //! - [`fuzz_corpus`]: replay the committed fuzz corpora as regression tests.
 //! - [`pki`]: keys, names, CA/RA/device certificates and the NDES-shaped RA hierarchy.
 //! - [`scep_msg`]: SCEP messages, CMS and CSRs no correct client sends.
@@ -18,6 +19,7 @@
 //! - `peers` (feature `peers`): micromdm `scepclient` driven through `peers/client-micromdm.sh`.
 
 pub mod cmd;
+pub mod cms_oracle;
 pub mod der;
 pub mod fault_classes;
 pub mod fuzz_corpus;

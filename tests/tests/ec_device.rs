@@ -11,12 +11,6 @@ use scep::cms::enveloped::DecryptionKey;
 use scep::{AlgorithmPolicy, RequestBody};
 use scep_lab_tests::*;
 
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = testkit::openssl(args, None).unwrap();
-    assert!(out.success(), "openssl {args:?}: {}", out.stderr_str());
-    out.stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ec_device_key_enrolls_through_the_lab_by_key_agreement() {
     let lab = TestLab::start().await.unwrap();
@@ -55,63 +49,20 @@ async fn an_ec_device_key_enrolls_through_the_lab_by_key_agreement() {
     let cert = issued_cert(&rep, &key).unwrap();
 
     // The envelope as OpenSSL's CMS reads it: key agreement, opened with the device's key.
-    let dir = lab.tmp();
-    let path = |n: &str| dir.join(n).to_str().unwrap().to_owned();
-    std::fs::write(path("rep.der"), &resp.body).unwrap();
-    std::fs::write(path("dev.pem"), signer.to_pem().unwrap()).unwrap();
-    std::fs::write(path("dev.key"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    openssl(&[
-        "cms",
-        "-verify",
-        "-noverify",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        &path("rep.der"),
-        "-out",
-        &path("env.der"),
-    ]);
-    let dump = String::from_utf8(openssl(&[
-        "cms",
-        "-cmsout",
-        "-print",
-        "-inform",
-        "DER",
-        "-in",
-        &path("env.der"),
-    ]))
-    .unwrap();
+    let opened = testkit::cms_oracle::open_cert_rep(&resp.body, &signer, &key);
     assert!(
-        dump.contains("dhSinglePass-stdDH-sha256kdf-scheme"),
-        "{dump}"
+        opened
+            .envelope
+            .contains("dhSinglePass-stdDH-sha256kdf-scheme"),
+        "{}",
+        opened.envelope
     );
-    openssl(&[
-        "cms",
-        "-decrypt",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        &path("env.der"),
-        "-recip",
-        &path("dev.pem"),
-        "-inkey",
-        &path("dev.key"),
-        "-out",
-        &path("payload.der"),
-    ]);
-    let certs = String::from_utf8(openssl(&[
-        "pkcs7",
-        "-inform",
-        "DER",
-        "-in",
-        &path("payload.der"),
-        "-print_certs",
-    ]))
-    .unwrap();
     let pem = String::from_utf8(cert.to_pem().unwrap()).unwrap();
-    assert!(certs.contains(pem.trim()), "{certs}");
+    assert!(
+        opened.certificates.contains(pem.trim()),
+        "{}",
+        opened.certificates
+    );
 
     // The inventory knows it (so retire can revoke it) and nothing is stranded.
     lab.inventory_cert(&d.id, &serial_of(&cert).unwrap())

@@ -56,6 +56,9 @@ pub struct NewCertificate {
     pub issued_at: i64,
     /// Caller identity.
     pub issued_to: String,
+    /// The right it was issued under: `grant <key id>`, `plain mode` or `operator`
+    /// (docs/decisions.md #10); `unrecorded` for records older than the column.
+    pub issued_under: String,
 }
 
 /// A stored certificate with its revocation state.

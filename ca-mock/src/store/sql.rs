@@ -23,7 +23,7 @@ pub struct SqlStore {
 }
 
 const COLUMNS: &str = "serial, request_id, csr_sha256, template, subject, sans, public_key_sha256, \
-     der, not_before, not_after, issued_at, issued_to, status, revoked_at, reason";
+     der, not_before, not_after, issued_at, issued_to, issued_under, status, revoked_at, reason";
 
 /// Decodes a certificates row; a macro so it works on both backends' row types.
 macro_rules! record_from_row {
@@ -45,6 +45,7 @@ macro_rules! record_from_row {
                 not_after: row.try_get("not_after")?,
                 issued_at: row.try_get("issued_at")?,
                 issued_to: row.try_get("issued_to")?,
+                issued_under: row.try_get("issued_under")?,
             },
             status: CertStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
@@ -60,14 +61,24 @@ macro_rules! record_from_row {
     }};
 }
 
-fn migrator(sql: &'static str) -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+fn migrator(steps: [&'static str; 2]) -> Migrator {
+    let names = ["init", "issued_under"];
+    Migrator::with_migrations(
+        steps
+            .into_iter()
+            .zip(names)
+            .zip(1..)
+            .map(|((sql, name), version)| {
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Pool settings: writers wait up to 30 s for SQLite's lock (issuance bursts queue, they do
@@ -108,8 +119,14 @@ impl SqlStore {
 
     /// The store on an already opened pool, after running its migrations.
     pub async fn migrated(db: Db) -> Result<Self, StoreError> {
-        let sqlite = migrator(include_str!("../../migrations/sqlite/0001_init.sql"));
-        let postgres = migrator(include_str!("../../migrations/postgres/0001_init.sql"));
+        let sqlite = migrator([
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0002_issued_under.sql"),
+        ]);
+        let postgres = migrator([
+            include_str!("../../migrations/postgres/0001_init.sql"),
+            include_str!("../../migrations/postgres/0002_issued_under.sql"),
+        ]);
         db.migrate(&sqlite, &postgres).await?;
         Ok(Self { db })
     }
@@ -195,7 +212,7 @@ impl CertStore for SqlStore {
     async fn insert_issued(&self, c: &NewCertificate) -> Result<InsertOutcome, StoreError> {
         let insert = format!(
             "INSERT INTO certificates ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'good', NULL, NULL)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'good', NULL, NULL)"
         );
         // An async block so `?` stops here: a unique violation is an outcome, not an error.
         let result: Result<(), sqlx::Error> = on_db!(&self.db, |p, _begin| async {
@@ -213,6 +230,7 @@ impl CertStore for SqlStore {
                 .bind(c.not_after)
                 .bind(c.issued_at)
                 .bind(&c.issued_to)
+                .bind(&c.issued_under)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(INSERT_AUDIT)

@@ -20,6 +20,9 @@ pub(super) struct CaCert {
     pub(super) status: CertStatus,
     pub(super) template: String,
     pub(super) revoked_at: Option<i64>,
+    pub(super) request_id: String,
+    pub(super) public_key_sha256: String,
+    pub(super) issued_under: String,
 }
 
 /// The CA's records by serial, spelled by [`norm`].
@@ -103,6 +106,9 @@ pub(super) async fn check(sources: &Sources, now: i64, report: &mut Report) -> R
                     status: r.status,
                     template: r.cert.template,
                     revoked_at: r.revoked_at,
+                    request_id: r.cert.request_id,
+                    public_key_sha256: r.cert.public_key_sha256,
+                    issued_under: r.cert.issued_under,
                 },
             );
         }

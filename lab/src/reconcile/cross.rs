@@ -28,6 +28,7 @@ pub(super) async fn check(
     check_inventory(sources, ca, now, report).await?;
     check_pending(sources, ca, report).await?;
     check_challenges(sources, report).await?;
+    check_granted(sources, ca, report).await?;
     for line in sources.policy.integrity_check().await? {
         report.find(Invariant::I8, "policy database", line);
     }
@@ -213,6 +214,68 @@ async fn check_inventory(
 
 /// No challenge burnt without a recorded reason (docs/decisions.md #4): a reserved challenge
 /// has the request it was reserved for, and a consumed one has that request's certificate.
+/// I9 (docs/decisions.md #10): every certificate the CA issued under a grant is one the policy
+/// module granted: a request with that id, for that key, under that template. A plain-mode
+/// issuance has no grant to compare and is counted in a note; the CA's console needs none.
+async fn check_granted(sources: &Sources, ca: &CaView, report: &mut Report) -> Result<()> {
+    let requests: BTreeMap<String, _> = sources
+        .policy
+        .audit_requests()
+        .await?
+        .into_iter()
+        .map(|r| (r.transaction_id.clone(), r))
+        .collect();
+    let mut plain = 0;
+    for (serial, rec) in ca {
+        if rec.issued_under == "plain mode" {
+            plain += 1;
+            continue;
+        }
+        if !rec.issued_under.starts_with("grant ") {
+            continue;
+        }
+        let Some(request) = requests.get(&rec.request_id) else {
+            report.find(
+                Invariant::I9,
+                serial,
+                format!(
+                    "issued under {} for request {}, which the policy module never granted",
+                    rec.issued_under, rec.request_id
+                ),
+            );
+            continue;
+        };
+        if !hex::encode(&request.spki_hash).eq_ignore_ascii_case(&rec.public_key_sha256) {
+            report.find(
+                Invariant::I9,
+                serial,
+                format!(
+                    "request {} was granted for another key than the certificate's",
+                    rec.request_id
+                ),
+            );
+        }
+        if request.template().as_deref() != Some(rec.template.as_str()) {
+            report.find(
+                Invariant::I9,
+                serial,
+                format!(
+                    "request {} was granted under template {}, issued under {}",
+                    rec.request_id,
+                    request.template().unwrap_or_else(|| "?".into()),
+                    rec.template
+                ),
+            );
+        }
+    }
+    if plain > 0 {
+        report.notes.push(format!(
+            "{plain} certificate(s) issued under plain mode's entitlement"
+        ));
+    }
+    Ok(())
+}
+
 async fn check_challenges(sources: &Sources, report: &mut Report) -> Result<()> {
     for c in sources.policy.audit_challenges().await? {
         let name = || format!("challenge {}…", hex::encode(&c.hash[..c.hash.len().min(4)]));

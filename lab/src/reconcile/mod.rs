@@ -19,6 +19,7 @@
 //! | no certificate of a blocked, retired or wiped device is still issued, including one issued after the action (docs/decisions.md #11) | I7 |
 //! | SQLite integrity_check, WAL + synchronous=FULL; CRL signed, unexpired, number not ahead of the counter | I8 |
 //! | every record's certificate passes ca-mock's RFC 5280 profile lint (`ca_mock::lint`) | P35 |
+//! | every certificate issued under a grant matches a request the policy module granted: same request id, key and template (docs/decisions.md #10) | I9 |
 //!
 //! I5 (a retransmission returns the same certificate) is a property of live traffic: the fault
 //! tests check it by retrying, then run this reconciler.
@@ -37,7 +38,7 @@ use anyhow::{Context, Result};
 
 use crate::Databases;
 
-/// One of the invariants I1-I8, or the output hygiene of every certificate (P35).
+/// One of the invariants I1-I9, or the output hygiene of every certificate (P35).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Invariant {
     /// Every signed certificate has a durable record.
@@ -56,6 +57,8 @@ pub enum Invariant {
     I7,
     /// Databases and the published CRL are intact.
     I8,
+    /// The CA issued only what the policy module granted (docs/decisions.md #10).
+    I9,
     /// Every issued certificate is lint-clean against the CA's RFC 5280 profile (reliability
     /// catalogue P35: serial, NotBefore backdate, issuer/AKI, extensions, key usage).
     P35,
@@ -150,7 +153,7 @@ impl Report {
             writeln!(out, "VIOLATION {f}")?;
         }
         if self.is_clean() {
-            writeln!(out, "reconcile OK: I1-I4, I6-I8 and P35 hold")
+            writeln!(out, "reconcile OK: I1-I4, I6-I9 and P35 hold")
         } else {
             writeln!(
                 out,

@@ -43,7 +43,7 @@ pub use inventory::{Assignment, OutOfService, Transition};
 pub use name_policies::NamePolicyRow;
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
 pub use plans::LookupPlan;
-pub use reconcile::{AuditCert, AuditChallenge, SqliteDurability};
+pub use reconcile::{AuditCert, AuditChallenge, AuditRequest, SqliteDurability};
 
 use crate::error::StoreError;
 use foundation::clock::Clock;

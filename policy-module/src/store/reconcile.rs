@@ -54,6 +54,25 @@ pub struct AuditChallenge {
     pub has_certificate: bool,
 }
 
+/// A request the policy module granted, as the CA must have issued it (docs/decisions.md #10).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRequest {
+    /// The request id the grant names (the transactionID, or a renewal's id).
+    pub transaction_id: String,
+    /// SHA-256 of the granted key's SubjectPublicKeyInfo.
+    pub spki_hash: Vec<u8>,
+    /// The stored grant (JSON): the template it names.
+    pub grant_body: String,
+}
+
+impl AuditRequest {
+    /// The template the stored grant names, if it decodes.
+    pub fn template(&self) -> Option<String> {
+        let grant: serde_json::Value = serde_json::from_str(&self.grant_body).ok()?;
+        grant.get("template")?.as_str().map(str::to_owned)
+    }
+}
+
 pub use foundation::sql::SqliteDurability;
 
 impl Store {
@@ -97,6 +116,17 @@ impl Store {
              WHERE ch.reserved_tx IS NOT NULL ORDER BY ch.hash";
         Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, AuditChallenge>(sql)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Every request the policy module granted (whatever became of it).
+    pub async fn audit_requests(&self) -> Result<Vec<AuditRequest>, StoreError> {
+        let sql = "SELECT transaction_id, spki_hash, grant_body FROM requests \
+             ORDER BY transaction_id";
+        Ok(on_db!(&self.db, |pool, _b| {
+            sqlx::query_as::<_, AuditRequest>(sql)
                 .fetch_all(pool)
                 .await?
         }))
