@@ -37,6 +37,10 @@ pub struct Config {
     /// (messageType, transactionID, pkiStatus, failInfo), counting each in the metrics.
     #[serde(default)]
     pub lenient_attribute_strings: bool,
+    /// FAILURE and PENDING replies without an eContent (strict RFC 8894 reading) instead of an
+    /// empty one, which clients verifying with OpenSSL's PKCS7 API cannot read.
+    #[serde(default)]
+    pub absent_reply_content: bool,
     /// Largest PKIOperation POST body, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -381,6 +385,11 @@ impl Config {
             } else {
                 scep::AttributeStrings::Rfc8894
             },
+            no_envelope_content: if self.absent_reply_content {
+                scep::server::NoEnvelopeContent::Absent
+            } else {
+                scep::server::NoEnvelopeContent::Empty
+            },
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             retry_after_secs: self.retry_after_secs,
@@ -533,6 +542,32 @@ mod tests {
         assert_eq!(
             c.mscep_admin.as_ref().map(|m| m.template.as_str()),
             Some("IPSECIntermediateOffline")
+        );
+    }
+
+    #[test]
+    fn replies_without_envelope_carry_an_empty_content_unless_the_strict_switch_is_on() {
+        use scep::server::NoEnvelopeContent;
+        let sample = Config::from_toml(SAMPLE).unwrap();
+        assert!(!sample.absent_reply_content, "off in the sample");
+        assert_eq!(
+            sample.settings().no_envelope_content,
+            NoEnvelopeContent::Empty
+        );
+        let unset = SAMPLE.replace("absent_reply_content = false\n", "");
+        assert_ne!(unset, SAMPLE);
+        let unset = Config::from_toml(&unset).unwrap().settings();
+        assert_eq!(unset.no_envelope_content, NoEnvelopeContent::Empty);
+        let on = SAMPLE.replace(
+            "absent_reply_content = false",
+            "absent_reply_content = true",
+        );
+        assert_eq!(
+            Config::from_toml(&on)
+                .unwrap()
+                .settings()
+                .no_envelope_content,
+            NoEnvelopeContent::Absent
         );
     }
 

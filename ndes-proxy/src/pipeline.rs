@@ -501,6 +501,7 @@ fn responder<'a>(state: &'a AppState) -> Result<Responder<'a>, openssl::error::E
         signer: state.ra().signer(),
         sender_nonce: Nonce::random()?,
         signing_time: Some(state.now()),
+        no_envelope: state.settings().no_envelope_content,
     })
 }
 

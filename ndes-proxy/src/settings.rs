@@ -18,6 +18,10 @@ pub struct Settings {
     /// (RFC 8894, the default), or UTF8String and IA5String too, each one counted in
     /// `ndes_scep_lenient_attribute_strings_total`.
     pub attribute_strings: scep::AttributeStrings,
+    /// FAILURE and PENDING replies carry an empty eContent (the default, which OpenSSL's PKCS7
+    /// API and Python SCEP libraries need) or none (`absent_reply_content`, the strict reading
+    /// of RFC 8894), docs/decisions.md #1.
+    pub no_envelope_content: scep::server::NoEnvelopeContent,
     /// Largest PKIOperation POST body.
     pub max_body_bytes: usize,
     /// Deadline for a whole request.
@@ -70,6 +74,7 @@ impl Default for Settings {
             strict_algorithms: false,
             signing_time_tolerance: None,
             attribute_strings: scep::AttributeStrings::Rfc8894,
+            no_envelope_content: scep::server::NoEnvelopeContent::Empty,
             max_body_bytes: scep::limits::MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
             retry_after_secs: 30,

@@ -67,3 +67,27 @@ async fn micromdm_scepclient_enrolls_and_renews() {
     assert_eq!(split.ca.issued.lock().unwrap().len(), 4);
     assert_eq!(combined.ca.issued.lock().unwrap().len(), 4);
 }
+
+/// scepclient (Go) reads a FAILURE whether its eContent is empty (the default) or absent
+/// (`absent_reply_content`): it reports the failInfo, not a parse error (issue 16 item 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn micromdm_scepclient_reads_a_failure_in_both_forms() {
+    if testkit::binary("scepclient").is_none() {
+        return;
+    }
+    use scep::server::NoEnvelopeContent;
+    for form in [NoEnvelopeContent::Empty, NoEnvelopeContent::Absent] {
+        let settings = ndes_proxy::Settings {
+            no_envelope_content: form,
+            ..Default::default()
+        };
+        let server = Server::start_with(&["the-right-one"], settings).await;
+        let run = run_scepclient(&server, "/scep", "all", "a-wrong-one").await;
+        assert!(
+            run.step("enroll").contains("failInfo: badRequest"),
+            "{form:?}: {}",
+            run.report
+        );
+        assert!(server.ca.issued.lock().unwrap().is_empty());
+    }
+}

@@ -58,6 +58,7 @@
 //!     signer: SignerIdentity { cert: &ra, key: &ra_key },
 //!     sender_nonce: Nonce::random()?,
 //!     signing_time: None,
+//!     no_envelope: Default::default(),
 //! };
 //! let reply = opened.reply.success(&responder, &[&signer_cert], &[])?;
 //!

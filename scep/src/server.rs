@@ -244,6 +244,22 @@ pub struct Responder<'a> {
     pub sender_nonce: Nonce,
     /// signingTime to include, in Unix seconds (none if `None`).
     pub signing_time: Option<i64>,
+    /// The eContent of a FAILURE or PENDING reply, which carries no pkcsPKIEnvelope.
+    pub no_envelope: NoEnvelopeContent,
+}
+
+/// The eContent of a CertRep without a pkcsPKIEnvelope (FAILURE, PENDING; RFC 8894 §3.3.2
+/// omits the envelope). Either way the reply is signed over the same attributes, and
+/// messageDigest is the digest of the empty string (docs/decisions.md #1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NoEnvelopeContent {
+    /// `eContent [0] EXPLICIT OCTET STRING` of length 0 is present. OpenSSL's PKCS7 API
+    /// (`PKCS7_verify`: "PKCS7 routines::no content") and Python SCEP libraries cannot read a
+    /// reply without an eContent; every client reads this one.
+    #[default]
+    Empty,
+    /// No eContent: the strict reading of RFC 8894, for clients that insist on it.
+    Absent,
 }
 
 impl ReplyContext {
@@ -346,8 +362,13 @@ impl ReplyContext {
             }
         }
         let signer = responder.signer;
+        let content = match (envelope, responder.no_envelope) {
+            (Some(e), _) => Some(e),
+            (None, NoEnvelopeContent::Empty) => Some(&[][..]),
+            (None, NoEnvelopeContent::Absent) => None,
+        };
         sign(
-            envelope,
+            content,
             signer,
             self.digest,
             attrs,

@@ -81,6 +81,7 @@ fn responder() -> Responder<'static> {
         },
         sender_nonce: Nonce::random().unwrap(),
         signing_time: Some(1_700_000_200),
+        no_envelope: Default::default(),
     }
 }
 

@@ -280,6 +280,7 @@ fn answers_the_micromdm_request_with_a_certrep_the_client_side_opens() {
         },
         sender_nonce: Nonce::random().unwrap(),
         signing_time: Some(1_790_000_000),
+        no_envelope: Default::default(),
     };
     let reply = opened
         .reply

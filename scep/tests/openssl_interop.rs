@@ -195,10 +195,10 @@ fn openssl_verifies_certreps_and_opens_success() {
         },
         sender_nonce: Nonce::random().unwrap(),
         signing_time: Some(1_700_000_200),
+        no_envelope: Default::default(),
     };
     let issued = pki::ra_hierarchy().issue(&p.device_keys[0], "device-interop", 77);
     let ca = dir.write("ca.pem", &pki::pem(&p.ca));
-    let empty = dir.write("empty", b"");
     let replies = [
         (
             "success",
@@ -235,11 +235,12 @@ fn openssl_verifies_certreps_and_opens_success() {
             s(&ca),
         ];
         args.extend(["-purpose", "any", "-attime", "1700000300", "-out", s(&out)]);
-        if *name != "success" {
-            // FAILURE and PENDING carry no pkcsPKIEnvelope (RFC 8894 §3.3.2): detached, empty.
-            args.extend(["-content", s(&empty)]);
-        }
         openssl(&args);
+        // FAILURE and PENDING carry no pkcsPKIEnvelope (RFC 8894 §3.3.2): an empty eContent,
+        // present, so OpenSSL needs no detached content (docs/decisions.md #1).
+        if *name != "success" {
+            assert_eq!(std::fs::read(&out).unwrap(), b"", "{name}");
+        }
     }
     // SUCCESS: the envelope opens with the device key, the payload is certs-only.
     let env = dir.path("success.out");

@@ -160,6 +160,7 @@ proptest! {
             signer: SignerIdentity { cert: &p.ra_sign, key: &p.ra_sign_key },
             sender_nonce: Nonce(reply_nonce),
             signing_time: None,
+            no_envelope: Default::default(),
         };
         let issued = pki::ra_hierarchy().issue(key, "round-trip", 4243);
         let reply = match status {
@@ -248,6 +249,7 @@ fn a_request_is_not_a_reply_and_a_reply_is_not_a_request() {
         },
         sender_nonce: Nonce([2; 16]),
         signing_time: None,
+        no_envelope: Default::default(),
     };
     let reply = opened.reply.pending(&responder).unwrap();
     let err = DecodedRequest::decode(&reply)

@@ -114,6 +114,7 @@ impl FakeScep {
             },
             sender_nonce: Nonce::random().unwrap(),
             signing_time: None,
+            no_envelope: Default::default(),
         };
         let tx = opened.reply.transaction_id.as_str().to_owned();
         {
