@@ -98,7 +98,10 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::delete(unassign),
         )
         .route("/api/v1/devices", get(list_devices).post(register_device))
-        .route("/api/v1/devices/{id}", get(get_device).delete(delete_device))
+        .route(
+            "/api/v1/devices/{id}",
+            get(get_device).delete(delete_device),
+        )
         .route("/api/v1/devices/{id}/{action}", post(lifecycle))
         .route("/api/v1/groups", get(list_groups).post(create_group))
         .route(
@@ -393,10 +396,9 @@ async fn lifecycle(
     State(s): State<ApiState>,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Response> {
-    let action: Lifecycle = serde_json::from_value(json!(action))
-        .map_err(|_| {
-            AdminError::Invalid("action: retire, wipe, block, unblock or delete".into())
-        })?;
+    let action: Lifecycle = serde_json::from_value(json!(action)).map_err(|_| {
+        AdminError::Invalid("action: retire, wipe, block, unblock or delete".into())
+    })?;
     let queued = s.service.lifecycle(&id, action).await?;
     Ok(Json(json!({ "revocations_queued": queued })).into_response())
 }

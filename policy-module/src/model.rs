@@ -194,8 +194,8 @@ impl DeviceState {
             Self::Wiped,
             Self::Deleted,
         ]
-            .into_iter()
-            .find(|d| d.as_str() == s)
+        .into_iter()
+        .find(|d| d.as_str() == s)
     }
 }
 

@@ -93,7 +93,11 @@ impl Revoker for HttpRevoker {
     }
 
     async fn release(&self, serial: &str) -> Result<(), RevokeError> {
-        self.client.release(serial).await.map(|_| ()).map_err(classify)
+        self.client
+            .release(serial)
+            .await
+            .map(|_| ())
+            .map_err(classify)
     }
 }
 

@@ -744,7 +744,12 @@ impl TestLab {
     ) -> Result<()> {
         let want: Vec<String> = serials.iter().map(|s| normalize_serial(s)).collect();
         eventually("inventory shows the lifecycle action", || async {
-            let certs = self.lab.policy().store().certs_for_device(device_id).await?;
+            let certs = self
+                .lab
+                .policy()
+                .store()
+                .certs_for_device(device_id)
+                .await?;
             Ok(want.iter().all(|w| {
                 certs
                     .iter()

@@ -232,7 +232,10 @@ async fn retired_wiped_and_blocked_devices() {
     assert_eq!(checkin.state, "active");
     assert_eq!(checkin.profiles.len(), 2, "challenges again after unblock");
     assert!(
-        checkin.profiles.iter().all(|p| p.revoked_thumbprints.is_empty()),
+        checkin
+            .profiles
+            .iter()
+            .all(|p| p.revoked_thumbprints.is_empty()),
         "released certificates are good: nothing to replace"
     );
 
@@ -268,7 +271,10 @@ async fn an_unblocked_device_keeps_its_released_certificate() {
     assert!(summary.installed.is_empty(), "{summary:?}");
     let installed = serial_of(&d.certificate(PROFILE).unwrap()).unwrap();
     assert_eq!(normalize_serial(&installed), serials[0]);
-    assert_eq!(lab.ca_record(&installed).await.unwrap().status, CaStatus::Good);
+    assert_eq!(
+        lab.ca_record(&installed).await.unwrap().status,
+        CaStatus::Good
+    );
     let report = lab.reconcile().await.unwrap();
     assert!(report.is_clean(), "{:#?}", report.findings);
     lab.shutdown().await;
@@ -310,7 +316,13 @@ async fn delete_revokes_and_keeps_history_and_unassign_supersedes() {
         )
         .await
         .unwrap();
-    assert_eq!(queued.iter().map(|s| normalize_serial(s)).collect::<Vec<_>>(), [wifi.clone()]);
+    assert_eq!(
+        queued
+            .iter()
+            .map(|s| normalize_serial(s))
+            .collect::<Vec<_>>(),
+        std::slice::from_ref(&wifi)
+    );
     let info = lab.wait_revoked(&wifi).await.unwrap();
     assert_eq!(info.reason, Some(RevocationReason::Superseded));
     lab.wait_inventory_revoked(&d.id, std::slice::from_ref(&wifi))

@@ -224,7 +224,10 @@ impl Probe {
             "-timeout".as_ref(),
             "20".as_ref(),
         ]);
-        assert!(ok && out.contains("Response verify OK"), "openssl ocsp: {out}");
+        assert!(
+            ok && out.contains("Response verify OK"),
+            "openssl ocsp: {out}"
+        );
         out
     }
 }
@@ -242,7 +245,10 @@ async fn openssl_sees_a_block_as_a_hold_and_the_unblock_as_good_again() {
     let serial = normalize_serial(&record.serial_hex);
 
     let (ok, out, _) = probe.crl().await;
-    assert!(ok && out.contains(": OK"), "verify -crl_check before: {out}");
+    assert!(
+        ok && out.contains(": OK"),
+        "verify -crl_check before: {out}"
+    );
     assert!(probe.ocsp().contains(": good"));
 
     // Block: on hold in the CRL and in OCSP.
@@ -266,7 +272,10 @@ async fn openssl_sees_a_block_as_a_hold_and_the_unblock_as_good_again() {
         .unwrap();
     lab.wait_good(&serial).await.unwrap();
     let (ok, out, text) = probe.crl().await;
-    assert!(ok && out.contains(": OK"), "verify -crl_check after unblock: {out}");
+    assert!(
+        ok && out.contains(": OK"),
+        "verify -crl_check after unblock: {out}"
+    );
     assert!(!text.to_ascii_lowercase().contains(&serial), "{text}");
     assert!(probe.ocsp().contains(": good"));
 

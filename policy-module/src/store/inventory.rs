@@ -354,11 +354,10 @@ impl Store {
                         queued = serials;
                     }
                     if let Some(cause) = release {
-                        let serials: Vec<String> =
-                            sqlx::query_scalar(RELEASE_DEVICE_CERTIFICATES)
-                                .bind(id)
-                                .fetch_all(&mut *tx)
-                                .await?;
+                        let serials: Vec<String> = sqlx::query_scalar(RELEASE_DEVICE_CERTIFICATES)
+                            .bind(id)
+                            .fetch_all(&mut *tx)
+                            .await?;
                         for serial in &serials {
                             enqueue_release!(tx, serial, Some(id), cause, now);
                         }

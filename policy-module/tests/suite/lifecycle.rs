@@ -22,7 +22,10 @@ pub(crate) async fn issue_all(h: &Harness, device: &str) -> Vec<String> {
 }
 
 /// [`issue_all`] through a given service (one with other settings over the same store).
-pub(crate) async fn issue_all_with(svc: &policy_module::PolicyService, device: &str) -> Vec<String> {
+pub(crate) async fn issue_all_with(
+    svc: &policy_module::PolicyService,
+    device: &str,
+) -> Vec<String> {
     let d = svc.store().get_device(device).await.unwrap().unwrap();
     let checkin = svc.checkin(&d, &StatusReport::default()).await.unwrap();
     let ca = TestCa::new();

@@ -50,7 +50,14 @@ async fn block_holds_and_unblock_releases_the_hold_at_the_ca(h: Harness) {
     assert!(checkin.profiles[0].revoked_thumbprints.is_empty());
     let audit = h.svc.store().list_audit(Some("d1"), 50).await.unwrap();
     assert!(audit.iter().any(|e| e.event == "release_confirmed"));
-    assert!(h.svc.store().list_outbox(Some("pending")).await.unwrap().is_empty());
+    assert!(
+        h.svc
+            .store()
+            .list_outbox(Some("pending"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Block, unblock and block again before anything is delivered: the CA sees hold, release,
@@ -192,21 +199,20 @@ fn reasons_default_as_intune_and_are_checked() {
     };
     assert!(bad.check().unwrap_err().contains("wipe"));
     // The configuration file sets them (unknown keys refused, omitted ones default).
-    let sample = policy_module::config::Config::from_toml(&format!(
-        "{}\n",
-        policy_module::config::SAMPLE
-    ))
-    .unwrap();
-    assert_eq!(sample.service().revocation_reasons, RevocationReasons::default());
+    let sample =
+        policy_module::config::Config::from_toml(&format!("{}\n", policy_module::config::SAMPLE))
+            .unwrap();
+    assert_eq!(
+        sample.service().revocation_reasons,
+        RevocationReasons::default()
+    );
     let edited = policy_module::config::SAMPLE.replace(
         "block = \"certificateHold\"",
         "block = \"cessationOfOperation\"",
     );
     let c = policy_module::config::Config::from_toml(&edited).unwrap();
     assert_eq!(c.service().revocation_reasons.block, "cessationOfOperation");
-    let wrong = policy_module::config::SAMPLE.replace(
-        "block = \"certificateHold\"",
-        "block = \"removeFromCRL\"",
-    );
+    let wrong = policy_module::config::SAMPLE
+        .replace("block = \"certificateHold\"", "block = \"removeFromCRL\"");
     assert!(policy_module::config::Config::from_toml(&wrong).is_err());
 }
