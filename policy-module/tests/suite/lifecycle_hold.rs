@@ -20,6 +20,7 @@ both!(
     a_refused_release_leaves_the_certificate_held_and_named,
     delete_revokes_hides_the_device_and_keeps_its_history,
     unassign_supersedes,
+    delete_over_http_answers_the_queue_then_404,
 );
 
 async fn block_holds_and_unblock_releases_the_hold_at_the_ca(h: Harness) {
@@ -215,4 +216,40 @@ fn reasons_default_as_intune_and_are_checked() {
     let wrong = policy_module::config::SAMPLE
         .replace("block = \"certificateHold\"", "block = \"removeFromCRL\"");
     assert!(policy_module::config::Config::from_toml(&wrong).is_err());
+}
+
+/// `DELETE /api/v1/devices/{id}`: the queued serials, then 404 for the device, and it leaves
+/// the device list.
+async fn delete_over_http_answers_the_queue_then_404(h: Harness) {
+    enrolled(&h, "d1").await;
+    let serial = issue_all(&h, "d1").await.remove(0);
+    let server = crate::api::start(&h).await;
+    let admin = |m: &str, p: &str| server.req(m, p, Some(crate::api::ADMIN));
+    let r = admin("delete", "/api/v1/devices/d1").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["revocations_queued"], serde_json::json!([serial]));
+    for (m, p) in [
+        ("get", "/api/v1/devices/d1"),
+        ("delete", "/api/v1/devices/d1"),
+        ("post", "/api/v1/devices/d1/unblock"),
+        ("delete", "/api/v1/devices/nobody"),
+    ] {
+        let r = admin(m, p).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{m} {p}");
+    }
+    let list: serde_json::Value = admin("get", "/api/v1/devices")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, serde_json::json!([]));
+    let r = server
+        .req("delete", "/api/v1/devices/d1", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
