@@ -382,8 +382,9 @@ impl Store {
         }))
     }
 
-    /// Queues revocation of the device's issued certificates whose profile no longer targets
-    /// it (after an unassignment or a group change). Returns the queued serials.
+    /// Queues revocation of the device's certificates whose profile no longer targets it
+    /// (after an unassignment or a group change): good ones, and those held or being held or
+    /// released for a block, so an unblock cannot release them. Returns the queued serials.
     pub async fn revoke_untargeted(
         &self,
         device_id: &str,
@@ -393,7 +394,9 @@ impl Store {
         let now = self.now().await?;
         let sql = format!(
             "UPDATE certificates SET status = 'revoking', revocation_reason = $2 \
-             WHERE device_id = $1 AND status = 'issued' AND profile_id IS NOT NULL \
+             WHERE device_id = $1 AND (status IN ('issued', 'held', 'releasing') OR \
+             (status = 'revoking' AND revocation_reason = 'certificateHold')) \
+             AND profile_id IS NOT NULL \
              AND profile_id NOT IN ({TARGETED}) RETURNING serial"
         );
         Ok(on_db!(&self.db, |pool, begin| {

@@ -20,6 +20,7 @@ both!(
     a_refused_release_leaves_the_certificate_held_and_named,
     delete_revokes_hides_the_device_and_keeps_its_history,
     unassign_supersedes,
+    unassigned_while_blocked_is_not_released_by_unblock,
     delete_over_http_answers_the_queue_then_404,
 );
 
@@ -252,4 +253,38 @@ async fn delete_over_http_answers_the_queue_then_404(h: Harness) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+/// Block, unassign, unblock before anything is delivered: the certificate of the unassigned
+/// profile is superseded after its hold, never released.
+async fn unassigned_while_blocked_is_not_released_by_unblock(h: Harness) {
+    enrolled(&h, "d1").await;
+    let serial = issue_all(&h, "d1").await.remove(0);
+    h.svc.lifecycle("d1", Lifecycle::Block).await.unwrap();
+    let target = Assignment {
+        kind: "device".into(),
+        id: "d1".into(),
+    };
+    assert_eq!(
+        h.svc.unassign("p1", target).await.unwrap(),
+        vec![serial.clone()]
+    );
+    assert!(
+        h.svc
+            .lifecycle("d1", Lifecycle::Unblock)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let ca = FakeCa::new(Mode::Ok);
+    worker(&h, &ca).run_once().await.unwrap();
+    worker(&h, &ca).run_once().await.unwrap();
+    assert_eq!(
+        ca.log(),
+        vec![
+            format!("revoke {serial} certificateHold"),
+            format!("revoke {serial} superseded"),
+        ]
+    );
+    assert_eq!(statuses(&h, "d1").await, vec![CertStatus::Revoked]);
 }
