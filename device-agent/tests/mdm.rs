@@ -294,7 +294,11 @@ async fn record_issuance(policy: &Policy, fake: &FakeScep, dir: &DeviceDir) -> S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_reported_revoked_is_deleted_and_replaced_by_a_fresh_pkcsreq() {
     use policy_module::admin::Lifecycle;
-    let policy = Policy::start().await;
+    // A block configured to revoke for good: the default hold is released by unblock and
+    // the certificate kept (docs/decisions.md #11).
+    let mut config = policy_module::ServiceConfig::default();
+    config.revocation_reasons.block = "cessationOfOperation".into();
+    let policy = Policy::start_with(config).await;
     let rec = Arc::new(Recording::new(FakeScep::new(true)));
     policy
         .profile(

@@ -3,8 +3,11 @@
 //! Lifecycle moves (illegal ones are 409s):
 //! `active -> blocked` (block), `blocked -> active` (unblock), `active|blocked -> retired`
 //! (retire, queues a retire command), `active|blocked -> wiped` (wipe, queues a wipe command).
-//! Block, retire and wipe revoke every unrevoked certificate of the device; unassigning a
-//! profile (or leaving a group) revokes the certificates of profiles that no longer target it.
+//! `active|blocked|retired|wiped -> deleted` (delete: a tombstone, so its history stays).
+//! Block holds every good certificate of the device (certificateHold by default) and unblock
+//! releases the holds; retire, wipe and delete revoke (cessationOfOperation); unassigning a
+//! profile (or leaving a group) revokes the certificates of profiles that no longer target it
+//! (superseded). Reasons are configurable (docs/decisions.md #11).
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +42,9 @@ pub enum Lifecycle {
     Wipe,
     Block,
     Unblock,
+    /// Revokes the device's certificates and removes it from the admin API; its history and
+    /// inventory stay (`DELETE /api/v1/devices/{id}`).
+    Delete,
 }
 
 impl PolicyService {
@@ -123,6 +129,7 @@ impl PolicyService {
             .store
             .get_device(id)
             .await?
+            .filter(|d| d.state != DeviceState::Deleted)
             .ok_or(AdminError::NotFound)?;
         Ok(DeviceView {
             profiles: self.store.targeted_profiles(id).await?,
@@ -138,6 +145,12 @@ impl PolicyService {
         let (from, to, revoke, command): (&[DeviceState], _, _, _) = match action {
             Lifecycle::Block => (&[Active], Blocked, Some((&reasons.block, "block")), None),
             Lifecycle::Unblock => (&[Blocked], Active, None, None),
+            Lifecycle::Delete => (
+                &[Active, Blocked, Retired, Wiped],
+                Deleted,
+                Some((&reasons.delete, "delete")),
+                None,
+            ),
             Lifecycle::Retire => (
                 &[Active, Blocked],
                 Retired,
@@ -152,12 +165,13 @@ impl PolicyService {
             ),
         };
         let revoke = revoke.map(|(r, c)| (r.as_str(), c));
+        let release = (action == Lifecycle::Unblock).then_some("unblock");
         match self
             .store
-            .transition_device(id, from, to, revoke, command)
+            .transition_device(id, from, to, revoke, release, command)
             .await?
         {
-            Transition::NotFound => Err(AdminError::NotFound),
+            Transition::NotFound | Transition::Illegal(Deleted) => Err(AdminError::NotFound),
             Transition::Illegal(state) => Err(AdminError::Conflict(format!(
                 "device is {}; cannot {action:?}",
                 state.as_str()
@@ -168,7 +182,15 @@ impl PolicyService {
                     Some(id),
                     None,
                     None,
-                    Some(format!("revocations_queued={}", queued.len())),
+                    Some(format!(
+                        "{}={}",
+                        if release.is_some() {
+                            "releases_queued"
+                        } else {
+                            "revocations_queued"
+                        },
+                        queued.len()
+                    )),
                 )
                 .await;
                 self.outbox_wake.notify_one();

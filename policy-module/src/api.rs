@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::admin::Lifecycle;
 use crate::checkin::StatusReport;
 use crate::error::{AdminError, ChallengeError, NotifyError, VerifyError};
-use crate::model::{DeviceSpec, Group, ProfileSpec};
+use crate::model::{DeviceSpec, DeviceState, Group, ProfileSpec};
 use crate::name_policy::NamePolicy;
 use crate::payload;
 use crate::profile_view::PreviewRequest;
@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/devices"),
     ("post", "/api/v1/devices"),
     ("get", "/api/v1/devices/{id}"),
+    ("delete", "/api/v1/devices/{id}"),
     ("post", "/api/v1/devices/{id}/{action}"),
     ("get", "/api/v1/groups"),
     ("post", "/api/v1/groups"),
@@ -97,7 +98,10 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::delete(unassign),
         )
         .route("/api/v1/devices", get(list_devices).post(register_device))
-        .route("/api/v1/devices/{id}", get(get_device))
+        .route(
+            "/api/v1/devices/{id}",
+            get(get_device).delete(delete_device),
+        )
         .route("/api/v1/devices/{id}/{action}", post(lifecycle))
         .route("/api/v1/groups", get(list_groups).post(create_group))
         .route(
@@ -372,8 +376,11 @@ async fn unassign(
     Ok(Json(json!({ "revocations_queued": queued })).into_response())
 }
 
+/// Deleted devices are tombstones, kept for history and revocation but no longer listed.
 async fn list_devices(State(s): State<ApiState>) -> Result<Response> {
-    Ok(Json(s.service.store().list_devices().await?).into_response())
+    let mut devices = s.service.store().list_devices().await?;
+    devices.retain(|d| d.state != DeviceState::Deleted);
+    Ok(Json(devices).into_response())
 }
 
 async fn register_device(State(s): State<ApiState>, Json(d): Json<DeviceSpec>) -> Result<Response> {
@@ -389,9 +396,15 @@ async fn lifecycle(
     State(s): State<ApiState>,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Response> {
-    let action: Lifecycle = serde_json::from_value(json!(action))
-        .map_err(|_| AdminError::Invalid("action: retire, wipe, block or unblock".into()))?;
+    let action: Lifecycle = serde_json::from_value(json!(action)).map_err(|_| {
+        AdminError::Invalid("action: retire, wipe, block, unblock or delete".into())
+    })?;
     let queued = s.service.lifecycle(&id, action).await?;
+    Ok(Json(json!({ "revocations_queued": queued })).into_response())
+}
+
+async fn delete_device(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response> {
+    let queued = s.service.lifecycle(&id, Lifecycle::Delete).await?;
     Ok(Json(json!({ "revocations_queued": queued })).into_response())
 }
 

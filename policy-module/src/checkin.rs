@@ -177,7 +177,10 @@ impl PolicyService {
                     .filter(|c| {
                         matches!(
                             c.status,
-                            CertStatus::Revoking | CertStatus::Revoked | CertStatus::RevokeFailed
+                            CertStatus::Revoking
+                                | CertStatus::Revoked
+                                | CertStatus::RevokeFailed
+                                | CertStatus::Held
                         )
                     })
                     .map(|c| c.thumbprint_sha256.to_ascii_lowercase())

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::outbox::OutboxConfig;
-use crate::service::{DEFAULT_CHALLENGE_MINT_LIMIT, ServiceConfig};
+use crate::service::{DEFAULT_CHALLENGE_MINT_LIMIT, RevocationReasons, ServiceConfig};
 use foundation::rate_limit::RateLimit;
 use foundation::secret::Secret;
 
@@ -67,6 +67,9 @@ pub struct Config {
     /// Challenge minting per source IP; defaults are [`DEFAULT_CHALLENGE_MINT_LIMIT`]'s.
     #[serde(default)]
     pub rate_limit: RateLimitSection,
+    /// `[revocation_reasons]`: the RFC 5280 reason per lifecycle cause (docs/decisions.md #11).
+    #[serde(default)]
+    pub revocation_reasons: RevocationReasons,
 }
 
 /// `[rate_limit]`: challenges minted per source IP (check-in and `/internal/v1/challenges`).
@@ -164,6 +167,10 @@ impl Config {
             )));
         }
         config.outbox.check()?;
+        config
+            .revocation_reasons
+            .check()
+            .map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 
@@ -223,6 +230,7 @@ impl Config {
                 burst: r.challenges_burst.unwrap_or(d.burst).max(1),
                 exempt_loopback: r.exempt_loopback.unwrap_or(d.exempt_loopback),
             },
+            revocation_reasons: self.revocation_reasons.clone(),
             ..ServiceConfig::default()
         }
     }

@@ -86,7 +86,7 @@ enum AdminAction {
         kind: String,
         target: String,
     },
-    /// retire, wipe, block or unblock a device.
+    /// retire, wipe, block, unblock or delete a device (block holds, unblock releases).
     Lifecycle { device: String, action: String },
     /// Set the name policy under which mscep_admin challenges may be used for a template,
     /// from a JSON file (see `NamePolicy` in openapi.json).

@@ -168,6 +168,9 @@ pub enum DeviceState {
     Blocked,
     Retired,
     Wiped,
+    /// Deleted by an admin: a tombstone, so its certificates stay revocable and its history
+    /// readable (docs/decisions.md #11). The admin API answers 404 for it.
+    Deleted,
 }
 
 impl DeviceState {
@@ -178,14 +181,21 @@ impl DeviceState {
             Self::Blocked => "blocked",
             Self::Retired => "retired",
             Self::Wiped => "wiped",
+            Self::Deleted => "deleted",
         }
     }
 
     /// From the stored form.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Active, Self::Blocked, Self::Retired, Self::Wiped]
-            .into_iter()
-            .find(|d| d.as_str() == s)
+        [
+            Self::Active,
+            Self::Blocked,
+            Self::Retired,
+            Self::Wiped,
+            Self::Deleted,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
     }
 }
 
@@ -267,6 +277,10 @@ pub enum CertStatus {
     Revoked,
     /// The CA refused permanently (unknown serial, auth); see the outbox entry.
     RevokeFailed,
+    /// On certificateHold at the CA (a blocked device); unblock releases it.
+    Held,
+    /// Release of a hold queued in the outbox, not yet confirmed by the CA.
+    Releasing,
 }
 
 impl CertStatus {
@@ -277,6 +291,8 @@ impl CertStatus {
             Self::Revoking => "revoking",
             Self::Revoked => "revoked",
             Self::RevokeFailed => "revoke_failed",
+            Self::Held => "held",
+            Self::Releasing => "releasing",
         }
     }
 
@@ -287,6 +303,8 @@ impl CertStatus {
             Self::Revoking,
             Self::Revoked,
             Self::RevokeFailed,
+            Self::Held,
+            Self::Releasing,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)

@@ -1,5 +1,6 @@
 //! Revocation delivery: the persistent outbox, drained by a background worker through a
-//! [`Revoker`] until the CA confirms (docs/decisions.md #8).
+//! [`Revoker`] until the CA confirms (docs/decisions.md #8). An entry revokes, or releases a
+//! certificateHold (unblock, docs/decisions.md #11); one serial's entries go in order.
 //!
 //! Entries are committed with the lifecycle change, so an admin's 200 means "will be revoked",
 //! across restarts. The CA's revocation API is idempotent (`already_revoked`), so a delivery
@@ -40,6 +41,14 @@ pub enum RevokeError {
 pub trait Revoker: Send + Sync {
     /// `serial` is lowercase hex; `reason` an RFC 5280 reason name.
     async fn revoke(&self, serial: &str, reason: &str) -> Result<RevokeAck, RevokeError>;
+
+    /// Releases a certificateHold (unblock). Idempotent: a certificate already good is
+    /// released; one revoked for good is a permanent error.
+    async fn release(&self, serial: &str) -> Result<(), RevokeError> {
+        Err(RevokeError::Permanent(format!(
+            "this revoker cannot release {serial}"
+        )))
+    }
 }
 
 /// The CA's `POST {base}/api/v1/revocations` through the CA contract's client, with a bearer
@@ -79,27 +88,36 @@ impl Revoker for HttpRevoker {
                 revoked_at: answer.revoked_at,
                 already_revoked: answer.already_revoked,
             }),
-            Err(ClientError::Api { status: 404, .. }) => {
-                Err(RevokeError::Permanent("CA: unknown_serial".into()))
-            }
-            Err(ClientError::Api {
-                status: 401 | 403, ..
-            }) => Err(RevokeError::Permanent("CA refused authentication".into())),
-            Err(ClientError::Api {
-                status: status @ (400 | 422),
-                ..
-            }) => Err(RevokeError::Permanent(format!(
-                "CA refused the request ({status})"
-            ))),
-            Err(ClientError::Api { status, .. }) => {
-                Err(RevokeError::Transient(format!("CA answered {status}")))
-            }
-            Err(ClientError::Transport(e)) => Err(RevokeError::Transient(format!(
-                "request failed: {}",
-                e.without_url()
-            ))),
-            Err(e) => Err(RevokeError::Transient(e.to_string())),
+            Err(e) => Err(classify(e)),
         }
+    }
+
+    async fn release(&self, serial: &str) -> Result<(), RevokeError> {
+        self.client
+            .release(serial)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+}
+
+/// Which CA errors retrying cannot fix.
+fn classify(e: ClientError) -> RevokeError {
+    match e {
+        ClientError::Api { status: 404, .. } => RevokeError::Permanent("CA: unknown_serial".into()),
+        ClientError::Api {
+            status: 401 | 403, ..
+        } => RevokeError::Permanent("CA refused authentication".into()),
+        // 409: a release of a certificate revoked for good (not on hold).
+        ClientError::Api {
+            status: status @ (400 | 409 | 422),
+            ..
+        } => RevokeError::Permanent(format!("CA refused the request ({status})")),
+        ClientError::Api { status, .. } => RevokeError::Transient(format!("CA answered {status}")),
+        ClientError::Transport(e) => {
+            RevokeError::Transient(format!("request failed: {}", e.without_url()))
+        }
+        e => RevokeError::Transient(e.to_string()),
     }
 }
 
@@ -161,6 +179,10 @@ impl OutboxWorker {
             .await?;
         let mut confirmed = 0;
         for entry in due {
+            if entry.kind == "release" {
+                confirmed += usize::from(self.deliver_release(&entry).await?);
+                continue;
+            }
             match self.revoker.revoke(&entry.serial, &entry.reason).await {
                 Ok(ack) => {
                     self.store
@@ -190,6 +212,32 @@ impl OutboxWorker {
             }
         }
         Ok(confirmed)
+    }
+
+    /// Delivers one release of a hold (unblock), retried and recorded as revocations are.
+    async fn deliver_release(&self, entry: &crate::store::OutboxRow) -> Result<bool, StoreError> {
+        match self.revoker.release(&entry.serial).await {
+            Ok(()) => {
+                self.store.release_done(entry.id, &entry.serial).await?;
+                tracing::info!(serial = %entry.serial, "hold release confirmed");
+                self.audit(entry, "release_confirmed", None).await;
+                Ok(true)
+            }
+            Err(RevokeError::Permanent(msg)) => {
+                tracing::error!(serial = %entry.serial, error = %msg, "hold release refused");
+                self.store
+                    .outbox_failed(entry.id, &entry.serial, &msg)
+                    .await?;
+                self.audit(entry, "release_failed", Some(msg)).await;
+                Ok(false)
+            }
+            Err(RevokeError::Transient(msg)) => {
+                let delay = backoff(&self.config, entry.attempts);
+                tracing::warn!(serial = %entry.serial, error = %msg, delay, "hold release retry");
+                self.store.outbox_retry(entry.id, &msg, delay).await?;
+                Ok(false)
+            }
+        }
     }
 
     /// Delete challenges that expired more than [`PRUNE_GRACE_SECS`] ago unused: every check-in

@@ -13,12 +13,15 @@ use foundation::rate_limit::{RateLimit, SourceLimiter};
 
 /// Revocation reasons per lifecycle cause (RFC 5280 names as ca-mock accepts them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Defaults as Intune: block holds (unblock releases), retire, wipe and delete cease,
+/// unassign supersedes (docs/decisions.md #11). Only a `certificateHold` can be released.
+#[serde(default, deny_unknown_fields)]
 pub struct RevocationReasons {
     pub retire: String,
     pub wipe: String,
     pub block: String,
     pub unassign: String,
+    pub delete: String,
 }
 
 impl Default for RevocationReasons {
@@ -27,13 +30,36 @@ impl Default for RevocationReasons {
         Self {
             retire: c(),
             wipe: c(),
-            block: c(),
-            unassign: c(),
+            block: HOLD.into(),
+            unassign: "superseded".into(),
+            delete: c(),
         }
     }
 }
 
+/// The one reason a CA can undo.
+pub const HOLD: &str = "certificateHold";
+
 impl RevocationReasons {
+    /// Every reason is one the CA accepts (`removeFromCRL` is not a revocation).
+    pub fn check(&self) -> Result<(), String> {
+        let all = [
+            ("retire", &self.retire),
+            ("wipe", &self.wipe),
+            ("block", &self.block),
+            ("unassign", &self.unassign),
+            ("delete", &self.delete),
+        ];
+        for (cause, reason) in all {
+            if ca_api::RevocationReason::parse(reason).is_none() {
+                return Err(format!(
+                    "[revocation_reasons] {cause} = {reason:?} is not an RFC 5280 reason name"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// How a certificate recorded for a device no longer active is revoked (Notify after a
     /// retire, wipe or block: docs/decisions.md #11).
     pub fn out_of_service(&self) -> OutOfService<'_> {
@@ -41,6 +67,7 @@ impl RevocationReasons {
             blocked: &self.block,
             retired: &self.retire,
             wiped: &self.wipe,
+            deleted: &self.delete,
         }
     }
 }

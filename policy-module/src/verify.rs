@@ -449,7 +449,7 @@ fn check_device_state(state: DeviceState) -> Result<(), Rejection> {
     match state {
         DeviceState::Active => Ok(()),
         DeviceState::Blocked => Err(Rejection::DeviceBlocked),
-        DeviceState::Retired => Err(Rejection::DeviceRetired),
+        DeviceState::Retired | DeviceState::Deleted => Err(Rejection::DeviceRetired),
         DeviceState::Wiped => Err(Rejection::DeviceWiped),
     }
 }

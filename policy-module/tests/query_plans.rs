@@ -12,7 +12,7 @@ use policy_module::store::Store;
 
 async fn assert_indexed(store: &Store) {
     let plans = store.lookup_plans().await.unwrap();
-    assert_eq!(plans.len(), 12);
+    assert_eq!(plans.len(), 13);
     for p in &plans {
         assert!(!p.plan.is_empty(), "{}: no plan", p.name);
         assert!(p.indexed, "{} is not an index lookup:\n{}", p.name, p.plan);
@@ -22,6 +22,7 @@ async fn assert_indexed(store: &Store) {
         "request by transactionID",
         "certificates of a device",
         "outbox: lease due entries",
+        "release the held certificates of a device",
     ] {
         assert!(plans.iter().any(|p| p.name == name), "{name} is planned");
     }

@@ -276,6 +276,22 @@ impl TestLab {
         }
     }
 
+    /// Wait (bounded by [`WAIT`]) until ca-mock has `serial` good and its current CRL no
+    /// longer lists it (a released certificateHold).
+    pub async fn wait_good(&self, serial: &str) -> Result<CertificateInfo> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let info = self.ca_record(serial).await?;
+            if info.status == CaStatus::Good && self.crl_count(serial).await? == 0 {
+                return Ok(info);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("serial {serial} not good again at the CA after {WAIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The policy module's audit trail, oldest first (optionally one device's).
     pub async fn audit(&self, device_id: Option<&str>) -> Result<Vec<AuditEvent>> {
         let mut events = self
@@ -709,14 +725,35 @@ impl TestLab {
     /// Wait until the policy module's inventory shows every listed serial of a device
     /// `Revoked` (the CA acknowledged the outbox's request).
     pub async fn wait_inventory_revoked(&self, device_id: &str, serials: &[String]) -> Result<()> {
+        self.wait_inventory(
+            device_id,
+            serials,
+            policy_module::model::CertStatus::Revoked,
+        )
+        .await
+    }
+
+    /// Wait until the inventory shows every listed serial of a device in `status` (e.g.
+    /// `Held` once a block is confirmed, `Issued` once its release is). A deleted device's
+    /// inventory is read from the store, since the admin API no longer shows the device.
+    pub async fn wait_inventory(
+        &self,
+        device_id: &str,
+        serials: &[String],
+        status: policy_module::model::CertStatus,
+    ) -> Result<()> {
         let want: Vec<String> = serials.iter().map(|s| normalize_serial(s)).collect();
-        eventually("inventory shows the revocations", || async {
-            let view = self.lab.policy().device_view(device_id).await?;
+        eventually("inventory shows the lifecycle action", || async {
+            let certs = self
+                .lab
+                .policy()
+                .store()
+                .certs_for_device(device_id)
+                .await?;
             Ok(want.iter().all(|w| {
-                view.certificates.iter().any(|c| {
-                    normalize_serial(&c.serial_hex) == *w
-                        && c.status == policy_module::model::CertStatus::Revoked
-                })
+                certs
+                    .iter()
+                    .any(|c| normalize_serial(&c.serial_hex) == *w && c.status == status)
             }))
         })
         .await

@@ -1,7 +1,8 @@
-//! P24, P27: retired, wiped and blocked devices. Each holds certificates and an unexpired,
-//! unused challenge from a check-in before the admin acts. Afterwards:
-//! - every certificate of the device is revoked at the CA (cessationOfOperation), listed once
-//!   in the CRL, and `Revoked` in the policy module's inventory;
+//! P24, P27: retired, wiped, blocked and deleted devices. Each holds certificates and an
+//! unexpired, unused challenge from a check-in before the admin acts. Afterwards:
+//! - every certificate of the device is revoked at the CA (cessationOfOperation; a block
+//!   holds: certificateHold), listed once in the CRL, and `Revoked` (`Held`) in the policy
+//!   module's inventory; unblock releases the hold (good again, gone from the CRL);
 //! - check-in hands out no profile and no challenge; the earlier challenge is refused
 //!   (FAILURE badRequest, DeviceRetired / DeviceWiped / DeviceBlocked in the audit), and so
 //!   is a RenewalReq signed by the device's (revoked) certificate; nothing is issued;
@@ -13,6 +14,8 @@
 use ca_mock::store::{CertStatus as CaStatus, RevocationReason};
 use device_agent::mdm::CheckinResponse;
 use policy_module::admin::Lifecycle;
+use policy_module::model::CertStatus;
+use policy_module::store::Assignment;
 use scep::FailInfo;
 use scep::client::CertRep;
 use scep_lab_tests::*;
@@ -45,18 +48,31 @@ async fn after_action(
     state: &str,
     reason: &str,
 ) {
-    // Revoked at the CA, once in the CRL, Revoked in the inventory.
+    // Revoked at the CA (a block holds), once in the CRL, Revoked (Held) in the inventory.
+    let (ca_status, ca_reason, inventory) = if state == "blocked" {
+        (
+            CaStatus::Hold,
+            RevocationReason::CertificateHold,
+            CertStatus::Held,
+        )
+    } else {
+        (
+            CaStatus::Revoked,
+            RevocationReason::CessationOfOperation,
+            CertStatus::Revoked,
+        )
+    };
     for serial in serials {
         let info = lab.wait_revoked(serial).await.unwrap();
-        assert_eq!(info.status, CaStatus::Revoked, "{serial}");
-        assert_eq!(info.reason, Some(RevocationReason::CessationOfOperation));
+        assert_eq!(info.status, ca_status, "{serial}");
+        assert_eq!(info.reason, Some(ca_reason));
         assert_eq!(
             lab.crl_count(serial).await.unwrap(),
             1,
             "{serial} in the CRL"
         );
     }
-    lab.wait_inventory_revoked(&d.id, serials).await.unwrap();
+    lab.wait_inventory(&d.id, serials, inventory).await.unwrap();
 
     // No challenge any more.
     let now = d.checkin().await.unwrap();
@@ -189,7 +205,7 @@ async fn retired_wiped_and_blocked_devices() {
         "the device forgot its MDM credential"
     );
 
-    // Block: revoked and refused; unblock makes the device eligible again.
+    // Block: held and refused; unblock releases the holds and makes the device eligible again.
     let (d, serials, early) = prepared(&lab, "BLOCK-01").await;
     lab.policy()
         .lifecycle(&d.id, Lifecycle::Block)
@@ -206,20 +222,34 @@ async fn retired_wiped_and_blocked_devices() {
         .lifecycle(&d.id, Lifecycle::Unblock)
         .await
         .unwrap();
+    for serial in &serials {
+        lab.wait_good(serial).await.unwrap();
+    }
+    lab.wait_inventory(&d.id, &serials, CertStatus::Issued)
+        .await
+        .unwrap();
     let checkin = d.checkin().await.unwrap();
     assert_eq!(checkin.state, "active");
     assert_eq!(checkin.profiles.len(), 2, "challenges again after unblock");
+    assert!(
+        checkin
+            .profiles
+            .iter()
+            .all(|p| p.revoked_thumbprints.is_empty()),
+        "released certificates are good: nothing to replace"
+    );
 
+    let report = lab.reconcile().await.unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
     lab.shutdown().await;
 }
 
-/// Block revokes the device's certificates; once unblocked, the device ends up with a valid
-/// certificate again: check-in names the revoked thumbprint of the profile
-/// (`revoked_thumbprints`), so device-agent deletes its certificate and enrolls anew with the
-/// profile's challenge (PKCSReq, new key) instead of keeping it or renewing with a revoked
-/// signer (which ndes-proxy refuses).
+/// Block holds the device's certificates; once unblocked, the hold is released and the device
+/// keeps its certificate, good again (as Intune: no re-enrollment after an unblock). (A block
+/// configured to revoke for good names the revoked thumbprint at check-in instead, and the
+/// device enrolls anew: policy-module's suite and device-agent's tests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unblocked_device_replaces_its_revoked_certificate() {
+async fn an_unblocked_device_keeps_its_released_certificate() {
     let lab = TestLab::start().await.unwrap();
     lab.profile(PROFILE, |_| {}).await.unwrap();
     let (d, cert) = lab.enrolled_device("UNBLOCK-01", PROFILE).await.unwrap();
@@ -232,13 +262,95 @@ async fn an_unblocked_device_replaces_its_revoked_certificate() {
         .lifecycle(&d.id, Lifecycle::Unblock)
         .await
         .unwrap();
-    d.sync().await.unwrap();
+    lab.wait_good(&cert.serial_hex).await.unwrap();
+    let serials = [normalize_serial(&cert.serial_hex)];
+    lab.wait_inventory(&d.id, &serials, CertStatus::Issued)
+        .await
+        .unwrap();
+    let summary = d.sync().await.unwrap();
+    assert!(summary.installed.is_empty(), "{summary:?}");
     let installed = serial_of(&d.certificate(PROFILE).unwrap()).unwrap();
-    let info = lab.ca_record(&installed).await.unwrap();
+    assert_eq!(normalize_serial(&installed), serials[0]);
     assert_eq!(
-        info.status,
-        CaStatus::Good,
-        "the device still holds revoked serial {installed}"
+        lab.ca_record(&installed).await.unwrap().status,
+        CaStatus::Good
     );
+    let report = lab.reconcile().await.unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    lab.shutdown().await;
+}
+
+/// Delete revokes the device's certificates (cessationOfOperation) and keeps its history;
+/// the admin API no longer shows it. Unassigning a profile revokes that profile's
+/// certificate (superseded) and leaves the others good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_revokes_and_keeps_history_and_unassign_supersedes() {
+    let lab = TestLab::start().await.unwrap();
+    lab.profile(PROFILE, |_| {}).await.unwrap();
+    lab.profile(WIFI, |s| {
+        s.name = "Wi-Fi".into();
+        s.subject_name_format = "CN={{DeviceName}},OU=WiFi,O=scep-lab".into();
+    })
+    .await
+    .unwrap();
+
+    // Unassign Wi-Fi: only its certificate is revoked, as superseded.
+    let (d, serials, _) = prepared(&lab, "UNASSIGN-01").await;
+    let view = lab.policy().device_view(&d.id).await.unwrap();
+    let of = |p: &str| {
+        view.certificates
+            .iter()
+            .find(|c| c.profile_id.as_deref() == Some(p))
+            .map(|c| normalize_serial(&c.serial_hex))
+            .unwrap()
+    };
+    let (wifi, main) = (of(WIFI), of(PROFILE));
+    let queued = lab
+        .policy()
+        .unassign(
+            WIFI,
+            Assignment {
+                kind: "device".into(),
+                id: d.id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        queued
+            .iter()
+            .map(|s| normalize_serial(s))
+            .collect::<Vec<_>>(),
+        std::slice::from_ref(&wifi)
+    );
+    let info = lab.wait_revoked(&wifi).await.unwrap();
+    assert_eq!(info.reason, Some(RevocationReason::Superseded));
+    lab.wait_inventory_revoked(&d.id, std::slice::from_ref(&wifi))
+        .await
+        .unwrap();
+    assert_eq!(lab.ca_record(&main).await.unwrap().status, CaStatus::Good);
+
+    // Delete: every certificate revoked; the device is gone from the API, its history kept.
+    let (d, serials2, _) = prepared(&lab, "DELETE-01").await;
+    lab.policy()
+        .lifecycle(&d.id, Lifecycle::Delete)
+        .await
+        .unwrap();
+    for serial in &serials2 {
+        let info = lab.wait_revoked(serial).await.unwrap();
+        assert_eq!(info.status, CaStatus::Revoked);
+        assert_eq!(info.reason, Some(RevocationReason::CessationOfOperation));
+    }
+    lab.wait_inventory(&d.id, &serials2, CertStatus::Revoked)
+        .await
+        .unwrap();
+    assert!(lab.policy().device_view(&d.id).await.is_err());
+    let audit = lab.audit(Some(&d.id)).await.unwrap();
+    for e in ["device_registered", "device_deleted"] {
+        assert!(audit.iter().any(|a| a.event == e), "{e}: {audit:?}");
+    }
+    assert!(serials.len() == 2 && serials2.len() == 2);
+    let report = lab.reconcile().await.unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
     lab.shutdown().await;
 }

@@ -1,5 +1,5 @@
 //! A device whose profile is unassigned loses that profile's certificate: the policy module
-//! revokes it (cessationOfOperation) and only it (the device's other profile keeps its
+//! revokes it (superseded, as Intune) and only it (the device's other profile keeps its
 //! certificate), stops handing out that profile and its challenges at check-in, and refuses a
 //! challenge of that profile issued before (ScepProfileNoLongerTargetedToTheClient).
 //!
@@ -68,7 +68,7 @@ async fn unassigning_a_profile_revokes_its_certificate_only() {
     );
     let info = lab.wait_revoked(&wifi).await.unwrap();
     assert_eq!(info.status, CaStatus::Revoked);
-    assert_eq!(info.reason, Some(RevocationReason::CessationOfOperation));
+    assert_eq!(info.reason, Some(RevocationReason::Superseded));
     lab.wait_inventory_revoked(&d.id, std::slice::from_ref(&wifi))
         .await
         .unwrap();

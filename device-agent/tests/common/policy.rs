@@ -20,11 +20,16 @@ pub struct Policy {
 
 impl Policy {
     pub async fn start() -> Self {
+        Self::start_with(ServiceConfig::default()).await
+    }
+
+    /// With other settings (e.g. a block that revokes for good instead of holding).
+    pub async fn start_with(config: ServiceConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("policy.db"), Arc::new(SystemClock))
             .await
             .unwrap();
-        let svc = PolicyService::new(store, ServiceConfig::default());
+        let svc = PolicyService::new(store, config);
         let state = ApiState {
             service: svc.clone(),
             admin_token: Secret::new(ADMIN_TOKEN),

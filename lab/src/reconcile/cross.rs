@@ -105,20 +105,39 @@ async fn check_inventory(
                         "the policy inventory holds a different certificate than the CA recorded",
                     );
                 }
-                if c.status == CertStatus::Revoked && rec.status == CaStatus::Good {
+                // Held (block) is revoked at the CA until its release is confirmed; a release
+                // confirmed makes it issued again (docs/decisions.md #11).
+                if matches!(c.status, CertStatus::Revoked | CertStatus::Held)
+                    && rec.status == CaStatus::Good
+                {
                     report.find(
                         Invariant::I6,
                         &c.serial_hex,
-                        "revoked in the policy inventory but good at the CA",
+                        format!(
+                            "{} in the policy inventory but good at the CA",
+                            c.status.as_str()
+                        ),
+                    );
+                }
+                if c.status == CertStatus::Held && rec.status == CaStatus::Revoked {
+                    report.find(
+                        Invariant::I6,
+                        &c.serial_hex,
+                        "held in the policy inventory but revoked for good at the CA",
                     );
                 }
             }
         }
-        if c.status == CertStatus::Revoking && !queued.contains(&norm(&c.serial_hex)) {
+        if matches!(c.status, CertStatus::Revoking | CertStatus::Releasing)
+            && !queued.contains(&norm(&c.serial_hex))
+        {
             report.find(
                 Invariant::I6,
                 &c.serial_hex,
-                "marked revoking but no revocation is queued in the outbox",
+                format!(
+                    "marked {} but nothing is queued for it in the outbox",
+                    c.status.as_str()
+                ),
             );
         }
     }
@@ -196,7 +215,7 @@ async fn check_inventory(
         // legitimate once queued for revocation (docs/decisions.md #11); what must never be
         // is one left issued.
         for c in of_device.get(device.id.as_str()).into_iter().flatten() {
-            if c.status == CertStatus::Issued {
+            if matches!(c.status, CertStatus::Issued | CertStatus::Releasing) {
                 report.find(
                     Invariant::I7,
                     &c.serial_hex,

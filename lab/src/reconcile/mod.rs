@@ -15,7 +15,7 @@
 //! | what the policy module and the pending store hold equals the CA's DER | I4 |
 //! | every device certificate the CA issued is in the policy inventory (else a retire would miss it), unless ndes-proxy owes its Notify and has for at most [`OWED_NOTIFY_OVERDUE_SECS`] (a note) | I7 |
 //! | revoked at CA ⇔ listed in the published CRL; OCSP agrees with the store; OCSP says unknown for a serial never issued | I6 |
-//! | inventory "revoked" is revoked at the CA; "revoking" has a pending outbox entry | I6 |
+//! | inventory "revoked" or "held" is revoked at the CA (held: on hold, not revoked for good); "revoking" and "releasing" have a pending outbox entry | I6 |
 //! | no certificate of a blocked, retired or wiped device is still issued, including one issued after the action (docs/decisions.md #11) | I7 |
 //! | SQLite integrity_check, WAL + synchronous=FULL; CRL signed, unexpired, number not ahead of the counter | I8 |
 //! | every record's certificate passes ca-mock's RFC 5280 profile lint (`ca_mock::lint`) | P35 |

@@ -57,6 +57,7 @@ pub struct OutOfService<'a> {
     pub blocked: &'a str,
     pub retired: &'a str,
     pub wiped: &'a str,
+    pub deleted: &'a str,
 }
 
 impl OutOfService<'_> {
@@ -67,13 +68,22 @@ impl OutOfService<'_> {
             DeviceState::Blocked => Some((self.blocked, "block")),
             DeviceState::Retired => Some((self.retired, "retire")),
             DeviceState::Wiped => Some((self.wiped, "wipe")),
+            DeviceState::Deleted => Some((self.deleted, "delete")),
         }
     }
 }
 
-/// Marks every issued certificate of a device for revocation (retire, wipe).
+/// Marks every certificate of a device that is good, held or being released for revocation
+/// (block, retire, wipe, delete): a held certificate of a device retired while blocked is
+/// revoked for good, and one whose release is still queued is revoked after it.
 pub(super) const REVOKE_DEVICE_CERTIFICATES: &str = "UPDATE certificates SET status = 'revoking', revocation_reason = $2 \
-     WHERE device_id = $1 AND status = 'issued' RETURNING serial";
+     WHERE device_id = $1 AND status IN ('issued', 'held', 'releasing') RETURNING serial";
+
+/// Marks a device's held certificates, and those whose hold is still queued, for release
+/// (unblock). The outbox delivers a serial's entries in order, so a queued hold goes first.
+pub(super) const RELEASE_DEVICE_CERTIFICATES: &str = "UPDATE certificates SET status = 'releasing' \
+     WHERE device_id = $1 AND status IN ('held', 'revoking') \
+     AND revocation_reason = 'certificateHold' RETURNING serial";
 
 const TARGETED: &str = "SELECT a.profile_id FROM assignments a WHERE \
      (a.target_kind = 'device' AND a.target_id = $1) OR (a.target_kind = 'group' AND \
@@ -295,7 +305,8 @@ impl Store {
     }
 
     /// Moves a device from one of `from` to `to`; with `revoke = Some((reason, cause))` every
-    /// issued certificate of the device is marked revoking and queued in the outbox, and with
+    /// issued certificate of the device is marked revoking and queued in the outbox, with
+    /// `release = Some(cause)` its held certificates are queued for release, and with
     /// `command` a device command is queued, all in one transaction. The device row is read
     /// locked, so a Notify recording a certificate of this device commits either before (and
     /// its certificate is revoked here) or after (and queues its own revocation).
@@ -305,6 +316,7 @@ impl Store {
         from: &[DeviceState],
         to: DeviceState,
         revoke: Option<(&str, &str)>,
+        release: Option<&str>,
         command: Option<&str>,
     ) -> Result<Transition, StoreError> {
         let now = self.now().await?;
@@ -341,6 +353,16 @@ impl Store {
                         }
                         queued = serials;
                     }
+                    if let Some(cause) = release {
+                        let serials: Vec<String> = sqlx::query_scalar(RELEASE_DEVICE_CERTIFICATES)
+                            .bind(id)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        for serial in &serials {
+                            enqueue_release!(tx, serial, Some(id), cause, now);
+                        }
+                        queued.extend(serials);
+                    }
                     if let Some(kind) = command {
                         sqlx::query(
                             "INSERT INTO commands (id, device_id, kind, state, created_at) \
@@ -360,8 +382,9 @@ impl Store {
         }))
     }
 
-    /// Queues revocation of the device's issued certificates whose profile no longer targets
-    /// it (after an unassignment or a group change). Returns the queued serials.
+    /// Queues revocation of the device's certificates whose profile no longer targets it
+    /// (after an unassignment or a group change): good ones, and those held or being held or
+    /// released for a block, so an unblock cannot release them. Returns the queued serials.
     pub async fn revoke_untargeted(
         &self,
         device_id: &str,
@@ -371,7 +394,9 @@ impl Store {
         let now = self.now().await?;
         let sql = format!(
             "UPDATE certificates SET status = 'revoking', revocation_reason = $2 \
-             WHERE device_id = $1 AND status = 'issued' AND profile_id IS NOT NULL \
+             WHERE device_id = $1 AND (status IN ('issued', 'held', 'releasing') OR \
+             (status = 'revoking' AND revocation_reason = 'certificateHold')) \
+             AND profile_id IS NOT NULL \
              AND profile_id NOT IN ({TARGETED}) RETURNING serial"
         );
         Ok(on_db!(&self.db, |pool, begin| {

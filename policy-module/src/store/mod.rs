@@ -21,6 +21,23 @@ macro_rules! enqueue {
     };
 }
 
+/// Queues the release of a certificateHold inside the caller's transaction.
+macro_rules! enqueue_release {
+    ($tx:expr, $serial:expr, $device:expr, $cause:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO outbox (kind, serial, reason, device_id, cause, state, attempts, \
+             next_attempt_at, created_at) VALUES ('release', $1, 'certificateHold', $2, $3, \
+             'pending', 0, $4, $4)",
+        )
+        .bind($serial)
+        .bind($device)
+        .bind($cause)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
 mod challenges;
 mod inventory;
 mod name_policies;

@@ -9,6 +9,8 @@ use crate::error::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: i64,
+    /// `revoke` or `release` (of a certificateHold).
+    pub kind: String,
     pub serial: String,
     pub reason: String,
     pub device_id: Option<String>,
@@ -27,7 +29,9 @@ pub(super) fn claim_due_sql() -> String {
     format!(
         "UPDATE outbox SET lease_until = $2 WHERE id IN (SELECT id FROM outbox \
          WHERE state = 'pending' AND next_attempt_at <= $1 AND \
-         (lease_until IS NULL OR lease_until <= $1) ORDER BY id LIMIT $3) \
+         (lease_until IS NULL OR lease_until <= $1) AND NOT EXISTS (SELECT 1 FROM outbox e \
+         WHERE e.serial = outbox.serial AND e.id < outbox.id AND e.state = 'pending') \
+         ORDER BY id LIMIT $3) \
          AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $1) \
          RETURNING {OUTBOX_COLUMNS}"
     )
@@ -41,7 +45,7 @@ pub(super) const OUTBOX_DONE: &str = "UPDATE outbox SET state = 'done', done_at 
 pub(super) const PENDING_COMMANDS: &str = "SELECT id, kind, state, created_at FROM commands \
      WHERE device_id = $1 AND state = 'pending' ORDER BY created_at, id";
 
-const OUTBOX_COLUMNS: &str = "id, serial, reason, device_id, cause, state, attempts, \
+const OUTBOX_COLUMNS: &str = "id, kind, serial, reason, device_id, cause, state, attempts, \
      next_attempt_at, last_error, created_at, done_at";
 
 /// A command for a device (wipe, retire).
@@ -96,7 +100,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// The CA confirmed: the entry is done and the certificate revoked.
+    /// The CA confirmed: the entry is done and the certificate revoked (held for a
+    /// certificateHold), unless a later entry for it is still queued (it decides).
     pub async fn outbox_done(
         &self,
         id: i64,
@@ -112,11 +117,41 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "UPDATE certificates SET status = 'revoked', revoked_at = $2 \
-                 WHERE serial = $1 AND status IN ('revoking', 'revoke_failed')",
+                "UPDATE certificates SET revoked_at = $2, status = CASE \
+                 WHEN revocation_reason = 'certificateHold' THEN 'held' ELSE 'revoked' END \
+                 WHERE serial = $1 AND status IN ('revoking', 'revoke_failed') AND NOT EXISTS \
+                 (SELECT 1 FROM outbox e WHERE e.serial = $1 AND e.id > $3 \
+                 AND e.state = 'pending')",
             )
             .bind(serial)
             .bind(revoked_at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The CA released the hold (or the certificate was not held): good again, unless a
+    /// later block queued its revocation meanwhile.
+    pub async fn release_done(&self, id: i64, serial: &str) -> Result<(), StoreError> {
+        let now = self.now().await?;
+        on_db!(&self.db, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
+            sqlx::query(OUTBOX_DONE)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE certificates SET status = 'issued', revoked_at = NULL, \
+                 revocation_reason = NULL WHERE serial = $1 AND status = 'releasing' \
+                 AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.serial = $1 AND e.id > $2 \
+                 AND e.state = 'pending')",
+            )
+            .bind(serial)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -141,11 +176,15 @@ impl Store {
             .bind(error)
             .execute(&mut *tx)
             .await?;
+            // A refused release leaves the certificate held (an admin may re-queue).
             sqlx::query(
-                "UPDATE certificates SET status = 'revoke_failed' WHERE serial = $1 \
-                 AND status = 'revoking'",
+                "UPDATE certificates SET status = CASE WHEN status = 'releasing' \
+                 THEN 'held' ELSE 'revoke_failed' END WHERE serial = $1 AND status = \
+                 CASE WHEN (SELECT kind FROM outbox WHERE id = $2) = 'release' \
+                 THEN 'releasing' ELSE 'revoking' END",
             )
             .bind(serial)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -176,20 +215,31 @@ impl Store {
         Ok(())
     }
 
-    /// An admin re-queues a permanently failed entry.
+    /// An admin re-queues a permanently failed entry (a release marks its held certificate
+    /// releasing again).
     pub async fn outbox_requeue(&self, id: i64) -> Result<bool, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(&self.db, |pool, _b| {
-            sqlx::query(
+        Ok(on_db!(&self.db, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
+            let requeued = sqlx::query(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = $2, lease_until = NULL \
                  WHERE id = $1 AND state = 'failed'",
             )
             .bind(id)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
-                == 1
+                == 1;
+            sqlx::query(
+                "UPDATE certificates SET status = 'releasing' WHERE status = 'held' AND serial = \
+                 (SELECT serial FROM outbox WHERE id = $1 AND kind = 'release')",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            requeued
         }))
     }
 

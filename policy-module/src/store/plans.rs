@@ -10,7 +10,9 @@ use super::challenges::{
     CHALLENGE_BY_HASH, KEY_HOLDERS, REQUEST_BY_TRANSACTION_ID, RESERVE_CHALLENGE,
     SERIAL_BY_TRANSACTION_ID, cert_by_thumbprint_sql, certs_by_device_sql,
 };
-use super::inventory::{DEVICE_BY_CREDENTIAL, REVOKE_DEVICE_CERTIFICATES};
+use super::inventory::{
+    DEVICE_BY_CREDENTIAL, RELEASE_DEVICE_CERTIFICATES, REVOKE_DEVICE_CERTIFICATES,
+};
 use super::outbox::{OUTBOX_DONE, PENDING_COMMANDS, claim_due_sql};
 use super::{Db, Store};
 use crate::error::StoreError;
@@ -62,6 +64,11 @@ fn lookups() -> Vec<(&'static str, String, Vec<Param>)> {
             "revoke the certificates of a device",
             REVOKE_DEVICE_CERTIFICATES.into(),
             vec![Text, Text],
+        ),
+        (
+            "release the held certificates of a device",
+            RELEASE_DEVICE_CERTIFICATES.into(),
+            vec![Text],
         ),
         (
             "certificate by thumbprint",

@@ -25,6 +25,8 @@ pub struct Calls {
     /// serial -> number of revocations that changed state (first) or were repeats.
     pub revoked: HashMap<String, (String, u32)>,
     pub attempts: u32,
+    /// Every delivery, in order: `revoke <serial> <reason>` or `release <serial>`.
+    pub log: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -71,10 +73,34 @@ impl FakeCa {
                     .entry(serial.to_string())
                     .or_insert((reason.to_string(), 0));
                 entry.1 += 1;
+                let already_revoked = entry.1 > 1;
+                calls.log.push(format!("revoke {serial} {reason}"));
                 Ok(RevokeAck {
                     revoked_at: 1_800_000_100,
-                    already_revoked: entry.1 > 1,
+                    already_revoked,
                 })
+            }
+        }
+    }
+
+    /// The deliveries so far, in order.
+    pub fn log(&self) -> Vec<String> {
+        self.calls.lock().unwrap().log.clone()
+    }
+
+    /// Releases a hold as ca-mock does: the certificate is good again.
+    fn release_answer(&self, serial: &str) -> Result<(), RevokeError> {
+        let mode = *self.mode.lock().unwrap();
+        let mut calls = self.calls.lock().unwrap();
+        calls.attempts += 1;
+        match mode {
+            Mode::Unavailable => Err(RevokeError::Transient("unavailable".into())),
+            Mode::UnknownSerial => Err(RevokeError::Permanent("unknown_serial".into())),
+            Mode::Unauthorized => Err(RevokeError::Permanent("unauthorized".into())),
+            Mode::Ok => {
+                calls.revoked.remove(serial);
+                calls.log.push(format!("release {serial}"));
+                Ok(())
             }
         }
     }
@@ -126,5 +152,9 @@ impl Revoker for FakeCa {
                 RevokeError::Permanent(code.into())
             }
         })
+    }
+
+    async fn release(&self, serial: &str) -> Result<(), RevokeError> {
+        self.release_answer(serial)
     }
 }

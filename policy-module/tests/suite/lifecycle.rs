@@ -17,8 +17,15 @@ use crate::harness::{Harness, enrolled, profile_spec};
 use crate::pki::{CsrSpec, TestCa, csr, ec_key};
 
 /// Enrolls `device` under every profile it is targeted by; returns the serials.
-async fn issue_all(h: &Harness, device: &str) -> Vec<String> {
-    let svc = &h.svc;
+pub(crate) async fn issue_all(h: &Harness, device: &str) -> Vec<String> {
+    issue_all_with(&h.svc, device).await
+}
+
+/// [`issue_all`] through a given service (one with other settings over the same store).
+pub(crate) async fn issue_all_with(
+    svc: &policy_module::PolicyService,
+    device: &str,
+) -> Vec<String> {
     let d = svc.store().get_device(device).await.unwrap().unwrap();
     let checkin = svc.checkin(&d, &StatusReport::default()).await.unwrap();
     let ca = TestCa::new();
@@ -54,7 +61,7 @@ async fn issue_all(h: &Harness, device: &str) -> Vec<String> {
     serials
 }
 
-fn worker(h: &Harness, ca: &FakeCa) -> OutboxWorker {
+pub(crate) fn worker(h: &Harness, ca: &FakeCa) -> OutboxWorker {
     let config = OutboxConfig {
         base_delay_secs: 5,
         ..OutboxConfig::default()
@@ -67,7 +74,7 @@ fn worker(h: &Harness, ca: &FakeCa) -> OutboxWorker {
     )
 }
 
-async fn statuses(h: &Harness, device: &str) -> Vec<CertStatus> {
+pub(crate) async fn statuses(h: &Harness, device: &str) -> Vec<CertStatus> {
     let view = h.svc.device_view(device).await.unwrap();
     view.certificates.iter().map(|c| c.status).collect()
 }
@@ -76,7 +83,7 @@ both!(
     lifecycle_moves_follow_the_state_machine,
     retire_revokes_every_certificate_and_queues_a_retire_command,
     wipe_revokes_and_queues_a_wipe_command_that_the_device_acknowledges,
-    block_revokes_and_unblock_restores_challenges_without_reissuing,
+    block_holds_and_unblock_restores_challenges_without_reissuing,
     checkin_after_unblock_names_the_revoked_thumbprint_of_the_profile,
     unassigning_a_profile_revokes_only_its_certificates,
     leaving_a_group_revokes_group_targeted_certificates,
@@ -171,7 +178,7 @@ async fn wipe_revokes_and_queues_a_wipe_command_that_the_device_acknowledges(h: 
     assert_eq!(ca.revoked().len(), 1);
 }
 
-async fn block_revokes_and_unblock_restores_challenges_without_reissuing(h: Harness) {
+async fn block_holds_and_unblock_restores_challenges_without_reissuing(h: Harness) {
     enrolled(&h, "d1").await;
     issue_all(&h, "d1").await;
     assert_eq!(
@@ -187,12 +194,14 @@ async fn block_revokes_and_unblock_restores_challenges_without_reissuing(h: Harn
             .profiles
             .is_empty()
     );
-    assert!(
+    // The hold, not yet delivered, is released after it (docs/decisions.md #11).
+    assert_eq!(
         h.svc
             .lifecycle("d1", Lifecycle::Unblock)
             .await
             .unwrap()
-            .is_empty()
+            .len(),
+        1
     );
     let d = h.svc.store().get_device("d1").await.unwrap().unwrap();
     assert_eq!(
@@ -204,10 +213,15 @@ async fn block_revokes_and_unblock_restores_challenges_without_reissuing(h: Harn
             .len(),
         1
     );
-    assert_eq!(statuses(&h, "d1").await, vec![CertStatus::Revoking]);
+    assert_eq!(statuses(&h, "d1").await, vec![CertStatus::Releasing]);
 }
 
-async fn checkin_after_unblock_names_the_revoked_thumbprint_of_the_profile(h: Harness) {
+/// With block configured to revoke for good (not the default hold), unblock cannot release,
+/// and the check-in names the revoked certificate so the device enrolls anew.
+async fn checkin_after_unblock_names_the_revoked_thumbprint_of_the_profile(mut h: Harness) {
+    let mut config = policy_module::ServiceConfig::default();
+    config.revocation_reasons.block = "cessationOfOperation".into();
+    h.svc = policy_module::PolicyService::new(h.svc.store().clone(), config);
     enrolled(&h, "d1").await;
     issue_all(&h, "d1").await;
     let d = h.svc.store().get_device("d1").await.unwrap().unwrap();

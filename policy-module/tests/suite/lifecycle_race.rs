@@ -164,9 +164,15 @@ async fn a_notify_after_the_action_is_queued_for_revocation_when_it_is_recorded(
         let (serial, n) = issue_and_notify(&h, &ca, &r).await;
         assert_contained(&h, &r.device, std::slice::from_ref(&serial), cause).await;
         let view = h.svc.device_view(&r.device).await.unwrap();
+        // The reason of the device's state: a block holds (docs/decisions.md #11).
+        let reason = if cause == "block" {
+            "certificateHold"
+        } else {
+            "cessationOfOperation"
+        };
         assert_eq!(
             view.certificates[0].revocation_reason.as_deref(),
-            Some("cessationOfOperation")
+            Some(reason)
         );
         // A retransmitted Notify queues nothing twice; the retransmitted request is refused.
         h.svc.notify(n).await.unwrap();

@@ -8,6 +8,7 @@ mod fake_ca;
 mod harness;
 mod key_reuse;
 mod lifecycle;
+mod lifecycle_hold;
 mod lifecycle_race;
 mod names;
 mod payloads;
