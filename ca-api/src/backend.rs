@@ -10,7 +10,7 @@ use std::fmt;
 use foundation::Serial;
 use foundation::names::{KeyUsage, NameAttr, San};
 
-use crate::grant::SignedGrant;
+use crate::grant::{GrantError, GrantStatement, SignedGrant};
 
 /// An issuance the policy module granted.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -35,6 +35,32 @@ pub struct IssueCall {
     /// The policy module's signed statement of all of the above (docs/decisions.md #10). The
     /// CA refuses a call without one unless the caller holds plain mode's entitlement.
     pub grant: Option<SignedGrant>,
+}
+
+impl IssueCall {
+    /// This call must be exactly what `grant` states (docs/decisions.md #10); the template
+    /// still caps at the CA. The error names the first field that differs, never a value.
+    pub fn check_against(&self, grant: &GrantStatement) -> Result<(), GrantError> {
+        let checks = [
+            (grant.request_id == self.request_id, "request_id"),
+            (grant.template == self.template, "template"),
+            (grant.subject == self.subject, "subject"),
+            (grant.sans == self.sans, "sans"),
+            (grant.key_usage == self.key_usage, "key_usage"),
+            (
+                grant.extended_key_usages == self.extended_key_usages,
+                "extended_key_usages",
+            ),
+            (
+                self.validity_days == Some(grant.validity_days),
+                "validity_days",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, field)) => Err(GrantError::Mismatch(field)),
+            None => Ok(()),
+        }
+    }
 }
 
 impl fmt::Debug for IssueCall {
@@ -89,4 +115,73 @@ pub trait CaBackend: Send + Sync {
     async fn by_request_id(&self, request_id: &str) -> Result<Vec<Vec<u8>>, CaError>;
     /// The current CRL, DER.
     async fn crl(&self) -> Result<Vec<u8>, CaError>;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use foundation::names::{SanKind, SubjectAttr};
+
+    fn statement() -> GrantStatement {
+        GrantStatement {
+            v: 1,
+            key_id: "k".into(),
+            request_id: "tx-1".into(),
+            spki_sha256: "ab".repeat(32),
+            template: "IPSECIntermediateOffline".into(),
+            subject: vec![NameAttr {
+                attr: SubjectAttr::CN,
+                value: "dev-1".into(),
+            }],
+            sans: Vec::new(),
+            key_usage: vec![KeyUsage::DigitalSignature],
+            extended_key_usages: vec!["clientAuth".into()],
+            validity_days: 30,
+            issued_at: 0,
+            expires_at: 300,
+        }
+    }
+
+    fn call_for(s: &GrantStatement) -> IssueCall {
+        IssueCall {
+            request_id: s.request_id.clone(),
+            template: s.template.clone(),
+            csr_der: vec![1, 2, 3],
+            subject: s.subject.clone(),
+            sans: s.sans.clone(),
+            validity_days: Some(s.validity_days),
+            key_usage: s.key_usage.clone(),
+            extended_key_usages: s.extended_key_usages.clone(),
+            grant: None,
+        }
+    }
+
+    #[test]
+    fn every_field_of_the_call_must_match() {
+        let s = statement();
+        call_for(&s).check_against(&s).unwrap();
+        type Edit = fn(&mut IssueCall);
+        let edits: [(&str, Edit); 7] = [
+            ("request_id", |c| c.request_id.push('x')),
+            ("template", |c| c.template = "EnrollmentAgentOffline".into()),
+            ("subject", |c| c.subject[0].value = "Administrator".into()),
+            ("sans", |c| {
+                c.sans.push(San {
+                    kind: SanKind::Upn,
+                    value: "admin@corp.test".into(),
+                });
+            }),
+            ("key_usage", |c| c.key_usage.push(KeyUsage::KeyAgreement)),
+            ("extended_key_usages", |c| {
+                c.extended_key_usages.push("serverAuth".into());
+            }),
+            ("validity_days", |c| c.validity_days = Some(3650)),
+        ];
+        for (field, edit) in edits {
+            let mut call = call_for(&s);
+            edit(&mut call);
+            assert_eq!(call.check_against(&s), Err(GrantError::Mismatch(field)));
+        }
+    }
 }

@@ -22,8 +22,6 @@ use openssl::pkey::{Id, PKey, Private, Public};
 use openssl::sign::{Signer, Verifier};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::IssueCall;
-
 /// What the signature covers before the payload: domain separation for the key.
 const CONTEXT: &[u8] = b"scep-lab grant v1\0";
 /// The only statement version.
@@ -308,29 +306,6 @@ impl GrantVerifier {
 }
 
 impl GrantStatement {
-    /// The call must be exactly what was granted (the template still caps at the CA).
-    pub fn check_call(&self, call: &IssueCall) -> Result<(), GrantError> {
-        let checks = [
-            (self.request_id == call.request_id, "request_id"),
-            (self.template == call.template, "template"),
-            (self.subject == call.subject, "subject"),
-            (self.sans == call.sans, "sans"),
-            (self.key_usage == call.key_usage, "key_usage"),
-            (
-                self.extended_key_usages == call.extended_key_usages,
-                "extended_key_usages",
-            ),
-            (
-                call.validity_days == Some(self.validity_days),
-                "validity_days",
-            ),
-        ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, field)) => Err(GrantError::Mismatch(field)),
-            None => Ok(()),
-        }
-    }
-
     /// The CSR's key must be the key granted (`spki_sha256_hex` as the CA computed it).
     pub fn check_key(&self, spki_sha256_hex: &str) -> Result<(), GrantError> {
         if self.spki_sha256.eq_ignore_ascii_case(spki_sha256_hex) {
@@ -367,20 +342,6 @@ mod tests {
         }
     }
 
-    fn call_for(s: &GrantStatement) -> IssueCall {
-        IssueCall {
-            request_id: s.request_id.clone(),
-            template: s.template.clone(),
-            csr_der: vec![1, 2, 3],
-            subject: s.subject.clone(),
-            sans: s.sans.clone(),
-            validity_days: Some(s.validity_days),
-            key_usage: s.key_usage.clone(),
-            extended_key_usages: s.extended_key_usages.clone(),
-            grant: None,
-        }
-    }
-
     #[test]
     fn a_grant_verifies_only_with_its_key_unaltered_and_in_time() {
         let now = 1_800_000_000;
@@ -390,7 +351,6 @@ mod tests {
         let got = verifier.verify(&signed, now + 10).unwrap();
         assert_eq!(got.key_id, key.key_id());
         assert_eq!(got.request_id, "tx-1");
-        got.check_call(&call_for(&got)).unwrap();
         got.check_key(&"AB".repeat(32)).unwrap();
         assert_eq!(
             got.check_key(&"cd".repeat(32)),
@@ -436,33 +396,6 @@ mod tests {
                 matches!(e, GrantError::Malformed | GrantError::UnknownKey),
                 "{e:?}"
             );
-        }
-    }
-
-    #[test]
-    fn every_field_of_the_call_must_match() {
-        let s = statement(0);
-        type Edit = fn(&mut IssueCall);
-        let edits: [(&str, Edit); 7] = [
-            ("request_id", |c| c.request_id.push('x')),
-            ("template", |c| c.template = "EnrollmentAgentOffline".into()),
-            ("subject", |c| c.subject[0].value = "Administrator".into()),
-            ("sans", |c| {
-                c.sans.push(San {
-                    kind: foundation::names::SanKind::Upn,
-                    value: "admin@corp.test".into(),
-                });
-            }),
-            ("key_usage", |c| c.key_usage.push(KeyUsage::KeyAgreement)),
-            ("extended_key_usages", |c| {
-                c.extended_key_usages.push("serverAuth".into());
-            }),
-            ("validity_days", |c| c.validity_days = Some(3650)),
-        ];
-        for (field, edit) in edits {
-            let mut call = call_for(&s);
-            edit(&mut call);
-            assert_eq!(s.check_call(&call), Err(GrantError::Mismatch(field)));
         }
     }
 

@@ -40,7 +40,7 @@ pub(crate) fn authorise(
         IssueRight::Granted => {
             let signed = call.grant.as_ref().ok_or(ca_api::GrantError::Missing)?;
             let statement = grants.verify(signed, now)?;
-            statement.check_call(call)?;
+            call.check_against(&statement)?;
             Ok(Some(statement))
         }
     }

@@ -3,6 +3,7 @@
 //! would differ from it (docs/decisions.md #7).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +12,7 @@ use crate::model::{Profile, ProfileSpec};
 use crate::render::{Expected, render};
 use crate::service::PolicyService;
 use crate::template_check::ProfileWarning;
-use crate::template_source::{TemplateRead, warnings_for};
+use crate::template_source::{TemplateRead, TemplateSource, warnings_for};
 
 /// A stored profile and how certificates issued under its template will differ from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,5 +97,34 @@ impl PolicyService {
             rendered,
             render_error,
         })
+    }
+}
+
+impl PolicyService {
+    /// Uses `source` to compare profiles with their templates.
+    pub fn with_templates(mut self, source: Arc<dyn TemplateSource>) -> Self {
+        self.templates = Some(source);
+        self
+    }
+
+    /// How certificates issued under `spec`'s template will differ from it. A template that
+    /// cannot be read is itself a warning, never an error: the save goes through.
+    pub async fn profile_warnings(&self, spec: &ProfileSpec) -> Vec<ProfileWarning> {
+        warnings_for(spec, &self.read_template(&spec.template).await)
+    }
+
+    /// Reads a template from the CA, if this module has one to ask.
+    pub(crate) async fn read_template(&self, name: &str) -> TemplateRead {
+        let Some(source) = &self.templates else {
+            return TemplateRead::NoSource;
+        };
+        match source.template(name).await {
+            Ok(Some(t)) => TemplateRead::Found(t),
+            Ok(None) => TemplateRead::Absent,
+            Err(why) => {
+                tracing::warn!(template = %name, %why, "template not read");
+                TemplateRead::Failed(why)
+            }
+        }
     }
 }

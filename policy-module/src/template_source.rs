@@ -1,10 +1,9 @@
 //! Where the policy module reads its CA's templates ([`TemplateSource`]; over HTTP,
 //! [`CaTemplates`]) and how a profile gets its warnings from them
-//! ([`PolicyService::profile_warnings`]). A template that cannot be read is a warning, never a
+//! (`PolicyService::profile_warnings`, in `profile_view`). A template that cannot be read is a warning, never a
 //! failed save (docs/decisions.md #7).
 
 use std::fmt::Debug;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ca_api::template::TemplateInfo;
@@ -12,7 +11,6 @@ use ca_api::{CaClient, ClientError};
 use foundation::secret::Secret;
 
 use crate::model::ProfileSpec;
-use crate::service::PolicyService;
 use crate::template_check::{Consequence, ProfileWarning, compare, warning};
 
 /// Where the policy module reads CA templates.
@@ -49,35 +47,6 @@ impl TemplateSource for CaTemplates {
             ClientError::Transport(_) => "the CA could not be reached".into(),
             _ => "the CA's answer was not understood".into(),
         })
-    }
-}
-
-impl PolicyService {
-    /// Uses `source` to compare profiles with their templates.
-    pub fn with_templates(mut self, source: Arc<dyn TemplateSource>) -> Self {
-        self.templates = Some(source);
-        self
-    }
-
-    /// How certificates issued under `spec`'s template will differ from it. A template that
-    /// cannot be read is itself a warning, never an error: the save goes through.
-    pub async fn profile_warnings(&self, spec: &ProfileSpec) -> Vec<ProfileWarning> {
-        warnings_for(spec, &self.read_template(&spec.template).await)
-    }
-
-    /// Reads a template from the CA, if this module has one to ask.
-    pub(crate) async fn read_template(&self, name: &str) -> TemplateRead {
-        let Some(source) = &self.templates else {
-            return TemplateRead::NoSource;
-        };
-        match source.template(name).await {
-            Ok(Some(t)) => TemplateRead::Found(t),
-            Ok(None) => TemplateRead::Absent,
-            Err(why) => {
-                tracing::warn!(template = %name, %why, "template not read");
-                TemplateRead::Failed(why)
-            }
-        }
     }
 }
 

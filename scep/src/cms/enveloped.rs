@@ -70,23 +70,7 @@ pub enum RecipientInfo<'a> {
     Other,
 }
 
-/// A private key that can open envelopes addressed to its certificate (the RA encryption
-/// certificate; during a rollover, the previous one too).
-#[derive(Clone, Copy)]
-pub struct DecryptionKey<'a> {
-    /// The certificate requesters encrypt to.
-    pub cert: &'a X509Ref,
-    /// Its RSA private key.
-    pub key: &'a PKeyRef<Private>,
-}
-
-impl std::fmt::Debug for DecryptionKey<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DecryptionKey")
-            .field("cert", &self.cert.subject_name())
-            .finish_non_exhaustive()
-    }
-}
+pub use super::DecryptionKey;
 
 impl<'a> EnvelopedData<'a> {
     /// Decode a ContentInfo that must hold an EnvelopedData.

@@ -176,7 +176,7 @@ fn aes_wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>, BuildError> {
 pub(crate) fn open_with_ec_key(
     content_info: &[u8],
     content_cipher_oid: &[u8],
-    key: super::enveloped::DecryptionKey<'_>,
+    key: super::DecryptionKey<'_>,
     policy: &AlgorithmPolicy,
 ) -> Result<(Vec<u8>, ContentCipher), Refusal> {
     let cipher = policy.content_cipher(content_cipher_oid)?;

@@ -234,3 +234,21 @@ pub(crate) fn octets<'a>(t: Tlv<'a>, what: &'static str) -> Result<Cow<'a, [u8]>
     }
     t.string_bytes(tag::OCTET_STRING)
 }
+
+/// A private key that can open envelopes addressed to its certificate (the RA encryption
+/// certificate; during a rollover, the previous one too).
+#[derive(Clone, Copy)]
+pub struct DecryptionKey<'a> {
+    /// The certificate requesters encrypt to.
+    pub cert: &'a X509Ref,
+    /// Its private key (RSA on the server; RSA or EC on a client opening a reply).
+    pub key: &'a openssl::pkey::PKeyRef<openssl::pkey::Private>,
+}
+
+impl std::fmt::Debug for DecryptionKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecryptionKey")
+            .field("cert", &self.cert.subject_name())
+            .finish_non_exhaustive()
+    }
+}
