@@ -13,7 +13,7 @@ use crate::service::PolicyService;
 impl PolicyService {
     /// `grant` with its signed statement, bound to the key whose SubjectPublicKeyInfo hashes to
     /// `spki_sha256`. Unchanged when no signing key is configured.
-    pub(crate) async fn sign_grant(
+    pub(crate) fn sign_grant(
         &self,
         mut grant: Grant,
         spki_sha256: &[u8],
@@ -21,10 +21,8 @@ impl PolicyService {
         let Some(key) = &self.config.grant_key else {
             return Ok(grant);
         };
-        let now = self.store.now().await.map_err(|e| {
-            tracing::error!(error = %e, "policy store unavailable");
-            VerifyError::Unavailable
-        })?;
+        // The CA checks the expiry against its own clock: no database round trip for it.
+        let now = self.store.local_now();
         let statement = GrantStatement {
             v: 0,
             key_id: String::new(),
@@ -68,6 +66,6 @@ impl PolicyService {
         if let (Some(device), Some(profile)) = (&grant.device_id, &grant.profile_id) {
             self.check_targeting(device, profile).await?;
         }
-        self.sign_grant(grant, &row.spki_hash).await
+        self.sign_grant(grant, &row.spki_hash)
     }
 }

@@ -68,7 +68,7 @@ impl PolicyService {
             Some(signer) => self.verify_renewal(req, &parsed, signer).await,
             None => self.verify_with_challenge(req, &parsed).await,
         }?;
-        self.sign_grant(grant, &parsed.spki_hash).await
+        self.sign_grant(grant, &parsed.spki_hash)
     }
 
     async fn verify_with_challenge(

@@ -274,14 +274,15 @@ async fn check_granted(sources: &Sources, ca: &CaView, report: &mut Report) -> R
                 ),
             );
         }
-        if request.template().as_deref() != Some(rec.template.as_str()) {
+        let granted_template = request.template();
+        if granted_template.as_deref() != Some(rec.template.as_str()) {
             report.find(
                 Invariant::I9,
                 serial,
                 format!(
                     "request {} was granted under template {}, issued under {}",
                     rec.request_id,
-                    request.template().unwrap_or_else(|| "?".into()),
+                    granted_template.as_deref().unwrap_or("?"),
                     rec.template
                 ),
             );

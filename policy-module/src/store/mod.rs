@@ -120,6 +120,12 @@ impl Store {
             .unwrap_or_else(|| self.clock.now()))
     }
 
+    /// Unix seconds on this instance's own clock, without a database round trip: for statements
+    /// another service checks against its own clock (signed grants), not for shared state.
+    pub fn local_now(&self) -> i64 {
+        self.clock.now()
+    }
+
     /// Closes the pools (tests use it to simulate an unavailable store).
     pub async fn close(&self) {
         self.db.close().await;
