@@ -13,8 +13,8 @@ use crate::backend::{CaBackend, CaError, IssueCall, IssuedCert};
 use crate::status::{CertStatus, RevocationReason};
 use crate::template::{TemplateInfo, TemplateList};
 use crate::wire::{
-    CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, ReleaseResponse,
-    RevokeRequest, RevokeResponse,
+    CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, RecordList,
+    RecordQuery, ReleaseResponse, RevokeRequest, RevokeResponse,
 };
 
 /// Why a call failed.
@@ -158,6 +158,12 @@ impl CaClient {
             .query(&[("request_id", id)]);
         let list: CertificateList = Self::json(self.authed(rb).send().await?).await?;
         Ok(list.certificates)
+    }
+
+    /// `GET /api/v1/records`: the CA's issuance and revocation records matching `query`.
+    pub async fn records(&self, query: &RecordQuery) -> Result<RecordList, ClientError> {
+        let rb = self.http.get(self.url("/api/v1/records")).query(query);
+        Self::json(self.authed(rb).send().await?).await
     }
 
     /// `POST /api/v1/revocations`.

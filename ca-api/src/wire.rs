@@ -130,3 +130,61 @@ pub struct ErrorBody {
     /// Short human text; never internals.
     pub message: String,
 }
+
+/// One line of the CA's own record: an issuance, a revocation, a hold or its release, as the CA
+/// wrote it in the same transaction as the change (`GET /api/v1/records`). Lets the policy
+/// module and `scep-lab trace` tell a transaction's story without the CA's database file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRecord {
+    /// Monotonic record number; the cursor for paging (`after`).
+    pub id: i64,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// The same instant in unix seconds, for machines.
+    pub at_unix: i64,
+    /// `issued`, `replayed`, `revoked`, `held`, `released`, ...
+    pub action: String,
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// The request id (the SCEP transactionID) the certificate was issued for.
+    pub request_id: String,
+    /// Caller identity that asked.
+    pub actor: String,
+    /// Template name, when the record concerns an issued certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// What else the CA noted (reason, `issued_under`, ...); never a secret.
+    #[serde(default)]
+    pub detail: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `GET /api/v1/records?serial=..&request_id=..&since=..&until=..&after=..&limit=..`; every
+/// filter is optional and they combine with AND. `since`/`until` are RFC 3339.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Inclusive lower bound, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Exclusive upper bound, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Only records with a larger `id` (paging).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many (the server caps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Answer to `GET /api/v1/records`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordList {
+    pub records: Vec<CaRecord>,
+    /// Pass as `after` to read on; absent when this page was the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}

@@ -10,6 +10,7 @@
 //! | [`error`] | named rejections ([`Rejection`]) and the refusals of each call |
 //! | [`csr`] | [`csr::CsrFacts`]: what a CSR says, read once per trust boundary |
 //! | [`client`] | [`RemotePolicy`], the HTTP client of `/internal/v1` |
+//! | [`trace`] | one transaction's events and one device's history, as the admin API returns them |
 //!
 //! Names (subject attributes, SANs, key usage) are the foundation's vocabulary, so a grant goes
 //! to the CA's contract without conversion.
@@ -19,6 +20,7 @@ pub mod client;
 pub mod contract;
 pub mod csr;
 pub mod error;
+pub mod trace;
 
 pub use client::RemotePolicy;
 pub use contract::{
