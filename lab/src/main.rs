@@ -2,6 +2,7 @@
 
 mod demo;
 mod payload;
+mod profile_cmd;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,9 @@ enum Command {
     /// Mint a device's MDM payload (mobileconfig, SyncML or JSON) from a running lab: creates
     /// the demo profile if missing, registers the device, assigns it, checks in for it.
     Payload(payload::PayloadArgs),
+    /// SCEP profiles of a running lab: import an Intune profile (Graph JSON), export one.
+    #[command(subcommand)]
+    Profile(profile_cmd::Profile),
     /// Write a directory from which ca-mock, policy-module and ndes-proxy run as separate
     /// processes from their sample configurations (CA, RA, tokens, one config per service).
     Services {
@@ -128,6 +132,10 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Payload(args) => {
             payload::run(&args, &mut std::io::stdout()).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Profile(cmd) => {
+            profile_cmd::run(&cmd, &mut std::io::stdout()).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Services { dir } => {

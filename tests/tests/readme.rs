@@ -45,6 +45,20 @@ const COVERAGE: &[(&str, Check)] = &[
         ),
     ),
     (
+        "cargo run -q -p scep-lab -- profile import policy-module/testdata/intune/windows.json",
+        Check::Test(
+            "lab/tests/profile_cli.rs",
+            "profile_import_and_export_against_a_running_lab",
+        ),
+    ),
+    (
+        "cargo run -q -p scep-lab -- profile export windows-user-scep --platform windows --out windows-user-scep.json",
+        Check::Test(
+            "lab/tests/profile_cli.rs",
+            "profile_import_and_export_against_a_running_lab",
+        ),
+    ),
+    (
         "cargo build --release -p ca-mock -p policy-module -p ndes-proxy -p scep-lab",
         Check::Ci("cargo build --release -p ca-mock -p policy-module -p ndes-proxy -p scep-lab"),
     ),
