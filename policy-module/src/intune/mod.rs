@@ -8,6 +8,7 @@
 //! [`ProfileSpec`]: crate::model::ProfileSpec
 
 mod export;
+mod fields;
 mod import;
 pub mod routes;
 mod variables;
