@@ -211,6 +211,10 @@ fn list(out: &mut impl Write, title: &str, items: &Value, name: &str, why: &str)
 }
 
 async fn export(a: &ExportArgs, out: &mut impl Write) -> Result<()> {
+    // The id goes into the URL path: only what a profile id can be.
+    if !policy_module::model::is_identifier(&a.id) {
+        bail!("profile id {:?}: 1-64 characters of [A-Za-z0-9_.-]", a.id);
+    }
     let client = a.api.client()?;
     let url = format!("{}/api/v1/profiles/{}/export", client.base, a.id);
     let answer = client

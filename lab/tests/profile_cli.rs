@@ -136,5 +136,20 @@ async fn profile_import_and_export_against_a_running_lab() {
     // A platform outside the schema's types is refused by the command line itself.
     let palm = scep_lab(api(vec!["profile", "export", "x", "--platform", "palm"])).await;
     assert!(!palm.success());
+    // An id that is no profile id never reaches the URL.
+    let odd = scep_lab(api(vec![
+        "profile",
+        "export",
+        "../devices",
+        "--platform",
+        "ios",
+    ]))
+    .await;
+    assert!(!odd.success());
+    assert!(
+        odd.stderr_str().contains("profile id"),
+        "{}",
+        odd.stderr_str()
+    );
     lab.shutdown().await;
 }
