@@ -21,6 +21,7 @@ pub mod admin_path;
 pub mod api;
 pub mod checkin;
 pub mod config;
+mod decision_audit;
 pub mod error;
 pub mod format;
 #[cfg(feature = "fuzzing")]
