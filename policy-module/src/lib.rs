@@ -38,6 +38,7 @@ pub mod service;
 pub mod store;
 pub mod template_check;
 pub mod template_source;
+pub mod trace;
 mod verify;
 
 pub use policy_api::{

@@ -75,6 +75,11 @@ impl HttpRevoker {
         let client = CaClient::with_http(http, ca_base, Some(token.expose().to_owned()));
         Ok(Self { client })
     }
+
+    /// The CA client (the trace reads the CA's records with it).
+    pub fn client(&self) -> &CaClient {
+        &self.client
+    }
 }
 
 #[async_trait::async_trait]

@@ -117,6 +117,7 @@ mod name_policies;
 mod outbox;
 mod plans;
 mod reconcile;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
