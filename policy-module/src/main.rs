@@ -194,12 +194,14 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
     let ca_token = read_secret(&cfg.ca.token_file)?;
     // The same CA caller (revoke, read) reads templates for the profiles' warnings.
     let templates = CaTemplates::new(&cfg.ca.url, &ca_token).context("CA client")?;
-    let service =
-        PolicyService::new(store.clone(), service_config).with_templates(Arc::new(templates));
-    let revoker = HttpRevoker::new(&cfg.ca.url, ca_token).context("CA client")?;
+    // The outbox's CA client also reads the CA's records for transaction traces.
+    let revoker = Arc::new(HttpRevoker::new(&cfg.ca.url, ca_token).context("CA client")?);
+    let service = PolicyService::new(store.clone(), service_config)
+        .with_templates(Arc::new(templates))
+        .with_records(revoker.clone());
     let worker = OutboxWorker::new(
         store,
-        Arc::new(revoker),
+        revoker,
         cfg.outbox(),
         service.outbox_wake(),
     );
