@@ -2,6 +2,7 @@
 
 mod demo;
 mod payload;
+mod trace;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,9 @@ enum Command {
     /// Mint a device's MDM payload (mobileconfig, SyncML or JSON) from a running lab: creates
     /// the demo profile if missing, registers the device, assigns it, checks in for it.
     Payload(payload::PayloadArgs),
+    /// Tell one enrollment's story (or a device's history) from a running lab's policy module:
+    /// every event across the three services, in time order.
+    Trace(trace::TraceArgs),
     /// Write a directory from which ca-mock, policy-module and ndes-proxy run as separate
     /// processes from their sample configurations (CA, RA, tokens, one config per service).
     Services {
@@ -128,6 +132,10 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Payload(args) => {
             payload::run(&args, &mut std::io::stdout()).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Trace(args) => {
+            trace::run(&args, &mut std::io::stdout()).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Services { dir } => {
