@@ -89,8 +89,9 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().command {
         Command::Demo { data } => {
             let temp = tempfile::tempdir()?;
+            let kept = data.is_some();
             let dir = data.unwrap_or_else(|| temp.path().to_owned());
-            demo::run(&mut std::io::stdout(), &dir).await?;
+            demo::run(&mut std::io::stdout(), &dir, kept).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Audit {

@@ -200,23 +200,58 @@ fn reason(e: &TraceEvent) -> Option<&str> {
     e.reason.as_deref().or_else(|| text(e, "reason"))
 }
 
-/// The key facts of one event, in the order a reader asks for them. `tx` is the transaction
-/// the listing is about (a request id equal to it is not repeated); `None` in a device
-/// history, where each event names its transaction.
-fn facts(e: &TraceEvent, tx: Option<&str>) -> Vec<String> {
+/// What the header already says, so lines do not repeat it: the transaction (a request id
+/// equal to it is not repeated; in a device history each line names its transaction), and the
+/// device and profile most events concern.
+#[derive(Debug, Default, Clone, Copy)]
+struct Known<'a> {
+    tx: Option<&'a str>,
+    device: Option<&'a str>,
+    profile: Option<(&'a str, Option<i64>)>,
+}
+
+impl<'a> Known<'a> {
+    /// The device and profile of the first event naming a device.
+    fn of(tx: Option<&'a str>, events: &'a [TraceEvent]) -> Self {
+        let first = events.iter().find(|e| e.device_id.is_some());
+        Self {
+            tx,
+            device: first.and_then(|e| e.device_id.as_deref()),
+            profile: first.and_then(|e| e.profile_id.as_deref().map(|p| (p, e.profile_version))),
+        }
+    }
+
+    /// `device D, profile P vN`, as far as known.
+    fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(d) = self.device {
+            parts.push(format!("device {d}"));
+        }
+        match self.profile {
+            Some((p, Some(v))) => parts.push(format!("profile {p} v{v}")),
+            Some((p, None)) => parts.push(format!("profile {p}")),
+            None => {}
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
+/// The key facts of one event, in the order a reader asks for them, less what `known` says.
+fn facts(e: &TraceEvent, known: Known<'_>) -> Vec<String> {
     let mut f = Vec::new();
-    if tx.is_none()
+    if known.tx.is_none()
         && let Some(t) = &e.transaction_id
     {
         f.push(format!("tx {t}"));
     }
-    if let Some(d) = &e.device_id {
+    if let Some(d) = e.device_id.as_deref().filter(|d| Some(*d) != known.device) {
         f.push(format!("device {d}"));
     }
-    match (&e.profile_id, e.profile_version) {
-        (Some(p), Some(v)) => f.push(format!("profile {p} v{v}")),
-        (Some(p), None) => f.push(format!("profile {p}")),
-        _ => {}
+    let profile = e.profile_id.as_deref().map(|p| (p, e.profile_version));
+    match profile.filter(|p| Some(*p) != known.profile) {
+        Some((p, Some(v))) => f.push(format!("profile {p} v{v}")),
+        Some((p, None)) => f.push(format!("profile {p}")),
+        None => {}
     }
     if let Some(m) = text(e, "message_type") {
         f.push(m.to_owned());
@@ -255,7 +290,7 @@ fn facts(e: &TraceEvent, tx: Option<&str>) -> Vec<String> {
     if let Some(r) = reason(e) {
         f.push(format!("reason {r}"));
     }
-    if let Some(r) = text(e, "request_id").filter(|r| Some(*r) != tx) {
+    if let Some(r) = text(e, "request_id").filter(|r| Some(*r) != known.tx) {
         f.push(format!("request {r}"));
     }
     if let Some(u) = text(e, "issued_under") {
@@ -267,14 +302,14 @@ fn facts(e: &TraceEvent, tx: Option<&str>) -> Vec<String> {
     f
 }
 
-fn line(out: &mut String, e: &TraceEvent, tx: Option<&str>) {
+fn line(out: &mut String, e: &TraceEvent, known: Known<'_>) {
     let _ = writeln!(
         out,
         "  {:<20}  {:<13}  {:<18} {}",
         e.at,
         source_name(e.source),
         e.event,
-        facts(e, tx).join(", ")
+        facts(e, known).join(", ")
     );
 }
 
@@ -346,9 +381,11 @@ pub(crate) fn format_trace(t: &TransactionTrace) -> String {
             sources.push(name);
         }
     }
+    let known = Known::of(Some(&t.transaction_id), &t.events);
+    let about = known.describe().map(|d| format!("{d}; ")).unwrap_or_default();
     let _ = writeln!(
         out,
-        "transaction {}: {} events from {}",
+        "transaction {}: {about}{} events from {}",
         t.transaction_id,
         t.events.len(),
         if sources.is_empty() {
@@ -358,7 +395,7 @@ pub(crate) fn format_trace(t: &TransactionTrace) -> String {
         }
     );
     for e in &t.events {
-        line(&mut out, e, Some(&t.transaction_id));
+        line(&mut out, e, known);
     }
     let _ = writeln!(out, "outcome: {}", outcome(t));
     unavailable(&mut out, &t.unavailable);
@@ -374,8 +411,12 @@ pub(crate) fn format_history(h: &DeviceHistory) -> String {
         h.device_id,
         h.events.len()
     );
+    let known = Known {
+        device: Some(&h.device_id),
+        ..Known::default()
+    };
     for e in &h.events {
-        line(&mut out, e, None);
+        line(&mut out, e, known);
     }
     if let Some(before) = h.next_before {
         let _ = writeln!(

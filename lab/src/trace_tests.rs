@@ -125,17 +125,16 @@ fn an_enrollment_and_its_revocation_read_as_a_timeline() {
     let text = format_trace(&trace(events));
     assert!(
         text.starts_with(&format!(
-            "transaction {TX}: 9 events from policy-module, ndes-proxy, ca-mock\n"
+            "transaction {TX}: device dev-1, profile corp-device-cert v2; 9 events from \
+             policy-module, ndes-proxy, ca-mock\n"
         )),
         "{text}"
     );
     let minted = line_of(&text, "challenge_issued");
     assert!(minted.contains("2026-12-07T10:15:00Z"), "{minted}");
     assert!(minted.contains("policy-module"), "{minted}");
-    assert!(
-        minted.contains("device dev-1, profile corp-device-cert v2, by mdm"),
-        "{minted}"
-    );
+    // The header names the device and profile; lines do not repeat them.
+    assert!(minted.ends_with("challenge_issued   by mdm"), "{minted}");
     let received = line_of(&text, "request_received");
     assert!(received.contains("ndes-proxy"), "{received}");
     assert!(
@@ -206,8 +205,11 @@ fn every_event_kind_gets_a_line_with_its_name() {
 #[test]
 fn a_rejection_names_its_reason_owner_and_the_failure_reply() {
     use Source::*;
+    // The challenge is dev-1's; the rejection names its owner, and another device is named.
     let mut rejected = device(ev(T + 2, PolicyModule, "request_rejected"));
     rejected.reason = Some("ChallengeForAnotherDevice".into());
+    let mut other = ev(T + 3, PolicyModule, "device_blocked");
+    other.device_id = Some("dev-2".into());
     let events = vec![
         device(ev(T, PolicyModule, "challenge_issued")),
         with(
@@ -219,12 +221,21 @@ fn a_rejection_names_its_reason_owner_and_the_failure_reply() {
             ev(T + 2, NdesProxy, "reply_sent"),
             json!({"pki_status": "FAILURE", "fail_info": "badRequest"}),
         ),
+        other,
     ];
     let text = format_trace(&trace(events));
     assert!(
-        line_of(&text, "request_rejected").contains(
-            "device dev-1, profile corp-device-cert v2, reason ChallengeForAnotherDevice"
-        ),
+        text.starts_with(&format!(
+            "transaction {TX}: device dev-1, profile corp-device-cert v2; 5 events"
+        )),
+        "{text}"
+    );
+    assert!(
+        line_of(&text, "request_rejected").ends_with("reason ChallengeForAnotherDevice"),
+        "{text}"
+    );
+    assert!(
+        line_of(&text, "device_blocked").ends_with("device dev-2"),
         "{text}"
     );
     assert!(
@@ -313,6 +324,7 @@ fn a_device_history_names_each_transaction_and_how_to_read_on() {
     let lines: Vec<_> = text.lines().collect();
     assert!(lines[1].contains("reply_sent"), "newest first: {text}");
     assert!(lines[1].contains(&format!("tx {TX}")), "{text}");
+    assert!(!text.contains("device dev-1,"), "the header names the device: {text}");
     assert!(
         text.ends_with("older events: scep-lab trace --device dev-1 --before 42\n"),
         "{text}"
