@@ -431,7 +431,10 @@ mod tests {
             )),
             "{text}"
         );
-        assert!(text.contains(&format!("\ntransaction {tx}: device ")), "{text}");
+        assert!(
+            text.contains(&format!("\ntransaction {tx}: device ")),
+            "{text}"
+        );
         for event in [
             "challenge_issued",
             "request_received",
@@ -441,11 +444,15 @@ mod tests {
             "revoked",
         ] {
             assert!(
-                text.lines().any(|l| l.split_whitespace().nth(2) == Some(event)),
+                text.lines()
+                    .any(|l| l.split_whitespace().nth(2) == Some(event)),
                 "no {event} in the trace:\n{text}"
             );
         }
-        assert!(text.contains("outcome: issued, certificate serial "), "{text}");
+        assert!(
+            text.contains("outcome: issued, certificate serial "),
+            "{text}"
+        );
         for step in [
             "[1]",
             "[2]",

@@ -135,10 +135,15 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             payload::run(&args, &mut std::io::stdout()).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Trace(args) => {
-            trace::run(&args, &mut std::io::stdout()).await?;
-            Ok(std::process::ExitCode::SUCCESS)
-        }
+        // Its failures (unknown transaction, lab down, wrong token) are the user's answer:
+        // one line, without the backtrace `main` would print.
+        Command::Trace(args) => match trace::run(&args, &mut std::io::stdout()).await {
+            Ok(()) => Ok(std::process::ExitCode::SUCCESS),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Ok(std::process::ExitCode::FAILURE)
+            }
+        },
         Command::Services { dir } => {
             let options = scep_lab::services::ServicesOptions::sample();
             let layout = scep_lab::services::prepare(&dir, &options)

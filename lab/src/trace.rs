@@ -153,15 +153,22 @@ impl Policy {
             .send()
             .await
             .map_err(|e| {
+                // The innermost cause says why ("Connection refused"); reqwest's own text not.
+                let mut cause: &dyn std::error::Error = &e;
+                while let Some(inner) = cause.source() {
+                    cause = inner;
+                }
                 anyhow::anyhow!(
-                    "cannot reach the policy module at {} ({}); is the lab running (scep-lab serve)?",
-                    self.base,
-                    e.without_url()
+                    "cannot reach the policy module at {} ({cause}); is the lab running (scep-lab serve)?",
+                    self.base
                 )
             })?;
         match resp.status() {
             StatusCode::OK => Ok(Some(resp.json().await.with_context(|| {
-                format!("the policy module at {} answered unexpected JSON", self.base)
+                format!(
+                    "the policy module at {} answered unexpected JSON",
+                    self.base
+                )
             })?)),
             StatusCode::NOT_FOUND => Ok(None),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => bail!(
@@ -290,7 +297,8 @@ fn facts(e: &TraceEvent, known: Known<'_>) -> Vec<String> {
     if let Some(r) = reason(e) {
         f.push(format!("reason {r}"));
     }
-    if let Some(r) = text(e, "request_id").filter(|r| Some(*r) != known.tx) {
+    let tx = known.tx.or(e.transaction_id.as_deref());
+    if let Some(r) = text(e, "request_id").filter(|r| Some(*r) != tx) {
         f.push(format!("request {r}"));
     }
     if let Some(u) = text(e, "issued_under") {
@@ -303,14 +311,14 @@ fn facts(e: &TraceEvent, known: Known<'_>) -> Vec<String> {
 }
 
 fn line(out: &mut String, e: &TraceEvent, known: Known<'_>) {
-    let _ = writeln!(
-        out,
-        "  {:<20}  {:<13}  {:<18} {}",
+    let text = format!(
+        "  {:<20}  {:<13}  {:<21} {}",
         e.at,
         source_name(e.source),
         e.event,
         facts(e, known).join(", ")
     );
+    let _ = writeln!(out, "{}", text.trim_end());
 }
 
 fn unavailable(out: &mut String, sources: &[Source]) {
@@ -382,7 +390,10 @@ pub(crate) fn format_trace(t: &TransactionTrace) -> String {
         }
     }
     let known = Known::of(Some(&t.transaction_id), &t.events);
-    let about = known.describe().map(|d| format!("{d}; ")).unwrap_or_default();
+    let about = known
+        .describe()
+        .map(|d| format!("{d}; "))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
         "transaction {}: {about}{} events from {}",

@@ -109,7 +109,10 @@ fn an_enrollment_and_its_revocation_read_as_a_timeline() {
     events.extend([
         by(
             with(
-                serial(device(ev(T + 60, PolicyModule, "revocation_queued")), "3a26"),
+                serial(
+                    device(ev(T + 60, PolicyModule, "revocation_queued")),
+                    "3a26",
+                ),
                 json!({"action": "retire"}),
             ),
             "admin",
@@ -134,7 +137,7 @@ fn an_enrollment_and_its_revocation_read_as_a_timeline() {
     assert!(minted.contains("2026-12-07T10:15:00Z"), "{minted}");
     assert!(minted.contains("policy-module"), "{minted}");
     // The header names the device and profile; lines do not repeat them.
-    assert!(minted.ends_with("challenge_issued   by mdm"), "{minted}");
+    assert!(minted.ends_with("challenge_issued      by mdm"), "{minted}");
     let received = line_of(&text, "request_received");
     assert!(received.contains("ndes-proxy"), "{received}");
     assert!(
@@ -195,6 +198,8 @@ fn every_event_kind_gets_a_line_with_its_name() {
         .map(|(i, (s, k))| ev(T + i as i64, *s, k))
         .collect();
     let text = format_trace(&trace(events));
+    // Events with nothing to add end at their name.
+    assert!(text.lines().all(|l| l == l.trim_end()), "{text:?}");
     for (i, (s, k)) in kinds.iter().enumerate() {
         let l = line_of(&text, k);
         assert!(l.contains(&foundation::time::rfc3339(T + i as i64)), "{l}");
@@ -324,7 +329,13 @@ fn a_device_history_names_each_transaction_and_how_to_read_on() {
     let lines: Vec<_> = text.lines().collect();
     assert!(lines[1].contains("reply_sent"), "newest first: {text}");
     assert!(lines[1].contains(&format!("tx {TX}")), "{text}");
-    assert!(!text.contains("device dev-1,"), "the header names the device: {text}");
+    assert!(
+        !text.contains("device dev-1,"),
+        "the header names the device: {text}"
+    );
+    // An event's own transaction is not repeated as its request id.
+    assert!(!text.contains(&format!("request {TX}")), "{text}");
+    assert!(text.lines().all(|l| l == l.trim_end()), "{text:?}");
     assert!(
         text.ends_with("older events: scep-lab trace --device dev-1 --before 42\n"),
         "{text}"

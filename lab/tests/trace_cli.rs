@@ -137,7 +137,8 @@ async fn the_demo_prints_a_trace_command_that_works_against_the_served_lab() {
     let down = trace(&[&tx]).await;
     assert_eq!(down.status.code(), Some(1));
     assert!(
-        down.stderr_str().contains("cannot reach the policy module at")
+        down.stderr_str()
+            .contains("cannot reach the policy module at")
             && down.stderr_str().contains("is the lab running"),
         "{}",
         down.stderr_str()
