@@ -135,6 +135,7 @@ pub use name_policies::NamePolicyRow;
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
 pub use plans::LookupPlan;
 pub use reconcile::{AuditCert, AuditChallenge, AuditRequest, SqliteDurability};
+pub use trace::TraceGap;
 
 use crate::error::StoreError;
 use foundation::clock::Clock;
