@@ -127,7 +127,12 @@ pub(crate) fn granted(
 }
 
 /// `request_rejected` with its named reason.
-pub(crate) fn rejected(req: &VerifyRequest, seen: &Seen, reason: &str, detail: String) -> AuditEvent {
+pub(crate) fn rejected(
+    req: &VerifyRequest,
+    seen: &Seen,
+    reason: &str,
+    detail: String,
+) -> AuditEvent {
     let facts = seen
         .renews_serial
         .as_ref()

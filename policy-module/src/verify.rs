@@ -174,7 +174,10 @@ impl PolicyService {
             .reserve(
                 Some(&hash),
                 &req.transaction_id,
-                events[0].transaction_id.as_deref().unwrap_or(&req.transaction_id),
+                events[0]
+                    .transaction_id
+                    .as_deref()
+                    .unwrap_or(&req.transaction_id),
                 &p.csr_hash,
                 &p.spki_hash,
                 None,
@@ -352,7 +355,10 @@ impl PolicyService {
             .reserve(
                 None,
                 &req.transaction_id,
-                events[0].transaction_id.as_deref().unwrap_or(&req.transaction_id),
+                events[0]
+                    .transaction_id
+                    .as_deref()
+                    .unwrap_or(&req.transaction_id),
                 &p.csr_hash,
                 &p.spki_hash,
                 Some(&cert.serial_hex),
@@ -409,17 +415,20 @@ impl PolicyService {
         };
         let expires = self
             .store
-            .insert_challenge(&NewChallenge {
-                hash: hash.clone(),
-                kind: "profile",
-                device_id: Some(device_id.to_string()),
-                profile_id: Some(profile_id.to_string()),
-                profile_version: Some(profile_version),
-                template: expected.template.clone(),
-                expected: serde_json::to_string(expected).ok(),
-                requester: None,
-                validity_secs: settings.profile_challenge_validity_minutes * 60,
-            }, &[issued, delivered])
+            .insert_challenge(
+                &NewChallenge {
+                    hash: hash.clone(),
+                    kind: "profile",
+                    device_id: Some(device_id.to_string()),
+                    profile_id: Some(profile_id.to_string()),
+                    profile_version: Some(profile_version),
+                    template: expected.template.clone(),
+                    expected: serde_json::to_string(expected).ok(),
+                    requester: None,
+                    validity_secs: settings.profile_challenge_validity_minutes * 60,
+                },
+                &[issued, delivered],
+            )
             .await?;
         Ok((secret, expires))
     }
@@ -760,7 +769,6 @@ impl NdesPolicy for PolicyService {
     }
 
     async fn reply_sent(&self, report: ReplyReport) {
-        self.record_audit(decision_audit::reply_sent(&report))
-            .await;
+        self.record_audit(decision_audit::reply_sent(&report)).await;
     }
 }

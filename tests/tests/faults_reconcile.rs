@@ -153,9 +153,21 @@ async fn scenario(lab: TestLab, seeder: Seeder) {
         )
         .await;
     let r = lab.reconcile().await.unwrap();
-    assert_found(&r, Invariant::I10, &format!("certificate {}", cert_a.serial_hex));
-    assert_found(&r, Invariant::I10, &format!("request {}", cert_c.transaction_id));
-    assert_found(&r, Invariant::I10, &format!("revocation {}", cert_c.serial_hex));
+    assert_found(
+        &r,
+        Invariant::I10,
+        &format!("certificate {}", cert_a.serial_hex),
+    );
+    assert_found(
+        &r,
+        Invariant::I10,
+        &format!("request {}", cert_c.transaction_id),
+    );
+    assert_found(
+        &r,
+        Invariant::I10,
+        &format!("revocation {}", cert_c.serial_hex),
+    );
     assert_found(&r, Invariant::I10, "revocation_confirmed #");
     assert_eq!(subjects(&r, Invariant::I10).len(), 4, "{:#?}", r.findings);
 

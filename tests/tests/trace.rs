@@ -3,8 +3,8 @@
 //! `issued` record (read from ca-mock's `GET /api/v1/records`) included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::Value;
 use scep_lab_tests::*;
+use serde_json::Value;
 
 async fn get(lab: &TestLab, path: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
@@ -48,7 +48,10 @@ async fn a_real_enrollments_trace_spans_the_three_services() {
     let issued = events(&t, "issued");
     assert_eq!(issued.len(), 1, "{t:#}");
     assert_eq!(issued[0]["source"], "ca-mock");
-    assert_eq!(normalize_serial(issued[0]["serial"].as_str().unwrap()), serial);
+    assert_eq!(
+        normalize_serial(issued[0]["serial"].as_str().unwrap()),
+        serial
+    );
     let received = events(&t, "request_received");
     assert_eq!(received[0]["source"], "ndes-proxy");
     assert_eq!(received[0]["detail"]["message_type"], "PKCSReq");
@@ -58,7 +61,10 @@ async fn a_real_enrollments_trace_spans_the_three_services() {
     assert_eq!(granted[0]["device_id"], d.id.as_str());
     assert_eq!(granted[0]["profile_id"], PROFILE);
     assert!(granted[0]["detail"]["grant_kid"].is_string(), "{t:#}");
-    assert_eq!(events(&t, "reply_sent")[0]["detail"]["pki_status"], "SUCCESS");
+    assert_eq!(
+        events(&t, "reply_sent")[0]["detail"]["pki_status"],
+        "SUCCESS"
+    );
     let order: Vec<&str> = t["events"]
         .as_array()
         .unwrap()

@@ -76,9 +76,8 @@ impl Store {
             "serial" => "serial",
             _ => "challenge",
         };
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit WHERE {column} = $1 ORDER BY id LIMIT $2"
-        );
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE {column} = $1 ORDER BY id LIMIT $2");
         Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, AuditEvent>(sqlx::AssertSqlSafe(sql))
                 .bind(value)
