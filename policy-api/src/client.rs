@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::contract::{
-    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, RegrantRequest, ReplyReport,
-    VerifyRequest,
+    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, RegrantRequest,
+    ReplyReport, VerifyRequest,
 };
 use crate::error::{ChallengeError, NotifyError, Rejection, VerifyError};
 use foundation::Secret;

@@ -186,7 +186,12 @@ impl PolicyService {
                 state.as_str()
             ))),
             Transition::Done { queued } => {
-                tracing::info!(device_id = id, state = to.as_str(), queued = queued.len(), "audit");
+                tracing::info!(
+                    device_id = id,
+                    state = to.as_str(),
+                    queued = queued.len(),
+                    "audit"
+                );
                 self.outbox_wake.notify_one();
                 Ok(queued)
             }

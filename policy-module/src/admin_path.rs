@@ -202,7 +202,6 @@ impl PolicyService {
             esc1,
         ))
     }
-
 }
 
 /// Whether a stored grant body is marked ESC1-exposed.

@@ -522,7 +522,9 @@ async fn audit(State(s): State<ApiState>, Query(q): Query<AuditQuery>) -> Result
 
 async fn transaction(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response> {
     if id.is_empty() || id.len() > 128 {
-        return Err(AdminError::Invalid("transactionID: 1-128 characters".into()));
+        return Err(AdminError::Invalid(
+            "transactionID: 1-128 characters".into(),
+        ));
     }
     match s.service.transaction_trace(&id).await? {
         Some(t) => Ok(Json(t).into_response()),

@@ -6,8 +6,10 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::admin_path::esc1_names;
+use crate::service::PolicyService;
 use crate::store::AuditEvent;
-use policy_api::contract::VerifyRequest;
+use policy_api::contract::{Grant, VerifyRequest};
 
 /// Longest text kept of a reported field (instance, user agent, algorithm names).
 const MAX_FIELD: usize = 256;
@@ -127,7 +129,12 @@ pub(crate) fn granted(
 }
 
 /// `request_rejected` with its named reason.
-pub(crate) fn rejected(req: &VerifyRequest, seen: &Seen, reason: &str, detail: String) -> AuditEvent {
+pub(crate) fn rejected(
+    req: &VerifyRequest,
+    seen: &Seen,
+    reason: &str,
+    detail: String,
+) -> AuditEvent {
     let facts = seen
         .renews_serial
         .as_ref()
@@ -160,4 +167,61 @@ pub(crate) fn reply_sent(r: &policy_api::contract::ReplyReport) -> AuditEvent {
         facts: Some(facts.to_string()),
         ..AuditEvent::default()
     }
+}
+
+impl PolicyService {
+    /// The records a grant is written with, in its transaction: the request as received and
+    /// the decision (docs/decisions.md #12).
+    pub(crate) fn grant_events(
+        &self,
+        req: &VerifyRequest,
+        seen: &Seen,
+        grant: &Grant,
+        esc1_exposed: bool,
+        signed_at: i64,
+    ) -> Vec<AuditEvent> {
+        let event = if grant.renewal {
+            "renewal_verified"
+        } else {
+            "challenge_verified"
+        };
+        let from = requester_text(req);
+        let detail = if esc1_exposed {
+            let names = esc1_names(grant);
+            tracing::warn!(
+                transaction_id = %req.transaction_id,
+                "ESC1-exposed: the enrollee supplied the names"
+            );
+            format!("{from} esc1_exposed {names}")
+        } else {
+            from
+        };
+        let signed = self.config.grant_key.as_ref().map(|k| {
+            (
+                k.key_id(),
+                signed_at.saturating_add(self.config.grant_lifetime_secs),
+            )
+        });
+        vec![
+            received(req, seen),
+            granted(
+                event,
+                req,
+                seen,
+                &grant.template,
+                signed,
+                detail,
+                esc1_exposed,
+            ),
+        ]
+    }
+}
+
+/// Where a request came from, as the audit's detail has always said it.
+pub(crate) fn requester_text(req: &VerifyRequest) -> String {
+    format!(
+        "remote={} ua={}",
+        req.requester.remote_addr.as_deref().unwrap_or("-"),
+        req.requester.user_agent.as_deref().unwrap_or("-")
+    )
 }

@@ -199,12 +199,7 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
     let service = PolicyService::new(store.clone(), service_config)
         .with_templates(Arc::new(templates))
         .with_records(revoker.clone());
-    let worker = OutboxWorker::new(
-        store,
-        revoker,
-        cfg.outbox(),
-        service.outbox_wake(),
-    );
+    let worker = OutboxWorker::new(store, revoker, cfg.outbox(), service.outbox_wake());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut worker_stop = stop_rx.clone();
     let worker_task = tokio::spawn(worker.run(async move {

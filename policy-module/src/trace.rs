@@ -28,7 +28,7 @@ pub trait RecordSource: Send + Sync + std::fmt::Debug {
 #[async_trait::async_trait]
 impl RecordSource for CaClient {
     async fn records(&self, query: &RecordQuery) -> Result<RecordList, ClientError> {
-        CaClient::records(self, query).await
+        Self::records(self, query).await
     }
 }
 

@@ -76,52 +76,6 @@ impl PolicyService {
         self.sign_grant(grant, &parsed.spki_hash, parsed.signed_at)
     }
 
-    /// The records a grant is written with, in its transaction: the request as received and
-    /// the decision (docs/decisions.md #12).
-    fn grant_events(
-        &self,
-        req: &VerifyRequest,
-        seen: &Seen,
-        grant: &Grant,
-        esc1_exposed: bool,
-        signed_at: i64,
-    ) -> Vec<AuditEvent> {
-        let event = if grant.renewal {
-            "renewal_verified"
-        } else {
-            "challenge_verified"
-        };
-        let from = requester_text(req);
-        let detail = if esc1_exposed {
-            let names = esc1_names(grant);
-            tracing::warn!(
-                transaction_id = %req.transaction_id,
-                "ESC1-exposed: the enrollee supplied the names"
-            );
-            format!("{from} esc1_exposed {names}")
-        } else {
-            from
-        };
-        let signed = self.config.grant_key.as_ref().map(|k| {
-            (
-                k.key_id(),
-                signed_at.saturating_add(self.config.grant_lifetime_secs),
-            )
-        });
-        vec![
-            decision_audit::received(req, seen),
-            decision_audit::granted(
-                event,
-                req,
-                seen,
-                &grant.template,
-                signed,
-                detail,
-                esc1_exposed,
-            ),
-        ]
-    }
-
     async fn verify_with_challenge(
         &self,
         req: &VerifyRequest,
@@ -174,7 +128,10 @@ impl PolicyService {
             .reserve(
                 Some(&hash),
                 &req.transaction_id,
-                events[0].transaction_id.as_deref().unwrap_or(&req.transaction_id),
+                events[0]
+                    .transaction_id
+                    .as_deref()
+                    .unwrap_or(&req.transaction_id),
                 &p.csr_hash,
                 &p.spki_hash,
                 None,
@@ -352,7 +309,10 @@ impl PolicyService {
             .reserve(
                 None,
                 &req.transaction_id,
-                events[0].transaction_id.as_deref().unwrap_or(&req.transaction_id),
+                events[0]
+                    .transaction_id
+                    .as_deref()
+                    .unwrap_or(&req.transaction_id),
                 &p.csr_hash,
                 &p.spki_hash,
                 Some(&cert.serial_hex),
@@ -409,17 +369,20 @@ impl PolicyService {
         };
         let expires = self
             .store
-            .insert_challenge(&NewChallenge {
-                hash: hash.clone(),
-                kind: "profile",
-                device_id: Some(device_id.to_string()),
-                profile_id: Some(profile_id.to_string()),
-                profile_version: Some(profile_version),
-                template: expected.template.clone(),
-                expected: serde_json::to_string(expected).ok(),
-                requester: None,
-                validity_secs: settings.profile_challenge_validity_minutes * 60,
-            }, &[issued, delivered])
+            .insert_challenge(
+                &NewChallenge {
+                    hash: hash.clone(),
+                    kind: "profile",
+                    device_id: Some(device_id.to_string()),
+                    profile_id: Some(profile_id.to_string()),
+                    profile_version: Some(profile_version),
+                    template: expected.template.clone(),
+                    expected: serde_json::to_string(expected).ok(),
+                    requester: None,
+                    validity_secs: settings.profile_challenge_validity_minutes * 60,
+                },
+                &[issued, delivered],
+            )
             .await?;
         Ok((secret, expires))
     }
@@ -559,15 +522,6 @@ fn check_availability(
         return Err(Rejection::ChallengeExpired);
     }
     Ok(())
-}
-
-/// Where a request came from, as the audit's detail has always said it.
-fn requester_text(req: &VerifyRequest) -> String {
-    format!(
-        "remote={} ua={}",
-        req.requester.remote_addr.as_deref().unwrap_or("-"),
-        req.requester.user_agent.as_deref().unwrap_or("-")
-    )
 }
 
 fn check_device_state(state: DeviceState) -> Result<(), Rejection> {
@@ -718,7 +672,7 @@ impl NdesPolicy for PolicyService {
         // A grant's records were written with it; a refusal changes nothing and is recorded
         // here, naming the challenge's owner.
         if let Err(VerifyError::Rejected(r)) = &result {
-            let detail = format!("{r} {}", requester_text(&req));
+            let detail = format!("{r} {}", decision_audit::requester_text(&req));
             let events = [
                 decision_audit::received(&req, &seen),
                 decision_audit::rejected(&req, &seen, &r.to_string(), detail),
@@ -760,7 +714,6 @@ impl NdesPolicy for PolicyService {
     }
 
     async fn reply_sent(&self, report: ReplyReport) {
-        self.record_audit(decision_audit::reply_sent(&report))
-            .await;
+        self.record_audit(decision_audit::reply_sent(&report)).await;
     }
 }

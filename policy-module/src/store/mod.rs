@@ -8,7 +8,15 @@
 /// with its `revocation_queued` audit row.
 macro_rules! enqueue {
     ($tx:expr, $serial:expr, $reason:expr, $device:expr, $cause:expr, $actor:expr, $now:expr) => {{
-        audit_queued!($tx, "revocation_queued", $serial, $reason, $cause, $actor, $now);
+        audit_queued!(
+            $tx,
+            "revocation_queued",
+            $serial,
+            $reason,
+            $cause,
+            $actor,
+            $now
+        );
         sqlx::query(
             "INSERT INTO outbox (serial, reason, device_id, cause, state, attempts, \
              next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
@@ -96,7 +104,15 @@ macro_rules! audit_queued {
 /// `release_queued` audit row.
 macro_rules! enqueue_release {
     ($tx:expr, $serial:expr, $device:expr, $cause:expr, $actor:expr, $now:expr) => {{
-        audit_queued!($tx, "release_queued", $serial, "certificateHold", $cause, $actor, $now);
+        audit_queued!(
+            $tx,
+            "release_queued",
+            $serial,
+            "certificateHold",
+            $cause,
+            $actor,
+            $now
+        );
         sqlx::query(
             "INSERT INTO outbox (kind, serial, reason, device_id, cause, state, attempts, \
              next_attempt_at, created_at) VALUES ('release', $1, 'certificateHold', $2, $3, \
@@ -135,6 +151,7 @@ pub use name_policies::NamePolicyRow;
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
 pub use plans::LookupPlan;
 pub use reconcile::{AuditCert, AuditChallenge, AuditRequest, SqliteDurability};
+pub use trace::TraceGap;
 
 use crate::error::StoreError;
 use foundation::clock::Clock;

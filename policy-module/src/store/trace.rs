@@ -6,6 +6,22 @@ use super::outbox::AUDIT_COLUMNS;
 use super::{AuditEvent, Store, on_db};
 use crate::error::StoreError;
 
+/// A state change without its audit record, or a record naming what does not exist: the
+/// reconciler's invariant I10 (docs/decisions.md #12).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TraceGap {
+    /// `certificate`, `request`, `revocation`, `record`.
+    pub kind: String,
+    /// The serial, request id or record number concerned.
+    pub subject: String,
+    /// What is missing.
+    pub detail: String,
+}
+
+/// Only what was recorded since records carry their links (migration 0005 keeps the client's
+/// transactionID on each request it grants): older rows never had them.
+const TRACED: &str = "r.client_transaction_id IS NOT NULL";
+
 /// Most records one transaction's story reads (a retransmitting client adds a few each time).
 const MAX_TRACE_ROWS: i64 = 1000;
 
@@ -60,9 +76,8 @@ impl Store {
             "serial" => "serial",
             _ => "challenge",
         };
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit WHERE {column} = $1 ORDER BY id LIMIT $2"
-        );
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE {column} = $1 ORDER BY id LIMIT $2");
         Ok(on_db!(&self.db, |pool, _b| {
             sqlx::query_as::<_, AuditEvent>(sqlx::AssertSqlSafe(sql))
                 .bind(value)
@@ -88,6 +103,50 @@ impl Store {
                 .bind(device_id)
                 .bind(before)
                 .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Invariant I10: every certificate in the inventory has its `notified` record, every
+    /// granted request (so every consumed challenge) its decision, every confirmed revocation
+    /// or release its record; and no record names a serial or a granted request that does not
+    /// exist.
+    pub async fn trace_gaps(&self) -> Result<Vec<TraceGap>, StoreError> {
+        let sql = format!(
+            "SELECT 'certificate' AS kind, c.serial AS subject, \
+             'no notified record (challenge_consumed) names it' AS detail \
+             FROM certificates c JOIN requests r ON r.transaction_id = c.transaction_id \
+             WHERE {TRACED} AND NOT EXISTS (SELECT 1 FROM audit a \
+             WHERE a.serial = c.serial AND a.event = 'challenge_consumed') \
+             UNION ALL \
+             SELECT 'request', r.transaction_id, 'granted without its decision record' \
+             FROM requests r WHERE {TRACED} AND NOT EXISTS (SELECT 1 FROM audit a \
+             WHERE a.event IN ('challenge_verified', 'renewal_verified') \
+             AND COALESCE(a.request_id, a.transaction_id) = r.transaction_id) \
+             UNION ALL \
+             SELECT 'revocation', o.serial, o.kind || ' confirmed without its record' \
+             FROM outbox o JOIN certificates c ON c.serial = o.serial \
+             JOIN requests r ON r.transaction_id = c.transaction_id \
+             WHERE o.state = 'done' AND {TRACED} AND NOT EXISTS (SELECT 1 FROM audit a \
+             WHERE a.serial = o.serial AND a.event = CASE WHEN o.kind = 'release' \
+             THEN 'release_confirmed' ELSE 'revocation_confirmed' END) \
+             UNION ALL \
+             SELECT 'record', a.event || ' #' || CAST(a.id AS TEXT), \
+             'names serial ' || a.serial || ', which the inventory does not hold' \
+             FROM audit a WHERE a.serial IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM certificates c WHERE c.serial = a.serial) \
+             UNION ALL \
+             SELECT 'record', a.event || ' #' || CAST(a.id AS TEXT), \
+             'names request ' || COALESCE(a.request_id, a.transaction_id, '-') || \
+             ', which was never granted' \
+             FROM audit a WHERE a.event IN ('challenge_verified', 'renewal_verified', \
+             'challenge_consumed', 'issuance_failed') AND NOT EXISTS (SELECT 1 FROM requests r \
+             WHERE r.transaction_id = COALESCE(a.request_id, a.transaction_id)) \
+             ORDER BY 1, 2"
+        );
+        Ok(on_db!(&self.db, |pool, _b| {
+            sqlx::query_as::<_, TraceGap>(sqlx::AssertSqlSafe(sql))
                 .fetch_all(pool)
                 .await?
         }))

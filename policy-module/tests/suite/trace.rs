@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use ca_api::ClientError;
 use ca_api::wire::{CaRecord, RecordList, RecordQuery};
+use policy_api::contract::{Algorithms, ReplyReport};
 use policy_api::trace::{Source, TraceEvent, TransactionTrace};
 use policy_module::admin::Lifecycle;
 use policy_module::error::AdminError;
@@ -12,7 +13,6 @@ use policy_module::trace::RecordSource;
 use policy_module::{
     NdesPolicy, Notification, Outcome, Rejection, RequesterInfo, VerifyError, VerifyRequest,
 };
-use policy_api::contract::{Algorithms, ReplyReport};
 
 use crate::both;
 use crate::fake_ca::{FakeCa, Mode};
@@ -67,10 +67,17 @@ fn ca_issued(request_id: &str, serial: &str, at: i64) -> CaRecord {
 }
 
 /// What ndes-proxy sends for a PKCSReq (or a RenewalReq with its request id and signer).
-fn request(e: &Enrolled, key: &openssl::pkey::PKey<openssl::pkey::Private>, tx: &str) -> VerifyRequest {
+fn request(
+    e: &Enrolled,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    tx: &str,
+) -> VerifyRequest {
     VerifyRequest {
         facts: None,
-        csr_der: csr(key, &CsrSpec::matching(&e.profile().expected, &e.challenge())),
+        csr_der: csr(
+            key,
+            &CsrSpec::matching(&e.profile().expected, &e.challenge()),
+        ),
         challenge: None,
         transaction_id: tx.into(),
         template: None,
@@ -90,7 +97,12 @@ fn request(e: &Enrolled, key: &openssl::pkey::PKey<openssl::pkey::Private>, tx: 
     }
 }
 
-async fn notify(h: &Harness, ca: &TestCa, key: &openssl::pkey::PKey<openssl::pkey::Private>, request_id: &str) -> (Vec<u8>, String) {
+async fn notify(
+    h: &Harness,
+    ca: &TestCa,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    request_id: &str,
+) -> (Vec<u8>, String) {
     let (der, serial, thumb) = ca.issue(key, 365);
     h.svc
         .notify(Notification {
@@ -137,11 +149,12 @@ async fn an_enrollment_tells_its_whole_story_in_time_order(h: Harness) {
     svc.verify_request(request(&e, &key, "tx-1")).await.unwrap();
     h.clock.advance(1);
     let (_, serial) = notify(&h, &TestCa::new(), &key, "tx-1").await;
+    let issued_at = h.svc.store().now().await.unwrap();
     records
         .records
         .lock()
         .unwrap()
-        .push(ca_issued("tx-1", &serial, h.svc.store().now().await.unwrap()));
+        .push(ca_issued("tx-1", &serial, issued_at));
     svc.reply_sent(ReplyReport {
         transaction_id: "tx-1".into(),
         request_id: None,
@@ -182,13 +195,19 @@ async fn an_enrollment_tells_its_whole_story_in_time_order(h: Harness) {
     assert_eq!(received.detail["message_type"], "PKCSReq");
     assert_eq!(received.detail["client_address"], "127.0.0.1");
     assert_eq!(received.detail["algorithms"]["digest"], "sha256");
-    assert_eq!(received.detail["algorithms"]["content_encryption"], "aes128cbc");
+    assert_eq!(
+        received.detail["algorithms"]["content_encryption"],
+        "aes128cbc"
+    );
     let granted = find(&t, "request_granted");
     assert_eq!(granted.transaction_id.as_deref(), Some("tx-1"));
     assert_eq!(granted.detail["template"], "DeviceAuth");
     assert_eq!(find(&t, "issued").source, Source::CaMock);
     assert_eq!(find(&t, "issued").serial.as_deref(), Some(serial.as_str()));
-    assert_eq!(find(&t, "notified").serial.as_deref(), Some(serial.as_str()));
+    assert_eq!(
+        find(&t, "notified").serial.as_deref(),
+        Some(serial.as_str())
+    );
     let reply = find(&t, "reply_sent");
     assert_eq!(reply.detail["pki_status"], "SUCCESS");
     // No secret: the challenge is named by reference only.
@@ -212,7 +231,12 @@ async fn a_rejection_names_the_challenges_owner(h: Harness) {
     let t = h.svc.transaction_trace("tx-2").await.unwrap().unwrap();
     assert_eq!(
         names(&t),
-        ["challenge_issued", "checkin_delivered", "request_received", "request_rejected"],
+        [
+            "challenge_issued",
+            "checkin_delivered",
+            "request_received",
+            "request_rejected"
+        ],
         "{t:#?}"
     );
     let rejected = find(&t, "request_rejected");
@@ -227,7 +251,10 @@ async fn a_rejection_names_the_challenges_owner(h: Harness) {
 async fn a_renewal_is_traced_under_the_clients_transaction_id(h: Harness) {
     let e = enrolled(&h, "d1").await;
     let key = ec_key();
-    h.svc.verify_request(request(&e, &key, "tx-1")).await.unwrap();
+    h.svc
+        .verify_request(request(&e, &key, "tx-1"))
+        .await
+        .unwrap();
     let (cert, old_serial) = notify(&h, &TestCa::new(), &key, "tx-1").await;
     h.advance(300 * 86_400).await;
     let new_key = ec_key();
@@ -254,16 +281,27 @@ async fn a_renewal_is_traced_under_the_clients_transaction_id(h: Harness) {
         assert_eq!(ev.detail["request_id"], "renewal-0123abcd");
         assert_eq!(ev.detail["renews_serial"], old_serial.as_str(), "{ev:?}");
     }
-    assert_eq!(find(&t, "notified").serial.as_deref(), Some(new_serial.as_str()));
+    assert_eq!(
+        find(&t, "notified").serial.as_deref(),
+        Some(new_serial.as_str())
+    );
     // The request id finds the same story.
-    let by_id = h.svc.transaction_trace("renewal-0123abcd").await.unwrap().unwrap();
+    let by_id = h
+        .svc
+        .transaction_trace("renewal-0123abcd")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(names(&by_id), names(&t));
 }
 
 async fn a_revocation_is_linked_through_the_serial(h: Harness) {
     let e = enrolled(&h, "d1").await;
     let key = ec_key();
-    h.svc.verify_request(request(&e, &key, "tx-1")).await.unwrap();
+    h.svc
+        .verify_request(request(&e, &key, "tx-1"))
+        .await
+        .unwrap();
     let (_, serial) = notify(&h, &TestCa::new(), &key, "tx-1").await;
     h.svc.lifecycle("d1", Lifecycle::Retire).await.unwrap();
     let ca = FakeCa::new(Mode::Ok);
@@ -287,7 +325,9 @@ async fn an_unreachable_ca_shortens_the_story_without_failing_it(h: Harness) {
     *records.down.lock().unwrap() = true;
     let svc = h.svc.clone().with_records(records);
     let e = enrolled(&h, "d1").await;
-    svc.verify_request(request(&e, &ec_key(), "tx-1")).await.unwrap();
+    svc.verify_request(request(&e, &ec_key(), "tx-1"))
+        .await
+        .unwrap();
     let t = svc.transaction_trace("tx-1").await.unwrap().unwrap();
     assert_eq!(t.unavailable, [Source::CaMock]);
     assert!(names(&t).contains(&"request_granted"));
@@ -296,7 +336,10 @@ async fn an_unreachable_ca_shortens_the_story_without_failing_it(h: Harness) {
 async fn device_history_is_newest_first_paged_and_kept_after_delete(h: Harness) {
     let e = enrolled(&h, "d1").await;
     h.clock.advance(1);
-    h.svc.verify_request(request(&e, &ec_key(), "tx-1")).await.unwrap();
+    h.svc
+        .verify_request(request(&e, &ec_key(), "tx-1"))
+        .await
+        .unwrap();
     h.clock.advance(1);
     h.svc.lifecycle("d1", Lifecycle::Delete).await.unwrap();
     let all = h.svc.device_history("d1", None, 100).await.unwrap();
@@ -333,6 +376,12 @@ async fn a_failed_audit_write_rolls_the_grant_back(h: Harness) {
     // Neither the request nor the challenge's reservation was kept without its record.
     assert!(h.svc.store().get_request("tx-1").await.unwrap().is_none());
     let challenge = foundation::secret::Secret::new(e.challenge()).digest();
-    let row = h.svc.store().get_challenge(&challenge).await.unwrap().unwrap();
+    let row = h
+        .svc
+        .store()
+        .get_challenge(&challenge)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(row.reserved_tx.is_none());
 }
