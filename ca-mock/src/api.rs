@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use crate::auth::{Caller, Callers, Operation};
 use crate::ca::CertificateAuthority;
 use crate::error::CaError;
+use crate::records::{self, RecordParams};
 use crate::store::ListFilter;
 use base64::engine::general_purpose::STANDARD as B64;
 use ca_api::IssueCall;
@@ -286,6 +287,30 @@ async fn list_certificates(
     Ok(axum::Json(CertificateList { certificates }).into_response())
 }
 
+/// The CA's records (issued, revoked, held, released), oldest first, for any caller that may
+/// read; like the certificate listing, only those of templates the caller may use.
+async fn list_records(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<RecordParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let Query(params) = query.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "use serial, request_id, since, until (RFC 3339), after, limit",
+        )
+    })?;
+    let filter = records::filter_of(&params.into())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    let list = records::read(state.ca.store().as_ref(), &filter, |template| {
+        template.is_some_and(|t| caller.may_use(t))
+    })
+    .await?;
+    Ok(axum::Json(list).into_response())
+}
+
 /// The templates this caller may use, described (docs/decisions.md #7: so the policy module can
 /// say how a profile and its template differ).
 async fn list_templates(
@@ -434,6 +459,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/certificates", post(issue).get(list_certificates))
         .route("/api/v1/certificates/{serial}", get(get_certificate))
+        .route("/api/v1/records", get(list_records))
         .route("/api/v1/templates", get(list_templates))
         .route("/api/v1/templates/{name}", get(get_template))
         .route("/api/v1/revocations", post(revoke))

@@ -16,6 +16,7 @@
 //! | [`ca`] | [`CertificateAuthority`]: issue, revoke, release, CRL publication, OCSP answers |
 //! | [`store`] | [`store::CertStore`] and [`store::SqlStore`] (SQLite WAL + FULL, or PostgreSQL) |
 //! | [`api`] | [`router`] and [`serve`]: the HTTP contract, bearer-token callers |
+//! | [`records`] | the audit trail as `ca_api::wire::CaRecord`s (`GET /api/v1/records`) |
 //! | [`lint`] | the RFC 5280 profile every issued certificate is checked against (P35) |
 //! | [`InProcessCa`] | the CA contract (`ca-api`'s `CaBackend`) implemented in process |
 //! | [`config`] | `ca-mock.toml` and [`open`], which wires a CA from it |
@@ -47,6 +48,7 @@ pub mod lint;
 mod local;
 pub mod names;
 mod ocsp;
+pub mod records;
 pub mod store;
 pub mod template;
 

@@ -191,6 +191,42 @@ fn init_issue_revoke_crl_and_audit_from_the_command_line() {
         &[],
     ));
     assert!(text.contains("\"already_revoked\": false"), "{text}");
+    // The records, read offline: issuance and revocation with their request id and reason;
+    // a read publishes nothing, and a bad time is refused with the reason.
+    let crl_before = std::fs::read(&crl_file).unwrap();
+    let records = ok(&run(
+        &["records", "--config", cfg, "--request-id", "cli-1"],
+        &[],
+    ));
+    let lines: Vec<_> = records.lines().filter(|l| l.contains(&serial)).collect();
+    assert_eq!(lines.len(), 2, "{records}");
+    assert!(
+        lines[0].contains("issued") && lines[0].contains(&serial) && lines[0].contains("cli-1"),
+        "{records}"
+    );
+    assert!(
+        lines[1].contains("revoked") && lines[1].contains("reason=keyCompromise"),
+        "{records}"
+    );
+    let out = run(
+        &["records", "--config", cfg, "--serial", &serial, "--json"],
+        &[],
+    );
+    ok(&out);
+    let list: ca_api::wire::RecordList = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.records.len(), 2);
+    assert_eq!(
+        std::fs::read(&crl_file).unwrap(),
+        crl_before,
+        "records wrote a CRL"
+    );
+    let out = run(&["records", "--config", cfg, "--since", "yesterday"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("since is not an RFC 3339 time"),
+        "{out:?}"
+    );
+
     let crl_out = dir.path().join("out.crl");
     let text = ok(&run(
         &["crl", "--config", cfg, "--out", crl_out.to_str().unwrap()],

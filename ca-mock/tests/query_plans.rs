@@ -8,7 +8,7 @@ use ca_mock::store::SqlStore;
 
 async fn assert_indexed(store: &SqlStore) {
     let plans = store.lookup_plans().await.unwrap();
-    assert_eq!(plans.len(), 6);
+    assert_eq!(plans.len(), 10);
     for p in &plans {
         assert!(!p.plan.is_empty(), "{}: no plan", p.name);
         assert!(p.indexed, "{} is not an index lookup:\n{}", p.name, p.plan);

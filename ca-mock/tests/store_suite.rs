@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ca_mock::keys::KeySpec;
 use ca_mock::store::{
-    CertStatus, CertStore, InsertOutcome, ListFilter, NewCertificate, ReleaseOutcome,
+    CertStatus, CertStore, InsertOutcome, ListFilter, NewCertificate, RecordFilter, ReleaseOutcome,
     RevocationReason, RevokeOutcome, SqlStore,
 };
 use ca_mock::template::Template;
@@ -276,7 +276,96 @@ async fn suite(store: SqlStore) {
         ]
     );
 
+    records_of_the_trail(&store).await;
     concurrent_issuance(store).await;
+}
+
+/// The audit trail as `GET /api/v1/records` reads it: joined with its certificate, filtered by
+/// serial, request id and time (`since` inclusive, `until` exclusive), paged by id.
+async fn records_of_the_trail(store: &SqlStore) {
+    let read = |f: RecordFilter| async move {
+        let rows = store.records(&f).await.unwrap();
+        assert!(rows.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+        rows
+    };
+    let lines = |rows: &[ca_mock::store::RecordRow]| {
+        rows.iter()
+            .map(|r| (r.entry.action.clone(), r.entry.serial.clone(), r.entry.at))
+            .collect::<Vec<_>>()
+    };
+    let line = |a: &str, s: &str, at: i64| (a.to_owned(), s.to_owned(), at);
+    let all = read(RecordFilter {
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(all.len(), 10);
+    for r in &all {
+        assert_eq!(r.template.as_deref(), Some("IPSECIntermediateOffline"));
+        assert_eq!(r.issued_under.as_deref(), Some("operator"));
+        assert_eq!(r.not_after, Some(1_800_000_000));
+    }
+    let range = read(RecordFilter {
+        since: Some(300),
+        until: Some(600),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        lines(&range),
+        [
+            line("revoke", "0a02", 300),
+            line("revoke", "0a03", 400),
+            line("revoke", "0a03", 450),
+        ]
+    );
+    let one = read(RecordFilter {
+        serial: Some("0a03".into()),
+        since: Some(300),
+        until: Some(600),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(lines(&one), lines(&range[1..]));
+    let before = read(RecordFilter {
+        until: Some(301),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        lines(&before),
+        [line("revoke", "0a01", 100), line("revoke", "0a02", 300)]
+    );
+    let by_request = read(RecordFilter {
+        request_id: Some("r4".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        lines(&by_request),
+        [
+            line("issue", "0a04", 1_700_000_300),
+            line("revoke", "0a04", 600),
+            line("release", "0a04", 700),
+        ]
+    );
+    let page = read(RecordFilter {
+        limit: 4,
+        ..Default::default()
+    })
+    .await;
+    let rest = read(RecordFilter {
+        after: Some(page[3].id),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((page.len(), rest.len()), (4, 6));
+    assert_eq!([page, rest].concat(), all);
 }
 
 /// 200 concurrent issuances through the CA on this store: unique serials, all recorded.

@@ -21,15 +21,49 @@ use scep_lab::{Lab, LabOptions};
 
 pub(crate) const PROFILE: &str = "corp-device-cert";
 
-/// Run the lab through the seven steps and the retirement, narrating to `out`.
-pub(crate) async fn run(out: &mut impl Write, data_dir: &Path) -> Result<()> {
+/// Run the lab through the seven steps and the retirement, narrating to `out`, then print the
+/// enrollment's trace and the `scep-lab trace` command that prints it again. `kept`: the data
+/// directory outlives the run (`--data`), so that command can be run later.
+pub(crate) async fn run(out: &mut impl Write, data_dir: &Path, kept: bool) -> Result<()> {
     let lab = Lab::start(LabOptions::new(data_dir)).await?;
-    let result = steps(out, &lab).await;
+    let result = match steps(out, &lab).await {
+        Ok(tx) => trace(out, &lab, &tx, kept).await,
+        Err(e) => Err(e),
+    };
     lab.shutdown().await;
     result
 }
 
-async fn steps(out: &mut impl Write, lab: &Lab) -> Result<()> {
+/// The enrollment's story as `scep-lab trace` tells it, from this lab's policy module over
+/// its admin API, then (the last line) the command that prints it again.
+async fn trace(out: &mut impl Write, lab: &Lab, tx: &str, kept: bool) -> Result<()> {
+    writeln!(
+        out,
+        "\ntrace of this enrollment, as `scep-lab trace` prints it:"
+    )?;
+    let policy = crate::trace::Policy::new(&lab.policy_url(), lab.tokens().policy_admin.expose())?;
+    let trace = policy
+        .transaction(tx)
+        .await?
+        .with_context(|| format!("the policy module has no trace of transaction {tx}"))?;
+    write!(out, "{}", crate::trace::format_trace(&trace))?;
+    let data = lab.data_dir().display();
+    if kept {
+        writeln!(
+            out,
+            "\nscep-lab trace {tx} --data {data}   (while scep-lab serve --data {data} runs)"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "\nscep-lab trace {tx}   (against a lab serving this run's data, which is temporary: scep-lab demo --data DIR keeps it)"
+        )?;
+    }
+    Ok(())
+}
+
+/// The seven steps and the retirement; returns the enrollment's transactionID.
+async fn steps(out: &mut impl Write, lab: &Lab) -> Result<String> {
     writeln!(
         out,
         "scep-lab: NDES + Intune style certificate provisioning, on loopback\n"
@@ -216,7 +250,7 @@ async fn steps(out: &mut impl Write, lab: &Lab) -> Result<()> {
         "    device checked in, carried out the retire command and removed its certificates"
     )?;
     writeln!(out, "\nall steps completed")?;
-    Ok(())
+    Ok(enrolled.transaction_id.clone())
 }
 
 fn profile_spec(lab: &Lab) -> ProfileSpec {
@@ -382,8 +416,43 @@ mod tests {
     async fn the_demo_completes_every_step() {
         let dir = tempfile::tempdir().unwrap();
         let mut out = Vec::new();
-        super::run(&mut out, dir.path()).await.unwrap();
+        super::run(&mut out, dir.path(), true).await.unwrap();
         let text = String::from_utf8(out).unwrap();
+        // It ends with the enrollment's trace and the exact command that prints it again.
+        let tx = text
+            .split("sent PKCSReq (transactionID ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap();
+        let data = dir.path().display();
+        assert!(
+            text.trim_end().ends_with(&format!(
+                "scep-lab trace {tx} --data {data}   (while scep-lab serve --data {data} runs)"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("\ntransaction {tx}: device ")),
+            "{text}"
+        );
+        for event in [
+            "challenge_issued",
+            "request_received",
+            "request_granted",
+            "issued",
+            "revocation_queued",
+            "revoked",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.split_whitespace().nth(2) == Some(event)),
+                "no {event} in the trace:\n{text}"
+            );
+        }
+        assert!(
+            text.contains("outcome: issued, certificate serial "),
+            "{text}"
+        );
         for step in [
             "[1]",
             "[2]",

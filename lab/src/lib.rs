@@ -229,7 +229,11 @@ impl Lab {
                 ..ServiceConfig::default()
             },
         )
-        .with_templates(Arc::new(templates));
+        .with_templates(Arc::new(templates))
+        .with_records(Arc::new(ca_api::client::CaClient::new(
+            &format!("http://{ca_addr}"),
+            Some(tokens.ca_policy.expose().to_owned()),
+        )?));
         // The template the admin page below serves gets the sample name policy, unless an
         // administrator has set one (the data directory is kept between runs): without one
         // the admin path serves nothing (issue 15 item 2, docs/decisions.md #7).

@@ -3,6 +3,7 @@
 mod demo;
 mod payload;
 mod profile_cmd;
+mod trace;
 
 use std::path::PathBuf;
 
@@ -66,6 +67,9 @@ enum Command {
     /// SCEP profiles of a running lab: import an Intune profile (Graph JSON), export one.
     #[command(subcommand)]
     Profile(profile_cmd::Profile),
+    /// Tell one enrollment's story (or a device's history) from a running lab's policy module:
+    /// every event across the three services, in time order.
+    Trace(trace::TraceArgs),
     /// Write a directory from which ca-mock, policy-module and ndes-proxy run as separate
     /// processes from their sample configurations (CA, RA, tokens, one config per service).
     Services {
@@ -89,8 +93,9 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().command {
         Command::Demo { data } => {
             let temp = tempfile::tempdir()?;
+            let kept = data.is_some();
             let dir = data.unwrap_or_else(|| temp.path().to_owned());
-            demo::run(&mut std::io::stdout(), &dir).await?;
+            demo::run(&mut std::io::stdout(), &dir, kept).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Audit {
@@ -138,6 +143,15 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             profile_cmd::run(&cmd, &mut std::io::stdout()).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        // Its failures (unknown transaction, lab down, wrong token) are the user's answer:
+        // one line, without the backtrace `main` would print.
+        Command::Trace(args) => match trace::run(&args, &mut std::io::stdout()).await {
+            Ok(()) => Ok(std::process::ExitCode::SUCCESS),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Ok(std::process::ExitCode::FAILURE)
+            }
+        },
         Command::Services { dir } => {
             let options = scep_lab::services::ServicesOptions::sample();
             let layout = scep_lab::services::prepare(&dir, &options)

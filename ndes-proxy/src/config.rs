@@ -27,6 +27,9 @@ pub const SAMPLE: &str = include_str!("../ndes-proxy.sample.toml");
 pub struct Config {
     /// Address of the SCEP listener.
     pub listen: SocketAddr,
+    /// This instance's name in transaction traces; `ndes-proxy@<listen>` when unset.
+    #[serde(default)]
+    pub instance: Option<String>,
     /// Refuse DES, 3DES and SHA-1.
     #[serde(default)]
     pub strict_algorithms: bool,
@@ -408,6 +411,10 @@ impl Config {
                 backoff_max_secs: q.retry_backoff_max_secs.unwrap_or(d.backoff_max_secs),
                 batch: d.batch,
             },
+            instance: self
+                .instance
+                .clone()
+                .unwrap_or_else(|| format!("ndes-proxy@{}", self.listen)),
         }
     }
 

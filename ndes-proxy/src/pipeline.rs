@@ -10,7 +10,7 @@ use ca_api::{CaError, IssuedCert};
 use foundation::{Secret, Serial};
 use openssl::x509::X509;
 use policy_api::csr::CsrFacts;
-use policy_api::{Outcome, RequesterInfo, VerifyError, VerifyRequest};
+use policy_api::{Algorithms, Outcome, ReplyReport, RequesterInfo, VerifyError, VerifyRequest};
 use scep::cms::IssuerAndSerialNumber;
 use scep::csr::Csr;
 use scep::server::{DecodedRequest, OpenedRequest, ReplyContext, Responder};
@@ -83,10 +83,53 @@ pub async fn handle(
     // already removed) so that an interop failure can be traced to a client version.
     let user_agent = requester.user_agent.clone().unwrap_or_default();
     let span = tracing::info_span!("pki_operation", transaction_id = %decoded.transaction_id(), message_type = label, user_agent = %user_agent);
+    let transaction_id = decoded.transaction_id().as_str().to_owned();
     let reply = handle_decoded(state, decoded, requester)
         .instrument(span)
         .await;
+    report_reply(state, &reply, transaction_id, label);
     (reply, label)
+}
+
+/// Tells the policy module what was answered, for the transaction's trace: in the
+/// background, so it never delays or fails the reply.
+fn report_reply(state: &AppState, reply: &Reply, transaction_id: String, label: &'static str) {
+    if !matches!(label, "PKCSReq" | "RenewalReq" | "CertPoll") {
+        return;
+    }
+    let Reply::CertRep(_, status) = reply else {
+        return;
+    };
+    let (pki_status, fail_info) = match status {
+        RepStatus::Success => ("SUCCESS", None),
+        RepStatus::Pending => ("PENDING", None),
+        RepStatus::Failure(f) => ("FAILURE", Some(f.to_string())),
+    };
+    let report = ReplyReport {
+        transaction_id,
+        request_id: None,
+        message_type: label.to_owned(),
+        pki_status: pki_status.to_owned(),
+        fail_info,
+        instance: Some(state.settings().instance.clone()),
+    };
+    let state = state.clone();
+    tokio::spawn(async move { state.policy().reply_sent(report).await });
+}
+
+/// The algorithms of an opened request, by name, for the trace.
+fn algorithms_of(req: &OpenedRequest) -> Algorithms {
+    let key = match req.signer.public_key().map(|k| k.id()) {
+        Ok(openssl::pkey::Id::RSA) => "rsa",
+        Ok(openssl::pkey::Id::EC) => "ec",
+        _ => "other",
+    };
+    let digest = format!("{:?}", req.reply.digest).to_ascii_lowercase();
+    Algorithms {
+        signature: format!("{key}-{digest}"),
+        digest,
+        content_encryption: format!("{:?}", req.reply.cipher).to_ascii_lowercase(),
+    }
 }
 
 async fn handle_decoded(
@@ -114,6 +157,12 @@ async fn handle_decoded(
     let opened = match verified.open(&state.ra().decryption_keys(state.now()), policy) {
         Ok(o) => o,
         Err(r) => return refuse(state, &ctx, &r),
+    };
+    let requester = RequesterInfo {
+        instance: Some(state.settings().instance.clone()),
+        message_type: Some(opened.message_type.to_string()),
+        algorithms: Some(algorithms_of(&opened)),
+        ..requester
     };
     let result = match &opened.body {
         RequestBody::PkcsReq(csr) => enroll(state, &opened, csr, false, requester).await,
@@ -212,7 +261,11 @@ async fn enroll(
         transaction_id: request_id.as_str().to_owned(),
         template: None,
         signer_cert_der,
-        requester,
+        requester: RequesterInfo {
+            // A renewal's request id is not the client's transactionID: keep it visible.
+            client_transaction_id: Some(txid.to_owned()),
+            ..requester
+        },
         facts: state
             .policy()
             .reads_csr_facts()

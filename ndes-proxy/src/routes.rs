@@ -131,6 +131,7 @@ fn requester(extensions: &axum::http::Extensions, headers: &HeaderMap) -> Reques
     RequesterInfo {
         remote_addr: addr.map(|a| a.ip().to_string()),
         user_agent,
+        ..RequesterInfo::default()
     }
 }
 

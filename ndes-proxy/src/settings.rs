@@ -42,6 +42,9 @@ pub struct Settings {
     pub max_concurrent_pki_operations: usize,
     /// How queued requests are retried at the CA.
     pub queue: QueueSettings,
+    /// This instance's name in the policy module's trace of a transaction (which ndes-proxy
+    /// received the request and answered it).
+    pub instance: String,
 }
 
 /// Retries of requests queued while the CA was unreachable.
@@ -84,6 +87,7 @@ impl Default for Settings {
             pki_rate_limit: DEFAULT_PKI_RATE_LIMIT,
             max_concurrent_pki_operations: DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS,
             queue: QueueSettings::default(),
+            instance: "ndes-proxy".into(),
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::contract::{
     ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, RegrantRequest,
-    VerifyRequest,
+    ReplyReport, VerifyRequest,
 };
 use crate::error::{ChallengeError, NotifyError, Rejection, VerifyError};
 use foundation::Secret;
@@ -159,6 +159,14 @@ impl NdesPolicy for RemotePolicy {
             404 => Err(NotifyError::UnknownTransaction),
             409 => Err(NotifyError::Conflict),
             _ => Err(NotifyError::Unavailable),
+        }
+    }
+
+    async fn reply_sent(&self, report: ReplyReport) {
+        match self.post("/internal/v1/replies", &report).await {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => tracing::warn!(status = r.status().as_u16(), "reply report not taken"),
+            Err(e) => tracing::warn!(error = %e.without_url(), "reply report not delivered"),
         }
     }
 }

@@ -43,6 +43,34 @@ pub trait NdesPolicy: Send + Sync {
     fn reads_csr_facts(&self) -> bool {
         false
     }
+
+    /// After ndes-proxy answered: the CertRep's pkiStatus and failInfo, for the transaction's
+    /// trace. Best effort: the caller never waits on it for the reply, and a policy that keeps
+    /// no trace keeps this default.
+    async fn reply_sent(&self, report: ReplyReport) {
+        let _ = report;
+    }
+}
+
+/// What ndes-proxy answered to one request (`reply_sent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyReport {
+    /// The client's transactionID.
+    pub transaction_id: String,
+    /// ndes-proxy's request id when it is not the transactionID (a renewal's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `PKCSReq`, `RenewalReq`, `CertPoll`, ...
+    pub message_type: String,
+    /// `SUCCESS`, `FAILURE` or `PENDING`.
+    pub pki_status: String,
+    /// The failInfo of a FAILURE (`badRequest`, `badAlg`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_info: Option<String>,
+    /// The ndes-proxy instance that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// GenerateChallenge input.
@@ -64,7 +92,8 @@ pub struct IssuedChallenge {
     pub expires_at: i64,
 }
 
-/// Who sent the SCEP request, for the audit trail.
+/// Who sent the SCEP request and how, as ndes-proxy received it: written with the policy's
+/// decision as the transaction's `request_received` event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequesterInfo {
@@ -72,6 +101,31 @@ pub struct RequesterInfo {
     pub remote_addr: Option<String>,
     #[serde(default)]
     pub user_agent: Option<String>,
+    /// The ndes-proxy instance that received the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// `PKCSReq` or `RenewalReq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    /// The client's transactionID, when [`VerifyRequest::transaction_id`] (the request id) is
+    /// not it: a renewal's request id also names the certificate that signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_transaction_id: Option<String>,
+    /// The algorithms the pkiMessage used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<Algorithms>,
+}
+
+/// The algorithms of one pkiMessage, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Algorithms {
+    /// The signer's key type with the digest (`rsa-sha256`, `ec-sha256`).
+    pub signature: String,
+    /// The SignerInfo's digestAlgorithm.
+    pub digest: String,
+    /// The pkcsPKIEnvelope's content encryption.
+    pub content_encryption: String,
 }
 
 /// VerifyRequest input.

@@ -24,7 +24,7 @@ pub mod trace;
 
 pub use client::RemotePolicy;
 pub use contract::{
-    ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, RegrantRequest,
-    RequesterInfo, VerifyRequest,
+    Algorithms, ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome,
+    RegrantRequest, ReplyReport, RequesterInfo, VerifyRequest,
 };
 pub use error::{ChallengeError, NotifyError, Rejection, VerifyError};

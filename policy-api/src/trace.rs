@@ -65,4 +65,8 @@ pub struct DeviceHistory {
     pub events: Vec<TraceEvent>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<Source>,
+    /// Pass as `?before=` for the next (older) page; absent on the last page. Opaque: a
+    /// record number, so that events of one second are neither skipped nor repeated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
 }

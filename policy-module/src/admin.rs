@@ -16,8 +16,11 @@ use crate::model::{
     Device, DeviceSpec, DeviceState, Group, IssuedCert, Profile, ProfileSpec, is_identifier,
 };
 use crate::service::PolicyService;
-use crate::store::{Assignment, Transition};
+use crate::store::{Assignment, AuditEvent, Transition};
 use foundation::secret::{Secret, TOKEN_BYTES};
+
+/// Who the audit names for an admin API action: the API has one admin credential, no users.
+pub const ADMIN_ACTOR: &str = "admin";
 
 /// A freshly registered device and its MDM-channel credential (shown once).
 #[derive(Debug, Serialize)]
@@ -166,9 +169,15 @@ impl PolicyService {
         };
         let revoke = revoke.map(|(r, c)| (r.as_str(), c));
         let release = (action == Lifecycle::Unblock).then_some("unblock");
+        let event = AuditEvent {
+            event: format!("device_{}", to.as_str()),
+            device_id: Some(id.to_string()),
+            actor: Some(ADMIN_ACTOR.into()),
+            ..AuditEvent::default()
+        };
         match self
             .store
-            .transition_device(id, from, to, revoke, release, command)
+            .transition_device(id, from, to, revoke, release, command, ADMIN_ACTOR, &event)
             .await?
         {
             Transition::NotFound | Transition::Illegal(Deleted) => Err(AdminError::NotFound),
@@ -177,22 +186,12 @@ impl PolicyService {
                 state.as_str()
             ))),
             Transition::Done { queued } => {
-                self.audit(
-                    &format!("device_{}", to.as_str()),
-                    Some(id),
-                    None,
-                    None,
-                    Some(format!(
-                        "{}={}",
-                        if release.is_some() {
-                            "releases_queued"
-                        } else {
-                            "revocations_queued"
-                        },
-                        queued.len()
-                    )),
-                )
-                .await;
+                tracing::info!(
+                    device_id = id,
+                    state = to.as_str(),
+                    queued = queued.len(),
+                    "audit"
+                );
                 self.outbox_wake.notify_one();
                 Ok(queued)
             }
@@ -281,7 +280,11 @@ impl PolicyService {
         let reason = self.config.revocation_reasons.unassign.clone();
         let mut queued = Vec::new();
         for d in devices {
-            queued.extend(self.store.revoke_untargeted(d, &reason, cause).await?);
+            queued.extend(
+                self.store
+                    .revoke_untargeted(d, &reason, cause, ADMIN_ACTOR)
+                    .await?,
+            );
         }
         if !queued.is_empty() {
             self.outbox_wake.notify_one();

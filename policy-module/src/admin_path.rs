@@ -202,41 +202,25 @@ impl PolicyService {
             esc1,
         ))
     }
+}
 
-    /// If the grant recorded for this transaction was marked ESC1-exposed: the names that
-    /// went unchecked, for the audit.
-    pub(crate) async fn esc1_exposure(&self, transaction_id: &str) -> Option<String> {
-        let row = match self.store.get_request(transaction_id).await {
-            Ok(row) => row?,
-            Err(e) => {
-                // Best effort like every audit record; the decision itself is already made.
-                tracing::warn!(error = %e, "request not read for its ESC1 mark");
-                return None;
-            }
-        };
-        let marks: GrantMarks = serde_json::from_str(&row.grant_body).ok()?;
-        if !marks.esc1_exposed {
-            return None;
-        }
-        let names = serde_json::from_str::<Grant>(&row.grant_body)
-            .map(|g| {
-                format!(
-                    "template={} subject=[{}] sans=[{}]",
-                    g.template,
-                    subject_text(&g.subject),
-                    sans_text(&g.subject_alternative_names)
-                )
-            })
-            .unwrap_or_default();
-        // CSR-supplied text: bounded, control characters escaped.
-        let mut names: String = names.chars().take(MAX_AUDIT_NAMES).collect();
-        if names.chars().any(char::is_control) {
-            names = names.escape_default().to_string();
-        }
-        tracing::warn!(
-            transaction_id,
-            "ESC1-exposed: the enrollee supplied the names"
-        );
-        Some(names)
+/// Whether a stored grant body is marked ESC1-exposed.
+pub(crate) fn grant_marked_esc1(grant_body: &str) -> bool {
+    serde_json::from_str::<GrantMarks>(grant_body).is_ok_and(|m| m.esc1_exposed)
+}
+
+/// The names an ESC1-exposed grant let through unchecked, for the audit: bounded, control
+/// characters escaped (CSR-supplied text).
+pub(crate) fn esc1_names(g: &Grant) -> String {
+    let names = format!(
+        "template={} subject=[{}] sans=[{}]",
+        g.template,
+        subject_text(&g.subject),
+        sans_text(&g.subject_alternative_names)
+    );
+    let mut names: String = names.chars().take(MAX_AUDIT_NAMES).collect();
+    if names.chars().any(char::is_control) {
+        names = names.escape_default().to_string();
     }
+    names
 }

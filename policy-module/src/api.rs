@@ -23,7 +23,7 @@ use crate::service::{ChallengeSettings, PolicyService};
 use crate::store::Assignment;
 use foundation::secret::Secret;
 use policy_api::contract::{
-    ChallengeRequest, Grant, NdesPolicy, Notification, RegrantRequest, VerifyRequest,
+    ChallengeRequest, Grant, NdesPolicy, Notification, RegrantRequest, ReplyReport, VerifyRequest,
 };
 
 /// The OpenAPI 3 document served at `/openapi.json`.
@@ -65,10 +65,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/outbox"),
     ("post", "/api/v1/outbox/{id}/requeue"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/transactions/{transaction_id}"),
+    ("get", "/api/v1/devices/{id}/history"),
     ("post", "/internal/v1/challenges"),
     ("post", "/internal/v1/verify"),
     ("post", "/internal/v1/regrant"),
     ("post", "/internal/v1/notify"),
+    ("post", "/internal/v1/replies"),
     ("post", "/mdm/v1/devices/{id}/checkin"),
 ];
 
@@ -134,6 +137,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/outbox", get(list_outbox))
         .route("/api/v1/outbox/{id}/requeue", post(requeue))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/transactions/{transaction_id}", get(transaction))
+        .route("/api/v1/devices/{id}/history", get(device_history))
         .route_layer(axum::middleware::from_fn(require_json_body))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -150,6 +155,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/internal/v1/verify", post(verify))
         .route("/internal/v1/regrant", post(regrant))
         .route("/internal/v1/notify", post(notify))
+        .route("/internal/v1/replies", post(reply_sent))
         .route_layer(axum::middleware::from_fn(require_json_body))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -524,6 +530,39 @@ async fn audit(State(s): State<ApiState>, Query(q): Query<AuditQuery>) -> Result
             .await?,
     )
     .into_response())
+}
+
+async fn transaction(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(AdminError::Invalid(
+            "transactionID: 1-128 characters".into(),
+        ));
+    }
+    match s.service.transaction_trace(&id).await? {
+        Some(t) => Ok(Json(t).into_response()),
+        None => Err(AdminError::NotFound),
+    }
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn device_history(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response> {
+    let limit = q.limit.unwrap_or(100);
+    Ok(Json(s.service.device_history(&id, q.before, limit).await?).into_response())
+}
+
+/// What ndes-proxy answered (best effort on its side; recorded for the trace).
+async fn reply_sent(State(s): State<ApiState>, Json(r): Json<ReplyReport>) -> Response {
+    s.service.reply_sent(r).await;
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn generate_challenge(

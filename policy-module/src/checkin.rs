@@ -152,6 +152,8 @@ impl PolicyService {
         }
         let mut profiles = Vec::new();
         let mut unrenderable = Vec::new();
+        // Names this check-in in the records of the challenges it delivers.
+        let checkin_id = uuid::Uuid::new_v4().to_string();
         if device.state == DeviceState::Active {
             let certs = self.store.certs_for_device(&device.id).await?;
             for pid in self.store.targeted_profiles(&device.id).await? {
@@ -169,7 +171,13 @@ impl PolicyService {
                     }
                 };
                 let (challenge, expires) = self
-                    .issue_profile_challenge(&device.id, &pid, profile.version, &expected)
+                    .issue_profile_challenge(
+                        &device.id,
+                        &pid,
+                        profile.version,
+                        &expected,
+                        &checkin_id,
+                    )
                     .await?;
                 let revoked_thumbprints = certs
                     .iter()

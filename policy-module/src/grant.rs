@@ -12,17 +12,18 @@ use crate::service::PolicyService;
 
 impl PolicyService {
     /// `grant` with its signed statement, bound to the key whose SubjectPublicKeyInfo hashes to
-    /// `spki_sha256`. Unchanged when no signing key is configured.
+    /// `spki_sha256`, issued at `now` on this instance's clock (`Store::local_now`: the CA
+    /// checks the expiry against its own clock, so no database round trip for it). Unchanged
+    /// when no signing key is configured.
     pub(crate) fn sign_grant(
         &self,
         mut grant: Grant,
         spki_sha256: &[u8],
+        now: i64,
     ) -> Result<Grant, VerifyError> {
         let Some(key) = &self.config.grant_key else {
             return Ok(grant);
         };
-        // The CA checks the expiry against its own clock: no database round trip for it.
-        let now = self.store.local_now();
         let statement = GrantStatement {
             v: 0,
             key_id: String::new(),
@@ -66,6 +67,6 @@ impl PolicyService {
         if let (Some(device), Some(profile)) = (&grant.device_id, &grant.profile_id) {
             self.check_targeting(device, profile).await?;
         }
-        self.sign_grant(grant, &row.spki_hash)
+        self.sign_grant(grant, &row.spki_hash, self.store.local_now())
     }
 }

@@ -22,6 +22,7 @@ pub mod admin_path;
 pub mod api;
 pub mod checkin;
 pub mod config;
+mod decision_audit;
 pub mod error;
 pub mod format;
 #[cfg(feature = "fuzzing")]
@@ -39,6 +40,7 @@ pub mod service;
 pub mod store;
 pub mod template_check;
 pub mod template_source;
+pub mod trace;
 mod verify;
 
 pub use policy_api::{

@@ -194,15 +194,12 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
     let ca_token = read_secret(&cfg.ca.token_file)?;
     // The same CA caller (revoke, read) reads templates for the profiles' warnings.
     let templates = CaTemplates::new(&cfg.ca.url, &ca_token).context("CA client")?;
-    let service =
-        PolicyService::new(store.clone(), service_config).with_templates(Arc::new(templates));
-    let revoker = HttpRevoker::new(&cfg.ca.url, ca_token).context("CA client")?;
-    let worker = OutboxWorker::new(
-        store,
-        Arc::new(revoker),
-        cfg.outbox(),
-        service.outbox_wake(),
-    );
+    // The outbox's CA client also reads the CA's records for transaction traces.
+    let revoker = Arc::new(HttpRevoker::new(&cfg.ca.url, ca_token).context("CA client")?);
+    let service = PolicyService::new(store.clone(), service_config)
+        .with_templates(Arc::new(templates))
+        .with_records(revoker.clone());
+    let worker = OutboxWorker::new(store, revoker, cfg.outbox(), service.outbox_wake());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut worker_stop = stop_rx.clone();
     let worker_task = tokio::spawn(worker.run(async move {

@@ -75,6 +75,11 @@ impl HttpRevoker {
         let client = CaClient::with_http(http, ca_base, Some(token.expose().to_owned()));
         Ok(Self { client })
     }
+
+    /// The CA client (the trace reads the CA's records with it).
+    pub fn client(&self) -> &CaClient {
+        &self.client
+    }
 }
 
 #[async_trait::async_trait]
@@ -185,8 +190,9 @@ impl OutboxWorker {
             }
             match self.revoker.revoke(&entry.serial, &entry.reason).await {
                 Ok(ack) => {
+                    let event = outbox_event(&entry, "revocation_confirmed", None);
                     self.store
-                        .outbox_done(entry.id, &entry.serial, ack.revoked_at)
+                        .outbox_done(entry.id, &entry.serial, ack.revoked_at, &event)
                         .await?;
                     tracing::info!(
                         serial = %entry.serial,
@@ -194,15 +200,14 @@ impl OutboxWorker {
                         already_revoked = ack.already_revoked,
                         "revocation confirmed"
                     );
-                    self.audit(&entry, "revocation_confirmed", None).await;
                     confirmed += 1;
                 }
                 Err(RevokeError::Permanent(msg)) => {
                     tracing::error!(serial = %entry.serial, error = %msg, "revocation refused");
+                    let event = outbox_event(&entry, "revocation_failed", Some(&msg));
                     self.store
-                        .outbox_failed(entry.id, &entry.serial, &msg)
+                        .outbox_failed(entry.id, &entry.serial, &msg, &event)
                         .await?;
-                    self.audit(&entry, "revocation_failed", Some(msg)).await;
                 }
                 Err(RevokeError::Transient(msg)) => {
                     let delay = backoff(&self.config, entry.attempts);
@@ -218,17 +223,19 @@ impl OutboxWorker {
     async fn deliver_release(&self, entry: &crate::store::OutboxRow) -> Result<bool, StoreError> {
         match self.revoker.release(&entry.serial).await {
             Ok(()) => {
-                self.store.release_done(entry.id, &entry.serial).await?;
+                let event = outbox_event(entry, "release_confirmed", None);
+                self.store
+                    .release_done(entry.id, &entry.serial, &event)
+                    .await?;
                 tracing::info!(serial = %entry.serial, "hold release confirmed");
-                self.audit(entry, "release_confirmed", None).await;
                 Ok(true)
             }
             Err(RevokeError::Permanent(msg)) => {
                 tracing::error!(serial = %entry.serial, error = %msg, "hold release refused");
+                let event = outbox_event(entry, "release_failed", Some(&msg));
                 self.store
-                    .outbox_failed(entry.id, &entry.serial, &msg)
+                    .outbox_failed(entry.id, &entry.serial, &msg, &event)
                     .await?;
-                self.audit(entry, "release_failed", Some(msg)).await;
                 Ok(false)
             }
             Err(RevokeError::Transient(msg)) => {
@@ -272,23 +279,29 @@ impl OutboxWorker {
             }
         }
     }
+}
 
-    async fn audit(&self, entry: &crate::store::OutboxRow, event: &str, detail: Option<String>) {
-        let e = crate::store::AuditEvent {
-            event: event.into(),
-            device_id: entry.device_id.clone(),
-            detail: Some(format!(
-                "serial={} reason={} cause={}{}",
-                entry.serial,
-                entry.reason,
-                entry.cause,
-                detail.map(|d| format!(" error={d}")).unwrap_or_default()
-            )),
-            ..Default::default()
-        };
-        if let Err(err) = self.store.audit(&e).await {
-            tracing::warn!(%err, "audit record not stored");
-        }
+/// The audit record of an outbox delivery's outcome, written with it (docs/decisions.md #12).
+fn outbox_event(
+    entry: &crate::store::OutboxRow,
+    event: &str,
+    error: Option<&str>,
+) -> crate::store::AuditEvent {
+    crate::store::AuditEvent {
+        event: event.into(),
+        device_id: entry.device_id.clone(),
+        serial: Some(entry.serial.clone()),
+        reason: Some(entry.reason.clone()),
+        actor: Some("outbox".into()),
+        facts: Some(serde_json::json!({ "action": entry.cause }).to_string()),
+        detail: Some(format!(
+            "serial={} reason={} cause={}{}",
+            entry.serial,
+            entry.reason,
+            entry.cause,
+            error.map(|d| format!(" error={d}")).unwrap_or_default()
+        )),
+        ..Default::default()
     }
 }
 

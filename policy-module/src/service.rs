@@ -178,6 +178,8 @@ pub struct PolicyService {
     pub(crate) mint_limiter: Arc<SourceLimiter>,
     /// The CA's templates, for profile warnings (`template_check`); none means "not compared".
     pub(crate) templates: Option<Arc<dyn crate::template_source::TemplateSource>>,
+    /// The CA's records, for transaction traces; none means "the CA is not read".
+    pub(crate) records: Option<Arc<dyn crate::trace::RecordSource>>,
 }
 
 impl PolicyService {
@@ -189,6 +191,7 @@ impl PolicyService {
             config: Arc::new(config),
             outbox_wake: Arc::new(Notify::new()),
             templates: None,
+            records: None,
         }
     }
 

@@ -2,7 +2,8 @@
 
 use openssl::x509::X509;
 
-use crate::admin_path::grant_body;
+use crate::admin_path::{esc1_names, grant_body};
+use crate::decision_audit::{self, Seen};
 use crate::error::{ChallengeError, NotifyError, Rejection, StoreError, VerifyError};
 use crate::model::{CertStatus, DeviceState, is_identifier};
 use crate::render::{self, Expected};
@@ -16,7 +17,7 @@ use foundation::secret::{CHALLENGE_BYTES, Secret, challenge_ref, sha256, sha256_
 use foundation::time::asn1_to_unix;
 use policy_api::contract::{
     ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification, Outcome, RegrantRequest,
-    VerifyRequest,
+    ReplyReport, VerifyRequest,
 };
 use policy_api::csr::CsrFacts;
 
@@ -33,6 +34,8 @@ struct Parsed {
     csr: CsrFacts,
     csr_hash: Vec<u8>,
     spki_hash: Vec<u8>,
+    /// This instance's clock when the grant is signed (its expiry is audited with the grant).
+    signed_at: i64,
 }
 
 impl PolicyService {
@@ -40,6 +43,7 @@ impl PolicyService {
         &self,
         req: &VerifyRequest,
         facts: Option<CsrFacts>,
+        seen: &mut Seen,
     ) -> Result<Grant, VerifyError> {
         let tx = req.transaction_id.as_str();
         if tx.is_empty()
@@ -58,6 +62,7 @@ impl PolicyService {
             csr_hash: sha256(&req.csr_der),
             spki_hash: sha256(&csr.spki_der),
             csr,
+            signed_at: self.store.local_now(),
         };
         if let Some(existing) = self.store.get_request(tx).await.map_err(unavailable)?
             && existing.csr_hash != parsed.csr_hash
@@ -65,16 +70,17 @@ impl PolicyService {
             return Err(Rejection::TransactionIdReused.into());
         }
         let grant = match &req.signer_cert_der {
-            Some(signer) => self.verify_renewal(req, &parsed, signer).await,
-            None => self.verify_with_challenge(req, &parsed).await,
+            Some(signer) => self.verify_renewal(req, &parsed, signer, seen).await,
+            None => self.verify_with_challenge(req, &parsed, seen).await,
         }?;
-        self.sign_grant(grant, &parsed.spki_hash)
+        self.sign_grant(grant, &parsed.spki_hash, parsed.signed_at)
     }
 
     async fn verify_with_challenge(
         &self,
         req: &VerifyRequest,
         p: &Parsed,
+        seen: &mut Seen,
     ) -> Result<Grant, VerifyError> {
         if p.csr.challenge_count > 1 {
             return Err(Rejection::ChallengeDecodingError.into());
@@ -97,6 +103,12 @@ impl PolicyService {
             .await
             .map_err(unavailable)?
             .ok_or(Rejection::ChallengeUnknown)?;
+        // The owner is named on a refusal too: a misused challenge is traced to its owner.
+        seen.challenge = Some(challenge_ref(&hash));
+        seen.device_id.clone_from(&row.device_id);
+        seen.profile_id.clone_from(&row.profile_id);
+        seen.profile_version = row.profile_version;
+        seen.minted_by.clone_from(&row.requester);
         let now = self.store.now().await.map_err(unavailable)?;
         check_availability(&row, &req.transaction_id, &p.csr_hash, now)?;
         if let Some(t) = &req.template
@@ -110,15 +122,21 @@ impl PolicyService {
             (self.profile_grant(req, p, &row).await?, false)
         };
         let body = grant_body(&grant, esc1_exposed)?;
+        let events = self.grant_events(req, seen, &grant, esc1_exposed, p.signed_at);
         let outcome = self
             .store
             .reserve(
                 Some(&hash),
                 &req.transaction_id,
+                events[0]
+                    .transaction_id
+                    .as_deref()
+                    .unwrap_or(&req.transaction_id),
                 &p.csr_hash,
                 &p.spki_hash,
                 None,
                 &body,
+                &events,
             )
             .await
             .map_err(unavailable)?;
@@ -231,6 +249,7 @@ impl PolicyService {
         req: &VerifyRequest,
         p: &Parsed,
         signer_der: &[u8],
+        seen: &mut Seen,
     ) -> Result<Grant, VerifyError> {
         if X509::from_der(signer_der).is_err() {
             return Err(Rejection::SigningCertThumbprintMismatch.into());
@@ -241,6 +260,10 @@ impl PolicyService {
             .await
             .map_err(unavailable)?
             .ok_or(Rejection::SigningCertThumbprintMismatch)?;
+        seen.renews_serial = Some(cert.serial_hex.clone());
+        seen.device_id.clone_from(&cert.device_id);
+        seen.profile_id.clone_from(&cert.profile_id);
+        seen.profile_version = cert.profile_version;
         let (Some(device_id), Some(profile_id)) = (&cert.device_id, &cert.profile_id) else {
             return Err(Rejection::RenewalNotAllowed.into());
         };
@@ -279,15 +302,22 @@ impl PolicyService {
         self.check_key_holder(&p.spki_hash, Some(device_id)).await?;
         let grant = grant_from(req, &expected, device_id, profile_id, profile.version, true);
         let body = serde_json::to_string(&grant).map_err(|_| VerifyError::Unavailable)?;
+        seen.profile_version = Some(profile.version);
+        let events = self.grant_events(req, seen, &grant, false, p.signed_at);
         let outcome = self
             .store
             .reserve(
                 None,
                 &req.transaction_id,
+                events[0]
+                    .transaction_id
+                    .as_deref()
+                    .unwrap_or(&req.transaction_id),
                 &p.csr_hash,
                 &p.spki_hash,
                 Some(&cert.serial_hex),
                 &body,
+                &events,
             )
             .await
             .map_err(unavailable)?;
@@ -300,46 +330,66 @@ impl PolicyService {
     }
 
     /// Mints and stores a challenge bound to a device, a profile version and its rendering.
+    /// The challenge is delivered by the check-in `checkin_id` that minted it: both records
+    /// are written with it (docs/decisions.md #12).
     pub(crate) async fn issue_profile_challenge(
         &self,
         device_id: &str,
         profile_id: &str,
         profile_version: i64,
         expected: &Expected,
+        checkin_id: &str,
     ) -> Result<(Secret, i64), crate::error::AdminError> {
         let secret =
             Secret::generate(CHALLENGE_BYTES).map_err(|_| crate::error::AdminError::Internal)?;
         let settings = self.challenge_settings().await?;
         let hash = secret.digest();
-        let expires = self
-            .store
-            .insert_challenge(&NewChallenge {
-                hash: hash.clone(),
-                kind: "profile",
-                device_id: Some(device_id.to_string()),
-                profile_id: Some(profile_id.to_string()),
-                profile_version: Some(profile_version),
-                template: expected.template.clone(),
-                expected: serde_json::to_string(expected).ok(),
-                requester: None,
-                validity_secs: settings.profile_challenge_validity_minutes * 60,
-            })
-            .await?;
-        self.audit(
-            "challenge_issued",
-            Some(device_id),
-            Some(profile_id),
-            None,
-            Some(format!(
+        let issued = AuditEvent {
+            event: "challenge_issued".into(),
+            device_id: Some(device_id.to_string()),
+            profile_id: Some(profile_id.to_string()),
+            profile_version: Some(profile_version),
+            challenge: Some(challenge_ref(&hash)),
+            actor: Some(format!("device:{device_id}")),
+            detail: Some(format!(
                 "challenge={} version={profile_version}",
                 challenge_ref(&hash)
             )),
-        )
-        .await;
+            facts: Some(
+                serde_json::json!({ "template": expected.template, "via": "checkin" }).to_string(),
+            ),
+            ..AuditEvent::default()
+        };
+        let delivered = AuditEvent {
+            event: "checkin_delivered".into(),
+            actor: Some(format!("device:{device_id}")),
+            detail: None,
+            facts: Some(serde_json::json!({ "checkin": checkin_id }).to_string()),
+            ..issued.clone()
+        };
+        let expires = self
+            .store
+            .insert_challenge(
+                &NewChallenge {
+                    hash: hash.clone(),
+                    kind: "profile",
+                    device_id: Some(device_id.to_string()),
+                    profile_id: Some(profile_id.to_string()),
+                    profile_version: Some(profile_version),
+                    template: expected.template.clone(),
+                    expected: serde_json::to_string(expected).ok(),
+                    requester: None,
+                    validity_secs: settings.profile_challenge_validity_minutes * 60,
+                },
+                &[issued, delivered],
+            )
+            .await?;
         Ok((secret, expires))
     }
 
-    async fn notify_inner(&self, n: &Notification) -> Result<&'static str, NotifyError> {
+    /// Records the outcome with its audit record; returns a record still to write when the
+    /// notification changed nothing (a repeat).
+    async fn notify_inner(&self, n: &Notification) -> Result<Option<AuditEvent>, NotifyError> {
         let store_err = |e: StoreError| {
             tracing::error!(error = %e, "policy store unavailable");
             NotifyError::Unavailable
@@ -350,15 +400,29 @@ impl PolicyService {
             .await
             .map_err(store_err)?
             .ok_or(NotifyError::UnknownTransaction)?;
+        let client_tx = request
+            .client_transaction_id
+            .clone()
+            .unwrap_or_else(|| n.transaction_id.clone());
+        let linked = AuditEvent {
+            request_id: (client_tx != n.transaction_id).then(|| n.transaction_id.clone()),
+            transaction_id: Some(client_tx),
+            ..AuditEvent::default()
+        };
         match &n.outcome {
-            Outcome::Failed { .. } => {
+            Outcome::Failed { reason } => {
+                let failed = AuditEvent {
+                    event: "issuance_failed".into(),
+                    reason: Some(reason.chars().take(256).collect()),
+                    ..linked
+                };
                 if self
                     .store
-                    .record_failed(&n.transaction_id)
+                    .record_failed(&n.transaction_id, &failed)
                     .await
                     .map_err(store_err)?
                 {
-                    Ok("issuance_failed")
+                    Ok(None)
                 } else {
                     Err(NotifyError::Conflict)
                 }
@@ -377,6 +441,27 @@ impl PolicyService {
                 let (serial, thumb, not_after) = checked;
                 let grant: Grant =
                     serde_json::from_str(&request.grant_body).map_err(|_| NotifyError::Conflict)?;
+                let esc1 = crate::admin_path::grant_marked_esc1(&request.grant_body)
+                    .then(|| esc1_names(&grant));
+                let notified = AuditEvent {
+                    event: "challenge_consumed".into(),
+                    device_id: grant.device_id.clone(),
+                    profile_id: grant.profile_id.clone(),
+                    profile_version: grant.profile_version,
+                    serial: Some(serial.to_hex()),
+                    esc1_exposed: esc1.is_some(),
+                    detail: esc1.map(|names| format!("esc1_exposed {names}")),
+                    facts: Some(
+                        serde_json::json!({
+                            "template": grant.template,
+                            "renews_serial": request.renewal_of,
+                            "not_after": foundation::time::rfc3339(not_after),
+                            "not_after_unix": not_after,
+                        })
+                        .to_string(),
+                    ),
+                    ..linked
+                };
                 let rec = IssuedRecord {
                     transaction_id: n.transaction_id.clone(),
                     serial_hex: serial.to_hex(),
@@ -391,30 +476,24 @@ impl PolicyService {
                 let out_of_service = self.config.revocation_reasons.out_of_service();
                 let recorded = self
                     .store
-                    .record_issued(&rec, &out_of_service)
+                    .record_issued(&rec, &out_of_service, &notified)
                     .await
                     .map_err(store_err)?;
                 match recorded {
-                    IssuedOutcome::Recorded => Ok("challenge_consumed"),
+                    IssuedOutcome::Recorded => Ok(None),
                     IssuedOutcome::RecordedForRevocation(state) => {
                         // Granted before a retire, wipe or block, issued after it: revoked
-                        // (docs/decisions.md #11).
+                        // (docs/decisions.md #11), its `revocation_queued` record written with
+                        // the certificate's.
+                        tracing::info!(serial = %rec.serial_hex, state = state.as_str(), "issued to an inactive device");
                         self.outbox_wake.notify_one();
-                        self.audit(
-                            "issued_to_inactive_device",
-                            rec.device_id.as_deref(),
-                            rec.profile_id.as_deref(),
-                            Some(rec.transaction_id.as_str()),
-                            Some(format!(
-                                "serial={} state={}",
-                                rec.serial_hex,
-                                state.as_str()
-                            )),
-                        )
-                        .await;
-                        Ok("challenge_consumed")
+                        Ok(None)
                     }
-                    IssuedOutcome::AlreadyRecorded => Ok("notify_repeated"),
+                    IssuedOutcome::AlreadyRecorded => Ok(Some(AuditEvent {
+                        event: "notify_repeated".into(),
+                        serial: Some(rec.serial_hex.clone()),
+                        ..notified
+                    })),
                     IssuedOutcome::UnknownTransaction => Err(NotifyError::UnknownTransaction),
                     IssuedOutcome::Conflict => Err(NotifyError::Conflict),
                 }
@@ -530,6 +609,21 @@ impl NdesPolicy for PolicyService {
         let settings = self.challenge_settings().await.map_err(store_err)?;
         let secret = Secret::generate(CHALLENGE_BYTES).map_err(|_| ChallengeError::Unavailable)?;
         let hash = secret.digest();
+        let issued = AuditEvent {
+            event: "challenge_issued".into(),
+            challenge: Some(challenge_ref(&hash)),
+            actor: Some(req.requester.clone()),
+            detail: Some(format!(
+                "challenge={} template={} requester={}",
+                challenge_ref(&hash),
+                req.template,
+                req.requester
+            )),
+            facts: Some(
+                serde_json::json!({ "template": req.template, "via": "mscep_admin" }).to_string(),
+            ),
+            ..AuditEvent::default()
+        };
         let expires = self
             .store
             .insert_admin_challenge(
@@ -545,6 +639,7 @@ impl NdesPolicy for PolicyService {
                     validity_secs: settings.password_validity_minutes * 60,
                 },
                 settings.password_max,
+                &issued,
             )
             .await
             .map_err(store_err)?;
@@ -559,19 +654,6 @@ impl NdesPolicy for PolicyService {
             .await;
             return Err(ChallengeError::CacheFull);
         };
-        self.audit(
-            "challenge_issued",
-            None,
-            None,
-            None,
-            Some(format!(
-                "challenge={} template={} requester={}",
-                challenge_ref(&hash),
-                req.template,
-                req.requester
-            )),
-        )
-        .await;
         Ok(IssuedChallenge {
             challenge: secret,
             template: req.template,
@@ -585,49 +667,20 @@ impl NdesPolicy for PolicyService {
 
     async fn verify_request(&self, mut req: VerifyRequest) -> Result<Grant, VerifyError> {
         let facts = req.facts.take();
-        let result = self.verify_inner(&req, facts).await;
-        let tx = Some(req.transaction_id.as_str()).filter(|t| t.len() <= MAX_TRANSACTION_ID);
-        let from = format!(
-            "remote={} ua={}",
-            req.requester.remote_addr.as_deref().unwrap_or("-"),
-            req.requester.user_agent.as_deref().unwrap_or("-")
-        );
-        match &result {
-            Ok(g) => {
-                let event = if g.renewal {
-                    "renewal_verified"
-                } else {
-                    "challenge_verified"
-                };
-                let esc1 = match (tx, &g.device_id) {
-                    (Some(tx), None) if !g.renewal => self.esc1_exposure(tx).await,
-                    _ => None,
-                };
-                self.record_audit(AuditEvent {
-                    event: event.into(),
-                    device_id: g.device_id.clone(),
-                    profile_id: g.profile_id.clone(),
-                    transaction_id: tx.map(str::to_string),
-                    esc1_exposed: esc1.is_some(),
-                    detail: Some(match esc1 {
-                        Some(names) => format!("{from} esc1_exposed {names}"),
-                        None => from,
-                    }),
-                    ..AuditEvent::default()
-                })
-                .await;
+        let mut seen = Seen::default();
+        let result = self.verify_inner(&req, facts, &mut seen).await;
+        // A grant's records were written with it; a refusal changes nothing and is recorded
+        // here, naming the challenge's owner.
+        if let Err(VerifyError::Rejected(r)) = &result {
+            let detail = format!("{r} {}", decision_audit::requester_text(&req));
+            let events = [
+                decision_audit::received(&req, &seen),
+                decision_audit::rejected(&req, &seen, &r.to_string(), detail),
+            ];
+            tracing::info!(transaction_id = events[1].transaction_id.as_deref(), device_id = seen.device_id.as_deref(), reason = %r, "audit");
+            if let Err(err) = self.store.audit_all(&events).await {
+                tracing::warn!(%err, "refusal not recorded in the audit");
             }
-            Err(VerifyError::Rejected(r)) => {
-                self.audit(
-                    "request_rejected",
-                    None,
-                    None,
-                    tx,
-                    Some(format!("{r} {from}")),
-                )
-                .await;
-            }
-            Err(VerifyError::Unavailable) => {}
         }
         result
     }
@@ -645,20 +698,9 @@ impl NdesPolicy for PolicyService {
     async fn notify(&self, n: Notification) -> Result<(), NotifyError> {
         let tx = Some(n.transaction_id.as_str()).filter(|t| t.len() <= MAX_TRANSACTION_ID);
         match self.notify_inner(&n).await {
-            Ok(event) => {
-                // An issuance under an ESC1-exposed grant is marked too.
-                let esc1 = match (tx, &n.outcome) {
-                    (Some(tx), Outcome::Issued { .. }) => self.esc1_exposure(tx).await,
-                    _ => None,
-                };
-                self.record_audit(AuditEvent {
-                    event: event.into(),
-                    transaction_id: tx.map(str::to_string),
-                    esc1_exposed: esc1.is_some(),
-                    detail: esc1.map(|names| format!("esc1_exposed {names}")),
-                    ..AuditEvent::default()
-                })
-                .await;
+            Ok(None) => Ok(()),
+            Ok(Some(repeat)) => {
+                self.record_audit(repeat).await;
                 Ok(())
             }
             Err(e) => {
@@ -669,5 +711,9 @@ impl NdesPolicy for PolicyService {
                 Err(e)
             }
         }
+    }
+
+    async fn reply_sent(&self, report: ReplyReport) {
+        self.record_audit(decision_audit::reply_sent(&report)).await;
     }
 }

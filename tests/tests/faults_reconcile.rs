@@ -134,6 +134,43 @@ async fn scenario(lab: TestLab, seeder: Seeder) {
     assert_eq!(healthy.ca_certificates, 6);
     assert!(healthy.crl_number.is_some());
 
+    // I10 (docs/decisions.md #12): state changes whose records are gone (a certificate's
+    // notified, a grant's decision, a confirmed revocation), and a record naming a serial the
+    // inventory never held.
+    seeder
+        .run(
+            "policy",
+            &format!(
+                "DELETE FROM audit WHERE (event = 'challenge_consumed' AND serial = '{a}') \
+                 OR (event = 'challenge_verified' AND transaction_id = '{tx_c}') \
+                 OR (event = 'revocation_confirmed' AND serial = '{c}'); \
+                 INSERT INTO audit (at, event, serial, esc1_exposed) \
+                 VALUES (1, 'revocation_confirmed', 'dead0001', FALSE)",
+                a = cert_a.serial_hex,
+                c = cert_c.serial_hex,
+                tx_c = cert_c.transaction_id,
+            ),
+        )
+        .await;
+    let r = lab.reconcile().await.unwrap();
+    assert_found(
+        &r,
+        Invariant::I10,
+        &format!("certificate {}", cert_a.serial_hex),
+    );
+    assert_found(
+        &r,
+        Invariant::I10,
+        &format!("request {}", cert_c.transaction_id),
+    );
+    assert_found(
+        &r,
+        Invariant::I10,
+        &format!("revocation {}", cert_c.serial_hex),
+    );
+    assert_found(&r, Invariant::I10, "revocation_confirmed #");
+    assert_eq!(subjects(&r, Invariant::I10).len(), 4, "{:#?}", r.findings);
+
     // I1: the CA's audit log says it signed a serial that has no record.
     seeder
         .run(

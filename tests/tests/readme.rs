@@ -24,6 +24,27 @@ const COVERAGE: &[(&str, Check)] = &[
     ("./lab.sh", Check::Ci("./lab.sh")),
     ("./test.sh", Check::Ci("./test.sh")),
     (
+        "./lab.sh demo --data scep-lab-data",
+        Check::Test(
+            "lab/tests/trace_cli.rs",
+            "the_demo_prints_a_trace_command_that_works_against_the_served_lab",
+        ),
+    ),
+    (
+        "./lab.sh trace <transactionID> --data scep-lab-data",
+        Check::Test(
+            "lab/tests/trace_cli.rs",
+            "the_demo_prints_a_trace_command_that_works_against_the_served_lab",
+        ),
+    ),
+    (
+        "./lab.sh trace --device <deviceID> --data scep-lab-data",
+        Check::Test(
+            "lab/tests/trace_cli.rs",
+            "the_demo_prints_a_trace_command_that_works_against_the_served_lab",
+        ),
+    ),
+    (
         "./lab.sh serve --data scep-lab-data",
         Check::Test(
             "tests/tests/serve_mode.rs",

@@ -96,8 +96,10 @@ async fn due_renewal_rekeys_and_keeps_the_old_certificate(lab: &TestLab) {
     assert_eq!(inv.transaction_id, record.request_id);
     let audit = lab.audit(None).await.unwrap();
     assert!(
+        // Keyed by the client's transactionID, the request id beside it (issue 16 item 1).
         audit.iter().any(|e| e.event == "renewal_verified"
-            && e.transaction_id.as_deref() == Some(record.request_id.as_str())),
+            && e.request_id.as_deref() == Some(record.request_id.as_str())
+            && e.transaction_id.as_deref() != Some(record.request_id.as_str())),
         "{audit:?}"
     );
 

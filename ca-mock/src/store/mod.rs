@@ -4,6 +4,7 @@
 
 mod checks;
 mod plans;
+mod records;
 mod sql;
 
 use async_trait::async_trait;
@@ -160,6 +161,45 @@ pub struct ListFilter {
     pub limit: u32,
 }
 
+/// Filter for the audit trail (`GET /api/v1/records`); the filters given combine with AND,
+/// rows come oldest first (by id), `after` continues a page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// Only this serial (lowercase hex, canonical).
+    pub serial: Option<String>,
+    /// Only this request id.
+    pub request_id: Option<String>,
+    /// Only records at or after this time (unix seconds).
+    pub since: Option<i64>,
+    /// Only records before this time (unix seconds).
+    pub until: Option<i64>,
+    /// Only records with a larger id.
+    pub after: Option<i64>,
+    /// Page size (capped at [`MAX_RECORDS`]).
+    pub limit: u32,
+}
+
+/// Most audit rows one read returns.
+pub const MAX_RECORDS: u32 = 1000;
+
+/// One audit line with what the certificate it concerns adds (template, issuing right,
+/// subject, validity end); those are `None` only if the certificate row is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// The audit line.
+    pub id: i64,
+    /// Its fields.
+    pub entry: AuditEntry,
+    /// The certificate's template.
+    pub template: Option<String>,
+    /// The right it was issued under (docs/decisions.md #10).
+    pub issued_under: Option<String>,
+    /// The certificate's subject.
+    pub subject: Option<String>,
+    /// The certificate's notAfter, unix seconds.
+    pub not_after: Option<i64>,
+}
+
 /// The CA's durable state. Every write is committed before the call returns.
 #[async_trait]
 pub trait CertStore: Send + Sync + std::fmt::Debug {
@@ -194,6 +234,8 @@ pub trait CertStore: Send + Sync + std::fmt::Debug {
     async fn next_crl_number(&self) -> Result<i64, StoreError>;
     /// The most recent audit lines, newest first.
     async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// A page of the audit trail with the certificates' template, oldest first.
+    async fn records(&self, filter: &RecordFilter) -> Result<Vec<RecordRow>, StoreError>;
     /// Number of certificates recorded.
     async fn count(&self) -> Result<i64, StoreError>;
 }

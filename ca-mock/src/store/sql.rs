@@ -11,8 +11,8 @@ use sqlx::{Row, SqlSafeStr};
 
 use super::{
     AuditEntry, CertStatus, CertStore, CertificateRecord, InsertOutcome, ListFilter,
-    NewCertificate, ReleaseOutcome, RevocationReason, RevokeOutcome, RevokedEntry, StatusRecord,
-    StoreError,
+    NewCertificate, RecordFilter, RecordRow, ReleaseOutcome, RevocationReason, RevokeOutcome,
+    RevokedEntry, StatusRecord, StoreError,
 };
 
 /// The SQL store: the foundation's durable pool (SQLite WAL + `synchronous=FULL`, or
@@ -61,8 +61,8 @@ macro_rules! record_from_row {
     }};
 }
 
-fn migrator(steps: [&'static str; 2]) -> Migrator {
-    let names = ["init", "issued_under"];
+fn migrator(steps: [&'static str; 3]) -> Migrator {
+    let names = ["init", "issued_under", "audit_indexes"];
     Migrator::with_migrations(
         steps
             .into_iter()
@@ -122,10 +122,12 @@ impl SqlStore {
         let sqlite = migrator([
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_issued_under.sql"),
+            include_str!("../../migrations/sqlite/0003_audit_indexes.sql"),
         ]);
         let postgres = migrator([
             include_str!("../../migrations/postgres/0001_init.sql"),
             include_str!("../../migrations/postgres/0002_issued_under.sql"),
+            include_str!("../../migrations/postgres/0003_audit_indexes.sql"),
         ]);
         db.migrate(&sqlite, &postgres).await?;
         Ok(Self { db })
@@ -459,6 +461,10 @@ impl CertStore for SqlStore {
             }
             Ok(out)
         })
+    }
+
+    async fn records(&self, filter: &RecordFilter) -> Result<Vec<RecordRow>, StoreError> {
+        super::records::select(&self.db, filter).await
     }
 
     async fn count(&self) -> Result<i64, StoreError> {

@@ -85,6 +85,8 @@ pub const POLICY_TOKEN: &str = "policy-token-for-tests-only";
 pub const NARROW_TOKEN: &str = "narrow-token-for-tests-only";
 /// Plain mode's entitlement: the device template, without grants, without SANs.
 pub const PLAIN_TOKEN: &str = "plain-token-for-tests-only";
+/// May issue, and nothing else: not even read.
+pub const ISSUE_ONLY_TOKEN: &str = "issue-only-token-for-tests-only";
 
 pub struct TestCa {
     pub dir: tempfile::TempDir,
@@ -162,6 +164,13 @@ fn callers() -> Callers {
         )
         .unwrap()
         .plain_mode(),
+        Caller::new(
+            "issue-only",
+            &hash_token(ISSUE_ONLY_TOKEN),
+            vec!["*".to_owned()],
+            vec![Operation::Issue],
+        )
+        .unwrap(),
     ])
     .unwrap()
 }

@@ -29,6 +29,14 @@ pub(super) async fn check(
     check_pending(sources, ca, report).await?;
     check_challenges(sources, report).await?;
     check_granted(sources, ca, report).await?;
+    // I10 (docs/decisions.md #12): records written with their state changes, both ways.
+    for gap in sources.policy.trace_gaps().await? {
+        report.find(
+            Invariant::I10,
+            format!("{} {}", gap.kind, gap.subject),
+            gap.detail,
+        );
+    }
     for line in sources.policy.integrity_check().await? {
         report.find(Invariant::I8, "policy database", line);
     }

@@ -20,6 +20,7 @@
 //! | SQLite integrity_check, WAL + synchronous=FULL; CRL signed, unexpired, number not ahead of the counter | I8 |
 //! | every record's certificate passes ca-mock's RFC 5280 profile lint (`ca_mock::lint`) | P35 |
 //! | every certificate issued under a grant matches a request the policy module granted: same request id, key and template (docs/decisions.md #10) | I9 |
+//! | every state change has its audit record (a certificate its `notified`, a granted request its decision, a confirmed revocation or release its record) and no record names a serial or granted request that does not exist (docs/decisions.md #12) | I10 |
 //!
 //! I5 (a retransmission returns the same certificate) is a property of live traffic: the fault
 //! tests check it by retrying, then run this reconciler.
@@ -38,7 +39,7 @@ use anyhow::{Context, Result};
 
 use crate::Databases;
 
-/// One of the invariants I1-I9, or the output hygiene of every certificate (P35).
+/// One of the invariants I1-I10, or the output hygiene of every certificate (P35).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Invariant {
     /// Every signed certificate has a durable record.
@@ -59,6 +60,9 @@ pub enum Invariant {
     I8,
     /// The CA issued only what the policy module granted (docs/decisions.md #10).
     I9,
+    /// Each state change has its audit record and each record its state change
+    /// (docs/decisions.md #12).
+    I10,
     /// Every issued certificate is lint-clean against the CA's RFC 5280 profile (reliability
     /// catalogue P35: serial, NotBefore backdate, issuer/AKI, extensions, key usage).
     P35,
@@ -153,7 +157,7 @@ impl Report {
             writeln!(out, "VIOLATION {f}")?;
         }
         if self.is_clean() {
-            writeln!(out, "reconcile OK: I1-I4, I6-I9 and P35 hold")
+            writeln!(out, "reconcile OK: I1-I4, I6-I10 and P35 hold")
         } else {
             writeln!(
                 out,

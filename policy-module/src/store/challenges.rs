@@ -7,7 +7,7 @@
 use sqlx::Row;
 
 use super::inventory::{OutOfService, device_state_sql};
-use super::{Store, on_db};
+use super::{AuditEvent, Store, on_db};
 use crate::error::StoreError;
 use crate::model::{CertStatus, DeviceState, IssuedCert};
 
@@ -55,6 +55,9 @@ pub struct RequestRow {
     pub renewal_of: Option<String>,
     pub grant_body: String,
     pub state: String,
+    /// The client's transactionID (differs from `transaction_id`, the request id, for a
+    /// renewal); none for requests granted before it was kept.
+    pub client_transaction_id: Option<String>,
 }
 
 /// Result of trying to reserve a challenge or record a request.
@@ -123,7 +126,7 @@ pub(super) const CHALLENGE_BY_HASH: &str = "SELECT hash, kind, device_id, profil
 
 /// A request by its SCEP transactionID (retransmissions).
 pub(super) const REQUEST_BY_TRANSACTION_ID: &str = "SELECT transaction_id, csr_hash, spki_hash, challenge_hash, renewal_of, \
-     grant_body, state FROM requests WHERE transaction_id = $1";
+     grant_body, state, client_transaction_id FROM requests WHERE transaction_id = $1";
 
 /// Reserves a challenge for one request (by digest).
 pub(super) const RESERVE_CHALLENGE: &str = "UPDATE challenges SET reserved_tx = $2, reserved_csr = $3, \
@@ -171,11 +174,17 @@ pub enum IssuedOutcome {
 const ADMIN_MINT_LOCK: i64 = 0x7363_6570_4144_4d4e;
 
 impl Store {
-    /// Stores a new challenge; `created_at`/`expires_at` come from the store's clock.
-    pub async fn insert_challenge(&self, c: &NewChallenge) -> Result<i64, StoreError> {
+    /// Stores a new challenge and its audit records (minted, delivered) in one transaction;
+    /// `created_at`/`expires_at` come from the store's clock.
+    pub async fn insert_challenge(
+        &self,
+        c: &NewChallenge,
+        events: &[AuditEvent],
+    ) -> Result<i64, StoreError> {
         let now = self.now().await?;
         let expires = now.saturating_add(c.validity_secs);
-        on_db!(&self.db, |pool, _b| {
+        on_db!(&self.db, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
                 "INSERT INTO challenges (hash, kind, device_id, profile_id, profile_version, \
                  template, expected, requester, created_at, expires_at) \
@@ -191,9 +200,12 @@ impl Store {
             .bind(&c.requester)
             .bind(now)
             .bind(expires)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            .execute(&mut *tx)
+            .await?;
+            for e in events {
+                audit_in!(tx, e, now);
+            }
+            tx.commit().await?;
         });
         Ok(expires)
     }
@@ -204,6 +216,7 @@ impl Store {
         &self,
         c: &NewChallenge,
         max: i64,
+        issued: &AuditEvent,
     ) -> Result<Option<i64>, StoreError> {
         let now = self.now().await?;
         let expires = now.saturating_add(c.validity_secs);
@@ -240,6 +253,7 @@ impl Store {
                 .bind(expires)
                 .execute(&mut *tx)
                 .await?;
+                audit_in!(tx, issued, now);
                 tx.commit().await?;
                 true
             }
@@ -268,7 +282,8 @@ impl Store {
     }
 
     /// Atomically reserves the challenge `hash` for (`tx_id`, `csr_hash`) and records the
-    /// granted request. With `hash = None` (renewal) only the request is recorded.
+    /// granted request with its audit records (`granted`: the request received and the
+    /// grant). With `hash = None` (renewal) only the request is recorded.
     /// Exactly one of several concurrent different requests wins; the same request again
     /// (retransmission) gets the stored grant.
     #[allow(clippy::too_many_arguments)]
@@ -276,10 +291,12 @@ impl Store {
         &self,
         hash: Option<&[u8]>,
         tx_id: &str,
+        client_tx_id: &str,
         csr_hash: &[u8],
         spki_hash: &[u8],
         renewal_of: Option<&str>,
         grant_body: &str,
+        granted: &[AuditEvent],
     ) -> Result<ReserveOutcome, StoreError> {
         let now = self.now().await?;
         Ok(on_db!(&self.db, |pool, begin| {
@@ -301,8 +318,9 @@ impl Store {
             } else {
                 sqlx::query(
                     "INSERT INTO requests (transaction_id, csr_hash, spki_hash, challenge_hash, \
-                     renewal_of, grant_body, state, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'granted', $7, $7) \
+                     renewal_of, grant_body, state, created_at, updated_at, \
+                     client_transaction_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'granted', $7, $7, $8) \
                      ON CONFLICT (transaction_id) DO NOTHING",
                 )
                 .bind(tx_id)
@@ -312,6 +330,7 @@ impl Store {
                 .bind(renewal_of)
                 .bind(grant_body)
                 .bind(now)
+                .bind(client_tx_id)
                 .execute(&mut *tx)
                 .await?;
                 let row = sqlx::query(
@@ -334,6 +353,9 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                    for e in granted {
+                        audit_in!(tx, e, now);
+                    }
                     tx.commit().await?;
                     ReserveOutcome::Granted(body)
                 }
@@ -353,6 +375,7 @@ impl Store {
         &self,
         rec: &IssuedRecord,
         out_of_service: &OutOfService<'_>,
+        notified: &AuditEvent,
     ) -> Result<IssuedOutcome, StoreError> {
         let now = self.now().await?;
         let read_state = device_state_sql(self.is_postgres(), false);
@@ -432,11 +455,13 @@ impl Store {
                     .await?
                     .rows_affected();
                     if inserted == 1 {
+                        audit_in!(tx, notified, now);
                         let outcome = match revoke {
                             None => IssuedOutcome::Recorded,
                             Some((state, (reason, cause))) => {
                                 let device = rec.device_id.as_deref();
-                                enqueue!(tx, &rec.serial_hex, reason, device, cause, now);
+                                let by = "policy-module";
+                                enqueue!(tx, &rec.serial_hex, reason, device, cause, by, now);
                                 IssuedOutcome::RecordedForRevocation(state)
                             }
                         };
@@ -453,19 +478,29 @@ impl Store {
 
     /// Marks a granted request failed (Notify failure). The challenge stays reserved for that
     /// same request, which may be retried; returns false for an unknown or issued request.
-    pub async fn record_failed(&self, tx_id: &str) -> Result<bool, StoreError> {
+    pub async fn record_failed(
+        &self,
+        tx_id: &str,
+        failed: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         let now = self.now().await?;
-        Ok(on_db!(&self.db, |pool, _b| {
-            sqlx::query(
+        Ok(on_db!(&self.db, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
+            let done = sqlx::query(
                 "UPDATE requests SET state = 'failed', updated_at = $2 \
                  WHERE transaction_id = $1 AND state <> 'issued'",
             )
             .bind(tx_id)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
-                == 1
+                == 1;
+            if done {
+                audit_in!(tx, failed, now);
+            }
+            tx.commit().await?;
+            done
         }))
     }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{Store, on_db};
+use super::{AuditEvent, Store, on_db};
 use crate::error::StoreError;
 use crate::model::{Device, DeviceState, Group, Profile, ProfileSpec};
 
@@ -307,9 +307,12 @@ impl Store {
     /// Moves a device from one of `from` to `to`; with `revoke = Some((reason, cause))` every
     /// issued certificate of the device is marked revoking and queued in the outbox, with
     /// `release = Some(cause)` its held certificates are queued for release, and with
-    /// `command` a device command is queued, all in one transaction. The device row is read
-    /// locked, so a Notify recording a certificate of this device commits either before (and
-    /// its certificate is revoked here) or after (and queues its own revocation).
+    /// `command` a device command is queued, all in one transaction with their audit records
+    /// (`event`, the transition's, gets the number queued; each serial its own, by `actor`).
+    /// The device row is read locked, so a Notify recording a certificate of this device
+    /// commits either before (and its certificate is revoked here) or after (and queues its
+    /// own revocation).
+    #[allow(clippy::too_many_arguments)]
     pub async fn transition_device(
         &self,
         id: &str,
@@ -318,6 +321,8 @@ impl Store {
         revoke: Option<(&str, &str)>,
         release: Option<&str>,
         command: Option<&str>,
+        actor: &str,
+        event: &AuditEvent,
     ) -> Result<Transition, StoreError> {
         let now = self.now().await?;
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
@@ -349,7 +354,7 @@ impl Store {
                             .fetch_all(&mut *tx)
                             .await?;
                         for serial in &serials {
-                            enqueue!(tx, serial, reason, Some(id), cause, now);
+                            enqueue!(tx, serial, reason, Some(id), cause, actor, now);
                         }
                         queued = serials;
                     }
@@ -359,7 +364,7 @@ impl Store {
                             .fetch_all(&mut *tx)
                             .await?;
                         for serial in &serials {
-                            enqueue_release!(tx, serial, Some(id), cause, now);
+                            enqueue_release!(tx, serial, Some(id), cause, actor, now);
                         }
                         queued.extend(serials);
                     }
@@ -375,6 +380,19 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     }
+                    let done = AuditEvent {
+                        detail: Some(format!(
+                            "{}={}",
+                            if release.is_some() {
+                                "releases_queued"
+                            } else {
+                                "revocations_queued"
+                            },
+                            queued.len()
+                        )),
+                        ..event.clone()
+                    };
+                    audit_in!(tx, &done, now);
                     tx.commit().await?;
                     Transition::Done { queued }
                 }
@@ -390,6 +408,7 @@ impl Store {
         device_id: &str,
         reason: &str,
         cause: &str,
+        actor: &str,
     ) -> Result<Vec<String>, StoreError> {
         let now = self.now().await?;
         let sql = format!(
@@ -407,7 +426,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
             for serial in &serials {
-                enqueue!(tx, serial, reason, Some(device_id), cause, now);
+                enqueue!(tx, serial, reason, Some(device_id), cause, actor, now);
             }
             tx.commit().await?;
             serials

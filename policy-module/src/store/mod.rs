@@ -4,9 +4,19 @@
 //! `synchronous=FULL`, or PostgreSQL; `on_db!` expands each query once per backend). On
 //! PostgreSQL the database clock is "now".
 
-/// Inserts one outbox entry inside the caller's transaction (a macro: it expands per backend).
+/// Inserts one outbox entry inside the caller's transaction (a macro: it expands per backend),
+/// with its `revocation_queued` audit row.
 macro_rules! enqueue {
-    ($tx:expr, $serial:expr, $reason:expr, $device:expr, $cause:expr, $now:expr) => {
+    ($tx:expr, $serial:expr, $reason:expr, $device:expr, $cause:expr, $actor:expr, $now:expr) => {{
+        audit_queued!(
+            $tx,
+            "revocation_queued",
+            $serial,
+            $reason,
+            $cause,
+            $actor,
+            $now
+        );
         sqlx::query(
             "INSERT INTO outbox (serial, reason, device_id, cause, state, attempts, \
              next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
@@ -18,12 +28,91 @@ macro_rules! enqueue {
         .bind($now)
         .execute(&mut *$tx)
         .await?
-    };
+    }};
 }
 
-/// Queues the release of a certificateHold inside the caller's transaction.
+/// Appends an audit record inside the caller's transaction, so the record and the state change
+/// it describes commit or roll back together (docs/decisions.md #12).
+macro_rules! audit_in {
+    ($tx:expr, $e:expr, $now:expr) => {{
+        let e: &$crate::store::AuditEvent = $e;
+        sqlx::query($crate::store::outbox::AUDIT_INSERT)
+            .bind($now)
+            .bind(&e.event)
+            .bind(&e.device_id)
+            .bind(&e.profile_id)
+            .bind(&e.transaction_id)
+            .bind(&e.detail)
+            .bind(e.esc1_exposed)
+            .bind(&e.request_id)
+            .bind(e.profile_version)
+            .bind(&e.serial)
+            .bind(&e.challenge)
+            .bind(&e.actor)
+            .bind(&e.reason)
+            .bind(&e.facts)
+            .bind(&e.source)
+            .execute(&mut *$tx)
+            .await?
+    }};
+}
+
+/// Appends an audit record about a certificate inside the caller's transaction: what the
+/// record leaves empty of device, profile, version, request id and the client's
+/// transactionID is taken from the certificate `e.serial` names.
+macro_rules! audit_serial {
+    ($tx:expr, $e:expr, $now:expr) => {{
+        let e: &$crate::store::AuditEvent = $e;
+        sqlx::query($crate::store::outbox::AUDIT_INSERT_FOR_SERIAL)
+            .bind($now)
+            .bind(&e.event)
+            .bind(&e.device_id)
+            .bind(&e.profile_id)
+            .bind(&e.transaction_id)
+            .bind(&e.detail)
+            .bind(e.esc1_exposed)
+            .bind(&e.request_id)
+            .bind(e.profile_version)
+            .bind(&e.serial)
+            .bind(&e.challenge)
+            .bind(&e.actor)
+            .bind(&e.reason)
+            .bind(&e.facts)
+            .bind(&e.source)
+            .execute(&mut *$tx)
+            .await?
+    }};
+}
+
+/// Records, in the caller's transaction, that `serial` was queued to be revoked
+/// (`revocation_queued`) or released (`release_queued`): by whom, why, for which action.
+macro_rules! audit_queued {
+    ($tx:expr, $kind:expr, $serial:expr, $reason:expr, $cause:expr, $actor:expr, $now:expr) => {{
+        let e = $crate::store::AuditEvent {
+            event: $kind.to_string(),
+            serial: Some($serial.to_string()),
+            reason: Some($reason.to_string()),
+            actor: Some($actor.to_string()),
+            facts: Some(serde_json::json!({ "action": $cause }).to_string()),
+            ..$crate::store::AuditEvent::default()
+        };
+        audit_serial!($tx, &e, $now)
+    }};
+}
+
+/// Queues the release of a certificateHold inside the caller's transaction, with its
+/// `release_queued` audit row.
 macro_rules! enqueue_release {
-    ($tx:expr, $serial:expr, $device:expr, $cause:expr, $now:expr) => {
+    ($tx:expr, $serial:expr, $device:expr, $cause:expr, $actor:expr, $now:expr) => {{
+        audit_queued!(
+            $tx,
+            "release_queued",
+            $serial,
+            "certificateHold",
+            $cause,
+            $actor,
+            $now
+        );
         sqlx::query(
             "INSERT INTO outbox (kind, serial, reason, device_id, cause, state, attempts, \
              next_attempt_at, created_at) VALUES ('release', $1, 'certificateHold', $2, $3, \
@@ -35,7 +124,7 @@ macro_rules! enqueue_release {
         .bind($now)
         .execute(&mut *$tx)
         .await?
-    };
+    }};
 }
 
 mod challenges;
@@ -44,6 +133,7 @@ mod name_policies;
 mod outbox;
 mod plans;
 mod reconcile;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +151,7 @@ pub use name_policies::NamePolicyRow;
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
 pub use plans::LookupPlan;
 pub use reconcile::{AuditCert, AuditChallenge, AuditRequest, SqliteDurability};
+pub use trace::TraceGap;
 
 use crate::error::StoreError;
 use foundation::clock::Clock;

@@ -73,7 +73,52 @@ pub struct AuditEvent {
     /// `enrollee_supplies_subject` flag (AD CS ESC1).
     #[serde(default)]
     pub esc1_exposed: bool,
+    /// ndes-proxy's request id when it is not the client's transactionID (a renewal's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_version: Option<i64>,
+    /// Serial, lowercase hex, of the certificate concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// The challenge's reference (`challenge_ref`, never the value): links a challenge's
+    /// minting and delivery to the request that used it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// Who asked: `device:<id>`, an admin, an NDES requester, an ndes-proxy instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The named reason of a refusal or revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// JSON object of further facts (never a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<String>,
+    /// `ndes-proxy` for what ndes-proxy reported; none for the policy module's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
+
+/// Every column of an audit row, in [`AuditEvent`]'s order.
+pub(super) const AUDIT_COLUMNS: &str = "id, at, event, device_id, profile_id, transaction_id, \
+     detail, esc1_exposed, request_id, profile_version, serial, challenge, actor, reason, facts, \
+     source";
+
+/// Inserts one audit row (`audit_in!` binds it inside the caller's transaction).
+pub(super) const AUDIT_INSERT: &str = "INSERT INTO audit (at, event, device_id, profile_id, \
+     transaction_id, detail, esc1_exposed, request_id, profile_version, serial, challenge, \
+     actor, reason, facts, source) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+
+/// [`AUDIT_INSERT`] with the empty links filled from the certificate `$10` names.
+pub(super) const AUDIT_INSERT_FOR_SERIAL: &str = "INSERT INTO audit (at, event, device_id, \
+     profile_id, transaction_id, detail, esc1_exposed, request_id, profile_version, serial, \
+     challenge, actor, reason, facts, source) \
+     SELECT $1, $2, COALESCE($3, c.device_id), COALESCE($4, c.profile_id), \
+     COALESCE($5, r.client_transaction_id, c.transaction_id), $6, $7, \
+     COALESCE($8, c.transaction_id), COALESCE($9, c.profile_version), $10, $11, $12, $13, $14, \
+     $15 FROM (SELECT 1 AS one) o LEFT JOIN certificates c ON c.serial = $10 \
+     LEFT JOIN requests r ON r.transaction_id = c.transaction_id";
 
 impl Store {
     /// Leases up to `limit` due pending entries for `lease_secs` (so two instances do not
@@ -107,6 +152,7 @@ impl Store {
         id: i64,
         serial: &str,
         revoked_at: i64,
+        done: &AuditEvent,
     ) -> Result<(), StoreError> {
         let now = self.now().await?;
         on_db!(&self.db, |pool, begin| {
@@ -128,6 +174,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            audit_serial!(tx, done, now);
             tx.commit().await?;
         });
         Ok(())
@@ -135,7 +182,12 @@ impl Store {
 
     /// The CA released the hold (or the certificate was not held): good again, unless a
     /// later block queued its revocation meanwhile.
-    pub async fn release_done(&self, id: i64, serial: &str) -> Result<(), StoreError> {
+    pub async fn release_done(
+        &self,
+        id: i64,
+        serial: &str,
+        done: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let now = self.now().await?;
         on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
@@ -154,6 +206,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            audit_serial!(tx, done, now);
             tx.commit().await?;
         });
         Ok(())
@@ -165,7 +218,9 @@ impl Store {
         id: i64,
         serial: &str,
         error: &str,
+        failed: &AuditEvent,
     ) -> Result<(), StoreError> {
+        let now = self.now().await?;
         on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
@@ -187,6 +242,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            audit_serial!(tx, failed, now);
             tx.commit().await?;
         });
         Ok(())
@@ -284,26 +340,23 @@ impl Store {
         }))
     }
 
-    /// Appends an audit record.
-    pub async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+    /// Appends audit records that record no state change of their own (a refusal, what
+    /// ndes-proxy reported), together in one transaction.
+    pub async fn audit_all(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let now = self.now().await?;
-        on_db!(&self.db, |pool, _b| {
-            sqlx::query(
-                "INSERT INTO audit (at, event, device_id, profile_id, transaction_id, detail, \
-                 esc1_exposed) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(now)
-            .bind(&e.event)
-            .bind(&e.device_id)
-            .bind(&e.profile_id)
-            .bind(&e.transaction_id)
-            .bind(&e.detail)
-            .bind(e.esc1_exposed)
-            .execute(pool)
-            .await?
-            .rows_affected()
+        on_db!(&self.db, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
+            for e in events {
+                audit_in!(tx, e, now);
+            }
+            tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Appends one audit record (see [`Self::audit_all`]).
+    pub async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        self.audit_all(std::slice::from_ref(e)).await
     }
 
     /// The latest audit records, newest first, optionally for one device.
@@ -313,11 +366,10 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(on_db!(&self.db, |pool, _b| {
-            sqlx::query_as::<_, AuditEvent>(
-                "SELECT id, at, event, device_id, profile_id, transaction_id, detail, esc1_exposed \
-                 FROM audit \
-                 WHERE ($1 IS NULL OR device_id = $1) ORDER BY id DESC LIMIT $2",
-            )
+            sqlx::query_as::<_, AuditEvent>(sqlx::AssertSqlSafe(format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit \
+                 WHERE ($1 IS NULL OR device_id = $1) ORDER BY id DESC LIMIT $2"
+            )))
             .bind(device_id)
             .bind(limit)
             .fetch_all(pool)

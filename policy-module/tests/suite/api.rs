@@ -396,7 +396,7 @@ async fn remote_policy_client_speaks_the_contract_over_http() {
         signer_cert_der: None,
         requester: RequesterInfo {
             remote_addr: Some("127.0.0.1".into()),
-            user_agent: None,
+            ..RequesterInfo::default()
         },
     };
     let grant = remote

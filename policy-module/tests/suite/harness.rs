@@ -88,6 +88,27 @@ impl Harness {
         }
     }
 
+    /// Runs one statement without parameters (DDL: fault injection).
+    pub async fn ddl(&self, sql: &'static str) {
+        match &self.backend {
+            Backend::Sqlite { dir } => {
+                let pool = sqlx::SqlitePool::connect(&format!(
+                    "sqlite://{}",
+                    dir.path().join("policy.db").display()
+                ))
+                .await
+                .unwrap();
+                sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Backend::Postgres { url, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
     /// Moves time forward: the manual clock on SQLite; on PostgreSQL (database clock) the
     /// stored times move back instead.
     pub async fn advance(&self, secs: i64) {

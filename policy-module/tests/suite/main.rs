@@ -16,6 +16,7 @@ mod payloads;
 mod pki;
 mod profile_warnings;
 mod secrets;
+mod trace;
 mod verify;
 
 /// Runs `async fn $name(h: Harness)` on both backends as `$name::sqlite` and `$name::postgres`.

@@ -15,6 +15,7 @@ use foundation::names::{NameAttr, San};
 
 mod audit;
 mod init;
+mod records;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,6 +75,32 @@ enum Command {
         /// Most rows.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+    },
+    /// Show the CA's records (issued, revoked, held, released), oldest first; changes nothing.
+    Records {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this serial (hex).
+        #[arg(long)]
+        serial: Option<String>,
+        /// Only this request id (SCEP transactionID).
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Only records at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only records after this record id (paging).
+        #[arg(long)]
+        after: Option<i64>,
+        /// Most records (at most 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Print the `RecordList` JSON the HTTP API answers.
+        #[arg(long)]
+        json: bool,
     },
     /// Regenerate the CRL now and write it (DER) to the configured file or --out.
     Crl {
@@ -263,6 +290,26 @@ async fn run(command: Command) -> Result<ExitCode> {
                     r.cert.subject
                 );
             }
+        }
+        Command::Records {
+            config,
+            serial,
+            request_id,
+            since,
+            until,
+            after,
+            limit,
+            json,
+        } => {
+            let query = ca_api::wire::RecordQuery {
+                serial,
+                request_id,
+                since,
+                until,
+                after,
+                limit,
+            };
+            records::records(&config.config, &query, json).await?;
         }
         Command::Crl { config, out } => {
             let state = open(&config.config).await?;
