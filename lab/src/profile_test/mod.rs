@@ -21,6 +21,8 @@
 pub mod cert;
 pub mod exposure;
 pub mod findings;
+#[cfg(test)]
+mod findings_tests;
 pub mod html;
 pub mod report;
 pub mod require;
@@ -35,7 +37,7 @@ use policy_module::model::{DeviceSpec, Platform, ProfileSpec};
 pub use findings::Severity;
 pub use report::Report;
 pub use require::Requirement;
-use runner::{LintEntry, ProfileInput, Target};
+use runner::{ProfileInput, Target};
 
 /// Exit status: no finding at or above `--fail-on`.
 pub const EXIT_PASS: u8 = 0;
@@ -197,19 +199,12 @@ async fn ephemeral(
 }
 
 /// The CA's own lint over the issued certificate, at the time the CA recorded issuing it.
-async fn lint(lab: &crate::Lab, outcome: &runner::Outcome) -> Option<Vec<LintEntry>> {
+async fn lint(lab: &crate::Lab, outcome: &runner::Outcome) -> Option<Vec<runner::LintEntry>> {
     let issued = outcome.enrollment.as_ref().ok()?;
     let record = lab.ca().get(&issued.cert.serial).await.ok()?;
-    Some(
-        lab.ca()
-            .lint(&issued.der, record.cert.issued_at)
-            .into_iter()
-            .map(|v| LintEntry {
-                check: format!("{:?}", v.check),
-                detail: v.detail,
-            })
-            .collect(),
-    )
+    Some(runner::lint_entries(
+        lab.ca().lint(&issued.der, record.cert.issued_at),
+    ))
 }
 
 /// A file holding settings, or (with a running lab) a stored profile's id.

@@ -55,6 +55,17 @@ pub struct LintEntry {
     pub detail: String,
 }
 
+/// The CA's lint violations as the report lists them.
+pub fn lint_entries(violations: Vec<ca_mock::lint::Violation>) -> Vec<LintEntry> {
+    violations
+        .into_iter()
+        .map(|v| LintEntry {
+            check: format!("{:?}", v.check),
+            detail: v.detail,
+        })
+        .collect()
+}
+
 /// What the device ended with.
 #[derive(Debug, Clone, Serialize)]
 pub struct Issued {
