@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::admin::Lifecycle;
 use crate::checkin::StatusReport;
 use crate::error::{AdminError, ChallengeError, NotifyError, VerifyError};
+use crate::intune::routes as intune;
 use crate::model::{DeviceSpec, DeviceState, Group, ProfileSpec};
 use crate::name_policy::NamePolicy;
 use crate::payload;
@@ -35,6 +36,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/profiles"),
     ("post", "/api/v1/profiles"),
     ("post", "/api/v1/profiles/preview"),
+    ("post", "/api/v1/profiles/import"),
+    ("get", "/api/v1/profiles/{id}/export"),
     ("get", "/api/v1/profiles/{id}"),
     ("put", "/api/v1/profiles/{id}"),
     ("get", "/api/v1/profiles/{id}/versions"),
@@ -79,11 +82,20 @@ pub struct ApiState {
     pub ndes_token: Secret,
 }
 
+/// The Intune import/export routes (`crate::intune::routes`) take the service alone.
+impl axum::extract::FromRef<ApiState> for PolicyService {
+    fn from_ref(state: &ApiState) -> Self {
+        state.service.clone()
+    }
+}
+
 /// The router.
 pub fn router(state: ApiState) -> Router {
     let admin = Router::new()
         .route("/api/v1/profiles", get(list_profiles).post(create_profile))
         .route("/api/v1/profiles/preview", post(preview_profile))
+        .route("/api/v1/profiles/import", post(intune::import_profile))
+        .route("/api/v1/profiles/{id}/export", get(intune::export_profile))
         .route(
             "/api/v1/profiles/{id}",
             get(get_profile).put(update_profile),

@@ -12,6 +12,7 @@
 //! - `admin_path`, `name_policy`: the mscep_admin path's templates and their name policies
 //!   (which subject and SANs a CSR under an admin challenge may carry; ESC1 only by flag).
 //! - `outbox`: revocation delivery to the CA (`Revoker`, `HttpRevoker`, `OutboxWorker`).
+//! - `intune`: Intune (Graph) SCEP profile documents in and out, and their admin routes.
 //! - `payload`: SyncML (ClientCertificateInstall CSP) and Apple .mobileconfig.
 //! - `store`: SQLite or PostgreSQL behind one SQL text; `api`: axum router and `serve`.
 //! - `config`: the `policy-module serve --config FILE` TOML (sample: `policy-module.sample.toml`).
@@ -26,6 +27,7 @@ pub mod format;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod grant;
+pub mod intune;
 pub mod model;
 pub mod name_policy;
 pub mod outbox;

@@ -6,6 +6,7 @@ mod cross_site;
 use testkit::der;
 mod fake_ca;
 mod harness;
+mod intune;
 mod key_reuse;
 mod lifecycle;
 mod lifecycle_hold;
