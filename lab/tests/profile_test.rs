@@ -294,3 +294,73 @@ fn the_html_page_is_self_contained_and_escapes_a_hostile_subject() {
     }
     assert!(!html.contains("<link") && !html.contains("@import"));
 }
+
+#[test]
+fn an_intune_export_is_imported_and_tested() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../policy-module/testdata/intune/ios.json");
+    let json = dir.path().join("report.json");
+    let out = scep_lab(&["profile", "test", doc, "--json", json.to_str().unwrap()]);
+    let stdout = out.stdout_str();
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", out.stderr_str());
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["profile"]["source"], "Intune ios profile");
+    assert!(!r["profile"]["unmodelled"].as_array().unwrap().is_empty());
+    let run = Run {
+        code: out.status.code(),
+        stdout,
+        report: r,
+        html: String::new(),
+    };
+    has(&run, "import.unmodelled", "info");
+    let subject = run.report["certificate"]["cert"]["subject_text"].as_str().unwrap();
+    assert!(subject.contains("SERIALNUMBER=PT-0001"), "{subject}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = scep_lab::Lab::start(scep_lab::LabOptions::new(&dir.path().join("lab")))
+        .await
+        .unwrap();
+    let mut spec = profile("IPSECIntermediateOffline", json!({}));
+    spec["scep_server_urls"] = json!([lab.scep_url()]);
+    spec["ca_thumbprint"] = lab.root_fingerprint().into();
+    let spec = serde_json::from_value(spec).unwrap();
+    lab.policy().create_profile("wifi", spec).await.unwrap();
+    let json = dir.path().join("report.json");
+    let args: Vec<String> = vec![
+        "profile".into(),
+        "test".into(),
+        "wifi".into(),
+        "--lab".into(),
+        lab.policy_url(),
+        "--ca-url".into(),
+        lab.ca_url(),
+        "--scep-url".into(),
+        lab.scep_url(),
+        "--secrets".into(),
+        lab.data_dir().join("secrets").to_str().unwrap().into(),
+        "--json".into(),
+        json.to_str().unwrap().into(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        scep_lab(&refs)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", out.stdout_str(), out.stderr_str());
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["profile"]["source"], "profile wifi");
+    assert_eq!(r["lab"], lab.policy_url());
+    assert_eq!(r["certificate"]["chain_verified"], "verified");
+    let device = r["device"]["id"].as_str().unwrap();
+    assert!(
+        lab.policy().device_view(device).await.is_err(),
+        "the test device is deleted afterwards"
+    );
+    let stored = lab.policy().store().get_profile("wifi").await.unwrap().unwrap();
+    assert_eq!(stored.version, 1, "the stored profile is not changed");
+    lab.shutdown().await;
+}

@@ -77,6 +77,7 @@ fn weak_and_foreign_certificates_are_found_with_the_cas_lint() {
             validity_days: 365,
         }),
         spec,
+        unmodelled: Vec::new(),
         device: DeviceSpec {
             id: None,
             name: "DEV-1".into(),

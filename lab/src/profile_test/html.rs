@@ -79,6 +79,9 @@ pub fn render(r: &Report) -> String {
         (None, Some(e)) => row(&mut h, "Does not render", e),
         (None, None) => row(&mut h, "Rendering", "not rendered"),
     }
+    for w in &r.rendering.warnings {
+        row(&mut h, &format!("Template differs on {}", w.field), &w.effect);
+    }
     h.push_str("</table>");
     h.push_str("<h2>Certificate</h2>");
     match (&r.certificate, &r.enrollment_error) {

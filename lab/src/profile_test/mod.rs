@@ -49,8 +49,10 @@ pub const EXIT_ERROR: u8 = 2;
 /// `scep-lab profile test`.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    /// A scep-lab profile JSON file (the settings of `POST /api/v1/profiles`), or with
-    /// `--lab` the id of a profile stored in that lab.
+    /// An Intune SCEP certificate profile exported from Graph (JSON with `@odata.type`), a
+    /// scep-lab profile JSON file (the settings of `POST /api/v1/profiles`), or with `--lab`
+    /// the id of a profile stored in that lab. A file's SCEP URL and root are replaced by the
+    /// lab's.
     pub profile: String,
     /// The device's name ({{DeviceName}}).
     #[arg(long, default_value = "PROFTEST-01")]
@@ -101,6 +103,13 @@ pub struct TestArgs {
     /// The running lab's secrets directory (policy-admin.token, ca-policy.token).
     #[arg(long, default_value = "scep-lab-data/secrets", requires = "lab")]
     pub secrets: PathBuf,
+    /// The running lab's SCEP URL (a profile from a file is pointed at it).
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080/certsrv/mscep/mscep.dll",
+        requires = "lab"
+    )]
+    pub scep_url: String,
 }
 
 /// Runs the test, prints the text report to `out`, writes the files asked for, and returns
@@ -153,7 +162,7 @@ pub async fn run(args: &TestArgs) -> Result<Report> {
         ca_url: args.ca_url.clone(),
         admin_token: read_token(&args.secrets.join("policy-admin.token"))?,
         ca_token: read_token(&args.secrets.join("ca-policy.token"))?,
-        pin: None,
+        pin: Some((args.scep_url.clone(), root_sha256(&args.ca_url).await?)),
     };
     let outcome = runner::run(&target, input, device, args.template.clone(), work.path()).await?;
     if let Err(e) = runner::clean_up(&target, &outcome.device_id).await {
@@ -213,7 +222,12 @@ fn profile_input(profile: &str, running_lab: bool) -> Result<ProfileInput> {
     if path.is_file() {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let spec: ProfileSpec = serde_json::from_str(&text)
+        let doc: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not JSON", path.display()))?;
+        if doc.get("@odata.type").is_some() {
+            return Ok(ProfileInput::Intune(Box::new(doc)));
+        }
+        let spec: ProfileSpec = serde_json::from_value(doc)
             .with_context(|| format!("{}: not scep-lab profile settings", path.display()))?;
         return Ok(ProfileInput::Spec(Box::new(spec)));
     }
@@ -236,6 +250,25 @@ fn device_spec(args: &TestArgs) -> Result<DeviceSpec> {
         aad_device_id: args.aad_device_id.clone(),
         user_name: args.user_name.clone(),
     })
+}
+
+/// SHA-256 of the root certificate the running lab's ca-mock serves.
+async fn root_sha256(ca_url: &str) -> Result<String> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let der = http
+        .get(format!("{}/ca/root.crt", ca_url.trim_end_matches('/')))
+        .send()
+        .await
+        .context("fetching the root certificate from ca-mock")?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let root = openssl::x509::X509::from_der(&der).context("ca-mock's root certificate")?;
+    Ok(hex::encode(
+        root.digest(openssl::hash::MessageDigest::sha256())?,
+    ))
 }
 
 fn read_token(path: &Path) -> Result<Secret> {

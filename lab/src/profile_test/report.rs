@@ -4,6 +4,7 @@ use std::io::Write;
 
 use ca_api::template::TemplateInfo;
 use foundation::names::subject_text;
+use policy_module::intune::Unmodelled;
 use policy_module::model::{DeviceSpec, ProfileSpec};
 use policy_module::render::Expected;
 use policy_module::template_check::ProfileWarning;
@@ -58,6 +59,8 @@ pub struct ProfilePart {
     pub source: String,
     /// The settings.
     pub settings: ProfileSpec,
+    /// Properties of an imported Intune document not carried into the settings.
+    pub unmodelled: Vec<Unmodelled>,
 }
 
 /// The device part.
@@ -101,6 +104,15 @@ impl Report {
         let requirements: Vec<RequirementResult> =
             requires.iter().map(|r| check(*r, cert)).collect();
         findings.extend(requirements.iter().filter_map(finding));
+        if !o.unmodelled.is_empty() {
+            let names: Vec<&str> = o.unmodelled.iter().map(|u| u.property.as_str()).collect();
+            findings.push(Finding::new(
+                "import.unmodelled",
+                Section::Run,
+                Severity::Info,
+                format!("Intune properties the lab does not model: {}", names.join(", ")),
+            ));
+        }
         findings.sort_by(|a, b| b.severity.cmp(&a.severity));
         let failed = findings.iter().any(|f| f.severity >= fail_on);
         let now = foundation::clock::unix_now();
@@ -120,6 +132,7 @@ impl Report {
                 id: o.profile_id,
                 source: o.source,
                 settings: o.spec,
+                unmodelled: o.unmodelled,
             },
             device: DevicePart {
                 id: o.device_id,
@@ -170,6 +183,9 @@ impl Report {
             }
             (None, Some(e)) => writeln!(out, "  does not render: {e}")?,
             (None, None) => writeln!(out, "  not rendered")?,
+        }
+        for w in &self.rendering.warnings {
+            writeln!(out, "  template differs on {}: {}", w.field, w.effect)?;
         }
         writeln!(out, "\nCertificate")?;
         match (&self.certificate, &self.enrollment_error) {

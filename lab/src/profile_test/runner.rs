@@ -15,6 +15,7 @@ use device_agent::{DeviceDir, HttpTransport};
 use foundation::secret::Secret;
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
+use policy_module::intune::{ImportOptions, Unmodelled, import};
 use policy_module::model::{DeviceSpec, ProfileSpec};
 use policy_module::profile_view::Preview;
 use policy_module::render::Expected;
@@ -23,6 +24,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::cert::{CertView, decode};
+use crate::DEVICE_TEMPLATES;
 
 /// The lab the device runs against.
 pub struct Target {
@@ -34,7 +36,7 @@ pub struct Target {
     pub admin_token: Secret,
     /// A ca-mock token allowed to read templates.
     pub ca_token: Secret,
-    /// For a profile from a file: the SCEP URL and root SHA-256 it is pointed at.
+    /// For a profile from a file: the lab's SCEP URL and root SHA-256 it is pointed at.
     pub pin: Option<(String, String)>,
 }
 
@@ -44,6 +46,8 @@ pub enum ProfileInput {
     Spec(Box<ProfileSpec>),
     /// A profile stored in the lab.
     Id(String),
+    /// An Intune SCEP certificate profile (Graph `deviceConfiguration` JSON), imported.
+    Intune(Box<Value>),
 }
 
 /// The CA's lint of the certificate, by check.
@@ -96,6 +100,8 @@ pub struct Outcome {
     pub source: String,
     /// The settings tested.
     pub spec: ProfileSpec,
+    /// What an Intune import could not model.
+    pub unmodelled: Vec<Unmodelled>,
     /// The device's attributes.
     pub device: DeviceSpec,
     /// The device's id in the lab.
@@ -131,14 +137,28 @@ pub async fn run(
         base: target.policy_url.trim_end_matches('/'),
         token: &target.admin_token,
     };
-    let (mut spec, source) = match input {
-        ProfileInput::Spec(spec) => (*spec, "file".to_owned()),
-        ProfileInput::Id(id) => (admin.profile(&id).await?, format!("profile {id}")),
+    let mut unmodelled = Vec::new();
+    let (mut spec, source, pin) = match input {
+        ProfileInput::Spec(spec) => (*spec, "file".to_owned(), true),
+        ProfileInput::Id(id) => (admin.profile(&id).await?, format!("profile {id}"), false),
+        ProfileInput::Intune(doc) => {
+            let options = ImportOptions {
+                id: None,
+                template: template.clone().unwrap_or_else(|| DEVICE_TEMPLATES[0].into()),
+                ca_thumbprint: "0".repeat(64),
+            };
+            let imported = import(&doc, &options).context("importing the Intune profile")?;
+            unmodelled = imported.unmodelled;
+            let source = format!("Intune {} profile", imported.platform.name());
+            (imported.spec, source, true)
+        }
     };
     if let Some(t) = template {
         spec.template = t;
     }
-    if let Some((scep, root)) = &target.pin {
+    // A file names another SCEP server and root (an Intune tenant's): the device is pointed at
+    // this lab instead. A stored profile is tested as stored.
+    if let (true, Some((scep, root))) = (pin, &target.pin) {
         spec.scep_server_urls = vec![scep.clone()];
         spec.ca_thumbprint = root.clone();
     }
@@ -201,6 +221,7 @@ pub async fn run(
         profile_id,
         source,
         spec,
+        unmodelled,
         device,
         device_id,
         template,
