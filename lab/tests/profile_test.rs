@@ -159,9 +159,7 @@ fn a_clean_profile_passes_with_its_certificate_chain_and_requirements() {
     assert_eq!(r["certificate"]["chain_verified"], "verified");
     assert_eq!(r["lint"], json!([]), "the CA's lint ran and found nothing");
     assert_eq!(r["requirements"][0]["met"], true);
-    assert!(
-        cert["not_after"].as_str().unwrap().ends_with('Z') && cert["not_after_unix"].is_i64()
-    );
+    assert!(cert["not_after"].as_str().unwrap().ends_with('Z') && cert["not_after_unix"].is_i64());
     assert!(run.stdout.contains("verdict: PASS"), "{}", run.stdout);
 }
 
@@ -172,7 +170,12 @@ fn the_exit_status_follows_fail_on() {
     // a medium difference.
     let p = profile("IPSECIntermediateOffline", json!({}));
     let high = test(dir.path(), &p, None, &[]);
-    assert_eq!(high.code, Some(0), "default --fail-on high\n{}", high.stdout);
+    assert_eq!(
+        high.code,
+        Some(0),
+        "default --fail-on high\n{}",
+        high.stdout
+    );
     has(&high, "difference.eku_extra", "medium");
     let medium = test(dir.path(), &p, None, &["--fail-on", "medium"]);
     assert_eq!(medium.code, Some(1), "{}", medium.stdout);
@@ -181,7 +184,11 @@ fn the_exit_status_follows_fail_on() {
     let missing = dir.path().join("absent.json");
     let usage = scep_lab(&["profile", "test", missing.to_str().unwrap()]);
     assert_eq!(usage.status.code(), Some(2), "{}", usage.stderr_str());
-    assert!(usage.stderr_str().contains("needs --lab"), "{}", usage.stderr_str());
+    assert!(
+        usage.stderr_str().contains("needs --lab"),
+        "{}",
+        usage.stderr_str()
+    );
     let bad = scep_lab(&["profile", "test", "x.json", "--fail-on", "severe"]);
     assert_eq!(bad.status.code(), Some(2));
 }
@@ -205,7 +212,11 @@ fn template_exposures_are_named_ad_cs_style() {
     has(&run, "esc1", "high");
     has(&run, "esc3", "high");
     has(&run, "template.signing_eku", "high");
-    assert!(run.stdout.contains("upn:tester@scep-lab.test"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("upn:tester@scep-lab.test"),
+        "{}",
+        run.stdout
+    );
 
     // ESC2 and ESC15: no EKU in the template, and the request's usages honoured.
     let t = template(
@@ -221,7 +232,11 @@ fn template_exposures_are_named_ad_cs_style() {
     assert_eq!(run.code, Some(1), "{}", run.stdout);
     has(&run, "esc2", "high");
     has(&run, "esc15", "high");
-    assert!(run.stdout.contains("(no extension: any purpose)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("(no extension: any purpose)"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -289,7 +304,13 @@ fn the_html_page_is_self_contained_and_escapes_a_hostile_subject() {
     assert!(!html.contains("<script"), "unescaped script");
     assert!(!html.contains("<img"), "unescaped img");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    for attr in ["src=\"http", "href=\"http", "src='http", "href='http", "url(http"] {
+    for attr in [
+        "src=\"http",
+        "href=\"http",
+        "src='http",
+        "href='http",
+        "url(http",
+    ] {
         assert!(!html.contains(attr), "external asset: {attr}");
     }
     assert!(!html.contains("<link") && !html.contains("@import"));
@@ -298,7 +319,10 @@ fn the_html_page_is_self_contained_and_escapes_a_hostile_subject() {
 #[test]
 fn an_intune_export_is_imported_and_tested() {
     let dir = tempfile::tempdir().unwrap();
-    let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../policy-module/testdata/intune/ios.json");
+    let doc = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policy-module/testdata/intune/ios.json"
+    );
     let json = dir.path().join("report.json");
     let out = scep_lab(&["profile", "test", doc, "--json", json.to_str().unwrap()]);
     let stdout = out.stdout_str();
@@ -313,7 +337,9 @@ fn an_intune_export_is_imported_and_tested() {
         html: String::new(),
     };
     has(&run, "import.unmodelled", "info");
-    let subject = run.report["certificate"]["cert"]["subject_text"].as_str().unwrap();
+    let subject = run.report["certificate"]["cert"]["subject_text"]
+        .as_str()
+        .unwrap();
     assert!(subject.contains("SERIALNUMBER=PT-0001"), "{subject}");
 }
 
@@ -350,7 +376,13 @@ async fn a_stored_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged() 
     })
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", out.stdout_str(), out.stderr_str());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        out.stdout_str(),
+        out.stderr_str()
+    );
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["profile"]["source"], "profile wifi");
     assert_eq!(r["lab"], lab.policy_url());
@@ -360,7 +392,13 @@ async fn a_stored_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged() 
         lab.policy().device_view(device).await.is_err(),
         "the test device is deleted afterwards"
     );
-    let stored = lab.policy().store().get_profile("wifi").await.unwrap().unwrap();
+    let stored = lab
+        .policy()
+        .store()
+        .get_profile("wifi")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.version, 1, "the stored profile is not changed");
     lab.shutdown().await;
 }

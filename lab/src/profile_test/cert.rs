@@ -97,7 +97,10 @@ pub fn decode(cert: &X509) -> Result<CertView> {
             .object()
             .nid()
             .long_name()
-            .map_or_else(|_| cert.signature_algorithm().object().to_string(), str::to_owned),
+            .map_or_else(
+                |_| cert.signature_algorithm().object().to_string(),
+                str::to_owned,
+            ),
         key_algorithm: key_algorithm.into(),
         key_bits: key.bits(),
         curve,

@@ -103,9 +103,21 @@ pub fn exposures(template: &TemplateInfo, cert: Option<&CertView>) -> Vec<Findin
     // ESC15 class: the request's application policies are honoured.
     if narrowable {
         let (sev, scope) = if ekus.is_empty() {
-            (Severity::High, "any EKU the request names, since the template lists none".to_owned())
+            (
+                Severity::High,
+                "any EKU the request names, since the template lists none".to_owned(),
+            )
         } else {
-            (Severity::Medium, format!("any subset of its list ({})", ekus.iter().map(|e| eku_text(e)).collect::<Vec<_>>().join(", ")))
+            (
+                Severity::Medium,
+                format!(
+                    "any subset of its list ({})",
+                    ekus.iter()
+                        .map(|e| eku_text(e))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
         };
         out.push(x(
             "esc15",

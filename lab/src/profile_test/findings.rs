@@ -186,31 +186,56 @@ fn differences(o: &Outcome, cert: &CertView, out: &mut Vec<Finding>) {
             out.push(d(
                 "difference.san_missing",
                 Severity::Medium,
-                format!("SANs the profile renders but the certificate lacks: {}", missing.join(", ")),
+                format!(
+                    "SANs the profile renders but the certificate lacks: {}",
+                    missing.join(", ")
+                ),
             ));
         }
     }
     let asked: Vec<String> = spec.key_usage.iter().map(|k| ku_name(*k)).collect();
-    let wider: Vec<String> = cert.key_usage.iter().filter(|k| !asked.contains(k)).cloned().collect();
-    let narrower: Vec<String> = asked.iter().filter(|k| !cert.key_usage.contains(k)).cloned().collect();
+    let wider: Vec<String> = cert
+        .key_usage
+        .iter()
+        .filter(|k| !asked.contains(k))
+        .cloned()
+        .collect();
+    let narrower: Vec<String> = asked
+        .iter()
+        .filter(|k| !cert.key_usage.contains(k))
+        .cloned()
+        .collect();
     if !wider.is_empty() {
         out.push(d(
             "difference.key_usage_extra",
             Severity::Medium,
-            format!("key usage the profile did not ask for: {}", wider.join(", ")),
+            format!(
+                "key usage the profile did not ask for: {}",
+                wider.join(", ")
+            ),
         ));
     }
     if !narrower.is_empty() {
         // RFC 5480 3 forbids keyEncipherment with EC keys: the CA drops it, rightly.
         let ec_rule = spec.key_algorithm == KeyAlgorithm::Ec
-            && narrower.iter().all(|k| k == "keyEncipherment" || k == "dataEncipherment");
+            && narrower
+                .iter()
+                .all(|k| k == "keyEncipherment" || k == "dataEncipherment");
         out.push(d(
             "difference.key_usage_missing",
-            if ec_rule { Severity::Info } else { Severity::Low },
+            if ec_rule {
+                Severity::Info
+            } else {
+                Severity::Low
+            },
             format!(
                 "key usage the profile asked for but the certificate lacks: {}{}",
                 narrower.join(", "),
-                if ec_rule { " (not allowed for EC keys, RFC 5480 section 3)" } else { "" }
+                if ec_rule {
+                    " (not allowed for EC keys, RFC 5480 section 3)"
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -230,14 +255,20 @@ fn differences(o: &Outcome, cert: &CertView, out: &mut Vec<Finding>) {
         out.push(d(
             "difference.eku_extra",
             Severity::Medium,
-            format!("extended key usages the profile did not ask for: {}", wider.join(", ")),
+            format!(
+                "extended key usages the profile did not ask for: {}",
+                wider.join(", ")
+            ),
         ));
     }
     if !narrower.is_empty() {
         out.push(d(
             "difference.eku_missing",
             Severity::Medium,
-            format!("extended key usages the profile asked for but the certificate lacks: {}", narrower.join(", ")),
+            format!(
+                "extended key usages the profile asked for but the certificate lacks: {}",
+                narrower.join(", ")
+            ),
         ));
     }
     // The CA backdates NotBefore by its skew allowance (under a day, lint P35).
@@ -247,13 +278,19 @@ fn differences(o: &Outcome, cert: &CertView, out: &mut Vec<Finding>) {
         out.push(d(
             "difference.validity_longer",
             Severity::Medium,
-            format!("valid {} days, the profile asked for {}", cert.validity_days, spec.validity_days),
+            format!(
+                "valid {} days, the profile asked for {}",
+                cert.validity_days, spec.validity_days
+            ),
         ));
     } else if got_secs < asked_secs {
         out.push(d(
             "difference.validity_shorter",
             Severity::Low,
-            format!("valid {} days, the profile asked for {}", cert.validity_days, spec.validity_days),
+            format!(
+                "valid {} days, the profile asked for {}",
+                cert.validity_days, spec.validity_days
+            ),
         ));
     }
     let want_alg = match spec.key_algorithm {
@@ -319,7 +356,10 @@ fn strength(cert: &CertView, out: &mut Vec<Finding>) {
         out.push(s(
             "strength.weak_hash",
             Severity::High,
-            format!("signed with {}: SHA-1 and MD5 collisions are practical", cert.signature_algorithm),
+            format!(
+                "signed with {}: SHA-1 and MD5 collisions are practical",
+                cert.signature_algorithm
+            ),
         ));
     }
     let small = match cert.key_algorithm.as_str() {
@@ -331,9 +371,15 @@ fn strength(cert: &CertView, out: &mut Vec<Finding>) {
         out.push(s(
             "strength.small_key",
             Severity::High,
-            format!("{} key of {} bits is below today's minimum (RSA 2048, EC 256)", cert.key_algorithm, cert.key_bits),
+            format!(
+                "{} key of {} bits is below today's minimum (RSA 2048, EC 256)",
+                cert.key_algorithm, cert.key_bits
+            ),
         ));
-    } else if cert.key_algorithm == "rsa" && cert.key_bits < 3072 && cert.validity_days > LONG_VALIDITY_DAYS {
+    } else if cert.key_algorithm == "rsa"
+        && cert.key_bits < 3072
+        && cert.validity_days > LONG_VALIDITY_DAYS
+    {
         out.push(s(
             "strength.rsa_long_validity",
             Severity::Medium,

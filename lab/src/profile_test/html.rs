@@ -80,7 +80,11 @@ pub fn render(r: &Report) -> String {
         (None, None) => row(&mut h, "Rendering", "not rendered"),
     }
     for w in &r.rendering.warnings {
-        row(&mut h, &format!("Template differs on {}", w.field), &w.effect);
+        row(
+            &mut h,
+            &format!("Template differs on {}", w.field),
+            &w.effect,
+        );
     }
     h.push_str("</table>");
     h.push_str("<h2>Certificate</h2>");
@@ -90,22 +94,39 @@ pub fn render(r: &Report) -> String {
             h.push_str("<table>");
             row(&mut h, "Serial", &c.serial);
             row(&mut h, "Subject", &c.subject_text);
-            let sans: Vec<String> = c.sans.iter().map(san_text).chain(c.other_sans.clone()).collect();
+            let sans: Vec<String> = c
+                .sans
+                .iter()
+                .map(san_text)
+                .chain(c.other_sans.clone())
+                .collect();
             row(&mut h, "SANs", &sans.join(", "));
             row(&mut h, "Issuer", &c.issuer_text);
             row(&mut h, "Not before", &c.not_before);
             row(&mut h, "Not after", &c.not_after);
             row(&mut h, "Validity (days)", &c.validity_days.to_string());
             let curve = c.curve.clone().unwrap_or_default();
-            row(&mut h, "Key", &format!("{} {} bits {curve}", c.key_algorithm, c.key_bits));
+            row(
+                &mut h,
+                "Key",
+                &format!("{} {} bits {curve}", c.key_algorithm, c.key_bits),
+            );
             row(&mut h, "Signature", &c.signature_algorithm);
             row(&mut h, "Key usage", &c.key_usage.join(", "));
             let ekus: Vec<String> = c.extended_key_usage.iter().map(|e| eku_text(e)).collect();
-            let ekus = if c.eku_present { ekus.join(", ") } else { "(no extension: any purpose)".into() };
+            let ekus = if c.eku_present {
+                ekus.join(", ")
+            } else {
+                "(no extension: any purpose)".into()
+            };
             row(&mut h, "Extended key usage", &ekus);
             row(&mut h, "SHA-256", &c.sha256);
             for (n, ca) in i.chain.iter().enumerate() {
-                row(&mut h, &format!("Chain [{}]", n + 1), &format!("{} (until {})", ca.subject_text, ca.not_after));
+                row(
+                    &mut h,
+                    &format!("Chain [{}]", n + 1),
+                    &format!("{} (until {})", ca.subject_text, ca.not_after),
+                );
             }
             let verified = match &i.chain_verified {
                 Ok(()) => "verifies to its root".to_owned(),
@@ -126,7 +147,12 @@ pub fn render(r: &Report) -> String {
         Some(v) => {
             h.push_str("<ul>");
             for l in v {
-                let _ = write!(h, "<li><code>{}</code>: {}</li>", esc(&l.check), esc(&l.detail));
+                let _ = write!(
+                    h,
+                    "<li><code>{}</code>: {}</li>",
+                    esc(&l.check),
+                    esc(&l.detail)
+                );
             }
             h.push_str("</ul>");
         }
@@ -135,7 +161,11 @@ pub fn render(r: &Report) -> String {
     if !r.requirements.is_empty() {
         h.push_str("<h2>Requirements</h2><table>");
         for q in &r.requirements {
-            let state = if q.met { "met".to_owned() } else { format!("NOT MET: {}", q.reasons.join("; ")) };
+            let state = if q.met {
+                "met".to_owned()
+            } else {
+                format!("NOT MET: {}", q.reasons.join("; "))
+            };
             row(&mut h, q.requirement.name(), &state);
         }
         h.push_str("</table>");

@@ -168,7 +168,12 @@ pub async fn run(args: &TestArgs) -> Result<Report> {
     if let Err(e) = runner::clean_up(&target, &outcome.device_id).await {
         tracing::warn!(error = %e, "the test device was not deleted");
     }
-    Ok(Report::new(outcome, policy_url, &args.require, args.fail_on))
+    Ok(Report::new(
+        outcome,
+        policy_url,
+        &args.require,
+        args.fail_on,
+    ))
 }
 
 /// Starts a lab in a temporary directory, runs the device, lints in process, stops the lab.
@@ -187,7 +192,9 @@ async fn ephemeral(
         template.get_or_insert_with(|| t.name.clone());
         options.extra_templates.push(t);
     }
-    let lab = crate::Lab::start(options).await.context("starting the lab")?;
+    let lab = crate::Lab::start(options)
+        .await
+        .context("starting the lab")?;
     let target = Target {
         policy_url: lab.policy_url(),
         ca_url: lab.ca_url(),
@@ -204,7 +211,12 @@ async fn ephemeral(
         Err(e) => Err(e),
     };
     lab.shutdown().await;
-    Ok(Report::new(result?, "ephemeral", &args.require, args.fail_on))
+    Ok(Report::new(
+        result?,
+        "ephemeral",
+        &args.require,
+        args.fail_on,
+    ))
 }
 
 /// The CA's own lint over the issued certificate, at the time the CA recorded issuing it.
@@ -220,10 +232,10 @@ async fn lint(lab: &crate::Lab, outcome: &runner::Outcome) -> Option<Vec<runner:
 fn profile_input(profile: &str, running_lab: bool) -> Result<ProfileInput> {
     let path = Path::new(profile);
     if path.is_file() {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let doc: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not JSON", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
         if doc.get("@odata.type").is_some() {
             return Ok(ProfileInput::Intune(Box::new(doc)));
         }
@@ -232,7 +244,9 @@ fn profile_input(profile: &str, running_lab: bool) -> Result<ProfileInput> {
         return Ok(ProfileInput::Spec(Box::new(spec)));
     }
     if !running_lab {
-        bail!("{profile:?} is not a file; a profile id needs --lab (the ephemeral lab starts empty)");
+        bail!(
+            "{profile:?} is not a file; a profile id needs --lab (the ephemeral lab starts empty)"
+        );
     }
     Ok(ProfileInput::Id(profile.to_owned()))
 }

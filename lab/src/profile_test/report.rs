@@ -110,10 +110,13 @@ impl Report {
                 "import.unmodelled",
                 Section::Run,
                 Severity::Info,
-                format!("Intune properties the lab does not model: {}", names.join(", ")),
+                format!(
+                    "Intune properties the lab does not model: {}",
+                    names.join(", ")
+                ),
             ));
         }
-        findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         let failed = findings.iter().any(|f| f.severity >= fail_on);
         let now = foundation::clock::unix_now();
         let (template, template_error) = match o.template {
@@ -169,7 +172,11 @@ impl Report {
     /// The report as text.
     pub fn write_text(&self, out: &mut impl Write) -> std::io::Result<()> {
         let p = &self.profile.settings;
-        writeln!(out, "scep-lab profile test: {} ({})", p.name, self.profile.source)?;
+        writeln!(
+            out,
+            "scep-lab profile test: {} ({})",
+            p.name, self.profile.source
+        )?;
         writeln!(
             out,
             "  lab {}, profile copy {}, template {}, device {} ({})",
@@ -216,7 +223,13 @@ impl Report {
         }
         writeln!(out, "\nFindings ({})", self.findings.len())?;
         for f in &self.findings {
-            writeln!(out, "  [{:<6}] {:<28} {}", f.severity.as_str(), f.id, f.detail)?;
+            writeln!(
+                out,
+                "  [{:<6}] {:<28} {}",
+                f.severity.as_str(),
+                f.id,
+                f.detail
+            )?;
         }
         writeln!(
             out,
@@ -239,7 +252,12 @@ fn write_cert(out: &mut impl Write, i: &Issued) -> std::io::Result<()> {
     let c = &i.cert;
     writeln!(out, "  serial     {}", c.serial)?;
     writeln!(out, "  subject    {}", c.subject_text)?;
-    let sans: Vec<String> = c.sans.iter().map(san_text).chain(c.other_sans.clone()).collect();
+    let sans: Vec<String> = c
+        .sans
+        .iter()
+        .map(san_text)
+        .chain(c.other_sans.clone())
+        .collect();
     writeln!(out, "  SANs       {}", none_or(&sans))?;
     writeln!(out, "  issuer     {}", c.issuer_text)?;
     writeln!(
@@ -247,19 +265,37 @@ fn write_cert(out: &mut impl Write, i: &Issued) -> std::io::Result<()> {
         "  validity   {} to {} ({} days)",
         c.not_before, c.not_after, c.validity_days
     )?;
-    let curve = c.curve.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
-    writeln!(out, "  key        {} {} bits{curve}", c.key_algorithm, c.key_bits)?;
+    let curve = c
+        .curve
+        .as_deref()
+        .map(|n| format!(" {n}"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "  key        {} {} bits{curve}",
+        c.key_algorithm, c.key_bits
+    )?;
     writeln!(out, "  signature  {}", c.signature_algorithm)?;
     writeln!(out, "  key usage  {}", none_or(&c.key_usage))?;
     let ekus: Vec<String> = c.extended_key_usage.iter().map(|e| eku_text(e)).collect();
     writeln!(
         out,
         "  EKU        {}",
-        if c.eku_present { none_or(&ekus) } else { "(no extension: any purpose)".into() }
+        if c.eku_present {
+            none_or(&ekus)
+        } else {
+            "(no extension: any purpose)".into()
+        }
     )?;
     writeln!(out, "  SHA-256    {}", c.sha256)?;
     for (n, ca) in i.chain.iter().enumerate() {
-        writeln!(out, "  chain[{}]   {} (until {})", n + 1, ca.subject_text, ca.not_after)?;
+        writeln!(
+            out,
+            "  chain[{}]   {} (until {})",
+            n + 1,
+            ca.subject_text,
+            ca.not_after
+        )?;
     }
     match &i.chain_verified {
         Ok(()) => writeln!(out, "  chain verifies to its root"),

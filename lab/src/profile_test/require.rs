@@ -72,10 +72,13 @@ pub fn check(req: Requirement, cert: Option<&CertView>) -> RequirementResult {
                         ));
                     }
                     if !c.key_usage.iter().any(|k| k == "digitalSignature") {
-                        reasons.push("no digitalSignature key usage (IKEv2 AUTH is a signature)".into());
+                        reasons.push(
+                            "no digitalSignature key usage (IKEv2 AUTH is a signature)".into(),
+                        );
                     }
                     if !san(&[SanKind::Dns, SanKind::Email, SanKind::Upn, SanKind::Ip]) {
-                        reasons.push("no SAN identity (DNS, email, UPN or IP) for the IKE ID".into());
+                        reasons
+                            .push("no SAN identity (DNS, email, UPN or IP) for the IKE ID".into());
                     }
                 }
             }

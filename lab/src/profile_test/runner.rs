@@ -144,7 +144,9 @@ pub async fn run(
         ProfileInput::Intune(doc) => {
             let options = ImportOptions {
                 id: None,
-                template: template.clone().unwrap_or_else(|| DEVICE_TEMPLATES[0].into()),
+                template: template
+                    .clone()
+                    .unwrap_or_else(|| DEVICE_TEMPLATES[0].into()),
                 ca_thumbprint: "0".repeat(64),
             };
             let imported = import(&doc, &options).context("importing the Intune profile")?;
@@ -173,12 +175,19 @@ pub async fn run(
     let ca = ca_api::client::CaClient::new(&target.ca_url, Some(target.ca_token.expose().into()))?;
     let template = match ca.template(&spec.template).await {
         Ok(Some(t)) => Ok(t),
-        Ok(None) => Err(format!("the CA has no template {:?} for this caller", spec.template)),
+        Ok(None) => Err(format!(
+            "the CA has no template {:?} for this caller",
+            spec.template
+        )),
         Err(e) => Err(format!("reading template {:?}: {e}", spec.template)),
     };
 
     let registered = admin
-        .call("POST", "/api/v1/devices", Some(serde_json::to_value(&device)?))
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(serde_json::to_value(&device)?),
+        )
         .await
         .context("registering the device")?;
     let device_id = registered["device"]["id"]
@@ -199,7 +208,11 @@ pub async fn run(
     )?;
     let path = format!("/api/v1/profiles/{profile_id}/assignments");
     admin
-        .call("POST", &path, Some(json!({"kind": "device", "id": device_id})))
+        .call(
+            "POST",
+            &path,
+            Some(json!({"kind": "device", "id": device_id})),
+        )
         .await
         .context("assigning the profile")?;
     let preview = json!({"profile": spec, "device_id": device_id});
@@ -325,12 +338,17 @@ impl Admin<'_> {
             (None, "POST") => req.header("content-type", "application/json").body("{}"),
             (None, _) => req,
         };
-        let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if !status.is_success() {
             let why: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let why = why["error"].as_str().map_or_else(|| status.to_string(), str::to_owned);
+            let why = why["error"]
+                .as_str()
+                .map_or_else(|| status.to_string(), str::to_owned);
             bail!("{method} {path}: {status}: {why}");
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
