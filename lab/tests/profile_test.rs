@@ -387,6 +387,11 @@ async fn a_stored_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged() 
     assert_eq!(r["profile"]["source"], "profile wifi");
     assert_eq!(r["lab"], lab.policy_url());
     assert_eq!(r["certificate"]["chain_verified"], "verified");
+    assert_eq!(
+        r["lint"],
+        json!([]),
+        "the running CA's lint, read over its API"
+    );
     let device = r["device"]["id"].as_str().unwrap();
     assert!(
         lab.policy().device_view(device).await.is_err(),

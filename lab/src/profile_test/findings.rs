@@ -113,7 +113,7 @@ pub fn analyse(o: &Outcome) -> Vec<Finding> {
     }
     differences(o, &issued.cert, &mut out);
     match &o.lint {
-        Some(violations) => out.extend(violations.iter().map(|v| {
+        Some(Ok(violations)) => out.extend(violations.iter().map(|v| {
             Finding::new(
                 &format!("lint.{}", v.check),
                 Section::Lint,
@@ -121,12 +121,13 @@ pub fn analyse(o: &Outcome) -> Vec<Finding> {
                 v.detail.clone(),
             )
         })),
-        None => out.push(Finding::new(
-            "lint.not_run",
+        Some(Err(why)) => out.push(Finding::new(
+            "lint.unavailable",
             Section::Lint,
-            Severity::Info,
-            "the CA's lint runs in process (ephemeral lab); a running ca-mock lints every certificate before it issues it",
+            Severity::Medium,
+            format!("the CA's lint could not be read: {why}"),
         )),
+        None => {}
     }
     strength(&issued.cert, &mut out);
     out

@@ -16,7 +16,8 @@ use policy_module::render::Expected;
 
 use super::cert::decode;
 use super::findings::{Severity, analyse};
-use super::runner::{Issued, Outcome, lint_entries};
+use super::runner::{Issued, Outcome};
+use ca_api::wire::LintViolation;
 use foundation::names::{NameAttr, San, SanKind, SubjectAttr};
 
 fn weak_ca_cert() -> X509 {
@@ -62,7 +63,15 @@ fn weak_and_foreign_certificates_are_found_with_the_cas_lint() {
     let cert = weak_ca_cert();
     let der = cert.to_der().unwrap();
     let profile = ca_mock::lint::Profile::new(&cert, 300).unwrap();
-    let lint = lint_entries(profile.lint(&der, foundation::clock::unix_now()));
+    // Mapped as ca-mock's GET /api/v1/certificates/{serial}/lint maps it.
+    let lint: Vec<LintViolation> = profile
+        .lint(&der, foundation::clock::unix_now())
+        .into_iter()
+        .map(|v| LintViolation {
+            check: format!("{:?}", v.check),
+            detail: v.detail,
+        })
+        .collect();
     assert!(!lint.is_empty());
     let spec = spec();
     let outcome = Outcome {
@@ -98,9 +107,8 @@ fn weak_and_foreign_certificates_are_found_with_the_cas_lint() {
             cert: decode(&cert).unwrap(),
             chain: Vec::new(),
             chain_verified: Err("the chain has no root".into()),
-            der,
         }),
-        lint: Some(lint),
+        lint: Some(Ok(lint)),
     };
     let found: Vec<(String, Severity)> = analyse(&outcome)
         .into_iter()

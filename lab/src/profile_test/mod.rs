@@ -176,7 +176,7 @@ pub async fn run(args: &TestArgs) -> Result<Report> {
     ))
 }
 
-/// Starts a lab in a temporary directory, runs the device, lints in process, stops the lab.
+/// Starts a lab in a temporary directory, runs the device, stops the lab.
 async fn ephemeral(
     args: &TestArgs,
     input: ProfileInput,
@@ -203,28 +203,12 @@ async fn ephemeral(
         pin: Some((lab.scep_url(), lab.root_fingerprint().to_owned())),
     };
     let result = runner::run(&target, input, device, template, work).await;
-    let result = match result {
-        Ok(mut outcome) => {
-            outcome.lint = lint(&lab, &outcome).await;
-            Ok(outcome)
-        }
-        Err(e) => Err(e),
-    };
     lab.shutdown().await;
     Ok(Report::new(
         result?,
         "ephemeral",
         &args.require,
         args.fail_on,
-    ))
-}
-
-/// The CA's own lint over the issued certificate, at the time the CA recorded issuing it.
-async fn lint(lab: &crate::Lab, outcome: &runner::Outcome) -> Option<Vec<runner::LintEntry>> {
-    let issued = outcome.enrollment.as_ref().ok()?;
-    let record = lab.ca().get(&issued.cert.serial).await.ok()?;
-    Some(runner::lint_entries(
-        lab.ca().lint(&issued.der, record.cert.issued_at),
     ))
 }
 

@@ -13,7 +13,8 @@ use serde::Serialize;
 use super::exposure::exposures;
 use super::findings::{Finding, Section, Severity, analyse, eku_text, san_text};
 use super::require::{Requirement, RequirementResult, check, finding};
-use super::runner::{Issued, LintEntry, Outcome};
+use super::runner::{Issued, Outcome};
+use ca_api::wire::LintViolation;
 
 /// The whole report (`--json` writes it as is).
 #[derive(Debug, Clone, Serialize)]
@@ -38,8 +39,8 @@ pub struct Report {
     pub certificate: Option<Issued>,
     /// Why there is none.
     pub enrollment_error: Option<String>,
-    /// The CA's RFC 5280 lint (absent when not run).
-    pub lint: Option<Vec<LintEntry>>,
+    /// The CA's RFC 5280 lint (absent when no certificate was issued or it was unreadable).
+    pub lint: Option<Vec<LintViolation>>,
     /// `--require` results.
     pub requirements: Vec<RequirementResult>,
     /// Every finding, most severe first.
@@ -156,7 +157,7 @@ impl Report {
             },
             certificate,
             enrollment_error,
-            lint: o.lint,
+            lint: o.lint.and_then(Result::ok),
             requirements,
             findings,
             fail_on,

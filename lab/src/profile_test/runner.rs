@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ca_api::template::TemplateInfo;
+use ca_api::wire::LintViolation;
 use device_agent::agent::{Agent, SyncOptions};
 use device_agent::mdm::{MdmClient, Registration};
 use device_agent::{DeviceDir, HttpTransport};
@@ -50,26 +51,6 @@ pub enum ProfileInput {
     Intune(Box<Value>),
 }
 
-/// The CA's lint of the certificate, by check.
-#[derive(Debug, Clone, Serialize)]
-pub struct LintEntry {
-    /// The check's name.
-    pub check: String,
-    /// What it found.
-    pub detail: String,
-}
-
-/// The CA's lint violations as the report lists them.
-pub fn lint_entries(violations: Vec<ca_mock::lint::Violation>) -> Vec<LintEntry> {
-    violations
-        .into_iter()
-        .map(|v| LintEntry {
-            check: format!("{:?}", v.check),
-            detail: v.detail,
-        })
-        .collect()
-}
-
 /// What the device ended with.
 #[derive(Debug, Clone, Serialize)]
 pub struct Issued {
@@ -80,9 +61,6 @@ pub struct Issued {
     /// Whether the chain verifies from the certificate to the root it ends in.
     #[serde(serialize_with = "ok_or_reason")]
     pub chain_verified: Result<(), String>,
-    /// The certificate, DER (for the lint).
-    #[serde(skip)]
-    pub(crate) der: Vec<u8>,
 }
 
 fn ok_or_reason<S: serde::Serializer>(r: &Result<(), String>, s: S) -> Result<S::Ok, S::Error> {
@@ -116,8 +94,9 @@ pub struct Outcome {
     pub warnings: Vec<ProfileWarning>,
     /// The certificate, or why there is none.
     pub enrollment: Result<Issued, String>,
-    /// The CA's lint; `None` when not run (a lab not in this process).
-    pub lint: Option<Vec<LintEntry>>,
+    /// The CA's lint of the certificate (`GET /api/v1/certificates/{serial}/lint`), or why
+    /// it could not be read.
+    pub lint: Option<Result<Vec<LintViolation>, String>>,
 }
 
 /// Runs the device; `work` holds the device's directory. An error is a run error (the lab
@@ -230,6 +209,15 @@ pub async fn run(
         Arc::new(HttpTransport::new(Duration::from_secs(30))?),
     );
     let enrollment = enroll(&agent, &dir).await;
+    let lint = match &enrollment {
+        Ok(issued) => Some(
+            ca.lint(&issued.cert.serial)
+                .await
+                .map(|r| r.violations)
+                .map_err(|e| e.to_string()),
+        ),
+        Err(_) => None,
+    };
     Ok(Outcome {
         profile_id,
         source,
@@ -242,7 +230,7 @@ pub async fn run(
         render_error: preview.render_error,
         warnings: preview.warnings,
         enrollment,
-        lint: None,
+        lint,
     })
 }
 
@@ -282,7 +270,6 @@ async fn enroll(agent: &Agent, dir: &DeviceDir) -> Result<Issued, String> {
         .ok_or("no installed certificate on the device")?;
     let chain = installed.1;
     let cert = chain.first().ok_or("empty chain")?;
-    let der = cert.to_der().map_err(|e| e.to_string())?;
     Ok(Issued {
         cert: decode(cert).map_err(|e| e.to_string())?,
         chain: chain[1..]
@@ -291,7 +278,6 @@ async fn enroll(agent: &Agent, dir: &DeviceDir) -> Result<Issued, String> {
             .collect::<Result<_>>()
             .map_err(|e| e.to_string())?,
         chain_verified: verify_chain(cert, &chain),
-        der,
     })
 }
 
