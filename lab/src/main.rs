@@ -2,6 +2,7 @@
 
 mod demo;
 mod payload;
+mod profile_cmd;
 
 use std::path::PathBuf;
 
@@ -62,9 +63,10 @@ enum Command {
     /// Mint a device's MDM payload (mobileconfig, SyncML or JSON) from a running lab: creates
     /// the demo profile if missing, registers the device, assigns it, checks in for it.
     Payload(payload::PayloadArgs),
-    /// Profiles: `test` runs a synthetic device through the pipeline under one and reports.
+    /// SCEP profiles: import an Intune profile (Graph JSON) into a running lab, export one,
+    /// or test one end to end.
     #[command(subcommand)]
-    Profile(ProfileCommand),
+    Profile(profile_cmd::Profile),
     /// Write a directory from which ca-mock, policy-module and ndes-proxy run as separate
     /// processes from their sample configurations (CA, RA, tokens, one config per service).
     Services {
@@ -72,16 +74,6 @@ enum Command {
         #[arg(long, default_value = "scep-lab-services")]
         dir: PathBuf,
     },
-}
-
-/// `scep-lab profile ...`.
-#[derive(Debug, Subcommand)]
-enum ProfileCommand {
-    /// Run a synthetic device through check-in, local key, SCEP enrollment, policy decision and
-    /// issuance under a profile; report the rendering, the certificate, differences, lint,
-    /// template exposures and strength. Exit 0 pass, 1 a finding at or above --fail-on,
-    /// 2 usage or run error.
-    Test(Box<scep_lab::profile_test::TestArgs>),
 }
 
 #[tokio::main]
@@ -143,8 +135,8 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             payload::run(&args, &mut std::io::stdout()).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Profile(ProfileCommand::Test(args)) => {
-            let code = scep_lab::profile_test::main(&args, &mut std::io::stdout()).await;
+        Command::Profile(cmd) => {
+            let code = profile_cmd::run(&cmd, &mut std::io::stdout()).await?;
             Ok(std::process::ExitCode::from(code))
         }
         Command::Services { dir } => {

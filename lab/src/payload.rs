@@ -51,16 +51,7 @@ pub(crate) async fn run(a: &PayloadArgs, out: &mut impl Write) -> Result<()> {
         .build()?;
     let policy = a.policy_url.trim_end_matches('/');
 
-    let root_der = http
-        .get(format!("{}/ca/root.crt", a.ca_url.trim_end_matches('/')))
-        .send()
-        .await
-        .context("fetching the root certificate from ca-mock")?
-        .error_for_status()?
-        .bytes()
-        .await?;
-    let root = X509::from_der(&root_der).context("ca-mock's root certificate")?;
-    let root_sha256 = hex::encode(root.digest(MessageDigest::sha256())?);
+    let root_sha256 = root_sha256(&http, &a.ca_url).await?;
 
     let profile = http
         .get(format!("{policy}/api/v1/profiles/{PROFILE}"))
@@ -147,6 +138,20 @@ impl PayloadArgs {
             _ => "windows",
         }
     }
+}
+
+/// The hex SHA-256 of the root ca-mock serves at `ca_url` (what a profile pins).
+pub(crate) async fn root_sha256(http: &reqwest::Client, ca_url: &str) -> Result<String> {
+    let root_der = http
+        .get(format!("{}/ca/root.crt", ca_url.trim_end_matches('/')))
+        .send()
+        .await
+        .context("fetching the root certificate from ca-mock")?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let root = X509::from_der(&root_der).context("ca-mock's root certificate")?;
+    Ok(hex::encode(root.digest(MessageDigest::sha256())?))
 }
 
 /// The body of a 2xx answer; otherwise an error with the status and the answer's text.

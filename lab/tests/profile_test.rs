@@ -316,49 +316,101 @@ fn the_html_page_is_self_contained_and_escapes_a_hostile_subject() {
     assert!(!html.contains("<link") && !html.contains("@import"));
 }
 
+/// The README's Intune file, from the workspace root.
+macro_rules! ios {
+    () => {
+        "policy-module/testdata/intune/ios.json"
+    };
+}
+const IOS: &str = ios!();
+
 #[test]
 fn an_intune_export_is_imported_and_tested() {
+    // The README's commands, from the workspace root.
     let dir = tempfile::tempdir().unwrap();
-    let doc = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../policy-module/testdata/intune/ios.json"
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let (json, html) = (
+        dir.path().join("report.json"),
+        dir.path().join("report.html"),
     );
-    let json = dir.path().join("report.json");
-    let out = scep_lab(&["profile", "test", doc, "--json", json.to_str().unwrap()]);
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scep-lab"));
+        cmd.args(args).current_dir(root);
+        testkit::cmd::run_command(&mut cmd, None, Duration::from_secs(120)).unwrap()
+    };
+    let out = run(&[
+        "profile",
+        "test",
+        IOS,
+        "--require",
+        "802.1x",
+        "--require",
+        "ikev2",
+        "--json",
+        json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
     let stdout = out.stdout_str();
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", out.stderr_str());
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["profile"]["source"], "Intune ios profile");
     assert!(!r["profile"]["unmodelled"].as_array().unwrap().is_empty());
-    let run = Run {
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .contains("iOS device Wi-Fi")
+    );
+    let run_ = Run {
         code: out.status.code(),
         stdout,
         report: r,
         html: String::new(),
     };
-    has(&run, "import.unmodelled", "info");
-    let subject = run.report["certificate"]["cert"]["subject_text"]
+    has(&run_, "import.unmodelled", "info");
+    has(&run_, "difference.eku_extra", "medium");
+    assert_eq!(run_.report["requirements"][1]["met"], true);
+    let subject = run_.report["certificate"]["cert"]["subject_text"]
         .as_str()
         .unwrap();
     assert!(subject.contains("SERIALNUMBER=PT-0001"), "{subject}");
+
+    let gate = run(&["profile", "test", IOS, "--fail-on", "medium"]);
+    assert_eq!(gate.status.code(), Some(1), "{}", gate.stdout_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stored_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged() {
+async fn an_imported_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged() {
+    // What `profile import` does (the policy API's import route), then `profile test ID --lab`.
     let dir = tempfile::tempdir().unwrap();
     let lab = scep_lab::Lab::start(scep_lab::LabOptions::new(&dir.path().join("lab")))
         .await
         .unwrap();
-    let mut spec = profile("IPSECIntermediateOffline", json!({}));
-    spec["scep_server_urls"] = json!([lab.scep_url()]);
-    spec["ca_thumbprint"] = lab.root_fingerprint().into();
-    let spec = serde_json::from_value(spec).unwrap();
-    lab.policy().create_profile("wifi", spec).await.unwrap();
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../", ios!())).unwrap(),
+    )
+    .unwrap();
+    let imported = reqwest::Client::new()
+        .post(format!("{}/api/v1/profiles/import", lab.policy_url()))
+        .bearer_auth(lab.tokens().policy_admin.expose())
+        .json(&json!({
+            "template": scep_lab::DEVICE_TEMPLATES[0],
+            "ca_thumbprint": lab.root_fingerprint(),
+            "intune": doc,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        imported.status().is_success(),
+        "{}",
+        imported.text().await.unwrap()
+    );
     let json = dir.path().join("report.json");
     let args: Vec<String> = vec![
         "profile".into(),
         "test".into(),
-        "wifi".into(),
+        "ios-device-wi-fi".into(),
         "--lab".into(),
         lab.policy_url(),
         "--ca-url".into(),
@@ -384,7 +436,7 @@ async fn a_stored_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged() 
         out.stderr_str()
     );
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(r["profile"]["source"], "profile wifi");
+    assert_eq!(r["profile"]["source"], "profile ios-device-wi-fi");
     assert_eq!(r["lab"], lab.policy_url());
     assert_eq!(r["certificate"]["chain_verified"], "verified");
     assert_eq!(
@@ -400,7 +452,7 @@ async fn a_stored_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged() 
     let stored = lab
         .policy()
         .store()
-        .get_profile("wifi")
+        .get_profile("ios-device-wi-fi")
         .await
         .unwrap()
         .unwrap();

@@ -51,8 +51,8 @@ pub const EXIT_ERROR: u8 = 2;
 pub struct TestArgs {
     /// An Intune SCEP certificate profile exported from Graph (JSON with `@odata.type`), a
     /// scep-lab profile JSON file (the settings of `POST /api/v1/profiles`), or with `--lab`
-    /// the id of a profile stored in that lab. A file's SCEP URL and root are replaced by the
-    /// lab's.
+    /// the id of a profile stored in that lab. The device enrols with the lab's SCEP server;
+    /// a file's pinned root is replaced by the lab's, a stored profile's is kept.
     pub profile: String,
     /// The device's name ({{DeviceName}}).
     #[arg(long, default_value = "PROFTEST-01")]
@@ -103,7 +103,7 @@ pub struct TestArgs {
     /// The running lab's secrets directory (policy-admin.token, ca-policy.token).
     #[arg(long, default_value = "scep-lab-data/secrets", requires = "lab")]
     pub secrets: PathBuf,
-    /// The running lab's SCEP URL (a profile from a file is pointed at it).
+    /// The running lab's SCEP URL (the device enrols there whatever the profile names).
     #[arg(
         long,
         default_value = "http://127.0.0.1:8080/certsrv/mscep/mscep.dll",

@@ -117,7 +117,7 @@ pub async fn run(
         token: &target.admin_token,
     };
     let mut unmodelled = Vec::new();
-    let (mut spec, source, pin) = match input {
+    let (mut spec, source, pin_root) = match input {
         ProfileInput::Spec(spec) => (*spec, "file".to_owned(), true),
         ProfileInput::Id(id) => (admin.profile(&id).await?, format!("profile {id}"), false),
         ProfileInput::Intune(doc) => {
@@ -137,11 +137,14 @@ pub async fn run(
     if let Some(t) = template {
         spec.template = t;
     }
-    // A file names another SCEP server and root (an Intune tenant's): the device is pointed at
-    // this lab instead. A stored profile is tested as stored.
-    if let (true, Some((scep, root))) = (pin, &target.pin) {
+    // The device enrols with this lab's SCEP server whatever the profile names (an imported
+    // profile keeps its tenant's NDES URLs). A file's root is another PKI's, so it is replaced
+    // too; a stored profile's pinned root is part of what is tested.
+    if let Some((scep, root)) = &target.pin {
         spec.scep_server_urls = vec![scep.clone()];
-        spec.ca_thumbprint = root.clone();
+        if pin_root {
+            spec.ca_thumbprint = root.clone();
+        }
     }
     let profile_id = format!("proftest-{}", Secret::generate(4)?.expose().to_lowercase());
     let mut body = serde_json::to_value(&spec)?;
