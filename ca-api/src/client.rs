@@ -13,8 +13,8 @@ use crate::backend::{CaBackend, CaError, IssueCall, IssuedCert};
 use crate::status::{CertStatus, RevocationReason};
 use crate::template::{TemplateInfo, TemplateList};
 use crate::wire::{
-    CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, RecordList,
-    RecordQuery, ReleaseResponse, RevokeRequest, RevokeResponse,
+    CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, LintReport,
+    RecordList, RecordQuery, ReleaseResponse, RevokeRequest, RevokeResponse,
 };
 
 /// Why a call failed.
@@ -147,6 +147,12 @@ impl CaClient {
     /// `GET /api/v1/certificates/{serial}`.
     pub async fn get(&self, serial: &str) -> Result<CertificateInfo, ClientError> {
         let url = self.url(&format!("/api/v1/certificates/{serial}"));
+        Self::json(self.authed(self.http.get(url)).send().await?).await
+    }
+
+    /// `GET /api/v1/certificates/{serial}/lint`: the CA's RFC 5280 lint of a stored certificate.
+    pub async fn lint(&self, serial: &str) -> Result<LintReport, ClientError> {
+        let url = self.url(&format!("/api/v1/certificates/{serial}/lint"));
         Self::json(self.authed(self.http.get(url)).send().await?).await
     }
 

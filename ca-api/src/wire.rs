@@ -188,3 +188,21 @@ pub struct RecordList {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_after: Option<i64>,
 }
+
+/// One finding of the CA's RFC 5280 profile lint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LintViolation {
+    /// The check's name (ca-mock's `lint::Check`, e.g. `BasicConstraints`).
+    pub check: String,
+    /// What was found (certificate fields only).
+    pub detail: String,
+}
+
+/// Answer to `GET /api/v1/certificates/{serial}/lint`: the CA's own lint run on a stored
+/// certificate at the time it was issued, so a report can show it without a second linter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LintReport {
+    pub serial: String,
+    /// Empty when the certificate is lint-clean.
+    pub violations: Vec<LintViolation>,
+}

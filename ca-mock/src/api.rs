@@ -24,7 +24,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ca_api::IssueCall;
 use ca_api::template::TemplateList;
 use ca_api::wire::{
-    CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, RevokeRequest,
+    CertificateInfo, CertificateList, ErrorBody, IssueRequest, IssueResponse, LintReport,
+    LintViolation, RevokeRequest,
 };
 use foundation::Serial;
 
@@ -250,6 +251,34 @@ async fn get_certificate(
     Ok(axum::Json(info_of(&record)).into_response())
 }
 
+/// The lint the CA ran before issuing, run again on the stored certificate at its issue time,
+/// for callers that show it (`scep-lab profile test` against a running lab).
+async fn lint_certificate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let record = state.ca.get(&serial).await?;
+    if !caller.may_use(&record.cert.template) {
+        return Err(ApiError::forbidden());
+    }
+    let violations = state
+        .ca
+        .lint(&record.cert.der, record.cert.issued_at)
+        .into_iter()
+        .map(|v| LintViolation {
+            check: format!("{:?}", v.check),
+            detail: v.detail,
+        })
+        .collect();
+    let report = LintReport {
+        serial: record.cert.serial,
+        violations,
+    };
+    Ok(axum::Json(report).into_response())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -460,6 +489,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/certificates", post(issue).get(list_certificates))
         .route("/api/v1/certificates/{serial}", get(get_certificate))
         .route("/api/v1/records", get(list_records))
+        .route("/api/v1/certificates/{serial}/lint", get(lint_certificate))
         .route("/api/v1/templates", get(list_templates))
         .route("/api/v1/templates/{name}", get(get_template))
         .route("/api/v1/revocations", post(revoke))

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ca_mock::keys::KeySpec;
 use ca_mock::lint::{Check, Profile};
-use ca_mock::store::{CertStore, ListFilter, SqlStore};
+use ca_mock::store::{CertStore, ListFilter, NewCertificate, SqlStore};
 use ca_mock::template::Template;
 use ca_mock::{CaMaterial, CaSettings, CertificateAuthority, InitSource};
 use common::*;
@@ -421,4 +421,54 @@ async fn a_candidate_failing_the_lint_is_neither_issued_nor_stored() {
     let api: ca_mock::api::ApiError = err.into();
     let body = format!("{api:?}");
     assert!(!body.contains("Validity"), "{body}");
+}
+
+#[tokio::test]
+async fn the_lint_of_a_stored_certificate_is_served_to_its_readers() {
+    // GET /api/v1/certificates/{serial}/lint: what `scep-lab profile test` shows for a running
+    // lab. What the CA issues is clean; a defective record (one an older CA left in the store)
+    // is named by check; an unknown serial is 404 and an anonymous caller is refused.
+    let ca = start(KeySpec::EcP256).await;
+    let req = granted_request(
+        "lint-api",
+        "IPSECIntermediateOffline",
+        &csr(&ec_key(), "lint-api", false),
+        "lint-api",
+    );
+    let issued = ca.ndes.issue(&req).await.unwrap().response;
+    let clean = ca.ndes.lint(&issued.serial).await.unwrap();
+    assert_eq!(
+        (clean.serial.as_str(), clean.violations.len()),
+        (issued.serial.as_str(), 0)
+    );
+
+    let issuing = ca.state.ca.material().issuing.clone();
+    let t = now();
+    let mut parts = good(&issuing, t);
+    parts.basic_constraints = Some((true, None));
+    let serial = "1f2e3d4c5b6a79881f2e3d4c5b6a7988";
+    let stored = NewCertificate {
+        serial: serial.into(),
+        request_id: "crafted".into(),
+        csr_sha256: "00".repeat(32),
+        template: "IPSECIntermediateOffline".into(),
+        subject: "CN=lint-device".into(),
+        sans: "[]".into(),
+        public_key_sha256: "00".repeat(32),
+        der: craft(&issuing, parts),
+        not_before: t - SKEW,
+        not_after: t + 86_400,
+        issued_at: t,
+        issued_to: "operator".into(),
+        issued_under: "operator".into(),
+    };
+    ca.state.ca.store().insert_issued(&stored).await.unwrap();
+    let report = ca.ndes.lint(serial).await.unwrap();
+    let checks: Vec<&str> = report.violations.iter().map(|v| v.check.as_str()).collect();
+    assert_eq!(checks, ["BasicConstraints"], "{report:?}");
+
+    let unknown = ca.ndes.lint("0123abcd").await.unwrap_err();
+    assert_eq!(unknown.code(), Some("unknown_serial"));
+    assert!(ca.anonymous.lint(serial).await.is_err());
+    ca.stop().await;
 }

@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod profile_test;
 mod ra;
 pub mod reconcile;
 pub mod services;
@@ -71,6 +72,10 @@ pub struct LabOptions {
     /// Where the device templates' issued key usage and EKUs come from: the template (AD CS,
     /// the default) or the grant within the template (docs/decisions.md #7).
     pub device_template_usages: ca_api::UsageSource,
+    /// More device templates beside [`DEVICE_TEMPLATES`], loaded into ca-mock and entitled
+    /// to ndes-proxy and the policy module alike (`scep-lab profile test --template-file`
+    /// tries a profile against a template of one's own).
+    pub extra_templates: Vec<Template>,
 }
 
 /// The databases of the three services: SQLite files in the data directory (the default), or
@@ -116,6 +121,7 @@ impl LabOptions {
             ca_in_process: false,
             plain_challenge: None,
             device_template_usages: ca_api::UsageSource::Template,
+            extra_templates: Vec::new(),
         }
     }
 }
@@ -273,11 +279,10 @@ impl Lab {
         // ndes-proxy, with RA certificates from ca-mock and the policy module in process.
         let ra = ra::identity(&ca.ca, &data.join("ndes")).await?;
         let ca_backend: Arc<dyn ca_api::CaBackend> = if options.ca_in_process {
-            let templates = DEVICE_TEMPLATES.iter().map(|s| (*s).to_owned());
             Arc::new(ca_mock::InProcessCa::new(
                 ca.ca.clone(),
                 "ndes-proxy",
-                templates,
+                device_templates(&options),
                 ndes_issue_right(&options),
             ))
         } else {
@@ -434,6 +439,16 @@ fn new_grant_key(data: &Path) -> Result<ca_api::GrantKey> {
     Ok(key)
 }
 
+/// The device templates of this lab: the built-in ones and [`LabOptions::extra_templates`].
+fn device_templates(options: &LabOptions) -> Vec<String> {
+    let builtin = DEVICE_TEMPLATES.iter().map(|s| (*s).to_owned());
+    let extra = options.extra_templates.iter().map(|t| t.name.clone());
+    let mut names: Vec<String> = builtin.chain(extra).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// How ndes-proxy issues: under the policy module's signed grants, or, with a static
 /// challenge (plain mode, no policy module), under plain mode's narrow entitlement.
 fn ndes_issue_right(options: &LabOptions) -> ca_mock::IssueRight {
@@ -546,12 +561,14 @@ async fn start_ca(
             t.usages = options.device_template_usages;
         }
     }
+    templates.retain(|t| !options.extra_templates.iter().any(|x| x.name == t.name));
+    templates.extend(options.extra_templates.iter().cloned());
     // Each caller gets what it needs and no more: ndes-proxy issues device certificates
     // (its own RA certificates are issued by the lab at the CA's console, `ra::identity`).
     let ndes = Caller::new(
         "ndes-proxy",
         &hash_token(tokens.ca_ndes.expose()),
-        DEVICE_TEMPLATES.iter().map(|s| (*s).to_owned()).collect(),
+        device_templates(options),
         vec![Operation::Issue, Operation::Read],
     )?;
     let ndes = match ndes_issue_right(options) {
@@ -563,7 +580,7 @@ async fn start_ca(
         Caller::new(
             "policy-module",
             &hash_token(tokens.ca_policy.expose()),
-            DEVICE_TEMPLATES.iter().map(|s| (*s).to_owned()).collect(),
+            device_templates(options),
             vec![Operation::Revoke, Operation::Read],
         )?,
     ])?;

@@ -64,7 +64,8 @@ enum Command {
     /// Mint a device's MDM payload (mobileconfig, SyncML or JSON) from a running lab: creates
     /// the demo profile if missing, registers the device, assigns it, checks in for it.
     Payload(payload::PayloadArgs),
-    /// SCEP profiles of a running lab: import an Intune profile (Graph JSON), export one.
+    /// SCEP profiles: import an Intune profile (Graph JSON) into a running lab, export one,
+    /// or test one end to end.
     #[command(subcommand)]
     Profile(profile_cmd::Profile),
     /// Tell one enrollment's story (or a device's history) from a running lab's policy module:
@@ -140,8 +141,8 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Profile(cmd) => {
-            profile_cmd::run(&cmd, &mut std::io::stdout()).await?;
-            Ok(std::process::ExitCode::SUCCESS)
+            let code = profile_cmd::run(&cmd, &mut std::io::stdout()).await?;
+            Ok(std::process::ExitCode::from(code))
         }
         // Its failures (unknown transaction, lab down, wrong token) are the user's answer:
         // one line, without the backtrace `main` would print.

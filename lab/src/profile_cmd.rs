@@ -19,6 +19,12 @@ pub(crate) enum Profile {
     Import(ImportArgs),
     /// Write a profile of a running lab as an Intune SCEP certificate profile (Graph JSON).
     Export(ExportArgs),
+    /// Run a synthetic device through check-in, local key, SCEP enrollment, policy decision
+    /// and issuance under a profile (an Intune export, a scep-lab profile file, or a stored
+    /// profile's id with --lab); report the rendering, the certificate, differences, lint,
+    /// template exposures and strength. Exit 0 pass, 1 a finding at or above --fail-on,
+    /// 2 usage or run error.
+    Test(Box<scep_lab::profile_test::TestArgs>),
 }
 
 /// Where the running lab's policy API is.
@@ -79,11 +85,13 @@ fn platform_names() -> Vec<&'static str> {
         .collect()
 }
 
-/// Runs a `profile` subcommand; reports go to `out`, notes to stderr.
-pub(crate) async fn run(cmd: &Profile, out: &mut impl Write) -> Result<()> {
+/// Runs a `profile` subcommand; reports go to `out`, notes to stderr. The exit status is 0
+/// but for `test`, whose status is its verdict (`scep_lab::profile_test`).
+pub(crate) async fn run(cmd: &Profile, out: &mut impl Write) -> Result<u8> {
     match cmd {
-        Profile::Import(a) => import(a, out).await,
-        Profile::Export(a) => export(a, out).await,
+        Profile::Import(a) => import(a, out).await.map(|()| 0),
+        Profile::Export(a) => export(a, out).await.map(|()| 0),
+        Profile::Test(a) => Ok(scep_lab::profile_test::main(a, out).await),
     }
 }
 

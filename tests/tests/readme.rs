@@ -80,6 +80,34 @@ const COVERAGE: &[(&str, Check)] = &[
         ),
     ),
     (
+        "cargo run -q -p scep-lab -- profile import policy-module/testdata/intune/ios.json",
+        Check::Test(
+            "lab/tests/profile_test.rs",
+            "an_imported_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged",
+        ),
+    ),
+    (
+        "cargo run -q -p scep-lab -- profile test ios-device-wi-fi --lab http://127.0.0.1:8280",
+        Check::Test(
+            "lab/tests/profile_test.rs",
+            "an_imported_profile_in_a_running_lab_is_tested_by_id_and_left_unchanged",
+        ),
+    ),
+    (
+        "cargo run -q -p scep-lab -- profile test policy-module/testdata/intune/ios.json --require 802.1x --require ikev2 --json report.json --html report.html",
+        Check::Test(
+            "lab/tests/profile_test.rs",
+            "an_intune_export_is_imported_and_tested",
+        ),
+    ),
+    (
+        "cargo run -q -p scep-lab -- profile test policy-module/testdata/intune/ios.json --fail-on medium",
+        Check::Test(
+            "lab/tests/profile_test.rs",
+            "an_intune_export_is_imported_and_tested",
+        ),
+    ),
+    (
         "cargo build --release -p ca-mock -p policy-module -p ndes-proxy -p scep-lab",
         Check::Ci("cargo build --release -p ca-mock -p policy-module -p ndes-proxy -p scep-lab"),
     ),
