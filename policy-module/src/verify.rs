@@ -224,8 +224,9 @@ impl PolicyService {
     }
 
     /// docs/decisions.md #5: a current, unrevoked certificate we issued to the same device under
-    /// the same profile authorises a renewal without a challenge. ndes-proxy has already
-    /// checked that this certificate's key signed the RenewalReq.
+    /// the same profile, or from the admin path for the same subject and template, authorises
+    /// a renewal without a challenge. ndes-proxy has already checked that this certificate's
+    /// key signed the RenewalReq and that the CA holds it as good.
     async fn verify_renewal(
         &self,
         req: &VerifyRequest,
@@ -241,13 +242,18 @@ impl PolicyService {
             .await
             .map_err(unavailable)?
             .ok_or(Rejection::SigningCertThumbprintMismatch)?;
-        let (Some(device_id), Some(profile_id)) = (&cert.device_id, &cert.profile_id) else {
-            return Err(Rejection::RenewalNotAllowed.into());
-        };
         let now = self.store.now().await.map_err(unavailable)?;
         if cert.status != CertStatus::Issued || cert.not_after <= now {
             return Err(Rejection::RenewalNotAllowed.into());
         }
+        let (Some(device_id), Some(profile_id)) = (&cert.device_id, &cert.profile_id) else {
+            // No device: an admin-path certificate (docs/decisions.md #5).
+            let (grant, esc1) = self
+                .admin_renewal_grant(req, &p.csr, &p.spki_hash, &cert, now)
+                .await?;
+            let body = grant_body(&grant, esc1)?;
+            return self.reserve_renewal(req, p, &cert.serial_hex, &body).await;
+        };
         self.check_targeting(device_id, profile_id).await?;
         let (Some(device), Some(profile)) = (
             self.store
@@ -268,17 +274,25 @@ impl PolicyService {
         {
             return Err(Rejection::TemplateMismatch.into());
         }
-        let lifetime = (cert.not_after - cert.issued_at).max(1);
-        let remaining = cert.not_after - now;
-        if i128::from(remaining) * 100
-            > i128::from(lifetime) * i128::from(profile.spec.renewal_threshold_percent)
-        {
-            return Err(Rejection::RenewalNotAllowed.into());
-        }
+        let threshold = profile.spec.renewal_threshold_percent;
+        self.check_renewal_window(req, &cert, now, threshold, "renewal_threshold_percent")
+            .await?;
         rules::check(&expected, &p.csr)?;
         self.check_key_holder(&p.spki_hash, Some(device_id)).await?;
         let grant = grant_from(req, &expected, device_id, profile_id, profile.version, true);
         let body = serde_json::to_string(&grant).map_err(|_| VerifyError::Unavailable)?;
+        self.reserve_renewal(req, p, &cert.serial_hex, &body).await
+    }
+
+    /// Records a granted renewal of the certificate `renewing` (no challenge to reserve); a
+    /// retransmission gets the stored grant.
+    async fn reserve_renewal(
+        &self,
+        req: &VerifyRequest,
+        p: &Parsed,
+        renewing: &str,
+        body: &str,
+    ) -> Result<Grant, VerifyError> {
         let outcome = self
             .store
             .reserve(
@@ -286,8 +300,8 @@ impl PolicyService {
                 &req.transaction_id,
                 &p.csr_hash,
                 &p.spki_hash,
-                Some(&cert.serial_hex),
-                &body,
+                Some(renewing),
+                body,
             )
             .await
             .map_err(unavailable)?;
