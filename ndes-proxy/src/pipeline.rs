@@ -259,7 +259,7 @@ async fn enroll(
                 csr.to_der(),
                 grant,
                 PendingState::QueuedForCa,
-                    state.now(),
+                state.now(),
             )
             .signed_by(signer_key_digest(&req.signer));
             return persist_pending(state, rec, csr).await;
