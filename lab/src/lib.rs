@@ -71,6 +71,9 @@ pub struct LabOptions {
     /// Where the device templates' issued key usage and EKUs come from: the template (AD CS,
     /// the default) or the grant within the template (docs/decisions.md #7).
     pub device_template_usages: ca_api::UsageSource,
+    /// The policy module's admin-path renewal window, percent of the lifetime left
+    /// (docs/decisions.md #5).
+    pub admin_renewal_window_percent: u8,
 }
 
 /// The databases of the three services: SQLite files in the data directory (the default), or
@@ -116,6 +119,8 @@ impl LabOptions {
             ca_in_process: false,
             plain_challenge: None,
             device_template_usages: ca_api::UsageSource::Template,
+            admin_renewal_window_percent:
+                policy_module::service::DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT,
         }
     }
 }
@@ -226,6 +231,7 @@ impl Lab {
             store.clone(),
             ServiceConfig {
                 grant_key: Some(grant_key),
+                admin_renewal_window_percent: options.admin_renewal_window_percent,
                 ..ServiceConfig::default()
             },
         )
