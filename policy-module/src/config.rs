@@ -381,7 +381,7 @@ mod tests {
         let unset = Config::from_toml(&SAMPLE.replace(sample, "")).unwrap();
         assert_eq!(
             unset.service().admin_renewal_window_percent,
-            crate::service::DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT
+            DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT
         );
     }
 
