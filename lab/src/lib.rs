@@ -76,6 +76,9 @@ pub struct LabOptions {
     /// to ndes-proxy and the policy module alike (`scep-lab profile test --template-file`
     /// tries a profile against a template of one's own).
     pub extra_templates: Vec<Template>,
+    /// The policy module's admin-path renewal window, percent of the lifetime left
+    /// (docs/decisions.md #5).
+    pub admin_renewal_window_percent: u8,
 }
 
 /// The databases of the three services: SQLite files in the data directory (the default), or
@@ -122,6 +125,8 @@ impl LabOptions {
             plain_challenge: None,
             device_template_usages: ca_api::UsageSource::Template,
             extra_templates: Vec::new(),
+            admin_renewal_window_percent:
+                policy_module::service::DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT,
         }
     }
 }
@@ -232,6 +237,7 @@ impl Lab {
             store.clone(),
             ServiceConfig {
                 grant_key: Some(grant_key),
+                admin_renewal_window_percent: options.admin_renewal_window_percent,
                 ..ServiceConfig::default()
             },
         )

@@ -7,6 +7,7 @@
 //! Retry-After.
 
 use ca_api::{CaError, IssuedCert};
+use foundation::secret::sha256;
 use foundation::{Secret, Serial};
 use openssl::x509::X509;
 use policy_api::csr::CsrFacts;
@@ -295,7 +296,8 @@ async fn enroll(
             grant,
             PendingState::AwaitingApproval,
             state.now(),
-        );
+        )
+        .signed_by(signer_key_digest(&req.signer));
         return persist_pending(state, rec, csr).await;
     }
     let issued = match issue_bounded(state, &call).await {
@@ -311,7 +313,8 @@ async fn enroll(
                 grant,
                 PendingState::QueuedForCa,
                 state.now(),
-            );
+            )
+            .signed_by(signer_key_digest(&req.signer));
             return persist_pending(state, rec, csr).await;
         }
         Err(CaError::Refused(e)) => {
@@ -345,7 +348,8 @@ async fn enroll(
                 cert_der: issued.der.clone(),
             },
             state.now(),
-        );
+        )
+        .signed_by(signer_key_digest(&req.signer));
         let stored = state
             .pending()
             .insert(&rec)
@@ -438,6 +442,13 @@ async fn signer_is_good(state: &AppState, req: &OpenedRequest, txid: &str) -> Re
     }
 }
 
+/// SHA-256 of the SubjectPublicKeyInfo of the key that signed a message (its signature was
+/// verified with this key when the message was decoded).
+fn signer_key_digest(signer: &X509) -> Option<Vec<u8>> {
+    let spki = signer.public_key().ok()?.public_key_to_der().ok()?;
+    Some(sha256(&spki))
+}
+
 /// CertPoll (RFC 8894 §3.3.3): the pending row of this request (PENDING, SUCCESS once approved
 /// and issued, FAILURE if denied), else the certificate the CA recorded for this
 /// transactionID, else nothing (badCertID).
@@ -453,13 +464,18 @@ async fn poll(state: &AppState, req: &OpenedRequest) -> Result<Payload, Step> {
         .await
         .map_err(|e| store_down(&e))?
     {
-        // A renewal's id already names its signer; a first enrollment must poll with its key.
+        // A renewal's id already names its signer; a first enrollment must poll with its key,
+        // or with the key that signed its PKCSReq (a client with a throwaway identity key).
         let owner = renewing.is_some()
             || Csr::from_der(&rec.csr_der)
                 .ok()
                 .and_then(|c| c.public_key().ok())
                 .zip(req.signer.public_key().ok())
-                .is_some_and(|(a, b)| a.public_eq(&b));
+                .is_some_and(|(a, b)| a.public_eq(&b))
+            || rec
+                .signer_key_sha256
+                .as_ref()
+                .is_some_and(|k| signer_key_digest(&req.signer).as_ref() == Some(k));
         if !owner {
             return Err(Step::Refuse(Refusal::NotFound));
         }

@@ -10,10 +10,11 @@
 //! The granted subject is the CSR's own subject (as micromdm signs it), restricted to the
 //! attributes the CA contract knows; SANs and requested extensions are not granted. A renewal
 //! signed by a current certificate of our CA (checked by the pipeline before we are asked)
-//! needs no challenge, as in the full pipeline.
+//! needs no challenge, as in the full pipeline, and must ask for that certificate's subject.
 
 use foundation::names::{NameAttr, SubjectAttr};
 use foundation::secret::Secret;
+use openssl::x509::{X509, X509NameRef};
 use policy_api::{
     ChallengeError, ChallengeRequest, Grant, IssuedChallenge, NdesPolicy, Notification,
     NotifyError, Rejection, VerifyError, VerifyRequest,
@@ -53,6 +54,22 @@ fn csr_subject(csr: &Csr) -> Result<Vec<NameAttr>, Rejection> {
     let name = csr
         .subject_name()
         .map_err(|_| Rejection::CertificateRequestDecodingFailed)?;
+    name_attrs(&name)
+}
+
+/// docs/decisions.md #5: a renewal is for the subject of the certificate that signs it, compared
+/// as text (the CA wrote the granted text in its own string types). Plain mode has one
+/// template and no inventory, so neither the template nor a renewal window is checked here.
+fn check_same_subject(signer_der: &[u8], subject: &[NameAttr]) -> Result<(), Rejection> {
+    let signer =
+        X509::from_der(signer_der).map_err(|_| Rejection::SigningCertThumbprintMismatch)?;
+    match name_attrs(signer.subject_name()) {
+        Ok(names) if names == subject => Ok(()),
+        _ => Err(Rejection::SubjectNameMismatch),
+    }
+}
+
+fn name_attrs(name: &X509NameRef) -> Result<Vec<NameAttr>, Rejection> {
     let mut out = Vec::new();
     for entry in name.entries() {
         let attr =
@@ -93,10 +110,14 @@ impl NdesPolicy for StaticChallenge {
                 return Err(Rejection::ChallengeUnknown.into());
             }
         }
+        let subject = csr_subject(&csr)?;
+        if let Some(signer) = &req.signer_cert_der {
+            check_same_subject(signer, &subject)?;
+        }
         Ok(Grant {
             transaction_id: req.transaction_id,
             template: self.template.clone(),
-            subject: csr_subject(&csr)?,
+            subject,
             subject_alternative_names: Vec::new(),
             validity_days: self.validity_days,
             key_usage: Vec::new(),
@@ -198,12 +219,46 @@ mod tests {
         }
     }
 
+    /// A certificate for CN=`cn`, O=Lab (self-signed: the pipeline, not this policy, decides
+    /// that a signer is ours and good).
+    fn cert(cn: &str) -> Vec<u8> {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509Name::builder().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        name.append_entry_by_text("O", "Lab").unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        b.build().to_der().unwrap()
+    }
+
     #[tokio::test]
-    async fn a_renewal_signed_by_our_certificate_needs_no_challenge() {
-        let mut req = request(csr("dev-1", None), None);
-        req.signer_cert_der = Some(vec![0x30, 0x00]);
+    async fn a_renewal_signed_by_our_certificate_needs_no_challenge_for_its_own_subject_only() {
+        let mut req = request(csr("dev-1", Some(("O", "Lab"))), None);
+        req.signer_cert_der = Some(cert("dev-1"));
         let grant = policy().verify_request(req).await.unwrap();
         assert!(grant.renewal);
+        // docs/decisions.md #5: another subject than the signer's is refused, even with the
+        // challenge, as is a signer that does not decode.
+        for (signer, expected) in [
+            (cert("dev-2"), Rejection::SubjectNameMismatch),
+            (vec![0x30, 0x00], Rejection::SigningCertThumbprintMismatch),
+        ] {
+            let mut req = request(csr("dev-1", Some(("O", "Lab"))), Some("s3cret-Static"));
+            req.signer_cert_der = Some(signer);
+            let err = policy().verify_request(req).await.unwrap_err();
+            assert!(
+                matches!(&err, VerifyError::Rejected(r) if *r == expected),
+                "{err:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -166,6 +166,37 @@ async fn a_poll_signed_by_another_key_is_bad_cert_id() {
     );
 }
 
+/// Issue 16 item 3: a client that signs with a throwaway self-signed identity key (as a Python
+/// SCEP library does), not the CSR's key, polls with that same identity: its CertPoll finds
+/// the request (PENDING, then SUCCESS after approval); a poll signed by another identity under
+/// the same transactionID is still badCertID.
+#[tokio::test]
+async fn a_poll_signed_by_the_identity_that_sent_the_pkcs_req_finds_it() {
+    let s = approval_server(&["c4"]).await;
+    let cn = "py-identity";
+    // The CSR is on key 0; the pkiMessages are signed by identity key 1.
+    let csr = Device::new(0, cn).csr(Some("c4"));
+    let identity = Device::new(1, cn);
+    pending(identity.send(&s, &RequestBody::PkcsReq(csr)).await);
+    pending(identity.send(&s, &poll_body(cn)).await);
+    let mut stranger = Device::new(2, cn);
+    stranger.tx = identity.tx.clone();
+    assert_eq!(
+        failure(stranger.send(&s, &poll_body(cn)).await),
+        FailInfo::BadCertId
+    );
+    let id = list(&s, "awaiting_approval").await[0].request_id.clone();
+    assert_eq!(decide(&s, &id, "approve").await.status(), 200);
+    let cert = issued(identity.send(&s, &poll_body(cn)).await);
+    assert!(cert.public_key().unwrap().public_eq(&pki().device_keys[0]));
+    assert_eq!(
+        failure(stranger.send(&s, &poll_body(cn)).await),
+        FailInfo::BadCertId,
+        "another identity gets nothing after issuance either"
+    );
+    assert_eq!(s.ca.issued.lock().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn ca_down_then_up_with_the_device_polling() {
     // A long tick: only the device's polls drive the CA here.

@@ -46,8 +46,13 @@ async fn suite(store: &dyn PendingStore) {
     assert_eq!(store.get("tx/a+1").await.unwrap(), Some(a.clone()));
     assert_eq!(store.get("unknown").await.unwrap(), None);
 
-    let b = record("tx-b", PendingState::QueuedForCa, now + 1);
+    // The key that signed the PKCSReq, when not the CSR's, is kept for its CertPoll.
+    let b = record("tx-b", PendingState::QueuedForCa, now + 1).signed_by(Some(vec![7; 32]));
     store.insert(&b).await.unwrap();
+    assert_eq!(
+        store.get("tx-b").await.unwrap().unwrap().signer_key_sha256,
+        Some(vec![7; 32])
+    );
     let all = store.list(None, 100).await.unwrap();
     assert_eq!(
         all.iter()

@@ -160,30 +160,12 @@ impl PolicyService {
             tracing::error!(error = %e, "policy store unavailable");
             VerifyError::Unavailable
         };
-        let policy = self.name_policy(&row.template).await.map_err(unavailable)?;
-        let checked = match &policy {
-            Some(p) => p.policy.check(&csr.subject, &csr.sans),
-            None => Err(NameRefusal {
-                name: format!("template {}", row.template),
-                why: "the template has no admin-path name policy",
-            }),
-        };
-        if let Err(refusal) = checked {
-            tracing::warn!(template = %row.template, %refusal, "admin-path name refused");
-            self.audit(
-                "name_refused",
-                None,
-                None,
-                Some(&req.transaction_id),
-                Some(format!("template={} {refusal}", row.template)),
-            )
-            .await;
-            return Err(Rejection::NameNotPermitted.into());
-        }
+        let esc1 = self
+            .check_admin_names(&req.transaction_id, &row.template, csr)
+            .await?;
         rules::check_key_floor(csr)?;
         self.check_key_holder(spki_hash, None).await?;
         let settings = self.challenge_settings().await.map_err(unavailable)?;
-        let esc1 = policy.is_some_and(|p| p.policy.enrollee_supplies_subject);
         Ok((
             Grant {
                 transaction_id: req.transaction_id.clone(),
@@ -201,6 +183,41 @@ impl PolicyService {
             },
             esc1,
         ))
+    }
+
+    /// The CSR's names against `template`'s name policy (enrolment and renewal alike);
+    /// whether they went unchecked (ESC1 exposure). A refusal is `NameNotPermitted`, with the
+    /// name and reason in a `name_refused` audit record.
+    pub(crate) async fn check_admin_names(
+        &self,
+        transaction_id: &str,
+        template: &str,
+        csr: &CsrFacts,
+    ) -> Result<bool, VerifyError> {
+        let policy = self.name_policy(template).await.map_err(|e| {
+            tracing::error!(error = %e, "policy store unavailable");
+            VerifyError::Unavailable
+        })?;
+        let checked = match &policy {
+            Some(p) => p.policy.check(&csr.subject, &csr.sans),
+            None => Err(NameRefusal {
+                name: format!("template {template}"),
+                why: "the template has no admin-path name policy",
+            }),
+        };
+        if let Err(refusal) = checked {
+            tracing::warn!(template, %refusal, "admin-path name refused");
+            self.audit(
+                "name_refused",
+                None,
+                None,
+                Some(transaction_id),
+                Some(format!("template={template} {refusal}")),
+            )
+            .await;
+            return Err(Rejection::NameNotPermitted.into());
+        }
+        Ok(policy.is_some_and(|p| p.policy.enrollee_supplies_subject))
     }
 }
 

@@ -12,7 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::outbox::OutboxConfig;
-use crate::service::{DEFAULT_CHALLENGE_MINT_LIMIT, RevocationReasons, ServiceConfig};
+use crate::service::{
+    DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT, DEFAULT_CHALLENGE_MINT_LIMIT, RevocationReasons,
+    ServiceConfig,
+};
 use foundation::rate_limit::RateLimit;
 use foundation::secret::Secret;
 
@@ -70,6 +73,11 @@ pub struct Config {
     /// `[revocation_reasons]`: the RFC 5280 reason per lifecycle cause (docs/decisions.md #11).
     #[serde(default)]
     pub revocation_reasons: RevocationReasons,
+    /// docs/decisions.md #5: an admin-path certificate renews without a challenge once at most
+    /// this percentage of its lifetime remains (1..=100; default
+    /// [`DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT`]).
+    #[serde(default)]
+    pub admin_renewal_window_percent: Option<u8>,
 }
 
 /// `[rate_limit]`: challenges minted per source IP (check-in and `/internal/v1/challenges`).
@@ -171,6 +179,13 @@ impl Config {
             .revocation_reasons
             .check()
             .map_err(ConfigError::Invalid)?;
+        if let Some(p) = config.admin_renewal_window_percent
+            && !(1..=100).contains(&p)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "admin_renewal_window_percent = {p} must be between 1 and 100"
+            )));
+        }
         Ok(config)
     }
 
@@ -231,6 +246,9 @@ impl Config {
                 exempt_loopback: r.exempt_loopback.unwrap_or(d.exempt_loopback),
             },
             revocation_reasons: self.revocation_reasons.clone(),
+            admin_renewal_window_percent: self
+                .admin_renewal_window_percent
+                .unwrap_or(DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT),
             ..ServiceConfig::default()
         }
     }
@@ -341,6 +359,29 @@ mod tests {
                 burst: 30,
                 exempt_loopback: false
             }
+        );
+    }
+
+    #[test]
+    fn the_admin_renewal_window_is_configurable_within_1_to_100() {
+        let sample = "admin_renewal_window_percent = 20";
+        assert!(SAMPLE.contains(sample), "the sample's window moved");
+        let window = |v: &str| {
+            Config::from_toml(
+                &SAMPLE.replace(sample, &format!("admin_renewal_window_percent = {v}")),
+            )
+            .map(|c| c.service().admin_renewal_window_percent)
+        };
+        assert_eq!(window("100").unwrap(), 100);
+        assert_eq!(window("1").unwrap(), 1);
+        for bad in ["0", "101"] {
+            let err = window(bad).unwrap_err().to_string();
+            assert!(err.contains("admin_renewal_window_percent"), "{bad}: {err}");
+        }
+        let unset = Config::from_toml(&SAMPLE.replace(sample, "")).unwrap();
+        assert_eq!(
+            unset.service().admin_renewal_window_percent,
+            DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT
         );
     }
 

@@ -11,6 +11,7 @@
 //!   differ (warnings, preview; decisions.md #7).
 //! - `admin_path`, `name_policy`: the mscep_admin path's templates and their name policies
 //!   (which subject and SANs a CSR under an admin challenge may carry; ESC1 only by flag).
+//! - `admin_renewal`: the renewal window, and renewal of admin-path certificates (#5).
 //! - `outbox`: revocation delivery to the CA (`Revoker`, `HttpRevoker`, `OutboxWorker`).
 //! - `intune`: Intune (Graph) SCEP profile documents in and out, and their admin routes.
 //! - `payload`: SyncML (ClientCertificateInstall CSP) and Apple .mobileconfig.
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 pub mod admin;
 pub mod admin_path;
+mod admin_renewal;
 pub mod api;
 pub mod checkin;
 pub mod config;

@@ -95,7 +95,14 @@ pub struct ServiceConfig {
     /// How long a signed grant stays valid: long enough for one CA call, short enough that a
     /// grant copied off the wire is soon worthless.
     pub grant_lifetime_secs: i64,
+    /// docs/decisions.md #5: an admin-path (mscep_admin) certificate renews without a
+    /// challenge once at most this percentage of its lifetime remains, 1..=100.
+    pub admin_renewal_window_percent: u8,
 }
+
+/// Default admin-path renewal window: the last 20 % of the lifetime, as Intune's default
+/// renewal threshold, so a certificate issued a moment ago is refused as too early.
+pub const DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT: u8 = 20;
 
 /// Default lifetime of a signed grant, seconds.
 pub const DEFAULT_GRANT_LIFETIME_SECS: i64 = 300;
@@ -116,6 +123,7 @@ impl Default for ServiceConfig {
             challenge_mint_limit: DEFAULT_CHALLENGE_MINT_LIMIT,
             grant_key: None,
             grant_lifetime_secs: DEFAULT_GRANT_LIFETIME_SECS,
+            admin_renewal_window_percent: DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT,
         }
     }
 }

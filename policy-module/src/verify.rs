@@ -242,8 +242,9 @@ impl PolicyService {
     }
 
     /// docs/decisions.md #5: a current, unrevoked certificate we issued to the same device under
-    /// the same profile authorises a renewal without a challenge. ndes-proxy has already
-    /// checked that this certificate's key signed the RenewalReq.
+    /// the same profile, or from the admin path for the same subject and template, authorises
+    /// a renewal without a challenge. ndes-proxy has already checked that this certificate's
+    /// key signed the RenewalReq and that the CA holds it as good.
     async fn verify_renewal(
         &self,
         req: &VerifyRequest,
@@ -264,13 +265,20 @@ impl PolicyService {
         seen.device_id.clone_from(&cert.device_id);
         seen.profile_id.clone_from(&cert.profile_id);
         seen.profile_version = cert.profile_version;
-        let (Some(device_id), Some(profile_id)) = (&cert.device_id, &cert.profile_id) else {
-            return Err(Rejection::RenewalNotAllowed.into());
-        };
         let now = self.store.now().await.map_err(unavailable)?;
         if cert.status != CertStatus::Issued || cert.not_after <= now {
             return Err(Rejection::RenewalNotAllowed.into());
         }
+        let (Some(device_id), Some(profile_id)) = (&cert.device_id, &cert.profile_id) else {
+            // No device: an admin-path certificate (docs/decisions.md #5).
+            let (grant, esc1) = self
+                .admin_renewal_grant(req, &p.csr, &p.spki_hash, &cert, now)
+                .await?;
+            let body = grant_body(&grant, esc1)?;
+            return self
+                .reserve_renewal(req, p, seen, &grant, esc1, &body)
+                .await;
+        };
         self.check_targeting(device_id, profile_id).await?;
         let (Some(device), Some(profile)) = (
             self.store
@@ -291,19 +299,31 @@ impl PolicyService {
         {
             return Err(Rejection::TemplateMismatch.into());
         }
-        let lifetime = (cert.not_after - cert.issued_at).max(1);
-        let remaining = cert.not_after - now;
-        if i128::from(remaining) * 100
-            > i128::from(lifetime) * i128::from(profile.spec.renewal_threshold_percent)
-        {
-            return Err(Rejection::RenewalNotAllowed.into());
-        }
+        let threshold = profile.spec.renewal_threshold_percent;
+        self.check_renewal_window(req, &cert, now, threshold, "renewal_threshold_percent")
+            .await?;
         rules::check(&expected, &p.csr)?;
         self.check_key_holder(&p.spki_hash, Some(device_id)).await?;
         let grant = grant_from(req, &expected, device_id, profile_id, profile.version, true);
         let body = serde_json::to_string(&grant).map_err(|_| VerifyError::Unavailable)?;
         seen.profile_version = Some(profile.version);
-        let events = self.grant_events(req, seen, &grant, false, p.signed_at);
+        self.reserve_renewal(req, p, seen, &grant, false, &body)
+            .await
+    }
+
+    /// Records a granted renewal of the certificate `seen.renews_serial` (no challenge to
+    /// reserve) with its decision events, in one transaction; a retransmission gets the
+    /// stored grant.
+    async fn reserve_renewal(
+        &self,
+        req: &VerifyRequest,
+        p: &Parsed,
+        seen: &Seen,
+        grant: &Grant,
+        esc1_exposed: bool,
+        body: &str,
+    ) -> Result<Grant, VerifyError> {
+        let events = self.grant_events(req, seen, grant, esc1_exposed, p.signed_at);
         let outcome = self
             .store
             .reserve(
@@ -315,8 +335,8 @@ impl PolicyService {
                     .unwrap_or(&req.transaction_id),
                 &p.csr_hash,
                 &p.spki_hash,
-                Some(&cert.serial_hex),
-                &body,
+                seen.renews_serial.as_deref(),
+                body,
                 &events,
             )
             .await

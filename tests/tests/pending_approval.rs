@@ -173,3 +173,116 @@ async fn pending_until_approved_then_the_device_polls_its_certificate() {
     let _ = stop.send(());
     lab.shutdown().await;
 }
+
+/// Issue 16 item 3: a client that signs with a throwaway self-signed identity key, not its
+/// CSR's key (as a Python SCEP library does), enrolls through the lab's admin path under a
+/// template that needs approval: its PKCSReq and its CertPolls, signed by that identity, get
+/// PENDING, then SUCCESS after approval; a CertPoll under the same transactionID signed by
+/// another identity gets badCertID before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throwaway_identity_polls_its_request_pending_then_issued() {
+    use policy_module::NdesPolicy;
+    use scep::client::{CertRep, self_signed_certificate};
+    let lab = TestLab::start_with(|o| {
+        o.ndes_settings
+            .approval_templates
+            .insert(TEMPLATE.to_owned());
+    })
+    .await
+    .unwrap();
+    let password = lab
+        .policy()
+        .generate_challenge(policy_module::ChallengeRequest {
+            template: TEMPLATE.into(),
+            requester: "lab-admin@scep-lab.test".into(),
+        })
+        .await
+        .unwrap()
+        .challenge
+        .expose()
+        .to_owned();
+    let mut name = openssl::x509::X509Name::builder().unwrap();
+    name.append_entry_by_text("CN", "throwaway-identity-client")
+        .unwrap();
+    let name = name.build();
+    let key = rsa_key(2048).unwrap();
+    let challenge = scep::csr::ChallengePassword::new(&password);
+    let csr = scep::csr::build(
+        &key,
+        &name,
+        None,
+        Some(&challenge),
+        openssl::hash::MessageDigest::sha256(),
+    )
+    .unwrap();
+    let csr = scep::csr::Csr::from_der(&csr).unwrap();
+    let now = unix_now();
+    let identity = |k: &PKey<openssl::pkey::Private>| {
+        self_signed_certificate(k, &name, now - 3600, now + 86_400).unwrap()
+    };
+    let (id_key, stranger_key) = (rsa_key(2048).unwrap(), rsa_key(2048).unwrap());
+    let (id_cert, stranger_cert) = (identity(&id_key), identity(&stranger_key));
+    let raw = lab.raw_scep().await.unwrap();
+    let tx = random_transaction_id().unwrap();
+    let poll = RequestBody::CertPoll(
+        scep::IssuerAndSubject::new(&lab.ca().material().issuing, &name).unwrap(),
+    );
+    let rep = raw
+        .send(&RequestBody::PkcsReq(csr), &id_key, &id_cert, &tx)
+        .await
+        .unwrap();
+    assert!(matches!(rep, CertRep::Pending), "{rep:?}");
+    let rep = raw.send(&poll, &id_key, &id_cert, &tx).await.unwrap();
+    assert!(matches!(rep, CertRep::Pending), "{rep:?}");
+    let stranger = raw
+        .send(&poll, &stranger_key, &stranger_cert, &tx)
+        .await
+        .unwrap();
+    assert!(
+        is_failure(&stranger, scep::FailInfo::BadCertId),
+        "{stranger:?}"
+    );
+
+    let base = lab.scep_url().replace("/certsrv/mscep/mscep.dll", "");
+    let admin = lab.tokens().ndes_admin.expose().to_owned();
+    let http = reqwest::Client::new();
+    let list: Vec<serde_json::Value> = http
+        .get(format!("{base}/admin/v1/pending?state=awaiting_approval"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["request_id"], tx.as_str());
+    http.post(format!("{base}/admin/v1/pending/{}/approve", tx.as_str()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+
+    let cert = match raw.send(&poll, &id_key, &id_cert, &tx).await.unwrap() {
+        CertRep::Success(p) => p.certificates.into_iter().next().unwrap(),
+        other => panic!("expected SUCCESS, got {other:?}"),
+    };
+    assert!(cert.public_key().unwrap().public_eq(&key), "the CSR's key");
+    let record = lab.ca_record(&serial_of(&cert).unwrap()).await.unwrap();
+    assert_eq!(record.request_id, tx.as_str());
+    assert_eq!(record.template, TEMPLATE);
+    let stranger = raw
+        .send(&poll, &stranger_key, &stranger_cert, &tx)
+        .await
+        .unwrap();
+    assert!(
+        is_failure(&stranger, scep::FailInfo::BadCertId),
+        "{stranger:?}"
+    );
+    lab.assert_reconciled().await.unwrap();
+    lab.shutdown().await;
+}

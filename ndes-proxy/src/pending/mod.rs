@@ -136,6 +136,10 @@ pub struct PendingRecord {
     /// Unix seconds at which the policy module heard how the request ended; `None` while it
     /// is open, and on an ended row whose Notify is still owed.
     pub notified_at: Option<i64>,
+    /// SHA-256 of the SubjectPublicKeyInfo of the key that signed the request, when it was
+    /// not the CSR's key (a client that signs with a throwaway identity): a CertPoll signed
+    /// by that same key finds the request. `None` on rows written before it was kept.
+    pub signer_key_sha256: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for PendingRecord {
@@ -173,7 +177,14 @@ impl PendingRecord {
             created_at: now,
             updated_at: now,
             notified_at: None,
+            signer_key_sha256: None,
         }
+    }
+
+    /// The same row, recording the SPKI digest of the key that signed the request.
+    pub fn signed_by(mut self, signer_key_sha256: Option<Vec<u8>>) -> Self {
+        self.signer_key_sha256 = signer_key_sha256;
+        self
     }
 }
 

@@ -28,7 +28,8 @@ const POOL: PoolOptions = PoolOptions {
 };
 
 const COLUMNS: &str = "request_id, transaction_id, template, csr_der, grant_json, state, serial, \
-     cert_der, reason, attempts, next_attempt_at, created_at, updated_at, notified_at";
+     cert_der, reason, attempts, next_attempt_at, created_at, updated_at, notified_at, \
+     signer_key_sha256";
 
 /// Decodes a row; a macro so it works on both backends' row types.
 macro_rules! record_from_row {
@@ -54,6 +55,7 @@ macro_rules! record_from_row {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             notified_at: row.try_get("notified_at")?,
+            signer_key_sha256: row.try_get("signer_key_sha256")?,
         }
     }};
 }
@@ -94,7 +96,7 @@ fn columns_of(state: &PendingState) -> (Option<&str>, Option<&[u8]>, Option<&str
 }
 
 /// The migrations of one backend, in order: (description, SQL).
-fn migrator(steps: [(&'static str, &'static str); 2]) -> Migrator {
+fn migrator(steps: [(&'static str, &'static str); 3]) -> Migrator {
     let migrations = steps
         .into_iter()
         .zip(1..)
@@ -152,6 +154,10 @@ impl SqlPendingStore {
                 "notified",
                 include_str!("../../migrations/sqlite/0002_notified.sql"),
             ),
+            (
+                "signer key",
+                include_str!("../../migrations/sqlite/0003_signer_key.sql"),
+            ),
         ]);
         let postgres = migrator([
             (
@@ -161,6 +167,10 @@ impl SqlPendingStore {
             (
                 "notified",
                 include_str!("../../migrations/postgres/0002_notified.sql"),
+            ),
+            (
+                "signer key",
+                include_str!("../../migrations/postgres/0003_signer_key.sql"),
             ),
         ]);
         db.migrate(&sqlite, &postgres).await?;
@@ -189,7 +199,7 @@ impl PendingStore for SqlPendingStore {
     async fn insert(&self, rec: &PendingRecord) -> Result<PendingRecord, StoreError> {
         let insert = format!(
             "INSERT INTO pending_requests ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (request_id) DO NOTHING"
         );
         let grant = grant_to_json(&rec.grant)?;
@@ -210,6 +220,7 @@ impl PendingStore for SqlPendingStore {
                 .bind(rec.created_at)
                 .bind(rec.updated_at)
                 .bind(rec.notified_at)
+                .bind(&rec.signer_key_sha256)
                 .execute(p)
                 .await?;
         });

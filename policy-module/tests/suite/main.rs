@@ -1,6 +1,7 @@
 //! policy-module test suite: one binary, every store test on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod admin_renewal;
 mod api;
 mod cross_site;
 use testkit::der;
