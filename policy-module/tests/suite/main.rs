@@ -15,6 +15,7 @@ mod payloads;
 mod pki;
 mod profile_warnings;
 mod secrets;
+mod times;
 mod verify;
 
 /// Runs `async fn $name(h: Harness)` on both backends as `$name::sqlite` and `$name::postgres`.
