@@ -606,8 +606,8 @@ async fn api_times_are_rfc3339_with_an_agreeing_unix_twin() {
     )
     .await;
     assert_eq!(status, 201, "{issued}");
-    let cert = openssl::x509::X509::from_der(&b64d(issued["certificate"].as_str().unwrap()))
-        .unwrap();
+    let cert =
+        openssl::x509::X509::from_der(&b64d(issued["certificate"].as_str().unwrap())).unwrap();
     let unix = |t: &openssl::asn1::Asn1TimeRef| foundation::time::asn1_to_unix(t).unwrap();
     assert_eq!(
         rfc3339_with_twin(&issued, "not_before"),

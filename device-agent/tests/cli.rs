@@ -165,8 +165,8 @@ fn status_prints_rfc3339_times_and_no_unix_seconds() {
     name.append_entry_by_text("CN", "times-device").unwrap();
     let now = foundation::clock::unix_now();
     let not_after = now + 30 * 86_400;
-    let cert = scep::client::self_signed_certificate(key.pkey(), &name.build(), now, not_after)
-        .unwrap();
+    let cert =
+        scep::client::self_signed_certificate(key.pkey(), &name.build(), now, not_after).unwrap();
     std::fs::create_dir_all(slot.path()).unwrap();
     std::fs::write(slot.path().join("cert.pem"), cert.to_pem().unwrap()).unwrap();
     let key_file = slot.path().join("key.pem");
@@ -175,7 +175,11 @@ fn status_prints_rfc3339_times_and_no_unix_seconds() {
     let state = state.to_str().unwrap();
 
     let text = agent(&["status", "--state", state]);
-    assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
     let text = String::from_utf8(text.stdout).unwrap();
     let line = |label: &str| {
         text.lines()
@@ -187,8 +191,15 @@ fn status_prints_rfc3339_times_and_no_unix_seconds() {
     };
     let shown = line("not after");
     let (time, hint) = shown.split_once(' ').unwrap();
-    assert_eq!(foundation::time::parse_rfc3339(time), Some(not_after), "{shown}");
-    assert!(hint.starts_with("(in ") && hint.ends_with(" days)"), "{shown}");
+    assert_eq!(
+        foundation::time::parse_rfc3339(time),
+        Some(not_after),
+        "{shown}"
+    );
+    assert!(
+        hint.starts_with("(in ") && hint.ends_with(" days)"),
+        "{shown}"
+    );
     let renew = line("renew at");
     assert!(
         foundation::time::parse_rfc3339(renew.split(' ').next().unwrap()).is_some(),

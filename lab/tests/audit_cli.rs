@@ -52,7 +52,9 @@ fn demo_prints_rfc3339_times_and_no_unix_seconds() {
     assert!(demo.success(), "{}", demo.stderr_str());
     let out = demo.stdout_str();
     let after = |label: &str| {
-        let rest = &out[out.find(label).unwrap_or_else(|| panic!("no {label:?}: {out}"))..];
+        let rest = &out[out
+            .find(label)
+            .unwrap_or_else(|| panic!("no {label:?}: {out}"))..];
         let word = rest[label.len()..].split_whitespace().next().unwrap();
         word.trim_end_matches([',', '.', ';']).to_owned()
     };

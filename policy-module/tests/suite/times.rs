@@ -50,10 +50,9 @@ async fn api_times_are_rfc3339_and_unix_twins_agree() {
         .await
         .unwrap();
     let (cert, serial, thumb) = TestCa::new().issue(&key, 30);
-    let not_after = foundation::time::asn1_to_unix(
-        openssl::x509::X509::from_der(&cert).unwrap().not_after(),
-    )
-    .unwrap();
+    let not_after =
+        foundation::time::asn1_to_unix(openssl::x509::X509::from_der(&cert).unwrap().not_after())
+            .unwrap();
     remote
         .notify(Notification {
             transaction_id: "tx-times".into(),
