@@ -239,10 +239,8 @@ fn assert_no_unix_seconds(text: &str) {
         }
         let word_before = i > 0 && bytes[i - 1].is_ascii_alphanumeric();
         let word_after = bytes.get(i + run).is_some_and(u8::is_ascii_alphanumeric);
-        assert!(
-            !(run == 10 && bytes[i] == b'1' && !word_before && !word_after),
-            "unix seconds in: {text}"
-        );
+        let unix_seconds = run == 10 && bytes[i] == b'1' && !word_before && !word_after;
+        assert!(!unix_seconds, "unix seconds in: {text}");
         i += run;
     }
 }
