@@ -293,8 +293,8 @@ impl CaBackend for HttpCa {
                 .map_err(|_| CaError::Unavailable("CA returned an invalid serial".into()))?,
             der: der(&r.certificate)?,
             chain: r.chain.iter().map(|c| der(c)).collect::<Result<_, _>>()?,
-            not_before: r.not_before,
-            not_after: r.not_after,
+            not_before: r.not_before_unix,
+            not_after: r.not_after_unix,
             replayed: !out.created,
         })
     }

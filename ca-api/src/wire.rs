@@ -1,5 +1,6 @@
 //! The JSON bodies of the CA's HTTP API, shared by the server (ca-mock) and [`crate::client`].
-//! Binary values are standard base64 with padding; serials are lowercase hex.
+//! Binary values are standard base64 with padding; serials are lowercase hex; times are RFC 3339
+//! UTC with the same instant in unix seconds beside them as `<name>_unix` (docs/decisions.md #12).
 
 use serde::{Deserialize, Serialize};
 
@@ -46,10 +47,14 @@ pub struct IssueResponse {
     pub certificate: String,
     /// Issuing CA then root, DER base64.
     pub chain: Vec<String>,
-    /// Unix seconds.
-    pub not_before: i64,
-    /// Unix seconds.
-    pub not_after: i64,
+    /// RFC 3339 UTC (docs/decisions.md #12).
+    pub not_before: String,
+    /// The same instant in unix seconds, for machines.
+    pub not_before_unix: i64,
+    /// RFC 3339 UTC.
+    pub not_after: String,
+    /// The same instant in unix seconds, for machines.
+    pub not_after_unix: i64,
     /// Template name.
     pub template: String,
     /// Echo of the request id.
@@ -65,8 +70,10 @@ pub struct CertificateInfo {
     pub certificate: String,
     /// good, revoked or hold.
     pub status: CertStatus,
-    /// Unix seconds, when revoked or held.
-    pub revoked_at: Option<i64>,
+    /// When revoked or held, RFC 3339 UTC.
+    pub revoked_at: Option<String>,
+    /// The same instant in unix seconds, for machines.
+    pub revoked_at_unix: Option<i64>,
     /// Revocation reason.
     pub reason: Option<RevocationReason>,
     /// Template name.
@@ -75,10 +82,14 @@ pub struct CertificateInfo {
     pub request_id: String,
     /// Subject as text.
     pub subject: String,
-    /// Unix seconds.
-    pub not_before: i64,
-    /// Unix seconds.
-    pub not_after: i64,
+    /// RFC 3339 UTC.
+    pub not_before: String,
+    /// The same instant in unix seconds, for machines.
+    pub not_before_unix: i64,
+    /// RFC 3339 UTC.
+    pub not_after: String,
+    /// The same instant in unix seconds, for machines.
+    pub not_after_unix: i64,
 }
 
 /// `GET /api/v1/certificates?request_id=..`.
@@ -105,8 +116,10 @@ pub struct RevokeResponse {
     pub serial: String,
     /// The reason on record (the original one when already revoked).
     pub reason: RevocationReason,
-    /// Unix seconds on record.
-    pub revoked_at: i64,
+    /// When, as on record, RFC 3339 UTC.
+    pub revoked_at: String,
+    /// The same instant in unix seconds, for machines.
+    pub revoked_at_unix: i64,
     /// True when nothing changed.
     pub already_revoked: bool,
 }

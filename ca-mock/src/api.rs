@@ -28,6 +28,7 @@ use ca_api::wire::{
     LintViolation, RevokeRequest,
 };
 use foundation::Serial;
+use foundation::time::rfc3339;
 
 use crate::store::CertificateRecord;
 
@@ -214,8 +215,10 @@ async fn issue(
         serial: issued.serial.to_hex(),
         certificate: B64.encode(&issued.der),
         chain: issued.chain.iter().map(|c| B64.encode(c)).collect(),
-        not_before: issued.not_before,
-        not_after: issued.not_after,
+        not_before: rfc3339(issued.not_before),
+        not_before_unix: issued.not_before,
+        not_after: rfc3339(issued.not_after),
+        not_after_unix: issued.not_after,
         template: call.template,
         request_id: call.request_id,
     };
@@ -228,13 +231,16 @@ pub fn info_of(r: &CertificateRecord) -> CertificateInfo {
         serial: r.cert.serial.clone(),
         certificate: B64.encode(&r.cert.der),
         status: r.status,
-        revoked_at: r.revoked_at,
+        revoked_at: r.revoked_at.map(rfc3339),
+        revoked_at_unix: r.revoked_at,
         reason: r.reason,
         template: r.cert.template.clone(),
         request_id: r.cert.request_id.clone(),
         subject: r.cert.subject.clone(),
-        not_before: r.cert.not_before,
-        not_after: r.cert.not_after,
+        not_before: rfc3339(r.cert.not_before),
+        not_before_unix: r.cert.not_before,
+        not_after: rfc3339(r.cert.not_after),
+        not_after_unix: r.cert.not_after,
     }
 }
 

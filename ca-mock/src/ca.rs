@@ -384,7 +384,8 @@ impl CertificateAuthority {
         Ok(RevokeResponse {
             serial,
             reason,
-            revoked_at,
+            revoked_at: foundation::time::rfc3339(revoked_at),
+            revoked_at_unix: revoked_at,
             already_revoked: already,
         })
     }

@@ -446,7 +446,7 @@ async fn revocation_is_idempotent_and_a_hold_can_be_upgraded_or_released() {
         .unwrap();
     assert!(!upgraded.already_revoked);
     assert_eq!(upgraded.reason, RevocationReason::KeyCompromise);
-    assert!(upgraded.revoked_at >= hold.revoked_at);
+    assert!(upgraded.revoked_at_unix >= hold.revoked_at_unix);
     assert_eq!(ca.policy.get(b).await.unwrap().status, CertStatus::Revoked);
 
     // Serials are accepted in any hex spelling.
@@ -574,5 +574,70 @@ async fn the_crl_is_also_regenerated_on_schedule_with_a_growing_number() {
         crl.verify(&ca.ca().material().issuing.public_key().unwrap())
             .unwrap()
     );
+    ca.stop().await;
+}
+
+/// Asserts `v[name]` is RFC 3339 UTC text and `v[name_unix]` the same instant in unix seconds;
+/// answers that instant.
+fn rfc3339_with_twin(v: &Value, name: &str) -> i64 {
+    let text = v[name].as_str().unwrap_or_else(|| panic!("{name}: {v}"));
+    assert!(text.ends_with('Z'), "{name} is not UTC: {text}");
+    let unix = v[format!("{name}_unix")].as_i64().unwrap();
+    assert_eq!(foundation::time::parse_rfc3339(text), Some(unix), "{name}");
+    unix
+}
+
+/// docs/decisions.md #12: every time the API answers is RFC 3339 UTC, with unix seconds beside
+/// it under `<name>_unix` (issuance, lookup before and after a hold, revocation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_times_are_rfc3339_with_an_agreeing_unix_twin() {
+    let ca = start(KeySpec::EcP256).await;
+    let req = granted_request(
+        "times-1",
+        "IPSECIntermediateOffline",
+        &csr(&ec_key(), "x", false),
+        "dev-1",
+    );
+    let (status, issued) = raw(
+        reqwest::Method::POST,
+        &format!("{}/api/v1/certificates", ca.base),
+        Some(NDES_TOKEN),
+        Some(serde_json::to_vec(&req).unwrap()),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let cert =
+        openssl::x509::X509::from_der(&b64d(issued["certificate"].as_str().unwrap())).unwrap();
+    let unix = |t: &openssl::asn1::Asn1TimeRef| foundation::time::asn1_to_unix(t).unwrap();
+    assert_eq!(
+        rfc3339_with_twin(&issued, "not_before"),
+        unix(cert.not_before())
+    );
+    assert_eq!(
+        rfc3339_with_twin(&issued, "not_after"),
+        unix(cert.not_after())
+    );
+
+    let serial = issued["serial"].as_str().unwrap();
+    let url = format!("{}/api/v1/certificates/{serial}", ca.base);
+    let (_, info) = raw(reqwest::Method::GET, &url, Some(POLICY_TOKEN), None).await;
+    assert_eq!(
+        rfc3339_with_twin(&info, "not_after"),
+        unix(cert.not_after())
+    );
+    rfc3339_with_twin(&info, "not_before");
+    assert!(info["revoked_at"].is_null() && info["revoked_at_unix"].is_null());
+
+    let (status, revoked) = raw(
+        reqwest::Method::POST,
+        &format!("{}/api/v1/revocations", ca.base),
+        Some(POLICY_TOKEN),
+        Some(serde_json::to_vec(&json!({"serial": serial, "reason": "certificateHold"})).unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    let at = rfc3339_with_twin(&revoked, "revoked_at");
+    let (_, held) = raw(reqwest::Method::GET, &url, Some(POLICY_TOKEN), None).await;
+    assert_eq!(rfc3339_with_twin(&held, "revoked_at"), at);
     ca.stop().await;
 }

@@ -27,6 +27,7 @@ use crate::key::{DeviceKey, KeySpec};
 use crate::retry::RetryPolicy;
 use crate::state::Slot;
 use crate::transport::{ScepRequest, ScepTransport};
+use foundation::time::rfc3339;
 
 /// What to enroll and renew with: everything but the challenge, which is a secret passed
 /// per call and never stored. Saved as the slot's `config.json`.
@@ -112,10 +113,14 @@ pub struct Enrolled {
     pub thumbprint_sha256: String,
     /// Subject, one line.
     pub subject: String,
-    /// Validity, Unix seconds.
-    pub not_before: i64,
-    /// Validity, Unix seconds.
-    pub not_after: i64,
+    /// Validity start, RFC 3339 UTC (docs/decisions.md #12).
+    pub not_before: String,
+    /// The same instant in unix seconds, for machines.
+    pub not_before_unix: i64,
+    /// Validity end, RFC 3339 UTC.
+    pub not_after: String,
+    /// The same instant in unix seconds, for machines.
+    pub not_after_unix: i64,
     /// transactionID of the request that got it.
     pub transaction_id: String,
     /// CertPolls sent before SUCCESS.
@@ -125,14 +130,18 @@ pub struct Enrolled {
 impl Enrolled {
     /// Describe a certificate.
     pub fn describe(cert: &X509, transaction_id: &str, polls: u32) -> Result<Self> {
+        let not_before = unix(cert.not_before())?;
+        let not_after = unix(cert.not_after())?;
         Ok(Self {
             serial_hex: foundation::Serial::of_certificate(cert)
                 .map_err(|_| Error::Invalid("certificate serial is not positive".into()))?
                 .to_hex(),
             thumbprint_sha256: hex::encode(cert.digest(MessageDigest::sha256())?),
             subject: one_line(cert.subject_name()),
-            not_before: unix(cert.not_before())?,
-            not_after: unix(cert.not_after())?,
+            not_before: rfc3339(not_before),
+            not_before_unix: not_before,
+            not_after: rfc3339(not_after),
+            not_after_unix: not_after,
             transaction_id: transaction_id.to_owned(),
             polls,
         })

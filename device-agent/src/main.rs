@@ -344,14 +344,42 @@ fn status(state: &Path, json: bool) -> anyhow::Result<()> {
             println!("  subject     {}", c["subject"]);
             println!("  serial      {}", c["serial_hex"]);
             println!("  sha256      {}", c["thumbprint_sha256"]);
-            println!("  not after   {}", c["not_after"]);
-            println!("  renew at    {}", s["renewal"]["renew_at"]);
+            println!("  not after   {}", when(&c["not_after"]));
+            println!("  renew at    {}", when(&s["renewal"]["renew_at"]));
         }
         if !s["pending_transaction"].is_null() {
             println!("  pending     {}", s["pending_transaction"]);
         }
     }
     Ok(())
+}
+
+/// A time of the JSON status as a person reads it: RFC 3339 and how far from now
+/// (docs/decisions.md #12), e.g. `2027-01-05T10:00:00Z (in 29 days)`.
+fn when(v: &serde_json::Value) -> String {
+    let Some(text) = v.as_str() else {
+        return v.to_string();
+    };
+    match foundation::time::parse_rfc3339(text) {
+        Some(t) => format!("{text} ({})", relative(t - foundation::clock::unix_now())),
+        None => text.to_owned(),
+    }
+}
+
+/// `in 29 days`, `3 hours ago`, ...: the largest unit that is at least 2.
+fn relative(secs: i64) -> String {
+    let n = secs.unsigned_abs();
+    let (count, unit) = match n {
+        n if n >= 2 * 86_400 => (n / 86_400, "days"),
+        n if n >= 2 * 3_600 => (n / 3_600, "hours"),
+        n if n >= 2 * 60 => (n / 60, "minutes"),
+        n => (n, "seconds"),
+    };
+    if secs >= 0 {
+        format!("in {count} {unit}")
+    } else {
+        format!("{count} {unit} ago")
+    }
 }
 
 fn print_cert(cert: &Enrolled) -> anyhow::Result<()> {

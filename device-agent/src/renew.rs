@@ -23,11 +23,15 @@ use crate::transport::ScepTransport;
 /// When a certificate should renew.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewalWindow {
-    /// The window opens (threshold reached), Unix seconds.
+    /// The window opens (threshold reached). Unix seconds here, RFC 3339 in JSON
+    /// (docs/decisions.md #12), as all three.
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub opens_at: i64,
-    /// This certificate's own point in the window, Unix seconds.
+    /// This certificate's own point in the window.
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub renew_at: i64,
-    /// Expiry, Unix seconds.
+    /// Expiry.
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub not_after: i64,
 }
 

@@ -149,3 +149,98 @@ fn completion_scripts_are_generated() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("device-agent"));
 }
+
+/// docs/decisions.md #12: `status` prints times a person can read (RFC 3339 and how far off,
+/// never bare unix seconds), and `status --json` gives RFC 3339 with the `_unix` twin agreeing.
+#[test]
+fn status_prints_rfc3339_times_and_no_unix_seconds() {
+    use device_agent::{DeviceDir, DeviceKey, KeySpec};
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("dev");
+    let slot = DeviceDir::open(&state).unwrap().slot("p1").unwrap();
+    let key = DeviceKey::generate(KeySpec::EcP256).unwrap();
+    let mut name = openssl::x509::X509Name::builder().unwrap();
+    name.append_entry_by_text("CN", "times-device").unwrap();
+    let now = foundation::clock::unix_now();
+    let not_after = now + 30 * 86_400;
+    let cert =
+        scep::client::self_signed_certificate(key.pkey(), &name.build(), now, not_after).unwrap();
+    std::fs::create_dir_all(slot.path()).unwrap();
+    std::fs::write(slot.path().join("cert.pem"), cert.to_pem().unwrap()).unwrap();
+    let key_file = slot.path().join("key.pem");
+    std::fs::write(&key_file, key.pkey().private_key_to_pem_pkcs8().unwrap()).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let state = state.to_str().unwrap();
+
+    let text = agent(&["status", "--state", state]);
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8(text.stdout).unwrap();
+    let line = |label: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label:?} line in {text}"))
+            .trim_start()[label.len()..]
+            .trim()
+            .to_owned()
+    };
+    let shown = line("not after");
+    let (time, hint) = shown.split_once(' ').unwrap();
+    assert_eq!(
+        foundation::time::parse_rfc3339(time),
+        Some(not_after),
+        "{shown}"
+    );
+    assert!(
+        hint.starts_with("(in ") && hint.ends_with(" days)"),
+        "{shown}"
+    );
+    let renew = line("renew at");
+    assert!(
+        foundation::time::parse_rfc3339(renew.split(' ').next().unwrap()).is_some(),
+        "{renew}"
+    );
+    assert_no_unix_seconds(&text);
+
+    let json = ok(&agent(&["status", "--state", state, "--json"]));
+    let c = &json["slots"][0]["certificate"];
+    assert_eq!(c["not_after_unix"], not_after);
+    assert_eq!(
+        foundation::time::parse_rfc3339(c["not_after"].as_str().unwrap()),
+        Some(not_after)
+    );
+    assert_eq!(
+        foundation::time::parse_rfc3339(c["not_before"].as_str().unwrap()),
+        c["not_before_unix"].as_i64()
+    );
+    let renewal = &json["slots"][0]["renewal"];
+    for name in ["opens_at", "renew_at", "not_after"] {
+        assert!(
+            foundation::time::parse_rfc3339(renewal[name].as_str().unwrap()).is_some(),
+            "{renewal}"
+        );
+    }
+}
+
+/// No run of exactly ten digits starting with 1 (unix seconds from 2001 to 2286).
+fn assert_no_unix_seconds(text: &str) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if run == 0 {
+            i += 1;
+            continue;
+        }
+        let word_before = i > 0 && bytes[i - 1].is_ascii_alphanumeric();
+        let word_after = bytes.get(i + run).is_some_and(u8::is_ascii_alphanumeric);
+        let unix_seconds = run == 10 && bytes[i] == b'1' && !word_before && !word_after;
+        assert!(!unix_seconds, "unix seconds in: {text}");
+        i += run;
+    }
+}

@@ -103,7 +103,7 @@ fn installed_leaf(dir: &Path) -> Option<(String, i64)> {
             && let Some(leaf) = chain.first()
         {
             let described = Enrolled::describe(leaf, "", 0).ok()?;
-            return Some((described.serial_hex, described.not_after));
+            return Some((described.serial_hex, described.not_after_unix));
         }
     }
     None

@@ -61,6 +61,31 @@ pub mod rfc3339_serde {
                 .ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time")),
         }
     }
+
+    /// The same for an optional time (`null` when absent): `#[serde(default, with =
+    /// "foundation::time::rfc3339_serde::option")]`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes RFC 3339 text, or `null`.
+        pub fn serialize<S: Serializer>(unix: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+            match unix {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads RFC 3339 text, unix seconds or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+            match Option::<super::Either>::deserialize(d)? {
+                None => Ok(None),
+                Some(super::Either::Unix(n)) => Ok(Some(n)),
+                Some(super::Either::Text(t)) => super::super::parse_rfc3339(&t)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time")),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -87,5 +112,32 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(rfc3339(i64::MAX), i64::MAX.to_string());
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Times {
+        #[serde(with = "rfc3339_serde")]
+        at: i64,
+        #[serde(default, with = "rfc3339_serde::option")]
+        maybe: Option<i64>,
+    }
+
+    #[test]
+    fn serde_adapters_write_rfc3339_and_read_either_form() {
+        let t = Times {
+            at: 1_796_599_009,
+            maybe: Some(0),
+        };
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            text,
+            r#"{"at":"2026-12-06T23:16:49Z","maybe":"1970-01-01T00:00:00Z"}"#
+        );
+        assert_eq!(serde_json::from_str::<Times>(&text).unwrap(), t);
+        let old: Times = serde_json::from_str(r#"{"at":1796599009,"maybe":null}"#).unwrap();
+        assert_eq!((old.at, old.maybe), (1_796_599_009, None));
+        let absent: Times = serde_json::from_str(r#"{"at":0}"#).unwrap();
+        assert_eq!(absent.maybe, None);
+        assert!(serde_json::from_str::<Times>(r#"{"at":"soon"}"#).is_err());
     }
 }

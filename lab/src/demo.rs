@@ -201,8 +201,10 @@ async fn steps(out: &mut impl Write, lab: &Lab) -> Result<String> {
     let ca_record = lab.ca().get(&serial).await.context("CA record")?;
     writeln!(
         out,
-        "[6] ca-mock issued serial {serial} under {} and recorded it before answering (status {:?})",
-        ca_record.cert.template, ca_record.status
+        "[6] ca-mock issued serial {serial} under {}, valid until {}, and recorded it before answering (status {:?})",
+        ca_record.cert.template,
+        foundation::time::rfc3339(ca_record.cert.not_after),
+        ca_record.status
     )?;
     verify_chain(&cert, &chain)?;
     ensure!(
@@ -215,7 +217,7 @@ async fn steps(out: &mut impl Write, lab: &Lab) -> Result<String> {
         enrolled.subject,
         record
             .installed_at
-            .map_or("(pending report)".into(), |t| t.to_string())
+            .map_or("(pending report)".into(), foundation::time::rfc3339)
     )?;
 
     // Retirement: revocation through the outbox, visible in the CRL and in OCSP.

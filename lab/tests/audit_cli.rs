@@ -41,3 +41,42 @@ fn audit_passes_after_the_demo_and_fails_on_a_torn_crl() {
     assert!(out.contains("VIOLATION I8"), "{out}");
     assert!(out.contains("reconcile FAILED"), "{out}");
 }
+
+/// docs/decisions.md #12: the demo's lines give times as RFC 3339 ("valid until", "installed
+/// at"), never as bare unix seconds.
+#[test]
+fn demo_prints_rfc3339_times_and_no_unix_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lab");
+    let demo = scep_lab(&["demo", "--data", data.to_str().unwrap()]);
+    assert!(demo.success(), "{}", demo.stderr_str());
+    let out = demo.stdout_str();
+    let after = |label: &str| {
+        let rest = &out[out
+            .find(label)
+            .unwrap_or_else(|| panic!("no {label:?}: {out}"))..];
+        let word = rest[label.len()..].split_whitespace().next().unwrap();
+        word.trim_end_matches([',', '.', ';']).to_owned()
+    };
+    for label in ["valid until ", "installed at "] {
+        let time = after(label);
+        assert!(
+            time.ends_with('Z') && foundation::time::parse_rfc3339(&time).is_some(),
+            "{label}{time}"
+        );
+    }
+    let bytes = out.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if run == 0 {
+            i += 1;
+            continue;
+        }
+        let bounded = (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+            && !bytes.get(i + run).is_some_and(u8::is_ascii_alphanumeric);
+        let unix_seconds = bounded && run == 10 && bytes[i] == b'1';
+        assert!(!unix_seconds, "unix seconds in the demo's output: {out}");
+        i += run;
+    }
+}

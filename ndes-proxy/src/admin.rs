@@ -76,10 +76,14 @@ pub struct PendingView {
     pub reason: Option<String>,
     /// Failed CA attempts.
     pub attempts: u32,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
-    pub updated_at: i64,
+    /// RFC 3339 UTC (docs/decisions.md #12).
+    pub created_at: String,
+    /// The same instant in unix seconds, for machines.
+    pub created_at_unix: i64,
+    /// RFC 3339 UTC.
+    pub updated_at: String,
+    /// The same instant in unix seconds, for machines.
+    pub updated_at_unix: i64,
 }
 
 impl From<&PendingRecord> for PendingView {
@@ -111,8 +115,10 @@ impl From<&PendingRecord> for PendingView {
             serial,
             reason,
             attempts: r.attempts,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            created_at: foundation::time::rfc3339(r.created_at),
+            created_at_unix: r.created_at,
+            updated_at: foundation::time::rfc3339(r.updated_at),
+            updated_at_unix: r.updated_at,
         }
     }
 }

@@ -67,12 +67,13 @@ pub async fn page(
     let mut resp = match state.policy().generate_challenge(req).await {
         Ok(issued) => {
             info!(requester = %requester, template = %issued.template, "challenge handed out");
-            let minutes = (issued.expires_at.saturating_sub(state.now()).max(0) + 59) / 60;
+            let minutes = (issued.expires_at_unix.saturating_sub(state.now()).max(0) + 59) / 60;
             if json {
                 Json(serde_json::json!({
                     "challenge": issued.challenge.expose(),
                     "template": issued.template,
                     "expires_at": issued.expires_at,
+                    "expires_at_unix": issued.expires_at_unix,
                     "validity_minutes": minutes,
                 }))
                 .into_response()

@@ -58,7 +58,7 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
             Err(VerifyError::Unavailable) => {
                 state.metrics().queue_attempt("policy_unavailable");
                 let next = now.saturating_add(backoff(state, rec.attempts));
-                info!(request_id = %id, retry_at = next, "policy module unavailable for a fresh grant");
+                info!(request_id = %id, retry_at = %foundation::time::rfc3339(next), "policy module unavailable for a fresh grant");
                 state.pending().reschedule(id.as_str(), next, now).await?;
                 return reload(state, rec).await;
             }
@@ -85,7 +85,7 @@ pub async fn attempt(state: &AppState, rec: PendingRecord) -> Result<PendingReco
         Err(CaError::Unavailable(e)) => {
             state.metrics().queue_attempt("ca_unavailable");
             let next = now.saturating_add(backoff(state, rec.attempts));
-            info!(request_id = %id, error = %e, attempts = rec.attempts + 1, retry_at = next, "CA still unavailable");
+            info!(request_id = %id, error = %e, attempts = rec.attempts + 1, retry_at = %foundation::time::rfc3339(next), "CA still unavailable");
             state.pending().reschedule(id.as_str(), next, now).await?;
             reload(state, rec).await
         }

@@ -331,3 +331,22 @@ async fn the_page_is_absent_unless_configured() {
     assert_eq!(s.get(PATH).await.status(), 404);
     assert_eq!(s.get("/admin/v1/pending").await.status(), 404);
 }
+
+/// docs/decisions.md #12: the JSON form gives the expiry as RFC 3339 UTC, with the same instant
+/// in unix seconds beside it.
+#[tokio::test]
+async fn json_expiry_is_rfc3339_with_an_agreeing_unix_twin() {
+    let s = server().await;
+    let r = s
+        .http
+        .get(format!("{}{PATH}?format=json", s.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    let text = v["expires_at"].as_str().unwrap();
+    assert!(text.ends_with('Z'), "{text}");
+    let at = foundation::time::parse_rfc3339(text).unwrap();
+    assert_eq!(v["expires_at_unix"].as_i64(), Some(at));
+}

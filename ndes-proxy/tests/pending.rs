@@ -387,3 +387,36 @@ async fn ca_down_and_store_down_is_503_never_pending() {
     s.ca.down.store(false, Ordering::SeqCst);
     issued(d.send(&s, &body).await);
 }
+
+/// docs/decisions.md #12: the admin API's times are RFC 3339 UTC, each with its unix-seconds
+/// twin `<name>_unix` naming the same instant, before and after a decision.
+#[tokio::test]
+async fn admin_api_times_are_rfc3339_with_agreeing_unix_twins() {
+    let s = approval_server(&["c1"]).await;
+    let d = Device::new(0, "times");
+    pending(d.send(&s, &RequestBody::PkcsReq(d.csr(Some("c1")))).await);
+    let check = |v: &serde_json::Value| {
+        for name in ["created_at", "updated_at"] {
+            let text = v[name].as_str().unwrap_or_else(|| panic!("{name}: {v}"));
+            assert!(text.ends_with('Z'), "{name} is not UTC: {text}");
+            assert_eq!(
+                foundation::time::parse_rfc3339(text),
+                v[format!("{name}_unix")].as_i64(),
+                "{name}: {v}"
+            );
+        }
+    };
+    let r = admin(
+        &s,
+        reqwest::Method::GET,
+        "/admin/v1/pending?state=awaiting_approval",
+    )
+    .await;
+    let waiting: serde_json::Value = r.json().await.unwrap();
+    let view = &waiting.as_array().unwrap()[0];
+    check(view);
+    let id = view["request_id"].as_str().unwrap();
+    let approved: serde_json::Value = decide(&s, id, "approve").await.json().await.unwrap();
+    check(&approved);
+    assert!(approved["updated_at_unix"].as_i64() >= view["created_at_unix"].as_i64());
+}

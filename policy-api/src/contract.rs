@@ -88,8 +88,10 @@ pub struct ChallengeRequest {
 pub struct IssuedChallenge {
     pub challenge: Secret,
     pub template: String,
-    /// Unix seconds.
-    pub expires_at: i64,
+    /// RFC 3339 UTC (docs/decisions.md #12).
+    pub expires_at: String,
+    /// The same instant in unix seconds, for machines.
+    pub expires_at_unix: i64,
 }
 
 /// Who sent the SCEP request and how, as ndes-proxy received it: written with the policy's
@@ -204,7 +206,8 @@ pub enum Outcome {
         serial: Serial,
         /// Lowercase hex SHA-256 of the certificate DER.
         thumbprint_sha256: String,
-        /// Unix seconds.
+        /// Unix seconds in Rust; RFC 3339 on the wire (unix seconds accepted too).
+        #[serde(with = "foundation::time::rfc3339_serde")]
         not_after: i64,
         #[serde(with = "b64")]
         certificate_der: Vec<u8>,

@@ -22,7 +22,8 @@ const MAX_AUDIT_NAMES: usize = 512;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredNamePolicy {
     pub template: String,
-    /// Unix seconds of the last change.
+    /// The last change; RFC 3339 on the wire (docs/decisions.md #12).
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub updated_at: i64,
     #[serde(flatten)]
     pub policy: NamePolicy,

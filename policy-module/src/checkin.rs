@@ -59,6 +59,7 @@ pub struct RenderedProfile {
     pub retry_count: u32,
     pub retry_delay_minutes: u32,
     pub challenge: Secret,
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub challenge_expires_at: i64,
     /// SHA-256 thumbprints (lowercase hex) of this device's certificates for this profile
     /// that are revoked, revoking or revoke_failed in the inventory. A device holding one

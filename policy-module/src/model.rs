@@ -147,6 +147,7 @@ pub struct Profile {
     pub version: i64,
     #[serde(flatten)]
     pub spec: ProfileSpec,
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub updated_at: i64,
 }
 
@@ -256,7 +257,9 @@ pub struct Device {
     pub aad_device_id: Option<String>,
     pub user_name: Option<String>,
     pub state: DeviceState,
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub created_at: i64,
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub updated_at: i64,
 }
 
@@ -320,10 +323,13 @@ pub struct IssuedCert {
     pub profile_id: Option<String>,
     pub profile_version: Option<i64>,
     pub transaction_id: String,
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub not_after: i64,
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub issued_at: i64,
     pub status: CertStatus,
     pub revocation_reason: Option<String>,
+    #[serde(default, with = "foundation::time::rfc3339_serde::option")]
     pub installed_at: Option<i64>,
 }
 

@@ -90,7 +90,7 @@ impl Revoker for HttpRevoker {
         })?;
         match self.client.revoke(serial, reason).await {
             Ok(answer) => Ok(RevokeAck {
-                revoked_at: answer.revoked_at,
+                revoked_at: answer.revoked_at_unix,
                 already_revoked: answer.already_revoked,
             }),
             Err(e) => Err(classify(e)),

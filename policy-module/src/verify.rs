@@ -677,7 +677,8 @@ impl NdesPolicy for PolicyService {
         Ok(IssuedChallenge {
             challenge: secret,
             template: req.template,
-            expires_at,
+            expires_at: foundation::time::rfc3339(expires_at),
+            expires_at_unix: expires_at,
         })
     }
 

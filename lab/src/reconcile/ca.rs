@@ -189,7 +189,10 @@ async fn check_crl(sources: &Sources, view: &CaView, now: i64, report: &mut Repo
         Some(t) => report.find(
             Invariant::I8,
             &subject,
-            format!("published CRL expired (nextUpdate {})", t.timestamp()),
+            format!(
+                "published CRL expired (nextUpdate {})",
+                foundation::time::rfc3339(t.timestamp())
+            ),
         ),
         None => report.find(Invariant::I8, &subject, "published CRL has no nextUpdate"),
     }

@@ -265,7 +265,8 @@ impl NdesPolicy for FakePolicy {
         Ok(IssuedChallenge {
             challenge: foundation::secret::Secret::new(&value),
             template: req.template,
-            expires_at: now() + 3600,
+            expires_at: foundation::time::rfc3339(now() + 3600),
+            expires_at_unix: now() + 3600,
         })
     }
 

@@ -18,9 +18,12 @@ pub struct OutboxRow {
     /// `pending`, `done` or `failed` (permanent).
     pub state: String,
     pub attempts: i64,
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub created_at: i64,
+    #[serde(default, with = "foundation::time::rfc3339_serde::option")]
     pub done_at: Option<i64>,
 }
 
@@ -54,6 +57,7 @@ pub struct CommandRow {
     pub id: String,
     pub kind: String,
     pub state: String,
+    #[serde(with = "foundation::time::rfc3339_serde")]
     pub created_at: i64,
 }
 
@@ -62,7 +66,7 @@ pub struct CommandRow {
 pub struct AuditEvent {
     #[serde(default)]
     pub id: i64,
-    #[serde(default)]
+    #[serde(default, with = "foundation::time::rfc3339_serde")]
     pub at: i64,
     pub event: String,
     pub device_id: Option<String>,

@@ -136,7 +136,8 @@ async fn revoke(
     match ca.answer(&serial, &reason) {
         Ok(ack) => Ok(Json(serde_json::json!({
             "serial": serial, "reason": reason,
-            "revoked_at": ack.revoked_at, "already_revoked": ack.already_revoked
+            "revoked_at": foundation::time::rfc3339(ack.revoked_at),
+            "revoked_at_unix": ack.revoked_at, "already_revoked": ack.already_revoked
         }))),
         Err((status, code)) => Err((status, Json(serde_json::json!({"error": code})))),
     }

@@ -17,6 +17,7 @@ mod payloads;
 mod pki;
 mod profile_warnings;
 mod secrets;
+mod times;
 mod trace;
 mod verify;
 
