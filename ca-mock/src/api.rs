@@ -447,6 +447,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(crate::ops::readyz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

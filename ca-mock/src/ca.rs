@@ -152,6 +152,11 @@ impl CertificateAuthority {
         &self.material
     }
 
+    /// Where the CRL is published, if it is written to a file.
+    pub fn crl_path(&self) -> Option<&std::path::Path> {
+        self.settings.crl_path.as_deref()
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn CertStore> {
         &self.store

@@ -47,6 +47,7 @@ pub mod lint;
 mod local;
 pub mod names;
 mod ocsp;
+mod ops;
 pub mod store;
 pub mod template;
 

@@ -196,4 +196,6 @@ pub trait CertStore: Send + Sync + std::fmt::Debug {
     async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
     /// Number of certificates recorded.
     async fn count(&self) -> Result<i64, StoreError>;
+    /// One trivial round trip: whether the database answers (`/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
