@@ -161,4 +161,19 @@ impl NdesPolicy for RemotePolicy {
             _ => Err(NotifyError::Unavailable),
         }
     }
+
+    /// The policy-module's `/healthz` answers 2xx (no token needed).
+    async fn ready(&self) -> Result<(), String> {
+        let r = self
+            .client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", r.status().as_u16()))
+        }
+    }
 }

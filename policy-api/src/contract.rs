@@ -43,6 +43,13 @@ pub trait NdesPolicy: Send + Sync {
     fn reads_csr_facts(&self) -> bool {
         false
     }
+
+    /// Whether the policy answers now, for ndes-proxy's `/readyz` (the caller bounds the
+    /// wait); `Err` says why, for the log. A policy in the same process without a store of its
+    /// own (plain mode) keeps this default.
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// GenerateChallenge input.

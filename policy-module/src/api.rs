@@ -20,6 +20,7 @@ use crate::payload;
 use crate::profile_view::PreviewRequest;
 use crate::service::{ChallengeSettings, PolicyService};
 use crate::store::Assignment;
+use foundation::http::ready::Readiness;
 use foundation::secret::Secret;
 use policy_api::contract::{
     ChallengeRequest, Grant, NdesPolicy, Notification, RegrantRequest, VerifyRequest,
@@ -32,6 +33,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
     ("get", "/healthz"),
+    ("get", "/readyz"),
     ("get", "/api/v1/profiles"),
     ("post", "/api/v1/profiles"),
     ("post", "/api/v1/profiles/preview"),
@@ -146,6 +148,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
         .route(
             "/mdm/v1/devices/{id}/checkin",
             post(checkin).layer(axum::middleware::from_fn_with_state(
@@ -158,6 +161,13 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(256 * 1024))
         .layer(axum::middleware::from_fn(refuse_cross_site))
         .with_state(state)
+}
+
+/// Ready when the store answers and, if templates are read from the CA, the CA answers, each
+/// within its own bound (foundation::http::ready): 200 or 503, the JSON body naming what failed.
+async fn readyz(State(s): State<ApiState>) -> Response {
+    let r = Readiness::of(s.service.readiness_checks().await);
+    (r.status_code(), Json(r)).into_response()
 }
 
 /// Reliability P32: nothing here serves a browser, so a request a browser labels as made for

@@ -197,6 +197,20 @@ impl PolicyService {
         &self.mint_limiter
     }
 
+    /// `/readyz`'s checks, run concurrently, each bounded: the store, and the CA when
+    /// templates are read from it.
+    pub async fn readiness_checks(&self) -> Vec<foundation::http::ready::Check> {
+        use foundation::http::ready::check;
+        let store = check("store", self.store.ping());
+        match &self.templates {
+            Some(ca) => {
+                let (store, ca) = tokio::join!(store, check("ca", ca.ready()));
+                vec![store, ca]
+            }
+            None => vec![store.await],
+        }
+    }
+
     /// The store (for the outbox worker and tests).
     pub fn store(&self) -> &Store {
         &self.store

@@ -583,6 +583,10 @@ impl NdesPolicy for PolicyService {
         true
     }
 
+    async fn ready(&self) -> Result<(), String> {
+        self.store().ping().await.map_err(|e| e.to_string())
+    }
+
     async fn verify_request(&self, mut req: VerifyRequest) -> Result<Grant, VerifyError> {
         let facts = req.facts.take();
         let result = self.verify_inner(&req, facts).await;

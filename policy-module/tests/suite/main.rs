@@ -14,6 +14,7 @@ mod names;
 mod payloads;
 mod pki;
 mod profile_warnings;
+mod readiness;
 mod secrets;
 mod verify;
 
