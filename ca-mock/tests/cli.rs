@@ -311,7 +311,7 @@ async fn serve_answers_with_tokens_from_the_generated_config() {
 /// JSON objects or plain text (no ANSI codes when stderr is not a terminal).
 #[test]
 fn completion_survives_a_closed_pipe_and_logs_json_or_plain_text() {
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ca-mock"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_ca-mock"));
     testkit::cli_surface::assert_completion_survives_closed_pipe(bin, "ca-mock");
     testkit::cli_surface::assert_log_formats(bin, &["completion", "bash"]);
 }
