@@ -45,6 +45,7 @@ mod issue;
 pub mod keys;
 pub mod lint;
 mod local;
+pub mod metrics;
 pub mod names;
 mod ocsp;
 mod ops;

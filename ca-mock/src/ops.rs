@@ -1,5 +1,5 @@
 //! The CA's operational routes beside `/healthz`: `/readyz` (its store answers and its CRL file
-//! can be written, each check bounded; foundation::http::ready).
+//! can be written, each check bounded; foundation::http::ready) and `/metrics` (Prometheus).
 
 use std::path::Path;
 
@@ -9,6 +9,18 @@ use axum::response::{IntoResponse, Response};
 use foundation::http::ready::{self, Readiness};
 
 use crate::api::AppState;
+
+/// The CA's counters in the Prometheus text format.
+pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.ca.metrics().render(),
+    )
+        .into_response()
+}
 
 /// 200 or 503 within 2 s, the body naming what failed.
 pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
