@@ -26,6 +26,7 @@ pub mod format;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod grant;
+pub mod metrics;
 pub mod model;
 pub mod name_policy;
 pub mod outbox;

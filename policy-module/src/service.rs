@@ -178,6 +178,8 @@ pub struct PolicyService {
     pub(crate) mint_limiter: Arc<SourceLimiter>,
     /// The CA's templates, for profile warnings (`template_check`); none means "not compared".
     pub(crate) templates: Option<Arc<dyn crate::template_source::TemplateSource>>,
+    /// VerifyRequest decisions for `/metrics`.
+    pub(crate) metrics: Arc<crate::metrics::PolicyMetrics>,
 }
 
 impl PolicyService {
@@ -189,7 +191,13 @@ impl PolicyService {
             config: Arc::new(config),
             outbox_wake: Arc::new(Notify::new()),
             templates: None,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Its decision counters (`/metrics`).
+    pub fn metrics(&self) -> &crate::metrics::PolicyMetrics {
+        &self.metrics
     }
 
     /// The per-source limiter of challenge minting.

@@ -597,6 +597,14 @@ impl NdesPolicy for PolicyService {
             req.requester.user_agent.as_deref().unwrap_or("-")
         );
         match &result {
+            Ok(g) => self.metrics.decision(
+                "granted",
+                if g.renewal { "renewal" } else { "challenge" }.to_owned(),
+            ),
+            Err(VerifyError::Rejected(r)) => self.metrics.decision("rejected", r.to_string()),
+            Err(VerifyError::Unavailable) => self.metrics.decision("unavailable", String::new()),
+        }
+        match &result {
             Ok(g) => {
                 let event = if g.renewal {
                     "renewal_verified"

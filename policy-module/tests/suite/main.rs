@@ -10,6 +10,7 @@ mod key_reuse;
 mod lifecycle;
 mod lifecycle_hold;
 mod lifecycle_race;
+mod metrics;
 mod names;
 mod payloads;
 mod pki;
