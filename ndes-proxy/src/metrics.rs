@@ -157,7 +157,10 @@ impl Metrics {
         out.push_str("# HELP ndes_policy_rejections_total Requests the policy module refused, by its named reason.\n");
         out.push_str("# TYPE ndes_policy_rejections_total counter\n");
         for (reason, n) in &m.policy_rejections {
-            let _ = writeln!(out, "ndes_policy_rejections_total{{reason=\"{reason}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "ndes_policy_rejections_total{{reason=\"{reason}\"}} {n}"
+            );
         }
         out
     }
