@@ -12,13 +12,3 @@ pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
         other => other,
     }
 }
-
-/// `println!` for command-line tools: formats one line and writes it with [`write_stdout`], so
-/// a closed pipe is success and other write errors (a full disk) come back as an
-/// `io::Result` instead of a panic.
-#[macro_export]
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        $crate::io::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())
-    };
-}
