@@ -115,6 +115,11 @@ pub trait CaBackend: Send + Sync {
     async fn by_request_id(&self, request_id: &str) -> Result<Vec<Vec<u8>>, CaError>;
     /// The current CRL, DER.
     async fn crl(&self) -> Result<Vec<u8>, CaError>;
+    /// Whether the CA answers now, for the caller's `/readyz` (the caller bounds the wait).
+    /// A CA that cannot be down (a test double) keeps this default.
+    async fn ready(&self) -> Result<(), CaError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

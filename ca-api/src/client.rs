@@ -209,6 +209,13 @@ impl CaClient {
         }
     }
 
+    /// `GET /healthz`: the CA's process answers (a caller's readiness check).
+    pub async fn healthz(&self) -> Result<(), ClientError> {
+        self.bytes(self.http.get(self.url("/healthz")))
+            .await
+            .map(|_| ())
+    }
+
     async fn bytes(&self, rb: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
         let resp = rb.send().await?;
         if !resp.status().is_success() {
@@ -326,5 +333,9 @@ impl CaBackend for HttpCa {
 
     async fn crl(&self) -> Result<Vec<u8>, CaError> {
         self.client.crl().await.map_err(backend_error)
+    }
+
+    async fn ready(&self) -> Result<(), CaError> {
+        self.client.healthz().await.map_err(backend_error)
     }
 }

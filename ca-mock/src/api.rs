@@ -84,21 +84,20 @@ impl From<CaError> for ApiError {
     /// The one place CA errors become wire codes. Internal details are logged, never sent.
     fn from(e: CaError) -> Self {
         use StatusCode as S;
-        let (status, code) = match &e {
-            CaError::UnknownTemplate => (S::BAD_REQUEST, "unknown_template"),
+        let status = match &e {
             CaError::Forbidden => return Self::forbidden(),
-            CaError::Grant(_) => (S::FORBIDDEN, "grant_refused"),
-            CaError::InvalidCsr(_) => (S::BAD_REQUEST, "invalid_csr"),
-            CaError::KeyNotAllowed(_) => (S::BAD_REQUEST, "key_not_allowed"),
-            CaError::SubjectNotAllowed(_) => (S::BAD_REQUEST, "subject_not_allowed"),
-            CaError::SanNotAllowed(_) => (S::BAD_REQUEST, "san_not_allowed"),
-            CaError::InvalidValidity(_) => (S::BAD_REQUEST, "invalid_validity"),
-            CaError::UsageNotAllowed(_) => (S::BAD_REQUEST, "usage_not_allowed"),
-            CaError::RequestIdConflict => (S::CONFLICT, "request_id_conflict"),
-            CaError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request"),
-            CaError::InvalidSerial => (S::BAD_REQUEST, "invalid_serial"),
-            CaError::UnknownSerial => (S::NOT_FOUND, "unknown_serial"),
-            CaError::NotOnHold => (S::CONFLICT, "not_on_hold"),
+            CaError::Grant(_) => S::FORBIDDEN,
+            CaError::UnknownTemplate
+            | CaError::InvalidCsr(_)
+            | CaError::KeyNotAllowed(_)
+            | CaError::SubjectNotAllowed(_)
+            | CaError::SanNotAllowed(_)
+            | CaError::InvalidValidity(_)
+            | CaError::UsageNotAllowed(_)
+            | CaError::InvalidRequest(_)
+            | CaError::InvalidSerial => S::BAD_REQUEST,
+            CaError::RequestIdConflict | CaError::NotOnHold => S::CONFLICT,
+            CaError::UnknownSerial => S::NOT_FOUND,
             CaError::Store(_) => {
                 tracing::error!(error = ?e, "store failure");
                 return Self::new(
@@ -112,7 +111,7 @@ impl From<CaError> for ApiError {
                 return Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error");
             }
         };
-        Self::new(status, code, e.to_string())
+        Self::new(status, e.code(), e.to_string())
     }
 }
 
@@ -509,6 +508,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(crate::ops::readyz))
+        .route("/metrics", get(crate::ops::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -17,6 +17,7 @@ use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
 use crate::issue::{CertSpec, Urls, build_certificate, check_csr};
 use crate::lint::{Profile, Violation};
+use crate::metrics::CaMetrics;
 use crate::ocsp;
 use crate::store::{
     CertStatus, CertStore, CertificateRecord, InsertOutcome, ListFilter, NewCertificate,
@@ -94,6 +95,8 @@ pub struct CertificateAuthority {
     crl: RwLock<Option<Arc<CrlSnapshot>>>,
     /// The RFC 5280 profile every issued certificate is linted against (P35).
     profile: Profile,
+    /// What `/metrics` reports.
+    metrics: CaMetrics,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -144,12 +147,23 @@ impl CertificateAuthority {
             revision: AtomicU64::new(1),
             crl_lock: tokio::sync::Mutex::new(0),
             crl: RwLock::new(None),
+            metrics: CaMetrics::default(),
         })
     }
 
     /// The hierarchy.
     pub fn material(&self) -> &CaMaterial {
         &self.material
+    }
+
+    /// Where the CRL is published, if it is written to a file.
+    pub fn crl_path(&self) -> Option<&std::path::Path> {
+        self.settings.crl_path.as_deref()
+    }
+
+    /// Its Prometheus metrics.
+    pub fn metrics(&self) -> &CaMetrics {
+        &self.metrics
     }
 
     /// The store.
@@ -184,6 +198,20 @@ impl CertificateAuthority {
     /// trusted policy module, to the key (docs/decisions.md #10), or stay within plain mode's
     /// entitlement. Checked before anything is stored, and before a replay is answered.
     pub async fn issue_as(
+        &self,
+        actor: &str,
+        right: IssueRight,
+        req: &IssueCall,
+    ) -> Result<IssuedCert, CaError> {
+        let result = self.issue_checked(actor, right, req).await;
+        match &result {
+            Ok(issued) => self.metrics.issued(&req.template, issued.replayed),
+            Err(e) => self.metrics.refused(e.code()),
+        }
+        result
+    }
+
+    async fn issue_checked(
         &self,
         actor: &str,
         right: IssueRight,
@@ -365,6 +393,7 @@ impl CertificateAuthority {
             RevokeOutcome::Done { record, already } => (record, already),
         };
         if !already {
+            self.metrics.revoked(reason.as_str());
             tracing::info!(
                 target: "ca_mock::audit",
                 action = "revoke",
@@ -480,6 +509,7 @@ impl CertificateAuthority {
     }
 
     async fn build_and_publish(&self) -> Result<Arc<CrlSnapshot>, CaError> {
+        let started = std::time::Instant::now();
         let entries = self.store.revoked().await?;
         let number = self.store.next_crl_number().await?;
         let now = self.clock.now();
@@ -505,6 +535,8 @@ impl CertificateAuthority {
         if let Ok(mut g) = self.crl.write() {
             *g = Some(Arc::clone(&snapshot));
         }
+        self.metrics
+            .crl_published(started.elapsed(), snapshot.der.len(), number, now);
         tracing::info!(number, entries = count, "CRL published");
         Ok(snapshot)
     }
@@ -513,6 +545,7 @@ impl CertificateAuthority {
     /// malformed input gets malformedRequest, a store failure internalError).
     pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
         let Some(req) = ocsp::parse_request(&self.material, request) else {
+            self.metrics.ocsp("malformed");
             return ocsp::malformed();
         };
         let mut statuses = Vec::with_capacity(req.items.len());
@@ -528,10 +561,16 @@ impl CertificateAuthority {
                     },
                     Err(e) => {
                         tracing::error!(error = %e, "OCSP lookup failed");
+                        self.metrics.ocsp("internal_error");
                         return ocsp::internal_error();
                     }
                 },
             };
+            self.metrics.ocsp(match status {
+                ocsp::Status::Good => "good",
+                ocsp::Status::Revoked { .. } => "revoked",
+                ocsp::Status::Unknown => "unknown",
+            });
             statuses.push(status);
         }
         let now = self.clock.now();

@@ -66,6 +66,31 @@ pub enum CaError {
     Config(String),
 }
 
+impl CaError {
+    /// The wire code of this error (`ErrorBody::error`), also the label of refusals in
+    /// `/metrics`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownTemplate => "unknown_template",
+            Self::Forbidden => "forbidden",
+            Self::Grant(_) => "grant_refused",
+            Self::InvalidCsr(_) => "invalid_csr",
+            Self::KeyNotAllowed(_) => "key_not_allowed",
+            Self::SubjectNotAllowed(_) => "subject_not_allowed",
+            Self::SanNotAllowed(_) => "san_not_allowed",
+            Self::InvalidValidity(_) => "invalid_validity",
+            Self::UsageNotAllowed(_) => "usage_not_allowed",
+            Self::RequestIdConflict => "request_id_conflict",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidSerial => "invalid_serial",
+            Self::UnknownSerial => "unknown_serial",
+            Self::NotOnHold => "not_on_hold",
+            Self::Store(_) => "unavailable",
+            _ => "internal_error",
+        }
+    }
+}
+
 impl From<foundation::serial::InvalidSerial> for CaError {
     fn from(_: foundation::serial::InvalidSerial) -> Self {
         Self::InvalidSerial

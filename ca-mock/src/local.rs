@@ -102,4 +102,12 @@ impl CaBackend for InProcessCa {
             .map(|snapshot| snapshot.der.clone())
             .map_err(contract_error)
     }
+
+    async fn ready(&self) -> Result<(), CaError> {
+        self.ca
+            .store()
+            .ping()
+            .await
+            .map_err(|e| CaError::Unavailable(e.to_string()))
+    }
 }

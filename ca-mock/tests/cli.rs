@@ -342,3 +342,12 @@ async fn serve_answers_with_tokens_from_the_generated_config() {
     ));
     assert!(list.contains(&result) && list.contains("serve-1"), "{list}");
 }
+
+/// Issue 17: `completion bash | head -1` never panics, and `--log-format json|text` logs
+/// JSON objects or plain text (no ANSI codes when stderr is not a terminal).
+#[test]
+fn completion_survives_a_closed_pipe_and_logs_json_or_plain_text() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_ca-mock"));
+    testkit::cli_surface::assert_completion_survives_closed_pipe(bin, "ca-mock");
+    testkit::cli_surface::assert_log_formats(bin, &["completion", "bash"]);
+}

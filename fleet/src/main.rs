@@ -31,6 +31,9 @@ struct Cli {
         env = "DEVICE_AGENT_TIMEOUT"
     )]
     timeout: u64,
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = foundation::log::LogFormat::NAMES, env = "DEVICE_FLEET_LOG_FORMAT")]
+    log_format: String,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -114,16 +117,14 @@ impl FleetArgs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        // A log line that cannot be written is dropped (eprintln! would panic; F10).
-        .log_internal_errors(false)
-        .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    foundation::log::init(
+        "device-fleet",
+        env!("CARGO_PKG_VERSION"),
+        cli.log_format.parse().unwrap_or_default(),
+        "warn",
+    );
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

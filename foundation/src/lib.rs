@@ -12,6 +12,7 @@
 //! | `sql` | (feature `sql`) the durable SQLite/PostgreSQL pool and its query macro |
 //! | [`rate_limit`] | per-source token buckets for the requests anyone can make expensive |
 //! | `http` | (feature `http`) bearer tokens from headers, cross-site checks |
+//! | `log` | (feature `log`) one logging set-up for every binary: `--log-format json\|text`, no ANSI off a terminal |
 //!
 //! Nothing here knows about SCEP, policies or CAs: the services build on these types, and
 //! the contracts between them (`policy-api`, `ca-api`) speak them.
@@ -21,6 +22,8 @@ pub mod clock;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod io;
+#[cfg(feature = "log")]
+pub mod log;
 pub mod names;
 pub mod rate_limit;
 pub mod secret;

@@ -206,6 +206,14 @@ impl Db {
         }
     }
 
+    /// One trivial round trip (`SELECT 1`): whether the database answers, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_db!(self, |pool, _begin| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
     /// Closes the pool (tests use it to simulate an unavailable store).
     pub async fn close(&self) {
         on_db!(self, |pool, _begin| pool.close().await);

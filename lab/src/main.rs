@@ -8,7 +8,7 @@ mod trace;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// The scep-lab command line.
 #[derive(Debug, Parser)]
@@ -18,6 +18,9 @@ use clap::{Parser, Subcommand};
     about = "NDES + Intune style SCEP provisioning lab on loopback"
 )]
 struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = foundation::log::LogFormat::NAMES, env = "SCEP_LAB_LOG_FORMAT")]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,20 +81,23 @@ enum Command {
         #[arg(long, default_value = "scep-lab-services")]
         dir: PathBuf,
     },
+    /// Print a shell completion script.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    // A log line that cannot be written (full disk, closed pipe) is dropped: tracing-subscriber
-    // would report it with eprintln!, which panics when stderr fails too (F10).
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .log_internal_errors(false)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    foundation::log::init(
+        "scep-lab",
+        env!("CARGO_PKG_VERSION"),
+        cli.log_format.parse().unwrap_or_default(),
+        "warn",
+    );
+    match cli.command {
         Command::Demo { data } => {
             let temp = tempfile::tempdir()?;
             let kept = data.is_some();
@@ -122,16 +128,12 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             let lab = scep_lab::Lab::start(options)
                 .await
                 .context("starting the lab")?;
-            println!("ca-mock        {}", lab.ca_url());
-            println!("policy-module  {}", lab.policy_url());
-            println!("ndes-proxy     {}", lab.scep_url());
-            println!("mscep_admin    {}", lab.mscep_admin_url());
-            println!("root CA SHA-256 {}", lab.root_fingerprint());
-            println!(
-                "API tokens in  {}",
-                lab.data_dir().join("secrets").display()
-            );
-            println!("serving; Ctrl-C stops");
+            // stdout on a full disk is an error, not a panic: the lab stops and says why; a reader
+            // that went away (`| head -1`) is not an error, the lab keeps serving.
+            if let Err(e) = foundation::io::write_stdout(serve_banner(&lab).as_bytes()) {
+                lab.shutdown().await;
+                return Err(anyhow::Error::new(e).context("writing the banner to stdout"));
+            }
             tokio::signal::ctrl_c().await?;
             lab.shutdown().await;
             Ok(std::process::ExitCode::SUCCESS)
@@ -170,7 +172,28 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "scep-lab", &mut script);
+            foundation::io::write_stdout(&script)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     }
+}
+
+/// What `scep-lab serve` prints once the lab is up: its URLs, the root's fingerprint, where
+/// the tokens are.
+fn serve_banner(lab: &scep_lab::Lab) -> String {
+    format!(
+        "ca-mock        {}\npolicy-module  {}\nndes-proxy     {}\nmscep_admin    {}\n\
+         root CA SHA-256 {}\nAPI tokens in  {}\nserving; Ctrl-C stops\n",
+        lab.ca_url(),
+        lab.policy_url(),
+        lab.scep_url(),
+        lab.mscep_admin_url(),
+        lab.root_fingerprint(),
+        lab.data_dir().join("secrets").display()
+    )
 }
 
 /// `scep-lab audit`: the reconciler's report on stdout; exit 1 when an invariant is violated.

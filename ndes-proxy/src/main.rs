@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use foundation::SystemClock;
 use ndes_proxy::config::{Config, read_challenge, read_secret};
 use ndes_proxy::{
@@ -20,6 +20,9 @@ use policy_api::NdesPolicy;
     about = "NDES-compatible SCEP server (RFC 8894)"
 )]
 struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = foundation::log::LogFormat::NAMES, env = "NDES_PROXY_LOG_FORMAT")]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,27 +34,34 @@ enum Command {
         /// Configuration file (TOML).
         #[arg(long, env = "NDES_PROXY_CONFIG")]
         config: PathBuf,
-        /// Log as JSON lines instead of text.
-        #[arg(long)]
+        /// Same as `--log-format json` (kept for existing scripts).
+        #[arg(long, hide = true)]
         log_json: bool,
+    },
+    /// Print a shell completion script.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Command::Serve { config, log_json } = Cli::parse().command;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    // A log line that cannot be written (full disk, closed pipe) is dropped: tracing-subscriber
-    // would report it with eprintln!, which panics when stderr fails too (F10).
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .log_internal_errors(false);
-    if log_json {
-        logs.json().init();
-    } else {
-        logs.init();
+    let cli = Cli::parse();
+    let mut format = cli.log_format.parse().unwrap_or_default();
+    if let Command::Serve { log_json: true, .. } = cli.command {
+        format = foundation::log::LogFormat::Json;
     }
+    foundation::log::init("ndes-proxy", env!("CARGO_PKG_VERSION"), format, "info");
+    let config = match cli.command {
+        Command::Serve { config, .. } => config,
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ndes-proxy", &mut script);
+            foundation::io::write_stdout(&script)?;
+            return Ok(());
+        }
+    };
     let cfg = Config::load(&config)?;
     cfg.validate()?;
     let ra = cfg.ra_identity()?;

@@ -42,6 +42,7 @@ struct Inner {
     latency: BTreeMap<&'static str, Histogram>,
     queue_attempts: BTreeMap<&'static str, u64>,
     lenient_strings: BTreeMap<(&'static str, &'static str), u64>,
+    policy_rejections: BTreeMap<String, u64>,
 }
 
 /// The registry of one server.
@@ -89,6 +90,16 @@ impl Metrics {
             .inner()
             .lenient_strings
             .entry((attribute.name(), ty.name()))
+            .or_default() += 1;
+    }
+
+    /// Count one VerifyRequest the policy module refused, by its named reason (the wire says
+    /// only badRequest; operators see why here and in the log).
+    pub fn policy_rejection(&self, reason: policy_api::Rejection) {
+        *self
+            .inner()
+            .policy_rejections
+            .entry(reason.to_string())
             .or_default() += 1;
     }
 
@@ -141,6 +152,14 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "ndes_scep_lenient_attribute_strings_total{{attribute=\"{attribute}\",string_type=\"{ty}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP ndes_policy_rejections_total Requests the policy module refused, by its named reason.\n");
+        out.push_str("# TYPE ndes_policy_rejections_total counter\n");
+        for (reason, n) in &m.policy_rejections {
+            let _ = writeln!(
+                out,
+                "ndes_policy_rejections_total{{reason=\"{reason}\"}} {n}"
             );
         }
         out

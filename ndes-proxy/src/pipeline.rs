@@ -278,6 +278,7 @@ async fn enroll(
         Err(VerifyError::Rejected(reason)) => {
             // The named reason goes to the log and audit only; the wire says badRequest.
             warn!(transaction_id = txid, request_id = %request_id, reason = ?reason, "policy rejected the request");
+            state.metrics().policy_rejection(reason);
             return Err(Step::Refuse(Refusal::Rejected));
         }
         Err(e) => {

@@ -14,6 +14,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use foundation::http::ready::{self, Readiness};
 use policy_api::RequesterInfo;
 use scep::http::{
     CONTENT_TYPE_CAPS, CONTENT_TYPE_NEXT_CA_CERT, CONTENT_TYPE_PKI_MESSAGE, Operation, QueryError,
@@ -33,7 +34,7 @@ pub const SCEP_PATHS: [&str; 4] = [
     "/scep",
 ];
 
-/// The router: SCEP on every path of [`SCEP_PATHS`], `/healthz`, `/metrics`, and when
+/// The router: SCEP on every path of [`SCEP_PATHS`], `/healthz`, `/readyz`, `/metrics`, and when
 /// configured `/certsrv/mscep_admin/` and the approval API under `/admin/v1/`.
 pub fn router(state: AppState) -> Router {
     let limit = state.settings().max_body_bytes;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         r = r.merge(crate::admin::routes(state.clone()));
     }
     r.route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
         // Refuses a declared Content-Length over the limit with 413 before reading any of the
@@ -71,6 +73,18 @@ fn text(status: StatusCode, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Ready when the policy, the CA and the pending store each answer within their own bound
+/// (foundation::http::ready): 200 or 503, the JSON body naming what failed.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let (policy, ca, pending) = tokio::join!(
+        ready::check("policy", state.policy().ready()),
+        ready::check("ca", state.ca().ready()),
+        ready::check("pending_store", state.pending().ready()),
+    );
+    let r = Readiness::of([policy, ca, pending]);
+    (r.status_code(), axum::Json(r)).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

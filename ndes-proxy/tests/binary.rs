@@ -140,3 +140,12 @@ async fn the_binary_serves_the_configured_endpoints_and_stops_on_sigterm() {
         assert!(!err.contains(secret), "{secret} in the log");
     }
 }
+
+/// Issue 17: `completion bash | head -1` never panics, and `--log-format json|text` logs
+/// JSON objects or plain text (no ANSI codes when stderr is not a terminal).
+#[test]
+fn completion_survives_a_closed_pipe_and_logs_json_or_plain_text() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ndes-proxy"));
+    testkit::cli_surface::assert_completion_survives_closed_pipe(bin, "ndes-proxy");
+    testkit::cli_surface::assert_log_formats(bin, &["completion", "bash"]);
+}

@@ -129,6 +129,8 @@ async fn metrics_count_requests_by_operation_message_type_status_and_fail_info()
         r#"ndes_scep_requests_total{operation="PKIOperation",message_type="PKCSReq",pki_status="SUCCESS",fail_info="",status="200"} 1"#,
         r#"ndes_scep_request_duration_seconds_count{operation="PKIOperation"} 3"#,
         r#"ndes_scep_request_duration_seconds_bucket{operation="PKIOperation",le="+Inf"} 3"#,
+        // The policy's named reason behind the wire's badRequest (issue 17).
+        r#"ndes_policy_rejections_total{reason="ChallengeUnknown"} 1"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }

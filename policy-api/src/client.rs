@@ -169,4 +169,19 @@ impl NdesPolicy for RemotePolicy {
             Err(e) => tracing::warn!(error = %e.without_url(), "reply report not delivered"),
         }
     }
+
+    /// The policy-module's `/healthz` answers 2xx (no token needed).
+    async fn ready(&self) -> Result<(), String> {
+        let r = self
+            .client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", r.status().as_u16()))
+        }
+    }
 }

@@ -44,6 +44,13 @@ pub trait NdesPolicy: Send + Sync {
         false
     }
 
+    /// Whether the policy answers now, for ndes-proxy's `/readyz` (the caller bounds the
+    /// wait); `Err` says why, for the log. A policy in the same process without a store of its
+    /// own (plain mode) keeps this default.
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// After ndes-proxy answered: the CertRep's pkiStatus and failInfo, for the transaction's
     /// trace. Best effort: the caller never waits on it for the reply, and a policy that keeps
     /// no trace keeps this default.

@@ -21,6 +21,7 @@ use crate::payload;
 use crate::profile_view::PreviewRequest;
 use crate::service::{ChallengeSettings, PolicyService};
 use crate::store::Assignment;
+use foundation::http::ready::Readiness;
 use foundation::secret::Secret;
 use policy_api::contract::{
     ChallengeRequest, Grant, NdesPolicy, Notification, RegrantRequest, ReplyReport, VerifyRequest,
@@ -33,6 +34,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
     ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
     ("get", "/api/v1/profiles"),
     ("post", "/api/v1/profiles"),
     ("post", "/api/v1/profiles/preview"),
@@ -164,6 +167,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route(
             "/mdm/v1/devices/{id}/checkin",
             post(checkin).layer(axum::middleware::from_fn_with_state(
@@ -176,6 +181,36 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(256 * 1024))
         .layer(axum::middleware::from_fn(refuse_cross_site))
         .with_state(state)
+}
+
+/// Ready when the store answers and, if templates are read from the CA, the CA answers, each
+/// within its own bound (foundation::http::ready): 200 or 503, the JSON body naming what failed.
+async fn readyz(State(s): State<ApiState>) -> Response {
+    let r = Readiness::of(s.service.readiness_checks().await);
+    (r.status_code(), Json(r)).into_response()
+}
+
+/// Prometheus text: decisions by reason, and the outbox backlog when the store answers in time.
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let store = s.service.store();
+    let backlog = match tokio::time::timeout(
+        foundation::http::ready::CHECK_TIMEOUT,
+        store.outbox_backlog(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => Some(b),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics: outbox backlog unavailable");
+            None
+        }
+        Err(_) => None,
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.service.metrics().render(backlog, store.local_now()),
+    )
+        .into_response()
 }
 
 /// Reliability P32: nothing here serves a browser, so a request a browser labels as made for

@@ -31,6 +31,7 @@ pub mod format;
 pub mod fuzzing;
 mod grant;
 pub mod intune;
+pub mod metrics;
 pub mod model;
 pub mod name_policy;
 pub mod outbox;

@@ -23,6 +23,9 @@ use policy_module::template_source::CaTemplates;
     about = "The Intune/ConfigMgr role of scep-lab"
 )]
 struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = foundation::log::LogFormat::NAMES, env = "POLICY_LOG_FORMAT")]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -97,15 +100,14 @@ enum AdminAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // A log line that cannot be written (full disk, closed pipe) is dropped: tracing-subscriber
-    // would report it with eprintln!, which panics when stderr fails too (F10).
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .log_internal_errors(false)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    foundation::log::init(
+        "policy-module",
+        env!("CARGO_PKG_VERSION"),
+        cli.log_format.parse().unwrap_or_default(),
+        "info",
+    );
+    match cli.command {
         Command::Serve(args) => run_server(args).await,
         Command::Admin {
             server,

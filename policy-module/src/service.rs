@@ -188,6 +188,8 @@ pub struct PolicyService {
     pub(crate) templates: Option<Arc<dyn crate::template_source::TemplateSource>>,
     /// The CA's records, for transaction traces; none means "the CA is not read".
     pub(crate) records: Option<Arc<dyn crate::trace::RecordSource>>,
+    /// VerifyRequest decisions for `/metrics`.
+    pub(crate) metrics: Arc<crate::metrics::PolicyMetrics>,
 }
 
 impl PolicyService {
@@ -200,12 +202,32 @@ impl PolicyService {
             outbox_wake: Arc::new(Notify::new()),
             templates: None,
             records: None,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Its decision counters (`/metrics`).
+    pub fn metrics(&self) -> &crate::metrics::PolicyMetrics {
+        &self.metrics
     }
 
     /// The per-source limiter of challenge minting.
     pub fn mint_limiter(&self) -> &SourceLimiter {
         &self.mint_limiter
+    }
+
+    /// `/readyz`'s checks, run concurrently, each bounded: the store, and the CA when
+    /// templates are read from it.
+    pub async fn readiness_checks(&self) -> Vec<foundation::http::ready::Check> {
+        use foundation::http::ready::check;
+        let store = check("store", self.store.ping());
+        match &self.templates {
+            Some(ca) => {
+                let (store, ca) = tokio::join!(store, check("ca", ca.ready()));
+                vec![store, ca]
+            }
+            None => vec![store.await],
+        }
     }
 
     /// The store (for the outbox worker and tests).

@@ -19,6 +19,11 @@ pub trait TemplateSource: Send + Sync + Debug {
     /// The template, `Ok(None)` when the CA has none of that name; `Err` says why it could not
     /// be read (no secrets, no internals).
     async fn template(&self, name: &str) -> Result<Option<TemplateInfo>, String>;
+
+    /// Whether the CA answers now, for `/readyz` (the caller bounds the wait).
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The CA's `GET /api/v1/templates/{name}`, as the policy module's CA caller (Read).
@@ -47,6 +52,10 @@ impl TemplateSource for CaTemplates {
             ClientError::Transport(_) => "the CA could not be reached".into(),
             _ => "the CA's answer was not understood".into(),
         })
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        self.client.healthz().await.map_err(|e| e.to_string())
     }
 }
 

@@ -686,10 +686,22 @@ impl NdesPolicy for PolicyService {
         true
     }
 
+    async fn ready(&self) -> Result<(), String> {
+        self.store().ping().await.map_err(|e| e.to_string())
+    }
+
     async fn verify_request(&self, mut req: VerifyRequest) -> Result<Grant, VerifyError> {
         let facts = req.facts.take();
         let mut seen = Seen::default();
         let result = self.verify_inner(&req, facts, &mut seen).await;
+        match &result {
+            Ok(g) => self.metrics.decision(
+                "granted",
+                if g.renewal { "renewal" } else { "challenge" }.to_owned(),
+            ),
+            Err(VerifyError::Rejected(r)) => self.metrics.decision("rejected", r.to_string()),
+            Err(VerifyError::Unavailable) => self.metrics.decision("unavailable", String::new()),
+        }
         // A grant's records were written with it; a refusal changes nothing and is recorded
         // here, naming the challenge's owner.
         if let Err(VerifyError::Rejected(r)) = &result {

@@ -193,3 +193,12 @@ fn prints_completion_scripts() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("policy-module"));
     }
 }
+
+/// Issue 17: `completion bash | head -1` never panics, and `--log-format json|text` logs
+/// JSON objects or plain text (no ANSI codes when stderr is not a terminal).
+#[test]
+fn completion_survives_a_closed_pipe_and_logs_json_or_plain_text() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_policy-module"));
+    testkit::cli_surface::assert_completion_survives_closed_pipe(bin, "policy-module");
+    testkit::cli_surface::assert_log_formats(bin, &["completion", "bash"]);
+}

@@ -8,6 +8,7 @@
 //! - [`binary`] / [`unavailable`]: find a third-party program or skip (fail under CI).
 //! - [`openssl`]: run the `openssl` CLI as an oracle, with a timeout.
 //! - [`cmd`]: run any program with a timeout.
+//! - [`cli_surface`]: what every binary does alike: completions, `--log-format`, closed pipes.
 //! - [`cms_oracle`]: open a CertRep with the `openssl cms` command line.
 //! - [`fuzz_corpus`]: replay the committed fuzz corpora as regression tests.
 //! - [`pki`]: keys, names, CA/RA/device certificates and the NDES-shaped RA hierarchy.
@@ -18,6 +19,7 @@
 //! - `transport` (feature `transport`): a device-agent SCEP transport that records traffic.
 //! - `peers` (feature `peers`): micromdm `scepclient` driven through `peers/client-micromdm.sh`.
 
+pub mod cli_surface;
 pub mod cmd;
 pub mod cms_oracle;
 pub mod der;

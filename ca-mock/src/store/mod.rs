@@ -238,4 +238,6 @@ pub trait CertStore: Send + Sync + std::fmt::Debug {
     async fn records(&self, filter: &RecordFilter) -> Result<Vec<RecordRow>, StoreError>;
     /// Number of certificates recorded.
     async fn count(&self) -> Result<i64, StoreError>;
+    /// One trivial round trip: whether the database answers (`/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -467,6 +467,10 @@ impl CertStore for SqlStore {
         super::records::select(&self.db, filter).await
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.db.ping().await?)
+    }
+
     async fn count(&self) -> Result<i64, StoreError> {
         on_db!(&self.db, |p, _begin| {
             let row = sqlx::query("SELECT COUNT(*) AS n FROM certificates")

@@ -1,7 +1,8 @@
 //! HTTP request helpers shared by the services' routers: who is calling (bearer tokens),
-//! and whether a browser sent the request for another site's page.
+//! whether a browser sent the request for another site's page, and the `/readyz` verdict.
 
 pub mod cross_site;
+pub mod ready;
 
 use http::{HeaderMap, header};
 

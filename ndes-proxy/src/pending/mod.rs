@@ -246,6 +246,11 @@ pub trait PendingStore: Send + Sync {
 
     /// Record that the policy module heard how the request ended.
     async fn mark_notified(&self, request_id: &str, now: i64) -> Result<(), StoreError>;
+    /// Whether the store answers now, for `/readyz` (the caller bounds the wait). A store in
+    /// memory keeps this default.
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Decode a stored grant.

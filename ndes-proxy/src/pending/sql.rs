@@ -365,4 +365,8 @@ impl PendingStore for SqlPendingStore {
         });
         Ok(())
     }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(self.db.ping().await?)
+    }
 }

@@ -217,6 +217,11 @@ impl Store {
         self.clock.now()
     }
 
+    /// One trivial round trip: whether the database answers (`/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.db.ping().await?)
+    }
+
     /// Closes the pools (tests use it to simulate an unavailable store).
     pub async fn close(&self) {
         self.db.close().await;

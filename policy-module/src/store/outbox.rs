@@ -303,6 +303,19 @@ impl Store {
         }))
     }
 
+    /// The pending entries' count and the oldest one's creation time (`/metrics`).
+    pub async fn outbox_backlog(&self) -> Result<crate::metrics::Backlog, StoreError> {
+        let (pending, oldest_created_at): (i64, Option<i64>) = on_db!(&self.db, |pool, _b| {
+            sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending'")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(crate::metrics::Backlog {
+            pending,
+            oldest_created_at,
+        })
+    }
+
     /// Outbox entries, optionally of one state, oldest first.
     pub async fn list_outbox(&self, state: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(

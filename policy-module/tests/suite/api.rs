@@ -96,7 +96,7 @@ async fn openapi_lists_every_route_and_every_route_is_routed() {
             .unwrap()
             .status()
             .as_u16();
-        let public = ["/openapi.json", "/healthz"].contains(path);
+        let public = ["/openapi.json", "/healthz", "/readyz", "/metrics"].contains(path);
         assert_eq!(status, if public { 200 } else { 401 }, "{method} {path}");
     }
     let doc_served: Value = s

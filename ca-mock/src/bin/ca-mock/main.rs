@@ -24,8 +24,8 @@ mod records;
     about = "An enterprise CA (AD CS role) for the scep-lab"
 )]
 struct Cli {
-    /// Log format.
-    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"], env = "CA_MOCK_LOG_FORMAT")]
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = foundation::log::LogFormat::NAMES, env = "CA_MOCK_LOG_FORMAT")]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -208,26 +208,15 @@ struct IssueArgs {
     out: Option<PathBuf>,
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A log line that cannot be written (full disk, closed pipe) is dropped: tracing-subscriber
-    // would report it with eprintln!, which panics when stderr fails too (F10).
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .log_internal_errors(false);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    foundation::log::init(
+        "ca-mock",
+        env!("CARGO_PKG_VERSION"),
+        cli.log_format.parse().unwrap_or_default(),
+        "info",
+    );
     match run(cli.command).await {
         Ok(code) => code,
         Err(e) => {
