@@ -37,6 +37,9 @@ enum Command {
         /// Ports of ca-mock, policy-module and ndes-proxy.
         #[arg(long, num_args = 3, default_values_t = [8180u16, 8280, 8080])]
         ports: Vec<u16>,
+        /// Port of the web console.
+        #[arg(long, default_value_t = 8380)]
+        console_port: u16,
         /// ndes-proxy calls ca-mock in process instead of over its HTTP API.
         #[arg(long)]
         ca_in_process: bool,
@@ -101,11 +104,13 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Serve {
             data,
             ports,
+            console_port,
             ca_in_process,
             plain_challenge_file,
         } => {
             let mut options = scep_lab::LabOptions::new(&data);
             options.ports = [ports[0], ports[1], ports[2]];
+            options.console_port = console_port;
             options.ca_in_process = ca_in_process;
             if let Some(file) = plain_challenge_file {
                 options.plain_challenge = Some(
@@ -121,6 +126,13 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             println!("ndes-proxy     {}", lab.scep_url());
             println!("mscep_admin    {}", lab.mscep_admin_url());
             println!("root CA SHA-256 {}", lab.root_fingerprint());
+            let secrets = lab.data_dir().join("secrets");
+            println!("console        {}", lab.console_url());
+            println!(
+                "  sign in with the token in {} (read-only: {})",
+                secrets.join("console-admin.token").display(),
+                secrets.join("console-readonly.token").display()
+            );
             println!(
                 "API tokens in  {}",
                 lab.data_dir().join("secrets").display()
