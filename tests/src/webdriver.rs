@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 /// The key WebDriver names an element reference by.
-const ELEMENT: &str = "element-6066-11e4-a52e-4a5d2f6d2b4e";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// chromedriver and one Chromium session; both end on drop.
 pub struct Browser {
@@ -149,7 +149,10 @@ impl Browser {
             )
             .await
             .with_context(|| format!("no element {css}"))?;
-        Ok(v[ELEMENT].as_str().context("no element reference")?.to_owned())
+        Ok(v[ELEMENT]
+            .as_str()
+            .with_context(|| format!("no element reference in {v}"))?
+            .to_owned())
     }
 
     /// How many elements `css` selects.

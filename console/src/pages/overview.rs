@@ -95,39 +95,58 @@ pub(crate) async fn show(State(s): State<ConsoleState>, headers: HeaderMap) -> R
     html("Overview", &session, &body)
 }
 
-/// The newest transactions in the policy module's audit (newest first), with their latest
-/// event as the outcome so far.
+/// What became of a transaction, from its events in the audit window (newest first).
+fn outcome(events: &[&AuditEvent]) -> &'static str {
+    let has = |name: &str| events.iter().any(|e| e.event == name);
+    if has("request_rejected") {
+        "rejected"
+    } else if has("notified") {
+        "issued"
+    } else if has("issuance_failed") {
+        "failed"
+    } else if has("request_granted") {
+        "granted"
+    } else {
+        "in progress"
+    }
+}
+
+/// The newest transactions in the policy module's audit (newest first), each with its device
+/// and outcome.
 fn latest_transactions(events: &[AuditEvent]) -> String {
-    let mut seen: Vec<&AuditEvent> = Vec::new();
+    let mut order: Vec<&str> = Vec::new();
     for e in events {
-        if let Some(tx) = &e.transaction_id
-            && !seen.iter().any(|s| s.transaction_id.as_ref() == Some(tx))
+        if let Some(tx) = e.transaction_id.as_deref()
+            && !order.contains(&tx)
         {
-            seen.push(e);
-            if seen.len() == LATEST {
+            order.push(tx);
+            if order.len() == LATEST {
                 break;
             }
         }
     }
-    if seen.is_empty() {
+    if order.is_empty() {
         return "<p>No transaction yet.</p>".into();
     }
     let mut t = String::from(
-        r#"<table id="transactions"><thead><tr><th>Time</th><th>transactionID</th><th>Device</th><th>Latest event</th></tr></thead><tbody>"#,
+        r#"<table id="transactions"><thead><tr><th>Latest event</th><th>transactionID</th><th>Device</th><th>Outcome</th></tr></thead><tbody>"#,
     );
-    for e in seen {
-        let tx = e.transaction_id.as_deref().unwrap_or_default();
+    for tx in order {
+        let of_tx: Vec<&AuditEvent> = events
+            .iter()
+            .filter(|e| e.transaction_id.as_deref() == Some(tx))
+            .collect();
+        let device = of_tx.iter().find_map(|e| e.device_id.as_deref());
         let _ = write!(
             t,
             r#"<tr><td>{}</td><td class="mono"><a href="/transactions/{}">{}</a></td><td>{}</td><td>{}</td></tr>"#,
-            time(e.at),
+            of_tx.first().map(|e| time(e.at)).unwrap_or_default(),
             url_part(tx),
             esc(tx),
-            e.device_id
-                .as_deref()
+            device
                 .map(|d| format!(r#"<a href="/devices/{}">{}</a>"#, url_part(d), esc(d)))
                 .unwrap_or_default(),
-            badge(&e.event),
+            badge(outcome(&of_tx)),
         );
     }
     t.push_str("</tbody></table>");
