@@ -106,12 +106,15 @@ impl PasswordHash {
 
     /// Whether `password` is the one hashed (constant-time comparison).
     pub fn verify(&self, password: &str) -> bool {
-        derive(password, &self.salt, self.iterations)
-            .is_ok_and(|h| digests_equal(&h, &self.hash))
+        derive(password, &self.salt, self.iterations).is_ok_and(|h| digests_equal(&h, &self.hash))
     }
 }
 
-fn derive(password: &str, salt: &[u8], iterations: u32) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+fn derive(
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Result<Vec<u8>, openssl::error::ErrorStack> {
     let mut out = vec![0u8; 32];
     let iterations = usize::try_from(iterations).unwrap_or(usize::MAX);
     openssl::pkcs5::pbkdf2_hmac(
@@ -153,7 +156,11 @@ impl Credentials {
             if self.admin_token.as_ref().is_some_and(|t| t.matches(secret)) {
                 return Some(Role::Admin);
             }
-            if self.read_only_token.as_ref().is_some_and(|t| t.matches(secret)) {
+            if self
+                .read_only_token
+                .as_ref()
+                .is_some_and(|t| t.matches(secret))
+            {
                 return Some(Role::ReadOnly);
             }
             return None;
@@ -213,7 +220,12 @@ impl fmt::Debug for Sessions {
 
 impl Sessions {
     /// A new session for `role`; returns the cookie value.
-    pub fn create(&self, role: Role, who: String, now: i64) -> Result<Secret, openssl::error::ErrorStack> {
+    pub fn create(
+        &self,
+        role: Role,
+        who: String,
+        now: i64,
+    ) -> Result<Secret, openssl::error::ErrorStack> {
         let id = Secret::generate(32)?;
         let session = Session {
             role,
@@ -221,7 +233,10 @@ impl Sessions {
             csrf: Secret::generate(32)?,
             expires: now + SESSION_SECS,
         };
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.retain(|_, s| s.expires > now);
         if map.len() >= MAX_SESSIONS
             && let Some(oldest) = map
@@ -237,7 +252,10 @@ impl Sessions {
 
     /// The live session a cookie value names.
     pub fn get(&self, cookie: &str, now: i64) -> Option<Session> {
-        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(&sha256_hex(cookie.as_bytes()))
             .filter(|s| s.expires > now)
             .cloned()
@@ -245,7 +263,10 @@ impl Sessions {
 
     /// Ends a session (logout).
     pub fn remove(&self, cookie: &str) {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.remove(&sha256_hex(cookie.as_bytes()));
     }
 }

@@ -236,7 +236,10 @@ impl PolicyAdmin {
     /// A device's history, newest first.
     pub async fn device_history(&self, id: &PathId, limit: u32) -> Result<DeviceHistory, ApiError> {
         self.0
-            .get(&format!("/api/v1/devices/{}/history?limit={limit}", seg(id)))
+            .get(&format!(
+                "/api/v1/devices/{}/history?limit={limit}",
+                seg(id)
+            ))
             .await
     }
 
@@ -335,7 +338,9 @@ impl NdesAdmin {
 
     /// Requests awaiting an administrator's approval.
     pub async fn pending(&self) -> Result<Vec<Pending>, ApiError> {
-        self.0.get("/admin/v1/pending?state=awaiting_approval").await
+        self.0
+            .get("/admin/v1/pending?state=awaiting_approval")
+            .await
     }
 }
 

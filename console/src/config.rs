@@ -81,9 +81,10 @@ pub struct Config {
 impl Config {
     /// Reads `path`; relative file names are taken from its directory.
     pub fn load(path: &Path) -> Result<(Self, PathBuf)> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let config: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: Self =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let base = path.parent().map(Path::to_owned).unwrap_or_default();
         Ok((config, base))
     }
@@ -103,9 +104,17 @@ impl Config {
         for u in &self.login.users {
             let role = Role::parse(&u.role)
                 .with_context(|| format!("user {}: role is admin or read-only", u.name))?;
-            let hash = PasswordHash::parse(&u.password_hash)
-                .with_context(|| format!("user {}: password_hash is pbkdf2-sha256$<iterations>$<salt>$<hash>", u.name))?;
-            users.push(User { name: u.name.clone(), role, hash });
+            let hash = PasswordHash::parse(&u.password_hash).with_context(|| {
+                format!(
+                    "user {}: password_hash is pbkdf2-sha256$<iterations>$<salt>$<hash>",
+                    u.name
+                )
+            })?;
+            users.push(User {
+                name: u.name.clone(),
+                role,
+                hash,
+            });
         }
         let c = Credentials {
             admin_token: token(&self.login.admin_token_file)?,

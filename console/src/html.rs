@@ -94,6 +94,9 @@ mod tests {
             "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
         );
         assert_eq!(url_part("a b/c?d"), "a%20b%2Fc%3Fd");
-        assert_eq!(badge("x\" onload=\"y"), r#"<span class="badge xonloady">x&quot; onload=&quot;y</span>"#);
+        assert_eq!(
+            badge("x\" onload=\"y"),
+            r#"<span class="badge xonloady">x&quot; onload=&quot;y</span>"#
+        );
     }
 }

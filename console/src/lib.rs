@@ -119,10 +119,10 @@ impl ConsoleState {
     }
 
     /// The session, or a redirect to the sign-in page.
-    pub(crate) fn require(&self, headers: &HeaderMap) -> Result<Session, Response> {
+    pub(crate) fn require(&self, headers: &HeaderMap) -> Result<Session, Box<Response>> {
         self.session(headers)
             .map(|(_, s)| s)
-            .ok_or_else(|| redirect("/login"))
+            .ok_or_else(|| Box::new(redirect("/login")))
     }
 
     /// The session of an admin whose form carries its CSRF token; otherwise the refusal
@@ -131,22 +131,22 @@ impl ConsoleState {
         &self,
         headers: &HeaderMap,
         csrf: Option<&str>,
-    ) -> Result<Session, Response> {
+    ) -> Result<Session, Box<Response>> {
         let session = self.require(headers)?;
         if !session.csrf_matches(csrf) {
             tracing::warn!("console form without a valid CSRF token refused");
-            return Err(pages::error_page(
+            return Err(Box::new(pages::error_page(
                 StatusCode::FORBIDDEN,
                 Some(&session),
                 "This form has expired or did not come from the console (CSRF token). Nothing was changed.",
-            ));
+            )));
         }
         if session.role != Role::Admin {
-            return Err(pages::error_page(
+            return Err(Box::new(pages::error_page(
                 StatusCode::FORBIDDEN,
                 Some(&session),
                 "Your role is read-only: this action is refused. Nothing was changed.",
-            ));
+            )));
         }
         Ok(session)
     }
@@ -212,11 +212,7 @@ async fn css() -> Response {
 async fn guard(req: Request, next: Next) -> Response {
     if foundation::http::is_cross_site(req.headers()) {
         tracing::warn!(path = %req.uri().path(), "cross-site request to the console refused");
-        return pages::error_page(
-            StatusCode::FORBIDDEN,
-            None,
-            "Cross-site request refused.",
-        );
+        return pages::error_page(StatusCode::FORBIDDEN, None, "Cross-site request refused.");
     }
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
@@ -226,10 +222,16 @@ async fn guard(req: Request, next: Next) -> Response {
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null`
     // with the console's own form posts, which the cross-site check refuses.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

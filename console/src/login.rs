@@ -84,15 +84,12 @@ pub(crate) async fn submit(
     } else {
         user.to_owned()
     };
-    let id = match s.sessions.create(role, who, s.clock.now()) {
-        Ok(id) => id,
-        Err(_) => {
-            return crate::pages::error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-                "No session could be made (random source unavailable).",
-            );
-        }
+    let Ok(id) = s.sessions.create(role, who, s.clock.now()) else {
+        return crate::pages::error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "No session could be made (random source unavailable).",
+        );
     };
     tracing::info!(role = role.as_str(), "console sign-in");
     let secure = if s.secure_cookie { "; Secure" } else { "" };

@@ -54,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
                 .context("reading the password")?;
             let password = input.lines().next().unwrap_or("");
             anyhow::ensure!(!password.is_empty(), "no password on standard input");
-            println!("{}", scep_console::auth::PasswordHash::new(password)?.encode());
+            println!(
+                "{}",
+                scep_console::auth::PasswordHash::new(password)?.encode()
+            );
             Ok(())
         }
         Command::Serve { config } => serve(&config).await,

@@ -64,7 +64,11 @@ impl Browser {
         // Bounded wait for chromedriver to listen.
         let mut ready = false;
         for _ in 0..100 {
-            if let Ok(r) = browser.http.get(format!("{}/status", browser.base)).send().await
+            if let Ok(r) = browser
+                .http
+                .get(format!("{}/status", browser.base))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 ready = true;
@@ -92,7 +96,9 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium, "args": args}
         }}});
-        let r = browser.command(reqwest::Method::POST, "/session", Some(caps)).await?;
+        let r = browser
+            .command(reqwest::Method::POST, "/session", Some(caps))
+            .await?;
         browser.session = r["sessionId"]
             .as_str()
             .context("no sessionId in the new session's answer")?
@@ -100,7 +106,12 @@ impl Browser {
         Ok(Some(browser))
     }
 
-    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+    async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let url = if path == "/session" {
             format!("{}{path}", self.base)
         } else {
@@ -111,7 +122,10 @@ impl Browser {
             Some(b) => rb.json(&b),
             None => rb,
         };
-        let resp = rb.send().await.with_context(|| format!("WebDriver {path}"))?;
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("WebDriver {path}"))?;
         let status = resp.status();
         let v: Value = resp.json().await.context("WebDriver answer")?;
         if !status.is_success() {
@@ -131,6 +145,34 @@ impl Browser {
     pub async fn url(&self) -> Result<String> {
         let v = self.command(reqwest::Method::GET, "/url", None).await?;
         Ok(v.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Waits (bounded: 30 s) until the current URL ends with `suffix`, as after a click that
+    /// navigates (WebDriver may answer the click before the next page has loaded); the URL.
+    pub async fn wait_for_url(&self, suffix: &str) -> Result<String> {
+        let mut url = String::new();
+        for _ in 0..300 {
+            url = self.url().await?;
+            if url.ends_with(suffix) {
+                // The new document is in place; wait for it to finish loading.
+                for _ in 0..100 {
+                    let v = self
+                        .command(
+                            reqwest::Method::POST,
+                            "/execute/sync",
+                            Some(json!({"script": "return document.readyState", "args": []})),
+                        )
+                        .await?;
+                    if v == "complete" {
+                        return Ok(url);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                return Ok(url);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("still at {url}, expected …{suffix}")
     }
 
     /// The page's HTML as the browser holds it.
@@ -228,7 +270,9 @@ impl Browser {
 
     /// A PNG of the viewport, written to `path`.
     pub async fn screenshot(&self, path: &Path) -> Result<()> {
-        let v = self.command(reqwest::Method::GET, "/screenshot", None).await?;
+        let v = self
+            .command(reqwest::Method::GET, "/screenshot", None)
+            .await?;
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap_or_default())
             .context("screenshot base64")?;

@@ -68,10 +68,7 @@ async fn run(lab: &TestLab, b: &Browser) -> Result<()> {
     b.type_into("#secret", lab.tokens().console_admin.expose())
         .await?;
     b.click("#sign-in").await?;
-    ensure!(
-        b.url().await? == format!("{console}/"),
-        "not on the overview"
-    );
+    ensure!(b.wait_for_url(&format!("{console}/")).await? == format!("{console}/"));
     ensure!(b.text("h1").await? == "Overview");
 
     // 2-4. Profile with a variable subject, device, assignment (API); enrollment (device-agent).
@@ -97,7 +94,7 @@ async fn run(lab: &TestLab, b: &Browser) -> Result<()> {
     // 5. The transaction: seven steps, all lit, none failed.
     b.click(&format!("#transactions a[href='/transactions/{tx}']"))
         .await?;
-    ensure!(b.url().await?.ends_with(&format!("/transactions/{tx}")));
+    b.wait_for_url(&format!("/transactions/{tx}")).await?;
     let lit = b.count("#steps li.step.lit").await?;
     let failed = b.count("#steps li.step.failed").await?;
     ensure!(
@@ -106,8 +103,16 @@ async fn run(lab: &TestLab, b: &Browser) -> Result<()> {
         b.text("#steps").await?
     );
     let steps = b.text("#steps").await?;
-    for want in ["PKCSReq", "VerifyRequest", "pkiStatus SUCCESS", serial.as_str()] {
-        ensure!(steps.contains(want), "{want} missing from the timeline:\n{steps}");
+    for want in [
+        "PKCSReq",
+        "VerifyRequest",
+        "pkiStatus SUCCESS",
+        serial.as_str(),
+    ] {
+        ensure!(
+            steps.contains(want),
+            "{want} missing from the timeline:\n{steps}"
+        );
     }
     b.screenshot(&repo_path("docs/console-transaction.png"))
         .await?;
@@ -116,10 +121,11 @@ async fn run(lab: &TestLab, b: &Browser) -> Result<()> {
     b.goto(&format!("{console}/devices?q=console-01")).await?;
     b.click(&format!("#devices a[href='/devices/{}']", d.id))
         .await?;
+    b.wait_for_url(&format!("/devices/{}", d.id)).await?;
     b.click("#action-retire").await?;
-    ensure!(b.url().await?.ends_with(&format!("/devices/{}/retire", d.id)));
+    b.wait_for_url(&format!("/devices/{}/retire", d.id)).await?;
     b.click("#confirm").await?;
-    ensure!(b.url().await?.ends_with(&format!("/devices/{}", d.id)));
+    b.wait_for_url(&format!("/devices/{}", d.id)).await?;
     ensure!(b.text("#device-state").await? == "retired");
 
     // 7. The revocation: the CA's status on the certificate's page (once the outbox has
@@ -136,7 +142,7 @@ async fn run(lab: &TestLab, b: &Browser) -> Result<()> {
 
     // 8. Sign out; the overview then needs signing in.
     b.click("#logout").await?;
-    ensure!(b.url().await?.ends_with("/login"));
+    b.wait_for_url("/login").await?;
     b.goto(&format!("{console}/")).await?;
     ensure!(b.url().await?.ends_with("/login"), "still signed in");
     Ok(())

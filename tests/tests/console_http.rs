@@ -82,15 +82,26 @@ async fn sign_in_cookie_pages_and_logout() {
     assert!(overview.body.contains(lab.root_fingerprint()));
     assert!(overview.body.contains(&lab.scep_url()));
     assert!(overview.body.contains(r#"id="crl-number""#));
-    assert!(!overview.body.contains(&token), "the sign-in token on a page");
+    assert!(
+        !overview.body.contains(&token),
+        "the sign-in token on a page"
+    );
     assert_labelled(&overview.body);
-    let csp = overview.headers["content-security-policy"].to_str().unwrap();
+    let csp = overview.headers["content-security-policy"]
+        .to_str()
+        .unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
     assert_eq!(overview.headers["cache-control"], "no-store");
 
     // Bad ids are clear 4xx pages.
     let long = "a".repeat(129);
-    assert_eq!(c.get(&format!("/transactions/{long}")).await.unwrap().status, 400);
+    assert_eq!(
+        c.get(&format!("/transactions/{long}"))
+            .await
+            .unwrap()
+            .status,
+        400
+    );
     assert_eq!(c.get("/transactions/no-such-tx").await.unwrap().status, 404);
     assert_eq!(c.get("/devices/no-such-device").await.unwrap().status, 404);
     assert_eq!(c.get("/devices/x/explode").await.unwrap().status, 404);
@@ -104,7 +115,12 @@ async fn sign_in_cookie_pages_and_logout() {
     let csrf = csrf_of(&overview.body).unwrap();
     let out = c.post("/logout", &[("csrf", &csrf)]).await.unwrap();
     assert_eq!((out.status, out.location()), (303, Some("/login")));
-    assert!(out.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert!(
+        out.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     let after = c.get("/").await.unwrap();
     assert_eq!((after.status, after.location()), (303, Some("/login")));
     lab.shutdown().await;
@@ -131,14 +147,23 @@ async fn a_form_without_its_csrf_token_changes_nothing() {
     let other = signed_in(&lab, lab.tokens().console_admin.expose()).await;
     let other_csrf = other.csrf("/").await.unwrap();
     assert_ne!(other_csrf, csrf);
-    assert_eq!(c.post(&path, &[("csrf", &other_csrf)]).await.unwrap().status, 403);
+    assert_eq!(
+        c.post(&path, &[("csrf", &other_csrf)])
+            .await
+            .unwrap()
+            .status,
+        403
+    );
 
     assert_eq!(device_state(&lab, &d.id).await, "active");
     assert_eq!(lab.audit(Some(&d.id)).await.unwrap().len(), audit_before);
 
     // With its token the same form acts (the refusal above was the token's doing).
     let done = c.post(&path, &[("csrf", &csrf)]).await.unwrap();
-    assert_eq!((done.status, done.location()), (303, Some(format!("/devices/{}", d.id).as_str())));
+    assert_eq!(
+        (done.status, done.location()),
+        (303, Some(format!("/devices/{}", d.id).as_str()))
+    );
     assert_eq!(device_state(&lab, &d.id).await, "retired");
     lab.shutdown().await;
 }
@@ -214,7 +239,10 @@ async fn cross_site_requests_are_refused() {
         .unwrap();
     assert_eq!(a.status, 403);
     assert_eq!(device_state(&lab, &d.id).await, "active");
-    let a = c.get_with("/", &[("sec-fetch-site", "same-site")]).await.unwrap();
+    let a = c
+        .get_with("/", &[("sec-fetch-site", "same-site")])
+        .await
+        .unwrap();
     assert_eq!(a.status, 403);
     lab.shutdown().await;
 }

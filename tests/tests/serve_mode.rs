@@ -87,8 +87,7 @@ async fn serve_prints_its_urls_hands_out_challenges_and_payloads_and_stops_on_ct
     assert_eq!(root.len(), 64);
 
     // The console signs in with the token the banner names.
-    let console_token =
-        std::fs::read_to_string(data.join("secrets/console-admin.token")).unwrap();
+    let console_token = std::fs::read_to_string(data.join("secrets/console-admin.token")).unwrap();
     let mut browser =
         scep_lab_tests::console::ConsoleClient::new(&format!("http://127.0.0.1:{console}"))
             .unwrap();

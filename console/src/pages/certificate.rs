@@ -17,30 +17,53 @@ use crate::auth::Session;
 use crate::html::{badge, esc, time, url_part};
 
 /// A serial from the URL: 1-64 hex digits (the CA's spelling), lowercased.
-fn serial(session: &Session, s: &str) -> Result<String, Response> {
+fn serial(session: &Session, s: &str) -> Result<String, Box<Response>> {
     let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
     if ok {
         Ok(s.to_ascii_lowercase())
     } else {
-        Err(error_page(StatusCode::BAD_REQUEST, Some(session), "A serial is 1-64 hex digits."))
+        Err(Box::new(error_page(
+            StatusCode::BAD_REQUEST,
+            Some(session),
+            "A serial is 1-64 hex digits.",
+        )))
     }
 }
 
-async fn fetch(s: &ConsoleState, session: &Session, serial: &str) -> Result<(CertificateInfo, X509), Response> {
+async fn fetch(
+    s: &ConsoleState,
+    session: &Session,
+    serial: &str,
+) -> Result<(CertificateInfo, X509), Box<Response>> {
     let info = match s.ca.get(serial).await {
         Ok(i) => i,
-        Err(e) if e.code() == Some("unknown_serial") || matches!(e, ca_api::ClientError::Api { status: 404, .. }) => {
-            return Err(error_page(StatusCode::NOT_FOUND, Some(session), "No such certificate."));
+        Err(e)
+            if e.code() == Some("unknown_serial")
+                || matches!(e, ca_api::ClientError::Api { status: 404, .. }) =>
+        {
+            return Err(Box::new(error_page(
+                StatusCode::NOT_FOUND,
+                Some(session),
+                "No such certificate.",
+            )));
         }
         Err(e) => {
             tracing::warn!(error = %e, "console: CA read failed");
-            return Err(error_page(StatusCode::BAD_GATEWAY, Some(session), "ca-mock unavailable."));
+            return Err(Box::new(error_page(
+                StatusCode::BAD_GATEWAY,
+                Some(session),
+                "ca-mock unavailable.",
+            )));
         }
     };
     let der = B64.decode(&info.certificate).ok();
     match der.and_then(|d| X509::from_der(&d).ok()) {
         Some(cert) => Ok((info, cert)),
-        None => Err(error_page(StatusCode::BAD_GATEWAY, Some(session), "ca-mock answered an unreadable certificate.")),
+        None => Err(Box::new(error_page(
+            StatusCode::BAD_GATEWAY,
+            Some(session),
+            "ca-mock answered an unreadable certificate.",
+        ))),
     }
 }
 
@@ -76,15 +99,15 @@ pub(crate) async fn show(
 ) -> Response {
     let session = match s.require(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let serial = match serial(&session, &raw) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (info, cert) = match fetch(&s, &session, &serial).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (issuer, sans) = names(&cert);
     let thumbprint = cert
@@ -98,7 +121,11 @@ pub(crate) async fn show(
         status = badge(info.status.as_str()),
     );
     if let Some(reason) = info.reason {
-        let _ = write!(body, r#"<dt>Reason</dt><dd id="cert-reason">{}</dd>"#, esc(reason.as_str()));
+        let _ = write!(
+            body,
+            r#"<dt>Reason</dt><dd id="cert-reason">{}</dd>"#,
+            esc(reason.as_str())
+        );
     }
     if let Some(at) = info.revoked_at {
         let _ = write!(body, "<dt>Revoked at</dt><dd>{}</dd>", time(at));
@@ -132,18 +159,22 @@ pub(crate) async fn pem(
 ) -> Response {
     let session = match s.require(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let serial = match serial(&session, &raw) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (_, cert) = match fetch(&s, &session, &serial).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(pem) = cert.to_pem() else {
-        return error_page(StatusCode::BAD_GATEWAY, Some(&session), "The certificate could not be encoded.");
+        return error_page(
+            StatusCode::BAD_GATEWAY,
+            Some(&session),
+            "The certificate could not be encoded.",
+        );
     };
     let mut r = ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{serial}.pem\"")) {

@@ -34,7 +34,7 @@ pub(crate) async fn list(
 ) -> Response {
     let session = match s.require(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let devices = match s.policy.devices().await {
         Ok(d) => d,
@@ -87,7 +87,11 @@ pub(crate) async fn list(
     let link = |p: usize| format!("/devices?q={}&amp;page={p}", url_part(&needle));
     let _ = write!(body, r#"<nav class="pager" aria-label="Pages">"#);
     if page > 1 {
-        let _ = write!(body, r#"<a href="{}" rel="prev">Previous</a>"#, link(page - 1));
+        let _ = write!(
+            body,
+            r#"<a href="{}" rel="prev">Previous</a>"#,
+            link(page - 1)
+        );
     }
     let _ = write!(body, "<span>Page {page} of {pages}</span>");
     if page < pages {
@@ -97,9 +101,14 @@ pub(crate) async fn list(
     html("Devices", &session, &body)
 }
 
-fn device_id(session: &crate::auth::Session, id: &str) -> Result<PathId, Response> {
-    PathId::parse(id)
-        .ok_or_else(|| error_page(StatusCode::BAD_REQUEST, Some(session), "Not a device id."))
+fn device_id(session: &crate::auth::Session, id: &str) -> Result<PathId, Box<Response>> {
+    PathId::parse(id).ok_or_else(|| {
+        Box::new(error_page(
+            StatusCode::BAD_REQUEST,
+            Some(session),
+            "Not a device id.",
+        ))
+    })
 }
 
 /// `GET /devices/{id}`.
@@ -110,11 +119,11 @@ pub(crate) async fn detail(
 ) -> Response {
     let session = match s.require(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let id = match device_id(&session, &id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (view, history) = tokio::join!(s.policy.device(&id), s.policy.device_history(&id, HISTORY));
     let view = match view {
@@ -138,7 +147,11 @@ pub(crate) async fn detail(
         profiles = if view.profiles.is_empty() {
             "none".to_owned()
         } else {
-            view.profiles.iter().map(|p| esc(p)).collect::<Vec<_>>().join(", ")
+            view.profiles
+                .iter()
+                .map(|p| esc(p))
+                .collect::<Vec<_>>()
+                .join(", ")
         },
     );
     body.push_str(r#"<h2>Actions</h2><p class="inline">"#);
@@ -194,7 +207,11 @@ pub(crate) async fn detail(
                     esc(&e.event),
                     e.transaction_id
                         .as_deref()
-                        .map(|t| format!(r#"<a href="/transactions/{}">{}</a>"#, url_part(t), esc(t)))
+                        .map(|t| format!(
+                            r#"<a href="/transactions/{}">{}</a>"#,
+                            url_part(t),
+                            esc(t)
+                        ))
                         .unwrap_or_default(),
                     esc(e.reason.as_deref().unwrap_or("")),
                 );
@@ -215,13 +232,13 @@ fn capitalise(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn action_of(session: &crate::auth::Session, action: &str) -> Result<Action, Response> {
+fn action_of(session: &crate::auth::Session, action: &str) -> Result<Action, Box<Response>> {
     Action::parse(action).ok_or_else(|| {
-        error_page(
+        Box::new(error_page(
             StatusCode::NOT_FOUND,
             Some(session),
             "No such action (retire, wipe, block, unblock, delete).",
-        )
+        ))
     })
 }
 
@@ -233,11 +250,11 @@ pub(crate) async fn confirm(
 ) -> Response {
     let session = match s.require(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (id, action) = match (device_id(&session, &id), action_of(&session, &action)) {
         (Ok(i), Ok(a)) => (i, a),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return *r,
     };
     let body = format!(
         r#"<h1>{A} device <code>{id}</code>?</h1><p>{what}</p>
@@ -268,11 +285,11 @@ pub(crate) async fn act(
 ) -> Response {
     let session = match s.require_action(&headers, f.csrf.as_deref()) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (id, action) = match (device_id(&session, &id), action_of(&session, &action)) {
         (Ok(i), Ok(a)) => (i, a),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return *r,
     };
     match s.policy.lifecycle(&id, action).await {
         Ok(()) => {

@@ -21,7 +21,7 @@ const LATEST: usize = 10;
 pub(crate) async fn show(State(s): State<ConsoleState>, headers: HeaderMap) -> Response {
     let session = match s.require(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (devices, audit, pending, outbox, certs, ca) = tokio::join!(
         s.policy.devices(),
@@ -78,7 +78,11 @@ pub(crate) async fn show(State(s): State<ConsoleState>, headers: HeaderMap) -> R
             );
         }
         Err(e) => {
-            let _ = write!(body, "<dt>Status</dt><dd class=\"msg error\">{}</dd>", esc(&e));
+            let _ = write!(
+                body,
+                "<dt>Status</dt><dd class=\"msg error\">{}</dd>",
+                esc(&e)
+            );
         }
     }
     let _ = write!(
@@ -95,16 +99,17 @@ pub(crate) async fn show(State(s): State<ConsoleState>, headers: HeaderMap) -> R
     html("Overview", &session, &body)
 }
 
-/// What became of a transaction, from its events in the audit window (newest first).
+/// What became of a transaction, from its audit records in the window (the policy module's
+/// own names: `challenge_consumed` is its Notify, `*_verified` its grant).
 fn outcome(events: &[&AuditEvent]) -> &'static str {
-    let has = |name: &str| events.iter().any(|e| e.event == name);
-    if has("request_rejected") {
+    let has = |names: &[&str]| events.iter().any(|e| names.contains(&e.event.as_str()));
+    if has(&["request_rejected"]) {
         "rejected"
-    } else if has("notified") {
+    } else if has(&["challenge_consumed", "notify_repeated"]) {
         "issued"
-    } else if has("issuance_failed") {
+    } else if has(&["issuance_failed"]) {
         "failed"
-    } else if has("request_granted") {
+    } else if has(&["challenge_verified", "renewal_verified"]) {
         "granted"
     } else {
         "in progress"
@@ -180,7 +185,8 @@ struct CaStatus {
 
 async fn ca_status(ca: &ca_api::CaClient) -> Result<CaStatus, String> {
     let unavailable = |_| "ca-mock unavailable".to_owned();
-    let ((issuing, root), crl) = tokio::try_join!(ca.ca_certificates(), ca.crl()).map_err(unavailable)?;
+    let ((issuing, root), crl) =
+        tokio::try_join!(ca.ca_certificates(), ca.crl()).map_err(unavailable)?;
     let root_fingerprint = foundation::secret::sha256_hex(&root);
     let issuing_subject = openssl::x509::X509::from_der(&issuing)
         .ok()

@@ -59,7 +59,13 @@ const STEPS: [(&str, &str, &[&str]); 7] = [
 ];
 
 /// Events that happen to the certificate after the enrollment.
-const AFTER: [&str; 5] = ["revocation_queued", "revoked", "held", "released", "release_queued"];
+const AFTER: [&str; 5] = [
+    "revocation_queued",
+    "revoked",
+    "held",
+    "released",
+    "release_queued",
+];
 
 #[derive(Deserialize)]
 pub(crate) struct Search {
@@ -74,7 +80,7 @@ pub(crate) async fn search(
 ) -> Response {
     let session = match s.require(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match q.txid.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) => redirect(&format!("/transactions/{}", url_part(t))),
@@ -96,7 +102,7 @@ pub(crate) async fn show(
 ) -> Response {
     let session = match s.require(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(id) = PathId::parse(&txid) else {
         return error_page(
@@ -112,7 +118,10 @@ pub(crate) async fn show(
 }
 
 fn text<'a>(e: &'a TraceEvent, key: &str) -> Option<&'a str> {
-    e.detail.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    e.detail
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn source(s: Source) -> &'static str {
@@ -127,7 +136,11 @@ fn source(s: Source) -> &'static str {
 fn facts(e: &TraceEvent) -> Vec<String> {
     let mut f = Vec::new();
     if let Some(d) = &e.device_id {
-        f.push(format!(r#"device <a href="/devices/{}">{}</a>"#, url_part(d), esc(d)));
+        f.push(format!(
+            r#"device <a href="/devices/{}">{}</a>"#,
+            url_part(d),
+            esc(d)
+        ));
     }
     match (&e.profile_id, e.profile_version) {
         (Some(p), Some(v)) => f.push(format!("profile {} v{v}", esc(p))),
@@ -182,7 +195,11 @@ fn failed(e: &TraceEvent) -> bool {
 }
 
 fn item(out: &mut String, class: &str, title: &str, what: &str, e: Option<&TraceEvent>) {
-    let _ = write!(out, r#"<li class="{class}"><span class="step-title">{}</span>"#, esc(title));
+    let _ = write!(
+        out,
+        r#"<li class="{class}"><span class="step-title">{}</span>"#,
+        esc(title)
+    );
     match e {
         Some(e) => {
             let _ = write!(
@@ -196,7 +213,11 @@ fn item(out: &mut String, class: &str, title: &str, what: &str, e: Option<&Trace
             );
         }
         None => {
-            let _ = write!(out, r#"<span class="step-time">not reached</span><div class="hint">{}</div>"#, esc(what));
+            let _ = write!(
+                out,
+                r#"<span class="step-time">not reached</span><div class="hint">{}</div>"#,
+                esc(what)
+            );
         }
     }
     out.push_str("</li>");
@@ -227,7 +248,13 @@ pub(crate) fn render(t: &TransactionTrace) -> String {
     if !later.is_empty() {
         out.push_str(r#"<h2>After the enrollment</h2><ol class="timeline" id="revocations">"#);
         for e in later {
-            item(&mut out, "revocation", &e.event.replace('_', " "), "", Some(e));
+            item(
+                &mut out,
+                "revocation",
+                &e.event.replace('_', " "),
+                "",
+                Some(e),
+            );
         }
         out.push_str("</ol>");
     }
@@ -264,7 +291,10 @@ mod tests {
             events: vec![
                 ev("challenge_issued", serde_json::json!({})),
                 ev("checkin_delivered", serde_json::json!({})),
-                ev("request_received", serde_json::json!({"message_type": "PKCSReq"})),
+                ev(
+                    "request_received",
+                    serde_json::json!({"message_type": "PKCSReq"}),
+                ),
                 rejected,
             ],
             unavailable: vec![],
