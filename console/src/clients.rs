@@ -323,7 +323,15 @@ impl Action {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Pending {
     pub request_id: String,
+    pub transaction_id: String,
     pub state: String,
+    pub template: String,
+    pub subject: String,
+    #[serde(default)]
+    pub device_id: Option<String>,
+    #[serde(default)]
+    pub renewal: bool,
+    pub created_at: i64,
 }
 
 /// ndes-proxy's admin API (`/admin/v1/...`, its admin bearer token).
@@ -340,6 +348,14 @@ impl NdesAdmin {
     pub async fn pending(&self) -> Result<Vec<Pending>, ApiError> {
         self.0
             .get("/admin/v1/pending?state=awaiting_approval")
+            .await
+    }
+
+    /// Approve (`true`: ndes-proxy asks the CA now) or deny a request awaiting approval.
+    pub async fn decide(&self, request_id: &PathId, approve: bool) -> Result<(), ApiError> {
+        let verb = if approve { "approve" } else { "deny" };
+        self.0
+            .post_empty(&format!("/admin/v1/pending/{}/{verb}", seg(request_id)))
             .await
     }
 }

@@ -188,6 +188,8 @@ pub fn router(state: ConsoleState) -> Router {
             "/devices/{id}/{action}",
             get(pages::devices::confirm).post(pages::devices::act),
         )
+        .route("/pending", get(pages::pending::list))
+        .route("/pending/{id}/{decision}", post(pages::pending::decide))
         .route("/certificates/{serial}", get(pages::certificate::show))
         .route("/certificates/{serial}/pem", get(pages::certificate::pem))
         .route("/static/console.css", get(css))

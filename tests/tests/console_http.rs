@@ -5,7 +5,8 @@
 //! - the read-only role is refused actions server-side, not only shown no buttons;
 //! - sign-in attempts are rate-limited per source;
 //! - a request a browser labels as another site's is refused;
-//! - bad ids are clear 4xx pages, and every visible control has a label.
+//! - bad ids are clear 4xx pages, and every visible control has a label;
+//! - the device list is paged and searched, and what was searched is shown escaped.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use scep_lab_tests::console::{ConsoleClient, csrf_of};
@@ -244,5 +245,140 @@ async fn cross_site_requests_are_refused() {
         .await
         .unwrap();
     assert_eq!(a.status, 403);
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_list_is_paged_and_searched() {
+    use policy_module::model::{DeviceSpec, Platform};
+    let lab = TestLab::start().await.unwrap();
+    let per_page = 50;
+    for i in 0..=per_page {
+        lab.policy()
+            .register_device(DeviceSpec {
+                id: Some(format!("dev-{i:03}")),
+                name: format!("LAPTOP-{i:03}"),
+                platform: Platform::Windows,
+                serial_number: None,
+                owner_upn: Some(format!("user{i}@scep-lab.test")),
+                owner_email: None,
+                aad_device_id: None,
+                user_name: None,
+            })
+            .await
+            .unwrap();
+    }
+    let c = signed_in(&lab, lab.tokens().console_admin.expose()).await;
+    let rows = |page: &str| page.matches(r#"<tr><td><a href="/devices/"#).count();
+    let first = c.get("/devices").await.unwrap();
+    assert_eq!(rows(&first.body), per_page);
+    assert!(first.body.contains("Page 1 of 2"));
+    assert!(first.body.contains(r#"rel="next""#));
+    let second = c.get("/devices?page=2").await.unwrap();
+    assert_eq!(rows(&second.body), 1);
+    assert!(second.body.contains(r#"rel="prev""#));
+    // Search by owner, case-insensitive; a page past the end shows the last one.
+    let found = c.get("/devices?q=USER7%40&page=9").await.unwrap();
+    assert_eq!(rows(&found.body), 1, "{}", found.body);
+    assert!(found.body.contains("LAPTOP-007"));
+    let none = c.get("/devices?q=%3Cscript%3E").await.unwrap();
+    assert_eq!(rows(&none.body), 0);
+    assert!(none.body.contains("&lt;script&gt;") && !none.body.contains("<script>"));
+    lab.shutdown().await;
+}
+
+/// ndes-proxy's own view of the requests it holds, by its admin API.
+async fn ndes_pending(lab: &TestLab) -> Vec<serde_json::Value> {
+    let scep = lab.scep_url();
+    let base = scep.trim_end_matches("/certsrv/mscep/mscep.dll");
+    reqwest::Client::new()
+        .get(format!("{base}/admin/v1/pending"))
+        .bearer_auth(lab.tokens().ndes_admin.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_requests_are_approved_and_denied_by_admins_only() {
+    let lab = TestLab::start_with(|o| {
+        o.ndes_settings
+            .approval_templates
+            .insert(TEMPLATE.to_owned());
+    })
+    .await
+    .unwrap();
+    lab.profile(PROFILE, |s| {
+        s.retry_count = 0;
+        s.retry_delay_minutes = 0;
+    })
+    .await
+    .unwrap();
+    for name in ["HELD-01", "HELD-02"] {
+        let d = lab.targeted_device(name, PROFILE).await.unwrap();
+        let summary = d.sync().await.unwrap();
+        assert!(summary.installed.is_empty(), "{summary:?}");
+    }
+    let held = ndes_pending(&lab).await;
+    assert_eq!(held.len(), 2, "{held:?}");
+    let id = |i: usize| held[i]["request_id"].as_str().unwrap().to_owned();
+
+    // Read-only: listed, but the decision is refused server-side.
+    let ro = signed_in(&lab, lab.tokens().console_readonly.expose()).await;
+    let page = ro.get("/pending").await.unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("CN=HELD-01") && page.body.contains("CN=HELD-02"));
+    let csrf = csrf_of(&page.body).unwrap();
+    let refused = ro
+        .post(&format!("/pending/{}/approve", id(0)), &[("csrf", &csrf)])
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403);
+    // Admin without the token: refused too.
+    let admin = signed_in(&lab, lab.tokens().console_admin.expose()).await;
+    let refused = admin
+        .post(&format!("/pending/{}/deny", id(1)), &[])
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403);
+    let states: Vec<_> = ndes_pending(&lab)
+        .await
+        .iter()
+        .map(|p| p["state"].clone())
+        .collect();
+    assert_eq!(states, ["awaiting_approval", "awaiting_approval"]);
+
+    // Admin with the token: one approved (issued now), one denied.
+    let csrf = admin.csrf("/pending").await.unwrap();
+    for (i, decision) in [(0, "approve"), (1, "deny")] {
+        let a = admin
+            .post(
+                &format!("/pending/{}/{decision}", id(i)),
+                &[("csrf", &csrf)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (a.status, a.location()),
+            (303, Some("/pending")),
+            "{}",
+            a.body
+        );
+    }
+    let after = ndes_pending(&lab).await;
+    let state_of = |rid: &str| {
+        after
+            .iter()
+            .find(|p| p["request_id"] == rid)
+            .map(|p| p["state"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(state_of(&id(0)), "issued");
+    assert_eq!(state_of(&id(1)), "denied");
+    let page = admin.get("/pending").await.unwrap();
+    assert!(page.body.contains("0 request(s)"), "{}", page.body);
     lab.shutdown().await;
 }

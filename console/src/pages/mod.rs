@@ -3,6 +3,7 @@
 pub(crate) mod certificate;
 pub(crate) mod devices;
 pub(crate) mod overview;
+pub(crate) mod pending;
 pub(crate) mod transaction;
 
 use axum::http::StatusCode;
