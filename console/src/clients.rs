@@ -203,7 +203,12 @@ pub struct AuditEvent {
     #[serde(default)]
     pub device_id: Option<String>,
     #[serde(default)]
+    pub profile_id: Option<String>,
+    #[serde(default)]
     pub transaction_id: Option<String>,
+    /// Free text the policy module wrote (never a secret).
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// One row of `GET /api/v1/outbox`.
@@ -260,6 +265,20 @@ impl PolicyAdmin {
     /// The latest audit events, newest first.
     pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEvent>, ApiError> {
         self.0.get(&format!("/api/v1/audit?limit={limit}")).await
+    }
+
+    /// The latest audit events of one device, newest first.
+    pub async fn device_audit(
+        &self,
+        device: &PathId,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, ApiError> {
+        self.0
+            .get(&format!(
+                "/api/v1/audit?limit={limit}&device_id={}",
+                seg(device)
+            ))
+            .await
     }
 
     /// Revocations not yet delivered to the CA.

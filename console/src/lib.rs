@@ -189,6 +189,7 @@ pub fn router(state: ConsoleState) -> Router {
             get(pages::devices::confirm).post(pages::devices::act),
         )
         .route("/pending", get(pages::pending::list))
+        .route("/audit", get(pages::audit::list))
         .route("/pending/{id}/{decision}", post(pages::pending::decide))
         .route("/certificates/{serial}", get(pages::certificate::show))
         .route("/certificates/{serial}/pem", get(pages::certificate::pem))

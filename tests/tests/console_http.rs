@@ -382,3 +382,23 @@ async fn pending_requests_are_approved_and_denied_by_admins_only() {
     assert!(page.body.contains("0 request(s)"), "{}", page.body);
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_filtered_by_device_and_event() {
+    let lab = TestLab::start().await.unwrap();
+    let one = lab.device("AUDIT-01").await.unwrap();
+    let two = lab.device("AUDIT-02").await.unwrap();
+    let c = signed_in(&lab, lab.tokens().console_readonly.expose()).await;
+    let all = c.get("/audit").await.unwrap();
+    assert_eq!(all.status, 200);
+    assert_labelled(&all.body);
+    assert!(all.body.contains(&one.id) && all.body.contains(&two.id));
+    let mine = c.get(&format!("/audit?device={}", one.id)).await.unwrap();
+    assert!(mine.body.contains("device_registered"), "{}", mine.body);
+    assert!(mine.body.contains(&one.id) && !mine.body.contains(&two.id));
+    let none = c.get("/audit?event=%22%3E%3Cb%3Enothing").await.unwrap();
+    assert!(!none.body.contains("device_registered"));
+    assert!(none.body.contains("&quot;&gt;&lt;b&gt;nothing"));
+    assert_eq!(c.get("/audit?device=..").await.unwrap().status, 400);
+    lab.shutdown().await;
+}

@@ -1,5 +1,6 @@
 //! The pages. Each reads through the services' APIs and renders with [`crate::html`].
 
+pub(crate) mod audit;
 pub(crate) mod certificate;
 pub(crate) mod devices;
 pub(crate) mod overview;
