@@ -379,6 +379,30 @@ impl NdesAdmin {
     }
 }
 
+/// A one-time challenge from NDES's admin page, for a plain SCEP client.
+#[derive(Debug, Deserialize)]
+pub struct MintedChallenge {
+    pub challenge: Secret,
+    pub template: String,
+    pub expires_at: i64,
+}
+
+/// ndes-proxy's mscep_admin page as a script uses it (`?format=json`, its bearer token).
+#[derive(Clone, Debug)]
+pub struct ChallengeMinter(Api);
+
+impl ChallengeMinter {
+    /// A minter for ndes-proxy at `base`.
+    pub fn new(base: &str, token: Secret) -> Result<Self, ApiError> {
+        Api::new("ndes-proxy", base, token).map(Self)
+    }
+
+    /// One new challenge (each call mints one, as each visit of the page does).
+    pub async fn mint(&self) -> Result<MintedChallenge, ApiError> {
+        self.0.get("/certsrv/mscep_admin/?format=json").await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

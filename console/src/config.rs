@@ -28,6 +28,8 @@ token_file = "secrets/ca-policy.token"
 [ndes]
 url = "http://127.0.0.1:8080"
 token_file = "secrets/ndes-admin.token"
+# Optional: the mscep_admin page's bearer token, for the console's challenge page.
+mscep_admin_token_file = "secrets/mscep-admin.token"
 
 [login]
 admin_token_file = "secrets/console-admin.token"
@@ -45,6 +47,9 @@ read_only_token_file = "secrets/console-readonly.token"
 pub struct ServiceConfig {
     pub url: String,
     pub token_file: PathBuf,
+    /// ndes-proxy only: the mscep_admin page's bearer token file.
+    #[serde(default)]
+    pub mscep_admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

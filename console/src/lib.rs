@@ -31,7 +31,7 @@ use foundation::Clock;
 use foundation::rate_limit::{RateLimit, SourceLimiter};
 
 use crate::auth::{Credentials, Role, Session, Sessions};
-use crate::clients::{NdesAdmin, PolicyAdmin};
+use crate::clients::{ChallengeMinter, NdesAdmin, PolicyAdmin};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "scep_console_session";
@@ -59,6 +59,7 @@ pub struct ConsoleState {
     pub(crate) policy: PolicyAdmin,
     pub(crate) ca: ca_api::CaClient,
     pub(crate) ndes: NdesAdmin,
+    pub(crate) minter: Option<ChallengeMinter>,
     pub(crate) links: Arc<Links>,
     pub(crate) credentials: Arc<Credentials>,
     pub(crate) sessions: Arc<Sessions>,
@@ -89,6 +90,7 @@ impl ConsoleState {
             policy,
             ca,
             ndes,
+            minter: None,
             links: Arc::new(links),
             credentials: Arc::new(credentials),
             sessions: Arc::new(Sessions::default()),
@@ -96,6 +98,12 @@ impl ConsoleState {
             clock,
             secure_cookie: false,
         }
+    }
+
+    /// Offer the mscep_admin challenge page (ndes-proxy's mscep_admin bearer token).
+    pub fn with_challenge_minter(mut self, minter: ChallengeMinter) -> Self {
+        self.minter = Some(minter);
+        self
     }
 
     /// Sign-in attempts allowed per source.
@@ -190,6 +198,10 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/pending", get(pages::pending::list))
         .route("/audit", get(pages::audit::list))
+        .route(
+            "/challenge",
+            get(pages::challenge::form).post(pages::challenge::mint),
+        )
         .route("/pending/{id}/{decision}", post(pages::pending::decide))
         .route("/certificates/{serial}", get(pages::certificate::show))
         .route("/certificates/{serial}/pem", get(pages::certificate::pem))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use foundation::secret::read_secret_file;
-use scep_console::clients::{NdesAdmin, PolicyAdmin};
+use scep_console::clients::{ChallengeMinter, NdesAdmin, PolicyAdmin};
 use scep_console::config::Config;
 
 #[derive(Debug, Parser)]
@@ -78,7 +78,11 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         scep_url: format!("{ndes_base}/certsrv/mscep/mscep.dll"),
         mscep_admin_url: format!("{ndes_base}/certsrv/mscep_admin/"),
     };
-    let state = scep_console::ConsoleState::new(
+    let minter = match &config.ndes.mscep_admin_token_file {
+        Some(f) => Some(ChallengeMinter::new(&config.ndes.url, token(f)?)?),
+        None => None,
+    };
+    let mut state = scep_console::ConsoleState::new(
         policy,
         ca,
         ndes,
@@ -87,6 +91,9 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         Arc::new(foundation::SystemClock),
     )
     .with_secure_cookie(config.secure_cookie);
+    if let Some(m) = minter {
+        state = state.with_challenge_minter(m);
+    }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -481,7 +481,11 @@ fn console_state(
         links,
         credentials,
         clock,
-    ))
+    )
+    .with_challenge_minter(scep_console::clients::ChallengeMinter::new(
+        ndes,
+        tokens.mscep_admin.clone(),
+    )?))
 }
 
 /// A fresh grant signing key: the private half in `<data>/secrets/grant-signing.key`, the

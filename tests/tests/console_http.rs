@@ -402,3 +402,65 @@ async fn the_audit_log_is_filtered_by_device_and_event() {
     assert_eq!(c.get("/audit?device=..").await.unwrap().status, 400);
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mscep_admin_challenge_is_shown_once_and_enrolls_once() {
+    let lab = TestLab::start().await.unwrap();
+    let ro = signed_in(&lab, lab.tokens().console_readonly.expose()).await;
+    let ro_csrf = ro.csrf("/challenge").await.unwrap();
+    assert_eq!(
+        ro.post("/challenge", &[("csrf", &ro_csrf)])
+            .await
+            .unwrap()
+            .status,
+        403
+    );
+    let admin = signed_in(&lab, lab.tokens().console_admin.expose()).await;
+    assert_eq!(admin.post("/challenge", &[]).await.unwrap().status, 403);
+    let csrf = admin.csrf("/challenge").await.unwrap();
+    let minted = admin.post("/challenge", &[("csrf", &csrf)]).await.unwrap();
+    assert_eq!(minted.status, 200);
+    assert_eq!(minted.headers["cache-control"], "no-store");
+    let start = minted.body.find(r#"id="challenge">"#).unwrap() + r#"id="challenge">"#.len();
+    let end = start + minted.body[start..].find('<').unwrap();
+    let challenge = minted.body[start..end].to_owned();
+    assert!(challenge.len() >= 16, "{challenge}");
+    // Shown once: not on the form, the overview or the audit log.
+    for path in ["/challenge", "/", "/audit"] {
+        let page = admin.get(path).await.unwrap();
+        assert!(
+            !page.body.contains(&challenge),
+            "the challenge again on {path}"
+        );
+    }
+    // It is a real one-time password: a plain SCEP client enrolls with it, once.
+    let client = RawScep::discover(&lab.scep_url(), lab.root_fingerprint())
+        .await
+        .unwrap();
+    let csr = |key: &openssl::pkey::PKey<openssl::pkey::Private>| {
+        let mut name = openssl::x509::X509Name::builder().unwrap();
+        name.append_entry_by_text("CN", "console-client-01")
+            .unwrap();
+        scep::csr::build(
+            key,
+            &name.build(),
+            None,
+            Some(&scep::csr::ChallengePassword::new(&challenge)),
+            openssl::hash::MessageDigest::sha256(),
+        )
+        .unwrap()
+    };
+    let key = rsa_key(2048).unwrap();
+    let (_, first) = client.pkcs_req(&csr(&key), &key).await.unwrap();
+    assert!(
+        matches!(first, scep::client::CertRep::Success(_)),
+        "{first:?}"
+    );
+    let other = rsa_key(2048).unwrap();
+    let (_, second) = client.pkcs_req(&csr(&other), &other).await.unwrap();
+    assert!(
+        matches!(second, scep::client::CertRep::Failure { .. }),
+        "single use: {second:?}"
+    );
+    lab.shutdown().await;
+}

@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod certificate;
+pub(crate) mod challenge;
 pub(crate) mod devices;
 pub(crate) mod overview;
 pub(crate) mod pending;
