@@ -134,7 +134,7 @@ fn latest_transactions(events: &[AuditEvent]) -> String {
         return "<p>No transaction yet.</p>".into();
     }
     let mut t = String::from(
-        r#"<table id="transactions"><thead><tr><th>Latest event</th><th>transactionID</th><th>Device</th><th>Outcome</th></tr></thead><tbody>"#,
+        r#"<table id="transactions"><thead><tr><th>Last seen</th><th>transactionID</th><th>Device</th><th>Outcome</th></tr></thead><tbody>"#,
     );
     for tx in order {
         let of_tx: Vec<&AuditEvent> = events
@@ -144,7 +144,7 @@ fn latest_transactions(events: &[AuditEvent]) -> String {
         let device = of_tx.iter().find_map(|e| e.device_id.as_deref());
         let _ = write!(
             t,
-            r#"<tr><td>{}</td><td class="mono"><a href="/transactions/{}">{}</a></td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td class="nowrap">{}</td><td class="mono"><a href="/transactions/{}">{}</a></td><td>{}</td><td>{}</td></tr>"#,
             of_tx.first().map(|e| time(e.at)).unwrap_or_default(),
             url_part(tx),
             esc(tx),
