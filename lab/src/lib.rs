@@ -52,6 +52,8 @@ pub struct LabOptions {
     pub bind: IpAddr,
     /// Ports of ca-mock, policy-module and ndes-proxy; 0 picks a free one.
     pub ports: [u16; 3],
+    /// Port of the web console (scep-console); 0 picks a free one.
+    pub console_port: u16,
     /// How often the policy module's outbox looks for revocations to deliver.
     pub outbox_poll: Duration,
     /// ndes-proxy calls ca-mock in process (through the CA trait) instead of over its HTTP
@@ -116,6 +118,7 @@ impl LabOptions {
             data_dir: data_dir.to_owned(),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ports: [0, 0, 0],
+            console_port: 0,
             outbox_poll: Duration::from_millis(500),
             databases: Databases::Sqlite,
             clock: Arc::new(SystemClock),
@@ -146,6 +149,12 @@ pub struct Tokens {
     pub mscep_admin: Secret,
     /// ndes-proxy: the approval API under `/admin/v1/`.
     pub ndes_admin: Secret,
+    /// ca-mock: the web console (read only).
+    pub ca_console: Secret,
+    /// The web console: signs in as admin.
+    pub console_admin: Secret,
+    /// The web console: signs in read-only.
+    pub console_readonly: Secret,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -159,6 +168,7 @@ pub struct Lab {
     ca_addr: SocketAddr,
     policy_addr: SocketAddr,
     scep_addr: SocketAddr,
+    console_addr: SocketAddr,
     root_fingerprint: String,
     tokens: Tokens,
     ca: ca_mock::AppState,
@@ -203,10 +213,14 @@ impl Lab {
             .await
             .context("binding policy-module")?;
         let scep_listener = bind(options.ports[2]).await.context("binding ndes-proxy")?;
-        let (ca_addr, policy_addr, scep_addr) = (
+        let console_listener = bind(options.console_port)
+            .await
+            .context("binding the console")?;
+        let (ca_addr, policy_addr, scep_addr, console_addr) = (
             ca_listener.local_addr()?,
             policy_listener.local_addr()?,
             scep_listener.local_addr()?,
+            console_listener.local_addr()?,
         );
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -332,13 +346,27 @@ impl Lab {
         let ndes = ndes.build();
         tasks.push(spawn_server(
             "ndes-proxy",
-            ndes_proxy::serve(scep_listener, ndes, stopped(stop_rx)),
+            ndes_proxy::serve(scep_listener, ndes, stopped(stop_rx.clone())),
+        ));
+
+        // The web console, over the three services' own APIs (issue 18).
+        let console = console_state(
+            &tokens,
+            &format!("http://{ca_addr}"),
+            &format!("http://{policy_addr}"),
+            &format!("http://{scep_addr}"),
+            options.clock.clone(),
+        )?;
+        tasks.push(spawn_server(
+            "scep-console",
+            scep_console::serve(console_listener, console, stopped(stop_rx)),
         ));
 
         Ok(Self {
             ca_addr,
             policy_addr,
             scep_addr,
+            console_addr,
             root_fingerprint,
             tokens,
             ca,
@@ -346,6 +374,7 @@ impl Lab {
             data_dir: data.clone(),
             options: LabOptions {
                 ports: [ca_addr.port(), policy_addr.port(), scep_addr.port()],
+                console_port: console_addr.port(),
                 ..options.clone()
             },
             stop,
@@ -371,6 +400,11 @@ impl Lab {
     /// NDES's admin page: a one-time challenge per visit (bearer [`Tokens::mscep_admin`]).
     pub fn mscep_admin_url(&self) -> String {
         format!("http://{}/certsrv/mscep_admin/", self.scep_addr)
+    }
+
+    /// The web console's base URL (sign in with [`Tokens::console_admin`]).
+    pub fn console_url(&self) -> String {
+        format!("http://{}", self.console_addr)
     }
 
     /// SHA-256 fingerprint of the root CA certificate, lowercase hex.
@@ -434,7 +468,37 @@ fn spawn_server(
     })
 }
 
-/// Random tokens for this start, written 0600 under `dir`.
+/// The console, reading and acting through the services' APIs with their own tokens.
+fn console_state(
+    tokens: &Tokens,
+    ca: &str,
+    policy: &str,
+    ndes: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<scep_console::ConsoleState> {
+    let credentials = scep_console::auth::Credentials {
+        admin_token: foundation::BearerToken::from_secret(&tokens.console_admin),
+        read_only_token: foundation::BearerToken::from_secret(&tokens.console_readonly),
+        users: Vec::new(),
+    };
+    let links = scep_console::Links {
+        scep_url: format!("{ndes}/certsrv/mscep/mscep.dll"),
+        mscep_admin_url: format!("{ndes}/certsrv/mscep_admin/"),
+    };
+    Ok(scep_console::ConsoleState::new(
+        scep_console::clients::PolicyAdmin::new(policy, tokens.policy_admin.clone())?,
+        ca_api::client::CaClient::new(ca, Some(tokens.ca_console.expose().to_owned()))?,
+        scep_console::clients::NdesAdmin::new(ndes, tokens.ndes_admin.clone())?,
+        links,
+        credentials,
+        clock,
+    )
+    .with_challenge_minter(scep_console::clients::ChallengeMinter::new(
+        ndes,
+        tokens.mscep_admin.clone(),
+    )?))
+}
+
 /// A fresh grant signing key: the private half in `<data>/secrets/grant-signing.key`, the
 /// public half, which the CA trusts, in `<data>/ca/grant-signing.pub.pem`.
 fn new_grant_key(data: &Path) -> Result<ca_api::GrantKey> {
@@ -465,6 +529,7 @@ fn ndes_issue_right(options: &LabOptions) -> ca_mock::IssueRight {
     }
 }
 
+/// Random tokens for this start, written 0600 under `dir`.
 fn new_tokens(dir: &Path) -> Result<Tokens> {
     let make = |name: &str| -> Result<Secret> {
         let s = Secret::generate(32)?;
@@ -478,6 +543,9 @@ fn new_tokens(dir: &Path) -> Result<Tokens> {
         ca_policy: make("ca-policy")?,
         mscep_admin: make("mscep-admin")?,
         ndes_admin: make("ndes-admin")?,
+        ca_console: make("ca-console")?,
+        console_admin: make("console-admin")?,
+        console_readonly: make("console-readonly")?,
     })
 }
 
@@ -588,6 +656,13 @@ async fn start_ca(
             &hash_token(tokens.ca_policy.expose()),
             device_templates(options),
             vec![Operation::Revoke, Operation::Read],
+        )?,
+        // The web console reads records and CA status; it changes nothing at the CA.
+        Caller::new(
+            "scep-console",
+            &hash_token(tokens.ca_console.expose()),
+            DEVICE_TEMPLATES.iter().map(|s| (*s).to_owned()).collect(),
+            vec![Operation::Read],
         )?,
     ])?;
     let store = open_ca_store(data, &options.databases).await?;

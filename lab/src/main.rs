@@ -41,6 +41,9 @@ enum Command {
         /// Ports of ca-mock, policy-module and ndes-proxy.
         #[arg(long, num_args = 3, default_values_t = [8180u16, 8280, 8080])]
         ports: Vec<u16>,
+        /// Port of the web console.
+        #[arg(long, default_value_t = 8380)]
+        console_port: u16,
         /// ndes-proxy calls ca-mock in process instead of over its HTTP API.
         #[arg(long)]
         ca_in_process: bool,
@@ -113,11 +116,13 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Serve {
             data,
             ports,
+            console_port,
             ca_in_process,
             plain_challenge_file,
         } => {
             let mut options = scep_lab::LabOptions::new(&data);
             options.ports = [ports[0], ports[1], ports[2]];
+            options.console_port = console_port;
             options.ca_in_process = ca_in_process;
             if let Some(file) = plain_challenge_file {
                 options.plain_challenge = Some(
@@ -184,15 +189,20 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
 /// What `scep-lab serve` prints once the lab is up: its URLs, the root's fingerprint, where
 /// the tokens are.
 fn serve_banner(lab: &scep_lab::Lab) -> String {
+    let secrets = lab.data_dir().join("secrets");
     format!(
         "ca-mock        {}\npolicy-module  {}\nndes-proxy     {}\nmscep_admin    {}\n\
-         root CA SHA-256 {}\nAPI tokens in  {}\nserving; Ctrl-C stops\n",
+         root CA SHA-256 {}\nconsole        {}\n  sign in with the token in {} (read-only: {})\n\
+         API tokens in  {}\nserving; Ctrl-C stops\n",
         lab.ca_url(),
         lab.policy_url(),
         lab.scep_url(),
         lab.mscep_admin_url(),
         lab.root_fingerprint(),
-        lab.data_dir().join("secrets").display()
+        lab.console_url(),
+        secrets.join("console-admin.token").display(),
+        secrets.join("console-readonly.token").display(),
+        secrets.display()
     )
 }
 

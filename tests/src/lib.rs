@@ -10,12 +10,17 @@
 //!
 //! Helpers return `anyhow::Result` so a failing step names itself; the tests unwrap.
 //!
+//! [`console`] speaks to the web console over plain HTTP; [`webdriver`] drives headless
+//! Chromium for the console's browser tests.
+//!
 //! [`processes`] runs the services as separate processes instead (scale-out, `kill -9`);
 //! [`load`] drives them with clients that resend their request through the faults.
 
+pub mod console;
 pub mod load;
 pub mod processes;
 pub mod remote;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

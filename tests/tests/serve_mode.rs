@@ -1,6 +1,7 @@
 //! `scep-lab serve` as a user runs it (the binary, on free ports), used the way the README
 //! tells users to point a real client or device at it:
-//! - it prints each service's URL, the mscep_admin page and the root fingerprint;
+//! - it prints each service's URL, the mscep_admin page and the root fingerprint, and the web
+//!   console's URL with the token file to sign in with, which signs in;
 //! - `/certsrv/mscep_admin/` with the bearer token in `secrets/mscep-admin.token` hands out a
 //!   one-time password, and a plain SCEP client enrolls with it once;
 //! - `scep-lab payload` mints an Apple `.mobileconfig` and a Windows SyncML for new devices,
@@ -31,14 +32,16 @@ async fn serve_prints_its_urls_hands_out_challenges_and_payloads_and_stops_on_ct
     let bins = binaries().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let ports: Vec<u16> = (0..3).map(|_| testkit::free_port().unwrap()).collect();
+    let ports: Vec<u16> = (0..4).map(|_| testkit::free_port().unwrap()).collect();
     let mut serve = Serve(
         Command::new(&bins.scep_lab)
             .arg("serve")
             .arg("--data")
             .arg(&data)
             .arg("--ports")
-            .args(ports.iter().map(u16::to_string))
+            .args(ports[..3].iter().map(u16::to_string))
+            .arg("--console-port")
+            .arg(ports[3].to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -62,7 +65,7 @@ async fn serve_prints_its_urls_hands_out_challenges_and_payloads_and_stops_on_ct
         .await
         .expect("scep-lab serve did not start")
         .unwrap();
-    let [ca, policy, scep] = [ports[0], ports[1], ports[2]];
+    let [ca, policy, scep, console] = [ports[0], ports[1], ports[2], ports[3]];
     let scep_url = format!("http://127.0.0.1:{scep}/certsrv/mscep/mscep.dll");
     let admin_url = format!("http://127.0.0.1:{scep}/certsrv/mscep_admin/");
     for want in [
@@ -70,6 +73,8 @@ async fn serve_prints_its_urls_hands_out_challenges_and_payloads_and_stops_on_ct
         format!("policy-module  http://127.0.0.1:{policy}"),
         format!("ndes-proxy     {scep_url}"),
         format!("mscep_admin    {admin_url}"),
+        format!("console        http://127.0.0.1:{console}"),
+        "secrets/console-admin.token".to_owned(),
     ] {
         assert!(banner.contains(&want), "{want:?} missing:\n{banner}");
     }
@@ -80,6 +85,15 @@ async fn serve_prints_its_urls_hands_out_challenges_and_payloads_and_stops_on_ct
         .trim()
         .to_owned();
     assert_eq!(root.len(), 64);
+
+    // The console signs in with the token the banner names.
+    let console_token = std::fs::read_to_string(data.join("secrets/console-admin.token")).unwrap();
+    let mut browser =
+        scep_lab_tests::console::ConsoleClient::new(&format!("http://127.0.0.1:{console}"))
+            .unwrap();
+    let signed_in = browser.login("", console_token.trim()).await.unwrap();
+    assert_eq!(signed_in.status, 303);
+    assert_eq!(browser.get("/").await.unwrap().status, 200);
 
     // mscep_admin: a one-time password for the bearer token in secrets/.
     let token = std::fs::read_to_string(data.join("secrets/mscep-admin.token")).unwrap();
