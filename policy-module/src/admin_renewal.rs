@@ -40,10 +40,9 @@ impl PolicyService {
         }
         let from = cert.not_after - lifetime * i64::from(percent) / 100;
         self.record_audit(AuditEvent {
-            event: "renewal_refused".into(),
             device_id: cert.device_id.clone(),
             profile_id: cert.profile_id.clone(),
-            transaction_id: Some(req.transaction_id.clone()),
+            serial: Some(cert.serial_hex.clone()),
             detail: Some(format!(
                 "too early: signer serial={} has {}% of its lifetime left \
                  (remaining_secs={remaining} of {lifetime}), {setting}={percent}%, \
@@ -53,7 +52,7 @@ impl PolicyService {
                 rfc3339(from),
                 rfc3339(cert.not_after),
             )),
-            ..AuditEvent::default()
+            ..crate::decision_audit::keyed("renewal_refused", req)
         })
         .await;
         Err(Rejection::RenewalNotAllowed.into())

@@ -68,6 +68,12 @@ fn base(event: &str, req: &VerifyRequest, seen: &Seen) -> AuditEvent {
     }
 }
 
+/// An event keyed as the decision records are: the client's transactionID, with the request id
+/// beside it when the two differ (a renewal's), so a refusal found on the way is in the trace.
+pub(crate) fn keyed(event: &str, req: &VerifyRequest) -> AuditEvent {
+    base(event, req, &Seen::default())
+}
+
 /// `request_received`, as ndes-proxy reported it.
 pub(crate) fn received(req: &VerifyRequest, seen: &Seen) -> AuditEvent {
     let r = &req.requester;

@@ -159,7 +159,8 @@ async fn micromdm_scepclient_renews_an_admin_path_certificate_inside_the_window(
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.transaction_id.as_deref() == Some(record.request_id.as_str()))
+        // Keyed by the client's transactionID, the request id beside it (docs/decisions.md #12).
+        .filter(|e| e.request_id.as_deref() == Some(record.request_id.as_str()))
         .map(|e| e.event)
         .collect();
     assert!(
