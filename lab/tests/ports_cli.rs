@@ -114,7 +114,7 @@ async fn payload_finds_the_lab_by_its_data_directory_and_urls() {
     let json: serde_json::Value = serde_json::from_str(&out.stdout_str()).unwrap();
     let text = json.to_string();
     assert!(text.contains(&lab.scep_url()), "{text}");
-    assert!(text.contains(&lab.root_fingerprint()), "{text}");
+    assert!(text.contains(lab.root_fingerprint()), "{text}");
 
     // A directory without the lab's token: a message naming the file, not a guess at ./.
     let elsewhere = dir.path().join("elsewhere");
