@@ -127,3 +127,51 @@ async fn payload_finds_the_lab_by_its_data_directory_and_urls() {
     assert!(!err.contains(lab.tokens().policy_admin.expose()), "{err}");
     lab.shutdown().await;
 }
+
+/// `scep-lab serve`'s banner names one fingerprint, the root's, labelled as what clients pin.
+#[test]
+fn the_serve_banner_labels_its_one_fingerprint_as_the_root_to_pin() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<String> = (0..4)
+        .map(|_| testkit::free_port().unwrap().to_string())
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scep-lab"))
+        .arg("serve")
+        .arg("--data")
+        .arg(dir.path().join("lab"))
+        .arg("--ports")
+        .args(&ports[..3])
+        .arg("--console-port")
+        .arg(&ports[3])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut banner = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.starts_with("serving;");
+            banner.push_str(&line);
+            banner.push('\n');
+            if done {
+                break;
+            }
+        }
+        let _ = tx.send(banner);
+    });
+    // A hang guard, not a timing assertion.
+    let banner = rx.recv_timeout(Duration::from_secs(120));
+    let _ = child.kill();
+    let _ = child.wait();
+    let banner = banner.unwrap();
+    assert!(banner.contains("serving; Ctrl-C stops"), "{banner}");
+    pinned_root(&banner);
+    assert_eq!(banner.matches("SHA-256").count(), 1, "{banner}");
+}
