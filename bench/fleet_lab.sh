@@ -20,7 +20,7 @@ for _ in $(seq 1 300); do grep -q '^serving' "$WORK/lab.out" 2>/dev/null && brea
 grep -q '^serving' "$WORK/lab.out" || { cat "$WORK/lab.err" >&2; echo "lab did not start" >&2; exit 1; }
 POLICY="http://127.0.0.1:$POLICY_PORT"
 SCEP_URL=$(awk '/^ndes-proxy/ {print $2}' "$WORK/lab.out")
-ROOT=$(awk '/^root CA SHA-256/ {print $4}' "$WORK/lab.out")
+ROOT=$(awk '/^root CA SHA-256/ {print $NF}' "$WORK/lab.out")
 TOKEN_FILE="$WORK/lab/secrets/policy-admin.token"
 admin() { POLICY_ADMIN_TOKEN="$(cat "$TOKEN_FILE")" target/release/policy-module admin --server "$POLICY" "$@" > /dev/null; }
 cat > "$WORK/profile.json" <<JSON

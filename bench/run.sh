@@ -173,7 +173,7 @@ done
 full_point() {  # LABEL CONCURRENCY SCEP_URL EXTRA_PID
     local label="$1" c="$2" url="$3" extra="$4"
     local token="$WORK/$label-c$c/secrets/policy-admin.token" root
-    root="$(awk '/^root CA SHA-256/ { print $4 }' "$WORK/$label-c$c.out")"
+    root="$(awk '/^root CA SHA-256/ { print $NF }' "$WORK/$label-c$c.out")"
     python3 - "$url" "$root" > "$WORK/$label-c$c-profile.json" <<'PY'
 import json, sys
 print(json.dumps({"id": "fleet", "name": "Fleet device certificate", "certificate_type": "device",

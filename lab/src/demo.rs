@@ -77,7 +77,11 @@ async fn steps(out: &mut impl Write, lab: &Lab) -> Result<String> {
     )?;
     writeln!(out, "  policy-module  {}", lab.policy_url())?;
     writeln!(out, "  ndes-proxy     {}", lab.scep_url())?;
-    writeln!(out, "  root CA SHA-256 {}", lab.root_fingerprint())?;
+    writeln!(
+        out,
+        "  root CA SHA-256 (pin this): {}",
+        lab.root_fingerprint()
+    )?;
     writeln!(out, "  data           {}\n", lab.data_dir().display())?;
 
     // Step 1: the admin creates a SCEP profile and assigns it.

@@ -83,6 +83,9 @@ enum Command {
         /// The directory to write (must not hold a ca-mock.toml yet).
         #[arg(long, default_value = "scep-lab-services")]
         dir: PathBuf,
+        /// Ports of ca-mock, policy-module and ndes-proxy (as `serve --ports`).
+        #[arg(long, num_args = 3, value_names = ["CA", "POLICY", "NDES"], default_values_t = [8180u16, 8280, 8080])]
+        ports: Vec<u16>,
     },
     /// Print a shell completion script.
     Completion {
@@ -160,13 +163,18 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 Ok(std::process::ExitCode::FAILURE)
             }
         },
-        Command::Services { dir } => {
-            let options = scep_lab::services::ServicesOptions::sample();
+        Command::Services { dir, ports } => {
+            let mut options = scep_lab::services::ServicesOptions::sample();
+            if let [ca, policy, ndes] = ports[..] {
+                options.ca_port = ca;
+                options.policy_ports = vec![policy];
+                options.ndes_ports = vec![ndes];
+            }
             let layout = scep_lab::services::prepare(&dir, &options)
                 .await
                 .with_context(|| format!("writing {}", dir.display()))?;
             println!("wrote {}", layout.dir.display());
-            println!("root CA SHA-256 {}", layout.root_fingerprint);
+            println!("root CA SHA-256 (pin this): {}", layout.root_fingerprint);
             println!("start each service (three terminals):");
             for command in layout.commands() {
                 println!("  {command}");
@@ -192,7 +200,7 @@ fn serve_banner(lab: &scep_lab::Lab) -> String {
     let secrets = lab.data_dir().join("secrets");
     format!(
         "ca-mock        {}\npolicy-module  {}\nndes-proxy     {}\nmscep_admin    {}\n\
-         root CA SHA-256 {}\nconsole        {}\n  sign in with the token in {} (read-only: {})\n\
+         root CA SHA-256 (pin this): {}\nconsole        {}\n  sign in with the token in {} (read-only: {})\n\
          API tokens in  {}\nserving; Ctrl-C stops\n",
         lab.ca_url(),
         lab.policy_url(),

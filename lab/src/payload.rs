@@ -37,14 +37,25 @@ pub(crate) struct PayloadArgs {
     /// The SCEP URL the profile names.
     #[arg(long, default_value = "http://127.0.0.1:8080/certsrv/mscep/mscep.dll")]
     scep_url: String,
-    /// File holding the policy-module admin token.
-    #[arg(long, default_value = "scep-lab-data/secrets/policy-admin.token")]
-    admin_token_file: PathBuf,
+    /// Data directory of the lab (for its admin token), as `serve --data`.
+    #[arg(long, env = "SCEP_LAB_DATA", default_value = "scep-lab-data")]
+    data: PathBuf,
+    /// File holding the policy-module admin token (default: <data>/secrets/policy-admin.token).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
 }
 
 pub(crate) async fn run(a: &PayloadArgs, out: &mut impl Write) -> Result<()> {
-    let token = std::fs::read_to_string(&a.admin_token_file)
-        .with_context(|| format!("reading {}", a.admin_token_file.display()))?;
+    let file = a
+        .admin_token_file
+        .clone()
+        .unwrap_or_else(|| a.data.join("secrets/policy-admin.token"));
+    let token = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "reading the admin token {} (is --data the lab's data directory?)",
+            file.display()
+        )
+    })?;
     let token = token.lines().next().unwrap_or("").trim().to_owned();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

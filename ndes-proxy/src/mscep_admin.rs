@@ -80,7 +80,7 @@ pub async fn page(
             } else {
                 html(
                     StatusCode::OK,
-                    &password_body(&thumbprint(&state), issued.challenge.expose(), minutes),
+                    &password_body(ca_fingerprint(&state), issued.challenge.expose(), minutes),
                 )
             }
         }
@@ -159,10 +159,10 @@ fn html(status: StatusCode, body: &str) -> Response {
         .into_response()
 }
 
-fn password_body(thumbprint: &str, password: &str, minutes: i64) -> String {
+fn password_body((label, thumbprint): (&str, String), password: &str, minutes: i64) -> String {
     format!(
         "<P> To complete certificate enrollment for your network device you will need the \
-         following information: <P> The thumbprint (hash value) for the CA certificate is: \
+         following information: <P> The thumbprint (hash value) for the {label} is: \
          <B> {thumbprint} </B> <P> The enrollment challenge password is: <B> {password} </B> \
          <P> This password can be used only once and will expire within {minutes} minutes. \
          <P> Each enrollment requires a new challenge password. You can refresh this web page \
@@ -183,20 +183,36 @@ fn no_permission_body() -> String {
         .to_owned()
 }
 
-/// SHA-256 of the issuing CA certificate, uppercase hex in groups of eight as NDES shows it.
-fn thumbprint(state: &AppState) -> String {
-    let Some(hex) = state
-        .ra()
-        .chain()
-        .first()
-        .and_then(|c| c.digest(openssl::hash::MessageDigest::sha256()).ok())
-        .map(|d| hex::encode_upper(&*d))
-    else {
-        return String::new();
+/// The one fingerprint the page names, with its certificate: the root's, what clients pin
+/// (the last certificate of the RA's chain when it is self-issued). Only when the chain stops
+/// below the root is it the issuing CA's, and then labelled so. SHA-256, uppercase hex in
+/// groups of eight as NDES shows its thumbprint.
+fn ca_fingerprint(state: &AppState) -> (&'static str, String) {
+    let chain = state.ra().chain();
+    let (label, cert) = match chain.last() {
+        Some(last) if self_issued(last) => ("root CA certificate (SHA-256; pin this)", last),
+        _ => match chain.first() {
+            Some(first) => ("issuing CA certificate (SHA-256)", first),
+            None => return ("CA certificate", String::new()),
+        },
     };
-    hex.as_bytes()
+    let Ok(digest) = cert.digest(openssl::hash::MessageDigest::sha256()) else {
+        return (label, String::new());
+    };
+    let hex = hex::encode_upper(&*digest);
+    let grouped = hex
+        .as_bytes()
         .chunks(8)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    (label, grouped)
+}
+
+/// Subject equals issuer: a root (a chain's self-signed anchor).
+fn self_issued(cert: &openssl::x509::X509) -> bool {
+    matches!(
+        (cert.subject_name().to_der(), cert.issuer_name().to_der()),
+        (Ok(s), Ok(i)) if s == i
+    )
 }

@@ -350,3 +350,75 @@ async fn json_expiry_is_rfc3339_with_an_agreeing_unix_twin() {
     let at = foundation::time::parse_rfc3339(text).unwrap();
     assert_eq!(v["expires_at_unix"].as_i64(), Some(at));
 }
+
+/// The page's fingerprint, grouped as NDES shows it: uppercase hex in groups of eight.
+fn grouped_sha256(cert: &openssl::x509::X509Ref) -> String {
+    let hex = hex::encode_upper(&*cert.digest(openssl::hash::MessageDigest::sha256()).unwrap());
+    hex.as_bytes()
+        .chunks(8)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The page of a server whose RA presents `chain` (issuing CA first).
+async fn page_with_chain(chain: Vec<openssl::x509::X509>) -> String {
+    let p = common::pki();
+    let ra = ndes_proxy::RaIdentity::new(
+        ndes_proxy::KeyPair {
+            cert: p.ra_sign.clone(),
+            key: p.ra_sign_key.clone(),
+        },
+        ndes_proxy::KeyPair {
+            cert: p.ra_enc.clone(),
+            key: p.ra_enc_key.clone(),
+        },
+        chain,
+    )
+    .unwrap();
+    let s = Server::start_full(ra, &[], ndes_proxy::Settings::default(), |b| {
+        b.mscep_admin(MscepAdmin {
+            template: "IPSECIntermediateOffline".into(),
+            users: BasicUsers::parse("ndesadmin:Passw0rd!\n").unwrap(),
+            token: BearerToken::new(TOKEN),
+        })
+    })
+    .await;
+    let r = basic_get(&s, PATH).await;
+    assert_eq!(r.status(), 200);
+    utf16(&r.bytes().await.unwrap())
+}
+
+/// Issue 17 item 3: the page names one fingerprint and says whose it is. With the root in the
+/// RA's chain it is the root's (what clients pin), not the issuing CA's; a chain that stops
+/// below the root shows the issuing CA's, labelled as such.
+#[tokio::test]
+async fn the_page_names_the_root_fingerprint_labelled_and_not_the_issuing_cas() {
+    use testkit::pki::{CertSpec, Usage, name, rsa_key};
+    let root_key = rsa_key(2048);
+    let root = CertSpec::new(&name("Lab Root CA"), Some(Usage::Ca), 30).build(&root_key);
+    let issuing_key = rsa_key(2048);
+    let issuing = CertSpec {
+        issuer: Some((&root, &root_key)),
+        ..CertSpec::new(&name("Lab Issuing CA"), Some(Usage::Ca), 30)
+    }
+    .build(&issuing_key);
+
+    let page = page_with_chain(vec![issuing.clone(), root.clone()]).await;
+    let want = format!(
+        "The thumbprint (hash value) for the root CA certificate (SHA-256; pin this) is: <B> {} </B>",
+        grouped_sha256(&root)
+    );
+    assert!(page.contains(&want), "{want:?} not in {page}");
+    assert!(!page.contains(&grouped_sha256(&issuing)), "{page}");
+    assert_eq!(page.matches("thumbprint").count(), 1, "{page}");
+    assert!(scrape(&page).is_some(), "{page}");
+
+    let page = page_with_chain(vec![issuing.clone()]).await;
+    let want = format!(
+        "The thumbprint (hash value) for the issuing CA certificate (SHA-256) is: <B> {} </B>",
+        grouped_sha256(&issuing)
+    );
+    assert!(page.contains(&want), "{want:?} not in {page}");
+    assert!(!page.contains("root"), "{page}");
+}

@@ -80,7 +80,7 @@ async fn serve_prints_its_urls_hands_out_challenges_and_payloads_and_stops_on_ct
     }
     let root = banner
         .lines()
-        .find_map(|l| l.strip_prefix("root CA SHA-256 "))
+        .find_map(|l| l.strip_prefix("root CA SHA-256 (pin this): "))
         .unwrap()
         .trim()
         .to_owned();
