@@ -7,6 +7,7 @@
 //! - the read-only role and a missing CSRF token are refused server-side, nothing changed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use policy_module::model::Group;
 use scep_lab_tests::console::{ConsoleClient, csrf_of};
 use scep_lab_tests::*;
 
@@ -15,6 +16,25 @@ async fn signed_in(lab: &TestLab, token: &str) -> ConsoleClient {
     let a = c.login("", token).await.unwrap();
     assert_eq!(a.status, 303, "{}", a.body);
     c
+}
+
+/// Each `<input>` that is not hidden has an id that a `<label for>` names.
+fn assert_labelled(page: &str) {
+    for input in page.split("<input").skip(1) {
+        let tag = &input[..input.find('>').unwrap()];
+        if tag.contains(r#"type="hidden""#) {
+            continue;
+        }
+        let id = tag
+            .split(r#"id=""#)
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_else(|| panic!("input without id: {tag}"));
+        assert!(
+            page.contains(&format!(r#"<label for="{id}""#)),
+            "input {id} has no label"
+        );
+    }
 }
 
 /// The profile form's fields for the lab's standard settings, with `subject` and
@@ -217,6 +237,35 @@ async fn a_profile_is_created_edited_previewed_and_assigned_from_the_console() {
             .profiles
             .is_empty()
     );
+
+    // Assign to a group: listed on the profile's page, whose controls are all labelled.
+    let group = Group {
+        id: "ui-group".into(),
+        name: "UI group".into(),
+    };
+    lab.policy().create_group(group).await.unwrap();
+    let g = c
+        .post(
+            "/profiles/ui-prof/assign",
+            &[("csrf", &csrf), ("kind", "group"), ("target", "ui-group")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.status, 303, "{}", g.body);
+    let page = c.get("/profiles/ui-prof").await.unwrap();
+    let assigned = page
+        .body
+        .split(r#"<table id="assignments">"#)
+        .nth(1)
+        .unwrap();
+    let assigned = assigned.split("</table>").next().unwrap();
+    assert!(
+        assigned.contains("<td>group</td>") && assigned.contains(r#"value="ui-group""#),
+        "{assigned}"
+    );
+    assert_labelled(&page.body);
+    assert_labelled(&edit.body);
+    assert_labelled(&c.get("/profiles/new").await.unwrap().body);
 
     // The nav bar and the overview link here.
     let overview = c.get("/").await.unwrap();
