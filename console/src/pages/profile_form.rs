@@ -66,18 +66,10 @@ impl FormError {
                     .is_some_and(|rest| rest.starts_with(':') || rest.starts_with('.'))
             });
         Self {
-            field: field.map(|f| if f == "id" { "id" } else { field_name(f) }),
+            field,
             message: message.to_owned(),
         }
     }
-}
-
-fn field_name(f: &str) -> &'static str {
-    FIELDS
-        .iter()
-        .map(|(n, _)| *n)
-        .find(|n| *n == f)
-        .unwrap_or("name")
 }
 
 impl ProfileForm {
