@@ -27,6 +27,8 @@ pub enum ApiError {
         service: &'static str,
         status: u16,
         code: String,
+        /// The service's `message` for a 4xx (it names the field at fault; never a secret).
+        message: Option<String>,
     },
     /// The answer was not the documented JSON.
     #[error("{service} answered something unexpected")]
@@ -38,6 +40,14 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The service's own explanation of a 4xx answer, if it gave one.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Self::Status { message, .. } => message.as_deref(),
             _ => None,
         }
     }
@@ -89,16 +99,23 @@ impl Api {
         #[derive(Deserialize)]
         struct Body {
             error: String,
+            #[serde(default)]
+            message: Option<String>,
         }
-        let code = resp
+        let (code, message) = resp
             .json::<Body>()
             .await
-            .map(|b| b.error)
-            .unwrap_or_else(|_| "http_error".into());
+            .map(|b| (b.error, b.message))
+            .unwrap_or_else(|_| ("http_error".into(), None));
+        // Only a client error's message is meant for the caller; 5xx detail stays out.
+        let message = message
+            .filter(|_| (400..500).contains(&status))
+            .map(|m| m.chars().take(300).collect());
         Err(ApiError::Status {
             service,
             status,
             code,
+            message,
         })
     }
 
@@ -112,12 +129,22 @@ impl Api {
             .map_err(|_| ApiError::Unexpected { service })
     }
 
+    async fn json_of<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T, ApiError> {
+        let service = self.service;
+        resp.json()
+            .await
+            .map_err(|_| ApiError::Unexpected { service })
+    }
+
     async fn post_empty(&self, path: &str) -> Result<(), ApiError> {
         self.send(self.http.post(format!("{}{path}", self.base)))
             .await
             .map(drop)
     }
 }
+
+mod profiles;
+pub use profiles::{Assignment, NewProfile, Preview, Profile, ProfileSpec, Warning};
 
 /// An id taken from the console's URL (device id, transactionID, serial), checked once so it
 /// stays one path segment of the service's URL: 1-128 characters, no control characters,

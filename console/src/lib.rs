@@ -196,6 +196,18 @@ pub fn router(state: ConsoleState) -> Router {
             "/devices/{id}/{action}",
             get(pages::devices::confirm).post(pages::devices::act),
         )
+        .route(
+            "/profiles",
+            get(pages::profiles::list).post(pages::profiles::create),
+        )
+        .route("/profiles/new", get(pages::profiles::new))
+        .route("/profiles/{id}", get(pages::profiles::detail))
+        .route(
+            "/profiles/{id}/edit",
+            get(pages::profiles::edit).post(pages::profiles::update),
+        )
+        .route("/profiles/{id}/assign", post(pages::profiles::assign))
+        .route("/profiles/{id}/unassign", post(pages::profiles::unassign))
         .route("/pending", get(pages::pending::list))
         .route("/audit", get(pages::audit::list))
         .route(

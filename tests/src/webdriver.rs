@@ -230,6 +230,18 @@ impl Browser {
         .map(drop)
     }
 
+    /// Empties the input or textarea `css` selects.
+    pub async fn clear(&self, css: &str) -> Result<()> {
+        let e = self.find(css).await?;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{e}/clear"),
+            Some(json!({})),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Clicks the element `css` selects.
     pub async fn click(&self, css: &str) -> Result<()> {
         let e = self.find(css).await?;

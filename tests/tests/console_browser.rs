@@ -1,8 +1,8 @@
 //! The web console in a real browser (issue 18): headless Chromium over WebDriver, one
 //! browser for this test binary. The end-to-end run:
 //! 1. sign in from the sign-in page;
-//! 2. a profile with a variable subject (`CN={{DeviceName}},...`), created through the policy
-//!    module's API (the console's profile pages are not built yet);
+//! 2. a profile with a variable subject (`CN={{DeviceName}},...`), created through the
+//!    console's profile form;
 //! 3. a device registered and assigned the profile (API);
 //! 4. enrolled with device-agent;
 //! 5. its transaction opened in the console: all seven steps lit;
@@ -71,9 +71,32 @@ async fn run(lab: &TestLab, b: &Browser) -> Result<()> {
     ensure!(b.wait_for_url(&format!("{console}/")).await? == format!("{console}/"));
     ensure!(b.text("h1").await? == "Overview");
 
-    // 2-4. Profile with a variable subject, device, assignment (API); enrollment (device-agent).
-    lab.profile(PROFILE, |_| {}).await?;
+    // 2. Profile with a variable subject, through the console's form (from the nav bar).
     ensure!(SUBJECT_FORMAT.contains("{{DeviceName}}"));
+    b.click("nav a[href='/profiles']").await?;
+    b.wait_for_url(&format!("{console}/profiles")).await?;
+    b.click("#new-profile").await?;
+    b.wait_for_url(&format!("{console}/profiles/new")).await?;
+    b.type_into("#f-id", PROFILE).await?;
+    b.type_into("#f-name", "Corporate device certificate")
+        .await?;
+    b.clear("#f-subject_name_format").await?;
+    b.type_into("#f-subject_name_format", SUBJECT_FORMAT)
+        .await?;
+    b.type_into("#f-subject_alternative_names", &format!("dns:{SAN_FORMAT}"))
+        .await?;
+    b.type_into("#f-template", TEMPLATE).await?;
+    b.type_into("#f-scep_server_urls", &lab.scep_url()).await?;
+    b.type_into("#f-ca_thumbprint", lab.root_fingerprint())
+        .await?;
+    b.click("#save").await?;
+    let saved = b
+        .wait_for_url(&format!("{console}/profiles/{PROFILE}"))
+        .await?;
+    ensure!(saved.ends_with(&format!("/profiles/{PROFILE}")), "{saved}");
+    ensure!(b.text("#profile-version").await? == "1");
+
+    // 3-4. Device and assignment (API); enrollment (device-agent).
     let (d, record) = lab.enrolled_device("CONSOLE-01", PROFILE).await?;
     let tx = record.transaction_id.clone();
     let serial = record.serial_hex.to_ascii_lowercase();

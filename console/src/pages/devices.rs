@@ -149,7 +149,7 @@ pub(crate) async fn detail(
         } else {
             view.profiles
                 .iter()
-                .map(|p| esc(p))
+                .map(|p| format!(r#"<a href="/profiles/{}">{}</a>"#, url_part(p), esc(p)))
                 .collect::<Vec<_>>()
                 .join(", ")
         },

@@ -6,6 +6,8 @@ pub(crate) mod challenge;
 pub(crate) mod devices;
 pub(crate) mod overview;
 pub(crate) mod pending;
+mod profile_form;
+pub(crate) mod profiles;
 pub(crate) mod transaction;
 
 use axum::http::StatusCode;

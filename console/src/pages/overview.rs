@@ -41,7 +41,8 @@ pub(crate) async fn show(State(s): State<ConsoleState>, headers: HeaderMap) -> R
 <div class="card"><div class="n" id="count-certificates">{}</div><div class="l">certificates issued</div></div>
 <div class="card"><div class="n" id="count-pending">{}</div><div class="l">requests awaiting approval</div></div>
 <div class="card"><div class="n" id="count-outbox">{}</div><div class="l">revocations not yet delivered{}</div></div>
-</section>"#,
+</section>
+<p class="hint">Manage <a href="/devices">devices</a> and the <a href="/profiles" id="overview-profiles">certificate profiles</a> they are assigned.</p>"#,
         n(devices.as_ref().ok().map(|d| d.len().to_string())),
         n(certs),
         n(pending.as_ref().ok().map(|p| p.len().to_string())),
