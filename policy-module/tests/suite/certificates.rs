@@ -185,7 +185,7 @@ async fn certificate_routes_search_and_revoke_over_http(h: Harness) {
     let serials = issue_all(&h, "d1").await;
     let s = start(&h).await;
     let get = |q: String| s.req("get", &format!("/api/v1/certificates{q}"), Some(ADMIN));
-    let page: Value = get(format!("?device=d1&status=issued"))
+    let page: Value = get("?device=d1&status=issued".into())
         .send()
         .await
         .unwrap()
