@@ -136,6 +136,25 @@ impl Api {
             .map_err(|_| ApiError::Unexpected { service })
     }
 
+    async fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ApiError> {
+        let rb = self.http.get(format!("{}{path}", self.base)).query(query);
+        let resp = self.send(rb).await?;
+        let service = self.service;
+        resp.json()
+            .await
+            .map_err(|_| ApiError::Unexpected { service })
+    }
+
+    async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<(), ApiError> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+            .map(drop)
+    }
+
     async fn post_empty(&self, path: &str) -> Result<(), ApiError> {
         self.send(self.http.post(format!("{}{path}", self.base)))
             .await
@@ -205,6 +224,8 @@ pub struct Device {
 pub struct InventoryCert {
     pub serial_hex: String,
     #[serde(default)]
+    pub device_id: Option<String>,
+    #[serde(default)]
     pub profile_id: Option<String>,
     #[serde(default)]
     pub profile_version: Option<i64>,
@@ -216,6 +237,14 @@ pub struct InventoryCert {
     pub status: String,
     #[serde(default)]
     pub revocation_reason: Option<String>,
+}
+
+/// `GET /api/v1/certificates`: one page of the inventory, newest first.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CertPage {
+    pub certificates: Vec<InventoryCert>,
+    #[serde(default)]
+    pub next_before: Option<String>,
 }
 
 /// `GET /api/v1/devices/{id}`.
@@ -287,6 +316,22 @@ impl PolicyAdmin {
     pub async fn lifecycle(&self, id: &PathId, action: Action) -> Result<(), ApiError> {
         self.0
             .post_empty(&format!("/api/v1/devices/{}/{}", seg(id), action.as_str()))
+            .await
+    }
+
+    /// One page of the certificate inventory; `filters` are the API's query pairs (serial,
+    /// device, status, before, limit), passed as given for the policy module to check.
+    pub async fn certificates(&self, filters: &[(&str, &str)]) -> Result<CertPage, ApiError> {
+        self.0.get_query("/api/v1/certificates", filters).await
+    }
+
+    /// Revokes one certificate with an RFC 5280 reason (queued through the outbox).
+    pub async fn revoke_certificate(&self, serial: &PathId, reason: &str) -> Result<(), ApiError> {
+        self.0
+            .post_json(
+                &format!("/api/v1/certificates/{}/revoke", seg(serial)),
+                &serde_json::json!({ "reason": reason }),
+            )
             .await
     }
 

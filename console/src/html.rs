@@ -65,7 +65,7 @@ pub fn page(title: &str, session: Option<&Session>, body: &str) -> String {
     let header = match session {
         Some(s) => format!(
             r#"<header><span class="brand">scep-lab console</span>
-<nav aria-label="Main"><a href="/">Overview</a><a href="/devices">Devices</a><a href="/profiles">Profiles</a><a href="/transactions">Transactions</a><a href="/pending">Pending</a><a href="/audit">Audit</a><a href="/challenge">Challenge</a></nav>
+<nav aria-label="Main"><a href="/">Overview</a><a href="/devices">Devices</a><a href="/profiles">Profiles</a><a href="/certificates">Certificates</a><a href="/transactions">Transactions</a><a href="/pending">Pending</a><a href="/audit">Audit</a><a href="/challenge">Challenge</a></nav>
 <span class="who">{who} ({role})</span>
 <form method="post" action="/logout">{csrf}<button type="submit" class="plain" id="logout">Log out</button></form></header>"#,
             who = esc(&s.who),

@@ -215,6 +215,11 @@ pub fn router(state: ConsoleState) -> Router {
             get(pages::challenge::form).post(pages::challenge::mint),
         )
         .route("/pending/{id}/{decision}", post(pages::pending::decide))
+        .route("/certificates", get(pages::certificates::list))
+        .route(
+            "/certificates/{serial}/revoke",
+            get(pages::certificates::confirm).post(pages::certificates::revoke),
+        )
         .route("/certificates/{serial}", get(pages::certificate::show))
         .route("/certificates/{serial}/pem", get(pages::certificate::pem))
         .route("/static/console.css", get(css))

@@ -70,6 +70,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/transactions/{transaction_id}"),
     ("get", "/api/v1/devices/{id}/history"),
+    ("get", "/api/v1/certificates"),
+    ("post", "/api/v1/certificates/{serial}/revoke"),
     ("post", "/internal/v1/challenges"),
     ("post", "/internal/v1/verify"),
     ("post", "/internal/v1/regrant"),
@@ -142,6 +144,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/transactions/{transaction_id}", get(transaction))
         .route("/api/v1/devices/{id}/history", get(device_history))
+        .route("/api/v1/certificates", get(search_certificates))
+        .route(
+            "/api/v1/certificates/{serial}/revoke",
+            post(revoke_certificate),
+        )
         .route_layer(axum::middleware::from_fn(require_json_body))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -592,6 +599,23 @@ async fn device_history(
 ) -> Result<Response> {
     let limit = q.limit.unwrap_or(100);
     Ok(Json(s.service.device_history(&id, q.before, limit).await?).into_response())
+}
+
+async fn search_certificates(
+    State(s): State<ApiState>,
+    Query(q): Query<crate::admin_certs::CertQuery>,
+) -> Result<Response> {
+    let search = q.parse()?;
+    Ok(Json(s.service.search_certificates(&search).await?).into_response())
+}
+
+async fn revoke_certificate(
+    State(s): State<ApiState>,
+    Path(serial): Path<String>,
+    Json(b): Json<crate::admin_certs::RevokeBody>,
+) -> Result<Response> {
+    s.service.revoke_certificate(&serial, &b.reason).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// What ndes-proxy answered (best effort on its side; recorded for the trace).

@@ -7,6 +7,7 @@
 //! - `rules`, `format`, `render`: the checks of a CSR's facts (`policy_api::csr`), the profile
 //!   format syntax, rendering for a device.
 //! - `admin`, `checkin`: profiles, devices, groups, lifecycle; the MDM check-in.
+//! - `admin_certs`: the certificate inventory searched, and revoked by an admin.
 //! - `template_check`, `template_source`, `profile_view`: how a profile and its CA template
 //!   differ (warnings, preview; decisions.md #7).
 //! - `admin_path`, `name_policy`: the mscep_admin path's templates and their name policies
@@ -19,6 +20,7 @@
 //! - `config`: the `policy-module serve --config FILE` TOML (sample: `policy-module.sample.toml`).
 #![forbid(unsafe_code)]
 pub mod admin;
+pub mod admin_certs;
 pub mod admin_path;
 mod admin_renewal;
 pub mod api;

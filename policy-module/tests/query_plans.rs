@@ -12,7 +12,7 @@ use policy_module::store::Store;
 
 async fn assert_indexed(store: &Store) {
     let plans = store.lookup_plans().await.unwrap();
-    assert_eq!(plans.len(), 13);
+    assert_eq!(plans.len(), 14);
     for p in &plans {
         assert!(!p.plan.is_empty(), "{}: no plan", p.name);
         assert!(p.indexed, "{} is not an index lookup:\n{}", p.name, p.plan);
@@ -21,6 +21,7 @@ async fn assert_indexed(store: &Store) {
         "challenge by digest",
         "request by transactionID",
         "certificates of a device",
+        "certificates of a status, newest first",
         "outbox: lease due entries",
         "release the held certificates of a device",
     ] {

@@ -17,7 +17,7 @@ use crate::auth::Session;
 use crate::html::{badge, esc, url_part};
 
 /// A serial from the URL: 1-64 hex digits (the CA's spelling), lowercased.
-fn serial(session: &Session, s: &str) -> Result<String, Box<Response>> {
+pub(crate) fn serial(session: &Session, s: &str) -> Result<String, Box<Response>> {
     let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
     if ok {
         Ok(s.to_ascii_lowercase())
@@ -136,7 +136,8 @@ pub(crate) async fn show(
 <dt>Not before</dt><dd>{nb}</dd><dt>Not after</dt><dd>{na}</dd><dt>Template</dt><dd>{template}</dd>
 <dt>Request (transactionID)</dt><dd class="mono"><a href="/transactions/{rid}">{RID}</a></dd>
 <dt>SHA-256</dt><dd class="mono">{thumb}</dd></dl>
-<p><a href="/certificates/{s}/pem" id="download-pem" download="{s}.pem">Download PEM</a></p>"#,
+<p><a href="/certificates/{s}/pem" id="download-pem" download="{s}.pem">Download PEM</a>
+<a href="/certificates/{s}/revoke" id="revoke">Revoke…</a></p>"#,
         subject = esc(&info.subject),
         sans = esc(&sans.join(", ")),
         issuer = esc(&issuer),
@@ -148,6 +149,7 @@ pub(crate) async fn show(
         thumb = esc(&thumbprint),
         s = url_part(&serial),
     );
+    body.push_str(&super::chain::sections(&s, &cert).await);
     html("Certificate", &session, &body)
 }
 

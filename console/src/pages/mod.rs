@@ -2,6 +2,8 @@
 
 pub(crate) mod audit;
 pub(crate) mod certificate;
+pub(crate) mod certificates;
+mod chain;
 pub(crate) mod challenge;
 pub(crate) mod devices;
 pub(crate) mod overview;

@@ -87,7 +87,7 @@ pub struct IssuedRecord {
 }
 
 #[derive(sqlx::FromRow)]
-struct CertRow {
+pub(super) struct CertRow {
     serial: String,
     thumbprint: String,
     device_id: Option<String>,
@@ -155,7 +155,7 @@ pub(super) fn certs_by_device_sql() -> String {
     )
 }
 
-const CERT_COLUMNS: &str = "serial, thumbprint, device_id, profile_id, profile_version, \
+pub(super) const CERT_COLUMNS: &str = "serial, thumbprint, device_id, profile_id, profile_version, \
      transaction_id, not_after, status, revocation_reason, issued_at, installed_at";
 
 /// Outcome of recording an issuance.

@@ -127,6 +127,7 @@ macro_rules! enqueue_release {
     }};
 }
 
+mod certificates;
 mod challenges;
 mod inventory;
 mod name_policies;
@@ -143,6 +144,7 @@ pub(crate) use foundation::sql::Db;
 use foundation::sql::PoolOptions;
 use sqlx::migrate::Migrator;
 
+pub use certificates::{CertSearch, ManualRevocation};
 pub use challenges::{
     ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, RequestRow, ReserveOutcome,
 };

@@ -6,6 +6,7 @@
 
 use sqlx::Row;
 
+use super::certificates::certs_by_status_sql;
 use super::challenges::{
     CHALLENGE_BY_HASH, KEY_HOLDERS, REQUEST_BY_TRANSACTION_ID, RESERVE_CHALLENGE,
     SERIAL_BY_TRANSACTION_ID, cert_by_thumbprint_sql, certs_by_device_sql,
@@ -69,6 +70,11 @@ fn lookups() -> Vec<(&'static str, String, Vec<Param>)> {
             "release the held certificates of a device",
             RELEASE_DEVICE_CERTIFICATES.into(),
             vec![Text],
+        ),
+        (
+            "certificates of a status, newest first",
+            certs_by_status_sql(),
+            vec![Text, Int],
         ),
         (
             "certificate by thumbprint",

@@ -68,6 +68,7 @@ fn concrete(path: &str) -> String {
         .replace("{device}", "d")
         .replace("{action}", "retire")
         .replace("{template}", "T1")
+        .replace("{serial}", "0a1b")
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod admin_renewal;
 mod api;
+mod certificates;
 mod cross_site;
 use testkit::der;
 mod fake_ca;
