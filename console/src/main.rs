@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use foundation::secret::read_secret_file;
 use scep_console::clients::{ChallengeMinter, NdesAdmin, PolicyAdmin};
 use scep_console::config::Config;
@@ -14,6 +14,9 @@ use scep_console::config::Config;
 #[derive(Debug, Parser)]
 #[command(name = "scep-console", version, about = "scep-lab's web console")]
 struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = foundation::log::LogFormat::NAMES, env = "SCEP_CONSOLE_LOG_FORMAT")]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,20 +33,22 @@ enum Command {
     SampleConfig,
     /// Read a password from standard input and print its PBKDF2 hash for `[[login.users]]`.
     HashPassword,
+    /// Print a shell completion script.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .log_internal_errors(false)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let format = cli.log_format.parse().unwrap_or_default();
+    foundation::log::init("scep-console", env!("CARGO_PKG_VERSION"), format, "info");
+    // stdout is written with error handling: a closed pipe is not a panic.
+    match cli.command {
         Command::SampleConfig => {
-            print!("{}", scep_console::config::SAMPLE);
+            foundation::io::write_stdout(scep_console::config::SAMPLE.as_bytes())?;
             Ok(())
         }
         Command::HashPassword => {
@@ -54,10 +59,14 @@ async fn main() -> anyhow::Result<()> {
                 .context("reading the password")?;
             let password = input.lines().next().unwrap_or("");
             anyhow::ensure!(!password.is_empty(), "no password on standard input");
-            println!(
-                "{}",
-                scep_console::auth::PasswordHash::new(password)?.encode()
-            );
+            let hash = scep_console::auth::PasswordHash::new(password)?.encode();
+            foundation::io::write_stdout(format!("{hash}\n").as_bytes())?;
+            Ok(())
+        }
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "scep-console", &mut script);
+            foundation::io::write_stdout(&script)?;
             Ok(())
         }
         Command::Serve { config } => serve(&config).await,
@@ -97,7 +106,10 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    println!("scep-console   http://{}", listener.local_addr()?);
+    foundation::io::write_stdout(
+        format!("scep-console   http://{}\n", listener.local_addr()?).as_bytes(),
+    )
+    .context("writing the banner to stdout")?;
     scep_console::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })
