@@ -40,6 +40,23 @@ impl RevocationReason {
         }
     }
 
+    /// The reason with RFC 5280's CRLReason `code` (as an OCSP answer or a CRL entry carries
+    /// it), if it is one of these.
+    pub fn from_code(code: i64) -> Option<Self> {
+        [
+            Self::Unspecified,
+            Self::KeyCompromise,
+            Self::CaCompromise,
+            Self::AffiliationChanged,
+            Self::Superseded,
+            Self::CessationOfOperation,
+            Self::CertificateHold,
+            Self::PrivilegeWithdrawn,
+        ]
+        .into_iter()
+        .find(|r| i64::from(r.code()) == code)
+    }
+
     /// The wire and database spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -98,6 +115,34 @@ impl CertStatus {
             "revoked" => Some(Self::Revoked),
             "hold" => Some(Self::Hold),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RevocationReason;
+
+    #[test]
+    fn a_reason_is_found_again_by_its_code_and_no_other_code_names_one() {
+        for name in [
+            "unspecified",
+            "keyCompromise",
+            "caCompromise",
+            "affiliationChanged",
+            "superseded",
+            "cessationOfOperation",
+            "certificateHold",
+            "privilegeWithdrawn",
+        ] {
+            let reason = RevocationReason::parse(name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(
+                RevocationReason::from_code(i64::from(reason.code())),
+                Some(reason)
+            );
+        }
+        for code in [-1, 7, 8, 10, 255] {
+            assert_eq!(RevocationReason::from_code(code), None, "{code}");
         }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,8 +14,7 @@ use base64::Engine;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::auth::{Caller, Callers, Operation};
-use crate::ca::CertificateAuthority;
+use crate::auth::{Caller, Operation};
 use crate::error::CaError;
 use crate::records::{self, RecordParams};
 use crate::store::ListFilter;
@@ -30,18 +28,8 @@ use ca_api::wire::{
 use foundation::Serial;
 use foundation::time::rfc3339;
 
+use crate::state::AppState;
 use crate::store::CertificateRecord;
-
-/// What handlers share.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The CA.
-    pub ca: Arc<CertificateAuthority>,
-    /// Who may call the API.
-    pub callers: Arc<Callers>,
-    /// How often `serve` regenerates the CRL.
-    pub crl_refresh: Duration,
-}
 
 /// Largest JSON body accepted (a CSR is at most 16 KiB of DER).
 const MAX_BODY: usize = 64 * 1024;

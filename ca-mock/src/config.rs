@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use ca_api::GrantVerifier;
 
-use crate::api::AppState;
 use crate::auth::{Caller, Callers, Operation, hash_token};
 use crate::ca::{CaSettings, CertificateAuthority};
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
 use crate::keys::Passphrase;
+use crate::state::AppState;
 use crate::store::SqlStore;
 use crate::template::Template;
 use foundation::clock::SystemClock;

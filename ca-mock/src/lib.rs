@@ -51,13 +51,14 @@ pub mod names;
 mod ocsp;
 mod ops;
 pub mod records;
+mod state;
 pub mod store;
 pub mod template;
 
 #[cfg(test)]
 mod robustness_tests;
 
-pub use api::{AppState, router, serve};
+pub use api::{router, serve};
 pub use ca::{CaSettings, CertificateAuthority, CrlSnapshot};
 pub use config::{Config, open, open_without_publishing};
 pub use crl::write_atomically;
@@ -65,3 +66,4 @@ pub use entitlement::IssueRight;
 pub use hierarchy::{CaMaterial, InitReport, InitSource, init};
 pub use issue::Urls;
 pub use local::InProcessCa;
+pub use state::AppState;

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use foundation::http::ready::{self, Readiness};
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// The CA's counters in the Prometheus text format.
 pub(crate) async fn metrics(State(s): State<AppState>) -> Response {

@@ -43,7 +43,7 @@ pub(crate) fn client_transaction_id(req: &VerifyRequest) -> Option<String> {
         .as_deref()
         .unwrap_or(&req.transaction_id);
     let ok = !t.is_empty()
-        && t.len() <= crate::verify::MAX_TRANSACTION_ID
+        && t.len() <= crate::model::MAX_TRANSACTION_ID
         && t.bytes().all(|b| (0x21..0x7f).contains(&b));
     ok.then(|| t.to_string())
 }
@@ -51,7 +51,7 @@ pub(crate) fn client_transaction_id(req: &VerifyRequest) -> Option<String> {
 /// The request id, when it differs from the client's transactionID.
 fn request_id(req: &VerifyRequest, client: Option<&str>) -> Option<String> {
     let id = req.transaction_id.as_str();
-    (Some(id) != client && id.len() <= crate::verify::MAX_TRANSACTION_ID).then(|| bounded(id))
+    (Some(id) != client && id.len() <= crate::model::MAX_TRANSACTION_ID).then(|| bounded(id))
 }
 
 fn base(event: &str, req: &VerifyRequest, seen: &Seen) -> AuditEvent {

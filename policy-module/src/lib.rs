@@ -39,6 +39,7 @@ pub mod name_policy;
 pub mod outbox;
 pub mod payload;
 pub mod profile_view;
+mod records;
 pub mod render;
 pub mod rules;
 pub mod service;

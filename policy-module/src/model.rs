@@ -8,6 +8,9 @@ pub use foundation::names::{
 
 use crate::format;
 
+/// Longest transactionID accepted (RFC 8894 uses a hash in hex or base64).
+pub(crate) const MAX_TRANSACTION_ID: usize = 128;
+
 pub use policy_api::csr::KeyAlgorithm;
 
 /// Hash algorithm the device should sign its CSR with.

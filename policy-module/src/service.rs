@@ -187,7 +187,7 @@ pub struct PolicyService {
     /// The CA's templates, for profile warnings (`template_check`); none means "not compared".
     pub(crate) templates: Option<Arc<dyn crate::template_source::TemplateSource>>,
     /// The CA's records, for transaction traces; none means "the CA is not read".
-    pub(crate) records: Option<Arc<dyn crate::trace::RecordSource>>,
+    pub(crate) records: Option<Arc<dyn crate::records::RecordSource>>,
     /// VerifyRequest decisions for `/metrics`.
     pub(crate) metrics: Arc<crate::metrics::PolicyMetrics>,
 }

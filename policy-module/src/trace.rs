@@ -5,39 +5,17 @@
 
 use std::sync::Arc;
 
-use ca_api::wire::{CaRecord, RecordList, RecordQuery};
-use ca_api::{CaClient, ClientError};
+use ca_api::wire::{CaRecord, RecordQuery};
 use policy_api::trace::{DeviceHistory, Source, TraceEvent, TransactionTrace};
 use serde_json::{Map, Value};
 
 use crate::error::AdminError;
-use crate::outbox::HttpRevoker;
+pub use crate::records::RecordSource;
 use crate::service::PolicyService;
 use crate::store::AuditEvent;
 
 /// Most events one history page holds.
 pub const MAX_HISTORY_PAGE: i64 = 500;
-
-/// The CA's records, as the trace reads them (a fake in tests).
-#[async_trait::async_trait]
-pub trait RecordSource: Send + Sync + std::fmt::Debug {
-    /// One page of the CA's records matching `query`.
-    async fn records(&self, query: &RecordQuery) -> Result<RecordList, ClientError>;
-}
-
-#[async_trait::async_trait]
-impl RecordSource for CaClient {
-    async fn records(&self, query: &RecordQuery) -> Result<RecordList, ClientError> {
-        Self::records(self, query).await
-    }
-}
-
-#[async_trait::async_trait]
-impl RecordSource for HttpRevoker {
-    async fn records(&self, query: &RecordQuery) -> Result<RecordList, ClientError> {
-        self.client().records(query).await
-    }
-}
 
 /// The audit log's event names in the trace's vocabulary (`policy_api::trace`): the log keeps
 /// the names its readers already know.

@@ -5,7 +5,7 @@ use openssl::x509::X509;
 use crate::admin_path::{esc1_names, grant_body};
 use crate::decision_audit::{self, Seen};
 use crate::error::{ChallengeError, NotifyError, Rejection, StoreError, VerifyError};
-use crate::model::{CertStatus, DeviceState, is_identifier};
+use crate::model::{CertStatus, DeviceState, MAX_TRANSACTION_ID, is_identifier};
 use crate::render::{self, Expected};
 use crate::rules;
 use crate::service::PolicyService;
@@ -20,9 +20,6 @@ use policy_api::contract::{
     ReplyReport, VerifyRequest,
 };
 use policy_api::csr::CsrFacts;
-
-/// Longest transactionID accepted (RFC 8894 uses a hash in hex or base64).
-pub(crate) const MAX_TRANSACTION_ID: usize = 128;
 
 fn unavailable(e: StoreError) -> VerifyError {
     tracing::error!(error = %e, "policy store unavailable");

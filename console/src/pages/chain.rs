@@ -99,12 +99,8 @@ async fn ocsp_status(
         OcspCertStatus::GOOD => "good".to_owned(),
         OcspCertStatus::REVOKED => {
             let code = status.reason.as_raw();
-            let name = super::certificates::REASONS
-                .iter()
-                .chain(&["certificateHold"])
-                .filter_map(|r| ca_api::RevocationReason::parse(r))
-                .find(|r| i32::from(r.code()) == code)
-                .map_or("unknown reason", |r| r.as_str());
+            let name = ca_api::RevocationReason::from_code(i64::from(code))
+                .map_or("unknown reason", ca_api::RevocationReason::as_str);
             format!("revoked ({name})")
         }
         _ => "unknown".to_owned(),
