@@ -683,3 +683,19 @@ async fn start_ca(
         crl_refresh: Duration::from_secs(3600),
     })
 }
+
+/// The hex SHA-256 of the root ca-mock serves at `ca_url` (what a profile pins).
+pub async fn root_sha256(http: &reqwest::Client, ca_url: &str) -> Result<String> {
+    let root_der = http
+        .get(format!("{}/ca/root.crt", ca_url.trim_end_matches('/')))
+        .send()
+        .await
+        .context("fetching the root certificate from ca-mock")?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let root = openssl::x509::X509::from_der(&root_der).context("ca-mock's root certificate")?;
+    Ok(hex::encode(
+        root.digest(openssl::hash::MessageDigest::sha256())?,
+    ))
+}

@@ -10,11 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use openssl::hash::MessageDigest;
-use openssl::x509::X509;
 use reqwest::StatusCode;
 
 use crate::demo::{PROFILE, demo_profile};
+use scep_lab::root_sha256;
 
 /// Where the lab is and what to mint.
 #[derive(Debug, clap::Args)]
@@ -149,20 +148,6 @@ impl PayloadArgs {
             _ => "windows",
         }
     }
-}
-
-/// The hex SHA-256 of the root ca-mock serves at `ca_url` (what a profile pins).
-pub(crate) async fn root_sha256(http: &reqwest::Client, ca_url: &str) -> Result<String> {
-    let root_der = http
-        .get(format!("{}/ca/root.crt", ca_url.trim_end_matches('/')))
-        .send()
-        .await
-        .context("fetching the root certificate from ca-mock")?
-        .error_for_status()?
-        .bytes()
-        .await?;
-    let root = X509::from_der(&root_der).context("ca-mock's root certificate")?;
-    Ok(hex::encode(root.digest(MessageDigest::sha256())?))
 }
 
 /// The body of a 2xx answer; otherwise an error with the status and the answer's text.

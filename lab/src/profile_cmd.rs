@@ -151,7 +151,7 @@ async fn import(a: &ImportArgs, out: &mut impl Write) -> Result<()> {
     let client = a.api.client()?;
     let ca_thumbprint = match &a.ca_thumbprint {
         Some(t) => t.clone(),
-        None => crate::payload::root_sha256(&client.http, &a.ca_url).await?,
+        None => scep_lab::root_sha256(&client.http, &a.ca_url).await?,
     };
     let mut body = json!({
         "template": a.template,

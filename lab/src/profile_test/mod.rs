@@ -255,18 +255,7 @@ async fn root_sha256(ca_url: &str) -> Result<String> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
-    let der = http
-        .get(format!("{}/ca/root.crt", ca_url.trim_end_matches('/')))
-        .send()
-        .await
-        .context("fetching the root certificate from ca-mock")?
-        .error_for_status()?
-        .bytes()
-        .await?;
-    let root = openssl::x509::X509::from_der(&der).context("ca-mock's root certificate")?;
-    Ok(hex::encode(
-        root.digest(openssl::hash::MessageDigest::sha256())?,
-    ))
+    crate::root_sha256(&http, ca_url).await
 }
 
 fn read_token(path: &Path) -> Result<Secret> {

@@ -31,12 +31,11 @@ macro_rules! enqueue {
     }};
 }
 
-/// Appends an audit record inside the caller's transaction, so the record and the state change
-/// it describes commit or roll back together (docs/decisions.md #12).
-macro_rules! audit_in {
-    ($tx:expr, $e:expr, $now:expr) => {{
+/// Binds an audit record to `$sql` (one of the audit inserts) and runs it in `$tx`.
+macro_rules! audit_insert {
+    ($sql:expr, $tx:expr, $e:expr, $now:expr) => {{
         let e: &$crate::store::AuditEvent = $e;
-        sqlx::query($crate::store::outbox::AUDIT_INSERT)
+        sqlx::query($sql)
             .bind($now)
             .bind(&e.event)
             .bind(&e.device_id)
@@ -57,31 +56,26 @@ macro_rules! audit_in {
     }};
 }
 
+/// Appends an audit record inside the caller's transaction, so the record and the state change
+/// it describes commit or roll back together (docs/decisions.md #12).
+macro_rules! audit_in {
+    ($tx:expr, $e:expr, $now:expr) => {
+        audit_insert!($crate::store::outbox::AUDIT_INSERT, $tx, $e, $now)
+    };
+}
+
 /// Appends an audit record about a certificate inside the caller's transaction: what the
 /// record leaves empty of device, profile, version, request id and the client's
 /// transactionID is taken from the certificate `e.serial` names.
 macro_rules! audit_serial {
-    ($tx:expr, $e:expr, $now:expr) => {{
-        let e: &$crate::store::AuditEvent = $e;
-        sqlx::query($crate::store::outbox::AUDIT_INSERT_FOR_SERIAL)
-            .bind($now)
-            .bind(&e.event)
-            .bind(&e.device_id)
-            .bind(&e.profile_id)
-            .bind(&e.transaction_id)
-            .bind(&e.detail)
-            .bind(e.esc1_exposed)
-            .bind(&e.request_id)
-            .bind(e.profile_version)
-            .bind(&e.serial)
-            .bind(&e.challenge)
-            .bind(&e.actor)
-            .bind(&e.reason)
-            .bind(&e.facts)
-            .bind(&e.source)
-            .execute(&mut *$tx)
-            .await?
-    }};
+    ($tx:expr, $e:expr, $now:expr) => {
+        audit_insert!(
+            $crate::store::outbox::AUDIT_INSERT_FOR_SERIAL,
+            $tx,
+            $e,
+            $now
+        )
+    };
 }
 
 /// Records, in the caller's transaction, that `serial` was queued to be revoked
