@@ -81,6 +81,31 @@ pub struct LabOptions {
     /// The policy module's admin-path renewal window, percent of the lifetime left
     /// (docs/decisions.md #5).
     pub admin_renewal_window_percent: u8,
+    /// HTTPS on the lab's listeners with certificates from its own CA (issue 17 item 4);
+    /// `None`: plain HTTP everywhere.
+    pub tls: Option<TlsOptions>,
+    /// A scheduled CA rollover, announced by GetNextCACert until it happens.
+    pub rollover: Option<RolloverPlan>,
+}
+
+/// TLS on the lab's listeners: server certificates issued by the lab's own CA, which every
+/// service pins when it calls another.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Services authenticate to each other with client certificates (mTLS) instead of bearer
+    /// tokens.
+    pub mutual: bool,
+    /// Port of SCEP over HTTPS, offered beside plain-HTTP SCEP as NDES allows both (0 picks a
+    /// free one).
+    pub scep_https_port: u16,
+}
+
+/// A scheduled CA rollover (RFC 8894 §4.7): the next issuing CA is made at start and announced
+/// by GetNextCACert until it takes over issuance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloverPlan {
+    /// When the next issuing CA takes over, unix seconds (RFC 3339 in configuration).
+    pub switch_at_unix: i64,
 }
 
 /// The databases of the three services: SQLite files in the data directory (the default), or
@@ -130,6 +155,8 @@ impl LabOptions {
             extra_templates: Vec::new(),
             admin_renewal_window_percent:
                 policy_module::service::DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT,
+            tls: None,
+            rollover: None,
         }
     }
 }
