@@ -186,6 +186,8 @@ pub(crate) fn redirect(to: &str) -> Response {
 pub fn router(state: ConsoleState) -> Router {
     Router::new()
         .route("/", get(pages::overview::show))
+        // Liveness, without a session, as every service answers it (docs/decisions.md #15).
+        .route("/healthz", get(|| async { "ok\n" }))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/transactions", get(pages::transaction::search))

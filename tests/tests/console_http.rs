@@ -63,6 +63,9 @@ async fn sign_in_cookie_pages_and_logout() {
     let login = c.get("/login").await.unwrap();
     assert_eq!(login.status, 200);
     assert_labelled(&login.body);
+    // Liveness needs no session, as on every service.
+    let health = c.get("/healthz").await.unwrap();
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
 
     // A wrong secret: 401, no cookie, the secret not shown back.
     let wrong = c.login("", "not-the-token-xyz").await.unwrap();

@@ -135,24 +135,19 @@ const COVERAGE: &[(&str, Check)] = &[
     ("target/release/scep-lab services --dir run", Check::Here),
     (
         "target/release/ca-mock serve --config run/ca-mock.toml",
-        Check::Test(
-            "tests/tests/processes_harness.rs",
-            "kill_restart_and_drop_leave_no_process_behind",
-        ),
+        Check::Test("tests/tests/deployments.rs", "separate_processes"),
     ),
     (
         "target/release/policy-module serve --config run/policy-module-1.toml",
-        Check::Test(
-            "tests/tests/processes_harness.rs",
-            "kill_restart_and_drop_leave_no_process_behind",
-        ),
+        Check::Test("tests/tests/deployments.rs", "separate_processes"),
     ),
     (
         "target/release/ndes-proxy serve --config run/ndes-proxy-1.toml",
-        Check::Test(
-            "tests/tests/processes_harness.rs",
-            "kill_restart_and_drop_leave_no_process_behind",
-        ),
+        Check::Test("tests/tests/deployments.rs", "separate_processes"),
+    ),
+    (
+        "POLICY_ADMIN_TOKEN=$(cat run/secrets/policy-admin.token) target/release/policy-module admin --server http://127.0.0.1:8280 set-name-policy IPSECIntermediateOffline run/name-policy.json",
+        Check::Test("tests/tests/deployments.rs", "separate_processes"),
     ),
     ("target/release/ca-mock --help", Check::Here),
     ("target/release/policy-module serve --help", Check::Here),

@@ -1,0 +1,259 @@
+//! Each deployment shape of the README's "Deployments" section, run by its own commands.
+//!
+//! A shape's ```sh block is read from the README and run line by line with `bash`, in a fresh
+//! directory where `target/release` is the build under test and `./lab.sh` is the `scep-lab`
+//! binary it builds and runs (lab.sh adds only the package set-up and the cargo build). Lines
+//! that start a service (`... serve ...`) run in the background, as in their own terminals,
+//! and the next line waits until that service answers. Then a plain SCEP client takes a
+//! one-time password from every ndes-proxy's mscep_admin page and enrolls with it. The ports
+//! are the README's own, so the shapes run one after another.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scep::client::CertRep;
+use scep_lab_tests::processes::binaries;
+use scep_lab_tests::{RawScep, rsa_key};
+
+/// One shape at a time: they share the README's ports.
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn readme() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::read_to_string(root.join("README.md")).unwrap()
+}
+
+/// The commands of the first ```sh block under `heading`, continuation lines joined.
+fn block_under(readme: &str, heading: &str) -> Vec<String> {
+    let start = readme
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("the README has no {heading:?}"));
+    let rest = &readme[start..];
+    let open = rest.find("```sh\n").expect("an sh block") + "```sh\n".len();
+    let close = open + rest[open..].find("```").unwrap();
+    let mut commands: Vec<String> = Vec::new();
+    let mut pending = String::new();
+    for line in rest[open..close].lines() {
+        let line = line.trim_end();
+        if let Some(head) = line.strip_suffix('\\') {
+            pending.push_str(head);
+            continue;
+        }
+        pending.push_str(line);
+        let command = pending.trim().to_owned();
+        pending.clear();
+        if !command.is_empty() && !command.starts_with('#') {
+            commands.push(command);
+        }
+    }
+    commands
+}
+
+/// Background services, stopped (and their logs printed, if the test failed) on drop.
+struct Services {
+    dir: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            for (i, (command, _)) in self.children.iter().enumerate() {
+                let log = std::fs::read_to_string(self.dir.join(format!("service-{i}.log")))
+                    .unwrap_or_default();
+                eprintln!("--- {command}\n{log}");
+            }
+        }
+    }
+}
+
+/// A directory where the README's paths mean the build under test.
+fn workdir() -> tempfile::TempDir {
+    let bins = binaries().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("target")).unwrap();
+    std::os::unix::fs::symlink(
+        bins.scep_lab.parent().unwrap(),
+        dir.path().join("target/release"),
+    )
+    .unwrap();
+    dir
+}
+
+/// Where a service started by `command` listens: a config file's `listen`, or serve's ports.
+fn listen_of(command: &str, cwd: &Path) -> Vec<String> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    if let Some(i) = words.iter().position(|w| *w == "--config") {
+        let text = std::fs::read_to_string(cwd.join(words[i + 1])).unwrap();
+        let config: toml::Value = toml::from_str(&text).unwrap();
+        return vec![config["listen"].as_str().unwrap().to_owned()];
+    }
+    ["8180", "8280", "8080", "8380"]
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect()
+}
+
+/// Runs a shape's commands; returns the services it left running.
+async fn run(commands: &[String], cwd: &Path, env: &[(&str, String)]) -> Services {
+    let mut services = Services {
+        dir: cwd.to_owned(),
+        children: Vec::new(),
+    };
+    for command in commands {
+        // The build under test stands for the README's build (`.ci/run` runs that line).
+        if command.starts_with("cargo build") {
+            continue;
+        }
+        let line = match command.strip_prefix("./lab.sh ") {
+            Some(args) => format!("target/release/scep-lab {args}"),
+            None => command.clone(),
+        };
+        let mut bash = Command::new("bash");
+        bash.arg("-c").arg(&line).current_dir(cwd);
+        for (k, v) in env {
+            bash.env(k, v);
+        }
+        if line.split_whitespace().any(|w| w == "serve") {
+            let log =
+                std::fs::File::create(cwd.join(format!("service-{}.log", services.children.len())))
+                    .unwrap();
+            let child = bash
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            services.children.push((command.clone(), child));
+            for addr in listen_of(&line, cwd) {
+                wait_healthy(&addr, &mut services).await;
+            }
+        } else {
+            let out = bash.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{command}: {}\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    services
+}
+
+/// Waits (bounded) until `/healthz` at `addr` answers 200.
+async fn wait_healthy(addr: &str, services: &mut Services) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = http.get(format!("http://{addr}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        if let Some((command, child)) = services.children.last_mut()
+            && let Some(status) = child.try_wait().unwrap()
+        {
+            panic!("{command} exited with {status}");
+        }
+        assert!(Instant::now() < deadline, "nothing healthy at {addr}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The README's ports must be free before a shape starts.
+fn assert_ports_free(ports: &[u16]) {
+    for port in ports {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok(),
+            "port {port} is taken: the README's deployments use it (stop what runs there)"
+        );
+    }
+}
+
+/// A plain SCEP client takes a password from `ndes`'s mscep_admin page and enrolls once.
+async fn enroll_plain(ndes: &str, token_file: &Path, root_sha256: &str, cn: &str) {
+    let token = std::fs::read_to_string(token_file).unwrap();
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{ndes}/certsrv/mscep_admin/?format=json"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let password = page["challenge"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no challenge from {ndes}: {page}"))
+        .to_owned();
+    let scep_url = format!("http://{ndes}/certsrv/mscep/mscep.dll");
+    let client = RawScep::discover(&scep_url, root_sha256).await.unwrap();
+    let key = rsa_key(2048).unwrap();
+    let mut name = openssl::x509::X509Name::builder().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let csr = scep::csr::build(
+        &key,
+        &name.build(),
+        None,
+        Some(&scep::csr::ChallengePassword::new(&password)),
+        openssl::hash::MessageDigest::sha256(),
+    )
+    .unwrap();
+    let (_, rep) = client.pkcs_req(&csr, &key).await.unwrap();
+    assert!(matches!(rep, CertRep::Success(_)), "{ndes}: {rep:?}");
+}
+
+/// The root's SHA-256 as ca-mock at `ca` serves it.
+async fn root_sha256(ca: &str) -> String {
+    scep_lab::root_sha256(&reqwest::Client::new(), &format!("http://{ca}"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_on_sqlite() {
+    let _ports = PORTS.lock().await;
+    assert_ports_free(&[8080, 8180, 8280, 8380]);
+    let commands = block_under(&readme(), "### One process on SQLite");
+    let dir = workdir();
+    let services = run(&commands, dir.path(), &[]).await;
+    let root = root_sha256("127.0.0.1:8180").await;
+    let secrets = dir.path().join("scep-lab-data/secrets");
+    enroll_plain(
+        "127.0.0.1:8080",
+        &secrets.join("mscep-admin.token"),
+        &root,
+        "one-process-sqlite",
+    )
+    .await;
+    drop(services);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_processes() {
+    let _ports = PORTS.lock().await;
+    assert_ports_free(&[8080, 8180, 8280]);
+    let commands = block_under(&readme(), "### Separate processes");
+    let dir = workdir();
+    let services = run(&commands, dir.path(), &[]).await;
+    let root = root_sha256("127.0.0.1:8180").await;
+    enroll_plain(
+        "127.0.0.1:8080",
+        &dir.path().join("run/secrets/mscep-admin.token"),
+        &root,
+        "separate-processes",
+    )
+    .await;
+    drop(services);
+}
