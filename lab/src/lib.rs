@@ -22,6 +22,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod config;
+pub mod hierarchy;
+pub mod pg_setup;
 pub mod profile_test;
 mod ra;
 pub mod reconcile;
@@ -86,6 +89,17 @@ pub struct LabOptions {
     pub tls: Option<TlsOptions>,
     /// A scheduled CA rollover, announced by GetNextCACert until it happens.
     pub rollover: Option<RolloverPlan>,
+    /// The CA hierarchy made on first start (key type, names, validity); a kept data
+    /// directory must hold one of the same key type.
+    pub ca: hierarchy::CaHierarchy,
+    /// NDES challenge settings (PasswordMax, validities) written to the policy store at
+    /// start; `None` keeps what the store holds (an administrator's choice, or the defaults).
+    pub challenge_settings: Option<policy_module::ChallengeSettings>,
+    /// Challenges minted per source IP by the policy module.
+    pub challenge_mint_limit: foundation::rate_limit::RateLimit,
+    /// Name policies set at start, per template, replacing any stored one; when empty, the
+    /// admin page's template gets the sample policy unless one is stored.
+    pub name_policies: Vec<(String, policy_module::name_policy::NamePolicy)>,
 }
 
 /// TLS on the lab's listeners: server certificates issued by the lab's own CA, which every
@@ -157,6 +171,10 @@ impl LabOptions {
                 policy_module::service::DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT,
             tls: None,
             rollover: None,
+            ca: hierarchy::CaHierarchy::default(),
+            challenge_settings: None,
+            challenge_mint_limit: policy_module::service::DEFAULT_CHALLENGE_MINT_LIMIT,
+            name_policies: Vec::new(),
         }
     }
 }
@@ -279,6 +297,7 @@ impl Lab {
             ServiceConfig {
                 grant_key: Some(grant_key),
                 admin_renewal_window_percent: options.admin_renewal_window_percent,
+                challenge_mint_limit: options.challenge_mint_limit,
                 ..ServiceConfig::default()
             },
         )
@@ -287,16 +306,7 @@ impl Lab {
             &format!("http://{ca_addr}"),
             Some(tokens.ca_policy.expose().to_owned()),
         )?));
-        // The template the admin page below serves gets the sample name policy, unless an
-        // administrator has set one (the data directory is kept between runs): without one
-        // the admin path serves nothing (issue 15 item 2, docs/decisions.md #7).
-        let sample: policy_module::name_policy::NamePolicy =
-            serde_json::from_str(policy_module::name_policy::SAMPLE)
-                .context("the sample name policy")?;
-        policy
-            .set_name_policy(DEVICE_TEMPLATES[0], &sample, true)
-            .await
-            .context("setting the admin page's name policy")?;
+        apply_policy_settings(&policy, &options).await?;
         let api = policy_module::api::ApiState {
             service: policy.clone(),
             admin_token: tokens.policy_admin.clone(),
@@ -475,6 +485,36 @@ impl Lab {
     }
 }
 
+/// The configured challenge settings and name policies. Without configured name policies, the
+/// template the admin page serves gets the sample one, unless an administrator has set one (the
+/// data directory is kept between runs): without one the admin path serves nothing (issue 15
+/// item 2, docs/decisions.md #7).
+async fn apply_policy_settings(policy: &PolicyService, options: &LabOptions) -> Result<()> {
+    if let Some(settings) = &options.challenge_settings {
+        settings.validate().map_err(anyhow::Error::msg)?;
+        policy
+            .set_challenge_settings(settings)
+            .await
+            .context("setting the challenge settings")?;
+    }
+    for (template, name_policy) in &options.name_policies {
+        policy
+            .set_name_policy(template, name_policy, false)
+            .await
+            .with_context(|| format!("setting the name policy of {template}"))?;
+    }
+    if options.name_policies.is_empty() {
+        let sample: policy_module::name_policy::NamePolicy =
+            serde_json::from_str(policy_module::name_policy::SAMPLE)
+                .context("the sample name policy")?;
+        policy
+            .set_name_policy(DEVICE_TEMPLATES[0], &sample, true)
+            .await
+            .context("setting the admin page's name policy")?;
+    }
+    Ok(())
+}
+
 /// Resolves once the lab is told to stop.
 async fn stopped(mut rx: watch::Receiver<bool>) {
     while !*rx.borrow() {
@@ -645,17 +685,11 @@ async fn start_ca(
 ) -> Result<ca_mock::AppState> {
     let dir = data.join("ca");
     if !dir.join(ca_mock::hierarchy::ROOT_CERT).exists() {
-        let source = ca_mock::InitSource::Generate {
-            key: ca_mock::keys::KeySpec::Rsa2048,
-            root_cn: "scep-lab Root CA".into(),
-            issuing_cn: "scep-lab Issuing CA".into(),
-            org: Some("scep-lab".into()),
-            root_days: 3650,
-            issuing_days: 1825,
-        };
-        ca_mock::init(&dir, &source, None).context("creating the CA hierarchy")?;
+        ca_mock::init(&dir, &options.ca.init_source(), None)
+            .context("creating the CA hierarchy")?;
     }
     let material = ca_mock::CaMaterial::load(&dir, None).context("loading the CA hierarchy")?;
+    options.ca.check_existing(&material.issuing)?;
     let mut templates = Template::builtin()?;
     for t in &mut templates {
         if DEVICE_TEMPLATES.contains(&t.name.as_str()) {
