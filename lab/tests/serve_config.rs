@@ -197,7 +197,12 @@ level = "info"
     let data = conf.join("data");
     let root = X509::from_pem(&std::fs::read(data.join("ca/root.crt.pem")).unwrap()).unwrap();
     assert_eq!(root.public_key().unwrap().id(), openssl::pkey::Id::EC);
-    let cn = root.subject_name().entries().next().unwrap().data();
+    let cn = root
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .unwrap()
+        .data();
     assert_eq!(cn.as_utf8().unwrap().to_string(), "Config Test Root");
 
     // An mscep_admin challenge; the request under the approval template waits.
