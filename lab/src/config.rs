@@ -266,7 +266,7 @@ impl LabConfig {
         o.rollover = self.ca.rollover.as_ref().map(|r| RolloverPlan {
             switch_at_unix: r.switch_at,
         });
-        o.tls = self.tls.enabled.then(|| TlsOptions {
+        o.tls = self.tls.enabled.then_some(TlsOptions {
             mutual: self.tls.mutual,
             scep_https_port: self.tls.scep_https_port,
         });

@@ -203,7 +203,7 @@ level = "info"
         .next()
         .unwrap()
         .data();
-    assert_eq!(cn.as_utf8().unwrap().to_string(), "Config Test Root");
+    assert_eq!(cn.to_string().unwrap(), "Config Test Root");
 
     // An mscep_admin challenge; the request under the approval template waits.
     let http = reqwest::Client::new();
