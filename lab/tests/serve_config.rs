@@ -395,7 +395,8 @@ fn throwaway_postgres_script_serves_the_lab_and_is_removed_on_ctrl_c() {
 }
 
 /// `scep-lab sample-config` prints the committed sample, and `serve --config` runs it: its data
-/// directory lands beside the file, and the ports given as flags win over the file's.
+/// directory lands beside the file, and the ports, `--log-format json` and `RUST_LOG` given
+/// beside it win over the file's ports, `format = "text"` and `level = "warn"`.
 #[test]
 fn the_sample_config_is_printed_and_serves_with_flags_over_it() {
     let printed = Command::new(BIN).arg("sample-config").output().unwrap();
@@ -415,11 +416,12 @@ fn the_sample_config_is_printed_and_serves_with_flags_over_it() {
             .current_dir(dir.path())
             .args(["serve", "--config", "etc/lab.toml", "--ports"])
             .args(&ports[..3])
-            .args(["--console-port", &ports[3]])
+            .args(["--console-port", &ports[3], "--log-format", "json"])
             .env_remove("SCEP_LAB_DATA")
+            .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -451,4 +453,11 @@ fn the_sample_config_is_printed_and_serves_with_flags_over_it() {
     let data = dir.path().join("etc/scep-lab-data");
     assert!(data.join("secrets/mscep-admin.token").exists());
     assert!(data.join("ca/ca.db").exists(), "SQLite by default");
+    let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    let first = log
+        .lines()
+        .next()
+        .expect("RUST_LOG=debug: at least the start line");
+    let line: serde_json::Value = serde_json::from_str(first).expect("--log-format json wins");
+    assert_eq!(line["level"], "DEBUG", "RUST_LOG wins: {first}");
 }
