@@ -19,7 +19,9 @@ pub async fn provision(url: &Secret, prefix: &str) -> Result<Databases> {
     let names = database_names(prefix)?;
     let admin = Db::connect_postgres(url.expose(), PoolOptions::default())
         .await
-        .map_err(|e| anyhow::anyhow!("connecting to PostgreSQL to create the lab's databases: {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("connecting to PostgreSQL to create the lab's databases: {e}")
+        })?;
     let Db::Postgres(pool) = &admin else {
         bail!("not a PostgreSQL URL");
     };
