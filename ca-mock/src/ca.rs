@@ -162,7 +162,10 @@ impl CertificateAuthority {
         for m in retired {
             let r = Retired::new(m, self.settings.not_before_skew_secs)?;
             if self.retired.iter().any(|x| x.name == r.name) {
-                return Err(CaError::Config(format!("retired CA {} loaded twice", r.name)));
+                return Err(CaError::Config(format!(
+                    "retired CA {} loaded twice",
+                    r.name
+                )));
             }
             self.retired.push(r);
         }

@@ -214,7 +214,10 @@ fn switch(dir: &Path, switch_at: i64, passphrase: Option<&Passphrase>) -> Result
     std::fs::rename(&next, &gone).map_err(|e| CaError::io(&next, e))?;
     sync_dir(dir)?;
     std::fs::remove_dir_all(&gone).map_err(|e| CaError::io(&gone, e))?;
-    tracing::info!(switch_at, "the next issuing CA took over; the previous one is retired");
+    tracing::info!(
+        switch_at,
+        "the next issuing CA took over; the previous one is retired"
+    );
     Ok(())
 }
 
@@ -240,7 +243,11 @@ fn retire(dir: &Path, current: &X509Ref, switch_at: i64) -> Result<(), CaError> 
         create_file(&tmp.join(ISSUING_CERT), &cert, 0o644)?;
         let key = read_bytes(&dir.join(ISSUING_KEY))?;
         create_file(&tmp.join(ISSUING_KEY), &key, 0o600)?;
-        create_file(&tmp.join(SWITCH_AT), switch_at.to_string().as_bytes(), 0o644)?;
+        create_file(
+            &tmp.join(SWITCH_AT),
+            switch_at.to_string().as_bytes(),
+            0o644,
+        )?;
         sync_dir(&tmp)?;
         std::fs::rename(&tmp, &target).map_err(|e| CaError::io(&target, e))?;
         sync_dir(&retired)

@@ -38,7 +38,10 @@ fn before_the_switch_the_next_ca_is_made_once_under_the_same_root_and_key_type()
         panic!("announced before the switch");
     };
     assert!(next.verify(&before.root.public_key().unwrap()).unwrap());
-    assert_eq!(key_spec(&next.public_key().unwrap()).unwrap(), KeySpec::EcP256);
+    assert_eq!(
+        key_spec(&next.public_key().unwrap()).unwrap(),
+        KeySpec::EcP256
+    );
     assert_eq!(cn(&next), "Test Issuing G2");
     assert_ne!(der(&next), der(&before.issuing));
     // Kept: a second start announces the same CA; the current one is untouched.
@@ -47,7 +50,11 @@ fn before_the_switch_the_next_ca_is_made_once_under_the_same_root_and_key_type()
     };
     assert_eq!(der(&again), der(&next));
     assert_eq!(der(&current(dir.path()).issuing), der(&before.issuing));
-    assert!(load_retired(dir.path(), &before.root, None).unwrap().is_empty());
+    assert!(
+        load_retired(dir.path(), &before.root, None)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -74,7 +81,10 @@ fn at_the_switch_the_next_ca_takes_over_and_the_previous_one_is_retired_once() {
     ));
     assert_eq!(der(&current(dir.path()).issuing), der(&next));
     assert!(!dir.path().join(NEXT_DIR).exists());
-    assert_eq!(load_retired(dir.path(), &after.root, None).unwrap().len(), 1);
+    assert_eq!(
+        load_retired(dir.path(), &after.root, None).unwrap().len(),
+        1
+    );
     // A later plan is a second rollover: G3, from G2.
     let Phase::Announced(third) = prepare(dir.path(), NOW + 99_999, NOW + 9999, None).unwrap()
     else {
@@ -94,7 +104,10 @@ fn a_plan_already_due_at_the_first_start_switches_at_once() {
     let after = current(dir.path());
     assert_ne!(der(&after.issuing), der(&before.issuing));
     assert_eq!(cn(&after.issuing), "Test Issuing G2");
-    assert_eq!(load_retired(dir.path(), &after.root, None).unwrap().len(), 1);
+    assert_eq!(
+        load_retired(dir.path(), &after.root, None).unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -132,13 +145,18 @@ fn a_half_written_next_ca_is_a_clear_error_naming_its_directory() {
         let err = prepare(dir.path(), NOW + 60, now, None)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("next") && err.contains("does not hold a usable issuing CA"), "{err}");
+        assert!(
+            err.contains("next") && err.contains("does not hold a usable issuing CA"),
+            "{err}"
+        );
         assert!(!err.contains("PRIVATE KEY"), "{err}");
     }
     // Nothing was switched.
-    assert!(load_retired(dir.path(), &current(dir.path()).root, None)
-        .unwrap()
-        .is_empty());
+    assert!(
+        load_retired(dir.path(), &current(dir.path()).root, None)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
