@@ -13,7 +13,7 @@ use foundation::Clock;
 use foundation::clock::ManualClock;
 use openssl::x509::{X509, X509Crl};
 use policy_module::admin::Lifecycle;
-use scep_lab::RolloverPlan;
+use scep_lab::{Databases, RolloverPlan};
 use scep_lab_tests::*;
 
 const PROFILE: &str = "corp";
@@ -215,12 +215,32 @@ fn ocsp(dir: &Path, root: &X509, issuer: &X509, leaf: &X509, url: &str) -> Strin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_the_switch_the_next_ca_issues_and_the_retired_one_still_answers_for_its_own() {
+async fn after_the_switch_the_next_ca_issues_and_the_retired_one_still_answers_on_sqlite() {
+    after_the_switch(Databases::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_switch_the_next_ca_issues_and_the_retired_one_still_answers_on_postgres() {
+    let Some(pg) = testkit::pg::shared().expect("PostgreSQL cluster") else {
+        return;
+    };
+    after_the_switch(Databases::Postgres {
+        ca: pg.fresh_database().unwrap(),
+        policy: pg.fresh_database().unwrap(),
+        pending: pg.fresh_database().unwrap(),
+    })
+    .await;
+}
+
+/// Device A enrolled before the switch, device B after: each chain verifies against the root;
+/// A's retirement shows in the retired CA's CRL and OCSP, B checks good against the new one's.
+async fn after_the_switch(databases: Databases) {
     if !has_openssl() {
         return;
     }
     let (clock, switch_at) = two_hours_ago();
     let lab = TestLab::start_with(|o| {
+        o.databases = databases;
         o.clock = Arc::new(clock.clone());
         o.rollover = Some(RolloverPlan {
             switch_at_unix: switch_at,
@@ -318,5 +338,6 @@ async fn after_the_switch_the_next_ca_issues_and_the_retired_one_still_answers_f
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    lab.assert_reconciled().await.unwrap();
     lab.shutdown().await;
 }
