@@ -52,9 +52,10 @@ impl CaHierarchy {
         }
     }
 
-    /// Fails, naming both, when an existing issuing CA's key is not of [`Self::key`]'s type.
-    pub fn check_existing(&self, issuing: &X509Ref) -> Result<()> {
-        let found = key_spec_of(issuing)?;
+    /// Fails, naming both, when an existing CA certificate's key (root or issuing: both have
+    /// one type) is not of [`Self::key`]'s type.
+    pub fn check_existing(&self, ca: &X509Ref) -> Result<()> {
+        let found = key_spec_of(ca)?;
         if found != Some(self.key) {
             let found = found.map_or_else(|| "another key type".to_owned(), spec_name);
             bail!(
@@ -114,6 +115,7 @@ mod tests {
         ca_mock::init(dir.path(), &ec.init_source(), None).unwrap();
         let m = ca_mock::CaMaterial::load(dir.path(), None).unwrap();
         ec.check_existing(&m.issuing).unwrap();
+        ec.check_existing(&m.root).unwrap();
         let err = CaHierarchy::default()
             .check_existing(&m.issuing)
             .unwrap_err()

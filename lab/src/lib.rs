@@ -28,6 +28,7 @@ pub mod pg_setup;
 pub mod profile_test;
 mod ra;
 pub mod reconcile;
+mod rollover;
 pub mod services;
 
 use foundation::{Clock, SystemClock};
@@ -272,7 +273,7 @@ impl Lab {
 
         // ca-mock.
         let lab_clock = options.clock.clone();
-        let ca = start_ca(
+        let (ca, next_issuing) = start_ca(
             data,
             &format!("http://{ca_addr}"),
             &tokens,
@@ -334,7 +335,7 @@ impl Lab {
         tasks.push(tokio::spawn(async move { worker.run(outbox_stop).await }));
 
         // ndes-proxy, with RA certificates from ca-mock and the policy module in process.
-        let ra = ra::identity(&ca.ca, &data.join("ndes")).await?;
+        let ra = ra::identity(&ca.ca, &data.join("ndes"), next_issuing.as_ref()).await?;
         let ca_backend: Arc<dyn ca_api::CaBackend> = if options.ca_in_process {
             Arc::new(ca_mock::InProcessCa::new(
                 ca.ca.clone(),
@@ -675,21 +676,33 @@ pub async fn open_pending_store(
     .context("opening the pending store")
 }
 
-/// Create (first start) or load the CA hierarchy and assemble ca-mock.
+/// Create (first start) or load the CA hierarchy and assemble ca-mock. With a rollover
+/// planned, also the next issuing CA, returned for GetNextCACert until the switch.
 async fn start_ca(
     data: &Path,
     base_url: &str,
     tokens: &Tokens,
     options: &LabOptions,
     grant_key: &ca_api::GrantKey,
-) -> Result<ca_mock::AppState> {
+) -> Result<(ca_mock::AppState, Option<openssl::x509::X509>)> {
     let dir = data.join("ca");
     if !dir.join(ca_mock::hierarchy::ROOT_CERT).exists() {
         ca_mock::init(&dir, &options.ca.init_source(), None)
             .context("creating the CA hierarchy")?;
     }
+    // A kept data directory's root (a rollover keeps its key type) must be of the key type
+    // asked for, before anything more is made under it.
+    let root_pem = std::fs::read(dir.join(ca_mock::hierarchy::ROOT_CERT))
+        .context("reading the root CA certificate")?;
+    let root = openssl::x509::X509::from_pem(&root_pem).context("the root CA certificate")?;
+    options.ca.check_existing(&root)?;
+    let next = match &options.rollover {
+        Some(plan) => rollover::prepare(&dir, plan, options.clock.now())?,
+        None => None,
+    };
     let material = ca_mock::CaMaterial::load(&dir, None).context("loading the CA hierarchy")?;
-    options.ca.check_existing(&material.issuing)?;
+    let retired = ca_mock::rollover::load_retired(&dir, &material.root, None)
+        .context("loading the issuing CAs retired by a rollover")?;
     let mut templates = Template::builtin()?;
     for t in &mut templates {
         if DEVICE_TEMPLATES.contains(&t.name.as_str()) {
@@ -736,13 +749,15 @@ async fn start_ca(
         Arc::new(store),
         options.clock.clone(),
         settings,
-    )?;
+    )?
+    .with_retired(retired)?;
     ca.refresh_crl().await?;
-    Ok(ca_mock::AppState {
+    let state = ca_mock::AppState {
         ca: Arc::new(ca),
         callers: Arc::new(callers),
         crl_refresh: Duration::from_secs(3600),
-    })
+    };
+    Ok((state, next))
 }
 
 /// The hex SHA-256 of the root ca-mock serves at `ca_url` (what a profile pins).

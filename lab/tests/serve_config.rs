@@ -2,9 +2,10 @@
 //! with an approval template, an EC CA and a scheduled rollover. From one server URL the lab
 //! creates its three databases; a SCEP client with an mscep_admin challenge is answered
 //! PENDING, an administrator approves through ndes-proxy's approval API with the token from
-//! `<data>/secrets/`, and the client's CertPoll gets its certificate. A flag given beside the
-//! file wins over it, relative paths in the file resolve against the file's directory, the
-//! file's JSON log format applies, and the URL's password never reaches the log.
+//! `<data>/secrets/`, and the client's CertPoll gets its certificate; GetNextCACert announces
+//! the rollover's next CA. A flag given beside the file wins over it, relative paths in the
+//! file resolve against the file's directory, the file's JSON log format applies, and the
+//! URL's password never reaches the log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -78,6 +79,29 @@ impl Client {
         )
         .unwrap()
     }
+}
+
+/// The certificates a GetNextCACert answer carries: a signed message (signature not checked
+/// here) whose content is a degenerate certs-only SignedData.
+fn next_cas(der: &[u8]) -> Vec<X509> {
+    use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+    let outer = Pkcs7::from_der(der).unwrap();
+    let store = openssl::x509::store::X509StoreBuilder::new()
+        .unwrap()
+        .build();
+    let mut inner = Vec::new();
+    outer
+        .verify(
+            &openssl::stack::Stack::new().unwrap(),
+            &store,
+            None,
+            Some(&mut inner),
+            Pkcs7Flags::NOVERIFY,
+        )
+        .unwrap();
+    let inner = Pkcs7::from_der(&inner).unwrap();
+    let certs = inner.signed().unwrap().certificates().unwrap();
+    certs.iter().map(ToOwned::to_owned).collect()
 }
 
 fn ec_key() -> PKey<Private> {
@@ -287,6 +311,31 @@ level = "info"
         other => panic!("expected SUCCESS after approval, got {other:?}\n{}", log()),
     };
     assert!(cert.public_key().unwrap().public_eq(&key), "the CSR's key");
+
+    // [ca.rollover]: GetNextCACert announces the next issuing CA, signed (by the RA), under
+    // the same root and of the configured key type.
+    let next = http
+        .get(format!(
+            "http://127.0.0.1:{scep}/certsrv/mscep/mscep.dll?operation=GetNextCACert"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200);
+    assert_eq!(
+        next.headers()["content-type"],
+        scep::http::CONTENT_TYPE_NEXT_CA_CERT
+    );
+    let announced = next_cas(&next.bytes().await.unwrap());
+    let root_key = root.public_key().unwrap();
+    let der = |c: &X509| c.to_der().unwrap();
+    let next_ca = announced
+        .iter()
+        .find(|c| {
+            c.verify(&root_key).unwrap_or(false) && der(c) != der(&issuing) && der(c) != der(&root)
+        })
+        .unwrap_or_else(|| panic!("no next CA among {} certificates", announced.len()));
+    assert_eq!(next_ca.public_key().unwrap().id(), openssl::pkey::Id::EC);
 
     // The file's JSON logs, without the URL's password.
     let log = log();
