@@ -1,5 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
+use crate::hierarchy::CaHierarchy;
+use ca_mock::keys::KeySpec;
+use std::net::{IpAddr, Ipv4Addr};
 
 fn err_of(text: &str) -> String {
     match LabConfig::from_toml(text).and_then(|c| c.resolve(Path::new("."))) {
