@@ -221,6 +221,8 @@ pub struct Lab {
     policy: PolicyService,
     data_dir: PathBuf,
     options: LabOptions,
+    /// `switch_at` of a rollover announced at this start (the next start switches).
+    rollover_pending: Option<i64>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -335,6 +337,10 @@ impl Lab {
         tasks.push(tokio::spawn(async move { worker.run(outbox_stop).await }));
 
         // ndes-proxy, with RA certificates from ca-mock and the policy module in process.
+        let rollover_pending = match (&next_issuing, &options.rollover) {
+            (Some(_), Some(plan)) => Some(plan.switch_at_unix),
+            _ => None,
+        };
         let ra = ra::identity(&ca.ca, &data.join("ndes"), next_issuing.as_ref()).await?;
         let ca_backend: Arc<dyn ca_api::CaBackend> = if options.ca_in_process {
             Arc::new(ca_mock::InProcessCa::new(
@@ -415,6 +421,7 @@ impl Lab {
                 console_port: console_addr.port(),
                 ..options.clone()
             },
+            rollover_pending,
             stop,
             tasks,
         })
@@ -474,6 +481,29 @@ impl Lab {
     /// with them to restart on the same addresses).
     pub fn options(&self) -> &LabOptions {
         &self.options
+    }
+
+    /// Whether the CA rollover announced at this start is due (the lab's clock has reached
+    /// `switch_at`): the next start makes the switch ([`rollover`]).
+    pub fn rollover_due_now(&self) -> bool {
+        self.rollover_pending
+            .is_some_and(|at| self.options.clock.now() >= at)
+    }
+
+    /// Resolves once [`Self::rollover_due_now`] (checked at least every minute); never when no
+    /// rollover is announced. `scep-lab serve` restarts the lab on it, which switches.
+    pub async fn rollover_due(&self) {
+        let Some(at) = self.rollover_pending else {
+            return std::future::pending().await;
+        };
+        loop {
+            let left = at.saturating_sub(self.options.clock.now());
+            if left <= 0 {
+                return;
+            }
+            let secs = u64::try_from(left.clamp(1, 60)).unwrap_or(60);
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+        }
     }
 
     /// Stop every service and wait for them.

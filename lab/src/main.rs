@@ -165,7 +165,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                         .context("reading the plain-mode challenge")?,
                 );
             }
-            let lab = scep_lab::Lab::start(options)
+            let mut lab = scep_lab::Lab::start(options)
                 .await
                 .context("starting the lab")?;
             // stdout on a full disk is an error, not a panic: the lab stops and says why; a reader
@@ -174,9 +174,25 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 lab.shutdown().await;
                 return Err(anyhow::Error::new(e).context("writing the banner to stdout"));
             }
-            tokio::signal::ctrl_c().await?;
-            lab.shutdown().await;
-            Ok(std::process::ExitCode::SUCCESS)
+            // A scheduled CA rollover switches at a start: at switch_at the lab restarts, on
+            // the same ports and data.
+            loop {
+                tokio::select! {
+                    signal = tokio::signal::ctrl_c() => {
+                        lab.shutdown().await;
+                        signal?;
+                        return Ok(std::process::ExitCode::SUCCESS);
+                    }
+                    () = lab.rollover_due() => {
+                        tracing::info!("the CA rollover is due: restarting the lab to switch");
+                        let options = lab.options().clone();
+                        lab.shutdown().await;
+                        lab = scep_lab::Lab::start(options)
+                            .await
+                            .context("restarting the lab for the CA rollover")?;
+                    }
+                }
+            }
         }
         Command::Payload(args) => {
             payload::run(&args, &mut std::io::stdout()).await?;

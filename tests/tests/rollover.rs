@@ -257,10 +257,17 @@ async fn after_the_switch(databases: Databases) {
     let (leaf_before, cas_before) = installed(&before);
     assert_eq!(der(&cas_before[0]), der(&old));
 
-    // The switch: the first start from switch_at on.
+    // The switch: due once the clock reaches switch_at (`scep-lab serve` then restarts the
+    // lab), made by the first start from then on.
+    assert!(!lab.rollover_due_now());
     clock.set(unix_now());
     assert!(clock.now() > switch_at);
+    assert!(lab.rollover_due_now());
+    tokio::time::timeout(std::time::Duration::from_secs(60), lab.rollover_due())
+        .await
+        .expect("rollover_due resolves once due");
     let lab = lab.restart(|_| {}).await.unwrap();
+    assert!(!lab.rollover_due_now(), "nothing more to switch");
     assert!(!caps(&lab).await.contains("GetNextCACert"));
     assert_eq!(scep_get(&lab, "GetNextCACert").await.status(), 404);
     assert_eq!(der(&lab.ca().material().issuing), der(&next));
