@@ -441,6 +441,18 @@ async fn crl(State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(typed("application/pkix-crl", snapshot.der.clone()))
 }
 
+/// A retired issuing CA's CRL (after a rollover): `/crl/retired/<serial>.crl`, the serial of
+/// the retired CA's certificate in hex, as [`crate::CertificateAuthority::retired`] names it.
+async fn retired_crl(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Response, ApiError> {
+    let unknown = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such retired CA");
+    let name = file.strip_suffix(".crl").ok_or_else(unknown)?;
+    let snapshot = s.ca.retired_crl(name).await?.ok_or_else(unknown)?;
+    Ok(typed("application/pkix-crl", snapshot.der.clone()))
+}
+
 fn ocsp_response(der: Vec<u8>) -> Response {
     let mut resp = typed("application/ocsp-response", der);
     resp.headers_mut()
@@ -493,6 +505,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ca/root.pem", get(root_pem))
         .route("/ca/chain.pem", get(chain_pem))
         .route("/crl/issuing.crl", get(crl))
+        .route("/crl/retired/{file}", get(retired_crl))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/healthz", get(healthz))

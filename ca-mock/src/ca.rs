@@ -19,6 +19,7 @@ use crate::issue::{CertSpec, Urls, build_certificate, check_csr};
 use crate::lint::{Profile, Violation};
 use crate::metrics::CaMetrics;
 use crate::ocsp;
+use crate::retired::Retired;
 use crate::store::{
     CertStatus, CertStore, CertificateRecord, InsertOutcome, ListFilter, NewCertificate,
     ReleaseOutcome, RevocationReason, RevokeOutcome, StoreError,
@@ -97,6 +98,8 @@ pub struct CertificateAuthority {
     profile: Profile,
     /// What `/metrics` reports.
     metrics: CaMetrics,
+    /// Issuing CAs replaced by a rollover, still answering for what they issued.
+    retired: Vec<Retired>,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -148,7 +151,42 @@ impl CertificateAuthority {
             crl_lock: tokio::sync::Mutex::new(0),
             crl: RwLock::new(None),
             metrics: CaMetrics::default(),
+            retired: Vec::new(),
         })
+    }
+
+    /// Adds issuing CAs retired by a rollover ([`crate::rollover`]): OCSP answers for their
+    /// certificates signed by them, each publishes its CRL, and their profiles lint what they
+    /// issued. Call before [`Self::refresh_crl`].
+    pub fn with_retired(mut self, retired: Vec<CaMaterial>) -> Result<Self, CaError> {
+        for m in retired {
+            let r = Retired::new(m, self.settings.not_before_skew_secs)?;
+            if self.retired.iter().any(|x| x.name == r.name) {
+                return Err(CaError::Config(format!(
+                    "retired CA {} loaded twice",
+                    r.name
+                )));
+            }
+            self.retired.push(r);
+        }
+        Ok(self)
+    }
+
+    /// The retired issuing CAs, each with the name of its CRL (`/crl/retired/<name>.crl`).
+    pub fn retired(&self) -> impl Iterator<Item = (&str, &CaMaterial)> {
+        self.retired.iter().map(|r| (r.name.as_str(), &*r.material))
+    }
+
+    /// The CRL of the retired issuing CA named `name` (its serial, hex), if there is one.
+    pub async fn retired_crl(&self, name: &str) -> Result<Option<Arc<CrlSnapshot>>, CaError> {
+        let Some(r) = self.retired.iter().find(|r| r.name == name) else {
+            return Ok(None);
+        };
+        if let Some(c) = r.current_crl() {
+            return Ok(Some(c));
+        }
+        self.refresh_crl().await?;
+        Ok(r.current_crl())
     }
 
     /// The hierarchy.
@@ -174,7 +212,17 @@ impl CertificateAuthority {
     /// Lints `der` (issued at `issued_at`) against this CA's RFC 5280 profile; the reconciler
     /// runs it over every stored record.
     pub fn lint(&self, der: &[u8], issued_at: i64) -> Vec<Violation> {
-        self.profile.lint(der, issued_at)
+        let found = self.profile.lint(der, issued_at);
+        // A certificate a retired issuing CA issued is held to that CA's profile.
+        if !found.is_empty()
+            && self
+                .retired
+                .iter()
+                .any(|r| r.profile.lint(der, issued_at).is_empty())
+        {
+            return Vec::new();
+        }
+        found
     }
 
     /// Template by name.
@@ -516,16 +564,40 @@ impl CertificateAuthority {
         let next = now + self.settings.crl_validity_secs;
         let material = Arc::clone(&self.material);
         let path = self.settings.crl_path.clone();
+        let retired: Vec<_> = self
+            .retired
+            .iter()
+            .map(|r| (Arc::clone(&r.material), r.crl_path(path.as_deref())))
+            .collect();
         let count = entries.len();
-        let der = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, CaError> {
+        let (der, retired_der) = tokio::task::spawn_blocking(move || {
             let der = build_crl(&material, &entries, number, now, next)?;
             if let Some(path) = path {
                 write_atomically(&path, &der)?;
             }
-            Ok(der)
+            let mut retired_der = Vec::with_capacity(retired.len());
+            for (m, path) in retired {
+                let der = build_crl(&m, &entries, number, now, next)?;
+                if let Some(path) = path {
+                    write_atomically(&path, &der)?;
+                }
+                retired_der.push(der);
+            }
+            Ok::<_, CaError>((der, retired_der))
         })
         .await
         .map_err(|e| CaError::Crypto(format!("CRL task failed: {e}")))??;
+        for (r, der) in self.retired.iter().zip(retired_der) {
+            let snapshot = Arc::new(CrlSnapshot {
+                der,
+                number,
+                this_update: now,
+                entries: count,
+            });
+            if let Ok(mut g) = r.crl.write() {
+                *g = Some(snapshot);
+            }
+        }
         let snapshot = Arc::new(CrlSnapshot {
             der,
             number,
@@ -544,7 +616,12 @@ impl CertificateAuthority {
     /// Answers a DER OCSP request with a DER OCSP response (always a response, never an error:
     /// malformed input gets malformedRequest, a store failure internalError).
     pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
-        let Some(req) = ocsp::parse_request(&self.material, request) else {
+        // The current issuing CA first, then the retired ones: the response is signed by the
+        // one the request names.
+        let issuers: Vec<&CaMaterial> = std::iter::once(&*self.material)
+            .chain(self.retired.iter().map(|r| &*r.material))
+            .collect();
+        let Some((signer, req)) = ocsp::parse_request_among(&issuers, request) else {
             self.metrics.ocsp("malformed");
             return ocsp::malformed();
         };
@@ -574,8 +651,9 @@ impl CertificateAuthority {
             statuses.push(status);
         }
         let now = self.clock.now();
+        let signer = issuers.get(signer).copied().unwrap_or(&*self.material);
         match ocsp::sign_response(
-            &self.material,
+            signer,
             &req,
             &statuses,
             now,

@@ -161,7 +161,7 @@ pub fn fingerprint(cert: &X509Ref) -> Result<String, CaError> {
         .map_err(CaError::crypto)
 }
 
-fn read_cert(path: &Path) -> Result<X509, CaError> {
+pub(crate) fn read_cert(path: &Path) -> Result<X509, CaError> {
     let pem = std::fs::read(path).map_err(|e| CaError::io(path, e))?;
     X509::from_pem(&pem)
         .map_err(|_| CaError::Config(format!("{}: not a PEM certificate", path.display())))
@@ -190,7 +190,7 @@ fn import_pkcs12(file: &Path, password: &Passphrase) -> Result<Hierarchy, CaErro
 }
 
 /// Checks that the issuing CA is signed by the root, is a CA, and matches its key.
-fn check_hierarchy(
+pub(crate) fn check_hierarchy(
     root: &X509Ref,
     issuing: &X509Ref,
     key: &PKeyRef<Private>,
@@ -296,7 +296,7 @@ fn make_root(
     Ok(b.build())
 }
 
-fn make_issuing(
+pub(crate) fn make_issuing(
     root: &X509Ref,
     root_key: &PKeyRef<Private>,
     key: &PKeyRef<Private>,

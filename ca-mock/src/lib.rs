@@ -12,6 +12,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`hierarchy`] | `init` (create or import root + issuing CA), [`CaMaterial`] loading |
+//! | [`rollover`] | a scheduled issuing-CA rollover on disk: the next CA, the switch, retired CAs |
 //! | [`template`] | TOML templates, validated at load; key, subject and SAN rules |
 //! | [`ca`] | [`CertificateAuthority`]: issue, revoke, release, CRL publication, OCSP answers |
 //! | [`store`] | [`store::CertStore`] and [`store::SqlStore`] (SQLite WAL + FULL, or PostgreSQL) |
@@ -51,6 +52,8 @@ pub mod names;
 mod ocsp;
 mod ops;
 pub mod records;
+mod retired;
+pub mod rollover;
 mod state;
 pub mod store;
 pub mod template;

@@ -59,7 +59,15 @@ fn names_our_issuer(ca: &CaMaterial, id: &CertId) -> bool {
 }
 
 /// Decodes a DER OCSP request. `None` means malformed (answered with malformedRequest).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn parse_request(ca: &CaMaterial, der: &[u8]) -> Option<Request> {
+    parse_request_among(&[ca], der).map(|(_, r)| r)
+}
+
+/// [`parse_request`] for several issuing CAs (the current one and those a rollover retired):
+/// the index of the one that signs the answer (the first a CertID names, else the first) and
+/// the request, whose serials are set for the CertIDs naming that CA (the others: unknown).
+pub(crate) fn parse_request_among(cas: &[&CaMaterial], der: &[u8]) -> Option<(usize, Request)> {
     if der.is_empty() || der.len() > MAX_REQUEST_LEN {
         return None;
     }
@@ -68,6 +76,11 @@ pub(crate) fn parse_request(ca: &CaMaterial, der: &[u8]) -> Option<Request> {
     if list.is_empty() || list.len() > MAX_ITEMS {
         return None;
     }
+    let signer = list
+        .iter()
+        .find_map(|r| cas.iter().position(|ca| names_our_issuer(ca, &r.req_cert)))
+        .unwrap_or(0);
+    let ca = cas.get(signer)?;
     let items = list
         .iter()
         .map(|r| {
@@ -87,7 +100,7 @@ pub(crate) fn parse_request(ca: &CaMaterial, der: &[u8]) -> Option<Request> {
         .flatten()
         .find(|e| e.extn_id == OID_NONCE)
         .cloned();
-    Some(Request { items, nonce })
+    Some((signer, Request { items, nonce }))
 }
 
 fn gtime(unix: i64) -> Result<OcspGeneralizedTime, CaError> {

@@ -22,9 +22,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod config;
+pub mod hierarchy;
+pub mod pg_setup;
 pub mod profile_test;
 mod ra;
 pub mod reconcile;
+mod rollover;
 pub mod services;
 
 use foundation::{Clock, SystemClock};
@@ -86,6 +90,17 @@ pub struct LabOptions {
     pub tls: Option<TlsOptions>,
     /// A scheduled CA rollover, announced by GetNextCACert until it happens.
     pub rollover: Option<RolloverPlan>,
+    /// The CA hierarchy made on first start (key type, names, validity); a kept data
+    /// directory must hold one of the same key type.
+    pub ca: hierarchy::CaHierarchy,
+    /// NDES challenge settings (PasswordMax, validities) written to the policy store at
+    /// start; `None` keeps what the store holds (an administrator's choice, or the defaults).
+    pub challenge_settings: Option<policy_module::ChallengeSettings>,
+    /// Challenges minted per source IP by the policy module.
+    pub challenge_mint_limit: foundation::rate_limit::RateLimit,
+    /// Name policies set at start, per template, replacing any stored one; when empty, the
+    /// admin page's template gets the sample policy unless one is stored.
+    pub name_policies: Vec<(String, policy_module::name_policy::NamePolicy)>,
 }
 
 /// TLS on the lab's listeners: server certificates issued by the lab's own CA, which every
@@ -157,6 +172,10 @@ impl LabOptions {
                 policy_module::service::DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT,
             tls: None,
             rollover: None,
+            ca: hierarchy::CaHierarchy::default(),
+            challenge_settings: None,
+            challenge_mint_limit: policy_module::service::DEFAULT_CHALLENGE_MINT_LIMIT,
+            name_policies: Vec::new(),
         }
     }
 }
@@ -202,6 +221,8 @@ pub struct Lab {
     policy: PolicyService,
     data_dir: PathBuf,
     options: LabOptions,
+    /// `switch_at` of a rollover announced at this start (the next start switches).
+    rollover_pending: Option<i64>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -254,7 +275,7 @@ impl Lab {
 
         // ca-mock.
         let lab_clock = options.clock.clone();
-        let ca = start_ca(
+        let (ca, next_issuing) = start_ca(
             data,
             &format!("http://{ca_addr}"),
             &tokens,
@@ -279,6 +300,7 @@ impl Lab {
             ServiceConfig {
                 grant_key: Some(grant_key),
                 admin_renewal_window_percent: options.admin_renewal_window_percent,
+                challenge_mint_limit: options.challenge_mint_limit,
                 ..ServiceConfig::default()
             },
         )
@@ -287,16 +309,7 @@ impl Lab {
             &format!("http://{ca_addr}"),
             Some(tokens.ca_policy.expose().to_owned()),
         )?));
-        // The template the admin page below serves gets the sample name policy, unless an
-        // administrator has set one (the data directory is kept between runs): without one
-        // the admin path serves nothing (issue 15 item 2, docs/decisions.md #7).
-        let sample: policy_module::name_policy::NamePolicy =
-            serde_json::from_str(policy_module::name_policy::SAMPLE)
-                .context("the sample name policy")?;
-        policy
-            .set_name_policy(DEVICE_TEMPLATES[0], &sample, true)
-            .await
-            .context("setting the admin page's name policy")?;
+        apply_policy_settings(&policy, &options).await?;
         let api = policy_module::api::ApiState {
             service: policy.clone(),
             admin_token: tokens.policy_admin.clone(),
@@ -324,7 +337,11 @@ impl Lab {
         tasks.push(tokio::spawn(async move { worker.run(outbox_stop).await }));
 
         // ndes-proxy, with RA certificates from ca-mock and the policy module in process.
-        let ra = ra::identity(&ca.ca, &data.join("ndes")).await?;
+        let rollover_pending = match (&next_issuing, &options.rollover) {
+            (Some(_), Some(plan)) => Some(plan.switch_at_unix),
+            _ => None,
+        };
+        let ra = ra::identity(&ca.ca, &data.join("ndes"), next_issuing.as_ref()).await?;
         let ca_backend: Arc<dyn ca_api::CaBackend> = if options.ca_in_process {
             Arc::new(ca_mock::InProcessCa::new(
                 ca.ca.clone(),
@@ -404,6 +421,7 @@ impl Lab {
                 console_port: console_addr.port(),
                 ..options.clone()
             },
+            rollover_pending,
             stop,
             tasks,
         })
@@ -465,6 +483,29 @@ impl Lab {
         &self.options
     }
 
+    /// Whether the CA rollover announced at this start is due (the lab's clock has reached
+    /// `switch_at`): the next start makes the switch ([`rollover`]).
+    pub fn rollover_due_now(&self) -> bool {
+        self.rollover_pending
+            .is_some_and(|at| self.options.clock.now() >= at)
+    }
+
+    /// Resolves once [`Self::rollover_due_now`] (checked at least every minute); never when no
+    /// rollover is announced. `scep-lab serve` restarts the lab on it, which switches.
+    pub async fn rollover_due(&self) {
+        let Some(at) = self.rollover_pending else {
+            return std::future::pending().await;
+        };
+        loop {
+            let left = at.saturating_sub(self.options.clock.now());
+            if left <= 0 {
+                return;
+            }
+            let secs = u64::try_from(left.clamp(1, 60)).unwrap_or(60);
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+        }
+    }
+
     /// Stop every service and wait for them.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -473,6 +514,36 @@ impl Lab {
         }
         self.policy.store().close().await;
     }
+}
+
+/// The configured challenge settings and name policies. Without configured name policies, the
+/// template the admin page serves gets the sample one, unless an administrator has set one (the
+/// data directory is kept between runs): without one the admin path serves nothing (issue 15
+/// item 2, docs/decisions.md #7).
+async fn apply_policy_settings(policy: &PolicyService, options: &LabOptions) -> Result<()> {
+    if let Some(settings) = &options.challenge_settings {
+        settings.validate().map_err(anyhow::Error::msg)?;
+        policy
+            .set_challenge_settings(settings)
+            .await
+            .context("setting the challenge settings")?;
+    }
+    for (template, name_policy) in &options.name_policies {
+        policy
+            .set_name_policy(template, name_policy, false)
+            .await
+            .with_context(|| format!("setting the name policy of {template}"))?;
+    }
+    if options.name_policies.is_empty() {
+        let sample: policy_module::name_policy::NamePolicy =
+            serde_json::from_str(policy_module::name_policy::SAMPLE)
+                .context("the sample name policy")?;
+        policy
+            .set_name_policy(DEVICE_TEMPLATES[0], &sample, true)
+            .await
+            .context("setting the admin page's name policy")?;
+    }
+    Ok(())
 }
 
 /// Resolves once the lab is told to stop.
@@ -635,27 +706,33 @@ pub async fn open_pending_store(
     .context("opening the pending store")
 }
 
-/// Create (first start) or load the CA hierarchy and assemble ca-mock.
+/// Create (first start) or load the CA hierarchy and assemble ca-mock. With a rollover
+/// planned, also the next issuing CA, returned for GetNextCACert until the switch.
 async fn start_ca(
     data: &Path,
     base_url: &str,
     tokens: &Tokens,
     options: &LabOptions,
     grant_key: &ca_api::GrantKey,
-) -> Result<ca_mock::AppState> {
+) -> Result<(ca_mock::AppState, Option<openssl::x509::X509>)> {
     let dir = data.join("ca");
     if !dir.join(ca_mock::hierarchy::ROOT_CERT).exists() {
-        let source = ca_mock::InitSource::Generate {
-            key: ca_mock::keys::KeySpec::Rsa2048,
-            root_cn: "scep-lab Root CA".into(),
-            issuing_cn: "scep-lab Issuing CA".into(),
-            org: Some("scep-lab".into()),
-            root_days: 3650,
-            issuing_days: 1825,
-        };
-        ca_mock::init(&dir, &source, None).context("creating the CA hierarchy")?;
+        ca_mock::init(&dir, &options.ca.init_source(), None)
+            .context("creating the CA hierarchy")?;
     }
+    // A kept data directory's root (a rollover keeps its key type) must be of the key type
+    // asked for, before anything more is made under it.
+    let root_pem = std::fs::read(dir.join(ca_mock::hierarchy::ROOT_CERT))
+        .context("reading the root CA certificate")?;
+    let root = openssl::x509::X509::from_pem(&root_pem).context("the root CA certificate")?;
+    options.ca.check_existing(&root)?;
+    let next = match &options.rollover {
+        Some(plan) => rollover::prepare(&dir, plan, options.clock.now())?,
+        None => None,
+    };
     let material = ca_mock::CaMaterial::load(&dir, None).context("loading the CA hierarchy")?;
+    let retired = ca_mock::rollover::load_retired(&dir, &material.root, None)
+        .context("loading the issuing CAs retired by a rollover")?;
     let mut templates = Template::builtin()?;
     for t in &mut templates {
         if DEVICE_TEMPLATES.contains(&t.name.as_str()) {
@@ -702,13 +779,15 @@ async fn start_ca(
         Arc::new(store),
         options.clock.clone(),
         settings,
-    )?;
+    )?
+    .with_retired(retired)?;
     ca.refresh_crl().await?;
-    Ok(ca_mock::AppState {
+    let state = ca_mock::AppState {
         ca: Arc::new(ca),
         callers: Arc::new(callers),
         crl_refresh: Duration::from_secs(3600),
-    })
+    };
+    Ok((state, next))
 }
 
 /// The hex SHA-256 of the root ca-mock serves at `ca_url` (what a profile pins).

@@ -18,9 +18,9 @@ use clap::{CommandFactory, Parser, Subcommand};
     about = "NDES + Intune style SCEP provisioning lab on loopback"
 )]
 struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, default_value = "text", value_parser = foundation::log::LogFormat::NAMES, env = "SCEP_LAB_LOG_FORMAT")]
-    log_format: String,
+    /// Log format on stderr [default: text, or serve's configuration file].
+    #[arg(long, global = true, value_parser = foundation::log::LogFormat::NAMES, env = "SCEP_LAB_LOG_FORMAT")]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,15 +35,25 @@ enum Command {
     },
     /// Start the lab and keep serving until Ctrl-C.
     Serve {
-        /// Data directory (kept between runs).
-        #[arg(long, env = "SCEP_LAB_DATA", default_value = "scep-lab-data")]
-        data: PathBuf,
-        /// Ports of ca-mock, policy-module and ndes-proxy.
-        #[arg(long, num_args = 3, default_values_t = [8180u16, 8280, 8080])]
-        ports: Vec<u16>,
-        /// Port of the web console.
-        #[arg(long, default_value_t = 8380)]
-        console_port: u16,
+        /// A configuration file (`scep-lab sample-config` prints a commented one): store
+        /// (SQLite or PostgreSQL), ports, CA key type, templates, approval, policy settings,
+        /// logs. Flags given here win over it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory, kept between runs [default: scep-lab-data].
+        #[arg(long, env = "SCEP_LAB_DATA")]
+        data: Option<PathBuf>,
+        /// Ports of ca-mock, policy-module and ndes-proxy [default: 8180 8280 8080].
+        #[arg(long, num_args = 3, value_names = ["CA", "POLICY", "NDES"])]
+        ports: Option<Vec<u16>>,
+        /// Port of the web console [default: 8380].
+        #[arg(long)]
+        console_port: Option<u16>,
+        /// A file holding a PostgreSQL server URL: the lab creates and migrates its databases
+        /// there instead of SQLite (as `[store] postgres_url_file`; `./lab.sh serve --postgres`
+        /// passes a throwaway cluster's).
+        #[arg(long)]
+        postgres_url_file: Option<PathBuf>,
         /// ndes-proxy calls ca-mock in process instead of over its HTTP API.
         #[arg(long)]
         ca_in_process: bool,
@@ -87,6 +97,8 @@ enum Command {
         #[arg(long, num_args = 3, value_names = ["CA", "POLICY", "NDES"], default_values_t = [8180u16, 8280, 8080])]
         ports: Vec<u16>,
     },
+    /// Print a commented sample of `serve --config`'s file.
+    SampleConfig,
     /// Print a shell completion script.
     Completion {
         /// bash, zsh, fish, elvish or powershell.
@@ -97,11 +109,19 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    // serve's configuration names a log format and level: read it before logging starts.
+    let mut plan = match &cli.command {
+        Command::Serve { config, .. } => Some(serve_plan(config.as_deref())?),
+        _ => None,
+    };
+    let flag_format = cli.log_format.as_deref().and_then(|f| f.parse().ok());
+    let file_log = plan.as_ref().map(|p| (p.log_format, p.log_level));
+    let (file_format, file_level) = file_log.unwrap_or_default();
     foundation::log::init(
         "scep-lab",
         env!("CARGO_PKG_VERSION"),
-        cli.log_format.parse().unwrap_or_default(),
-        "warn",
+        flag_format.or(file_format).unwrap_or_default(),
+        file_level.map_or("warn", scep_lab::config::LogLevel::as_str),
     );
     match cli.command {
         Command::Demo { data } => {
@@ -117,15 +137,27 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             configs,
         } => audit(&data, postgres, configs).await,
         Command::Serve {
+            config: _,
             data,
             ports,
             console_port,
+            postgres_url_file,
             ca_in_process,
             plain_challenge_file,
         } => {
-            let mut options = scep_lab::LabOptions::new(&data);
-            options.ports = [ports[0], ports[1], ports[2]];
-            options.console_port = console_port;
+            let mut plan = plan.take().context("serve's configuration")?;
+            plan.override_with(&scep_lab::config::ServeOverrides {
+                data,
+                ports: ports.as_deref().and_then(|p| <[u16; 3]>::try_from(p).ok()),
+                console_port,
+                postgres_url_file,
+            })?;
+            let mut options = plan.options;
+            if let scep_lab::config::StorePlan::Postgres { url, prefix } = &plan.store {
+                options.databases = scep_lab::pg_setup::provision(url, prefix)
+                    .await
+                    .context("preparing the PostgreSQL databases")?;
+            }
             options.ca_in_process = ca_in_process;
             if let Some(file) = plain_challenge_file {
                 options.plain_challenge = Some(
@@ -133,7 +165,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                         .context("reading the plain-mode challenge")?,
                 );
             }
-            let lab = scep_lab::Lab::start(options)
+            let mut lab = scep_lab::Lab::start(options)
                 .await
                 .context("starting the lab")?;
             // stdout on a full disk is an error, not a panic: the lab stops and says why; a reader
@@ -142,9 +174,25 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 lab.shutdown().await;
                 return Err(anyhow::Error::new(e).context("writing the banner to stdout"));
             }
-            tokio::signal::ctrl_c().await?;
-            lab.shutdown().await;
-            Ok(std::process::ExitCode::SUCCESS)
+            // A scheduled CA rollover switches at a start: at switch_at the lab restarts, on
+            // the same ports and data.
+            loop {
+                tokio::select! {
+                    signal = tokio::signal::ctrl_c() => {
+                        lab.shutdown().await;
+                        signal?;
+                        return Ok(std::process::ExitCode::SUCCESS);
+                    }
+                    () = lab.rollover_due() => {
+                        tracing::info!("the CA rollover is due: restarting the lab to switch");
+                        let options = lab.options().clone();
+                        lab.shutdown().await;
+                        lab = scep_lab::Lab::start(options)
+                            .await
+                            .context("restarting the lab for the CA rollover")?;
+                    }
+                }
+            }
         }
         Command::Payload(args) => {
             payload::run(&args, &mut std::io::stdout()).await?;
@@ -185,12 +233,29 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::SampleConfig => {
+            foundation::io::write_stdout(scep_lab::config::SAMPLE.as_bytes())?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Completion { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "scep-lab", &mut script);
             foundation::io::write_stdout(&script)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+    }
+}
+
+/// serve's settings: the configuration file's, or without one the defaults (relative paths
+/// from the working directory).
+fn serve_plan(config: Option<&std::path::Path>) -> anyhow::Result<scep_lab::config::ServePlan> {
+    match config {
+        Some(path) => {
+            let (file, base) = scep_lab::config::LabConfig::load(path)?;
+            file.resolve(&base)
+                .with_context(|| format!("in {}", path.display()))
+        }
+        None => scep_lab::config::LabConfig::default().resolve(std::path::Path::new("")),
     }
 }
 

@@ -66,6 +66,27 @@ const COVERAGE: &[(&str, Check)] = &[
         ),
     ),
     (
+        "cargo run -q -p scep-lab -- sample-config > lab.toml",
+        Check::Test(
+            "lab/tests/serve_config.rs",
+            "the_sample_config_is_printed_and_serves_with_flags_over_it",
+        ),
+    ),
+    (
+        "./lab.sh serve --config lab.toml",
+        Check::Test(
+            "lab/tests/serve_config.rs",
+            "the_sample_config_is_printed_and_serves_with_flags_over_it",
+        ),
+    ),
+    (
+        "./lab.sh serve --postgres --data scep-lab-pg",
+        Check::Test(
+            "lab/tests/serve_config.rs",
+            "throwaway_postgres_script_serves_the_lab_and_is_removed_on_ctrl_c",
+        ),
+    ),
+    (
         "./lab.sh serve --data scep-lab-data",
         Check::Test(
             "tests/tests/serve_mode.rs",

@@ -41,8 +41,7 @@ fn hex_serial(cert: &X509) -> Option<String> {
 }
 
 pub(super) async fn check(sources: &Sources, now: i64, report: &mut Report) -> Result<CaView> {
-    let material = sources.ca.material();
-    let issuer_key = material.issuing.public_key()?;
+    let issuers = issuers(sources);
     let mut view = CaView::new();
     let mut serial_in_der: BTreeMap<String, String> = BTreeMap::new();
     let mut after = None;
@@ -62,7 +61,7 @@ pub(super) async fn check(sources: &Sources, now: i64, report: &mut Report) -> R
             match X509::from_der(&r.cert.der) {
                 Err(_) => report.find(Invariant::I8, &serial, "stored DER does not parse"),
                 Ok(cert) => {
-                    if !cert.verify(&issuer_key).unwrap_or(false) {
+                    if issuer_of(&issuers, &cert).is_none() {
                         report.find(
                             Invariant::I8,
                             &serial,
@@ -248,13 +247,14 @@ async fn check_crl(sources: &Sources, view: &CaView, now: i64, report: &mut Repo
 /// record, and never says "good" for a serial the CA did not issue.
 async fn check_ocsp(sources: &Sources, view: &CaView, report: &mut Report) -> Result<()> {
     let material = sources.ca.material();
-    let issuer = &material.issuing;
+    let current = &material.issuing;
+    let issuers = issuers(sources);
     let mut store = X509StoreBuilder::new()?;
     store.add_cert(material.root.clone())?;
-    store.add_cert(issuer.clone())?;
+    for i in &issuers {
+        store.add_cert(i.clone())?;
+    }
     let store = store.build();
-    let mut signers = Stack::new()?;
-    signers.push(issuer.clone())?;
 
     let mut probes: Vec<(String, X509, Option<CertStatus>)> = Vec::new();
     for (serial, c) in view {
@@ -267,7 +267,7 @@ async fn check_ocsp(sources: &Sources, view: &CaView, report: &mut Report) -> Re
     let mut bn = openssl::bn::BigNum::new()?;
     bn.rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
     never.set_serial_number(bn.to_asn1_integer()?.as_ref())?;
-    never.set_issuer_name(issuer.subject_name())?;
+    never.set_issuer_name(current.subject_name())?;
     let never = never.build();
     let never_serial = norm(&hex::encode(bn.to_vec()));
     if !view.contains_key(&never_serial) {
@@ -275,6 +275,10 @@ async fn check_ocsp(sources: &Sources, view: &CaView, report: &mut Report) -> Re
     }
 
     for (serial, cert, expected) in probes {
+        // Asked of the CA that issued it (the current one for the never-issued probe).
+        let issuer = issuer_of(&issuers, &cert).unwrap_or(current);
+        let mut signers = Stack::new()?;
+        signers.push(issuer.clone())?;
         let id = || OcspCertId::from_cert(MessageDigest::sha1(), &cert, issuer);
         let mut req = OcspRequest::new()?;
         req.add_id(id()?)?;
@@ -320,4 +324,20 @@ async fn check_ocsp(sources: &Sources, view: &CaView, report: &mut Report) -> Re
         }
     }
     Ok(())
+}
+
+/// The issuing CAs: the current one first, then those retired by a rollover.
+fn issuers(sources: &Sources) -> Vec<X509> {
+    std::iter::once(sources.ca.material().issuing.clone())
+        .chain(sources.ca.retired().map(|(_, m)| m.issuing.clone()))
+        .collect()
+}
+
+/// The issuing CA whose key signed `cert`, if any.
+fn issuer_of<'a>(issuers: &'a [X509], cert: &X509) -> Option<&'a X509> {
+    issuers.iter().find(|i| {
+        i.public_key()
+            .and_then(|k| cert.verify(&k))
+            .unwrap_or(false)
+    })
 }

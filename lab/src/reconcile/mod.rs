@@ -197,6 +197,9 @@ impl Sources {
     pub async fn open(data: &Path, dbs: &Databases) -> Result<Self> {
         let dir = data.join("ca");
         let material = ca_mock::CaMaterial::load(&dir, None).context("loading the CA hierarchy")?;
+        // Issuing CAs retired by a rollover still answer for what they issued.
+        let retired = ca_mock::rollover::load_retired(&dir, &material.root, None)
+            .context("loading the issuing CAs retired by a rollover")?;
         let ca_store = crate::open_ca_store(data, dbs).await?;
         let ca = ca_mock::CertificateAuthority::new(
             material,
@@ -204,7 +207,8 @@ impl Sources {
             Arc::new(ca_store.clone()),
             Arc::new(foundation::clock::SystemClock),
             ca_mock::CaSettings::new("http://127.0.0.1"),
-        )?;
+        )?
+        .with_retired(retired)?;
         let policy = crate::open_policy_store(data, dbs, Arc::new(foundation::SystemClock)).await?;
         let pending = crate::open_pending_store(data, dbs).await?;
         Ok(Self {
