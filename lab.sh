@@ -5,6 +5,13 @@
 set -eu
 cd "$(dirname "$0")"
 scripts/setup.sh
+# SCEP_LAB_BIN: a scep-lab binary built already (tests/tests/deployments.rs runs the README's
+# lines with the build under test), instead of cargo's release build.
+if [ -n "${SCEP_LAB_BIN:-}" ]; then
+    run=("$SCEP_LAB_BIN")
+else
+    run=(cargo run --locked --release -q -p scep-lab --)
+fi
 if [ "${1:-}" = serve ]; then
     args=()
     postgres=""
@@ -12,7 +19,7 @@ if [ "${1:-}" = serve ]; then
         if [ "$a" = --postgres ]; then postgres=1; else args+=("$a"); fi
     done
     if [ -n "$postgres" ]; then
-        exec scripts/throwaway-postgres.sh cargo run --locked --release -q -p scep-lab -- "${args[@]}"
+        exec scripts/throwaway-postgres.sh "${run[@]}" "${args[@]}"
     fi
 fi
-exec cargo run --locked --release -q -p scep-lab -- "${@:-demo}"
+exec "${run[@]}" "${@:-demo}"

@@ -96,6 +96,15 @@ enum Command {
         /// Ports of ca-mock, policy-module and ndes-proxy (as `serve --ports`).
         #[arg(long, num_args = 3, value_names = ["CA", "POLICY", "NDES"], default_values_t = [8180u16, 8280, 8080])]
         ports: Vec<u16>,
+        /// A file holding the URL of a PostgreSQL server: the services share it, one database
+        /// each (`scep_lab_ca`, `scep_lab_policy`, `scep_lab_pending`, created when missing),
+        /// instead of SQLite files.
+        #[arg(long, value_name = "FILE")]
+        postgres_url_file: Option<PathBuf>,
+        /// Instances of policy-module and of ndes-proxy, on consecutive ports from POLICY and
+        /// NDES (more than one needs --postgres-url-file: they share their stores).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+        instances: u16,
     },
     /// Print a commented sample of `serve --config`'s file.
     SampleConfig,
@@ -211,19 +220,50 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 Ok(std::process::ExitCode::FAILURE)
             }
         },
-        Command::Services { dir, ports } => {
+        Command::Services {
+            dir,
+            ports,
+            postgres_url_file,
+            instances,
+        } => {
             let mut options = scep_lab::services::ServicesOptions::sample();
             if let [ca, policy, ndes] = ports[..] {
+                let from = |first: u16| -> anyhow::Result<Vec<u16>> {
+                    (0..instances)
+                        .map(|i| {
+                            first
+                                .checked_add(i)
+                                .context("--instances: ports beyond 65535")
+                        })
+                        .collect()
+                };
                 options.ca_port = ca;
-                options.policy_ports = vec![policy];
-                options.ndes_ports = vec![ndes];
+                options.policy_ports = from(policy)?;
+                options.ndes_ports = from(ndes)?;
+            }
+            if let Some(file) = postgres_url_file {
+                let url =
+                    foundation::secret::read_secret_file(&file).context("--postgres-url-file")?;
+                let prefix = scep_lab::pg_setup::DEFAULT_PREFIX;
+                if let scep_lab::Databases::Postgres {
+                    ca,
+                    policy,
+                    pending,
+                } = scep_lab::pg_setup::provision(&url, prefix).await?
+                {
+                    options.postgres = Some(scep_lab::services::Postgres {
+                        ca,
+                        policy,
+                        pending,
+                    });
+                }
             }
             let layout = scep_lab::services::prepare(&dir, &options)
                 .await
                 .with_context(|| format!("writing {}", dir.display()))?;
             println!("wrote {}", layout.dir.display());
             println!("root CA SHA-256 (pin this): {}", layout.root_fingerprint);
-            println!("start each service (three terminals):");
+            println!("start each service (a terminal each):");
             for command in layout.commands() {
                 println!("  {command}");
             }

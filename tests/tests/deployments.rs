@@ -1,14 +1,16 @@
 //! Each deployment shape of the README's "Deployments" section, run by its own commands.
 //!
 //! A shape's ```sh block is read from the README and run line by line with `bash`, in a fresh
-//! directory where `target/release` is the build under test and `./lab.sh` is the `scep-lab`
-//! binary it builds and runs (lab.sh adds only the package set-up and the cargo build). Lines
+//! directory holding `lab.sh` and `scripts/`, where `target/release` is the build under test
+//! (and lab.sh runs it through `SCEP_LAB_BIN` instead of building it again). The README's
+//! `cargo build` line is `.ci/run`'s, not repeated here. Lines
 //! that start a service (`... serve ...`) run in the background, as in their own terminals,
 //! and the next line waits until that service answers. Then a plain SCEP client takes a
 //! one-time password from every ndes-proxy's mscep_admin page and enrolls with it. The ports
 //! are the README's own, so the shapes run one after another.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,8 +61,15 @@ struct Services {
 
 impl Drop for Services {
     fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
+        // Each service line runs in its own process group (lab.sh's throwaway PostgreSQL and
+        // the lab under it): SIGTERM lets them clean up, SIGKILL after a bounded wait.
+        for (_, child) in self.children.iter_mut().rev() {
+            signal_group(child.id(), "-TERM");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            signal_group(child.id(), "-KILL");
             let _ = child.wait();
         }
         if std::thread::panicking() {
@@ -73,10 +82,30 @@ impl Drop for Services {
     }
 }
 
+fn signal_group(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// A directory where the README's paths mean the build under test.
 fn workdir() -> tempfile::TempDir {
     let bins = binaries().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(root.join("lab.sh"), dir.path().join("lab.sh")).unwrap();
+    std::fs::create_dir(dir.path().join("scripts")).unwrap();
+    for script in std::fs::read_dir(root.join("scripts")).unwrap() {
+        let script = script.unwrap().path();
+        if script.is_file() {
+            std::fs::copy(
+                &script,
+                dir.path().join("scripts").join(script.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
     std::fs::create_dir(dir.path().join("target")).unwrap();
     std::os::unix::fs::symlink(
         bins.scep_lab.parent().unwrap(),
@@ -111,12 +140,10 @@ async fn run(commands: &[String], cwd: &Path, env: &[(&str, String)]) -> Service
         if command.starts_with("cargo build") {
             continue;
         }
-        let line = match command.strip_prefix("./lab.sh ") {
-            Some(args) => format!("target/release/scep-lab {args}"),
-            None => command.clone(),
-        };
+        let line = command.clone();
         let mut bash = Command::new("bash");
         bash.arg("-c").arg(&line).current_dir(cwd);
+        bash.env("SCEP_LAB_BIN", &binaries().unwrap().scep_lab);
         for (k, v) in env {
             bash.env(k, v);
         }
@@ -125,6 +152,7 @@ async fn run(commands: &[String], cwd: &Path, env: &[(&str, String)]) -> Service
                 std::fs::File::create(cwd.join(format!("service-{}.log", services.children.len())))
                     .unwrap();
             let child = bash
+                .process_group(0)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -256,4 +284,75 @@ async fn separate_processes() {
     )
     .await;
     drop(services);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_on_postgres() {
+    let _ports = PORTS.lock().await;
+    if !postgres_available() {
+        return;
+    }
+    assert_ports_free(&[8080, 8180, 8280, 8380]);
+    let commands = block_under(&readme(), "### One process on PostgreSQL");
+    let dir = workdir();
+    let services = run(&commands, dir.path(), &[]).await;
+    assert!(
+        !dir.path().join("scep-lab-pg/ca/ca.db").exists(),
+        "the CA's store is PostgreSQL, not a SQLite file"
+    );
+    let root = root_sha256("127.0.0.1:8180").await;
+    enroll_plain(
+        "127.0.0.1:8080",
+        &dir.path().join("scep-lab-pg/secrets/mscep-admin.token"),
+        &root,
+        "one-process-postgres",
+    )
+    .await;
+    drop(services);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ndes_and_two_policy_on_postgres() {
+    let _ports = PORTS.lock().await;
+    let Some(pg) = testkit::pg::PgCluster::start().unwrap() else {
+        return;
+    };
+    assert_ports_free(&[8080, 8081, 8180, 8280, 8281]);
+    let commands = block_under(
+        &readme(),
+        "### Two NDES servers and two policy modules on PostgreSQL",
+    );
+    let dir = workdir();
+    std::fs::write(dir.path().join("pg.url"), format!("{}\n", pg.url())).unwrap();
+    let services = run(&commands, dir.path(), &[]).await;
+    for db in ["scep_lab_ca", "scep_lab_policy", "scep_lab_pending"] {
+        let found = pg
+            .psql(
+                "postgres",
+                &format!("SELECT datname FROM pg_database WHERE datname = '{db}'"),
+            )
+            .unwrap();
+        assert!(found.contains(db), "{db} was not created: {found}");
+    }
+    let root = root_sha256("127.0.0.1:8180").await;
+    let token = dir.path().join("run/secrets/mscep-admin.token");
+    enroll_plain("127.0.0.1:8080", &token, &root, "scaled-out-1").await;
+    enroll_plain("127.0.0.1:8081", &token, &root, "scaled-out-2").await;
+    drop(services);
+}
+
+/// The PostgreSQL server binaries lab.sh's throwaway cluster needs: a failure under CI, a
+/// skip otherwise.
+fn postgres_available() -> bool {
+    let found = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|versions| {
+            versions
+                .flatten()
+                .any(|v| v.path().join("bin/initdb").is_file())
+        })
+        .unwrap_or(false);
+    if !found {
+        testkit::unavailable("PostgreSQL (initdb)");
+    }
+    found
 }

@@ -170,6 +170,27 @@ const COVERAGE: &[(&str, Check)] = &[
         "POLICY_ADMIN_TOKEN=$(cat run/secrets/policy-admin.token) target/release/policy-module admin --server http://127.0.0.1:8280 set-name-policy IPSECIntermediateOffline run/name-policy.json",
         Check::Test("tests/tests/deployments.rs", "separate_processes"),
     ),
+    (
+        "target/release/scep-lab services --dir run --postgres-url-file pg.url --instances 2",
+        Check::Test(
+            "tests/tests/deployments.rs",
+            "two_ndes_and_two_policy_on_postgres",
+        ),
+    ),
+    (
+        "target/release/policy-module serve --config run/policy-module-2.toml",
+        Check::Test(
+            "tests/tests/deployments.rs",
+            "two_ndes_and_two_policy_on_postgres",
+        ),
+    ),
+    (
+        "target/release/ndes-proxy serve --config run/ndes-proxy-2.toml",
+        Check::Test(
+            "tests/tests/deployments.rs",
+            "two_ndes_and_two_policy_on_postgres",
+        ),
+    ),
     ("target/release/ca-mock --help", Check::Here),
     ("target/release/policy-module serve --help", Check::Here),
     ("target/release/ndes-proxy serve --help", Check::Here),
