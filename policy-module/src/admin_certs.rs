@@ -13,6 +13,8 @@ use crate::store::{CertSearch, ManualRevocation};
 
 /// Largest page.
 pub const MAX_PAGE: i64 = 500;
+/// Longest subject searched for (a substring of an RFC 4514 subject).
+pub const MAX_SUBJECT_QUERY: usize = 256;
 
 /// `GET /api/v1/certificates` query, as sent (parsed once into a [`CertSearch`]).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -55,13 +57,14 @@ fn serial(field: &str, s: &str) -> Result<String, AdminError> {
 impl CertQuery {
     /// The search this query asks for, or a 400 naming the field.
     pub fn parse(&self) -> Result<CertSearch, AdminError> {
-        if opt(&self.subject).is_some() {
-            // The inventory keeps the certificate, not its subject text as a column: search
-            // by serial, device or status (the console reads subjects from the CA).
-            return Err(AdminError::Invalid(
-                "subject: not searchable here; search by serial, device or status".into(),
-            ));
-        }
+        let subject = match opt(&self.subject) {
+            Some(v) if v.chars().count() > MAX_SUBJECT_QUERY => {
+                return Err(AdminError::Invalid(format!(
+                    "subject: at most {MAX_SUBJECT_QUERY} characters"
+                )));
+            }
+            v => v.map(str::to_owned),
+        };
         let device = match opt(&self.device) {
             Some(d) if !is_identifier(d) => {
                 return Err(AdminError::Invalid(
@@ -86,6 +89,7 @@ impl CertQuery {
             serial: opt(&self.serial).map(|s| serial("serial", s)).transpose()?,
             device_id: device,
             status,
+            subject,
             before: opt(&self.before).map(|s| serial("before", s)).transpose()?,
             limit,
         })

@@ -13,6 +13,9 @@ pub struct CertSearch {
     pub serial: Option<String>,
     pub device_id: Option<String>,
     pub status: Option<CertStatus>,
+    /// A case-insensitive substring of the subject (ASCII letters folded on SQLite, all
+    /// letters on PostgreSQL).
+    pub subject: Option<String>,
     /// The page after this serial (the last one of the previous page).
     pub before: Option<String>,
     pub limit: i64,
@@ -66,6 +69,14 @@ impl Store {
         if let Some(st) = q.status {
             add("status", Bind::Text(st.as_str().into()), &mut cond);
         }
+        if let Some(sub) = &q.subject {
+            // No index serves a substring: the walk of `certificates_issued` (newest first)
+            // stops at the page's end, so its cost is the rows newer than the page's last match.
+            binds.push(Bind::Text(format!("%{}%", like_escape(sub))));
+            let n = binds.len();
+            let op = if self.is_postgres() { "ILIKE" } else { "LIKE" };
+            cond.push(format!(r"subject {op} ${n} ESCAPE '\'"));
+        }
         if let Some(b) = &q.before {
             binds.push(Bind::Text(b.clone()));
             let n = binds.len();
@@ -97,6 +108,44 @@ impl Store {
             query.fetch_all(pool).await?
         });
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Fills in the subject of certificates recorded before Notify recorded it (migration
+    /// 0007), from their own DER, 500 at a time through the partial index of the rows still
+    /// missing one; returns how many were filled. Idempotent, and safe beside other instances.
+    pub async fn backfill_subjects(&self) -> Result<u64, StoreError> {
+        let mut after = String::new();
+        let mut filled = 0;
+        loop {
+            let rows: Vec<(String, Vec<u8>)> = on_db!(&self.db, |pool, _b| {
+                sqlx::query_as(
+                    "SELECT serial, der FROM certificates WHERE subject IS NULL AND serial > $1 \
+                     ORDER BY serial LIMIT 500",
+                )
+                .bind(&after)
+                .fetch_all(pool)
+                .await?
+            });
+            let Some((last, _)) = rows.last() else {
+                return Ok(filled);
+            };
+            after = last.clone();
+            for (serial, der) in &rows {
+                let Some(subject) = crate::cert_subject::of_der(der) else {
+                    continue;
+                };
+                filled += on_db!(&self.db, |pool, _b| {
+                    sqlx::query(
+                        "UPDATE certificates SET subject = $2 WHERE serial = $1 AND subject IS NULL",
+                    )
+                    .bind(serial)
+                    .bind(&subject)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                });
+            }
+        }
     }
 
     /// Queues the revocation of one certificate with `reason`, in one transaction with its
@@ -136,4 +185,16 @@ impl Store {
             }
         }))
     }
+}
+
+/// `s` with LIKE's wildcards and the escape character escaped (`ESCAPE '\'`).
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

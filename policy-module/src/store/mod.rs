@@ -181,7 +181,9 @@ impl Store {
         db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS)
             .await
             .map_err(|e| StoreError(e.into()))?;
-        Ok(Self { db, clock })
+        let store = Self { db, clock };
+        store.backfill_subjects().await?;
+        Ok(store)
     }
 
     /// Connects to PostgreSQL and migrates. Expiry and timestamps use the database clock, so
@@ -195,7 +197,9 @@ impl Store {
         db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS)
             .await
             .map_err(|e| StoreError(e.into()))?;
-        Ok(Self { db, clock })
+        let store = Self { db, clock };
+        store.backfill_subjects().await?;
+        Ok(store)
     }
 
     /// Unix seconds: the injected clock on SQLite, the database's on PostgreSQL.
