@@ -237,6 +237,9 @@ pub struct InventoryCert {
     pub status: String,
     #[serde(default)]
     pub revocation_reason: Option<String>,
+    /// RFC 4514, as the CA issued it (None if the inventory could not read it).
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 /// `GET /api/v1/certificates`: one page of the inventory, newest first.
