@@ -48,10 +48,17 @@ async fn certificates_are_searched_revoked_with_a_reason_and_guarded() {
             page.body
         );
     }
-    let other = admin.get("/certificates?subject=CN%3DCERTS-02").await.unwrap();
+    let other = admin
+        .get("/certificates?subject=CN%3DCERTS-02")
+        .await
+        .unwrap();
     assert_eq!(other.status, 200);
     assert!(!other.body.contains(&row) && other.body.contains("no-certificates"));
-    assert!(other.body.contains(r#"value="CN=CERTS-02""#), "{}", other.body);
+    assert!(
+        other.body.contains(r#"value="CN=CERTS-02""#),
+        "{}",
+        other.body
+    );
     let none = admin.get("/certificates?status=revoked").await.unwrap();
     assert!(!none.body.contains(&row) && none.body.contains("no-certificates"));
     assert!(
