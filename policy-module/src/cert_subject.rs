@@ -66,9 +66,12 @@ mod tests {
     fn last_rdn_first_with_escapes() {
         let mut b = X509Name::builder().unwrap();
         b.append_entry_by_text("C", "US").unwrap();
-        b.append_entry_by_text("O", "Contoso, Ltd").unwrap();
-        b.append_entry_by_text("CN", " #dev+1 ").unwrap();
+        b.append_entry_by_text("O", " Contoso, Ltd").unwrap();
+        b.append_entry_by_text("CN", "#dev+1; <a> \"b\" ").unwrap();
         let name = b.build();
-        assert_eq!(rfc4514(&name), r"CN=\ \#dev\+1\ ,O=Contoso\, Ltd,C=US");
+        assert_eq!(
+            rfc4514(&name),
+            r#"CN=\#dev\+1\; \<a\> \"b\"\ ,O=\ Contoso\, Ltd,C=US"#
+        );
     }
 }

@@ -188,7 +188,7 @@ impl Store {
 }
 
 /// `s` with LIKE's wildcards and the escape character escaped (`ESCAPE '\'`).
-fn like_escape(s: &str) -> String {
+pub(super) fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -123,6 +123,7 @@ macro_rules! enqueue_release {
 
 mod certificates;
 mod challenges;
+mod device_pages;
 mod inventory;
 mod name_policies;
 mod outbox;
@@ -139,6 +140,7 @@ use foundation::sql::PoolOptions;
 use sqlx::migrate::Migrator;
 
 pub use certificates::{CertSearch, ManualRevocation};
+pub use device_pages::DeviceSearch;
 pub use challenges::{
     ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, RequestRow, ReserveOutcome,
 };
