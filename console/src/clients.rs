@@ -163,7 +163,7 @@ impl Api {
 }
 
 mod profiles;
-pub use profiles::{Assignment, NewProfile, Preview, Profile, ProfileSpec, Warning};
+pub use profiles::{Assignment, Group, NewProfile, Preview, Profile, ProfileSpec, Warning};
 
 /// An id taken from the console's URL (device id, transactionID, serial), checked once so it
 /// stays one path segment of the service's URL: 1-128 characters, no control characters,
