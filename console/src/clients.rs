@@ -309,7 +309,10 @@ impl PolicyAdmin {
             query.push(("q", needle));
         }
         let api = &self.0;
-        let rb = api.http.get(format!("{}/api/v1/devices", api.base)).query(&query);
+        let rb = api
+            .http
+            .get(format!("{}/api/v1/devices", api.base))
+            .query(&query);
         let resp = api.send(rb).await?;
         let service = api.service;
         let total = resp

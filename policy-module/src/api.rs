@@ -451,12 +451,14 @@ const MAX_DEVICE_QUERY: usize = 256;
 
 /// The devices not deleted, by id, a page at a time if asked; `X-Total-Count` says how many
 /// match in all (the console pages and counts with it, issue 18).
-async fn list_devices(
-    State(s): State<ApiState>,
-    Query(q): Query<DeviceQuery>,
-) -> Result<Response> {
-    let needle = q.q.filter(|n| !n.trim().is_empty()).map(|n| n.trim().to_owned());
-    if needle.as_ref().is_some_and(|n| n.chars().count() > MAX_DEVICE_QUERY) {
+async fn list_devices(State(s): State<ApiState>, Query(q): Query<DeviceQuery>) -> Result<Response> {
+    let needle =
+        q.q.filter(|n| !n.trim().is_empty())
+            .map(|n| n.trim().to_owned());
+    if needle
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_DEVICE_QUERY)
+    {
         return Err(AdminError::Invalid(format!(
             "q: at most {MAX_DEVICE_QUERY} characters"
         )));

@@ -128,8 +128,13 @@ pub(crate) async fn list(
         );
     }
     body.push_str("</tbody></table>");
-    if page.certificates.is_empty() {
-        body.push_str(r#"<p id="no-certificates">No certificate matches.</p>"#);
+    match (page.certificates.is_empty(), &page.next_before) {
+        (true, None) => body.push_str(r#"<p id="no-certificates">No certificate matches.</p>"#),
+        // A subject search reads a bounded window of certificates per page.
+        (true, Some(_)) => body.push_str(
+            r#"<p id="no-certificates">None of the newest certificates searched matches; the next page searches older ones.</p>"#,
+        ),
+        _ => {}
     }
     if let Some(next) = &page.next_before {
         let _ = write!(

@@ -16,6 +16,9 @@ pub struct CertSearch {
     /// A case-insensitive substring of the subject (ASCII letters folded on SQLite, all
     /// letters on PostgreSQL).
     pub subject: Option<String>,
+    /// With a subject: how many certificates (newest first, matching the other filters) one
+    /// page reads at most.
+    pub scan: i64,
     /// The page after this serial (the last one of the previous page).
     pub before: Option<String>,
     pub limit: i64,
@@ -51,8 +54,13 @@ enum Bind {
 }
 
 impl Store {
-    /// One page of the inventory, newest first (by issue time, then serial).
-    pub async fn search_certs(&self, q: &CertSearch) -> Result<Vec<IssuedCert>, StoreError> {
+    /// One page of the inventory, newest first (by issue time, then serial). With a subject
+    /// filter only the next `scan` certificates matching the other filters are read (no index
+    /// serves a substring), and the last of them comes back so the search can go on from it.
+    pub async fn search_certs(
+        &self,
+        q: &CertSearch,
+    ) -> Result<(Vec<IssuedCert>, Option<String>), StoreError> {
         let mut cond = Vec::new();
         let mut binds = Vec::new();
         let mut add = |column: &str, b: Bind, cond: &mut Vec<String>| {
@@ -69,14 +77,6 @@ impl Store {
         if let Some(st) = q.status {
             add("status", Bind::Text(st.as_str().into()), &mut cond);
         }
-        if let Some(sub) = &q.subject {
-            // No index serves a substring: the walk of `certificates_issued` (newest first)
-            // stops at the page's end, so its cost is the rows newer than the page's last match.
-            binds.push(Bind::Text(format!("%{}%", like_escape(sub))));
-            let n = binds.len();
-            let op = if self.is_postgres() { "ILIKE" } else { "LIKE" };
-            cond.push(format!(r"subject {op} ${n} ESCAPE '\'"));
-        }
         if let Some(b) = &q.before {
             binds.push(Bind::Text(b.clone()));
             let n = binds.len();
@@ -86,18 +86,45 @@ impl Store {
                  AND serial < ${n}))"
             ));
         }
-        binds.push(Bind::Int(q.limit));
-        let limit = binds.len();
         let filter = if cond.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", cond.join(" AND "))
         };
-        let sql = format!(
-            "SELECT {CERT_COLUMNS} FROM certificates {filter} \
-             ORDER BY issued_at DESC, serial DESC LIMIT ${limit}"
-        );
-        let rows = on_db!(&self.db, |pool, _b| {
+        const ORDER: &str = "ORDER BY issued_at DESC, serial DESC";
+        let (sql, window_sql) = match &q.subject {
+            None => {
+                binds.push(Bind::Int(q.limit));
+                let limit = binds.len();
+                let sql = format!(
+                    "SELECT {CERT_COLUMNS} FROM certificates {filter} {ORDER} LIMIT ${limit}"
+                );
+                (sql, None)
+            }
+            Some(sub) => {
+                let scan = q.scan.max(1);
+                let window = format!(
+                    "SELECT {CERT_COLUMNS} FROM certificates {filter} {ORDER} LIMIT {scan}"
+                );
+                // The last certificate of the window, if it is full: where the next page starts.
+                let window_end = format!(
+                    "SELECT serial FROM certificates {filter} {ORDER} LIMIT 1 OFFSET {}",
+                    scan - 1
+                );
+                binds.push(Bind::Text(format!("%{}%", like_escape(sub))));
+                let n = binds.len();
+                binds.push(Bind::Int(q.limit));
+                let limit = binds.len();
+                let op = if self.is_postgres() { "ILIKE" } else { "LIKE" };
+                let sql = format!(
+                    "SELECT {CERT_COLUMNS} FROM ({window}) AS w \
+                     WHERE subject {op} ${n} ESCAPE '\\' {ORDER} LIMIT ${limit}"
+                );
+                (sql, Some(window_end))
+            }
+        };
+        let window_binds = binds.len().saturating_sub(2);
+        let (rows, window_end) = on_db!(&self.db, |pool, _b| {
             let mut query = sqlx::query_as::<_, CertRow>(sqlx::AssertSqlSafe(sql));
             for b in &binds {
                 query = match b {
@@ -105,9 +132,23 @@ impl Store {
                     Bind::Int(i) => query.bind(*i),
                 };
             }
-            query.fetch_all(pool).await?
+            let rows = query.fetch_all(pool).await?;
+            let end: Option<String> = match window_sql {
+                None => None,
+                Some(w) => {
+                    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(w));
+                    for b in &binds[..window_binds] {
+                        query = match b {
+                            Bind::Text(s) => query.bind(s.clone()),
+                            Bind::Int(i) => query.bind(*i),
+                        };
+                    }
+                    query.fetch_optional(pool).await?
+                }
+            };
+            (rows, end)
         });
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok((rows.into_iter().map(Into::into).collect(), window_end))
     }
 
     /// Fills in the subject of certificates recorded before Notify recorded it (migration

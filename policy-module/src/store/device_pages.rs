@@ -69,7 +69,9 @@ impl Store {
             (rows, count.fetch_one(pool).await?)
         });
         Ok((
-            rows.into_iter().filter_map(DeviceRow::into_device).collect(),
+            rows.into_iter()
+                .filter_map(DeviceRow::into_device)
+                .collect(),
             total,
         ))
     }

@@ -140,10 +140,10 @@ use foundation::sql::PoolOptions;
 use sqlx::migrate::Migrator;
 
 pub use certificates::{CertSearch, ManualRevocation};
-pub use device_pages::DeviceSearch;
 pub use challenges::{
     ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, RequestRow, ReserveOutcome,
 };
+pub use device_pages::DeviceSearch;
 pub use inventory::{Assignment, OutOfService, Transition};
 pub use name_policies::NamePolicyRow;
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};

@@ -4,7 +4,7 @@
 use policy_module::admin_certs::CertQuery;
 use policy_module::error::AdminError;
 use policy_module::model::CertStatus;
-use policy_module::store::Assignment;
+use policy_module::store::{Assignment, CertSearch};
 use serde_json::{Value, json};
 
 use crate::api::{ADMIN, start};
@@ -18,6 +18,7 @@ both!(
     manual_revocation_is_queued_audited_and_delivered_with_its_reason,
     certificate_routes_search_and_revoke_over_http,
     search_finds_by_subject_case_insensitively_and_backfills_old_rows,
+    a_subject_search_reads_a_bounded_window_and_goes_on_from_it,
 );
 
 fn query(serial: Option<&str>, device: Option<&str>, status: Option<&str>) -> CertQuery {
@@ -166,7 +167,10 @@ async fn search_finds_by_subject_case_insensitively_and_backfills_old_rows(h: Ha
     assert_eq!(got, want);
     assert_eq!(serials(&h, by_subject("contoso")).await.len(), 3);
     for literal in ["%", "_", "LAPTOP-d_", "\\"] {
-        assert!(serials(&h, by_subject(literal)).await.is_empty(), "{literal}");
+        assert!(
+            serials(&h, by_subject(literal)).await.is_empty(),
+            "{literal}"
+        );
     }
     // With another filter, and paged.
     let q = CertQuery {
@@ -178,9 +182,17 @@ async fn search_finds_by_subject_case_insensitively_and_backfills_old_rows(h: Ha
         limit: Some(1),
         ..by_subject("laptop-d1")
     };
-    let first = h.svc.search_certificates(&q.parse().unwrap()).await.unwrap();
+    let first = h
+        .svc
+        .search_certificates(&q.parse().unwrap())
+        .await
+        .unwrap();
     q.before = first.next_before.clone();
-    let second = h.svc.search_certificates(&q.parse().unwrap()).await.unwrap();
+    let second = h
+        .svc
+        .search_certificates(&q.parse().unwrap())
+        .await
+        .unwrap();
     let mut paged: Vec<String> = first
         .certificates
         .iter()
@@ -203,6 +215,51 @@ async fn search_finds_by_subject_case_insensitively_and_backfills_old_rows(h: Ha
         page.certificates[0].subject.as_deref(),
         Some("CN=LAPTOP-d2,O=Contoso")
     );
+}
+
+/// No index serves a substring, so one page reads at most `scan` certificates: a page may
+/// hold fewer matches than asked (or none) and still name the next, and following the pages
+/// finds every match once.
+async fn a_subject_search_reads_a_bounded_window_and_goes_on_from_it(h: Harness) {
+    let (d1, d2) = three(&h).await;
+    let search = |subject: &str, before: Option<String>| CertSearch {
+        subject: Some(subject.into()),
+        scan: 1,
+        before,
+        limit: 50,
+        ..CertSearch::default()
+    };
+    let mut found = Vec::new();
+    let mut before = None;
+    for _ in 0..5 {
+        let page = h
+            .svc
+            .search_certificates(&search("contoso", before))
+            .await
+            .unwrap();
+        assert!(page.certificates.len() <= 1);
+        found.extend(page.certificates.into_iter().map(|c| c.serial_hex));
+        before = page.next_before;
+        if before.is_none() {
+            break;
+        }
+    }
+    assert!(before.is_none(), "the pages end");
+    found.sort();
+    let mut all = [d1, d2].concat();
+    all.sort();
+    assert_eq!(found, all);
+    // Nothing matches in the first window, yet the search says where to go on.
+    let page = h
+        .svc
+        .search_certificates(&search("nobody", None))
+        .await
+        .unwrap();
+    assert!(page.certificates.is_empty());
+    assert!(page.next_before.is_some());
+    // The API's searches read a window of SUBJECT_SCAN.
+    let q = by_subject("x").parse().unwrap();
+    assert_eq!(q.scan, policy_module::admin_certs::SUBJECT_SCAN);
 }
 
 async fn manual_revocation_is_queued_audited_and_delivered_with_its_reason(h: Harness) {

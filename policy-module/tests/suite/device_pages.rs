@@ -44,7 +44,10 @@ async fn devices_are_paged_searched_and_counted(h: Harness) {
     let (last, _) = ids(&h, None, 10, 5).await;
     assert_eq!(last, ["dev-11"]);
     // Search: any of the four fields, any case; wildcards are literal.
-    assert_eq!(ids(&h, Some("USER07@"), 0, 5).await, (vec!["dev-07".into()], 1));
+    assert_eq!(
+        ids(&h, Some("USER07@"), 0, 5).await,
+        (vec!["dev-07".into()], 1)
+    );
     assert_eq!(ids(&h, Some("laptop-1"), 0, 5).await.1, 2);
     assert_eq!(ids(&h, Some("sn-03"), 0, 5).await.0, ["dev-03"]);
     assert_eq!(ids(&h, Some("DEV-04"), 0, 5).await.0, ["dev-04"]);
