@@ -6,7 +6,9 @@
 //! then the stores are filled with bulk SQL that clones that device's rows under new ids: the
 //! policy store's devices, certificates (every tenth revoked) and audit records, and the CA's
 //! certificates and issuance records (neither store has a bulk API; 100,000 HTTP enrollments
-//! would take hours). The query plans behind the pages are printed after the figures.
+//! would take hours). The query plans behind the pages are printed after the figures (copies of
+//! the statements the stores run, with literals; policy-module's `lookup_plans` checks the
+//! point lookups themselves).
 //!
 //! `cargo bench -p scep-lab-tests --bench console_pages` (release), or
 //! `cargo test -p scep-lab-tests --bench console_pages` (debug);
@@ -269,17 +271,20 @@ async fn main() {
     plans(
         &data.join("policy/policy.db"),
         &[
-            ("devices (all, by id)", "SELECT body, state, created_at, updated_at FROM devices ORDER BY id"),
+            ("devices, one page by id", "SELECT body, state, created_at, updated_at FROM devices WHERE state <> 'deleted' ORDER BY id LIMIT 50 OFFSET 9950"),
+            ("devices, count", "SELECT COUNT(*) FROM devices WHERE state <> 'deleted'"),
+            ("devices, search", "SELECT body FROM devices WHERE state <> 'deleted' AND (id LIKE '%x%' ESCAPE '\\' OR json_extract(body, '$.name') LIKE '%x%' ESCAPE '\\' OR json_extract(body, '$.serial_number') LIKE '%x%' ESCAPE '\\' OR json_extract(body, '$.owner_upn') LIKE '%x%' ESCAPE '\\') ORDER BY id LIMIT 50 OFFSET 0"),
             ("device by id", "SELECT body FROM devices WHERE id = 'x'"),
             ("certificates of a device", "SELECT serial FROM certificates WHERE device_id = 'x' ORDER BY issued_at DESC, serial"),
             ("certificate search, unfiltered", &format!("SELECT {cols} FROM certificates ORDER BY issued_at DESC, serial DESC LIMIT 51")),
             ("certificate search, by status", &format!("SELECT {cols} FROM certificates WHERE status = 'revoked' ORDER BY issued_at DESC, serial DESC LIMIT 51")),
             ("certificate search, by device", &format!("SELECT {cols} FROM certificates WHERE device_id = 'x' ORDER BY issued_at DESC, serial DESC LIMIT 51")),
             ("certificate search, by serial", &format!("SELECT {cols} FROM certificates WHERE serial = 'x' ORDER BY issued_at DESC, serial DESC LIMIT 51")),
-            ("certificate search, by subject", &format!("SELECT {cols} FROM certificates WHERE subject LIKE '%x%' ESCAPE '\\' ORDER BY issued_at DESC, serial DESC LIMIT 51")),
+            ("certificate search, by subject (a window of 10,000)", &format!("SELECT {cols} FROM (SELECT {cols}, subject FROM certificates ORDER BY issued_at DESC, serial DESC LIMIT 10000) AS w WHERE subject LIKE '%x%' ESCAPE '\\' ORDER BY issued_at DESC, serial DESC LIMIT 51")),
+            ("certificate search, by subject: end of the window", "SELECT serial FROM certificates ORDER BY issued_at DESC, serial DESC LIMIT 1 OFFSET 9999"),
             ("certificate search, next page", &format!("SELECT {cols} FROM certificates WHERE (issued_at < (SELECT issued_at FROM certificates WHERE serial = 'x') OR (issued_at = (SELECT issued_at FROM certificates WHERE serial = 'x') AND serial < 'x')) ORDER BY issued_at DESC, serial DESC LIMIT 51")),
-            ("audit, latest", "SELECT id FROM audit WHERE (NULL IS NULL OR device_id = NULL) ORDER BY id DESC LIMIT 300"),
-            ("audit, one device", "SELECT id FROM audit WHERE ('x' IS NULL OR device_id = 'x') ORDER BY id DESC LIMIT 300"),
+            ("audit, latest", "SELECT id FROM audit ORDER BY id DESC LIMIT 300"),
+            ("audit, one device", "SELECT id FROM audit WHERE device_id = 'x' ORDER BY id DESC LIMIT 300"),
             ("device history", "SELECT id FROM audit WHERE device_id = 'x' ORDER BY id DESC LIMIT 50"),
             ("outbox pending", "SELECT id FROM outbox WHERE state = 'pending' ORDER BY id"),
         ],
