@@ -163,7 +163,7 @@ impl Api {
 }
 
 mod profiles;
-pub use profiles::{Assignment, NewProfile, Preview, Profile, ProfileSpec, Warning};
+pub use profiles::{Assignment, Group, NewProfile, Preview, Profile, ProfileSpec, Warning};
 
 /// An id taken from the console's URL (device id, transactionID, serial), checked once so it
 /// stays one path segment of the service's URL: 1-128 characters, no control characters,
@@ -237,6 +237,9 @@ pub struct InventoryCert {
     pub status: String,
     #[serde(default)]
     pub revocation_reason: Option<String>,
+    /// RFC 4514, as the CA issued it (None if the inventory could not read it).
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 /// `GET /api/v1/certificates`: one page of the inventory, newest first.
@@ -292,9 +295,33 @@ impl PolicyAdmin {
         Api::new("policy-module", base, token).map(Self)
     }
 
-    /// Every listed (not deleted) device.
-    pub async fn devices(&self) -> Result<Vec<Device>, ApiError> {
-        self.0.get("/api/v1/devices").await
+    /// One page of devices by id (`limit` from `offset`, matching `needle` if not empty) and
+    /// how many match in all (`X-Total-Count`).
+    pub async fn device_page(
+        &self,
+        needle: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Device>, usize), ApiError> {
+        let (offset, limit) = (offset.to_string(), limit.to_string());
+        let mut query = vec![("offset", offset.as_str()), ("limit", limit.as_str())];
+        if !needle.is_empty() {
+            query.push(("q", needle));
+        }
+        let api = &self.0;
+        let rb = api
+            .http
+            .get(format!("{}/api/v1/devices", api.base))
+            .query(&query);
+        let resp = api.send(rb).await?;
+        let service = api.service;
+        let total = resp
+            .headers()
+            .get("x-total-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or(ApiError::Unexpected { service })?;
+        Ok((api.json_of(resp).await?, total))
     }
 
     /// One device with its profiles and certificates.

@@ -13,6 +13,11 @@ use crate::store::{CertSearch, ManualRevocation};
 
 /// Largest page.
 pub const MAX_PAGE: i64 = 500;
+/// Longest subject searched for (a substring of an RFC 4514 subject).
+pub const MAX_SUBJECT_QUERY: usize = 256;
+/// Certificates one subject search reads at most (docs/decisions.md #16): no index serves a
+/// substring, so a page reads this many of the newest (after `before`) and says where to go on.
+pub const SUBJECT_SCAN: i64 = 10_000;
 
 /// `GET /api/v1/certificates` query, as sent (parsed once into a [`CertSearch`]).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -25,7 +30,9 @@ pub struct CertQuery {
     pub limit: Option<i64>,
 }
 
-/// One page of the inventory; `next_before` names the page after it, if there may be one.
+/// One page of the inventory; `next_before` names the page after it, if there may be one. A
+/// subject search's page may hold fewer than `limit` (even none) and still name a next page:
+/// it read [`SUBJECT_SCAN`] certificates and older ones are still to be searched.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CertPage {
     pub certificates: Vec<IssuedCert>,
@@ -55,13 +62,14 @@ fn serial(field: &str, s: &str) -> Result<String, AdminError> {
 impl CertQuery {
     /// The search this query asks for, or a 400 naming the field.
     pub fn parse(&self) -> Result<CertSearch, AdminError> {
-        if opt(&self.subject).is_some() {
-            // The inventory keeps the certificate, not its subject text as a column: search
-            // by serial, device or status (the console reads subjects from the CA).
-            return Err(AdminError::Invalid(
-                "subject: not searchable here; search by serial, device or status".into(),
-            ));
-        }
+        let subject = match opt(&self.subject) {
+            Some(v) if v.chars().count() > MAX_SUBJECT_QUERY => {
+                return Err(AdminError::Invalid(format!(
+                    "subject: at most {MAX_SUBJECT_QUERY} characters"
+                )));
+            }
+            v => v.map(str::to_owned),
+        };
         let device = match opt(&self.device) {
             Some(d) if !is_identifier(d) => {
                 return Err(AdminError::Invalid(
@@ -86,6 +94,8 @@ impl CertQuery {
             serial: opt(&self.serial).map(|s| serial("serial", s)).transpose()?,
             device_id: device,
             status,
+            subject,
+            scan: SUBJECT_SCAN,
             before: opt(&self.before).map(|s| serial("before", s)).transpose()?,
             limit,
         })
@@ -99,12 +109,14 @@ impl PolicyService {
             limit: q.limit + 1,
             ..q.clone()
         };
-        let mut certificates = self.store.search_certs(&page).await?;
+        let (mut certificates, window_end) = self.store.search_certs(&page).await?;
         let more = certificates.len() as i64 > q.limit;
         certificates.truncate(usize::try_from(q.limit).unwrap_or(0));
-        let next_before = more
-            .then(|| certificates.last().map(|c| c.serial_hex.clone()))
-            .flatten();
+        let next_before = if more {
+            certificates.last().map(|c| c.serial_hex.clone())
+        } else {
+            window_end
+        };
         Ok(CertPage {
             certificates,
             next_before,

@@ -15,7 +15,7 @@ use crate::admin::Lifecycle;
 use crate::checkin::StatusReport;
 use crate::error::{AdminError, ChallengeError, NotifyError, VerifyError};
 use crate::intune::routes as intune;
-use crate::model::{DeviceSpec, DeviceState, Group, ProfileSpec};
+use crate::model::{DeviceSpec, Group, ProfileSpec};
 use crate::name_policy::NamePolicy;
 use crate::payload;
 use crate::profile_view::PreviewRequest;
@@ -437,10 +437,52 @@ async fn unassign(
 }
 
 /// Deleted devices are tombstones, kept for history and revocation but no longer listed.
-async fn list_devices(State(s): State<ApiState>) -> Result<Response> {
-    let mut devices = s.service.store().list_devices().await?;
-    devices.retain(|d| d.state != DeviceState::Deleted);
-    Ok(Json(devices).into_response())
+/// `GET /api/v1/devices?q=&offset=&limit=` (every one optional: all devices by default).
+#[derive(Debug, Default, Deserialize)]
+struct DeviceQuery {
+    q: Option<String>,
+    offset: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Largest device page, and longest device search.
+const MAX_DEVICE_PAGE: i64 = 1000;
+const MAX_DEVICE_QUERY: usize = 256;
+
+/// The devices not deleted, by id, a page at a time if asked; `X-Total-Count` says how many
+/// match in all (the console pages and counts with it, issue 18).
+async fn list_devices(State(s): State<ApiState>, Query(q): Query<DeviceQuery>) -> Result<Response> {
+    let needle =
+        q.q.filter(|n| !n.trim().is_empty())
+            .map(|n| n.trim().to_owned());
+    if needle
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_DEVICE_QUERY)
+    {
+        return Err(AdminError::Invalid(format!(
+            "q: at most {MAX_DEVICE_QUERY} characters"
+        )));
+    }
+    let limit = match q.limit {
+        Some(l) if !(1..=MAX_DEVICE_PAGE).contains(&l) => {
+            return Err(AdminError::Invalid(format!("limit: 1-{MAX_DEVICE_PAGE}")));
+        }
+        l => l.unwrap_or(i64::MAX),
+    };
+    let offset = match q.offset {
+        Some(o) if o < 0 => return Err(AdminError::Invalid("offset: 0 or more".into())),
+        o => o.unwrap_or(0),
+    };
+    let search = crate::store::DeviceSearch {
+        needle,
+        offset,
+        limit,
+    };
+    let (devices, total) = s.service.store().search_devices(&search).await?;
+    let mut resp = Json(devices).into_response();
+    resp.headers_mut()
+        .insert("x-total-count", HeaderValue::from(total));
+    Ok(resp)
 }
 
 async fn register_device(State(s): State<ApiState>, Json(d): Json<DeviceSpec>) -> Result<Response> {

@@ -24,6 +24,7 @@ pub mod admin_certs;
 pub mod admin_path;
 mod admin_renewal;
 pub mod api;
+pub mod cert_subject;
 pub mod checkin;
 pub mod config;
 mod decision_audit;

@@ -334,6 +334,10 @@ pub struct IssuedCert {
     pub revocation_reason: Option<String>,
     #[serde(default, with = "foundation::time::rfc3339_serde::option")]
     pub installed_at: Option<i64>,
+    /// The subject as the CA issued it (RFC 4514); None only if a stored certificate's DER
+    /// could not be read.
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 /// True for 1-64 characters of `[A-Za-z0-9_.-]` (ids, template names).

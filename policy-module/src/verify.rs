@@ -451,11 +451,11 @@ impl PolicyService {
                 ..
             } => {
                 let checked = check_certificate(certificate_der, &request.spki_hash)
-                    .filter(|(serial, thumb, _)| {
+                    .filter(|(serial, thumb, _, _)| {
                         serial == notified_serial && thumb.eq_ignore_ascii_case(thumbprint_sha256)
                     })
                     .ok_or(NotifyError::Conflict)?;
-                let (serial, thumb, not_after) = checked;
+                let (serial, thumb, not_after, subject) = checked;
                 let grant: Grant =
                     serde_json::from_str(&request.grant_body).map_err(|_| NotifyError::Conflict)?;
                 let esc1 = crate::admin_path::grant_marked_esc1(&request.grant_body)
@@ -484,6 +484,7 @@ impl PolicyService {
                     serial_hex: serial.to_hex(),
                     thumbprint: thumb,
                     not_after,
+                    subject: Some(subject),
                     der: certificate_der.clone(),
                     spki_hash: request.spki_hash.clone(),
                     device_id: grant.device_id,
@@ -577,7 +578,7 @@ fn grant_from(
 /// Parses the issued certificate: (serial, SHA-256 thumbprint, notAfter) if its key is the
 /// request's. Notify crosses a trust boundary (it may come over HTTP), so the policy reads the
 /// facts from the certificate instead of believing the notification.
-fn check_certificate(der: &[u8], spki_hash: &[u8]) -> Option<(Serial, String, i64)> {
+fn check_certificate(der: &[u8], spki_hash: &[u8]) -> Option<(Serial, String, i64, String)> {
     let cert = X509::from_der(der).ok()?;
     let key = cert.public_key().ok()?.public_key_to_der().ok()?;
     if sha256(&key) != spki_hash {
@@ -585,7 +586,8 @@ fn check_certificate(der: &[u8], spki_hash: &[u8]) -> Option<(Serial, String, i6
     }
     let serial = Serial::of_certificate(&cert).ok()?;
     let not_after = asn1_to_unix(cert.not_after()).ok()?;
-    Some((serial, sha256_hex(der), not_after))
+    let subject = crate::cert_subject::rfc4514(cert.subject_name());
+    Some((serial, sha256_hex(der), not_after, subject))
 }
 
 #[async_trait::async_trait]

@@ -12,7 +12,7 @@ use policy_module::store::Store;
 
 async fn assert_indexed(store: &Store) {
     let plans = store.lookup_plans().await.unwrap();
-    assert_eq!(plans.len(), 14);
+    assert_eq!(plans.len(), 15);
     for p in &plans {
         assert!(!p.plan.is_empty(), "{}: no plan", p.name);
         assert!(p.indexed, "{} is not an index lookup:\n{}", p.name, p.plan);
@@ -24,6 +24,7 @@ async fn assert_indexed(store: &Store) {
         "certificates of a status, newest first",
         "outbox: lease due entries",
         "release the held certificates of a device",
+        "audit records of a device, newest first",
     ] {
         assert!(plans.iter().any(|p| p.name == name), "{name} is planned");
     }

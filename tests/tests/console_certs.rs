@@ -1,6 +1,6 @@
 //! The console's Certificates pages (issue 18), against the lab's console over HTTP:
-//! - the inventory is found by serial, device and status (the subject is shown on the
-//!   certificate's page, read from the CA);
+//! - the inventory is found by serial, device, subject (any case, a part of it) and status,
+//!   and each row shows the subject as issued (RFC 4514);
 //! - the certificate's page shows its chain with fingerprints and its OCSP status;
 //! - an admin revokes with a reason: the CA shows it revoked with that reason once the outbox
 //!   has delivered, and OCSP says so;
@@ -33,13 +33,32 @@ async fn certificates_are_searched_revoked_with_a_reason_and_guarded() {
     for q in [
         format!("serial={}", serial.to_uppercase()),
         format!("device={}", d.id),
+        "subject=cn%3Dcerts-01".to_owned(),
+        "subject=OU%3Ddevices&status=issued".to_owned(),
         "status=issued".to_owned(),
         String::new(),
     ] {
         let page = admin.get(&format!("/certificates?{q}")).await.unwrap();
         assert_eq!(page.status, 200, "{q}");
         assert!(page.body.contains(&row), "{q}: {}", page.body);
+        assert!(
+            page.body
+                .contains("<td>O=scep-lab,OU=Devices,CN=CERTS-01</td>"),
+            "{q}: {}",
+            page.body
+        );
     }
+    let other = admin
+        .get("/certificates?subject=CN%3DCERTS-02")
+        .await
+        .unwrap();
+    assert_eq!(other.status, 200);
+    assert!(!other.body.contains(&row) && other.body.contains("no-certificates"));
+    assert!(
+        other.body.contains(r#"value="CN=CERTS-02""#),
+        "{}",
+        other.body
+    );
     let none = admin.get("/certificates?status=revoked").await.unwrap();
     assert!(!none.body.contains(&row) && none.body.contains("no-certificates"));
     assert!(

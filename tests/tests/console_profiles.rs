@@ -244,6 +244,16 @@ async fn a_profile_is_created_edited_previewed_and_assigned_from_the_console() {
         name: "UI group".into(),
     };
     lab.policy().create_group(group).await.unwrap();
+    // The assignment form offers the groups to pick from.
+    let page = c.get("/profiles/ui-prof").await.unwrap();
+    assert!(
+        page.body.contains(r#"list="assign-groups""#)
+            && page
+                .body
+                .contains(r#"<option value="ui-group" label="group: UI group"></option>"#),
+        "{}",
+        page.body
+    );
     let g = c
         .post(
             "/profiles/ui-prof/assign",

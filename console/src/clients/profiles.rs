@@ -96,7 +96,19 @@ struct PreviewRequest<'a> {
     device_id: Option<&'a str>,
 }
 
+/// A device group (`GET /api/v1/groups`), offered when assigning a profile.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+}
+
 impl PolicyAdmin {
+    /// Every device group.
+    pub async fn groups(&self) -> Result<Vec<Group>, ApiError> {
+        self.0.get("/api/v1/groups").await
+    }
+
     /// Every profile at its current version, with warnings.
     pub async fn profiles(&self) -> Result<Vec<Profile>, ApiError> {
         self.0.get("/api/v1/profiles").await

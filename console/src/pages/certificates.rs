@@ -1,7 +1,6 @@
-//! `/certificates`: the inventory searched by serial, device or status and paged (the policy
-//! module's `GET /api/v1/certificates`), and a manual revocation with a reason behind a
+//! `/certificates`: the inventory searched by serial, device, subject or status and paged (the
+//! policy module's `GET /api/v1/certificates`), and a manual revocation with a reason behind a
 //! confirmation whose form carries the CSRF token (`POST /api/v1/certificates/{serial}/revoke`).
-//! The inventory keeps no subject text, so a subject is found through its device or serial.
 
 use std::fmt::Write;
 
@@ -46,11 +45,12 @@ pub(crate) const REASONS: [&str; 7] = [
 pub(crate) struct SearchQuery {
     serial: Option<String>,
     device: Option<String>,
+    subject: Option<String>,
     status: Option<String>,
     before: Option<String>,
 }
 
-/// `GET /certificates?serial=&device=&status=&before=`.
+/// `GET /certificates?serial=&device=&subject=&status=&before=`.
 pub(crate) async fn list(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
@@ -61,9 +61,10 @@ pub(crate) async fn list(
         Err(r) => return *r,
     };
     let field = |v: &Option<String>| v.as_deref().unwrap_or("").trim().to_owned();
-    let (serial, device, status, before) = (
+    let (serial, device, subject, status, before) = (
         field(&q.serial),
         field(&q.device),
+        field(&q.subject),
         field(&q.status),
         field(&q.before),
     );
@@ -71,6 +72,7 @@ pub(crate) async fn list(
     for (k, v) in [
         ("serial", &serial),
         ("device", &device),
+        ("subject", &subject),
         ("status", &status),
         ("before", &before),
     ] {
@@ -94,19 +96,21 @@ pub(crate) async fn list(
         r#"<h1>Certificates</h1><form method="get" action="/certificates" class="inline" role="search">
 <label for="serial">Serial</label><input type="search" id="serial" name="serial" value="{se}" placeholder="hex">
 <label for="device">Device</label><input type="search" id="device" name="device" value="{de}" placeholder="device id">
+<label for="subject">Subject</label><input type="search" id="subject" name="subject" value="{su}" placeholder="part of it, any case" maxlength="256">
 <label for="status">Status</label><select id="status" name="status">{options}</select>
 <button type="submit">Search</button></form>
-<p class="hint">The subject is on each certificate's page; search by its device or serial.</p>
-<table id="certificates"><thead><tr><th>Serial</th><th>Device</th><th>Profile</th><th>Status</th><th>Issued</th><th>Expires</th></tr></thead><tbody>"#,
+<table id="certificates"><thead><tr><th>Serial</th><th>Subject</th><th>Device</th><th>Profile</th><th>Status</th><th>Issued</th><th>Expires</th></tr></thead><tbody>"#,
         se = esc(&serial),
         de = esc(&device),
+        su = esc(&subject),
     );
     for c in &page.certificates {
         let _ = write!(
             body,
-            r#"<tr><td class="mono"><a href="/certificates/{s}">{S}</a></td><td>{d}</td><td>{p}</td><td>{st}{r}</td><td>{i}</td><td>{e}</td></tr>"#,
+            r#"<tr><td class="mono"><a href="/certificates/{s}">{S}</a></td><td>{sub}</td><td>{d}</td><td>{p}</td><td>{st}{r}</td><td>{i}</td><td>{e}</td></tr>"#,
             s = url_part(&c.serial_hex),
             S = esc(&c.serial_hex),
+            sub = esc(c.subject.as_deref().unwrap_or("unknown")),
             d = c
                 .device_id
                 .as_deref()
@@ -124,15 +128,21 @@ pub(crate) async fn list(
         );
     }
     body.push_str("</tbody></table>");
-    if page.certificates.is_empty() {
-        body.push_str(r#"<p id="no-certificates">No certificate matches.</p>"#);
+    match (page.certificates.is_empty(), &page.next_before) {
+        (true, None) => body.push_str(r#"<p id="no-certificates">No certificate matches.</p>"#),
+        // A subject search reads a bounded window of certificates per page.
+        (true, Some(_)) => body.push_str(
+            r#"<p id="no-certificates">None of the newest certificates searched matches; the next page searches older ones.</p>"#,
+        ),
+        _ => {}
     }
     if let Some(next) = &page.next_before {
         let _ = write!(
             body,
-            r#"<p><a id="next-page" href="/certificates?serial={}&amp;device={}&amp;status={}&amp;before={}">Next page</a></p>"#,
+            r#"<p><a id="next-page" href="/certificates?serial={}&amp;device={}&amp;subject={}&amp;status={}&amp;before={}">Next page</a></p>"#,
             url_part(&serial),
             url_part(&device),
+            url_part(&subject),
             url_part(&status),
             url_part(next),
         );

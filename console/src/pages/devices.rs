@@ -17,6 +17,8 @@ use crate::redirect;
 
 /// Devices per page.
 pub(crate) const PAGE: usize = 50;
+/// Largest page number asked for (past the end shows the last page anyway).
+const MAX_PAGE_NUMBER: usize = 1_000_000;
 /// History events shown on a device's page.
 const HISTORY: u32 = 50;
 
@@ -26,7 +28,8 @@ pub(crate) struct ListQuery {
     page: Option<usize>,
 }
 
-/// `GET /devices?q=&page=`: matches id, name, serial number or owner (case-insensitive).
+/// `GET /devices?q=&page=`: matches id, name, serial number or owner (case-insensitive), one
+/// page read from the policy module at a time.
 pub(crate) async fn list(
     State(s): State<ConsoleState>,
     headers: HeaderMap,
@@ -36,41 +39,36 @@ pub(crate) async fn list(
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let devices = match s.policy.devices().await {
+    let needle = q.q.as_deref().unwrap_or("").trim().to_owned();
+    // Paged by the policy module (by id, through its index); a page past the end shows the
+    // last one, at the cost of a second call.
+    let want = q.page.unwrap_or(1).clamp(1, MAX_PAGE_NUMBER);
+    let mut fetched = s.policy.device_page(&needle, (want - 1) * PAGE, PAGE).await;
+    if let Ok((_, total)) = &fetched {
+        let last = total.div_ceil(PAGE).max(1);
+        if want > last {
+            fetched = s.policy.device_page(&needle, (last - 1) * PAGE, PAGE).await;
+        }
+    }
+    let (devices, total) = match fetched {
         Ok(d) => d,
         Err(e) => return api_error(&session, &e),
     };
-    let needle = q.q.as_deref().unwrap_or("").trim().to_lowercase();
-    let matching: Vec<_> = devices
-        .iter()
-        .filter(|d| {
-            needle.is_empty()
-                || [
-                    Some(&d.id),
-                    Some(&d.name),
-                    d.serial_number.as_ref(),
-                    d.owner_upn.as_ref(),
-                ]
-                .into_iter()
-                .flatten()
-                .any(|v| v.to_lowercase().contains(&needle))
-        })
-        .collect();
-    let pages = matching.len().div_ceil(PAGE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let pages = total.div_ceil(PAGE).max(1);
+    let page = want.clamp(1, pages);
     let mut body = format!(
         r#"<h1>Devices</h1><form method="get" action="/devices" class="inline" role="search">
 <label for="q">Search</label><input type="search" id="q" name="q" value="{}" placeholder="id, name, serial number, owner">
 <button type="submit">Search</button></form>
 <p>{} device(s){}</p>"#,
         esc(&needle),
-        matching.len(),
+        total,
         if needle.is_empty() { "" } else { " matching" },
     );
     body.push_str(
         r#"<table id="devices"><thead><tr><th>Name</th><th>Id</th><th>Platform</th><th>Owner</th><th>State</th><th>Registered</th></tr></thead><tbody>"#,
     );
-    for d in matching.iter().skip((page - 1) * PAGE).take(PAGE) {
+    for d in &devices {
         let _ = write!(
             body,
             r#"<tr><td><a href="/devices/{}">{}</a></td><td class="mono">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,

@@ -24,7 +24,7 @@ pub(crate) async fn show(State(s): State<ConsoleState>, headers: HeaderMap) -> R
         Err(r) => return *r,
     };
     let (devices, audit, pending, outbox, certs, ca) = tokio::join!(
-        s.policy.devices(),
+        s.policy.device_page("", 0, 1),
         s.policy.audit(300),
         s.ndes.pending(),
         s.policy.outbox_pending(),
@@ -43,7 +43,7 @@ pub(crate) async fn show(State(s): State<ConsoleState>, headers: HeaderMap) -> R
 <div class="card"><div class="n" id="count-outbox">{}</div><div class="l">revocations not yet delivered{}</div></div>
 </section>
 <p class="hint">Manage <a href="/devices">devices</a> and the <a href="/profiles" id="overview-profiles">certificate profiles</a> they are assigned.</p>"#,
-        n(devices.as_ref().ok().map(|d| d.len().to_string())),
+        n(devices.as_ref().ok().map(|(_, total)| total.to_string())),
         n(certs),
         n(pending.as_ref().ok().map(|p| p.len().to_string())),
         n(outbox.as_ref().ok().map(|o| o.len().to_string())),

@@ -82,10 +82,11 @@ pub(crate) async fn detail(
         Ok(i) => i,
         Err(r) => return *r,
     };
-    let (profile, versions, assignments) = tokio::join!(
+    let (profile, versions, assignments, groups) = tokio::join!(
         s.policy.profile(&id),
         s.policy.profile_versions(&id),
-        s.policy.assignments(&id)
+        s.policy.assignments(&id),
+        s.policy.groups()
     );
     let p = match profile {
         Ok(p) => p,
@@ -161,8 +162,18 @@ pub(crate) async fn detail(
     }
     let _ = write!(
         body,
-        r#"<form method="post" action="/profiles/{uid}/assign" class="inline">{csrf}<label for="assign-kind">Assign to</label><select id="assign-kind" name="kind"><option value="device">device</option><option value="group">group</option></select><label for="assign-target">Id</label><input type="text" id="assign-target" name="target"><button type="submit" id="assign">Assign</button></form>"#,
+        r#"<form method="post" action="/profiles/{uid}/assign" class="inline">{csrf}<label for="assign-kind">Assign to</label><select id="assign-kind" name="kind"><option value="device">device</option><option value="group">group</option></select><label for="assign-target">Device or group id</label><input type="text" id="assign-target" name="target" list="assign-groups" autocomplete="off"><datalist id="assign-groups">{options}</datalist><button type="submit" id="assign">Assign</button></form>"#,
         csrf = crate::html::csrf_field(&session),
+        // The groups are few: offered as suggestions to the id field (no script).
+        options = groups
+            .unwrap_or_default()
+            .iter()
+            .map(|g| format!(
+                r#"<option value="{}" label="group: {}"></option>"#,
+                esc(&g.id),
+                esc(&g.name)
+            ))
+            .collect::<String>(),
     );
 
     body.push_str(r#"<h2>Version history</h2>"#);

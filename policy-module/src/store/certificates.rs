@@ -13,6 +13,12 @@ pub struct CertSearch {
     pub serial: Option<String>,
     pub device_id: Option<String>,
     pub status: Option<CertStatus>,
+    /// A case-insensitive substring of the subject (ASCII letters folded on SQLite, all
+    /// letters on PostgreSQL).
+    pub subject: Option<String>,
+    /// With a subject: how many certificates (newest first, matching the other filters) one
+    /// page reads at most.
+    pub scan: i64,
     /// The page after this serial (the last one of the previous page).
     pub before: Option<String>,
     pub limit: i64,
@@ -48,8 +54,13 @@ enum Bind {
 }
 
 impl Store {
-    /// One page of the inventory, newest first (by issue time, then serial).
-    pub async fn search_certs(&self, q: &CertSearch) -> Result<Vec<IssuedCert>, StoreError> {
+    /// One page of the inventory, newest first (by issue time, then serial). With a subject
+    /// filter only the next `scan` certificates matching the other filters are read (no index
+    /// serves a substring), and the last of them comes back so the search can go on from it.
+    pub async fn search_certs(
+        &self,
+        q: &CertSearch,
+    ) -> Result<(Vec<IssuedCert>, Option<String>), StoreError> {
         let mut cond = Vec::new();
         let mut binds = Vec::new();
         let mut add = |column: &str, b: Bind, cond: &mut Vec<String>| {
@@ -75,18 +86,45 @@ impl Store {
                  AND serial < ${n}))"
             ));
         }
-        binds.push(Bind::Int(q.limit));
-        let limit = binds.len();
         let filter = if cond.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", cond.join(" AND "))
         };
-        let sql = format!(
-            "SELECT {CERT_COLUMNS} FROM certificates {filter} \
-             ORDER BY issued_at DESC, serial DESC LIMIT ${limit}"
-        );
-        let rows = on_db!(&self.db, |pool, _b| {
+        const ORDER: &str = "ORDER BY issued_at DESC, serial DESC";
+        let (sql, window_sql) = match &q.subject {
+            None => {
+                binds.push(Bind::Int(q.limit));
+                let limit = binds.len();
+                let sql = format!(
+                    "SELECT {CERT_COLUMNS} FROM certificates {filter} {ORDER} LIMIT ${limit}"
+                );
+                (sql, None)
+            }
+            Some(sub) => {
+                let scan = q.scan.max(1);
+                let window = format!(
+                    "SELECT {CERT_COLUMNS} FROM certificates {filter} {ORDER} LIMIT {scan}"
+                );
+                // The last certificate of the window, if it is full: where the next page starts.
+                let window_end = format!(
+                    "SELECT serial FROM certificates {filter} {ORDER} LIMIT 1 OFFSET {}",
+                    scan - 1
+                );
+                binds.push(Bind::Text(format!("%{}%", like_escape(sub))));
+                let n = binds.len();
+                binds.push(Bind::Int(q.limit));
+                let limit = binds.len();
+                let op = if self.is_postgres() { "ILIKE" } else { "LIKE" };
+                let sql = format!(
+                    "SELECT {CERT_COLUMNS} FROM ({window}) AS w \
+                     WHERE subject {op} ${n} ESCAPE '\\' {ORDER} LIMIT ${limit}"
+                );
+                (sql, Some(window_end))
+            }
+        };
+        let window_binds = binds.len().saturating_sub(2);
+        let (rows, window_end) = on_db!(&self.db, |pool, _b| {
             let mut query = sqlx::query_as::<_, CertRow>(sqlx::AssertSqlSafe(sql));
             for b in &binds {
                 query = match b {
@@ -94,9 +132,61 @@ impl Store {
                     Bind::Int(i) => query.bind(*i),
                 };
             }
-            query.fetch_all(pool).await?
+            let rows = query.fetch_all(pool).await?;
+            let end: Option<String> = match window_sql {
+                None => None,
+                Some(w) => {
+                    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(w));
+                    for b in &binds[..window_binds] {
+                        query = match b {
+                            Bind::Text(s) => query.bind(s.clone()),
+                            Bind::Int(i) => query.bind(*i),
+                        };
+                    }
+                    query.fetch_optional(pool).await?
+                }
+            };
+            (rows, end)
         });
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok((rows.into_iter().map(Into::into).collect(), window_end))
+    }
+
+    /// Fills in the subject of certificates recorded before Notify recorded it (migration
+    /// 0007), from their own DER, 500 at a time through the partial index of the rows still
+    /// missing one; returns how many were filled. Idempotent, and safe beside other instances.
+    pub async fn backfill_subjects(&self) -> Result<u64, StoreError> {
+        let mut after = String::new();
+        let mut filled = 0;
+        loop {
+            let rows: Vec<(String, Vec<u8>)> = on_db!(&self.db, |pool, _b| {
+                sqlx::query_as(
+                    "SELECT serial, der FROM certificates WHERE subject IS NULL AND serial > $1 \
+                     ORDER BY serial LIMIT 500",
+                )
+                .bind(&after)
+                .fetch_all(pool)
+                .await?
+            });
+            let Some((last, _)) = rows.last() else {
+                return Ok(filled);
+            };
+            after = last.clone();
+            for (serial, der) in &rows {
+                let Some(subject) = crate::cert_subject::of_der(der) else {
+                    continue;
+                };
+                filled += on_db!(&self.db, |pool, _b| {
+                    sqlx::query(
+                        "UPDATE certificates SET subject = $2 WHERE serial = $1 AND subject IS NULL",
+                    )
+                    .bind(serial)
+                    .bind(&subject)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                });
+            }
+        }
     }
 
     /// Queues the revocation of one certificate with `reason`, in one transaction with its
@@ -136,4 +226,16 @@ impl Store {
             }
         }))
     }
+}
+
+/// `s` with LIKE's wildcards and the escape character escaped (`ESCAPE '\'`).
+pub(super) fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -78,6 +78,8 @@ pub struct IssuedRecord {
     pub serial_hex: String,
     pub thumbprint: String,
     pub not_after: i64,
+    /// The subject as the CA issued it (RFC 4514), for the certificate search.
+    pub subject: Option<String>,
     pub der: Vec<u8>,
     /// SHA-256 of the certified key's SubjectPublicKeyInfo DER (who holds which key: P10).
     pub spki_hash: Vec<u8>,
@@ -99,6 +101,7 @@ pub(super) struct CertRow {
     revocation_reason: Option<String>,
     issued_at: i64,
     installed_at: Option<i64>,
+    subject: Option<String>,
 }
 
 impl From<CertRow> for IssuedCert {
@@ -115,6 +118,7 @@ impl From<CertRow> for IssuedCert {
             status: CertStatus::parse(&r.status).unwrap_or(CertStatus::Issued),
             revocation_reason: r.revocation_reason,
             installed_at: r.installed_at,
+            subject: r.subject,
         }
     }
 }
@@ -156,7 +160,7 @@ pub(super) fn certs_by_device_sql() -> String {
 }
 
 pub(super) const CERT_COLUMNS: &str = "serial, thumbprint, device_id, profile_id, profile_version, \
-     transaction_id, not_after, status, revocation_reason, issued_at, installed_at";
+     transaction_id, not_after, status, revocation_reason, issued_at, installed_at, subject";
 
 /// Outcome of recording an issuance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -435,8 +439,8 @@ impl Store {
                     let inserted = sqlx::query(
                         "INSERT INTO certificates (serial, thumbprint, device_id, profile_id, \
                          profile_version, transaction_id, not_after, der, status, issued_at, \
-                         spki_hash, revocation_reason) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10, $12) \
+                         spki_hash, revocation_reason, subject) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10, $12, $13) \
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(&rec.serial_hex)
@@ -451,6 +455,7 @@ impl Store {
                     .bind(&rec.spki_hash)
                     .bind(status.as_str())
                     .bind(revoke.map(|(_, (reason, _))| reason))
+                    .bind(&rec.subject)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

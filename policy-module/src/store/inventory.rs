@@ -110,7 +110,7 @@ impl ProfileRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct DeviceRow {
+pub(super) struct DeviceRow {
     body: String,
     state: String,
     created_at: i64,
@@ -118,7 +118,7 @@ struct DeviceRow {
 }
 
 impl DeviceRow {
-    fn into_device(self) -> Option<Device> {
+    pub(super) fn into_device(self) -> Option<Device> {
         let mut d: Device = serde_json::from_str(&self.body).ok()?;
         d.state = DeviceState::parse(&self.state)?;
         d.created_at = self.created_at;

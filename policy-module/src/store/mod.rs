@@ -123,6 +123,7 @@ macro_rules! enqueue_release {
 
 mod certificates;
 mod challenges;
+mod device_pages;
 mod inventory;
 mod name_policies;
 mod outbox;
@@ -142,6 +143,7 @@ pub use certificates::{CertSearch, ManualRevocation};
 pub use challenges::{
     ChallengeRow, IssuedOutcome, IssuedRecord, NewChallenge, RequestRow, ReserveOutcome,
 };
+pub use device_pages::DeviceSearch;
 pub use inventory::{Assignment, OutOfService, Transition};
 pub use name_policies::NamePolicyRow;
 pub use outbox::{AuditEvent, CommandRow, OutboxRow};
@@ -181,7 +183,9 @@ impl Store {
         db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS)
             .await
             .map_err(|e| StoreError(e.into()))?;
-        Ok(Self { db, clock })
+        let store = Self { db, clock };
+        store.backfill_subjects().await?;
+        Ok(store)
     }
 
     /// Connects to PostgreSQL and migrates. Expiry and timestamps use the database clock, so
@@ -195,7 +199,9 @@ impl Store {
         db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS)
             .await
             .map_err(|e| StoreError(e.into()))?;
-        Ok(Self { db, clock })
+        let store = Self { db, clock };
+        store.backfill_subjects().await?;
+        Ok(store)
     }
 
     /// Unix seconds: the injected clock on SQLite, the database's on PostgreSQL.

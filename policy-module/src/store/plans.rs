@@ -14,7 +14,7 @@ use super::challenges::{
 use super::inventory::{
     DEVICE_BY_CREDENTIAL, RELEASE_DEVICE_CERTIFICATES, REVOKE_DEVICE_CERTIFICATES,
 };
-use super::outbox::{OUTBOX_DONE, PENDING_COMMANDS, claim_due_sql};
+use super::outbox::{OUTBOX_DONE, PENDING_COMMANDS, audit_of_device_sql, claim_due_sql};
 use super::{Db, Store};
 use crate::error::StoreError;
 
@@ -102,6 +102,11 @@ fn lookups() -> Vec<(&'static str, String, Vec<Param>)> {
             vec![Int, Int, Int],
         ),
         ("outbox: mark delivered", OUTBOX_DONE.into(), vec![Int, Int]),
+        (
+            "audit records of a device, newest first",
+            audit_of_device_sql(),
+            vec![Text, Int],
+        ),
     ]
 }
 

@@ -4,7 +4,7 @@
 use policy_module::admin_certs::CertQuery;
 use policy_module::error::AdminError;
 use policy_module::model::CertStatus;
-use policy_module::store::Assignment;
+use policy_module::store::{Assignment, CertSearch};
 use serde_json::{Value, json};
 
 use crate::api::{ADMIN, start};
@@ -17,6 +17,8 @@ both!(
     search_finds_by_serial_device_and_status_and_pages,
     manual_revocation_is_queued_audited_and_delivered_with_its_reason,
     certificate_routes_search_and_revoke_over_http,
+    search_finds_by_subject_case_insensitively_and_backfills_old_rows,
+    a_subject_search_reads_a_bounded_window_and_goes_on_from_it,
 );
 
 fn query(serial: Option<&str>, device: Option<&str>, status: Option<&str>) -> CertQuery {
@@ -119,7 +121,7 @@ async fn search_finds_by_serial_device_and_status_and_pages(h: Harness) {
         query(None, Some("a b"), None),
         query(None, None, Some("gone")),
         CertQuery {
-            subject: Some("CN=x".into()),
+            subject: Some("x".repeat(257)),
             ..CertQuery::default()
         },
         CertQuery {
@@ -132,6 +134,132 @@ async fn search_finds_by_serial_device_and_status_and_pages(h: Harness) {
             "{bad:?}"
         );
     }
+}
+
+fn by_subject(subject: &str) -> CertQuery {
+    CertQuery {
+        subject: Some(subject.into()),
+        ..CertQuery::default()
+    }
+}
+
+/// Notify records the subject as issued (RFC 4514, last RDN first); the search matches a
+/// case-insensitive substring, LIKE's wildcards taken literally, with the other filters and
+/// paging; certificates recorded before the column existed are filled in from their DER when
+/// the store opens.
+async fn search_finds_by_subject_case_insensitively_and_backfills_old_rows(h: Harness) {
+    let (d1, d2) = three(&h).await;
+    let page = h
+        .svc
+        .search_certificates(&by_subject("laptop-D2").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.certificates.len(), 1);
+    assert_eq!(page.certificates[0].serial_hex, d2[0]);
+    assert_eq!(
+        page.certificates[0].subject.as_deref(),
+        Some("CN=LAPTOP-d2,O=Contoso")
+    );
+    let mut got = serials(&h, by_subject("cn=laptop-d1,o=CONTOSO")).await;
+    got.sort();
+    let mut want = d1.clone();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(serials(&h, by_subject("contoso")).await.len(), 3);
+    for literal in ["%", "_", "LAPTOP-d_", "\\"] {
+        assert!(
+            serials(&h, by_subject(literal)).await.is_empty(),
+            "{literal}"
+        );
+    }
+    // With another filter, and paged.
+    let q = CertQuery {
+        status: Some("issued".into()),
+        ..by_subject("LAPTOP-d1")
+    };
+    assert_eq!(serials(&h, q).await.len(), 2);
+    let mut q = CertQuery {
+        limit: Some(1),
+        ..by_subject("laptop-d1")
+    };
+    let first = h
+        .svc
+        .search_certificates(&q.parse().unwrap())
+        .await
+        .unwrap();
+    q.before = first.next_before.clone();
+    let second = h
+        .svc
+        .search_certificates(&q.parse().unwrap())
+        .await
+        .unwrap();
+    let mut paged: Vec<String> = first
+        .certificates
+        .iter()
+        .chain(&second.certificates)
+        .map(|c| c.serial_hex.clone())
+        .collect();
+    paged.sort();
+    assert_eq!(paged, want);
+
+    // Rows from before the column: NULL until the store opens again, then filled in.
+    h.ddl("UPDATE certificates SET subject = NULL").await;
+    assert!(serials(&h, by_subject("contoso")).await.is_empty());
+    let reopened = h.reopen().await;
+    let page = reopened
+        .search_certificates(&by_subject("LAPTOP-D2").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.certificates.len(), 1);
+    assert_eq!(
+        page.certificates[0].subject.as_deref(),
+        Some("CN=LAPTOP-d2,O=Contoso")
+    );
+}
+
+/// No index serves a substring, so one page reads at most `scan` certificates: a page may
+/// hold fewer matches than asked (or none) and still name the next, and following the pages
+/// finds every match once.
+async fn a_subject_search_reads_a_bounded_window_and_goes_on_from_it(h: Harness) {
+    let (d1, d2) = three(&h).await;
+    let search = |subject: &str, before: Option<String>| CertSearch {
+        subject: Some(subject.into()),
+        scan: 1,
+        before,
+        limit: 50,
+        ..CertSearch::default()
+    };
+    let mut found = Vec::new();
+    let mut before = None;
+    for _ in 0..5 {
+        let page = h
+            .svc
+            .search_certificates(&search("contoso", before))
+            .await
+            .unwrap();
+        assert!(page.certificates.len() <= 1);
+        found.extend(page.certificates.into_iter().map(|c| c.serial_hex));
+        before = page.next_before;
+        if before.is_none() {
+            break;
+        }
+    }
+    assert!(before.is_none(), "the pages end");
+    found.sort();
+    let mut all = [d1, d2].concat();
+    all.sort();
+    assert_eq!(found, all);
+    // Nothing matches in the first window, yet the search says where to go on.
+    let page = h
+        .svc
+        .search_certificates(&search("nobody", None))
+        .await
+        .unwrap();
+    assert!(page.certificates.is_empty());
+    assert!(page.next_before.is_some());
+    // The API's searches read a window of SUBJECT_SCAN.
+    let q = by_subject("x").parse().unwrap();
+    assert_eq!(q.scan, policy_module::admin_certs::SUBJECT_SCAN);
 }
 
 async fn manual_revocation_is_queued_audited_and_delivered_with_its_reason(h: Harness) {

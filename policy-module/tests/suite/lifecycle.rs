@@ -44,7 +44,9 @@ pub(crate) async fn issue_all_with(
             requester: RequesterInfo::default(),
         };
         svc.verify_request(req).await.unwrap();
-        let (der, serial, thumb) = ca.issue(&key, 365);
+        // Each device's own subject, for the subject search (issue 18).
+        let cn = format!("LAPTOP-{device}");
+        let (der, serial, thumb) = ca.issue_as(&key, 365, &[("O", "Contoso"), ("CN", &cn)]);
         svc.notify(Notification {
             transaction_id: tx,
             outcome: Outcome::Issued {

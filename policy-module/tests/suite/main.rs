@@ -5,6 +5,7 @@ mod admin_renewal;
 mod api;
 mod certificates;
 mod cross_site;
+mod device_pages;
 use testkit::der;
 mod fake_ca;
 mod harness;

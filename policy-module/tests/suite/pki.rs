@@ -121,6 +121,16 @@ impl TestCa {
 
     /// (DER, serial hex, SHA-256 thumbprint hex) of a certificate for `subject_key`.
     pub fn issue(&self, subject_key: &PKey<Private>, days: u32) -> (Vec<u8>, String, String) {
+        self.issue_as(subject_key, days, &[("CN", "test device")])
+    }
+
+    /// [`Self::issue`] with a subject (attributes in encoding order).
+    pub fn issue_as(
+        &self,
+        subject_key: &PKey<Private>,
+        days: u32,
+        subject: &[(&str, &str)],
+    ) -> (Vec<u8>, String, String) {
         let mut b = X509::builder().unwrap();
         b.set_version(2).unwrap();
         let mut serial_bytes = [0u8; 16];
@@ -130,7 +140,9 @@ impl TestCa {
         b.set_serial_number(&Asn1Integer::from_bn(&serial).unwrap())
             .unwrap();
         let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "test device").unwrap();
+        for (attr, value) in subject {
+            name.append_entry_by_text(attr, value).unwrap();
+        }
         let name = name.build();
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
