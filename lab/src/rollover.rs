@@ -5,6 +5,7 @@
 //! one is retired: its CRL stays published and OCSP still answers for what it issued.
 //! The switch happens at a start, not while running: the lab's services hold their CA and RA
 //! identity for their lifetime, and a start is where every one of them is built afresh.
+//! `scep-lab serve` restarts the lab when [`crate::Lab::rollover_due`] resolves.
 
 use std::path::Path;
 
