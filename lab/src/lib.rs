@@ -688,7 +688,7 @@ async fn start_ca(
         ca_mock::init(&dir, &source, None).context("creating the CA hierarchy")?;
     }
     let next = match &options.rollover {
-        Some(plan) => rollover::prepare(&dir, plan, options.clock.now())?,
+        Some(plan) => rollover::prepare(&dir, plan.switch_at_unix, options.clock.now())?,
         None => None,
     };
     let material = ca_mock::CaMaterial::load(&dir, None).context("loading the CA hierarchy")?;
