@@ -100,6 +100,8 @@ pub struct CertificateAuthority {
     metrics: CaMetrics,
     /// Issuing CAs replaced by a rollover, still answering for what they issued.
     retired: Vec<Retired>,
+    /// Their CRLs as last published, by [`Retired::name`].
+    retired_crls: RwLock<BTreeMap<String, Arc<CrlSnapshot>>>,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -152,6 +154,7 @@ impl CertificateAuthority {
             crl: RwLock::new(None),
             metrics: CaMetrics::default(),
             retired: Vec::new(),
+            retired_crls: RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -179,14 +182,20 @@ impl CertificateAuthority {
 
     /// The CRL of the retired issuing CA named `name` (its serial, hex), if there is one.
     pub async fn retired_crl(&self, name: &str) -> Result<Option<Arc<CrlSnapshot>>, CaError> {
-        let Some(r) = self.retired.iter().find(|r| r.name == name) else {
+        if !self.retired.iter().any(|r| r.name == name) {
             return Ok(None);
+        }
+        let published = || {
+            self.retired_crls
+                .read()
+                .ok()
+                .and_then(|m| m.get(name).cloned())
         };
-        if let Some(c) = r.current_crl() {
+        if let Some(c) = published() {
             return Ok(Some(c));
         }
         self.refresh_crl().await?;
-        Ok(r.current_crl())
+        Ok(published())
     }
 
     /// The hierarchy.
@@ -587,15 +596,15 @@ impl CertificateAuthority {
         })
         .await
         .map_err(|e| CaError::Crypto(format!("CRL task failed: {e}")))??;
-        for (r, der) in self.retired.iter().zip(retired_der) {
-            let snapshot = Arc::new(CrlSnapshot {
-                der,
-                number,
-                this_update: now,
-                entries: count,
-            });
-            if let Ok(mut g) = r.crl.write() {
-                *g = Some(snapshot);
+        if let Ok(mut published) = self.retired_crls.write() {
+            for (r, der) in self.retired.iter().zip(retired_der) {
+                let snapshot = CrlSnapshot {
+                    der,
+                    number,
+                    this_update: now,
+                    entries: count,
+                };
+                published.insert(r.name.clone(), Arc::new(snapshot));
             }
         }
         let snapshot = Arc::new(CrlSnapshot {

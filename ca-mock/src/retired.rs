@@ -1,12 +1,11 @@
-//! Issuing CAs retired by a rollover ([`crate::rollover`]): each keeps answering OCSP and
+//! Issuing CAs retired by a rollover (`rollover.rs`): each keeps answering OCSP and
 //! publishing a CRL for the certificates it issued, and its profile still lints them. Serials
 //! are unique across the CA's store, so a retired CA's CRL is built from the same revoked
 //! entries as the current one's: an entry it never issued names no certificate of its own.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use crate::ca::CrlSnapshot;
 use crate::error::CaError;
 use crate::hierarchy::CaMaterial;
 use crate::lint::Profile;
@@ -19,7 +18,6 @@ pub(crate) struct Retired {
     /// Its certificate's serial, hex: names its CRL (`/crl/retired/<serial>.crl`, and
     /// `issuing-<serial>.crl` beside the current CRL file).
     pub(crate) name: String,
-    pub(crate) crl: RwLock<Option<Arc<CrlSnapshot>>>,
 }
 
 impl Retired {
@@ -32,16 +30,11 @@ impl Retired {
             material: Arc::new(material),
             profile,
             name,
-            crl: RwLock::new(None),
         })
     }
 
     /// Where its CRL is written: beside the current CRL file, if that is written.
     pub(crate) fn crl_path(&self, current: Option<&Path>) -> Option<PathBuf> {
         current.map(|p| p.with_file_name(format!("issuing-{}.crl", self.name)))
-    }
-
-    pub(crate) fn current_crl(&self) -> Option<Arc<CrlSnapshot>> {
-        self.crl.read().ok().and_then(|g| g.clone())
     }
 }

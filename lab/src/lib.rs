@@ -727,7 +727,7 @@ async fn start_ca(
     let root = openssl::x509::X509::from_pem(&root_pem).context("the root CA certificate")?;
     options.ca.check_existing(&root)?;
     let next = match &options.rollover {
-        Some(plan) => rollover::prepare(&dir, plan, options.clock.now())?,
+        Some(plan) => rollover::prepare(&dir, plan.switch_at_unix, options.clock.now())?,
         None => None,
     };
     let material = ca_mock::CaMaterial::load(&dir, None).context("loading the CA hierarchy")?;

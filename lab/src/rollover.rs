@@ -1,10 +1,11 @@
-//! The lab's scheduled CA rollover (issue 17 item 1; RFC 8894 §4.7): [`crate::RolloverPlan`]
-//! onto ca-mock's on-disk rollover ([`ca_mock::rollover`]). Before `switch_at` the next
+//! The lab's scheduled CA rollover (issue 17 item 1; RFC 8894 §4.7): a `RolloverPlan`'s
+//! `switch_at` onto ca-mock's on-disk rollover ([`ca_mock::rollover`]). Before `switch_at` the next
 //! issuing CA exists and GetNextCACert announces it; the first start at or after `switch_at`
 //! makes it the issuing CA (GetCACert then answers it, GetNextCACert stops), and the previous
 //! one is retired: its CRL stays published and OCSP still answers for what it issued.
 //! The switch happens at a start, not while running: the lab's services hold their CA and RA
 //! identity for their lifetime, and a start is where every one of them is built afresh.
+//! `scep-lab serve` restarts the lab when `Lab::rollover_due` resolves.
 
 use std::path::Path;
 
@@ -13,12 +14,9 @@ use ca_mock::rollover::Phase;
 use foundation::time::rfc3339;
 use openssl::x509::X509;
 
-use crate::RolloverPlan;
-
-/// Brings the CA directory `dir` in line with `plan` at `now`; the next issuing CA while it
-/// is still to be announced.
-pub(crate) fn prepare(dir: &Path, plan: &RolloverPlan, now: i64) -> Result<Option<X509>> {
-    let at = plan.switch_at_unix;
+/// Brings the CA directory `dir` in line with a switch planned at `at` (unix seconds) as seen
+/// at `now`; the next issuing CA while it is still to be announced.
+pub(crate) fn prepare(dir: &Path, at: i64, now: i64) -> Result<Option<X509>> {
     let phase = ca_mock::rollover::prepare(dir, at, now, None)
         .context("preparing the scheduled CA rollover")?;
     Ok(match phase {

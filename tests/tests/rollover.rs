@@ -348,3 +348,76 @@ async fn after_the_switch(databases: Databases) {
     lab.assert_reconciled().await.unwrap();
     lab.shutdown().await;
 }
+
+/// A client that fetched GetCACert before the switch encrypts to the RA encryption certificate
+/// of then; after the switch the RA's certificates are issued again by the new CA (same keys),
+/// and the previous encryption certificate still opens envelopes (until it expires).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holding_the_pre_switch_ra_certificate_still_enrolls_after_the_switch() {
+    let (clock, switch_at) = two_hours_ago();
+    let lab = TestLab::start_with(|o| {
+        o.clock = Arc::new(clock.clone());
+        o.rollover = Some(RolloverPlan {
+            switch_at_unix: switch_at,
+        });
+    })
+    .await
+    .unwrap();
+    lab.profile(PROFILE, |_| {}).await.unwrap();
+    let device = lab.targeted_device("ROLL-STALE", PROFILE).await.unwrap();
+    let stale = lab.raw_scep().await.unwrap();
+
+    clock.set(unix_now());
+    let lab = lab.restart(|_| {}).await.unwrap();
+    let fresh = lab.raw_scep().await.unwrap();
+    let new_ca = lab.ca().material().issuing.clone();
+    assert_ne!(der(&stale.ca.recipient), der(&fresh.ca.recipient));
+    assert_eq!(
+        fresh.ca.recipient.issuer_name().to_der().unwrap(),
+        new_ca.subject_name().to_der().unwrap(),
+        "the RA encryption certificate is issued again by the new CA"
+    );
+    assert!(
+        fresh
+            .ca
+            .recipient
+            .public_key()
+            .unwrap()
+            .public_eq(&stale.ca.recipient.public_key().unwrap()),
+        "for the same key"
+    );
+
+    let checkin = device.checkin().await.unwrap();
+    let key = rsa_key(2048).unwrap();
+    let csr = profile_csr(&checkin, &key).unwrap();
+    let parsed = scep::csr::Csr::from_der(&csr).unwrap();
+    let now = unix_now();
+    let signer = scep::client::self_signed_certificate(
+        &key,
+        &parsed.subject_name().unwrap(),
+        now - 3600,
+        now + 86_400,
+    )
+    .unwrap();
+    let id = random_transaction_id().unwrap();
+    // Sealed to the pre-switch RA certificate, answered (and opened) as the RA is now.
+    let (request, tx) = stale
+        .build(&scep::RequestBody::PkcsReq(parsed), &key, &signer, &id)
+        .unwrap();
+    let answer = fresh.post(request).await.unwrap();
+    assert_eq!(answer.status, 200);
+    let rep = scep::client::open_cert_rep(
+        &answer.body,
+        &tx,
+        &fresh.ca.reply_signers,
+        scep::cms::enveloped::DecryptionKey {
+            cert: &signer,
+            key: &key,
+        },
+        &scep::AlgorithmPolicy::default(),
+    )
+    .unwrap();
+    let cert = issued_cert(&rep, &key).unwrap();
+    assert!(cert.verify(&new_ca.public_key().unwrap()).unwrap());
+    lab.shutdown().await;
+}
