@@ -51,6 +51,10 @@ enum Command {
         /// (a standalone NDES with one password), without asking the policy module.
         #[arg(long)]
         plain_challenge_file: Option<PathBuf>,
+        /// HTTPS on every listener with certificates from the lab's own CA (renewed before
+        /// they expire); SCEP stays on plain HTTP too, and is offered over HTTPS on port 8443.
+        #[arg(long)]
+        tls: bool,
     },
     /// Check invariants I1-I8 across the CA store, the published CRL, OCSP, the policy store
     /// and the pending store; exit status 1 on any violation. Safe while the lab runs.
@@ -122,11 +126,18 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             console_port,
             ca_in_process,
             plain_challenge_file,
+            tls,
         } => {
             let mut options = scep_lab::LabOptions::new(&data);
             options.ports = [ports[0], ports[1], ports[2]];
             options.console_port = console_port;
             options.ca_in_process = ca_in_process;
+            if tls {
+                options.tls = Some(scep_lab::TlsOptions {
+                    mutual: false,
+                    scep_https_port: SCEP_HTTPS_PORT,
+                });
+            }
             if let Some(file) = plain_challenge_file {
                 options.plain_challenge = Some(
                     ndes_proxy::config::read_challenge(&file)
@@ -194,11 +205,21 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
+/// `serve --tls`'s port of SCEP over HTTPS.
+const SCEP_HTTPS_PORT: u16 = 8443;
+
 /// What `scep-lab serve` prints once the lab is up: its URLs, the root's fingerprint, where
-/// the tokens are.
+/// the tokens are, and with TLS on the HTTPS SCEP URL and the root file to pin.
 fn serve_banner(lab: &scep_lab::Lab) -> String {
     let secrets = lab.data_dir().join("secrets");
-    format!(
+    let tls = match (lab.scep_https_url(), lab.tls_root_path()) {
+        (Some(url), Some(root)) => format!(
+            "SCEP (HTTPS)   {url}\nTLS root to pin: {} (curl --cacert)\n",
+            root.display()
+        ),
+        _ => String::new(),
+    };
+    tls + &format!(
         "ca-mock        {}\npolicy-module  {}\nndes-proxy     {}\nmscep_admin    {}\n\
          root CA SHA-256 (pin this): {}\nconsole        {}\n  sign in with the token in {} (read-only: {})\n\
          API tokens in  {}\nserving; Ctrl-C stops\n",

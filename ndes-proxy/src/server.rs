@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use foundation::tls::ServerTls;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use foundation::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
@@ -84,7 +84,9 @@ async fn serve_listeners(
     let plain_loop = accept().run(plain, plain_app, None, stop_rx.clone());
     let https_loop = async {
         if let Some((listener, app, tls)) = https {
-            accept().run(listener, app, Some(tls), stop_rx.clone()).await;
+            accept()
+                .run(listener, app, Some(tls), stop_rx.clone())
+                .await;
         }
     };
     let stopper = async move {
