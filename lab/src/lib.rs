@@ -228,6 +228,13 @@ pub const DEVICE_TEMPLATES: [&str; 1] = ["IPSECIntermediateOffline"];
 impl Lab {
     /// Start every service; returns once all are accepting connections.
     pub async fn start(options: LabOptions) -> Result<Self> {
+        if options.tls.as_ref().is_some_and(|t| t.mutual) {
+            // Refused rather than ignored: a caller asking for mTLS must not get bearer tokens.
+            anyhow::bail!(
+                "TLS with client certificates between services (tls.mutual) is not available yet; \
+                 turn it off to run with server TLS and bearer tokens"
+            );
+        }
         let data = &options.data_dir;
         for sub in ["ca", "policy", "ndes", "secrets"] {
             std::fs::create_dir_all(data.join(sub))
@@ -483,6 +490,10 @@ impl Lab {
             options: LabOptions {
                 ports: [ca_addr.port(), policy_addr.port(), scep_addr.port()],
                 console_port: console_addr.port(),
+                tls: options.tls.clone().map(|t| TlsOptions {
+                    scep_https_port: scep_https_addr.map_or(t.scep_https_port, |a| a.port()),
+                    ..t
+                }),
                 ..options.clone()
             },
             stop,
