@@ -52,9 +52,12 @@ enum Command {
         #[arg(long)]
         plain_challenge_file: Option<PathBuf>,
         /// HTTPS on every listener with certificates from the lab's own CA (renewed before
-        /// they expire); SCEP stays on plain HTTP too, and is offered over HTTPS on port 8443.
+        /// they expire); SCEP stays on plain HTTP too, and is offered over HTTPS as well.
         #[arg(long)]
         tls: bool,
+        /// Port of SCEP over HTTPS (and of ndes-proxy's admin side) with `--tls`.
+        #[arg(long, default_value_t = 8443, requires = "tls")]
+        scep_https_port: u16,
     },
     /// Check invariants I1-I8 across the CA store, the published CRL, OCSP, the policy store
     /// and the pending store; exit status 1 on any violation. Safe while the lab runs.
@@ -127,6 +130,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             ca_in_process,
             plain_challenge_file,
             tls,
+            scep_https_port,
         } => {
             let mut options = scep_lab::LabOptions::new(&data);
             options.ports = [ports[0], ports[1], ports[2]];
@@ -135,7 +139,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             if tls {
                 options.tls = Some(scep_lab::TlsOptions {
                     mutual: false,
-                    scep_https_port: SCEP_HTTPS_PORT,
+                    scep_https_port,
                 });
             }
             if let Some(file) = plain_challenge_file {
@@ -204,9 +208,6 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         }
     }
 }
-
-/// `serve --tls`'s port of SCEP over HTTPS.
-const SCEP_HTTPS_PORT: u16 = 8443;
 
 /// What `scep-lab serve` prints once the lab is up: its URLs, the root's fingerprint, where
 /// the tokens are, and with TLS on the HTTPS SCEP URL and the root file to pin.
