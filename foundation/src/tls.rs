@@ -80,6 +80,11 @@ impl ServerTls {
         Ok(())
     }
 
+    /// The acceptor of the next handshake (for accept loops of their own, like ndes-proxy's).
+    pub fn acceptor(&self) -> Arc<SslAcceptor> {
+        self.current()
+    }
+
     fn current(&self) -> Arc<SslAcceptor> {
         self.acceptor
             .read()
@@ -179,13 +184,6 @@ pub async fn handshake(
             std::io::ErrorKind::TimedOut,
             "TLS handshake timed out",
         )),
-    }
-}
-
-impl ServerTls {
-    /// The acceptor of the next handshake (for accept loops of their own, like ndes-proxy's).
-    pub fn acceptor(&self) -> Arc<SslAcceptor> {
-        self.current()
     }
 }
 

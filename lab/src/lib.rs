@@ -9,6 +9,9 @@
 //!
 //! Every API token is random per start and written (0600) under `<data>/secrets/`.
 //!
+//! With [`LabOptions::tls`], every listener but plain SCEP serves HTTPS with a certificate
+//! from the lab's own CA ([`tls`]), and the services call each other with its root pinned.
+//!
 //! [`services::prepare`] writes instead a directory from which the three services run as
 //! separate processes (`ca-mock serve`, `policy-module serve`, `ndes-proxy serve`), one or
 //! several instances each, on SQLite or a shared PostgreSQL.
