@@ -522,6 +522,25 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_on(listener, None, state, shutdown).await
+}
+
+/// [`serve`] over HTTPS with `tls`'s certificate (issue 17 item 4).
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<foundation::tls::ServerTls>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_on(listener, Some(tls), state, shutdown).await
+}
+
+async fn serve_on(
+    listener: TcpListener,
+    tls: Option<Arc<foundation::tls::ServerTls>>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let ca = Arc::clone(&state.ca);
     let every = state.crl_refresh;
@@ -539,12 +558,18 @@ pub async fn serve(
             }
         }
     });
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await;
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let result = match tls {
+        Some(tls) => foundation::tls::serve_tls(listener, tls, router(state), shutdown).await,
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     refresher.abort();
     result
 }

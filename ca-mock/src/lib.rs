@@ -61,7 +61,7 @@ pub mod template;
 #[cfg(test)]
 mod robustness_tests;
 
-pub use api::{router, serve};
+pub use api::{router, serve, serve_tls};
 pub use ca::{CaSettings, CertificateAuthority, CrlSnapshot};
 pub use config::{Config, open, open_without_publishing};
 pub use crl::write_atomically;

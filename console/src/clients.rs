@@ -10,6 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use foundation::Secret;
+use foundation::tls::ClientTls;
 use policy_api::trace::{DeviceHistory, TransactionTrace};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -73,10 +74,22 @@ impl fmt::Debug for Api {
 
 impl Api {
     fn new(service: &'static str, base: &str, token: Secret) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
+        Self::pinned(service, base, token, None)
+    }
+
+    /// Over HTTPS, `tls` pins the one CA the service's certificate must chain to.
+    fn pinned(
+        service: &'static str,
+        base: &str,
+        token: Secret,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, ApiError> {
+        let unreachable = |_| ApiError::Unreachable { service };
+        let http = foundation::tls::client_builder(tls)
+            .map_err(|_| ApiError::Unreachable { service })?
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|_| ApiError::Unreachable { service })?;
+            .map_err(unreachable)?;
         Ok(Self {
             service,
             http,
@@ -295,6 +308,11 @@ impl PolicyAdmin {
         Api::new("policy-module", base, token).map(Self)
     }
 
+    /// The same over HTTPS with `tls`'s CA pinned (`None`: as [`Self::new`]).
+    pub fn pinned(base: &str, token: Secret, tls: Option<&ClientTls>) -> Result<Self, ApiError> {
+        Api::pinned("policy-module", base, token, tls).map(Self)
+    }
+
     /// One page of devices by id (`limit` from `offset`, matching `needle` if not empty) and
     /// how many match in all (`X-Total-Count`).
     pub async fn device_page(
@@ -471,6 +489,11 @@ impl NdesAdmin {
         Api::new("ndes-proxy", base, token).map(Self)
     }
 
+    /// The same over HTTPS with `tls`'s CA pinned (`None`: as [`Self::new`]).
+    pub fn pinned(base: &str, token: Secret, tls: Option<&ClientTls>) -> Result<Self, ApiError> {
+        Api::pinned("ndes-proxy", base, token, tls).map(Self)
+    }
+
     /// Requests awaiting an administrator's approval.
     pub async fn pending(&self) -> Result<Vec<Pending>, ApiError> {
         self.0
@@ -504,6 +527,11 @@ impl ChallengeMinter {
     /// A minter for ndes-proxy at `base`.
     pub fn new(base: &str, token: Secret) -> Result<Self, ApiError> {
         Api::new("ndes-proxy", base, token).map(Self)
+    }
+
+    /// The same over HTTPS with `tls`'s CA pinned (`None`: as [`Self::new`]).
+    pub fn pinned(base: &str, token: Secret, tls: Option<&ClientTls>) -> Result<Self, ApiError> {
+        Api::pinned("ndes-proxy", base, token, tls).map(Self)
     }
 
     /// One new challenge (each call mints one, as each visit of the page does).

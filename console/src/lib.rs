@@ -285,3 +285,14 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// [`serve`] over HTTPS with `tls`'s certificate (issue 17 item 4); give the state
+/// [`ConsoleState::with_secure_cookie`] so the session cookie is `Secure`.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<foundation::tls::ServerTls>,
+    state: ConsoleState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    foundation::tls::serve_tls(listener, tls, router(state), shutdown).await
+}

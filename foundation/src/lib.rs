@@ -12,6 +12,7 @@
 //! | `sql` | (feature `sql`) the durable SQLite/PostgreSQL pool and its query macro |
 //! | [`rate_limit`] | per-source token buckets for the requests anyone can make expensive |
 //! | `http` | (feature `http`) bearer tokens from headers, cross-site checks |
+//! | `tls` | (feature `tls`) HTTPS listeners with live certificate reload, clients that pin one CA |
 //! | `log` | (feature `log`) one logging set-up for every binary: `--log-format json\|text`, no ANSI off a terminal |
 //!
 //! Nothing here knows about SCEP, policies or CAs: the services build on these types, and
@@ -31,6 +32,8 @@ pub mod serial;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod time;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -9,6 +9,9 @@
 //!
 //! Every API token is random per start and written (0600) under `<data>/secrets/`.
 //!
+//! With [`LabOptions::tls`], every listener but plain SCEP serves HTTPS with a certificate
+//! from the lab's own CA ([`tls`]), and the services call each other with its root pinned.
+//!
 //! [`services::prepare`] writes instead a directory from which the three services run as
 //! separate processes (`ca-mock serve`, `policy-module serve`, `ndes-proxy serve`), one or
 //! several instances each, on SQLite or a shared PostgreSQL.
@@ -30,6 +33,7 @@ mod ra;
 pub mod reconcile;
 mod rollover;
 pub mod services;
+pub mod tls;
 
 use foundation::{Clock, SystemClock};
 
@@ -215,8 +219,10 @@ pub struct Lab {
     policy_addr: SocketAddr,
     scep_addr: SocketAddr,
     console_addr: SocketAddr,
+    scep_https_addr: Option<SocketAddr>,
     root_fingerprint: String,
     tokens: Tokens,
+    tls: Option<Arc<tls::LabTls>>,
     ca: ca_mock::AppState,
     policy: PolicyService,
     data_dir: PathBuf,
@@ -246,6 +252,13 @@ pub const DEVICE_TEMPLATES: [&str; 1] = ["IPSECIntermediateOffline"];
 impl Lab {
     /// Start every service; returns once all are accepting connections.
     pub async fn start(options: LabOptions) -> Result<Self> {
+        if options.tls.as_ref().is_some_and(|t| t.mutual) {
+            // Refused rather than ignored: a caller asking for mTLS must not get bearer tokens.
+            anyhow::bail!(
+                "TLS with client certificates between services (tls.mutual) is not available yet; \
+                 turn it off to run with server TLS and bearer tokens"
+            );
+        }
         let data = &options.data_dir;
         for sub in ["ca", "policy", "ndes", "secrets"] {
             std::fs::create_dir_all(data.join(sub))
@@ -270,31 +283,61 @@ impl Lab {
             scep_listener.local_addr()?,
             console_listener.local_addr()?,
         );
+        // With TLS on, SCEP is offered over HTTPS too, and everything else moves there.
+        let scep_https_listener = match &options.tls {
+            Some(t) => Some(
+                bind(t.scep_https_port)
+                    .await
+                    .context("binding ndes-proxy's HTTPS listener")?,
+            ),
+            None => None,
+        };
+        let scep_https_addr = match &scep_https_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let ca_url = format!("{scheme}://{ca_addr}");
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
         // ca-mock.
         let lab_clock = options.clock.clone();
-        let (ca, next_issuing) = start_ca(
-            data,
-            &format!("http://{ca_addr}"),
-            &tokens,
-            &options,
-            &grant_key,
-        )
-        .await?;
+        let (ca, next_issuing) = start_ca(data, &ca_url, &tokens, &options, &grant_key).await?;
         let root_fingerprint = ca.ca.material().root_fingerprint()?;
-        tasks.push(spawn_server(
-            "ca-mock",
-            ca_mock::serve(ca_listener, ca.clone(), stopped(stop_rx.clone())),
-        ));
+        let tls = match &options.tls {
+            Some(_) => Some(Arc::new(
+                tls::LabTls::start(&ca.ca, data, options.bind, options.clock.as_ref()).await?,
+            )),
+            None => None,
+        };
+        let pin = tls.as_ref().map(|t| t.pin().clone());
+        let pin = pin.as_ref();
+        let ca_stop = stopped(stop_rx.clone());
+        let server_tls = |name: &str| tls.as_ref().map(|t| t.server(name)).transpose();
+        tasks.push(spawn_server("ca-mock", {
+            let (tls, ca) = (server_tls("ca-mock")?, ca.clone());
+            async move {
+                match tls {
+                    Some(t) => ca_mock::serve_tls(ca_listener, t, ca, ca_stop).await,
+                    None => ca_mock::serve(ca_listener, ca, ca_stop).await,
+                }
+            }
+        }));
 
         // policy-module, with its revocation outbox delivering to ca-mock.
         let store = open_policy_store(data, &options.databases, lab_clock.clone()).await?;
-        let templates = policy_module::template_source::CaTemplates::new(
-            &format!("http://{ca_addr}"),
-            &tokens.ca_policy,
-        )?;
+        let templates = policy_module::template_source::CaTemplates::from_client(
+            ca_api::client::CaClient::with_http(
+                http_client(pin, 5, Some(2))?,
+                &ca_url,
+                Some(tokens.ca_policy.expose().to_owned()),
+            ),
+        );
         let policy = PolicyService::new(
             store.clone(),
             ServiceConfig {
@@ -305,24 +348,35 @@ impl Lab {
             },
         )
         .with_templates(Arc::new(templates))
-        .with_records(Arc::new(ca_api::client::CaClient::new(
-            &format!("http://{ca_addr}"),
+        .with_records(Arc::new(ca_api::client::CaClient::with_http(
+            http_client(pin, 30, None)?,
+            &ca_url,
             Some(tokens.ca_policy.expose().to_owned()),
-        )?));
+        )));
         apply_policy_settings(&policy, &options).await?;
         let api = policy_module::api::ApiState {
             service: policy.clone(),
             admin_token: tokens.policy_admin.clone(),
             ndes_token: tokens.policy_ndes.clone(),
         };
-        tasks.push(spawn_server(
-            "policy-module",
-            policy_module::api::serve(policy_listener, api, stopped(stop_rx.clone())),
-        ));
-        let revoker = policy_module::outbox::HttpRevoker::new(
-            &format!("http://{ca_addr}"),
-            tokens.ca_policy.clone(),
-        )?;
+        let policy_stop = stopped(stop_rx.clone());
+        tasks.push(spawn_server("policy-module", {
+            let tls = server_tls("policy-module")?;
+            async move {
+                match tls {
+                    Some(t) => {
+                        policy_module::api::serve_tls(policy_listener, t, api, policy_stop).await
+                    }
+                    None => policy_module::api::serve(policy_listener, api, policy_stop).await,
+                }
+            }
+        }));
+        let revoker =
+            policy_module::outbox::HttpRevoker::from_client(ca_api::client::CaClient::with_http(
+                http_client(pin, 10, Some(5))?,
+                &ca_url,
+                Some(tokens.ca_policy.expose().to_owned()),
+            ));
         let config = policy_module::outbox::OutboxConfig {
             poll_interval: options.outbox_poll,
             ..Default::default()
@@ -350,13 +404,11 @@ impl Lab {
                 ndes_issue_right(&options),
             ))
         } else {
-            let ca_client = ca_api::client::CaClient::new(
-                options
-                    .ndes_ca_url
-                    .as_deref()
-                    .unwrap_or(&format!("http://{ca_addr}")),
+            let ca_client = ca_api::client::CaClient::with_http(
+                http_client(pin, 30, None)?,
+                options.ndes_ca_url.as_deref().unwrap_or(&ca_url),
                 Some(tokens.ca_ndes.expose().to_owned()),
-            )?;
+            );
             Arc::new(ca_api::HttpCa::new(ca_client))
         };
         let ndes_policy: Arc<dyn policy_api::NdesPolicy> = match &options.plain_challenge {
@@ -388,37 +440,80 @@ impl Lab {
             ndes = ndes.admin_token(token);
         }
         let ndes = ndes.build();
-        tasks.push(spawn_server(
-            "ndes-proxy",
-            ndes_proxy::serve(scep_listener, ndes, stopped(stop_rx.clone())),
-        ));
+        let ndes_stop = stopped(stop_rx.clone());
+        // The admin side's URL: ndes-proxy's HTTPS listener when TLS is on.
+        let ndes_admin_base = match scep_https_addr {
+            Some(a) => format!("https://{a}"),
+            None => format!("http://{scep_addr}"),
+        };
+        tasks.push(spawn_server("ndes-proxy", {
+            let (tls, https_base) = (server_tls("ndes-proxy")?, ndes_admin_base.clone());
+            async move {
+                match (tls, scep_https_listener) {
+                    (Some(t), Some(https)) => {
+                        ndes_proxy::serve_tls(scep_listener, https, ndes, t, &https_base, ndes_stop)
+                            .await
+                    }
+                    _ => ndes_proxy::serve(scep_listener, ndes, ndes_stop).await,
+                }
+            }
+        }));
 
         // The web console, over the three services' own APIs (issue 18).
         let console = console_state(
             &tokens,
-            &format!("http://{ca_addr}"),
-            &format!("http://{policy_addr}"),
-            &format!("http://{scep_addr}"),
+            ConsoleLinks {
+                ca: &ca_url,
+                policy: &format!("{scheme}://{policy_addr}"),
+                scep: &format!("http://{scep_addr}"),
+                ndes_admin: &ndes_admin_base,
+            },
+            pin,
             options.clock.clone(),
         )?;
-        tasks.push(spawn_server(
-            "scep-console",
-            scep_console::serve(console_listener, console, stopped(stop_rx)),
-        ));
+        let console_stop = stopped(stop_rx.clone());
+        tasks.push(spawn_server("scep-console", {
+            let tls = server_tls("scep-console")?;
+            async move {
+                match tls {
+                    Some(t) => {
+                        let console = console.with_secure_cookie(true);
+                        scep_console::serve_tls(console_listener, t, console, console_stop).await
+                    }
+                    None => scep_console::serve(console_listener, console, console_stop).await,
+                }
+            }
+        }));
+
+        // Server certificates are re-issued when a third of their lifetime is left.
+        if let Some(t) = &tls {
+            tasks.push(tokio::spawn(renew_tls(
+                t.clone(),
+                ca.ca.clone(),
+                options.clock.clone(),
+                stopped(stop_rx),
+            )));
+        }
 
         Ok(Self {
             ca_addr,
             policy_addr,
             scep_addr,
             console_addr,
+            scep_https_addr,
             root_fingerprint,
             tokens,
+            tls,
             ca,
             policy,
             data_dir: data.clone(),
             options: LabOptions {
                 ports: [ca_addr.port(), policy_addr.port(), scep_addr.port()],
                 console_port: console_addr.port(),
+                tls: options.tls.clone().map(|t| TlsOptions {
+                    scep_https_port: scep_https_addr.map_or(t.scep_https_port, |a| a.port()),
+                    ..t
+                }),
                 ..options.clone()
             },
             rollover_pending,
@@ -427,14 +522,52 @@ impl Lab {
         })
     }
 
-    /// ca-mock's base URL (API, CA certificates, CRL, OCSP).
-    pub fn ca_url(&self) -> String {
-        format!("http://{}", self.ca_addr)
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
-    /// policy-module's base URL (admin API, check-in).
+    /// ca-mock's base URL (API, CA certificates, CRL, OCSP); https with TLS on.
+    pub fn ca_url(&self) -> String {
+        format!("{}://{}", self.scheme(), self.ca_addr)
+    }
+
+    /// policy-module's base URL (admin API, check-in); https with TLS on.
     pub fn policy_url(&self) -> String {
-        format!("http://{}", self.policy_addr)
+        format!("{}://{}", self.scheme(), self.policy_addr)
+    }
+
+    /// SCEP over HTTPS (TLS on only), beside [`Self::scep_url`]'s plain HTTP.
+    pub fn scep_https_url(&self) -> Option<String> {
+        self.scep_https_addr
+            .map(|a| format!("https://{a}/certsrv/mscep/mscep.dll"))
+    }
+
+    /// ndes-proxy's base URL for its admin side (mscep_admin, `/admin/v1`): the HTTPS listener
+    /// with TLS on, the one listener otherwise.
+    pub fn ndes_admin_base(&self) -> String {
+        match self.scep_https_addr {
+            Some(a) => format!("https://{a}"),
+            None => format!("http://{}", self.scep_addr),
+        }
+    }
+
+    /// `<data>/tls/root.pem`, the root every HTTPS client pins (TLS on only).
+    pub fn tls_root_path(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|t| t.root_path())
+    }
+
+    /// The lab's TLS material (TLS on only).
+    pub fn tls(&self) -> Option<&tls::LabTls> {
+        self.tls.as_deref()
+    }
+
+    /// Re-issue and reload the server certificates due at the lab clock's now (what the
+    /// renewal task does hourly); returns the services renewed.
+    pub async fn renew_tls_due(&self) -> Result<Vec<&'static str>> {
+        match &self.tls {
+            Some(t) => t.renew_due(&self.ca.ca, self.options.clock.now()).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The SCEP URL devices are given (NDES's path).
@@ -444,12 +577,12 @@ impl Lab {
 
     /// NDES's admin page: a one-time challenge per visit (bearer [`Tokens::mscep_admin`]).
     pub fn mscep_admin_url(&self) -> String {
-        format!("http://{}/certsrv/mscep_admin/", self.scep_addr)
+        format!("{}/certsrv/mscep_admin/", self.ndes_admin_base())
     }
 
-    /// The web console's base URL (sign in with [`Tokens::console_admin`]).
+    /// The web console's base URL (sign in with [`Tokens::console_admin`]); https with TLS on.
     pub fn console_url(&self) -> String {
-        format!("http://{}", self.console_addr)
+        format!("{}://{}", self.scheme(), self.console_addr)
     }
 
     /// SHA-256 fingerprint of the root CA certificate, lowercase hex.
@@ -555,6 +688,43 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     }
 }
 
+/// How often the renewal task looks at the server certificates' lifetimes.
+const TLS_RENEWAL_CHECK: Duration = Duration::from_secs(3600);
+
+/// Re-issues each server certificate when a third of its lifetime is left (lab clock).
+async fn renew_tls(
+    tls: Arc<tls::LabTls>,
+    ca: Arc<ca_mock::CertificateAuthority>,
+    clock: Arc<dyn Clock>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(TLS_RENEWAL_CHECK);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => {
+                if let Err(e) = tls.renew_due(&ca, clock.now()).await {
+                    tracing::error!(error = %format!("{e:#}"), "TLS certificate renewal failed");
+                }
+            }
+        }
+    }
+}
+
+/// A reqwest client with these timeouts, pinned to the lab's root when TLS is on.
+fn http_client(
+    pin: Option<&foundation::tls::ClientTls>,
+    timeout_secs: u64,
+    connect_secs: Option<u64>,
+) -> Result<reqwest::Client> {
+    let mut b = foundation::tls::client_builder(pin)?.timeout(Duration::from_secs(timeout_secs));
+    if let Some(c) = connect_secs {
+        b = b.connect_timeout(Duration::from_secs(c));
+    }
+    Ok(b.build()?)
+}
+
 fn spawn_server(
     name: &'static str,
     server: impl Future<Output = std::io::Result<()>> + Send + 'static,
@@ -566,34 +736,54 @@ fn spawn_server(
     })
 }
 
+/// Where the console finds the services.
+struct ConsoleLinks<'a> {
+    ca: &'a str,
+    policy: &'a str,
+    /// SCEP's (plain) base.
+    scep: &'a str,
+    /// mscep_admin and `/admin/v1`'s base (HTTPS with TLS on).
+    ndes_admin: &'a str,
+}
+
 /// The console, reading and acting through the services' APIs with their own tokens.
 fn console_state(
     tokens: &Tokens,
-    ca: &str,
-    policy: &str,
-    ndes: &str,
+    urls: ConsoleLinks<'_>,
+    pin: Option<&foundation::tls::ClientTls>,
     clock: Arc<dyn Clock>,
 ) -> Result<scep_console::ConsoleState> {
+    let ConsoleLinks {
+        ca,
+        policy,
+        scep,
+        ndes_admin: ndes,
+    } = urls;
     let credentials = scep_console::auth::Credentials {
         admin_token: foundation::BearerToken::from_secret(&tokens.console_admin),
         read_only_token: foundation::BearerToken::from_secret(&tokens.console_readonly),
         users: Vec::new(),
     };
     let links = scep_console::Links {
-        scep_url: format!("{ndes}/certsrv/mscep/mscep.dll"),
+        scep_url: format!("{scep}/certsrv/mscep/mscep.dll"),
         mscep_admin_url: format!("{ndes}/certsrv/mscep_admin/"),
     };
     Ok(scep_console::ConsoleState::new(
-        scep_console::clients::PolicyAdmin::new(policy, tokens.policy_admin.clone())?,
-        ca_api::client::CaClient::new(ca, Some(tokens.ca_console.expose().to_owned()))?,
-        scep_console::clients::NdesAdmin::new(ndes, tokens.ndes_admin.clone())?,
+        scep_console::clients::PolicyAdmin::pinned(policy, tokens.policy_admin.clone(), pin)?,
+        ca_api::client::CaClient::with_http(
+            http_client(pin, 30, None)?,
+            ca,
+            Some(tokens.ca_console.expose().to_owned()),
+        ),
+        scep_console::clients::NdesAdmin::pinned(ndes, tokens.ndes_admin.clone(), pin)?,
         links,
         credentials,
         clock,
     )
-    .with_challenge_minter(scep_console::clients::ChallengeMinter::new(
+    .with_challenge_minter(scep_console::clients::ChallengeMinter::pinned(
         ndes,
         tokens.mscep_admin.clone(),
+        pin,
     )?))
 }
 
@@ -741,6 +931,9 @@ async fn start_ca(
     }
     templates.retain(|t| !options.extra_templates.iter().any(|x| x.name == t.name));
     templates.extend(options.extra_templates.iter().cloned());
+    if options.tls.is_some() {
+        templates.push(tls::server_template()?);
+    }
     // Each caller gets what it needs and no more: ndes-proxy issues device certificates
     // (its own RA certificates are issued by the lab at the CA's console, `ra::identity`).
     let ndes = Caller::new(

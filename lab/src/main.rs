@@ -61,6 +61,13 @@ enum Command {
         /// (a standalone NDES with one password), without asking the policy module.
         #[arg(long)]
         plain_challenge_file: Option<PathBuf>,
+        /// HTTPS on every listener with certificates from the lab's own CA (renewed before
+        /// they expire); SCEP stays on plain HTTP too, and is offered over HTTPS as well.
+        #[arg(long)]
+        tls: bool,
+        /// Port of SCEP over HTTPS (and of ndes-proxy's admin side) with `--tls`.
+        #[arg(long, default_value_t = 8443, requires = "tls")]
+        scep_https_port: u16,
     },
     /// Check invariants I1-I8 across the CA store, the published CRL, OCSP, the policy store
     /// and the pending store; exit status 1 on any violation. Safe while the lab runs.
@@ -153,6 +160,8 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             postgres_url_file,
             ca_in_process,
             plain_challenge_file,
+            tls,
+            scep_https_port,
         } => {
             let mut plan = plan.take().context("serve's configuration")?;
             plan.override_with(&scep_lab::config::ServeOverrides {
@@ -168,6 +177,12 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     .context("preparing the PostgreSQL databases")?;
             }
             options.ca_in_process = ca_in_process;
+            if tls {
+                options.tls = Some(scep_lab::TlsOptions {
+                    mutual: false,
+                    scep_https_port,
+                });
+            }
             if let Some(file) = plain_challenge_file {
                 options.plain_challenge = Some(
                     ndes_proxy::config::read_challenge(&file)
@@ -300,10 +315,17 @@ fn serve_plan(config: Option<&std::path::Path>) -> anyhow::Result<scep_lab::conf
 }
 
 /// What `scep-lab serve` prints once the lab is up: its URLs, the root's fingerprint, where
-/// the tokens are.
+/// the tokens are, and with TLS on the HTTPS SCEP URL and the root file to pin.
 fn serve_banner(lab: &scep_lab::Lab) -> String {
     let secrets = lab.data_dir().join("secrets");
-    format!(
+    let tls = match (lab.scep_https_url(), lab.tls_root_path()) {
+        (Some(url), Some(root)) => format!(
+            "SCEP (HTTPS)   {url}\nTLS root to pin: {} (curl --cacert)\n",
+            root.display()
+        ),
+        _ => String::new(),
+    };
+    tls + &format!(
         "ca-mock        {}\npolicy-module  {}\nndes-proxy     {}\nmscep_admin    {}\n\
          root CA SHA-256 (pin this): {}\nconsole        {}\n  sign in with the token in {} (read-only: {})\n\
          API tokens in  {}\nserving; Ctrl-C stops\n",

@@ -46,7 +46,7 @@ pub use pending::{MemoryPendingStore, PendingStore, SqlPendingStore};
 pub use plain::StaticChallenge;
 pub use ra::{KeyPair, RaIdentity};
 pub use routes::router;
-pub use server::serve;
+pub use server::{serve, serve_tls};
 pub use settings::{
     DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS, DEFAULT_PKI_RATE_LIMIT, MscepAdmin, QueueSettings,
     Settings,

@@ -267,6 +267,16 @@ pub async fn serve(
         .await
 }
 
+/// [`serve`] over HTTPS with `tls`'s certificate (issue 17 item 4).
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<foundation::tls::ServerTls>,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    foundation::tls::serve_tls(listener, tls, router(state), shutdown).await
+}
+
 fn err(status: StatusCode, code: &str, message: Option<String>) -> Response {
     let mut body = json!({ "error": code });
     if let Some(m) = message {

@@ -76,6 +76,11 @@ impl HttpRevoker {
         Ok(Self { client })
     }
 
+    /// Revokes through `client` (built by the caller, e.g. pinned to the lab's CA over HTTPS).
+    pub fn from_client(client: CaClient) -> Self {
+        Self { client }
+    }
+
     /// The CA client (the trace reads the CA's records with it).
     pub fn client(&self) -> &CaClient {
         &self.client

@@ -42,6 +42,11 @@ impl CaTemplates {
         let client = CaClient::with_http(http, ca_base, Some(token.expose().to_owned()));
         Ok(Self { client })
     }
+
+    /// Asks through `client` (built by the caller, e.g. pinned to the lab's CA over HTTPS).
+    pub fn from_client(client: CaClient) -> Self {
+        Self { client }
+    }
 }
 
 #[async_trait::async_trait]

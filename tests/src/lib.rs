@@ -87,9 +87,7 @@ impl TestLab {
         options.outbox_poll = Duration::from_millis(200);
         edit(&mut options);
         let lab = Lab::start(options).await?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
+        let http = lab_http(&lab)?.timeout(Duration::from_secs(30)).build()?;
         let mdm = MdmClient::new(http, &lab.policy_url());
         Ok(Self { lab, dir, mdm })
     }
@@ -361,6 +359,14 @@ pub fn ensure_clean(report: &scep_lab::reconcile::Report) -> Result<()> {
         String::from_utf8_lossy(&text)
     );
     Ok(())
+}
+
+/// A reqwest builder for `lab`'s APIs: pinned to its root when TLS is on.
+pub fn lab_http(lab: &Lab) -> Result<reqwest::ClientBuilder> {
+    Ok(match lab.tls() {
+        Some(t) => t.pin().builder()?,
+        None => reqwest::Client::builder(),
+    })
 }
 
 /// A device with its own device-agent state directory and MDM credential.

@@ -1,0 +1,256 @@
+//! HTTPS for the services' own listeners and their calls to each other (issue 17 item 4).
+//!
+//! - [`ServerTls`]: a certificate chain and key from PEM, held behind a lock so that a renewed
+//!   certificate is served from the next handshake on, without a restart ([`ServerTls::reload`]).
+//! - [`serve_tls`]: the accept loop (handshake, then hyper's HTTP/1 serving an axum router),
+//!   with the same graceful shutdown as `axum::serve(..).with_graceful_shutdown(..)`.
+//! - [`ClientTls`]: what a caller trusts, one pinned root and nothing else (no system roots),
+//!   plus an optional client certificate; [`ClientTls::builder`] gives a reqwest builder.
+//!
+//! OpenSSL throughout (the project's one crypto stack); keys never appear in errors or Debug.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use openssl::pkey::PKey;
+use openssl::ssl::{Ssl, SslAcceptor, SslMethod};
+use openssl::x509::X509;
+use tokio::net::TcpListener;
+use tokio_openssl::SslStream;
+use tower::ServiceExt;
+
+/// A client must complete its handshake within this, or the connection is closed.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client must send its request line and headers within this (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may run after shutdown was asked for.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Why a TLS configuration could not be built. Says what was wrong, never what a key holds.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The certificate PEM held no certificate or could not be parsed.
+    #[error("the certificate chain is not valid PEM")]
+    Certificate,
+    /// The key PEM could not be parsed.
+    #[error("the private key is not valid PEM")]
+    Key,
+    /// The key is not the certificate's.
+    #[error("the private key does not match the certificate")]
+    KeyMismatch,
+    /// OpenSSL refused the configuration.
+    #[error("TLS configuration refused: {0}")]
+    Config(String),
+    /// The HTTP client could not take the configuration.
+    #[error("HTTP client TLS set-up failed")]
+    Client,
+}
+
+/// A server certificate and key, replaceable while serving.
+pub struct ServerTls {
+    acceptor: RwLock<Arc<SslAcceptor>>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls(<key redacted>)")
+    }
+}
+
+impl ServerTls {
+    /// From a PEM chain (leaf first, then intermediates) and its PEM private key.
+    pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
+        Ok(Self {
+            acceptor: RwLock::new(Arc::new(acceptor(chain_pem, key_pem)?)),
+        })
+    }
+
+    /// Serve `chain_pem`/`key_pem` from the next handshake on; connections already open keep
+    /// theirs. On error the certificate in use stays.
+    pub fn reload(&self, chain_pem: &[u8], key_pem: &[u8]) -> Result<(), TlsError> {
+        let new = Arc::new(acceptor(chain_pem, key_pem)?);
+        *self.acceptor.write().unwrap_or_else(|p| p.into_inner()) = new;
+        Ok(())
+    }
+
+    /// The acceptor of the next handshake (for accept loops of their own, like ndes-proxy's).
+    pub fn acceptor(&self) -> Arc<SslAcceptor> {
+        self.current()
+    }
+
+    fn current(&self) -> Arc<SslAcceptor> {
+        self.acceptor
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+fn acceptor(chain_pem: &[u8], key_pem: &[u8]) -> Result<SslAcceptor, TlsError> {
+    let chain = X509::stack_from_pem(chain_pem).map_err(|_| TlsError::Certificate)?;
+    let (leaf, rest) = chain.split_first().ok_or(TlsError::Certificate)?;
+    let key = PKey::private_key_from_pem(key_pem).map_err(|_| TlsError::Key)?;
+    let config = |e: openssl::error::ErrorStack| TlsError::Config(e.to_string());
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(config)?;
+    b.set_certificate(leaf).map_err(config)?;
+    for c in rest {
+        b.add_extra_chain_cert(c.clone()).map_err(config)?;
+    }
+    b.set_private_key(&key).map_err(|_| TlsError::KeyMismatch)?;
+    b.check_private_key().map_err(|_| TlsError::KeyMismatch)?;
+    Ok(b.build())
+}
+
+/// Serve `app` over HTTPS on `listener` until `shutdown` resolves, then let in-flight requests
+/// finish (bounded). Handlers see the peer as `ConnectInfo<SocketAddr>`, as under
+/// `into_make_service_with_connect_info`. A failed handshake closes that connection only.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<ServerTls>,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; the listener stays.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = tls.current();
+        let app = app.clone();
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match handshake(&acceptor, tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(remote = %remote, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(remote));
+                app.clone().oneshot(req)
+            });
+            let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+            if let Err(e) = conn.await {
+                tracing::debug!(remote = %remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish in time; closing them");
+    }
+    Ok(())
+}
+
+/// The server side of one handshake, bounded by [`HANDSHAKE_TIMEOUT`].
+pub async fn handshake(
+    acceptor: &SslAcceptor,
+    tcp: tokio::net::TcpStream,
+) -> std::io::Result<SslStream<tokio::net::TcpStream>> {
+    let io = |e: openssl::error::ErrorStack| std::io::Error::other(e.to_string());
+    let ssl = Ssl::new(acceptor.context()).map_err(io)?;
+    let mut stream = SslStream::new(ssl, tcp).map_err(io)?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, Pin::new(&mut stream).accept()).await {
+        Ok(Ok(())) => Ok(stream),
+        Ok(Err(e)) => Err(std::io::Error::other(e.to_string())),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "TLS handshake timed out",
+        )),
+    }
+}
+
+/// What a client trusts: one pinned CA, no system roots; and optionally who it is.
+#[derive(Clone)]
+pub struct ClientTls {
+    root_pem: Vec<u8>,
+    identity: Option<(Vec<u8>, crate::Secret)>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("client_certificate", &self.identity.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientTls {
+    /// Trust only the CA certificate(s) in `root_pem`.
+    pub fn pinned(root_pem: &[u8]) -> Result<Self, TlsError> {
+        if X509::stack_from_pem(root_pem).map_or(true, |s| s.is_empty()) {
+            return Err(TlsError::Certificate);
+        }
+        Ok(Self {
+            root_pem: root_pem.to_vec(),
+            identity: None,
+        })
+    }
+
+    /// Also present a client certificate (PEM chain and PKCS#8 PEM key) for mutual TLS.
+    pub fn with_identity(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
+        let key = std::str::from_utf8(key_pem).map_err(|_| TlsError::Key)?;
+        PKey::private_key_from_pem(key_pem).map_err(|_| TlsError::Key)?;
+        X509::from_pem(chain_pem).map_err(|_| TlsError::Certificate)?;
+        self.identity = Some((chain_pem.to_vec(), crate::Secret::new(key.to_owned())));
+        Ok(self)
+    }
+
+    /// A reqwest builder that trusts the pinned root only (and presents the identity).
+    pub fn builder(&self) -> Result<reqwest::ClientBuilder, TlsError> {
+        self.apply(reqwest::Client::builder())
+    }
+
+    /// Pin `b` to the root (and give it the identity).
+    pub fn apply(&self, b: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, TlsError> {
+        let roots = reqwest::Certificate::from_pem_bundle(&self.root_pem)
+            .map_err(|_| TlsError::Certificate)?;
+        let mut b = b.tls_certs_only(roots);
+        if let Some((chain, key)) = &self.identity {
+            let id = reqwest::Identity::from_pkcs8_pem(chain, key.expose().as_bytes())
+                .map_err(|_| TlsError::Client)?;
+            b = b.identity(id);
+        }
+        Ok(b)
+    }
+}
+
+/// A reqwest builder pinned to `tls` when given, the default builder otherwise (plain HTTP
+/// and the system roots, as before TLS).
+pub fn client_builder(tls: Option<&ClientTls>) -> Result<reqwest::ClientBuilder, TlsError> {
+    match tls {
+        Some(t) => t.builder(),
+        None => Ok(reqwest::Client::builder()),
+    }
+}
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;
