@@ -33,11 +33,9 @@ pub async fn send_all(
         let (http, target, queue) = (http.clone(), target.clone(), queue.clone());
         workers.spawn(async move {
             let mut mine = Vec::new();
-            loop {
-                // A poisoned lock only means another worker panicked: stop taking work.
-                let Some((i, body)) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                    break;
-                };
+            // The guard is dropped inside `and_then`, before the request is sent; a poisoned
+            // lock only means another worker panicked: stop taking work.
+            while let Some((i, body)) = queue.lock().ok().and_then(|mut q| q.next()) {
                 let t0 = Instant::now();
                 let outcome = post(&http, &target, body).await;
                 mine.push((
