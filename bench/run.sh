@@ -1,39 +1,56 @@
 #!/usr/bin/env bash
-# The enrollment benchmark of issue 8, in one run on this machine (127.0.0.1 only):
+# The enrollment benchmark of issues 8 and 19, in one run on this machine (127.0.0.1 only):
 #
 #   1. the OpenSSL bound: RSA-2048 private operations/s on all cores (`openssl speed -multi`),
 #      and what that allows at 3 server-side private operations per enrollment;
-#   2. micromdm `scepserver` and ndes-proxy in plain mode (static challenge, ca-mock in
-#      process, SQLite WAL synchronous=FULL), the same client (`device-fleet`, plain
-#      SCEP, pooled RSA-2048 keys) at concurrency 1, 4, 16, 64;
-#   3. the full pipeline (per-device registration, check-in, one-time challenge, policy
-#      checks, CA, Notify, SQLite): in one process (`scep-lab serve --ca-in-process`) and as
-#      separate processes over HTTP (`scep-lab serve` for ca-mock + policy-module, the
-#      `ndes-proxy` binary talking to both over HTTP);
-#   4. every certificate checked after each point (signature by the CA, key match, unique
-#      serial) and only valid ones counted; a table with valid enrollments/s, p50/p99,
-#      server CPU seconds per enrollment and peak RSS (from /proc), and the ratios.
+#   2. server-side points with the light client (`device-fleet load`, issue 19): every PKCSReq
+#      built before the timed window (pooled keys, CSR, envelope, signature; one-time
+#      challenges fetched from mscep_admin), sent with keep-alive, N in flight, every CertRep
+#      checked after the window (RA signature, device key, signed by the CA, unique serial):
+#      ndes-proxy in plain mode (static challenge, CA in process, SQLite synchronous=FULL),
+#      the full pipeline (`scep-lab serve`: one-time mscep_admin challenges, policy verify and
+#      notify, CA over HTTP, every store durable) on SQLite and, when `scep-lab serve` takes
+#      `--postgres-url-file`, on a throwaway PostgreSQL with fsync on, and micromdm
+#      `scepserver` with the same client; server CPU over the window from /proc/PID/stat and
+#      peak RSS (VmHWM) per point; the issue's targets table against this run's bound and an
+#      SVG chart of valid/s and p99 against concurrency per server (bench/report.py);
+#   3. the whole device flow (issue 8's points, `device-fleet`: the device's own work,
+#      registration and check-in inside the timing): micromdm and ndes-proxy plain at
+#      concurrency 1, 4, 16, 64, the full pipeline in one process and over HTTP.
 #
-#   bench/run.sh            # ~5-10 minutes; prints the table last
+#   bench/run.sh                 # ~10-15 minutes on a quiet 2-core machine; tables last
+#   BENCH_QUICK=1 bench/run.sh   # small sizes: checks the script in a few minutes
 #
-# Knobs (environment): BENCH_PLAIN (enrollments per plain-mode point, default 1000),
-# BENCH_MICROMDM (per micromdm point, 200), BENCH_FULL (devices per full-pipeline point, 500),
-# BENCH_CONCURRENCY ("1 4 16 64"), BENCH_OUT (also write the table to this file),
+# Knobs (environment): BENCH_LOAD (requests per light-client point, default 2000),
+# BENCH_LOAD_CONCURRENCY ("1 16 64"), BENCH_PLAIN (enrollments per whole-flow plain point,
+# 1000), BENCH_MICROMDM (per whole-flow micromdm point, 200), BENCH_FULL (devices per
+# whole-flow full-pipeline point, 500), BENCH_CONCURRENCY (whole-flow points, "1 4 16 64"),
+# BENCH_FLOW=0 (skip the whole-flow points), BENCH_OUT (also write the tables to this file),
+# BENCH_SVG (the chart; default enrollment-curves.svg beside BENCHMARKS.md),
 # BENCH_ONLY (`plain`: only the OpenSSL bound and ndes-proxy's plain mode, e.g.
-# `BENCH_ONLY=plain BENCH_CONCURRENCY=16 bench/run.sh` to compare server CPU per enrollment),
+# `BENCH_ONLY=plain BENCH_LOAD_CONCURRENCY=16 bench/run.sh` to compare server CPU per enrollment),
 # BENCH_LAB (the `scep-lab` binary that serves; default this checkout's release build, so two
 # builds can be compared with the same client).
 # Each point gets a fresh server (and database), so peak RSS is that point's. Device state
 # goes to /dev/shm when it exists: the client's fsyncs are not the server's cost.
 # Needs what README's set-up installs: the Rust toolchain, openssl, python3, and for the
 # micromdm rows the Debian package `scep` plus socat (peers/setup.sh); without scepserver
-# those rows are skipped and said so.
+# those rows are skipped and said so; PostgreSQL rows need Debian's postgresql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N_PLAIN="${BENCH_PLAIN:-1000}"
-N_MICROMDM="${BENCH_MICROMDM:-200}"
-N_FULL="${BENCH_FULL:-500}"
-CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16 64}"
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    Q_LOAD=100 Q_PLAIN=50 Q_MICROMDM=30 Q_FULL=30 Q_CONC="1 16" Q_SPEED=2
+else
+    Q_LOAD=2000 Q_PLAIN=1000 Q_MICROMDM=200 Q_FULL=500 Q_CONC="1 4 16 64" Q_SPEED=5
+fi
+N_LOAD="${BENCH_LOAD:-$Q_LOAD}"
+LOAD_CONCURRENCY="${BENCH_LOAD_CONCURRENCY:-1 16 64}"
+N_PLAIN="${BENCH_PLAIN:-$Q_PLAIN}"
+N_MICROMDM="${BENCH_MICROMDM:-$Q_MICROMDM}"
+N_FULL="${BENCH_FULL:-$Q_FULL}"
+CONCURRENCY="${BENCH_CONCURRENCY:-$Q_CONC}"
+FLOW="${BENCH_FLOW:-1}"
+SVG="${BENCH_SVG:-enrollment-curves.svg}"
 ONLY="${BENCH_ONLY:-}"
 case "$ONLY" in ''|plain) ;; *) echo "bench: BENCH_ONLY is empty or plain" >&2; exit 2 ;; esac
 TARGET="${CARGO_TARGET_DIR:-target}"
@@ -47,13 +64,17 @@ STATE_PARENT="$WORK"
 POOL="$TARGET/device-agent-bench/key-pool"
 mkdir -p "$POOL"
 RESULTS="$WORK/results.tsv"
+LOAD_RESULTS="$WORK/load.tsv"
 : > "$RESULTS"
+: > "$LOAD_RESULTS"
 SERVER_PIDS=()
 MICROMDM_DIR=""
+PG_DIR=""
 cleanup() {
     for p in "${SERVER_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
     for p in "${SERVER_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     [ -n "$MICROMDM_DIR" ] && peers/micromdm-server.sh stop "$MICROMDM_DIR" >/dev/null 2>&1
+    [ -n "$PG_DIR" ] && stop_pg
     rm -rf "$WORK" "$STATE_PARENT"
 }
 trap cleanup EXIT
@@ -101,7 +122,7 @@ PY
 # --- 1. The OpenSSL bound -----------------------------------------------------------------
 CORES="$(nproc)"
 say "openssl speed -multi $CORES rsa2048"
-SIGN_PER_SEC="$(openssl speed -multi "$CORES" -seconds 5 rsa2048 2>/dev/null |
+SIGN_PER_SEC="$(openssl speed -multi "$CORES" -seconds "$Q_SPEED" rsa2048 2>/dev/null |
     awk '/^rsa +2048 bits/ { print $(NF-1) }')"
 # Server-side private-key operations per enrollment: RA decrypts the request's content key
 # (1), the CA signs the certificate (1), the RA signs the CertRep (1).
@@ -117,17 +138,138 @@ say "RSA-2048 private ops/s on $CORES cores: $SIGN_PER_SEC; bound $BOUND enrollm
 say "key pool"
 "$BIN/device-fleet" --devices 1 --url http://127.0.0.1:9/unused --key rsa2048 \
     --key-pool "$POOL" --state-root "$WORK/warm" --json > /dev/null 2>&1 || true
-python3 - "$POOL" "$(( N_PLAIN > N_FULL ? N_PLAIN : N_FULL ))" <<'PY' >&2 || true
+python3 - "$POOL" "$(( N_LOAD > N_PLAIN ? N_LOAD : N_PLAIN ))" <<'PY' >&2 || true
 import os, sys
 have = len([f for f in os.listdir(os.path.join(sys.argv[1], "rsa2048")) if f.endswith(".pem")]) if os.path.isdir(os.path.join(sys.argv[1], "rsa2048")) else 0
 print(f"[bench] key pool holds {have} RSA-2048 keys (missing ones are generated by the first point, outside its timing)")
 PY
 
-# --- 2a. micromdm scepserver ----------------------------------------------------------------
+# --- 2. Server-side points with the light client (issue 19) ---------------------------------
 CHALLENGE="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s\n' "$CHALLENGE" > "$WORK/challenge"
 chmod 600 "$WORK/challenge"
-if [ "$ONLY" = plain ]; then
+# start_lab NAME ARGS...: a fresh `scep-lab serve` in $WORK/NAME; sets LAB_PID, SCEP_URL.
+start_lab() {
+    local name="$1"; shift
+    local ports=("$(free_port)" "$(free_port)" "$(free_port)")
+    "$LAB_BIN" serve --data "$WORK/$name" --ports "${ports[@]}" --console-port "$(free_port)" "$@" \
+        > "$WORK/$name.out" 2> "$WORK/$name.log" &
+    LAB_PID=$!
+    SERVER_PIDS+=("$LAB_PID")
+    for _ in $(seq 1 300); do grep -q '^serving' "$WORK/$name.out" 2>/dev/null && break; sleep 0.2; done
+    grep -q '^serving' "$WORK/$name.out" || { tail "$WORK/$name.log" >&2; say "lab did not start"; exit 1; }
+    SCEP_URL="$(awk '/^ndes-proxy/ { print $2 }' "$WORK/$name.out")"
+    POLICY_URL="$(awk '/^policy-module/ { print $2 }' "$WORK/$name.out")"
+    CA_URL="$(awk '/^ca-mock/ { print $2 }' "$WORK/$name.out")"
+    MSCEP_ADMIN_URL="$(awk '/^mscep_admin/ { print $2 }' "$WORK/$name.out")"
+}
+
+# Throwaway PostgreSQL for one point, durable (fsync on, synchronous_commit on), as
+# scripts/throwaway-postgres.sh does it but with the durability the benchmark's rows claim.
+start_pg() {
+    local bin
+    bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r | head -1)"
+    [ -n "$bin" ] && [ -x "$bin/initdb" ] || return 1
+    PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/scep-bench-pg.XXXXXX")"
+    mkdir "$PG_DIR/run"
+    PG_AS=()
+    if [ "$(id -u)" = 0 ]; then
+        chown -R postgres: "$PG_DIR"
+        PG_AS=(setpriv --reuid=postgres --regid=postgres --init-groups)
+    fi
+    PG_BIN="$bin"
+    "${PG_AS[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C \
+        --no-instructions > "$PG_DIR/initdb.log" 2>&1 || return 1
+    local port
+    port="$(free_port)"
+    "${PG_AS[@]}" "$bin/pg_ctl" start -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 -o \
+        "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DIR/run -c max_connections=200" \
+        > /dev/null || return 1
+    printf 'postgres://postgres@127.0.0.1:%s/postgres\n' "$port" > "$WORK/pg-url"
+}
+stop_pg() {
+    "${PG_AS[@]}" "$PG_BIN/pg_ctl" stop -D "$PG_DIR/data" -m fast -w > /dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+    PG_DIR=""
+}
+
+# load SERVER CONCURRENCY SERVER_PID ARGS...: one light-client point -> a row of $LOAD_RESULTS.
+load() {
+    local server="$1" c="$2" pid="$3"; shift 3
+    local out="$WORK/load-$server-c$c.json"
+    say "$server c=$c ($N_LOAD requests, light client)"
+    "$BIN/device-fleet" --timeout 120 load --requests "$N_LOAD" --concurrency "$c" \
+        --key-pool "$POOL" --server-pid "$pid" --json "$@" > "$out" 2> "$WORK/load-$server-c$c.err" || true
+    python3 - "$server" "$c" "$out" >> "$LOAD_RESULTS" <<'PY'
+import json, sys
+server, conc, path = sys.argv[1:4]
+try:
+    r = json.load(open(path))
+except Exception:
+    print(f"[bench]   {server} c={conc}: no report", file=sys.stderr)
+    sys.exit()
+inv = sum(r["certificates"]["invalid"].values())
+opt = lambda v, f: f.format(v) if v is not None else "-"
+row = [server, conc, r["requests"], r["certificates"]["valid"], inv, round(r["valid_per_sec"], 1),
+       round(r["latency"]["p50_ms"], 1), round(r["latency"]["p90_ms"], 1), round(r["latency"]["p99_ms"], 1),
+       opt(r.get("server_cpu_ms_per_valid"), "{:.2f}"), round(r["client_cpu_ms_per_valid"], 2),
+       opt(r.get("server_peak_rss_kib") and r["server_peak_rss_kib"] // 1024, "{}")]
+print("\t".join(str(x) for x in row))
+print("[bench]   " + "\t".join(str(x) for x in row) + (f"  invalid: {r['certificates']['invalid']}" if inv else ""), file=sys.stderr)
+PY
+}
+
+# full_load SERVER CONCURRENCY: the lab is up; room for N one-time challenges, then the load.
+full_load() {
+    local server="$1" c="$2" dir="$WORK/$1-c$2"
+    curl -fsS -o /dev/null -X PUT "$POLICY_URL/api/v1/settings/challenges" \
+        -H "authorization: Bearer $(cat "$dir/secrets/policy-admin.token")" -H 'content-type: application/json' \
+        -d "{\"password_max\": $(( N_LOAD > 10000 ? 10000 : N_LOAD )), \"password_validity_minutes\": 60, \"profile_challenge_validity_minutes\": 60, \"admin_validity_days\": 365}"
+    load "$server" "$c" "$LAB_PID" --url "$SCEP_URL" --mscep-admin "$MSCEP_ADMIN_URL" \
+        --mscep-admin-token-file "$dir/secrets/mscep-admin.token"
+}
+
+for c in $LOAD_CONCURRENCY; do
+    start_lab "plain-c$c-load" --ca-in-process --plain-challenge-file "$WORK/challenge"
+    load plain "$c" "$LAB_PID" --url "$SCEP_URL" --challenge-file "$WORK/challenge"
+    stop_server "$LAB_PID"
+done
+if [ "$ONLY" != plain ]; then
+    for c in $LOAD_CONCURRENCY; do
+        start_lab "full-c$c"
+        full_load full "$c"
+        stop_server "$LAB_PID"
+    done
+    if ! "$LAB_BIN" serve --help 2>/dev/null | grep -q -- --postgres-url-file; then
+        say "scep-lab serve has no --postgres-url-file (issue 17's serve --config): PostgreSQL rows skipped"
+    else
+        for c in $LOAD_CONCURRENCY; do
+            start_pg || { say "PostgreSQL did not start (Debian's postgresql installed?): row skipped"; continue; }
+            start_lab "full-pg-c$c" --postgres-url-file "$WORK/pg-url"
+            full_load full-pg "$c"
+            stop_server "$LAB_PID"
+            stop_pg
+        done
+    fi
+    if command -v scepserver > /dev/null && command -v socat > /dev/null; then
+        for c in $LOAD_CONCURRENCY; do
+            MICROMDM_DIR="$WORK/micromdm-load-c$c"
+            PORT="$(free_port)"
+            TRAFFIC_LOG=0 SERVER_DEBUG=0 peers/micromdm-server.sh start "$MICROMDM_DIR" "$PORT" "$CHALLENGE" > /dev/null
+            SHELL_PID="$(cat "$MICROMDM_DIR/server.pid")"
+            SRV="$(ps -o pid=,comm= --ppid "$SHELL_PID" | awk '$2 == "scepserver" { print $1 }')"
+            load micromdm "$c" "$SRV" --url "http://127.0.0.1:$PORT/scep" --challenge-file "$WORK/challenge"
+            peers/micromdm-server.sh stop "$MICROMDM_DIR" > /dev/null
+            MICROMDM_DIR=""
+        done
+    else
+        say "scepserver or socat not installed (peers/setup.sh): micromdm rows skipped"
+    fi
+fi
+
+# --- 3. The whole device flow (issue 8's points) ------------------------------------------------
+[ "$FLOW" = 1 ] || { CONCURRENCY=""; ONLY=plain; say "BENCH_FLOW=0: whole-device-flow points skipped"; }
+if [ "$ONLY" = plain ] || [ -z "$CONCURRENCY" ]; then
     say "BENCH_ONLY=plain: micromdm rows skipped"
 elif command -v scepserver > /dev/null && command -v socat > /dev/null; then
     for c in $CONCURRENCY; do
@@ -147,20 +289,6 @@ else
 fi
 
 # --- 2b. ndes-proxy plain mode ---------------------------------------------------------------
-# start_lab NAME ARGS...: a fresh `scep-lab serve` in $WORK/NAME; sets LAB_PID, SCEP_URL.
-start_lab() {
-    local name="$1"; shift
-    local ports=("$(free_port)" "$(free_port)" "$(free_port)")
-    "$LAB_BIN" serve --data "$WORK/$name" --ports "${ports[@]}" "$@" \
-        > "$WORK/$name.out" 2> "$WORK/$name.log" &
-    LAB_PID=$!
-    SERVER_PIDS+=("$LAB_PID")
-    for _ in $(seq 1 300); do grep -q '^serving' "$WORK/$name.out" 2>/dev/null && break; sleep 0.2; done
-    grep -q '^serving' "$WORK/$name.out" || { tail "$WORK/$name.log" >&2; say "lab did not start"; exit 1; }
-    SCEP_URL="$(awk '/^ndes-proxy/ { print $2 }' "$WORK/$name.out")"
-    POLICY_URL="$(awk '/^policy-module/ { print $2 }' "$WORK/$name.out")"
-    CA_URL="$(awk '/^ca-mock/ { print $2 }' "$WORK/$name.out")"
-}
 for c in $CONCURRENCY; do
     start_lab "plain-c$c" --ca-in-process --plain-challenge-file "$WORK/challenge"
     say "ndes-proxy plain mode c=$c ($N_PLAIN enrollments)"
@@ -236,8 +364,13 @@ TOML
     stop_server "$LAB_PID"
 done
 
-# --- 4. The table --------------------------------------------------------------------------
-python3 - "$RESULTS" "$SIGN_PER_SEC" "$BOUND" "$SHARED_BOUND" "$CORES" <<'PY' | tee "${BENCH_OUT:-/dev/null}"
+# --- 4. The tables and the chart --------------------------------------------------------------
+echo
+python3 bench/report.py "$LOAD_RESULTS" /dev/null "$SIGN_PER_SEC" "$CORES" "$SVG" | tee "${BENCH_OUT:-/dev/null}"
+[ -s "$RESULTS" ] || exit 0
+echo
+echo "Whole device flow (device-fleet; issue 8's points):" | tee -a "${BENCH_OUT:-/dev/null}"
+python3 - "$RESULTS" "$SIGN_PER_SEC" "$BOUND" "$SHARED_BOUND" "$CORES" <<'PY' | tee -a "${BENCH_OUT:-/dev/null}"
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 sign, bound, shared, cores = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]

@@ -24,10 +24,32 @@ pub struct CertCheck {
     pub invalid: BTreeMap<String, usize>,
 }
 
-/// One installed certificate, reduced to what the serial check needs.
-struct Seen {
+/// One certificate, reduced to what the serial check needs.
+pub(crate) struct Seen {
     issuer_serial: (Vec<u8>, Vec<u8>),
     verdict: Result<(), &'static str>,
+}
+
+impl Seen {
+    /// Examine `leaf`, which should certify `key` and be signed by one of `cas`.
+    pub(crate) fn examine(leaf: &X509, cas: &[X509], key: &DeviceKey) -> Self {
+        let issuer_serial = (
+            leaf.issuer_name().to_der().unwrap_or_default(),
+            leaf.serial_number()
+                .to_bn()
+                .map(|b| b.to_vec())
+                .unwrap_or_default(),
+        );
+        Self {
+            issuer_serial,
+            verdict: verdict(leaf, cas, key),
+        }
+    }
+
+    /// Whether the certificate passed its own checks (the serial check is run-wide).
+    pub(crate) fn is_ok(&self) -> bool {
+        self.verdict.is_ok()
+    }
 }
 
 /// Check every certificate installed under `state_root/<name>` for `names`.
@@ -41,21 +63,27 @@ pub fn check(state_root: &Path, names: &[String]) -> CertCheck {
             Err(reason) => bump(&mut out, reason),
         }
     }
-    let mut holders: HashMap<&(Vec<u8>, Vec<u8>), usize> = HashMap::new();
-    for s in &seen {
-        *holders.entry(&s.issuer_serial).or_default() += 1;
-    }
-    for s in &seen {
-        match s.verdict {
-            Err(reason) => bump(&mut out, reason),
-            Ok(()) if holders[&s.issuer_serial] > 1 => bump(&mut out, "duplicate_serial"),
-            Ok(()) => out.valid += 1,
-        }
-    }
+    tally(&seen, &mut out);
     out
 }
 
-fn bump(out: &mut CertCheck, reason: &str) {
+/// Count `seen` into `out`: each certificate's own verdict, then the serial check across all
+/// of them (every holder of a shared serial is invalid).
+pub(crate) fn tally(seen: &[Seen], out: &mut CertCheck) {
+    let mut holders: HashMap<&(Vec<u8>, Vec<u8>), usize> = HashMap::new();
+    for s in seen {
+        *holders.entry(&s.issuer_serial).or_default() += 1;
+    }
+    for s in seen {
+        match s.verdict {
+            Err(reason) => bump(out, reason),
+            Ok(()) if holders[&s.issuer_serial] > 1 => bump(out, "duplicate_serial"),
+            Ok(()) => out.valid += 1,
+        }
+    }
+}
+
+pub(crate) fn bump(out: &mut CertCheck, reason: &str) {
     *out.invalid.entry(reason.to_owned()).or_default() += 1;
 }
 
@@ -70,18 +98,7 @@ fn installed(dir: &Path) -> Result<Vec<Seen>, &'static str> {
         let Some(leaf) = chain.first() else {
             continue;
         };
-        let issuer_serial = (
-            leaf.issuer_name().to_der().unwrap_or_default(),
-            leaf.serial_number()
-                .to_bn()
-                .map(|b| b.to_vec())
-                .unwrap_or_default(),
-        );
-        let verdict = verdict(leaf, &chain[1..], &key);
-        out.push(Seen {
-            issuer_serial,
-            verdict,
-        });
+        out.push(Seen::examine(leaf, &chain[1..], &key));
     }
     Ok(out)
 }

@@ -8,7 +8,8 @@
 //! (`device-agent`) stays what one device needs. This crate uses only its public API.
 //!
 //! No module imports one that imports it back: [`latency`], [`check`] and [`key_pool`] stand
-//! alone, [`herd`] uses [`latency`], and [`run`] uses all four.
+//! alone, [`herd`] uses [`latency`], and [`run`] uses all four; [`load`] (the light load
+//! client of issue 19) uses [`check`], [`key_pool`] and [`latency`].
 //!
 //! ```no_run
 //! # async fn fleet() -> Result<(), device_agent::Error> {
@@ -42,6 +43,7 @@ pub mod check;
 pub mod herd;
 pub mod key_pool;
 pub mod latency;
+pub mod load;
 pub mod run;
 
 pub use check::CertCheck;

@@ -15,6 +15,8 @@ use device_agent::{DeviceDir, EnrollConfig, HttpTransport, KeySpec, ScepTranspor
 use device_fleet::{DeviceResult, FleetMode, FleetOptions, FleetReport, HerdOptions, OnResult};
 use scep::csr::ChallengePassword;
 
+mod load_cli;
+
 #[derive(Parser)]
 #[command(
     name = "device-fleet",
@@ -47,6 +49,9 @@ enum Command {
         /// bash, zsh, fish, powershell or elvish.
         shell: clap_complete::Shell,
     },
+    /// The light load client (issue 19): PKCSReqs built before the timed window, sent with
+    /// keep-alive, N in flight, every CertRep checked afterwards.
+    Load(load_cli::LoadArgs),
 }
 
 #[derive(Args)]
@@ -140,6 +145,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         clap_complete::generate(shell, &mut command, "device-fleet", &mut script);
         foundation::io::write_stdout(&script)?;
         return Ok(());
+    }
+    if let Some(Command::Load(args)) = cli.command {
+        return load_cli::load(args, Duration::from_secs(cli.timeout)).await;
     }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(cli.timeout))
