@@ -101,9 +101,12 @@ impl Caller {
     }
 }
 
-/// The configured callers.
+/// The configured callers, and how they prove who they are.
 #[derive(Debug, Clone, Default)]
-pub struct Callers(Vec<Caller>);
+pub struct Callers {
+    callers: Vec<Caller>,
+    certificates: bool,
+}
 
 impl Callers {
     /// From a list; names must be unique.
@@ -113,14 +116,39 @@ impl Callers {
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err(CaError::Config("caller names must be unique".into()));
         }
-        Ok(Self(callers))
+        Ok(Self {
+            callers,
+            certificates: false,
+        })
+    }
+
+    /// Callers authenticate with client certificates (mutual TLS) instead of bearer tokens:
+    /// a verified certificate whose name is a caller's is that caller; a token is no longer
+    /// accepted (docs/decisions.md #N).
+    pub fn require_certificates(mut self) -> Self {
+        self.certificates = true;
+        self
+    }
+
+    /// Whether [`Self::require_certificates`] is on.
+    pub fn certificates_required(&self) -> bool {
+        self.certificates
+    }
+
+    /// The caller named by a verified client certificate, if any (and only when certificates
+    /// are required: otherwise a certificate proves nothing here).
+    pub fn by_certificate(&self, peer: &foundation::tls::PeerIdentity) -> Option<&Caller> {
+        if !self.certificates || peer.name.is_empty() {
+            return None;
+        }
+        self.callers.iter().find(|c| c.name == peer.name)
     }
 
     /// The caller holding `token`, if any. Every caller's hash is compared so timing does not
     /// reveal which (if any) matched.
     pub fn authenticate(&self, token: &str) -> Option<&Caller> {
         let mut found = None;
-        for c in &self.0 {
+        for c in &self.callers {
             if c.token.matches(token) && found.is_none() {
                 found = Some(c);
             }
@@ -159,5 +187,35 @@ mod tests {
         let dbg = format!("{callers:?}");
         assert!(!dbg.contains(&hash_token("tok-1")), "{dbg}");
         assert!(Caller::new("x", "abcd", vec![], vec![]).is_err());
+    }
+
+    #[test]
+    fn certificates_name_a_caller_only_when_required() {
+        let c = Caller::new(
+            "ndes-proxy",
+            &hash_token("tok-1"),
+            vec!["*".into()],
+            vec![Operation::Issue],
+        )
+        .unwrap();
+        let peer = |name: &str| foundation::tls::PeerIdentity {
+            name: name.into(),
+            sha256_hex: "00".repeat(32),
+        };
+        let tokens = Callers::new(vec![c]).unwrap();
+        assert!(!tokens.certificates_required());
+        assert!(tokens.by_certificate(&peer("ndes-proxy")).is_none());
+        let certs = tokens.require_certificates();
+        assert!(certs.certificates_required());
+        assert_eq!(
+            certs.by_certificate(&peer("ndes-proxy")).unwrap().name,
+            "ndes-proxy"
+        );
+        for unknown in ["", "ndes", "NDES-PROXY", "ndes-proxy "] {
+            assert!(
+                certs.by_certificate(&peer(unknown)).is_none(),
+                "{unknown:?}"
+            );
+        }
     }
 }

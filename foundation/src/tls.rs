@@ -24,8 +24,8 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use openssl::pkey::PKey;
 use openssl::nid::Nid;
+use openssl::pkey::PKey;
 use openssl::ssl::{Ssl, SslAcceptor, SslMethod, SslVerifyMode};
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
@@ -90,11 +90,9 @@ impl PeerIdentity {
             .map(ToOwned::to_owned);
         let san = || {
             cert.subject_alt_names().and_then(|names| {
-                names.iter().find_map(|n| {
-                    n.uri()
-                        .or_else(|| n.dnsname())
-                        .map(ToOwned::to_owned)
-                })
+                names
+                    .iter()
+                    .find_map(|n| n.uri().or_else(|| n.dnsname()).map(ToOwned::to_owned))
             })
         };
         let sha256_hex = cert
@@ -132,11 +130,7 @@ impl ServerTls {
         client_ca_pem: &[u8],
     ) -> Result<Self, TlsError> {
         Ok(Self {
-            acceptor: RwLock::new(Arc::new(acceptor(
-                chain_pem,
-                key_pem,
-                Some(client_ca_pem),
-            )?)),
+            acceptor: RwLock::new(Arc::new(acceptor(chain_pem, key_pem, Some(client_ca_pem))?)),
             client_ca_pem: Some(client_ca_pem.to_vec()),
         })
     }
@@ -144,11 +138,7 @@ impl ServerTls {
     /// Serve `chain_pem`/`key_pem` from the next handshake on; connections already open keep
     /// theirs. On error the certificate in use stays. Client verification is kept.
     pub fn reload(&self, chain_pem: &[u8], key_pem: &[u8]) -> Result<(), TlsError> {
-        let new = Arc::new(acceptor(
-            chain_pem,
-            key_pem,
-            self.client_ca_pem.as_deref(),
-        )?);
+        let new = Arc::new(acceptor(chain_pem, key_pem, self.client_ca_pem.as_deref())?);
         *self.acceptor.write().unwrap_or_else(|p| p.into_inner()) = new;
         Ok(())
     }
@@ -322,6 +312,11 @@ impl ClientTls {
         X509::from_pem(chain_pem).map_err(|_| TlsError::Certificate)?;
         self.identity = Some((chain_pem.to_vec(), crate::Secret::new(key.to_owned())));
         Ok(self)
+    }
+
+    /// Whether a client certificate is presented ([`Self::with_identity`]).
+    pub fn has_identity(&self) -> bool {
+        self.identity.is_some()
     }
 
     /// A reqwest builder that trusts the pinned root only (and presents the identity).

@@ -217,7 +217,12 @@ async fn start_mutual(server_ca: &Ca, client_ca: &Ca) -> SocketAddr {
             })
         }),
     );
-    tokio::spawn(serve_tls(listener, Arc::new(tls), app, std::future::pending()));
+    tokio::spawn(serve_tls(
+        listener,
+        Arc::new(tls),
+        app,
+        std::future::pending(),
+    ));
     addr
 }
 

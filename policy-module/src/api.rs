@@ -277,6 +277,26 @@ pub async fn serve_tls(
     foundation::tls::serve_tls(listener, tls, router(state), shutdown).await
 }
 
+/// [`serve_tls`] with mutual TLS (docs/decisions.md #N): `/internal/v1/*` takes ndes-proxy's
+/// verified client certificate named `ndes_name` instead of its bearer token, which alone is
+/// then refused. `tls` must verify clients ([`foundation::tls::ServerTls::verify_clients`]);
+/// the admin API keeps its bearer token.
+pub async fn serve_mutual_tls(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<foundation::tls::ServerTls>,
+    state: ApiState,
+    ndes_name: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).layer(axum::Extension(NdesCertificate(ndes_name.to_owned())));
+    foundation::tls::serve_tls(listener, tls, app, shutdown).await
+}
+
+/// Set on every request by [`serve_mutual_tls`]: the name ndes-proxy's client certificate
+/// must carry. Server-side only (a request extension), so a client cannot set or remove it.
+#[derive(Clone, Debug)]
+struct NdesCertificate(String);
+
 fn err(status: StatusCode, code: &str, message: Option<String>) -> Response {
     let mut body = json!({ "error": code });
     if let Some(m) = message {
@@ -329,6 +349,18 @@ async fn require_ndes(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if let Some(NdesCertificate(name)) = req.extensions().get::<NdesCertificate>() {
+        // Mutual TLS: the certificate and nothing else; no fallback to the token.
+        return match req.extensions().get::<foundation::tls::PeerIdentity>() {
+            None => err(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                Some("a client certificate from the lab's CA is required".into()),
+            ),
+            Some(p) if !p.name.is_empty() && p.name == *name => next.run(req).await,
+            Some(_) => err(StatusCode::FORBIDDEN, "forbidden", None),
+        };
+    }
     match bearer(req.headers()) {
         Some(t) if t.ct_eq(&s.ndes_token) => next.run(req).await,
         _ => unauthorized(),
