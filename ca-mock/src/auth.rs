@@ -33,6 +33,8 @@ pub struct Caller {
     pub operations: Vec<Operation>,
     /// Plain mode's entitlement: issue without a signed grant (docs/decisions.md #10).
     pub issue_without_grant: bool,
+    /// SHA-256 (hex) of the client certificates that are this caller under mutual TLS.
+    certificates: Vec<String>,
 }
 
 impl fmt::Debug for Caller {
@@ -71,6 +73,7 @@ impl Caller {
             templates,
             operations,
             issue_without_grant: false,
+            certificates: Vec::new(),
         })
     }
 
@@ -123,11 +126,21 @@ impl Callers {
     }
 
     /// Callers authenticate with client certificates (mutual TLS) instead of bearer tokens:
-    /// a verified certificate whose name is a caller's is that caller; a token is no longer
-    /// accepted (docs/decisions.md #N).
-    pub fn require_certificates(mut self) -> Self {
+    /// `pins` gives (caller name, certificate SHA-256 hex); a verified certificate is a
+    /// caller when it carries the caller's name AND is one pinned to it, so another
+    /// certificate from the same CA with that name (a device's, say) is not. A token is no
+    /// longer accepted (docs/decisions.md #N). A pin naming no caller is an error.
+    pub fn require_certificates(mut self, pins: &[(String, String)]) -> Result<Self, CaError> {
+        for (name, sha256) in pins {
+            let caller = self
+                .callers
+                .iter_mut()
+                .find(|c| c.name == *name)
+                .ok_or_else(|| CaError::Config(format!("no caller {name:?} to pin")))?;
+            caller.certificates.push(sha256.to_ascii_lowercase());
+        }
         self.certificates = true;
-        self
+        Ok(self)
     }
 
     /// Whether [`Self::require_certificates`] is on.
@@ -135,13 +148,15 @@ impl Callers {
         self.certificates
     }
 
-    /// The caller named by a verified client certificate, if any (and only when certificates
-    /// are required: otherwise a certificate proves nothing here).
+    /// The caller named by a verified client certificate pinned to it, if any (and only when
+    /// certificates are required: otherwise a certificate proves nothing here).
     pub fn by_certificate(&self, peer: &foundation::tls::PeerIdentity) -> Option<&Caller> {
         if !self.certificates || peer.name.is_empty() {
             return None;
         }
-        self.callers.iter().find(|c| c.name == peer.name)
+        self.callers
+            .iter()
+            .find(|c| c.name == peer.name && c.certificates.contains(&peer.sha256_hex))
     }
 
     /// The caller holding `token`, if any. Every caller's hash is compared so timing does not

@@ -301,7 +301,7 @@ impl Lab {
 
         // ca-mock.
         let lab_clock = options.clock.clone();
-        let (ca, next_issuing) = start_ca(data, &ca_url, &tokens, &options, &grant_key).await?;
+        let (mut ca, next_issuing) = start_ca(data, &ca_url, &tokens, &options, &grant_key).await?;
         let root_fingerprint = ca.ca.material().root_fingerprint()?;
         let tls = match &options.tls {
             Some(_) => Some(Arc::new(
@@ -317,6 +317,15 @@ impl Lab {
         let client_tls = |caller: &str| tls.as_ref().map(|t| t.client(caller)).transpose();
         let (policy_tls, ndes_tls) = (client_tls("policy-module")?, client_tls("ndes-proxy")?);
         let ca_token = |t: &Secret| (!mutual).then(|| t.expose().to_owned());
+        // Mutual TLS: ca-mock knows its callers by the client certificates just issued to
+        // them, and a bearer token alone is refused (docs/decisions.md #N).
+        let mut pins = Vec::new();
+        if let (Some(t), true) = (&tls, mutual) {
+            for caller in tls::CLIENTS {
+                pins.push((caller.to_owned(), t.client_sha256(caller)?));
+            }
+            ca.callers = Arc::new(ca.callers.as_ref().clone().require_certificates(&pins)?);
+        }
         let ca_stop = stopped(stop_rx.clone());
         let server_tls = |name: &str| tls.as_ref().map(|t| t.server(name)).transpose();
         tasks.push(spawn_server("ca-mock", {
@@ -365,11 +374,19 @@ impl Lab {
             async move {
                 match tls {
                     Some(t) if mutual => {
+                        let ndes = policy_module::api::NdesCertificate {
+                            name: "ndes-proxy".to_owned(),
+                            sha256_hex: pins
+                                .into_iter()
+                                .filter(|(n, _)| n == "ndes-proxy")
+                                .map(|(_, s)| s)
+                                .collect(),
+                        };
                         policy_module::api::serve_mutual_tls(
                             policy_listener,
                             t,
                             api,
-                            "ndes-proxy",
+                            ndes,
                             policy_stop,
                         )
                         .await
@@ -949,8 +966,7 @@ async fn start_ca(
     if options.tls.is_some() {
         templates.push(tls::server_template()?);
     }
-    let mutual = options.tls.as_ref().is_some_and(|t| t.mutual);
-    if mutual {
+    if options.tls.as_ref().is_some_and(|t| t.mutual) {
         templates.push(tls::client_template()?);
     }
     // Each caller gets what it needs and no more: ndes-proxy issues device certificates
@@ -981,13 +997,6 @@ async fn start_ca(
             vec![Operation::Read],
         )?,
     ])?;
-    // Mutual TLS: callers are known by their client certificates (issued by `tls`), and a
-    // bearer token alone is refused (docs/decisions.md #N).
-    let callers = if mutual {
-        callers.require_certificates()
-    } else {
-        callers
-    };
     let store = open_ca_store(data, &options.databases).await?;
     let mut settings = ca_mock::CaSettings::new(base_url);
     settings.crl_path = Some(dir.join("issuing.crl"));

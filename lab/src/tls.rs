@@ -197,6 +197,14 @@ impl LabTls {
         self.dir.join("root.pem")
     }
 
+    /// SHA-256 (hex) of `caller`'s client certificate on disk: what the services pin to it.
+    pub fn client_sha256(&self, caller: &str) -> Result<String> {
+        let (cert, _) = paths(&self.dir, caller, Kind::Client);
+        let x = X509::from_pem(&std::fs::read(&cert)?)
+            .with_context(|| format!("reading {}", cert.display()))?;
+        Ok(hex::encode(x.digest(MessageDigest::sha256())?))
+    }
+
     /// The certificate file of `service`.
     pub fn cert_path(&self, service: &str) -> PathBuf {
         paths(&self.dir, service, Kind::Server).0

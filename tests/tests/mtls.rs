@@ -3,7 +3,8 @@
 //! (CN = its caller name, clientAuth) instead of a bearer token. An enrollment (ndes-proxy ->
 //! ca-mock) and a revocation (the outbox -> ca-mock) go through; the right bearer token without
 //! a certificate is refused by ca-mock and by the policy module's internal API; a certificate
-//! from another CA fails the handshake; one from the lab's CA with an unknown name is 403.
+//! from another CA fails the handshake; one from the lab's CA with an unknown name, or with a
+//! caller's name but not the certificate the lab gave that caller, is 403.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -210,39 +211,50 @@ async fn a_client_certificate_from_another_ca_fails_the_handshake() {
     lab.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_certificate_with_an_unknown_name_is_refused_403() {
-    let lab = mutual_lab().await;
-    // A client certificate from the lab's own CA, its template, but a name no caller has.
+/// A client certificate from the lab's own CA and client template, named `name`, that the
+/// lab did not give to any service: (chain PEM, key PEM).
+async fn lab_ca_certificate(lab: &TestLab, name: &str) -> (Vec<u8>, Vec<u8>) {
     let key = rsa();
     let mut req = X509ReqBuilder::new().unwrap();
-    req.set_subject_name(&cn("intruder")).unwrap();
+    req.set_subject_name(&cn(name)).unwrap();
     req.set_pubkey(&key).unwrap();
     req.sign(&key, MessageDigest::sha256()).unwrap();
     let call = IssueCall {
-        request_id: "mtls-test-intruder".into(),
+        request_id: format!("mtls-test-{name}"),
         template: scep_lab::tls::CLIENT_TEMPLATE_NAME.into(),
         csr_der: req.build().to_der().unwrap(),
         subject: vec![NameAttr {
             attr: SubjectAttr::CN,
-            value: "intruder".into(),
+            value: name.into(),
         }],
         ..IssueCall::default()
     };
     let issued = lab.ca().issue("scep-lab", &call).await.unwrap();
     let mut chain = X509::from_der(&issued.der).unwrap().to_pem().unwrap();
     chain.extend(lab.ca().material().issuing.to_pem().unwrap());
-    let key = key.private_key_to_pem_pkcs8().unwrap();
-    let intruder = client(&lab, Some((&chain, &key)));
+    (chain, key.private_key_to_pem_pkcs8().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_with_an_unknown_name_or_not_the_callers_own_is_refused_403() {
+    let lab = mutual_lab().await;
     let tokens = lab.tokens();
-    // Verified, but no caller is named "intruder": 403, even with a right token beside it.
-    assert_eq!(
-        ca_read(&lab, &intruder, Some(tokens.ca_ndes.expose())).await,
-        403
-    );
-    assert_eq!(
-        policy_internal(&lab, &intruder, Some(tokens.policy_ndes.expose())).await,
-        403
-    );
+    // Verified, but no caller is named "intruder"; and one named "ndes-proxy" that is not the
+    // certificate the lab gave ndes-proxy (a device's could carry that name): 403 both, even
+    // with a right token beside it.
+    for name in ["intruder", "ndes-proxy"] {
+        let (chain, key) = lab_ca_certificate(&lab, name).await;
+        let impostor = client(&lab, Some((&chain, &key)));
+        assert_eq!(
+            ca_read(&lab, &impostor, Some(tokens.ca_ndes.expose())).await,
+            403,
+            "{name}"
+        );
+        assert_eq!(
+            policy_internal(&lab, &impostor, Some(tokens.policy_ndes.expose())).await,
+            403,
+            "{name}"
+        );
+    }
     lab.shutdown().await;
 }
