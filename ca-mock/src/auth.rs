@@ -213,24 +213,38 @@ mod tests {
             vec![Operation::Issue],
         )
         .unwrap();
-        let peer = |name: &str| foundation::tls::PeerIdentity {
+        let pinned = "ab".repeat(32);
+        let peer = |name: &str, sha: &str| foundation::tls::PeerIdentity {
             name: name.into(),
-            sha256_hex: "00".repeat(32),
+            sha256_hex: sha.into(),
         };
         let tokens = Callers::new(vec![c]).unwrap();
         assert!(!tokens.certificates_required());
-        assert!(tokens.by_certificate(&peer("ndes-proxy")).is_none());
-        let certs = tokens.require_certificates();
+        assert!(
+            tokens
+                .by_certificate(&peer("ndes-proxy", &pinned))
+                .is_none()
+        );
+        let pins = [("ndes-proxy".to_owned(), pinned.to_uppercase())];
+        let certs = tokens.clone().require_certificates(&pins).unwrap();
         assert!(certs.certificates_required());
         assert_eq!(
-            certs.by_certificate(&peer("ndes-proxy")).unwrap().name,
+            certs
+                .by_certificate(&peer("ndes-proxy", &pinned))
+                .unwrap()
+                .name,
             "ndes-proxy"
         );
         for unknown in ["", "ndes", "NDES-PROXY", "ndes-proxy "] {
             assert!(
-                certs.by_certificate(&peer(unknown)).is_none(),
+                certs.by_certificate(&peer(unknown, &pinned)).is_none(),
                 "{unknown:?}"
             );
         }
+        // The caller's name on a certificate not pinned to it is no one.
+        let other = "cd".repeat(32);
+        assert!(certs.by_certificate(&peer("ndes-proxy", &other)).is_none());
+        let stranger = [("nobody".to_owned(), other)];
+        assert!(tokens.require_certificates(&stranger).is_err());
     }
 }
