@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -27,6 +28,7 @@ use ca_api::wire::{
 };
 use foundation::Serial;
 use foundation::time::rfc3339;
+use foundation::tls::PeerIdentity;
 
 use crate::state::AppState;
 use crate::store::CertificateRecord;
@@ -56,6 +58,14 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or unknown bearer token",
+        )
+    }
+
+    fn certificate_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a client certificate from the lab's CA is required",
         )
     }
 
@@ -122,19 +132,31 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The caller behind the request's bearer token, if entitled to `op`.
+/// The caller behind the request, if entitled to `op`: with client certificates required
+/// (mutual TLS, docs/decisions.md #N), the verified peer certificate's name and nothing else;
+/// otherwise the bearer token.
 fn authenticate<'a>(
     state: &'a AppState,
     headers: &HeaderMap,
+    peer: Option<&PeerIdentity>,
     op: Operation,
 ) -> Result<&'a Caller, ApiError> {
-    let token = foundation::http::bearer(headers)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(ApiError::unauthorized)?;
-    let caller = state
-        .callers
-        .authenticate(token)
-        .ok_or_else(ApiError::unauthorized)?;
+    let caller = if state.callers.certificates_required() {
+        // No fallback to the token: a bearer token alone is refused here.
+        let peer = peer.ok_or_else(ApiError::certificate_required)?;
+        state
+            .callers
+            .by_certificate(peer)
+            .ok_or_else(ApiError::forbidden)?
+    } else {
+        let token = foundation::http::bearer(headers)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .callers
+            .authenticate(token)
+            .ok_or_else(ApiError::unauthorized)?
+    };
     if !caller.may(op) {
         return Err(ApiError::forbidden());
     }
@@ -167,9 +189,10 @@ fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> 
 async fn issue(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerIdentity>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Operation::Issue)?;
+    let caller = authenticate(&state, &headers, peer.as_deref(), Operation::Issue)?;
     let req: IssueRequest = json_body(body)?;
     if !caller.may_use(&req.template) {
         return Err(ApiError::forbidden());
@@ -234,9 +257,10 @@ pub fn info_of(r: &CertificateRecord) -> CertificateInfo {
 async fn get_certificate(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerIdentity>>,
     Path(serial): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let caller = authenticate(&state, &headers, peer.as_deref(), Operation::Read)?;
     let record = state.ca.get(&serial).await?;
     if !caller.may_use(&record.cert.template) {
         return Err(ApiError::forbidden());
@@ -249,9 +273,10 @@ async fn get_certificate(
 async fn lint_certificate(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerIdentity>>,
     Path(serial): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let caller = authenticate(&state, &headers, peer.as_deref(), Operation::Read)?;
     let record = state.ca.get(&serial).await?;
     if !caller.may_use(&record.cert.template) {
         return Err(ApiError::forbidden());
@@ -283,9 +308,10 @@ struct ListQuery {
 async fn list_certificates(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerIdentity>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let caller = authenticate(&state, &headers, peer.as_deref(), Operation::Read)?;
     let Query(q) = query.map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -314,9 +340,10 @@ async fn list_certificates(
 async fn list_records(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerIdentity>>,
     query: Result<Query<RecordParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let caller = authenticate(&state, &headers, peer.as_deref(), Operation::Read)?;
     let Query(params) = query.map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -338,8 +365,9 @@ async fn list_records(
 async fn list_templates(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerIdentity>>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let caller = authenticate(&state, &headers, peer.as_deref(), Operation::Read)?;
     let templates = state
         .ca
         .template_names()
@@ -353,9 +381,10 @@ async fn list_templates(
 async fn get_template(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerIdentity>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Operation::Read)?;
+    let caller = authenticate(&state, &headers, peer.as_deref(), Operation::Read)?;
     if !caller.may_use(&name) {
         return Err(ApiError::forbidden());
     }
@@ -372,9 +401,10 @@ async fn get_template(
 async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerIdentity>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Operation::Revoke)?;
+    let caller = authenticate(&state, &headers, peer.as_deref(), Operation::Revoke)?;
     let req: RevokeRequest = json_body(body)?;
     let serial = Serial::from_hex(&req.serial).map_err(CaError::from)?;
     let record = state.ca.record(&serial).await?;
@@ -388,9 +418,10 @@ async fn revoke(
 async fn release(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<Extension<PeerIdentity>>,
     Path(serial): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Operation::Revoke)?;
+    let caller = authenticate(&state, &headers, peer.as_deref(), Operation::Revoke)?;
     let serial = Serial::from_hex(&serial).map_err(CaError::from)?;
     let record = state.ca.record(&serial).await?;
     if !caller.may_use(&record.cert.template) {

@@ -33,6 +33,8 @@ pub struct Caller {
     pub operations: Vec<Operation>,
     /// Plain mode's entitlement: issue without a signed grant (docs/decisions.md #10).
     pub issue_without_grant: bool,
+    /// SHA-256 (hex) of the client certificates that are this caller under mutual TLS.
+    certificates: Vec<String>,
 }
 
 impl fmt::Debug for Caller {
@@ -71,6 +73,7 @@ impl Caller {
             templates,
             operations,
             issue_without_grant: false,
+            certificates: Vec::new(),
         })
     }
 
@@ -101,9 +104,12 @@ impl Caller {
     }
 }
 
-/// The configured callers.
+/// The configured callers, and how they prove who they are.
 #[derive(Debug, Clone, Default)]
-pub struct Callers(Vec<Caller>);
+pub struct Callers {
+    callers: Vec<Caller>,
+    certificates: bool,
+}
 
 impl Callers {
     /// From a list; names must be unique.
@@ -113,14 +119,51 @@ impl Callers {
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err(CaError::Config("caller names must be unique".into()));
         }
-        Ok(Self(callers))
+        Ok(Self {
+            callers,
+            certificates: false,
+        })
+    }
+
+    /// Callers authenticate with client certificates (mutual TLS) instead of bearer tokens:
+    /// `pins` gives (caller name, certificate SHA-256 hex); a verified certificate is a
+    /// caller when it carries the caller's name AND is one pinned to it, so another
+    /// certificate from the same CA with that name (a device's, say) is not. A token is no
+    /// longer accepted (docs/decisions.md #N). A pin naming no caller is an error.
+    pub fn require_certificates(mut self, pins: &[(String, String)]) -> Result<Self, CaError> {
+        for (name, sha256) in pins {
+            let caller = self
+                .callers
+                .iter_mut()
+                .find(|c| c.name == *name)
+                .ok_or_else(|| CaError::Config(format!("no caller {name:?} to pin")))?;
+            caller.certificates.push(sha256.to_ascii_lowercase());
+        }
+        self.certificates = true;
+        Ok(self)
+    }
+
+    /// Whether [`Self::require_certificates`] is on.
+    pub fn certificates_required(&self) -> bool {
+        self.certificates
+    }
+
+    /// The caller named by a verified client certificate pinned to it, if any (and only when
+    /// certificates are required: otherwise a certificate proves nothing here).
+    pub fn by_certificate(&self, peer: &foundation::tls::PeerIdentity) -> Option<&Caller> {
+        if !self.certificates || peer.name.is_empty() {
+            return None;
+        }
+        self.callers
+            .iter()
+            .find(|c| c.name == peer.name && c.certificates.contains(&peer.sha256_hex))
     }
 
     /// The caller holding `token`, if any. Every caller's hash is compared so timing does not
     /// reveal which (if any) matched.
     pub fn authenticate(&self, token: &str) -> Option<&Caller> {
         let mut found = None;
-        for c in &self.0 {
+        for c in &self.callers {
             if c.token.matches(token) && found.is_none() {
                 found = Some(c);
             }
@@ -159,5 +202,49 @@ mod tests {
         let dbg = format!("{callers:?}");
         assert!(!dbg.contains(&hash_token("tok-1")), "{dbg}");
         assert!(Caller::new("x", "abcd", vec![], vec![]).is_err());
+    }
+
+    #[test]
+    fn certificates_name_a_caller_only_when_required() {
+        let c = Caller::new(
+            "ndes-proxy",
+            &hash_token("tok-1"),
+            vec!["*".into()],
+            vec![Operation::Issue],
+        )
+        .unwrap();
+        let pinned = "ab".repeat(32);
+        let peer = |name: &str, sha: &str| foundation::tls::PeerIdentity {
+            name: name.into(),
+            sha256_hex: sha.into(),
+        };
+        let tokens = Callers::new(vec![c]).unwrap();
+        assert!(!tokens.certificates_required());
+        assert!(
+            tokens
+                .by_certificate(&peer("ndes-proxy", &pinned))
+                .is_none()
+        );
+        let pins = [("ndes-proxy".to_owned(), pinned.to_uppercase())];
+        let certs = tokens.clone().require_certificates(&pins).unwrap();
+        assert!(certs.certificates_required());
+        assert_eq!(
+            certs
+                .by_certificate(&peer("ndes-proxy", &pinned))
+                .unwrap()
+                .name,
+            "ndes-proxy"
+        );
+        for unknown in ["", "ndes", "NDES-PROXY", "ndes-proxy "] {
+            assert!(
+                certs.by_certificate(&peer(unknown, &pinned)).is_none(),
+                "{unknown:?}"
+            );
+        }
+        // The caller's name on a certificate not pinned to it is no one.
+        let other = "cd".repeat(32);
+        assert!(certs.by_certificate(&peer("ndes-proxy", &other)).is_none());
+        let stranger = [("nobody".to_owned(), other)];
+        assert!(tokens.require_certificates(&stranger).is_err());
     }
 }

@@ -4,6 +4,11 @@
 //!   certificate is served from the next handshake on, without a restart ([`ServerTls::reload`]).
 //! - [`serve_tls`]: the accept loop (handshake, then hyper's HTTP/1 serving an axum router),
 //!   with the same graceful shutdown as `axum::serve(..).with_graceful_shutdown(..)`.
+//! - Mutual TLS ([`ServerTls::verify_clients`]): a client certificate is asked for and, when
+//!   presented, verified against a given CA (a failure ends the handshake); a verified one
+//!   reaches handlers as the [`PeerIdentity`] request extension. Optional per handshake, so
+//!   bearer-token callers and browsers keep connecting: each route that requires a
+//!   certificate refuses a request without one (docs/decisions.md #N mTLS).
 //! - [`ClientTls`]: what a caller trusts, one pinned root and nothing else (no system roots),
 //!   plus an optional client certificate; [`ClientTls::builder`] gives a reqwest builder.
 //!
@@ -19,9 +24,11 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use openssl::nid::Nid;
 use openssl::pkey::PKey;
-use openssl::ssl::{Ssl, SslAcceptor, SslMethod};
+use openssl::ssl::{Ssl, SslAcceptor, SslMethod, SslVerifyMode};
 use openssl::x509::X509;
+use openssl::x509::store::X509StoreBuilder;
 use tokio::net::TcpListener;
 use tokio_openssl::SslStream;
 use tower::ServiceExt;
@@ -53,9 +60,50 @@ pub enum TlsError {
     Client,
 }
 
-/// A server certificate and key, replaceable while serving.
+/// A server certificate and key, replaceable while serving; and, for mutual TLS, the CA that
+/// client certificates must chain to.
 pub struct ServerTls {
     acceptor: RwLock<Arc<SslAcceptor>>,
+    client_ca_pem: Option<Vec<u8>>,
+}
+
+/// Who the client proved to be with a certificate verified during the handshake (mutual TLS
+/// only): a request extension, like `ConnectInfo`. Absent when no certificate was presented.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The subject's common name, else the first SAN URI or DNS name; empty when none.
+    pub name: String,
+    /// SHA-256 of the certificate's DER, lowercase hex.
+    pub sha256_hex: String,
+}
+
+impl PeerIdentity {
+    /// The identity of a verified peer certificate.
+    pub fn of(cert: &openssl::x509::X509Ref) -> Self {
+        let cn = cert
+            .subject_name()
+            .entries_by_nid(Nid::COMMONNAME)
+            .next()
+            // The raw bytes, refused with a NUL: "ndes-proxy\0x" must not read as ndes-proxy.
+            .and_then(|e| std::str::from_utf8(e.data().as_slice()).ok())
+            .filter(|s| !s.contains('\0'))
+            .map(ToOwned::to_owned);
+        let san = || {
+            cert.subject_alt_names().and_then(|names| {
+                names
+                    .iter()
+                    .find_map(|n| n.uri().or_else(|| n.dnsname()).map(ToOwned::to_owned))
+            })
+        };
+        let sha256_hex = cert
+            .digest(openssl::hash::MessageDigest::sha256())
+            .map(|d| hex::encode(&*d))
+            .unwrap_or_default();
+        Self {
+            name: cn.or_else(san).unwrap_or_default(),
+            sha256_hex,
+        }
+    }
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -68,14 +116,29 @@ impl ServerTls {
     /// From a PEM chain (leaf first, then intermediates) and its PEM private key.
     pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
         Ok(Self {
-            acceptor: RwLock::new(Arc::new(acceptor(chain_pem, key_pem)?)),
+            acceptor: RwLock::new(Arc::new(acceptor(chain_pem, key_pem, None)?)),
+            client_ca_pem: None,
+        })
+    }
+
+    /// [`Self::from_pem`] that also asks each client for a certificate and verifies one that
+    /// is presented against `client_ca_pem` (chain to it, be current, carry clientAuth);
+    /// a client that presents none still connects (see the module doc).
+    pub fn verify_clients(
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        client_ca_pem: &[u8],
+    ) -> Result<Self, TlsError> {
+        Ok(Self {
+            acceptor: RwLock::new(Arc::new(acceptor(chain_pem, key_pem, Some(client_ca_pem))?)),
+            client_ca_pem: Some(client_ca_pem.to_vec()),
         })
     }
 
     /// Serve `chain_pem`/`key_pem` from the next handshake on; connections already open keep
-    /// theirs. On error the certificate in use stays.
+    /// theirs. On error the certificate in use stays. Client verification is kept.
     pub fn reload(&self, chain_pem: &[u8], key_pem: &[u8]) -> Result<(), TlsError> {
-        let new = Arc::new(acceptor(chain_pem, key_pem)?);
+        let new = Arc::new(acceptor(chain_pem, key_pem, self.client_ca_pem.as_deref())?);
         *self.acceptor.write().unwrap_or_else(|p| p.into_inner()) = new;
         Ok(())
     }
@@ -93,7 +156,11 @@ impl ServerTls {
     }
 }
 
-fn acceptor(chain_pem: &[u8], key_pem: &[u8]) -> Result<SslAcceptor, TlsError> {
+fn acceptor(
+    chain_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: Option<&[u8]>,
+) -> Result<SslAcceptor, TlsError> {
     let chain = X509::stack_from_pem(chain_pem).map_err(|_| TlsError::Certificate)?;
     let (leaf, rest) = chain.split_first().ok_or(TlsError::Certificate)?;
     let key = PKey::private_key_from_pem(key_pem).map_err(|_| TlsError::Key)?;
@@ -105,6 +172,22 @@ fn acceptor(chain_pem: &[u8], key_pem: &[u8]) -> Result<SslAcceptor, TlsError> {
     }
     b.set_private_key(&key).map_err(|_| TlsError::KeyMismatch)?;
     b.check_private_key().map_err(|_| TlsError::KeyMismatch)?;
+    if let Some(ca_pem) = client_ca_pem {
+        let cas = X509::stack_from_pem(ca_pem).map_err(|_| TlsError::Certificate)?;
+        if cas.is_empty() {
+            return Err(TlsError::Certificate);
+        }
+        let mut store = X509StoreBuilder::new().map_err(config)?;
+        for ca in &cas {
+            store.add_cert(ca.clone()).map_err(config)?;
+            b.add_client_ca(ca).map_err(config)?;
+        }
+        b.set_verify_cert_store(store.build()).map_err(config)?;
+        // PEER without FAIL_IF_NO_PEER_CERT: asked for, verified when presented, optional.
+        b.set_verify(SslVerifyMode::PEER);
+        // Needed with PEER for session resumption; a resumed session keeps its verified peer.
+        b.set_session_id_context(b"scep-lab").map_err(config)?;
+    }
     Ok(b.build())
 }
 
@@ -149,9 +232,17 @@ pub async fn serve_tls(
                     return;
                 }
             };
+            // Only a certificate that passed verification in this handshake counts.
+            let peer = (stream.ssl().verify_result() == openssl::x509::X509VerifyResult::OK)
+                .then(|| stream.ssl().peer_certificate())
+                .flatten()
+                .map(|c| PeerIdentity::of(&c));
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut()
                     .insert(ConnectInfo::<SocketAddr>(remote));
+                if let Some(p) = &peer {
+                    req.extensions_mut().insert(p.clone());
+                }
                 app.clone().oneshot(req)
             });
             let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -221,6 +312,11 @@ impl ClientTls {
         X509::from_pem(chain_pem).map_err(|_| TlsError::Certificate)?;
         self.identity = Some((chain_pem.to_vec(), crate::Secret::new(key.to_owned())));
         Ok(self)
+    }
+
+    /// Whether a client certificate is presented ([`Self::with_identity`]).
+    pub fn has_identity(&self) -> bool {
+        self.identity.is_some()
     }
 
     /// A reqwest builder that trusts the pinned root only (and presents the identity).

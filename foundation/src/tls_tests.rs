@@ -202,3 +202,56 @@ fn bad_pem_is_refused_without_echoing_the_key() {
         .unwrap();
     assert!(!format!("{id:?}").contains("PRIVATE"));
 }
+
+/// A mutual-TLS server whose `/whoami` answers the verified peer's name, or "none".
+async fn start_mutual(server_ca: &Ca, client_ca: &Ca) -> SocketAddr {
+    let (chain, key) = leaf(server_ca, 20);
+    let tls = ServerTls::verify_clients(&chain, &key, &client_ca.cert.to_pem().unwrap()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/whoami",
+        axum::routing::get(|peer: Option<axum::Extension<PeerIdentity>>| async move {
+            peer.map_or("none".to_owned(), |p| {
+                format!("{} {}", p.name, p.sha256_hex.len())
+            })
+        }),
+    );
+    tokio::spawn(serve_tls(
+        listener,
+        Arc::new(tls),
+        app,
+        std::future::pending(),
+    ));
+    addr
+}
+
+#[tokio::test]
+async fn mutual_tls_passes_the_verified_peer_and_refuses_another_ca_at_the_handshake() {
+    let ca = ca("test root");
+    let addr = start_mutual(&ca, &ca).await;
+    let url = format!("https://127.0.0.1:{}/whoami", addr.port());
+    let root = ca.cert.to_pem().unwrap();
+    let client = |id: Option<(Vec<u8>, Vec<u8>)>| {
+        let mut c = ClientTls::pinned(&root).unwrap();
+        if let Some((chain, key)) = id {
+            c = c.with_identity(&chain, &key).unwrap();
+        }
+        c.builder()
+            .unwrap()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    // A certificate from the client CA: its name and SHA-256 reach the handler.
+    let mine = client(Some(leaf(&ca, 30)));
+    let body = mine.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(body, "localhost 64");
+    // No certificate: still served (optional per handshake), without an identity.
+    let body = client(None).get(&url).send().await.unwrap();
+    assert_eq!(body.text().await.unwrap(), "none");
+    // A certificate from another CA: the handshake fails, no request is served.
+    let other = self::ca("another root");
+    let err = client(Some(leaf(&other, 31))).get(&url).send().await;
+    assert!(err.is_err(), "{err:?}");
+}

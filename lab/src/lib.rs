@@ -252,13 +252,6 @@ pub const DEVICE_TEMPLATES: [&str; 1] = ["IPSECIntermediateOffline"];
 impl Lab {
     /// Start every service; returns once all are accepting connections.
     pub async fn start(options: LabOptions) -> Result<Self> {
-        if options.tls.as_ref().is_some_and(|t| t.mutual) {
-            // Refused rather than ignored: a caller asking for mTLS must not get bearer tokens.
-            anyhow::bail!(
-                "TLS with client certificates between services (tls.mutual) is not available yet; \
-                 turn it off to run with server TLS and bearer tokens"
-            );
-        }
         let data = &options.data_dir;
         for sub in ["ca", "policy", "ndes", "secrets"] {
             std::fs::create_dir_all(data.join(sub))
@@ -296,6 +289,7 @@ impl Lab {
             Some(l) => Some(l.local_addr()?),
             None => None,
         };
+        let mutual = options.tls.as_ref().is_some_and(|t| t.mutual);
         let scheme = if options.tls.is_some() {
             "https"
         } else {
@@ -307,16 +301,31 @@ impl Lab {
 
         // ca-mock.
         let lab_clock = options.clock.clone();
-        let (ca, next_issuing) = start_ca(data, &ca_url, &tokens, &options, &grant_key).await?;
+        let (mut ca, next_issuing) = start_ca(data, &ca_url, &tokens, &options, &grant_key).await?;
         let root_fingerprint = ca.ca.material().root_fingerprint()?;
         let tls = match &options.tls {
             Some(_) => Some(Arc::new(
-                tls::LabTls::start(&ca.ca, data, options.bind, options.clock.as_ref()).await?,
+                tls::LabTls::start(&ca.ca, data, options.bind, mutual, options.clock.as_ref())
+                    .await?,
             )),
             None => None,
         };
         let pin = tls.as_ref().map(|t| t.pin().clone());
         let pin = pin.as_ref();
+        // Each caller's pin, with its client certificate under mutual TLS; and the bearer
+        // token it presents to ca-mock, none under mutual TLS (docs/decisions.md #N).
+        let client_tls = |caller: &str| tls.as_ref().map(|t| t.client(caller)).transpose();
+        let (policy_tls, ndes_tls) = (client_tls("policy-module")?, client_tls("ndes-proxy")?);
+        let ca_token = |t: &Secret| (!mutual).then(|| t.expose().to_owned());
+        // Mutual TLS: ca-mock knows its callers by the client certificates just issued to
+        // them, and a bearer token alone is refused (docs/decisions.md #N).
+        let mut pins = Vec::new();
+        if let (Some(t), true) = (&tls, mutual) {
+            for caller in tls::CLIENTS {
+                pins.push((caller.to_owned(), t.client_sha256(caller)?));
+            }
+            ca.callers = Arc::new(ca.callers.as_ref().clone().require_certificates(&pins)?);
+        }
         let ca_stop = stopped(stop_rx.clone());
         let server_tls = |name: &str| tls.as_ref().map(|t| t.server(name)).transpose();
         tasks.push(spawn_server("ca-mock", {
@@ -333,9 +342,9 @@ impl Lab {
         let store = open_policy_store(data, &options.databases, lab_clock.clone()).await?;
         let templates = policy_module::template_source::CaTemplates::from_client(
             ca_api::client::CaClient::with_http(
-                http_client(pin, 5, Some(2))?,
+                http_client(policy_tls.as_ref(), 5, Some(2))?,
                 &ca_url,
-                Some(tokens.ca_policy.expose().to_owned()),
+                ca_token(&tokens.ca_policy),
             ),
         );
         let policy = PolicyService::new(
@@ -349,9 +358,9 @@ impl Lab {
         )
         .with_templates(Arc::new(templates))
         .with_records(Arc::new(ca_api::client::CaClient::with_http(
-            http_client(pin, 30, None)?,
+            http_client(policy_tls.as_ref(), 30, None)?,
             &ca_url,
-            Some(tokens.ca_policy.expose().to_owned()),
+            ca_token(&tokens.ca_policy),
         )));
         apply_policy_settings(&policy, &options).await?;
         let api = policy_module::api::ApiState {
@@ -364,6 +373,24 @@ impl Lab {
             let tls = server_tls("policy-module")?;
             async move {
                 match tls {
+                    Some(t) if mutual => {
+                        let ndes = policy_module::api::NdesCertificate {
+                            name: "ndes-proxy".to_owned(),
+                            sha256_hex: pins
+                                .into_iter()
+                                .filter(|(n, _)| n == "ndes-proxy")
+                                .map(|(_, s)| s)
+                                .collect(),
+                        };
+                        policy_module::api::serve_mutual_tls(
+                            policy_listener,
+                            t,
+                            api,
+                            ndes,
+                            policy_stop,
+                        )
+                        .await
+                    }
                     Some(t) => {
                         policy_module::api::serve_tls(policy_listener, t, api, policy_stop).await
                     }
@@ -373,9 +400,9 @@ impl Lab {
         }));
         let revoker =
             policy_module::outbox::HttpRevoker::from_client(ca_api::client::CaClient::with_http(
-                http_client(pin, 10, Some(5))?,
+                http_client(policy_tls.as_ref(), 10, Some(5))?,
                 &ca_url,
-                Some(tokens.ca_policy.expose().to_owned()),
+                ca_token(&tokens.ca_policy),
             ));
         let config = policy_module::outbox::OutboxConfig {
             poll_interval: options.outbox_poll,
@@ -405,9 +432,9 @@ impl Lab {
             ))
         } else {
             let ca_client = ca_api::client::CaClient::with_http(
-                http_client(pin, 30, None)?,
+                http_client(ndes_tls.as_ref(), 30, None)?,
                 options.ndes_ca_url.as_deref().unwrap_or(&ca_url),
-                Some(tokens.ca_ndes.expose().to_owned()),
+                ca_token(&tokens.ca_ndes),
             );
             Arc::new(ca_api::HttpCa::new(ca_client))
         };
@@ -469,6 +496,7 @@ impl Lab {
                 ndes_admin: &ndes_admin_base,
             },
             pin,
+            client_tls("scep-console")?.as_ref(),
             options.clock.clone(),
         )?;
         let console_stop = stopped(stop_rx.clone());
@@ -746,13 +774,17 @@ struct ConsoleLinks<'a> {
     ndes_admin: &'a str,
 }
 
-/// The console, reading and acting through the services' APIs with their own tokens.
+/// The console, reading and acting through the services' APIs with their own tokens; at
+/// ca-mock with `ca_tls`'s client certificate instead under mutual TLS. Its admin calls to
+/// the policy module and ndes-proxy keep their bearer tokens (docs/decisions.md #N).
 fn console_state(
     tokens: &Tokens,
     urls: ConsoleLinks<'_>,
     pin: Option<&foundation::tls::ClientTls>,
+    ca_tls: Option<&foundation::tls::ClientTls>,
     clock: Arc<dyn Clock>,
 ) -> Result<scep_console::ConsoleState> {
+    let mutual = ca_tls.is_some_and(foundation::tls::ClientTls::has_identity);
     let ConsoleLinks {
         ca,
         policy,
@@ -771,9 +803,9 @@ fn console_state(
     Ok(scep_console::ConsoleState::new(
         scep_console::clients::PolicyAdmin::pinned(policy, tokens.policy_admin.clone(), pin)?,
         ca_api::client::CaClient::with_http(
-            http_client(pin, 30, None)?,
+            http_client(ca_tls, 30, None)?,
             ca,
-            Some(tokens.ca_console.expose().to_owned()),
+            (!mutual).then(|| tokens.ca_console.expose().to_owned()),
         ),
         scep_console::clients::NdesAdmin::pinned(ndes, tokens.ndes_admin.clone(), pin)?,
         links,
@@ -933,6 +965,9 @@ async fn start_ca(
     templates.extend(options.extra_templates.iter().cloned());
     if options.tls.is_some() {
         templates.push(tls::server_template()?);
+    }
+    if options.tls.as_ref().is_some_and(|t| t.mutual) {
+        templates.push(tls::client_template()?);
     }
     // Each caller gets what it needs and no more: ndes-proxy issues device certificates
     // (its own RA certificates are issued by the lab at the CA's console, `ra::identity`).

@@ -277,6 +277,41 @@ pub async fn serve_tls(
     foundation::tls::serve_tls(listener, tls, router(state), shutdown).await
 }
 
+/// [`serve_tls`] with mutual TLS (docs/decisions.md #N): `/internal/v1/*` takes ndes-proxy's
+/// verified client certificate instead of its bearer token, which alone is then refused.
+/// `tls` must verify clients ([`foundation::tls::ServerTls::verify_clients`]); the admin API
+/// keeps its bearer token.
+pub async fn serve_mutual_tls(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<foundation::tls::ServerTls>,
+    state: ApiState,
+    ndes: NdesCertificate,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).layer(axum::Extension(ndes));
+    foundation::tls::serve_tls(listener, tls, app, shutdown).await
+}
+
+/// ndes-proxy's client certificate under mutual TLS: the name it carries and the SHA-256 (hex)
+/// of the certificates that are ndes-proxy, so another certificate from the same CA with that
+/// name is not. Set on every request by [`serve_mutual_tls`] (a server-side extension, which
+/// a client cannot set or remove).
+#[derive(Clone, Debug)]
+pub struct NdesCertificate {
+    /// The subject CN (or SAN) of ndes-proxy's certificate.
+    pub name: String,
+    /// SHA-256 of each certificate that is ndes-proxy, lowercase hex.
+    pub sha256_hex: Vec<String>,
+}
+
+impl NdesCertificate {
+    fn accepts(&self, peer: &foundation::tls::PeerIdentity) -> bool {
+        !peer.name.is_empty()
+            && peer.name == self.name
+            && self.sha256_hex.contains(&peer.sha256_hex)
+    }
+}
+
 fn err(status: StatusCode, code: &str, message: Option<String>) -> Response {
     let mut body = json!({ "error": code });
     if let Some(m) = message {
@@ -329,6 +364,18 @@ async fn require_ndes(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if let Some(ndes) = req.extensions().get::<NdesCertificate>() {
+        // Mutual TLS: the certificate and nothing else; no fallback to the token.
+        return match req.extensions().get::<foundation::tls::PeerIdentity>() {
+            None => err(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                Some("a client certificate from the lab's CA is required".into()),
+            ),
+            Some(p) if ndes.accepts(p) => next.run(req).await,
+            Some(_) => err(StatusCode::FORBIDDEN, "forbidden", None),
+        };
+    }
     match bearer(req.headers()) {
         Some(t) if t.ct_eq(&s.ndes_token) => next.run(req).await,
         _ => unauthorized(),

@@ -244,17 +244,3 @@ async fn server_certificates_are_renewed_when_a_third_of_their_lifetime_is_left(
     );
     lab.shutdown().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutual_tls_is_refused_at_start_rather_than_ignored() {
-    let err = TestLab::start_with(|o| {
-        o.tls = Some(TlsOptions {
-            mutual: true,
-            scep_https_port: 0,
-        });
-    })
-    .await
-    .err()
-    .expect("mutual TLS is not implemented: the lab must not start without it");
-    assert!(format!("{err:#}").contains("tls.mutual"), "{err:#}");
-}
