@@ -133,7 +133,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The caller behind the request, if entitled to `op`: with client certificates required
-/// (mutual TLS, docs/decisions.md #N), the verified peer certificate's name and nothing else;
+/// (mutual TLS, docs/decisions.md #18), the verified peer certificate's name and nothing else;
 /// otherwise the bearer token.
 fn authenticate<'a>(
     state: &'a AppState,

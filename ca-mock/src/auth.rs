@@ -129,7 +129,7 @@ impl Callers {
     /// `pins` gives (caller name, certificate SHA-256 hex); a verified certificate is a
     /// caller when it carries the caller's name AND is one pinned to it, so another
     /// certificate from the same CA with that name (a device's, say) is not. A token is no
-    /// longer accepted (docs/decisions.md #N). A pin naming no caller is an error.
+    /// longer accepted (docs/decisions.md #18). A pin naming no caller is an error.
     pub fn require_certificates(mut self, pins: &[(String, String)]) -> Result<Self, CaError> {
         for (name, sha256) in pins {
             let caller = self

@@ -8,7 +8,7 @@
 //!   presented, verified against a given CA (a failure ends the handshake); a verified one
 //!   reaches handlers as the [`PeerIdentity`] request extension. Optional per handshake, so
 //!   bearer-token callers and browsers keep connecting: each route that requires a
-//!   certificate refuses a request without one (docs/decisions.md #N mTLS).
+//!   certificate refuses a request without one (docs/decisions.md #18 mTLS).
 //! - [`ClientTls`]: what a caller trusts, one pinned root and nothing else (no system roots),
 //!   plus an optional client certificate; [`ClientTls::builder`] gives a reqwest builder.
 //!

@@ -313,12 +313,12 @@ impl Lab {
         let pin = tls.as_ref().map(|t| t.pin().clone());
         let pin = pin.as_ref();
         // Each caller's pin, with its client certificate under mutual TLS; and the bearer
-        // token it presents to ca-mock, none under mutual TLS (docs/decisions.md #N).
+        // token it presents to ca-mock, none under mutual TLS (docs/decisions.md #18).
         let client_tls = |caller: &str| tls.as_ref().map(|t| t.client(caller)).transpose();
         let (policy_tls, ndes_tls) = (client_tls("policy-module")?, client_tls("ndes-proxy")?);
         let ca_token = |t: &Secret| (!mutual).then(|| t.expose().to_owned());
         // Mutual TLS: ca-mock knows its callers by the client certificates just issued to
-        // them, and a bearer token alone is refused (docs/decisions.md #N).
+        // them, and a bearer token alone is refused (docs/decisions.md #18).
         let mut pins = Vec::new();
         if let (Some(t), true) = (&tls, mutual) {
             for caller in tls::CLIENTS {
@@ -776,7 +776,7 @@ struct ConsoleLinks<'a> {
 
 /// The console, reading and acting through the services' APIs with their own tokens; at
 /// ca-mock with `ca_tls`'s client certificate instead under mutual TLS. Its admin calls to
-/// the policy module and ndes-proxy keep their bearer tokens (docs/decisions.md #N).
+/// the policy module and ndes-proxy keep their bearer tokens (docs/decisions.md #18).
 fn console_state(
     tokens: &Tokens,
     urls: ConsoleLinks<'_>,

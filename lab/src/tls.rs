@@ -6,7 +6,7 @@
 //! With mutual TLS, each calling service also gets a client certificate from
 //! [`CLIENT_TEMPLATE`] (clientAuth, CN = its caller name, [`CLIENTS`]) kept and renewed the
 //! same way, and ca-mock's and policy-module's listeners verify client certificates against
-//! the lab's root (docs/decisions.md #N).
+//! the lab's root (docs/decisions.md #18).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

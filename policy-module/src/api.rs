@@ -277,7 +277,7 @@ pub async fn serve_tls(
     foundation::tls::serve_tls(listener, tls, router(state), shutdown).await
 }
 
-/// [`serve_tls`] with mutual TLS (docs/decisions.md #N): `/internal/v1/*` takes ndes-proxy's
+/// [`serve_tls`] with mutual TLS (docs/decisions.md #18): `/internal/v1/*` takes ndes-proxy's
 /// verified client certificate instead of its bearer token, which alone is then refused.
 /// `tls` must verify clients ([`foundation::tls::ServerTls::verify_clients`]); the admin API
 /// keeps its bearer token.

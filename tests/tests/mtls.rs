@@ -1,4 +1,4 @@
-//! Mutual TLS between the lab's services (issue 17 item 4; docs/decisions.md #N): with
+//! Mutual TLS between the lab's services (issue 17 item 4; docs/decisions.md #18): with
 //! `TlsOptions.mutual`, each calling service presents a client certificate from the lab's CA
 //! (CN = its caller name, clientAuth) instead of a bearer token. An enrollment (ndes-proxy ->
 //! ca-mock) and a revocation (the outbox -> ca-mock) go through; the right bearer token without
