@@ -68,6 +68,10 @@ enum Command {
         /// Port of SCEP over HTTPS (and of ndes-proxy's admin side) with `--tls`.
         #[arg(long, default_value_t = 8443, requires = "tls")]
         scep_https_port: u16,
+        /// Port of ca-mock's plain-HTTP listener with `--tls`: the CRL, OCSP and CA-certificate
+        /// URLs written into certificates stay http there (its API is HTTPS only).
+        #[arg(long, default_value_t = 8181, requires = "tls")]
+        ca_plain_port: u16,
     },
     /// Check invariants I1-I8 across the CA store, the published CRL, OCSP, the policy store
     /// and the pending store; exit status 1 on any violation. Safe while the lab runs.
@@ -162,6 +166,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             plain_challenge_file,
             tls,
             scep_https_port,
+            ca_plain_port,
         } => {
             let mut plan = plan.take().context("serve's configuration")?;
             plan.override_with(&scep_lab::config::ServeOverrides {
@@ -182,6 +187,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     mutual: false,
                     scep_https_port,
                 });
+                options.ca_plain_port = ca_plain_port;
             }
             if let Some(file) = plain_challenge_file {
                 options.plain_challenge = Some(
@@ -320,8 +326,10 @@ fn serve_banner(lab: &scep_lab::Lab) -> String {
     let secrets = lab.data_dir().join("secrets");
     let tls = match (lab.scep_https_url(), lab.tls_root_path()) {
         (Some(url), Some(root)) => format!(
-            "SCEP (HTTPS)   {url}\nTLS root to pin: {} (curl --cacert)\n",
-            root.display()
+            "SCEP (HTTPS)   {url}\nTLS root to pin: {} (curl --cacert)\n\
+             CRL/OCSP/CA certificates (plain HTTP, as in certificates) {}\n",
+            root.display(),
+            lab.ca_pki_url()
         ),
         _ => String::new(),
     };

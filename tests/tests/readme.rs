@@ -80,6 +80,13 @@ const COVERAGE: &[(&str, Check)] = &[
         ),
     ),
     (
+        "./lab.sh serve --tls --data scep-lab-data",
+        Check::Test(
+            "lab/tests/tls_cli.rs",
+            "serve_tls_prints_https_urls_and_the_root_curl_pins",
+        ),
+    ),
+    (
         "./lab.sh serve --postgres --data scep-lab-pg",
         Check::Test(
             "lab/tests/serve_config.rs",
