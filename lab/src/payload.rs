@@ -60,11 +60,8 @@ pub(crate) async fn run(a: &PayloadArgs, out: &mut impl Write) -> Result<()> {
         )
     })?;
     let token = token.lines().next().unwrap_or("").trim().to_owned();
-    let http = scep_lab::tool_client::client(
-        a.ca_file.as_deref(),
-        &a.data,
-        Duration::from_secs(30),
-    )?;
+    let http =
+        scep_lab::tool_client::client(a.ca_file.as_deref(), &a.data, Duration::from_secs(30))?;
     let policy = a.policy_url.trim_end_matches('/');
 
     let root_sha256 = root_sha256(&http, &a.ca_url).await?;

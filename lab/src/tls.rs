@@ -141,7 +141,7 @@ impl LabTls {
     }
 }
 
-fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (
         dir.join(format!("{name}.crt.pem")),
         dir.join(format!("{name}.key.pem")),
@@ -150,7 +150,7 @@ fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 /// Whether the certificate at `cert` is missing, unreadable, or has a third or less of its
 /// lifetime left at `now`.
-fn due(cert: &Path, now: i64) -> bool {
+pub(crate) fn due(cert: &Path, now: i64) -> bool {
     let Ok(pem) = std::fs::read(cert) else {
         return true;
     };
@@ -168,7 +168,7 @@ fn due(cert: &Path, now: i64) -> bool {
 
 /// A new key and certificate for `name`, written to `<dir>/<name>.{key,crt}.pem` (the key
 /// 0600; the certificate with the issuing CA after it).
-async fn issue(
+pub(crate) async fn issue(
     ca: &CertificateAuthority,
     dir: &Path,
     name: &str,

@@ -59,12 +59,13 @@ pub(crate) async fn run(a: &TraceArgs, out: &mut impl Write) -> Result<()> {
             file.display()
         )
     })?;
-    let http = scep_lab::tool_client::client(
-        a.ca_file.as_deref(),
-        &a.data,
-        Duration::from_secs(30),
+    let http =
+        scep_lab::tool_client::client(a.ca_file.as_deref(), &a.data, Duration::from_secs(30))?;
+    let policy = Policy::new(
+        &a.policy_url,
+        token.lines().next().unwrap_or("").trim(),
+        http,
     )?;
-    let policy = Policy::new(&a.policy_url, token.lines().next().unwrap_or("").trim(), http)?;
     let text = match (&a.transaction_id, &a.device) {
         (Some(tx), _) => {
             let Some(trace) = policy.transaction(tx).await? else {

@@ -83,7 +83,7 @@ fn serve_tls(data: &std::path::Path) -> Served {
 fn serve_tls_prints_https_urls_and_the_root_curl_pins() {
     let dir = tempfile::tempdir().unwrap();
     let served = serve_tls(&dir.path().join("lab"));
-    let ports = &served.ports;
+    let ports = served.ports.clone();
     let banner = served.banner.clone().expect("the banner");
     let curl = |root: &str, url: &str| {
         testkit::cmd::run(
@@ -118,7 +118,10 @@ fn serve_tls_prints_https_urls_and_the_root_curl_pins() {
         "{banner}"
     );
     assert_eq!(
-        line_value(&banner, "CRL/OCSP/CA certificates (plain HTTP, as in certificates)"),
+        line_value(
+            &banner,
+            "CRL/OCSP/CA certificates (plain HTTP, as in certificates)"
+        ),
         format!("http://127.0.0.1:{}", ports[5]),
         "{banner}"
     );
@@ -159,8 +162,17 @@ fn the_lab_tools_pin_the_lab_root_against_a_tls_lab() {
     };
     // payload: the root under <data>/tls/ by default (root fetch, profile, device, check-in).
     let (ok, out) = lab(&[
-        "payload", "--device", "TLS-TOOL-01", "--format", "json", "--policy-url", &policy,
-        "--ca-url", &ca, "--scep-url", &scep,
+        "payload",
+        "--device",
+        "TLS-TOOL-01",
+        "--format",
+        "json",
+        "--policy-url",
+        &policy,
+        "--ca-url",
+        &ca,
+        "--scep-url",
+        &scep,
     ]);
     assert!(ok, "payload over https: {out}");
     let id = out
@@ -174,11 +186,25 @@ fn the_lab_tools_pin_the_lab_root_against_a_tls_lab() {
     let root = data.join("tls/root.pem");
     let root = root.to_str().unwrap();
     let (ok, out) = lab(&[
-        "trace", "--device", &id, "--policy-url", &policy, "--ca-file", root,
+        "trace",
+        "--device",
+        &id,
+        "--policy-url",
+        &policy,
+        "--ca-file",
+        root,
     ]);
     assert!(ok && out.contains(&id), "trace over https: {out}");
     let (ok, out) = lab(&[
-        "profile", "export", "corp-device-cert", "--platform", "windows", "--policy-url", &policy, "--ca-file", root,
+        "profile",
+        "export",
+        "corp-device-cert",
+        "--platform",
+        "windows",
+        "--policy-url",
+        &policy,
+        "--ca-file",
+        root,
     ]);
     assert!(ok, "profile export over https: {out}");
     // A root that did not issue the lab's server certificates is refused.
@@ -186,8 +212,18 @@ fn the_lab_tools_pin_the_lab_root_against_a_tls_lab() {
     let made = testkit::cmd::run(
         "openssl",
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=not the lab",
-            "-days", "1", "-keyout", dir.path().join("other.key").to_str().unwrap(), "-out",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=not the lab",
+            "-days",
+            "1",
+            "-keyout",
+            dir.path().join("other.key").to_str().unwrap(),
+            "-out",
             other.to_str().unwrap(),
         ],
         None,
@@ -196,7 +232,12 @@ fn the_lab_tools_pin_the_lab_root_against_a_tls_lab() {
     .unwrap();
     assert!(made.success(), "{made:?}");
     let (ok, out) = lab(&[
-        "trace", "--device", &id, "--policy-url", &policy, "--ca-file",
+        "trace",
+        "--device",
+        &id,
+        "--policy-url",
+        &policy,
+        "--ca-file",
         other.to_str().unwrap(),
     ]);
     assert!(!ok, "trace with a root that is not the lab's: {out}");

@@ -174,7 +174,7 @@ const COVERAGE: &[(&str, Check)] = &[
         Check::Test("tests/tests/deployments.rs", "separate_processes"),
     ),
     (
-        "POLICY_ADMIN_TOKEN=$(cat run/secrets/policy-admin.token) target/release/policy-module admin --server http://127.0.0.1:8280 set-name-policy IPSECIntermediateOffline run/name-policy.json",
+        "POLICY_ADMIN_TOKEN=$(cat run/secrets/policy-admin.token) target/release/policy-module admin --server https://127.0.0.1:8280 --ca-file run/tls/root.pem set-name-policy IPSECIntermediateOffline run/name-policy.json",
         Check::Test("tests/tests/deployments.rs", "separate_processes"),
     ),
     (
