@@ -553,7 +553,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_on(listener, None, state, shutdown).await
+    serve_on(listener, None, None, state, shutdown).await
 }
 
 /// [`serve`] over HTTPS with `tls`'s certificate (issue 17 item 4).
@@ -563,16 +563,37 @@ pub async fn serve_tls(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_on(listener, Some(tls), state, shutdown).await
+    serve_on(listener, Some(tls), None, state, shutdown).await
+}
+
+/// [`serve_tls`], plus `plain`: a plain-HTTP listener serving only what relying parties fetch
+/// without TLS, the URLs written into certificates (CA certificates, CRLs, OCSP; RFC 5280
+/// §4.2.1.13, RFC 6960) and `/healthz`; anything else there is a 403 naming its URL under
+/// `https_base` (see [`crate::pki_plain`]).
+pub async fn serve_tls_with_plain(
+    https: TcpListener,
+    tls: Arc<foundation::tls::ServerTls>,
+    plain: TcpListener,
+    https_base: &str,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let plain = Some((plain, https_base.to_owned()));
+    serve_on(https, Some(tls), plain, state, shutdown).await
 }
 
 async fn serve_on(
     listener: TcpListener,
     tls: Option<Arc<foundation::tls::ServerTls>>,
+    plain: Option<(TcpListener, String)>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let (main_stop, plain_stop) = (stopped(stop_rx.clone()), stopped(stop_rx.clone()));
     let ca = Arc::clone(&state.ca);
     let every = state.crl_refresh;
     let refresher = tokio::spawn(async move {
@@ -593,14 +614,25 @@ async fn serve_on(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    let result = match tls {
-        Some(tls) => foundation::tls::serve_tls(listener, tls, router(state), shutdown).await,
-        None => {
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(shutdown)
-                .await
+    let plain_app =
+        plain.map(|(l, base)| (l, crate::pki_plain::pki_only(router(state.clone()), &base)));
+    let main = async {
+        match tls {
+            Some(tls) => foundation::tls::serve_tls(listener, tls, router(state), main_stop).await,
+            None => {
+                axum::serve(listener, router(state))
+                    .with_graceful_shutdown(main_stop)
+                    .await
+            }
         }
     };
+    let plain = async {
+        match plain_app {
+            Some((l, app)) => axum::serve(l, app).with_graceful_shutdown(plain_stop).await,
+            None => Ok(()),
+        }
+    };
+    let ((), main, plain) = tokio::join!(shutdown, main, plain);
     refresher.abort();
-    result
+    main.and(plain)
 }

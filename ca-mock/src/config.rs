@@ -143,6 +143,14 @@ pub struct Config {
     /// Trusted grant signers.
     #[serde(default)]
     pub grants: GrantsConfig,
+    /// With `[tls]` `cert_file`/`key_file`, `listen` serves HTTPS (issue 17 item 4) and this
+    /// plain-HTTP address serves only what certificates point at (CA certificates, CRLs,
+    /// OCSP, `/healthz`; [`crate::pki_plain`]), where `public_base_url` should point.
+    #[serde(default)]
+    pub plain_listen: Option<SocketAddr>,
+    /// `[tls]`: the server certificate (reloaded when its files change).
+    #[serde(default)]
+    pub tls: foundation::tls_files::TlsFiles,
 }
 
 fn default_skew() -> i64 {
@@ -283,6 +291,7 @@ impl Config {
             c.token_file = c.token_file.as_deref().map(abs);
         }
         self.grants.public_keys = self.grants.public_keys.iter().map(|p| abs(p)).collect();
+        self.tls.resolve(base);
         let db = &self.database;
         if !db.starts_with("postgres://")
             && !db.starts_with("postgresql://")

@@ -51,6 +51,7 @@ pub mod metrics;
 pub mod names;
 mod ocsp;
 mod ops;
+pub mod pki_plain;
 pub mod records;
 mod retired;
 pub mod rollover;
@@ -61,7 +62,7 @@ pub mod template;
 #[cfg(test)]
 mod robustness_tests;
 
-pub use api::{router, serve, serve_tls};
+pub use api::{router, serve, serve_tls, serve_tls_with_plain};
 pub use ca::{CaSettings, CertificateAuthority, CrlSnapshot};
 pub use config::{Config, open, open_without_publishing};
 pub use crl::write_atomically;

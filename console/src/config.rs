@@ -31,6 +31,14 @@ token_file = "secrets/ndes-admin.token"
 # Optional: the mscep_admin page's bearer token, for the console's challenge page.
 mscep_admin_token_file = "secrets/mscep-admin.token"
 
+# HTTPS (issue 17 item 4): with cert_file and key_file the console serves HTTPS (reloading the
+# certificate when its files change); ca_file is the root pinned when calling the services
+# (then their urls are https://). `scep-lab services` writes these on.
+# [tls]
+# cert_file = "tls/scep-console.crt.pem"
+# key_file = "tls/scep-console.key.pem"
+# ca_file = "tls/root.pem"
+
 [login]
 admin_token_file = "secrets/console-admin.token"
 read_only_token_file = "secrets/console-readonly.token"
@@ -81,6 +89,11 @@ pub struct Config {
     pub ndes: ServiceConfig,
     #[serde(default)]
     login: LoginConfig,
+    /// `[tls]` (issue 17 item 4): `cert_file`/`key_file` make `listen` HTTPS (reloaded when
+    /// the files change; the cookie is then Secure); `ca_file` is the root pinned when
+    /// calling the services.
+    #[serde(default)]
+    pub tls: foundation::tls_files::TlsFiles,
 }
 
 impl Config {
@@ -88,9 +101,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<(Self, PathBuf)> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let config: Self =
+        let mut config: Self =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let base = path.parent().map(Path::to_owned).unwrap_or_default();
+        config.tls.resolve(&base);
         Ok((config, base))
     }
 

@@ -76,19 +76,24 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let (config, base) = Config::load(path)?;
     let token = |f: &std::path::Path| read_secret_file(&base.join(f));
-    let policy = PolicyAdmin::new(&config.policy.url, token(&config.policy.token_file)?)?;
-    let ndes = NdesAdmin::new(&config.ndes.url, token(&config.ndes.token_file)?)?;
-    let ca = ca_api::CaClient::new(
+    let pin = config.tls.pin().context("[tls] ca_file")?;
+    let pin = pin.as_ref();
+    let policy = PolicyAdmin::pinned(&config.policy.url, token(&config.policy.token_file)?, pin)?;
+    let ndes = NdesAdmin::pinned(&config.ndes.url, token(&config.ndes.token_file)?, pin)?;
+    let ca = ca_api::CaClient::with_http(
+        foundation::tls::client_builder(pin)?
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?,
         &config.ca.url,
         Some(token(&config.ca.token_file)?.expose().to_owned()),
-    )?;
+    );
     let ndes_base = config.ndes.url.trim_end_matches('/');
     let links = scep_console::Links {
         scep_url: format!("{ndes_base}/certsrv/mscep/mscep.dll"),
         mscep_admin_url: format!("{ndes_base}/certsrv/mscep_admin/"),
     };
     let minter = match &config.ndes.mscep_admin_token_file {
-        Some(f) => Some(ChallengeMinter::new(&config.ndes.url, token(f)?)?),
+        Some(f) => Some(ChallengeMinter::pinned(&config.ndes.url, token(f)?, pin)?),
         None => None,
     };
     let mut state = scep_console::ConsoleState::new(
@@ -99,20 +104,31 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         config.credentials(&base)?,
         Arc::new(foundation::SystemClock),
     )
-    .with_secure_cookie(config.secure_cookie);
+    .with_secure_cookie(config.secure_cookie || config.tls.cert_file.is_some());
     if let Some(m) = minter {
         state = state.with_challenge_minter(m);
     }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    let tls = config.tls.server().context("[tls]")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     foundation::io::write_stdout(
-        format!("scep-console   http://{}\n", listener.local_addr()?).as_bytes(),
+        format!("scep-console   {scheme}://{}\n", listener.local_addr()?).as_bytes(),
     )
     .context("writing the banner to stdout")?;
-    scep_console::serve(listener, state, async {
+    let stop = async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    };
+    match tls {
+        Some(watch) => {
+            let served = watch.tls();
+            let reload = watch.spawn(foundation::tls_files::RELOAD_CHECK);
+            let result = scep_console::serve_tls(listener, served, state, stop).await;
+            reload.abort();
+            result?;
+        }
+        None => scep_console::serve(listener, state, stop).await?,
+    }
     Ok(())
 }

@@ -34,6 +34,8 @@ pub mod sql;
 pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "tls")]
+pub mod tls_files;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -41,7 +41,9 @@ async fn trace(out: &mut impl Write, lab: &Lab, tx: &str, kept: bool) -> Result<
         out,
         "\ntrace of this enrollment, as `scep-lab trace` prints it:"
     )?;
-    let policy = crate::trace::Policy::new(&lab.policy_url(), lab.tokens().policy_admin.expose())?;
+    let http = scep_lab::tool_client::client(None, lab.data_dir(), Duration::from_secs(30))?;
+    let policy =
+        crate::trace::Policy::new(&lab.policy_url(), lab.tokens().policy_admin.expose(), http)?;
     let trace = policy
         .transaction(tx)
         .await?

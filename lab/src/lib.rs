@@ -34,6 +34,7 @@ pub mod reconcile;
 mod rollover;
 pub mod services;
 pub mod tls;
+pub mod tool_client;
 
 use foundation::{Clock, SystemClock};
 
@@ -62,6 +63,9 @@ pub struct LabOptions {
     pub ports: [u16; 3],
     /// Port of the web console (scep-console); 0 picks a free one.
     pub console_port: u16,
+    /// With TLS on, port of ca-mock's plain-HTTP listener for what certificates point at (CA
+    /// certificates, CRL, OCSP), whose URLs stay `http`; 0 picks a free one. Unused without TLS.
+    pub ca_plain_port: u16,
     /// How often the policy module's outbox looks for revocations to deliver.
     pub outbox_poll: Duration,
     /// ndes-proxy calls ca-mock in process (through the CA trait) instead of over its HTTP
@@ -163,6 +167,7 @@ impl LabOptions {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ports: [0, 0, 0],
             console_port: 0,
+            ca_plain_port: 0,
             outbox_poll: Duration::from_millis(500),
             databases: Databases::Sqlite,
             clock: Arc::new(SystemClock),
@@ -220,6 +225,7 @@ pub struct Lab {
     scep_addr: SocketAddr,
     console_addr: SocketAddr,
     scep_https_addr: Option<SocketAddr>,
+    ca_plain_addr: Option<SocketAddr>,
     root_fingerprint: String,
     tokens: Tokens,
     tls: Option<Arc<tls::LabTls>>,
@@ -290,18 +296,35 @@ impl Lab {
             None => None,
         };
         let mutual = options.tls.as_ref().is_some_and(|t| t.mutual);
+        // With TLS on, the URLs written into certificates (CRL, OCSP, CA certificates) stay
+        // plain HTTP on a listener of their own; ca-mock's API keeps `ports[0]`, so `ca_url()`
+        // is the API either way.
+        let ca_plain_listener = match &options.tls {
+            Some(_) => Some(
+                bind(options.ca_plain_port)
+                    .await
+                    .context("binding ca-mock's plain-HTTP listener")?,
+            ),
+            None => None,
+        };
+        let ca_plain_addr = match &ca_plain_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let scheme = if options.tls.is_some() {
             "https"
         } else {
             "http"
         };
         let ca_url = format!("{scheme}://{ca_addr}");
+        let ca_pki_url = ca_plain_addr.map_or_else(|| ca_url.clone(), |a| format!("http://{a}"));
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
         // ca-mock.
         let lab_clock = options.clock.clone();
-        let (mut ca, next_issuing) = start_ca(data, &ca_url, &tokens, &options, &grant_key).await?;
+        let (mut ca, next_issuing) =
+            start_ca(data, &ca_pki_url, &tokens, &options, &grant_key).await?;
         let root_fingerprint = ca.ca.material().root_fingerprint()?;
         let tls = match &options.tls {
             Some(_) => Some(Arc::new(
@@ -329,11 +352,22 @@ impl Lab {
         let ca_stop = stopped(stop_rx.clone());
         let server_tls = |name: &str| tls.as_ref().map(|t| t.server(name)).transpose();
         tasks.push(spawn_server("ca-mock", {
-            let (tls, ca) = (server_tls("ca-mock")?, ca.clone());
+            let (tls, ca, https_base) = (server_tls("ca-mock")?, ca.clone(), ca_url.clone());
             async move {
-                match tls {
-                    Some(t) => ca_mock::serve_tls(ca_listener, t, ca, ca_stop).await,
-                    None => ca_mock::serve(ca_listener, ca, ca_stop).await,
+                match (tls, ca_plain_listener) {
+                    (Some(t), Some(plain)) => {
+                        ca_mock::serve_tls_with_plain(
+                            ca_listener,
+                            t,
+                            plain,
+                            &https_base,
+                            ca,
+                            ca_stop,
+                        )
+                        .await
+                    }
+                    (Some(t), None) => ca_mock::serve_tls(ca_listener, t, ca, ca_stop).await,
+                    (None, _) => ca_mock::serve(ca_listener, ca, ca_stop).await,
                 }
             }
         }));
@@ -529,6 +563,7 @@ impl Lab {
             scep_addr,
             console_addr,
             scep_https_addr,
+            ca_plain_addr,
             root_fingerprint,
             tokens,
             tls,
@@ -538,6 +573,7 @@ impl Lab {
             options: LabOptions {
                 ports: [ca_addr.port(), policy_addr.port(), scep_addr.port()],
                 console_port: console_addr.port(),
+                ca_plain_port: ca_plain_addr.map_or(options.ca_plain_port, |a| a.port()),
                 tls: options.tls.clone().map(|t| TlsOptions {
                     scep_https_port: scep_https_addr.map_or(t.scep_https_port, |a| a.port()),
                     ..t
@@ -557,6 +593,15 @@ impl Lab {
     /// ca-mock's base URL (API, CA certificates, CRL, OCSP); https with TLS on.
     pub fn ca_url(&self) -> String {
         format!("{}://{}", self.scheme(), self.ca_addr)
+    }
+
+    /// Where certificates point relying parties (`/ca/*`, `/crl/*`, `/ocsp`): always plain
+    /// HTTP, ca-mock's own listener for it with TLS on, [`Self::ca_url`] otherwise.
+    pub fn ca_pki_url(&self) -> String {
+        match self.ca_plain_addr {
+            Some(a) => format!("http://{a}"),
+            None => self.ca_url(),
+        }
     }
 
     /// policy-module's base URL (admin API, check-in); https with TLS on.

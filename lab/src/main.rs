@@ -68,6 +68,10 @@ enum Command {
         /// Port of SCEP over HTTPS (and of ndes-proxy's admin side) with `--tls`.
         #[arg(long, default_value_t = 8443, requires = "tls")]
         scep_https_port: u16,
+        /// Port of ca-mock's plain-HTTP listener with `--tls`: the CRL, OCSP and CA-certificate
+        /// URLs written into certificates stay http there (its API is HTTPS only).
+        #[arg(long, default_value_t = 8181, requires = "tls")]
+        ca_plain_port: u16,
     },
     /// Check invariants I1-I8 across the CA store, the published CRL, OCSP, the policy store
     /// and the pending store; exit status 1 on any violation. Safe while the lab runs.
@@ -112,6 +116,20 @@ enum Command {
         /// NDES (more than one needs --postgres-url-file: they share their stores).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
         instances: u16,
+        /// Plain HTTP everywhere (by default every service serves HTTPS with a certificate
+        /// from the directory's CA, under tls/, and pins tls/root.pem when calling another).
+        #[arg(long)]
+        no_tls: bool,
+        /// ca-mock's plain-HTTP port for the CRL, OCSP and CA-certificate URLs in certificates.
+        #[arg(long, default_value_t = 8181, conflicts_with = "no_tls")]
+        ca_plain_port: u16,
+        /// ndes-proxy's HTTPS port (SCEP, mscep_admin, admin API); consecutive per instance.
+        #[arg(long, default_value_t = 8443, conflicts_with = "no_tls")]
+        ndes_https_port: u16,
+        /// Only re-issue, in --dir, the TLS certificates with a third or less of their lifetime
+        /// left; the running services reload them within a minute.
+        #[arg(long, conflicts_with_all = ["no_tls", "postgres_url_file"])]
+        renew_tls: bool,
     },
     /// Print a commented sample of `serve --config`'s file.
     SampleConfig,
@@ -162,6 +180,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             plain_challenge_file,
             tls,
             scep_https_port,
+            ca_plain_port,
         } => {
             let mut plan = plan.take().context("serve's configuration")?;
             plan.override_with(&scep_lab::config::ServeOverrides {
@@ -182,6 +201,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                     mutual: false,
                     scep_https_port,
                 });
+                options.ca_plain_port = ca_plain_port;
             }
             if let Some(file) = plain_challenge_file {
                 options.plain_challenge = Some(
@@ -240,8 +260,34 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             ports,
             postgres_url_file,
             instances,
+            no_tls,
+            ca_plain_port,
+            ndes_https_port,
+            renew_tls,
         } => {
+            if renew_tls {
+                let renewed = scep_lab::services::tls::renew_due(&dir)
+                    .await
+                    .with_context(|| {
+                        format!("renewing the TLS certificates in {}", dir.display())
+                    })?;
+                println!(
+                    "renewed: {}",
+                    if renewed.is_empty() {
+                        "none due".to_owned()
+                    } else {
+                        renewed.join(", ")
+                    }
+                );
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
             let mut options = scep_lab::services::ServicesOptions::sample();
+            options.tls = (!no_tls).then(|| scep_lab::services::ServicesTls {
+                ca_plain_port,
+                ndes_https_ports: (0..instances)
+                    .map(|i| ndes_https_port.saturating_add(i))
+                    .collect(),
+            });
             if let [ca, policy, ndes] = ports[..] {
                 let from = |first: u16| -> anyhow::Result<Vec<u16>> {
                     (0..instances)
@@ -278,6 +324,27 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 .with_context(|| format!("writing {}", dir.display()))?;
             println!("wrote {}", layout.dir.display());
             println!("root CA SHA-256 (pin this): {}", layout.root_fingerprint);
+            if let Some(root) = &layout.tls_root {
+                println!("TLS root to pin: {} (curl --cacert)", root.display());
+                println!("ca-mock API        https://{}", layout.ca_addr);
+                if let Some(plain) = layout.ca_plain_addr {
+                    println!("CRL/OCSP/CA certs  http://{plain} (plain HTTP, as in certificates)");
+                }
+                for a in &layout.policy_addrs {
+                    println!("policy-module      https://{a}");
+                }
+                for (i, a) in layout.ndes_addrs.iter().enumerate() {
+                    println!("SCEP               http://{a}/certsrv/mscep/mscep.dll");
+                    if let Some(base) = layout.ndes_admin_base(i) {
+                        println!("SCEP (HTTPS)       {base}/certsrv/mscep/mscep.dll");
+                        println!("mscep_admin        {base}/certsrv/mscep_admin/");
+                    }
+                }
+                println!(
+                    "renew with: scep-lab services --renew-tls --dir {}",
+                    layout.dir.display()
+                );
+            }
             println!("start each service (a terminal each):");
             for command in layout.commands() {
                 println!("  {command}");
@@ -320,8 +387,10 @@ fn serve_banner(lab: &scep_lab::Lab) -> String {
     let secrets = lab.data_dir().join("secrets");
     let tls = match (lab.scep_https_url(), lab.tls_root_path()) {
         (Some(url), Some(root)) => format!(
-            "SCEP (HTTPS)   {url}\nTLS root to pin: {} (curl --cacert)\n",
-            root.display()
+            "SCEP (HTTPS)   {url}\nTLS root to pin: {} (curl --cacert)\n\
+             CRL/OCSP/CA certificates (plain HTTP, as in certificates) {}\n",
+            root.display(),
+            lab.ca_pki_url()
         ),
         _ => String::new(),
     };

@@ -42,6 +42,10 @@ pub(crate) struct PayloadArgs {
     /// File holding the policy-module admin token (default: <data>/secrets/policy-admin.token).
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
+    /// The CA certificate to pin for https URLs (default: <data>/tls/root.pem when the lab
+    /// wrote one, i.e. runs with --tls).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 pub(crate) async fn run(a: &PayloadArgs, out: &mut impl Write) -> Result<()> {
@@ -56,9 +60,8 @@ pub(crate) async fn run(a: &PayloadArgs, out: &mut impl Write) -> Result<()> {
         )
     })?;
     let token = token.lines().next().unwrap_or("").trim().to_owned();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let http =
+        scep_lab::tool_client::client(a.ca_file.as_deref(), &a.data, Duration::from_secs(30))?;
     let policy = a.policy_url.trim_end_matches('/');
 
     let root_sha256 = root_sha256(&http, &a.ca_url).await?;

@@ -39,6 +39,10 @@ pub(crate) struct LabApi {
     /// File holding the policy-module admin token (default: <data>/secrets/policy-admin.token).
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
+    /// The CA certificate to pin for https URLs (default: <data>/tls/root.pem when the lab
+    /// wrote one, i.e. runs with --tls).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,9 +114,11 @@ impl LabApi {
         let token = std::fs::read_to_string(&file)
             .with_context(|| format!("reading the admin token {}", file.display()))?;
         Ok(Client {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?,
+            http: scep_lab::tool_client::client(
+                self.ca_file.as_deref(),
+                &self.data,
+                Duration::from_secs(30),
+            )?,
             base: self.policy_url.trim_end_matches('/').to_owned(),
             token: token.lines().next().unwrap_or_default().trim().to_owned(),
         })

@@ -13,6 +13,9 @@
 //!   serves, which an administrator sets once the policy module runs ([`ServicesLayout::setup_commands`]):
 //!   until then the admin page hands out no challenge (issue 15 item 2).
 //!
+//! With [`ServicesOptions::tls`] (the CLI's default), every service serves HTTPS with a
+//! certificate from that CA and pins its root when calling another ([`tls`]).
+//!
 //! Several instances of a service must share PostgreSQL ([`Postgres`]): one database per
 //! service, because each keeps its own migration history. With SQLite a service runs once.
 
@@ -24,6 +27,10 @@ use ca_mock::template::BUILTIN_TEMPLATES;
 use foundation::secret::Secret;
 
 use crate::write_private;
+
+#[path = "services_tls.rs"]
+pub mod tls;
+pub use tls::ServicesTls;
 
 /// PostgreSQL URLs, one database per service.
 #[derive(Clone)]
@@ -57,6 +64,8 @@ pub struct ServicesOptions {
     pub postgres: Option<Postgres>,
     /// The policy module's outbox poll interval, milliseconds (the sample's 5000 when `None`).
     pub outbox_poll_ms: Option<u64>,
+    /// HTTPS between and on the services (issue 17 item 4); `None`: plain HTTP everywhere.
+    pub tls: Option<ServicesTls>,
 }
 
 impl ServicesOptions {
@@ -68,6 +77,7 @@ impl ServicesOptions {
             ndes_ports: vec![8080],
             postgres: None,
             outbox_poll_ms: None,
+            tls: Some(ServicesTls::sample(1)),
         }
     }
 }
@@ -91,6 +101,12 @@ pub struct ServicesLayout {
     pub ndes_addrs: Vec<SocketAddr>,
     /// SHA-256 of the root CA certificate, lowercase hex (what devices pin).
     pub root_fingerprint: String,
+    /// With TLS: `tls/root.pem`, the root every HTTPS client pins (`curl --cacert`).
+    pub tls_root: Option<PathBuf>,
+    /// With TLS: ca-mock's plain-HTTP listener (CRL, OCSP, CA certificates).
+    pub ca_plain_addr: Option<SocketAddr>,
+    /// With TLS: each ndes-proxy instance's HTTPS listener (SCEP, mscep_admin, admin API).
+    pub ndes_https_addrs: Vec<SocketAddr>,
 }
 
 impl ServicesLayout {
@@ -102,19 +118,42 @@ impl ServicesLayout {
         Ok(Secret::new(text.lines().next().unwrap_or("").trim()))
     }
 
+    /// `https` with TLS on, `http` otherwise.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_root.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// ndes-proxy instance `i`'s admin side (mscep_admin, `/admin/v1`): its HTTPS listener
+    /// with TLS on, its one listener otherwise.
+    pub fn ndes_admin_base(&self, i: usize) -> Option<String> {
+        match self.ndes_https_addrs.get(i) {
+            Some(a) => Some(format!("https://{a}")),
+            None => self.ndes_addrs.get(i).map(|a| format!("http://{a}")),
+        }
+    }
+
     /// The shell commands an administrator runs once the services are up: the admin page's
     /// template gets its name policy (`policy-module admin` reads the token from
-    /// `POLICY_ADMIN_TOKEN`).
+    /// `POLICY_ADMIN_TOKEN`; with TLS it pins `tls/root.pem`).
     pub fn setup_commands(&self) -> Vec<String> {
         let policy = self
             .policy_addrs
             .first()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let pin = match &self.tls_root {
+            Some(root) => format!(" --ca-file {}", root.display()),
+            None => String::new(),
+        };
         vec![format!(
-            "POLICY_ADMIN_TOKEN=$(cat {}) policy-module admin --server http://{policy} \
+            "POLICY_ADMIN_TOKEN=$(cat {}) policy-module admin --server {}://{policy}{pin} \
              set-name-policy {} {}",
             self.dir.join("secrets/policy-admin.token").display(),
+            self.scheme(),
             crate::DEVICE_TEMPLATES[0],
             self.dir.join("name-policy.json").display()
         )]
@@ -152,6 +191,12 @@ pub async fn prepare(dir: &Path, options: &ServicesOptions) -> Result<ServicesLa
     if ca_config.exists() {
         bail!("{} exists; refusing to overwrite", ca_config.display());
     }
+    if let Some(t) = &options.tls {
+        ensure!(
+            t.ndes_https_ports.len() == options.ndes_ports.len(),
+            "one HTTPS port per ndes-proxy instance"
+        );
+    }
     for sub in ["secrets", "templates", "ra", "data"] {
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("creating {}", dir.join(sub).display()))?;
@@ -162,12 +207,23 @@ pub async fn prepare(dir: &Path, options: &ServicesOptions) -> Result<ServicesLa
     let ndes_addrs: Vec<_> = options.ndes_ports.iter().map(|p| loopback(*p)).collect();
 
     write_secrets(dir, options.postgres.as_ref())?;
-    let root_fingerprint = write_ca(dir, ca_addr, options.postgres.as_ref()).await?;
+    let ca_plain_addr = options.tls.as_ref().map(|t| loopback(t.ca_plain_port));
+    let ndes_https_addrs: Vec<_> = options
+        .tls
+        .iter()
+        .flat_map(|t| t.ndes_https_ports.iter().map(|p| loopback(*p)))
+        .collect();
+    let root_fingerprint = write_ca(dir, ca_addr, ca_plain_addr, options.postgres.as_ref()).await?;
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
 
     let mut policy_configs = Vec::new();
     for (i, addr) in policy_addrs.iter().enumerate() {
         let path = dir.join(format!("policy-module-{}.toml", i + 1));
-        let text = policy_config(*addr, ca_addr, options)?;
+        let text = policy_config(*addr, &format!("{scheme}://{ca_addr}"), options)?;
         policy_module::config::Config::from_toml(&text).context("generated policy config")?;
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         policy_configs.push(path);
@@ -188,24 +244,25 @@ pub async fn prepare(dir: &Path, options: &ServicesOptions) -> Result<ServicesLa
         } else {
             format!("sqlite = \"data/pending-{}.db\"", i + 1)
         };
-        let text = replace_all(
-            ndes_proxy::config::SAMPLE,
-            &[
-                (
-                    "listen = \"127.0.0.1:8080\"",
-                    format!("listen = \"{addr}\""),
-                ),
-                (
-                    "url = \"http://127.0.0.1:8180\"",
-                    format!("url = \"http://{ca_addr}\""),
-                ),
-                (
-                    "url = \"http://127.0.0.1:8280\"",
-                    format!("url = \"http://{policy}\""),
-                ),
-                ("sqlite = \"data/pending.db\"", pending),
-            ],
-        )?;
+        let mut edits = vec![
+            (
+                "listen = \"127.0.0.1:8080\"",
+                format!("listen = \"{addr}\""),
+            ),
+            (
+                "url = \"http://127.0.0.1:8180\"",
+                format!("url = \"{scheme}://{ca_addr}\""),
+            ),
+            (
+                "url = \"http://127.0.0.1:8280\"",
+                format!("url = \"{scheme}://{policy}\""),
+            ),
+            ("sqlite = \"data/pending.db\"", pending),
+        ];
+        if let Some(https) = ndes_https_addrs.get(i) {
+            edits.extend(tls::ndes_edits(*https));
+        }
+        let text = replace_all(ndes_proxy::config::SAMPLE, &edits)?;
         ndes_proxy::config::Config::from_toml(&text).context("generated ndes-proxy config")?;
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         ndes_configs.push(path);
@@ -219,6 +276,12 @@ pub async fn prepare(dir: &Path, options: &ServicesOptions) -> Result<ServicesLa
         policy_addrs,
         ndes_addrs,
         root_fingerprint,
+        tls_root: options
+            .tls
+            .as_ref()
+            .map(|_| dir.join("tls").join("root.pem")),
+        ca_plain_addr,
+        ndes_https_addrs,
     })
 }
 
@@ -259,7 +322,12 @@ fn write_secrets(dir: &Path, postgres: Option<&Postgres>) -> Result<()> {
 
 /// The CA hierarchy, templates and `ca-mock.toml`; then the RA identity, issued in process
 /// against the same store the ca-mock process will open. Returns the root fingerprint.
-async fn write_ca(dir: &Path, addr: SocketAddr, postgres: Option<&Postgres>) -> Result<String> {
+async fn write_ca(
+    dir: &Path,
+    addr: SocketAddr,
+    plain: Option<SocketAddr>,
+    postgres: Option<&Postgres>,
+) -> Result<String> {
     let source = ca_mock::InitSource::Generate {
         key: ca_mock::keys::KeySpec::Rsa2048,
         root_cn: "scep-lab Root CA".into(),
@@ -276,20 +344,26 @@ async fn write_ca(dir: &Path, addr: SocketAddr, postgres: Option<&Postgres>) -> 
         Some(pg) => format!("database = \"{}\"", pg.ca),
         None => "database = \"data/ca.db\"".to_owned(),
     };
-    let text = replace_all(
-        ca_mock::config::SAMPLE_CONFIG,
-        &[
-            (
-                "listen = \"127.0.0.1:8180\"",
-                format!("listen = \"{addr}\""),
-            ),
-            (
-                "public_base_url = \"http://127.0.0.1:8180\"",
-                format!("public_base_url = \"http://{addr}\""),
-            ),
-            ("database = \"ca.db\"", database),
-        ],
-    )?;
+    // With TLS, certificates name the plain listener: relying parties fetch without TLS.
+    let mut edits = vec![
+        (
+            "listen = \"127.0.0.1:8180\"",
+            format!("listen = \"{addr}\""),
+        ),
+        (
+            "public_base_url = \"http://127.0.0.1:8180\"",
+            format!("public_base_url = \"http://{}\"", plain.unwrap_or(addr)),
+        ),
+        ("database = \"ca.db\"", database),
+    ];
+    if let Some(plain) = plain {
+        edits.extend(tls::ca_edits(plain));
+        std::fs::write(
+            dir.join("templates").join(tls::TEMPLATE_FILE),
+            crate::tls::SERVER_TEMPLATE,
+        )?;
+    }
+    let text = replace_all(ca_mock::config::SAMPLE_CONFIG, &edits)?;
     let path = dir.join("ca-mock.toml");
     // Private: with PostgreSQL it names the database URL.
     write_private(&path, text.as_bytes())?;
@@ -316,10 +390,13 @@ async fn write_ca(dir: &Path, addr: SocketAddr, postgres: Option<&Postgres>) -> 
     let mut chain = m.issuing.to_pem()?;
     chain.extend(m.root.to_pem()?);
     std::fs::write(ra.join("chain.pem"), chain)?;
+    if plain.is_some() {
+        tls::issue_all(&state.ca, dir).await?;
+    }
     Ok(report.root_fingerprint)
 }
 
-fn policy_config(addr: SocketAddr, ca: SocketAddr, options: &ServicesOptions) -> Result<String> {
+fn policy_config(addr: SocketAddr, ca_url: &str, options: &ServicesOptions) -> Result<String> {
     let mut edits = vec![
         (
             "listen = \"127.0.0.1:8280\"",
@@ -327,9 +404,12 @@ fn policy_config(addr: SocketAddr, ca: SocketAddr, options: &ServicesOptions) ->
         ),
         (
             "url = \"http://127.0.0.1:8180\"",
-            format!("url = \"http://{ca}\""),
+            format!("url = \"{ca_url}\""),
         ),
     ];
+    if options.tls.is_some() {
+        edits.extend(tls::policy_edits());
+    }
     if options.postgres.is_some() {
         edits.push((
             "sqlite = \"data/policy.db\"",
@@ -378,14 +458,34 @@ mod tests {
         let ca = ca_mock::Config::load(&layout.ca_config).unwrap();
         assert_eq!(ca.listen.port(), 18180);
         assert!(ca.load_callers().is_ok(), "the CA reads both token files");
+        // TLS by default: ca-mock's API on HTTPS, certificates naming its plain listener.
+        assert_eq!(ca.plain_listen.map(|a| a.port()), Some(8181));
+        assert_eq!(ca.public_base_url, "http://127.0.0.1:8181");
+        assert!(
+            ca.tls.server().unwrap().is_some(),
+            "ca-mock's certificate loads"
+        );
         let policy = policy_module::config::Config::load(&layout.policy_configs[0]).unwrap();
-        assert_eq!(policy.ca.url, "http://127.0.0.1:18180");
+        assert_eq!(policy.ca.url, "https://127.0.0.1:18180");
+        assert!(policy.tls.server().unwrap().is_some());
+        assert!(
+            policy.tls.pin().unwrap().is_some(),
+            "policy-module pins the root"
+        );
         assert!(policy_module::config::read_secret(&policy.ca.token_file).is_ok());
         let ndes = ndes_proxy::config::Config::load(&layout.ndes_configs[0]).unwrap();
         ndes.validate().unwrap();
         assert!(ndes.ra_identity().is_ok(), "the RA files load");
+        assert_eq!(ndes.https_listen.map(|a| a.port()), Some(8443));
+        assert!(ndes.tls.server().unwrap().is_some() && ndes.tls.pin().unwrap().is_some());
         let remote = ndes.policy.as_ref().unwrap();
-        assert_eq!(remote.url, "http://127.0.0.1:8280");
+        assert_eq!(remote.url, "https://127.0.0.1:8280");
+        assert_eq!(ndes.ca.url, "https://127.0.0.1:18180");
+        assert_eq!(
+            layout.ndes_admin_base(0).as_deref(),
+            Some("https://127.0.0.1:8443")
+        );
+        assert!(layout.setup_commands()[0].contains("--ca-file"));
         // The shared token is the same file for both sides.
         assert_eq!(remote.token_file, policy.ndes_token_file);
         assert_eq!(layout.root_fingerprint.len(), 64);
@@ -396,5 +496,55 @@ mod tests {
         };
         let err = prepare(&dir.path().join("x"), &two).await.unwrap_err();
         assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn without_tls_every_url_is_plain_and_no_tls_section_is_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ServicesOptions {
+            tls: None,
+            ..ServicesOptions::sample()
+        };
+        let layout = prepare(dir.path(), &options).await.unwrap();
+        let ca = ca_mock::Config::load(&layout.ca_config).unwrap();
+        assert_eq!(
+            (ca.plain_listen, ca.tls.server().unwrap().is_none()),
+            (None, true)
+        );
+        let policy = policy_module::config::Config::load(&layout.policy_configs[0]).unwrap();
+        assert_eq!(policy.ca.url, "http://127.0.0.1:8180");
+        let ndes = ndes_proxy::config::Config::load(&layout.ndes_configs[0]).unwrap();
+        ndes.validate().unwrap();
+        assert_eq!(ndes.https_listen, None);
+        assert!(!dir.path().join("tls").exists());
+        assert_eq!(
+            layout.ndes_admin_base(0).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+    }
+
+    #[tokio::test]
+    async fn renew_due_reissues_only_certificates_a_third_from_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path(), &ServicesOptions::sample())
+            .await
+            .unwrap();
+        assert!(
+            tls::renew_due(dir.path()).await.unwrap().is_empty(),
+            "all fresh"
+        );
+        // A missing certificate is due; the others are kept.
+        let cert = dir.path().join("tls/policy-module.crt.pem");
+        let before = std::fs::read(dir.path().join("tls/ca-mock.crt.pem")).unwrap();
+        std::fs::remove_file(&cert).unwrap();
+        assert_eq!(
+            tls::renew_due(dir.path()).await.unwrap(),
+            vec!["policy-module"]
+        );
+        assert!(cert.exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("tls/ca-mock.crt.pem")).unwrap(),
+            before
+        );
     }
 }

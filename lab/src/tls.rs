@@ -87,7 +87,7 @@ const VERIFYING: [&str; 2] = ["ca-mock", "policy-module"];
 
 /// A server or a client certificate of one service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Server,
     Client,
 }
@@ -246,7 +246,7 @@ impl LabTls {
     }
 }
 
-fn paths(dir: &Path, name: &str, kind: Kind) -> (PathBuf, PathBuf) {
+pub(crate) fn paths(dir: &Path, name: &str, kind: Kind) -> (PathBuf, PathBuf) {
     let infix = match kind {
         Kind::Server => "",
         Kind::Client => ".client",
@@ -259,7 +259,7 @@ fn paths(dir: &Path, name: &str, kind: Kind) -> (PathBuf, PathBuf) {
 
 /// Whether the certificate at `cert` is missing, unreadable, or has a third or less of its
 /// lifetime left at `now`.
-fn due(cert: &Path, now: i64) -> bool {
+pub(crate) fn due(cert: &Path, now: i64) -> bool {
     let Ok(pem) = std::fs::read(cert) else {
         return true;
     };
@@ -277,7 +277,7 @@ fn due(cert: &Path, now: i64) -> bool {
 
 /// A new key and certificate for `name`, written to `<dir>/<name>[.client].{key,crt}.pem` (the
 /// key 0600; the certificate with the issuing CA after it).
-async fn issue(
+pub(crate) async fn issue(
     ca: &CertificateAuthority,
     dir: &Path,
     name: &str,

@@ -41,6 +41,10 @@ pub(crate) struct TraceArgs {
     /// File holding the policy-module admin token (default: <data>/secrets/policy-admin.token).
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
+    /// The CA certificate to pin for https URLs (default: <data>/tls/root.pem when the lab
+    /// wrote one, i.e. runs with --tls).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 /// Runs `scep-lab trace`, writing to `out`.
@@ -55,7 +59,13 @@ pub(crate) async fn run(a: &TraceArgs, out: &mut impl Write) -> Result<()> {
             file.display()
         )
     })?;
-    let policy = Policy::new(&a.policy_url, token.lines().next().unwrap_or("").trim())?;
+    let http =
+        scep_lab::tool_client::client(a.ca_file.as_deref(), &a.data, Duration::from_secs(30))?;
+    let policy = Policy::new(
+        &a.policy_url,
+        token.lines().next().unwrap_or("").trim(),
+        http,
+    )?;
     let text = match (&a.transaction_id, &a.device) {
         (Some(tx), _) => {
             let Some(trace) = policy.transaction(tx).await? else {
@@ -97,13 +107,10 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    /// A client for the policy module at `base` with the admin `token`.
-    pub(crate) fn new(base: &str, token: &str) -> Result<Self> {
+    /// A client for the policy module at `base` with the admin `token`, over `http`.
+    pub(crate) fn new(base: &str, token: &str, http: reqwest::Client) -> Result<Self> {
         let base = reqwest::Url::parse(base)
             .with_context(|| format!("{base:?} is not a URL of the policy module"))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
         Ok(Self {
             http,
             base,

@@ -84,6 +84,14 @@ pub struct Config {
     /// `/certsrv/mscep_admin/` (off unless configured).
     #[serde(default)]
     pub mscep_admin: Option<MscepAdminConfig>,
+    /// With `[tls]` `cert_file`/`key_file`: everything over HTTPS here, and `listen` serves
+    /// plain-HTTP SCEP only (issue 17 item 4; mscep_admin's passwords never travel in clear).
+    #[serde(default)]
+    pub https_listen: Option<SocketAddr>,
+    /// `[tls]`: the server certificate (reloaded when its files change) and `ca_file`, the
+    /// root pinned when calling ca-mock and the policy module.
+    #[serde(default)]
+    pub tls: foundation::tls_files::TlsFiles,
 }
 
 /// `[rate_limit]`: PKIOperations per source IP (token bucket). Defaults:
@@ -328,6 +336,7 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        c.tls.resolve(base);
         Ok(c)
     }
 
@@ -336,6 +345,10 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.pending.sqlite.is_some() && self.pending.postgres_url_file.is_some() {
             return bad("[pending] takes sqlite or postgres_url_file, not both");
+        }
+        let serves_tls = self.tls.cert_file.is_some() || self.tls.key_file.is_some();
+        if serves_tls != self.https_listen.is_some() {
+            return bad("https_listen and [tls] cert_file/key_file go together");
         }
         if self.policy.is_some() == self.plain.is_some() {
             return bad("configure exactly one of [policy] and [plain]");

@@ -65,12 +65,18 @@ async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(&config)?;
     cfg.validate()?;
     let ra = cfg.ra_identity()?;
-    let ca_client = ca_api::client::CaClient::new(
+    // With [tls] ca_file, the CA and the policy module are called with that root pinned.
+    let pin = cfg.tls.pin().context("[tls] ca_file")?;
+    let ca_http = foundation::tls::client_builder(pin.as_ref())?
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("CA client")?;
+    let ca_client = ca_api::client::CaClient::with_http(
+        ca_http,
         &cfg.ca.url,
         Some(read_secret(&cfg.ca.token_file)?.expose().to_owned()),
-    )
-    .context("CA client")?;
-    let policy = policy(&cfg)?;
+    );
+    let policy = policy(&cfg, pin.as_ref())?;
     let mut builder = AppState::builder(
         ra,
         policy,
@@ -89,13 +95,30 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
-    tracing::info!(listen = %cfg.listen, "ndes-proxy serving SCEP");
-    serve(listener, state, shutdown_signal()).await?;
+    let (Some(watch), Some(https)) = (cfg.tls.server().context("[tls]")?, cfg.https_listen) else {
+        tracing::info!(listen = %cfg.listen, "ndes-proxy serving SCEP");
+        serve(listener, state, shutdown_signal()).await?;
+        return Ok(());
+    };
+    let https = tokio::net::TcpListener::bind(https)
+        .await
+        .with_context(|| format!("binding https_listen {https}"))?;
+    let https_base = format!("https://{}", https.local_addr()?);
+    tracing::info!(listen = %cfg.listen, https = %https_base, "ndes-proxy serving SCEP, and everything over HTTPS");
+    let tls = watch.tls();
+    let reload = watch.spawn(foundation::tls_files::RELOAD_CHECK);
+    let served =
+        ndes_proxy::serve_tls(listener, https, state, tls, &https_base, shutdown_signal()).await;
+    reload.abort();
+    served?;
     Ok(())
 }
 
 /// The policy module over HTTP, or plain mode's fixed challenge.
-fn policy(cfg: &Config) -> anyhow::Result<Arc<dyn NdesPolicy>> {
+fn policy(
+    cfg: &Config,
+    pin: Option<&foundation::tls::ClientTls>,
+) -> anyhow::Result<Arc<dyn NdesPolicy>> {
     if let Some(plain) = &cfg.plain {
         let challenge = read_challenge(&plain.challenge_file)?;
         tracing::info!(template = %plain.template, "plain mode: one static challenge, no policy module");
@@ -109,9 +132,16 @@ fn policy(cfg: &Config) -> anyhow::Result<Arc<dyn NdesPolicy>> {
         .policy
         .as_ref()
         .context("configure [policy] or [plain]")?;
-    let policy =
-        policy_api::client::RemotePolicy::new(&remote.url, read_secret(&remote.token_file)?)
-            .context("policy client")?;
+    let http = foundation::tls::client_builder(pin)?
+        .timeout(std::time::Duration::from_secs(15))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .context("policy client")?;
+    let policy = policy_api::client::RemotePolicy::with_http(
+        http,
+        &remote.url,
+        read_secret(&remote.token_file)?,
+    );
     Ok(Arc::new(policy))
 }
 

@@ -46,6 +46,15 @@ impl RemotePolicy {
         })
     }
 
+    /// The same over a caller-built client (e.g. pinned to the lab's root for HTTPS).
+    pub fn with_http(client: reqwest::Client, base: &str, token: Secret) -> Self {
+        Self {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
     async fn post<T: serde::Serialize>(
         &self,
         path: &str,

@@ -78,6 +78,10 @@ pub struct Config {
     /// [`DEFAULT_ADMIN_RENEWAL_WINDOW_PERCENT`]).
     #[serde(default)]
     pub admin_renewal_window_percent: Option<u8>,
+    /// `[tls]` (issue 17 item 4): `cert_file`/`key_file` make `listen` HTTPS (the certificate
+    /// reloaded when its files change); `ca_file` is the root pinned when calling ca-mock.
+    #[serde(default)]
+    pub tls: foundation::tls_files::TlsFiles,
 }
 
 /// `[rate_limit]`: challenges minted per source IP (check-in and `/internal/v1/challenges`).
@@ -215,6 +219,7 @@ impl Config {
         self.ndes_token_file = abs(&self.ndes_token_file);
         self.grant_signing_key_file = abs(&self.grant_signing_key_file);
         self.ca.token_file = abs(&self.ca.token_file);
+        self.tls.resolve(base);
         self
     }
 

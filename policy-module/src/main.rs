@@ -5,12 +5,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use ca_api::client::CaClient;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, Subcommand};
 use foundation::SystemClock;
 use policy_module::PolicyService;
-use policy_module::api::{ApiState, serve};
+use policy_module::api::{ApiState, serve, serve_tls};
 use policy_module::config::{Config, StoreLocation, read_secret};
 use policy_module::outbox::{HttpRevoker, OutboxWorker};
 use policy_module::store::Store;
@@ -42,6 +45,10 @@ enum Command {
         /// Admin bearer token.
         #[arg(long, env = "POLICY_ADMIN_TOKEN", hide_env_values = true)]
         token: String,
+        /// The root to pin for an https server (e.g. the lab's `tls/root.pem`); nothing else
+        /// is trusted then.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
         #[command(subcommand)]
         action: AdminAction,
     },
@@ -112,8 +119,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin {
             server,
             token,
+            ca_file,
             action,
-        } => admin(&server, &token, action).await,
+        } => admin(&server, &token, ca_file.as_deref(), action).await,
         Command::GrantKey {
             private_key,
             public_key,
@@ -194,10 +202,24 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
     let mut service_config = cfg.service();
     service_config.grant_key = Some(Arc::new(cfg.grant_key()?));
     let ca_token = read_secret(&cfg.ca.token_file)?;
-    // The same CA caller (revoke, read) reads templates for the profiles' warnings.
-    let templates = CaTemplates::new(&cfg.ca.url, &ca_token).context("CA client")?;
-    // The outbox's CA client also reads the CA's records for transaction traces.
-    let revoker = Arc::new(HttpRevoker::new(&cfg.ca.url, ca_token).context("CA client")?);
+    // With [tls] ca_file, ca-mock is called with that root pinned and nothing else trusted.
+    let pin = cfg.tls.pin().context("[tls] ca_file")?;
+    let ca_client = |timeout: u64, connect: u64| -> anyhow::Result<CaClient> {
+        let http = foundation::tls::client_builder(pin.as_ref())?
+            .timeout(Duration::from_secs(timeout))
+            .connect_timeout(Duration::from_secs(connect))
+            .build()
+            .context("CA client")?;
+        Ok(CaClient::with_http(
+            http,
+            &cfg.ca.url,
+            Some(ca_token.expose().to_owned()),
+        ))
+    };
+    // The same CA caller (revoke, read) reads templates for the profiles' warnings (short
+    // timeouts: a profile's save waits); the outbox's also reads records for traces.
+    let templates = CaTemplates::from_client(ca_client(5, 2)?);
+    let revoker = Arc::new(HttpRevoker::from_client(ca_client(10, 5)?));
     let service = PolicyService::new(store.clone(), service_config)
         .with_templates(Arc::new(templates))
         .with_records(revoker.clone());
@@ -217,19 +239,48 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
         ndes_token: read_secret(&cfg.ndes_token_file)?,
     };
     let mut server_stop = stop_rx;
-    let server = tokio::spawn(serve(listener, state, async move {
+    let stopped = async move {
         let _ = server_stop.wait_for(|s| *s).await;
-    }));
+    };
+    let (server, reload) = match cfg.tls.server().context("[tls]")? {
+        Some(watch) => {
+            tracing::info!("policy-module serving HTTPS");
+            let tls = watch.tls();
+            (
+                tokio::spawn(serve_tls(listener, tls, state, stopped)),
+                Some(watch.spawn(foundation::tls_files::RELOAD_CHECK)),
+            )
+        }
+        None => (tokio::spawn(serve(listener, state, stopped)), None),
+    };
     shutdown_signal().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     server.await.context("server task")?.context("server")?;
+    if let Some(r) = reload {
+        r.abort();
+    }
     worker_task.await.context("outbox task")?;
     Ok(())
 }
 
-async fn admin(server: &str, token: &str, action: AdminAction) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+async fn admin(
+    server: &str,
+    token: &str,
+    ca_file: Option<&std::path::Path>,
+    action: AdminAction,
+) -> anyhow::Result<()> {
+    let pin = match ca_file {
+        Some(f) => {
+            let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            Some(
+                foundation::tls::ClientTls::pinned(&pem)
+                    .with_context(|| f.display().to_string())?,
+            )
+        }
+        None => None,
+    };
+    let http = foundation::tls::client_builder(pin.as_ref())?.build()?;
     let url = |p: &str| format!("{}{p}", server.trim_end_matches('/'));
     let json_file = |f: &PathBuf| -> anyhow::Result<serde_json::Value> {
         let text = std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;

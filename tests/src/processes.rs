@@ -269,6 +269,9 @@ impl Cluster {
             ndes_ports: ports(options.ndes_instances)?,
             postgres: options.postgres.clone(),
             outbox_poll_ms: Some(options.outbox_poll_ms),
+            // Plain HTTP: the harness addresses every service by one port (`scep-lab services`
+            // turns TLS on by default; tests/tests/deployments.rs runs that).
+            tls: None,
         };
         let layout = prepare(&dir.path().join("services"), &services).await?;
         std::fs::create_dir_all(dir.path().join("logs"))?;

@@ -115,18 +115,59 @@ fn workdir() -> tempfile::TempDir {
     dir
 }
 
-/// Where a service started by `command` listens: a config file's `listen`, or serve's ports.
-fn listen_of(command: &str, cwd: &Path) -> Vec<String> {
+/// A client pinned to the lab root at `root` (HTTPS), or a plain one.
+fn client(root: Option<&Path>) -> reqwest::Client {
+    let b = match root {
+        Some(r) => foundation::tls::ClientTls::pinned(&std::fs::read(r).unwrap())
+            .unwrap()
+            .builder()
+            .unwrap(),
+        None => reqwest::Client::builder(),
+    };
+    b.timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// Where a service started by `command` answers `/healthz`: a config file's `listen` (https,
+/// pinned to the `tls/root.pem` beside it, when its `[tls]` names a certificate), or serve's
+/// ports.
+fn listen_of(command: &str, cwd: &Path) -> Vec<(String, Option<PathBuf>)> {
     let words: Vec<&str> = command.split_whitespace().collect();
     if let Some(i) = words.iter().position(|w| *w == "--config") {
-        let text = std::fs::read_to_string(cwd.join(words[i + 1])).unwrap();
+        let path = cwd.join(words[i + 1]);
+        let text = std::fs::read_to_string(&path).unwrap();
         let config: toml::Value = toml::from_str(&text).unwrap();
-        return vec![config["listen"].as_str().unwrap().to_owned()];
+        let listen = config["listen"].as_str().unwrap();
+        let https = config.get("tls").is_some_and(|t| t.get("cert_file").is_some())
+            // ndes-proxy's `listen` stays plain HTTP (SCEP and /healthz).
+            && config.get("https_listen").is_none();
+        return vec![if https {
+            let root = path.parent().unwrap().join("tls/root.pem");
+            (format!("https://{listen}"), Some(root))
+        } else {
+            (format!("http://{listen}"), None)
+        }];
     }
     ["8180", "8280", "8080", "8380"]
         .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
+        .map(|p| (format!("http://127.0.0.1:{p}"), None))
         .collect()
+}
+
+/// ndes-proxy's admin side per its configuration: `https_listen` pinned to `tls/root.pem`
+/// beside it with TLS on, its one `listen` otherwise.
+fn ndes_admin(config: &Path) -> (String, reqwest::Client) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let config_v: toml::Value = toml::from_str(&text).unwrap();
+    match config_v.get("https_listen").and_then(|v| v.as_str()) {
+        Some(https) => (
+            format!("https://{https}"),
+            client(Some(&config.parent().unwrap().join("tls/root.pem"))),
+        ),
+        None => (
+            format!("http://{}", config_v["listen"].as_str().unwrap()),
+            client(None),
+        ),
+    }
 }
 
 /// Runs a shape's commands; returns the services it left running.
@@ -159,8 +200,8 @@ async fn run(commands: &[String], cwd: &Path, env: &[(&str, String)]) -> Service
                 .spawn()
                 .unwrap();
             services.children.push((command.clone(), child));
-            for addr in listen_of(&line, cwd) {
-                wait_healthy(&addr, &mut services).await;
+            for (base, root) in listen_of(&line, cwd) {
+                wait_healthy(&base, root.as_deref(), &mut services).await;
             }
         } else {
             let out = bash.output().unwrap();
@@ -176,15 +217,13 @@ async fn run(commands: &[String], cwd: &Path, env: &[(&str, String)]) -> Service
     services
 }
 
-/// Waits (bounded) until `/healthz` at `addr` answers 200.
-async fn wait_healthy(addr: &str, services: &mut Services) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
+/// Waits (bounded) until `/healthz` at `base` answers 200 (pinned to `root` for https).
+async fn wait_healthy(base: &str, root: Option<&Path>, services: &mut Services) {
+    let http = client(root);
+    let addr = base;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Ok(r) = http.get(format!("http://{addr}/healthz")).send().await
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
             && r.status().is_success()
         {
             return;
@@ -209,11 +248,19 @@ fn assert_ports_free(ports: &[u16]) {
     }
 }
 
-/// A plain SCEP client takes a password from `ndes`'s mscep_admin page and enrolls once.
-async fn enroll_plain(ndes: &str, token_file: &Path, root_sha256: &str, cn: &str) {
+/// A plain SCEP client takes a password from the mscep_admin page at `admin` (base URL and
+/// client) and enrolls once through `ndes`'s plain-HTTP SCEP.
+async fn enroll_plain(
+    ndes: &str,
+    admin: (String, reqwest::Client),
+    token_file: &Path,
+    root_sha256: &str,
+    cn: &str,
+) {
     let token = std::fs::read_to_string(token_file).unwrap();
-    let page: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{ndes}/certsrv/mscep_admin/?format=json"))
+    let (admin, http) = admin;
+    let page: serde_json::Value = http
+        .get(format!("{admin}/certsrv/mscep_admin/?format=json"))
         .bearer_auth(token.trim())
         .send()
         .await
@@ -260,6 +307,7 @@ async fn one_process_on_sqlite() {
     let secrets = dir.path().join("scep-lab-data/secrets");
     enroll_plain(
         "127.0.0.1:8080",
+        ("http://127.0.0.1:8080".into(), client(None)),
         &secrets.join("mscep-admin.token"),
         &root,
         "one-process-sqlite",
@@ -271,13 +319,15 @@ async fn one_process_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn separate_processes() {
     let _ports = PORTS.lock().await;
-    assert_ports_free(&[8080, 8180, 8280]);
+    assert_ports_free(&[8080, 8180, 8181, 8280, 8443]);
     let commands = block_under(&readme(), "### Separate processes");
     let dir = workdir();
     let services = run(&commands, dir.path(), &[]).await;
-    let root = root_sha256("127.0.0.1:8180").await;
+    // TLS by default: the CA certificates on ca-mock's plain listener, as certificates name.
+    let root = root_sha256("127.0.0.1:8181").await;
     enroll_plain(
         "127.0.0.1:8080",
+        ndes_admin(&dir.path().join("run/ndes-proxy-1.toml")),
         &dir.path().join("run/secrets/mscep-admin.token"),
         &root,
         "separate-processes",
@@ -303,6 +353,7 @@ async fn one_process_on_postgres() {
     let root = root_sha256("127.0.0.1:8180").await;
     enroll_plain(
         "127.0.0.1:8080",
+        ("http://127.0.0.1:8080".into(), client(None)),
         &dir.path().join("scep-lab-pg/secrets/mscep-admin.token"),
         &root,
         "one-process-postgres",
@@ -317,7 +368,7 @@ async fn two_ndes_and_two_policy_on_postgres() {
     let Some(pg) = testkit::pg::PgCluster::start().unwrap() else {
         return;
     };
-    assert_ports_free(&[8080, 8081, 8180, 8280, 8281]);
+    assert_ports_free(&[8080, 8081, 8180, 8181, 8280, 8281, 8443, 8444]);
     let commands = block_under(
         &readme(),
         "### Two NDES servers and two policy modules on PostgreSQL",
@@ -334,10 +385,13 @@ async fn two_ndes_and_two_policy_on_postgres() {
             .unwrap();
         assert!(found.contains(db), "{db} was not created: {found}");
     }
-    let root = root_sha256("127.0.0.1:8180").await;
+    let root = root_sha256("127.0.0.1:8181").await;
     let token = dir.path().join("run/secrets/mscep-admin.token");
-    enroll_plain("127.0.0.1:8080", &token, &root, "scaled-out-1").await;
-    enroll_plain("127.0.0.1:8081", &token, &root, "scaled-out-2").await;
+    let run_dir = dir.path().join("run");
+    for (i, cn) in [(1, "scaled-out-1"), (2, "scaled-out-2")] {
+        let admin = ndes_admin(&run_dir.join(format!("ndes-proxy-{i}.toml")));
+        enroll_plain(&format!("127.0.0.1:{}", 8079 + i), admin, &token, &root, cn).await;
+    }
     drop(services);
 }
 

@@ -130,6 +130,7 @@ async fn f5_a_configuration_that_would_lower_durability_is_refused_at_start() {
         ndes_ports: vec![testkit::free_port().unwrap()],
         postgres: None,
         outbox_poll_ms: None,
+        tls: None,
     };
     let layout = scep_lab::services::prepare(&dir.path().join("services"), &options)
         .await

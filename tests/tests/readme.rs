@@ -80,6 +80,13 @@ const COVERAGE: &[(&str, Check)] = &[
         ),
     ),
     (
+        "./lab.sh serve --tls --data scep-lab-data",
+        Check::Test(
+            "lab/tests/tls_cli.rs",
+            "serve_tls_prints_https_urls_and_the_root_curl_pins",
+        ),
+    ),
+    (
         "./lab.sh serve --postgres --data scep-lab-pg",
         Check::Test(
             "lab/tests/serve_config.rs",
@@ -167,7 +174,7 @@ const COVERAGE: &[(&str, Check)] = &[
         Check::Test("tests/tests/deployments.rs", "separate_processes"),
     ),
     (
-        "POLICY_ADMIN_TOKEN=$(cat run/secrets/policy-admin.token) target/release/policy-module admin --server http://127.0.0.1:8280 set-name-policy IPSECIntermediateOffline run/name-policy.json",
+        "POLICY_ADMIN_TOKEN=$(cat run/secrets/policy-admin.token) target/release/policy-module admin --server https://127.0.0.1:8280 --ca-file run/tls/root.pem set-name-policy IPSECIntermediateOffline run/name-policy.json",
         Check::Test("tests/tests/deployments.rs", "separate_processes"),
     ),
     (
@@ -300,7 +307,10 @@ fn every_readme_command_is_exercised() {
                     // It prints exactly the service commands the README gives next (the
                     // console's own `cargo run ... serve --config` is a separate section).
                     for serve in commands.iter().filter(|c| {
-                        c.starts_with("target/release/") && c.contains(" serve --config ")
+                        // (the second instances are the `--instances 2` shape's)
+                        c.starts_with("target/release/")
+                            && c.contains(" serve --config ")
+                            && !c.ends_with("-2.toml")
                     }) {
                         let printed = serve.trim_start_matches("target/release/");
                         assert!(stdout.contains(printed), "{printed:?} not in:\n{stdout}");

@@ -111,6 +111,7 @@ impl LabConfig {
             mutual: self.tls.mutual,
             scep_https_port: self.tls.scep_https_port,
         });
+        o.ca_plain_port = self.tls.ca_plain_port;
         for t in &self.templates {
             let template = ca_mock::template::Template::load(&at(&t.file))
                 .with_context(|| format!("templates: {}", t.file.display()))?;

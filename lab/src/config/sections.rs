@@ -86,6 +86,8 @@ pub struct TlsSection {
     pub enabled: bool,
     pub mutual: bool,
     pub scep_https_port: u16,
+    /// ca-mock's plain-HTTP port for the CRL, OCSP and CA-certificate URLs in certificates.
+    pub ca_plain_port: u16,
 }
 
 /// One `[[templates]]` entry.

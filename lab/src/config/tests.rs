@@ -87,6 +87,7 @@ switch_at = "2027-01-01T00:00:00Z"
 enabled = true
 mutual = true
 scep_https_port = 9443
+ca_plain_port = 9181
 [[templates]]
 file = "t/dev.toml"
 [name_policies]
@@ -132,6 +133,7 @@ level = "info"
             scep_https_port: 9443
         })
     );
+    assert_eq!(o.ca_plain_port, 9181);
     assert_eq!(o.extra_templates.len(), 1);
     assert_eq!(o.extra_templates[0].name, "LabDevice");
     assert_eq!(o.name_policies.len(), 1);

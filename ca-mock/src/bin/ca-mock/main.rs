@@ -358,17 +358,45 @@ async fn serve(config_path: &Path) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    let tls = config.tls.server().context("[tls]")?;
+    let plain = match (&tls, config.plain_listen) {
+        (Some(_), Some(addr)) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding plain_listen {addr}"))?,
+        ),
+        (None, Some(_)) => anyhow::bail!("plain_listen needs [tls] cert_file and key_file"),
+        _ => None,
+    };
+    let https_base = format!("https://{}", listener.local_addr()?);
     tracing::info!(
         listen = %listener.local_addr()?,
+        https = tls.is_some(),
+        plain_listen = ?config.plain_listen,
         public_base_url = %config.public_base_url,
         root_fingerprint = %state.ca.material().root_fingerprint()?,
         "ca-mock serving"
     );
-    ca_mock::serve(listener, state, async {
+    let stop = async {
         shutdown_signal().await;
         tracing::info!("shutting down");
-    })
-    .await?;
+    };
+    match tls {
+        Some(watch) => {
+            let served = watch.tls();
+            let reload = watch.spawn(foundation::tls_files::RELOAD_CHECK);
+            let result = match plain {
+                Some(plain) => {
+                    ca_mock::serve_tls_with_plain(listener, served, plain, &https_base, state, stop)
+                        .await
+                }
+                None => ca_mock::serve_tls(listener, served, state, stop).await,
+            };
+            reload.abort();
+            result?;
+        }
+        None => ca_mock::serve(listener, state, stop).await?,
+    }
     Ok(())
 }
 

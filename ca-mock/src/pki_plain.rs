@@ -1,0 +1,73 @@
+//! ca-mock's plain-HTTP listener when its API serves HTTPS (issue 17 item 4).
+//!
+//! The CRL, OCSP and CA-certificate URLs a certificate carries stay `http`: relying parties
+//! fetch them without TLS (RFC 5280 §4.2.1.13, RFC 6960 practice), and an HTTPS URL there
+//! would need the CA's own chain to validate the chain (a loop). Everything else (the API and
+//! its bearer tokens, metrics) is refused with 403 naming its HTTPS URL, as ndes-proxy's plain
+//! listener does for everything but SCEP.
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+/// Whether a relying party may fetch `path` over plain HTTP.
+pub fn is_public(path: &str) -> bool {
+    path.starts_with("/ca/")
+        || path.starts_with("/crl/")
+        || path == "/ocsp"
+        || path.starts_with("/ocsp/")
+        || path == "/healthz"
+}
+
+/// `app` restricted to [`is_public`] paths; any other is a 403 naming `https_base` + path.
+pub fn pki_only(app: Router, https_base: &str) -> Router {
+    let https_base: std::sync::Arc<str> = https_base.trim_end_matches('/').into();
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let https_base = https_base.clone();
+            async move {
+                let path = req.uri().path();
+                if is_public(path) {
+                    return next.run(req).await;
+                }
+                (
+                    StatusCode::FORBIDDEN,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    format!(
+                        "This listener serves CA certificates, CRLs and OCSP only; use {https_base}{path}\n"
+                    ),
+                )
+                    .into_response()
+            }
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_public;
+
+    #[test]
+    fn only_what_certificates_point_at_is_public() {
+        for p in [
+            "/ca/root.crt",
+            "/crl/issuing.crl",
+            "/crl/retired/x.crl",
+            "/ocsp",
+            "/ocsp/MEU=",
+            "/healthz",
+        ] {
+            assert!(is_public(p), "{p}");
+        }
+        for p in [
+            "/api/v1/certificates",
+            "/metrics",
+            "/readyz",
+            "/ocspx",
+            "/",
+            "/ca",
+        ] {
+            assert!(!is_public(p), "{p}");
+        }
+    }
+}
