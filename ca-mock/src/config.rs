@@ -460,7 +460,7 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let text = format!("{SAMPLE_CONFIG}\n[crl]\nvalidity_hours = 1\ncolour = 1\n");
         assert!(Config::from_toml(&text).is_err());
-        let text = SAMPLE_CONFIG.replace("listen =", "listen_addr = \"x\"\nlisten =");
+        let text = SAMPLE_CONFIG.replacen("\nlisten =", "\nlisten_addr = \"x\"\nlisten =", 1);
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("listen_addr"), "{err}");
         let text = SAMPLE_CONFIG.replace("\"http://127.0.0.1:8180\"", "\"ftp://ca\"");
