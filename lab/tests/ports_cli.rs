@@ -61,15 +61,15 @@ async fn services_writes_the_ports_it_is_given_and_labels_the_root_fingerprint()
     let policy = read("policy-module-1.toml");
     assert!(policy.contains("listen = \"127.0.0.1:18281\""), "{policy}");
     assert!(
-        policy.contains("url = \"http://127.0.0.1:18181\""),
+        policy.contains("url = \"https://127.0.0.1:18181\""),
         "{policy}"
     );
     let ndes = read("ndes-proxy-1.toml");
     assert!(ndes.contains("listen = \"127.0.0.1:18081\""), "{ndes}");
-    assert!(ndes.contains("url = \"http://127.0.0.1:18281\""), "{ndes}");
-    assert!(ndes.contains("url = \"http://127.0.0.1:18181\""), "{ndes}");
-    // The printed commands name the chosen policy port.
-    assert!(out.stdout_str().contains("http://127.0.0.1:18281"));
+    assert!(ndes.contains("url = \"https://127.0.0.1:18281\""), "{ndes}");
+    assert!(ndes.contains("url = \"https://127.0.0.1:18181\""), "{ndes}");
+    // The printed commands name the chosen policy port (TLS is on by default for services).
+    assert!(out.stdout_str().contains("https://127.0.0.1:18281"));
 
     // A wrong count of ports is a usage error, not a layout on half-chosen ports.
     let two = scep_lab(args(&[
