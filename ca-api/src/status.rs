@@ -40,21 +40,22 @@ impl RevocationReason {
         }
     }
 
+    /// Every reason this contract carries.
+    const ALL: [Self; 8] = [
+        Self::Unspecified,
+        Self::KeyCompromise,
+        Self::CaCompromise,
+        Self::AffiliationChanged,
+        Self::Superseded,
+        Self::CessationOfOperation,
+        Self::CertificateHold,
+        Self::PrivilegeWithdrawn,
+    ];
+
     /// The reason with RFC 5280's CRLReason `code` (as an OCSP answer or a CRL entry carries
     /// it), if it is one of these.
     pub fn from_code(code: i64) -> Option<Self> {
-        [
-            Self::Unspecified,
-            Self::KeyCompromise,
-            Self::CaCompromise,
-            Self::AffiliationChanged,
-            Self::Superseded,
-            Self::CessationOfOperation,
-            Self::CertificateHold,
-            Self::PrivilegeWithdrawn,
-        ]
-        .into_iter()
-        .find(|r| i64::from(r.code()) == code)
+        Self::ALL.into_iter().find(|r| i64::from(r.code()) == code)
     }
 
     /// The wire and database spelling.
@@ -73,18 +74,7 @@ impl RevocationReason {
 
     /// Parses the wire spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Unspecified,
-            Self::KeyCompromise,
-            Self::CaCompromise,
-            Self::AffiliationChanged,
-            Self::Superseded,
-            Self::CessationOfOperation,
-            Self::CertificateHold,
-            Self::PrivilegeWithdrawn,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 

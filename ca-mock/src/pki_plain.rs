@@ -7,8 +7,6 @@
 //! listener does for everything but SCEP.
 
 use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
 
 /// Whether a relying party may fetch `path` over plain HTTP.
 pub fn is_public(path: &str) -> bool {
@@ -21,26 +19,7 @@ pub fn is_public(path: &str) -> bool {
 
 /// `app` restricted to [`is_public`] paths; any other is a 403 naming `https_base` + path.
 pub fn pki_only(app: Router, https_base: &str) -> Router {
-    let https_base: std::sync::Arc<str> = https_base.trim_end_matches('/').into();
-    app.layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let https_base = https_base.clone();
-            async move {
-                let path = req.uri().path();
-                if is_public(path) {
-                    return next.run(req).await;
-                }
-                (
-                    StatusCode::FORBIDDEN,
-                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                    format!(
-                        "This listener serves CA certificates, CRLs and OCSP only; use {https_base}{path}\n"
-                    ),
-                )
-                    .into_response()
-            }
-        },
-    ))
+    foundation::tls::plain_only(app, https_base, is_public, "CA certificates, CRLs and OCSP")
 }
 
 #[cfg(test)]

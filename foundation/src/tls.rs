@@ -347,6 +347,37 @@ pub fn client_builder(tls: Option<&ClientTls>) -> Result<reqwest::ClientBuilder,
     }
 }
 
+/// A plain-HTTP listener kept beside an HTTPS one: `app` answers only the paths `public`
+/// admits; any other is a 403 naming its HTTPS URL (`https_base` + path) and what this
+/// listener serves, so tokens and passwords never travel in clear (docs/decisions.md #18).
+pub fn plain_only(
+    app: axum::Router,
+    https_base: &str,
+    public: fn(&str) -> bool,
+    serves: &'static str,
+) -> axum::Router {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let https_base: Arc<str> = https_base.trim_end_matches('/').into();
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let https_base = https_base.clone();
+            async move {
+                let path = req.uri().path();
+                if public(path) {
+                    return next.run(req).await;
+                }
+                (
+                    StatusCode::FORBIDDEN,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    format!("This listener serves {serves} only; use {https_base}{path}\n"),
+                )
+                    .into_response()
+            }
+        },
+    ))
+}
+
 #[cfg(test)]
 #[path = "tls_tests.rs"]
 mod tests;

@@ -70,25 +70,12 @@ pub fn router(state: AppState) -> Router {
 /// allows) and `/healthz`; any other path is refused with 403 naming its HTTPS URL, so that
 /// passwords and tokens never travel in clear (issue 17 item 4).
 pub fn scep_only(app: Router, https_base: &str) -> Router {
-    let https_base: std::sync::Arc<str> = https_base.trim_end_matches('/').into();
-    app.layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let https_base = https_base.clone();
-            async move {
-                let path = req.uri().path();
-                if SCEP_PATHS.contains(&path) || path == "/healthz" {
-                    return next.run(req).await;
-                }
-                let url = format!("{https_base}{path}");
-                (
-                    StatusCode::FORBIDDEN,
-                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                    format!("This listener serves SCEP only; use {url}\n"),
-                )
-                    .into_response()
-            }
-        },
-    ))
+    foundation::tls::plain_only(
+        app,
+        https_base,
+        |path| SCEP_PATHS.contains(&path) || path == "/healthz",
+        "SCEP",
+    )
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response {
