@@ -28,7 +28,8 @@
 # BENCH_FLOW=0 (skip the whole-flow points), BENCH_OUT (also write the tables to this file),
 # BENCH_SVG (the chart; default enrollment-curves.svg beside BENCHMARKS.md),
 # BENCH_ONLY (`plain`: only the OpenSSL bound and ndes-proxy's plain mode, e.g.
-# `BENCH_ONLY=plain BENCH_LOAD_CONCURRENCY=16 bench/run.sh` to compare server CPU per enrollment),
+# `BENCH_ONLY=plain BENCH_LOAD_CONCURRENCY=16 bench/run.sh` to compare server CPU per enrollment;
+# `full`: only the bound and the full pipeline on SQLite, to compare settings of it),
 # BENCH_LAB (the `scep-lab` binary that serves; default this checkout's release build, so two
 # builds can be compared with the same client).
 # Each point gets a fresh server (and database), so peak RSS is that point's. Device state
@@ -52,7 +53,7 @@ CONCURRENCY="${BENCH_CONCURRENCY:-$Q_CONC}"
 FLOW="${BENCH_FLOW:-1}"
 SVG="${BENCH_SVG:-enrollment-curves.svg}"
 ONLY="${BENCH_ONLY:-}"
-case "$ONLY" in ''|plain) ;; *) echo "bench: BENCH_ONLY is empty or plain" >&2; exit 2 ;; esac
+case "$ONLY" in ''|plain|full) ;; *) echo "bench: BENCH_ONLY is empty, plain or full" >&2; exit 2 ;; esac
 TARGET="${CARGO_TARGET_DIR:-target}"
 BIN="$TARGET/release"
 LAB_BIN="${BENCH_LAB:-$BIN/scep-lab}"
@@ -229,7 +230,7 @@ full_load() {
         --mscep-admin-token-file "$dir/secrets/mscep-admin.token"
 }
 
-for c in $LOAD_CONCURRENCY; do
+for c in $( [ "$ONLY" = full ] || echo "$LOAD_CONCURRENCY" ); do
     start_lab "plain-c$c-load" --ca-in-process --plain-challenge-file "$WORK/challenge"
     load plain "$c" "$LAB_PID" --url "$SCEP_URL" --challenge-file "$WORK/challenge"
     stop_server "$LAB_PID"
@@ -240,7 +241,9 @@ if [ "$ONLY" != plain ]; then
         full_load full "$c"
         stop_server "$LAB_PID"
     done
-    if ! "$LAB_BIN" serve --help 2>/dev/null | grep -q -- --postgres-url-file; then
+    if [ "$ONLY" = full ]; then
+        say "BENCH_ONLY=full: PostgreSQL and micromdm rows skipped"
+    elif ! "$LAB_BIN" serve --help 2>/dev/null | grep -q -- --postgres-url-file; then
         say "scep-lab serve has no --postgres-url-file (issue 17's serve --config): PostgreSQL rows skipped"
     else
         for c in $LOAD_CONCURRENCY; do

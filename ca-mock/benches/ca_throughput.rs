@@ -292,7 +292,7 @@ async fn fill_revoked(pool: &sqlx::SqlitePool, n: usize) {
 async fn bench_crl(dir: &std::path::Path, n: usize) {
     let db = format!("crl-{n}.db");
     let ca = new_ca(dir, &db).await;
-    let foundation::sql::Db::Sqlite(pool) =
+    let foundation::sql::Db::Sqlite(pool, _) =
         SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
             .await
             .unwrap()
@@ -345,7 +345,7 @@ async fn bench_crl(dir: &std::path::Path, n: usize) {
 async fn bench_ocsp_during_crl(dir: &std::path::Path, n: usize) {
     let db = format!("ocsp-crl-{n}.db");
     let ca = new_ca(dir, &db).await;
-    let foundation::sql::Db::Sqlite(pool) =
+    let foundation::sql::Db::Sqlite(pool, _) =
         SqlStore::sqlite(&format!("sqlite://{}", dir.join(&db).display()))
             .await
             .unwrap()
@@ -528,7 +528,7 @@ async fn bench_lookups(ca: &Arc<CertificateAuthority>, serials: &[String], issue
 /// A store of `n` issued certificates against an empty one.
 async fn bench_scale(dir: &std::path::Path, n: usize) {
     let big = new_ca(dir, "scale.db").await;
-    let foundation::sql::Db::Sqlite(pool) =
+    let foundation::sql::Db::Sqlite(pool, _) =
         SqlStore::sqlite(&format!("sqlite://{}", dir.join("scale.db").display()))
             .await
             .unwrap()

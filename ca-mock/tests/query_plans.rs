@@ -23,7 +23,7 @@ async fn sqlite_lookups_use_indexes() {
         .unwrap();
     assert_indexed(&store).await;
     // The check can fail: a lookup on a column without an index is reported as a scan.
-    let foundation::sql::Db::Sqlite(pool) = store.db() else {
+    let foundation::sql::Db::Sqlite(pool, _) = store.db() else {
         panic!("sqlite")
     };
     let rows: Vec<(i64, i64, i64, String)> =

@@ -464,7 +464,7 @@ async fn sqlite_runs_in_wal_with_full_sync() {
     let store = SqlStore::sqlite(&format!("sqlite://{}", dir.path().join("w.db").display()))
         .await
         .unwrap();
-    let foundation::sql::Db::Sqlite(pool) = store.db() else {
+    let foundation::sql::Db::Sqlite(pool, _) = store.db() else {
         panic!("sqlite")
     };
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")

@@ -9,6 +9,7 @@
 //! instead of failing on a lock upgrade.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -20,8 +21,8 @@ use sqlx::sqlite::{
 /// A pool on one of the two backends. Cheap to clone (pools are shared).
 #[derive(Debug, Clone)]
 pub enum Db {
-    /// SQLite (a file, or `sqlite::memory:` for tests).
-    Sqlite(SqlitePool),
+    /// SQLite (a file, or `sqlite::memory:` for tests), with this process's queue of writers.
+    Sqlite(SqlitePool, WriteQueue),
     /// PostgreSQL.
     Postgres(PgPool),
 }
@@ -33,7 +34,7 @@ pub enum Db {
 macro_rules! on_db {
     ($db:expr, |$pool:ident, $begin:ident| $body:expr) => {
         match $db {
-            $crate::sql::Db::Sqlite($pool) => {
+            $crate::sql::Db::Sqlite($pool, _) => {
                 #[allow(unused_variables)]
                 let $begin = "BEGIN IMMEDIATE";
                 $body
@@ -46,6 +47,16 @@ macro_rules! on_db {
         }
     };
 }
+
+/// SQLite takes one writer at a time. Writers of this process wait for their turn here, in
+/// arrival order, instead of in SQLite's busy handler, which polls with sleeps of 1 to 100 ms:
+/// under concurrent enrollments that polling, not the commits, was most of the full
+/// pipeline's latency (issue 19). Another process's writer still meets the busy timeout.
+#[derive(Debug, Clone, Default)]
+pub struct WriteQueue(Arc<tokio::sync::Mutex<()>>);
+
+/// The turn of one write transaction; the next writer goes when it is dropped.
+pub type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 
 /// How a pool is opened.
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +125,7 @@ impl Db {
             .max_connections(if memory { 1 } else { options.max_connections })
             .connect_with(connect)
             .await?;
-        Ok(Self::Sqlite(pool))
+        Ok(Self::Sqlite(pool, WriteQueue::default()))
     }
 
     /// Connects to PostgreSQL.
@@ -144,15 +155,25 @@ impl Db {
         postgres: &sqlx::migrate::Migrator,
     ) -> Result<(), sqlx::migrate::MigrateError> {
         match self {
-            Self::Sqlite(pool) => sqlite.run(pool).await,
+            Self::Sqlite(pool, _) => sqlite.run(pool).await,
             Self::Postgres(pool) => postgres.run(pool).await,
+        }
+    }
+
+    /// Waits for this process's turn to write, on SQLite; hold it for the whole write
+    /// transaction (`BEGIN IMMEDIATE` to commit). `None` on PostgreSQL, whose writers take row
+    /// locks and do not poll.
+    pub async fn write_turn(&self) -> Option<WriteTurn> {
+        match self {
+            Self::Sqlite(_, queue) => Some(Arc::clone(&queue.0).lock_owned().await),
+            Self::Postgres(_) => None,
         }
     }
 
     /// The backend's name, for logs and `Debug`.
     pub fn backend(&self) -> &'static str {
         match self {
-            Self::Sqlite(_) => "sqlite",
+            Self::Sqlite(..) => "sqlite",
             Self::Postgres(_) => "postgres",
         }
     }
@@ -164,7 +185,7 @@ impl Db {
 
     /// The SQLite journal mode and synchronous level in force; `None` on PostgreSQL.
     pub async fn sqlite_durability(&self) -> Result<Option<SqliteDurability>, sqlx::Error> {
-        let Self::Sqlite(pool) = self else {
+        let Self::Sqlite(pool, _) = self else {
             return Ok(None);
         };
         let mut conn = pool.acquire().await?;
@@ -183,7 +204,7 @@ impl Db {
     /// SQLite's `PRAGMA integrity_check` lines other than `ok` (for reconcilers); always empty
     /// on PostgreSQL, which checks its pages itself.
     pub async fn integrity_check(&self) -> Result<Vec<String>, sqlx::Error> {
-        let Self::Sqlite(pool) = self else {
+        let Self::Sqlite(pool, _) = self else {
             return Ok(Vec::new());
         };
         let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
@@ -196,7 +217,7 @@ impl Db {
     /// `None` on SQLite, where the caller's [`crate::Clock`] decides.
     pub async fn database_now(&self) -> Result<Option<i64>, sqlx::Error> {
         match self {
-            Self::Sqlite(_) => Ok(None),
+            Self::Sqlite(..) => Ok(None),
             Self::Postgres(pool) => sqlx::query_scalar::<_, i64>(
                 "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)",
             )

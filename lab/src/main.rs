@@ -8,7 +8,7 @@ mod trace;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The scep-lab command line.
 #[derive(Debug, Parser)]
@@ -142,7 +142,18 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
-    let cli = Cli::parse();
+    // `--version` names the OpenSSL linked in (built from source: docs/decisions.md #21), so a
+    // security fix can be checked against what runs.
+    let version = format!(
+        "{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        openssl::version::version()
+    );
+    let matches = Cli::command().version(version).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // serve's configuration names a log format and level: read it before logging starts.
     let mut plan = match &cli.command {
         Command::Serve { config, .. } => Some(serve_plan(config.as_deref())?),

@@ -64,3 +64,16 @@ fn serve_with_stdout_on_a_full_disk_stops_with_a_message() {
         "{stderr}"
     );
 }
+
+/// The OpenSSL in `--version` is the one linked in: the vendored 3.6, not the system's 3.0
+/// (docs/decisions.md #21), which matters when checking a security fix.
+#[test]
+fn version_names_the_openssl_linked_in() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(concat!("scep-lab ", env!("CARGO_PKG_VERSION"), " (OpenSSL 3.6.")),
+        "{text}"
+    );
+}

@@ -62,6 +62,10 @@ pub struct Config {
     /// PKIOperations in progress at once; beyond it 503 with Retry-After.
     #[serde(default = "default_max_concurrent_pki")]
     pub max_concurrent_pki_operations: usize,
+    /// Admitted PKIOperations that run at once, the others waiting in arrival order; 0 (the
+    /// default) is twice the cores.
+    #[serde(default)]
+    pub pki_workers: usize,
     /// Per-source rate limit of PKIOperation.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
@@ -418,6 +422,10 @@ impl Config {
                 exempt_loopback: self.rate_limit.exempt_loopback,
             },
             max_concurrent_pki_operations: self.max_concurrent_pki_operations,
+            pki_workers: match self.pki_workers {
+                0 => crate::default_pki_workers(),
+                n => n,
+            },
             queue: QueueSettings {
                 tick: q.retry_tick_secs.map_or(d.tick, Duration::from_secs),
                 backoff_base_secs: q.retry_backoff_base_secs.unwrap_or(d.backoff_base_secs),

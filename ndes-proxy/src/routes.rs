@@ -280,7 +280,8 @@ fn with_retry_after(mut r: Response, secs: u32) -> Response {
 }
 
 /// Resource limits of PKIOperation, before any decoding: the source's rate (429), then a
-/// permit for the RSA work (503 when all are taken; `try_acquire`, so nothing queues).
+/// permit for the RSA work (503 when all are taken; `try_acquire`, so nothing queues beyond
+/// the cap). Admitted requests then run [`crate::Settings::pki_workers`] at a time.
 async fn pki_operation(
     state: &AppState,
     der: &[u8],
@@ -309,7 +310,11 @@ async fn pki_operation(
         let (state, der) = (state.clone(), der.to_vec());
         tokio::spawn(
             async move {
+                // Admitted requests take turns in arrival order, so an old request is not
+                // overtaken by newer ones sharing the cores (the semaphore is never closed).
+                let turn = state.pki_workers().acquire().await.ok();
                 let reply = pipeline::handle(&state, &der, requester).await;
+                drop(turn);
                 drop(permit);
                 reply
             }

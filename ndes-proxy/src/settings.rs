@@ -40,6 +40,11 @@ pub struct Settings {
     /// the envelope and signing the CertRep); beyond it 503 with Retry-After at once, never a
     /// queue.
     pub max_concurrent_pki_operations: usize,
+    /// Admitted PKIOperations that run at once; the others wait their turn in arrival order.
+    /// The work is CPU-bound (RSA), so running more than the cores can serve only shares the
+    /// cores out and turns into tail latency (issue 19); twice the cores leaves room for the
+    /// ones waiting on a commit or another service.
+    pub pki_workers: usize,
     /// How queued requests are retried at the CA.
     pub queue: QueueSettings,
     /// This instance's name in the policy module's trace of a transaction (which ndes-proxy
@@ -86,6 +91,7 @@ impl Default for Settings {
             max_connections: 1024,
             pki_rate_limit: DEFAULT_PKI_RATE_LIMIT,
             max_concurrent_pki_operations: DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS,
+            pki_workers: default_pki_workers(),
             queue: QueueSettings::default(),
             instance: "ndes-proxy".into(),
         }
@@ -103,6 +109,11 @@ pub const DEFAULT_PKI_RATE_LIMIT: RateLimit = RateLimit {
 /// Default cap on PKIOperations in progress: twice the fleet benchmark's highest concurrency
 /// (64), so a well-behaved fleet never sees the 503, a flood does.
 pub const DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS: usize = 128;
+
+/// Default PKIOperations running at once: twice this machine's cores.
+pub fn default_pki_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
+}
 
 /// `/certsrv/mscep_admin/`: who may fetch a challenge, and for which template.
 #[derive(Clone, Debug)]

@@ -35,6 +35,8 @@ struct Inner {
     metrics: metrics::Metrics,
     pki_limiter: SourceLimiter,
     pki_permits: Arc<Semaphore>,
+    /// Turns to run an admitted PKIOperation (a fair semaphore: first come, first served).
+    pki_workers: Arc<Semaphore>,
     /// The RA's CA chain with each certificate's DER, to recognise the chain the CA returns.
     chain_by_der: Vec<(Vec<u8>, X509)>,
 }
@@ -120,6 +122,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             pki_limiter: SourceLimiter::new(settings.pki_rate_limit),
             pki_permits: Arc::new(Semaphore::new(settings.max_concurrent_pki_operations)),
+            pki_workers: Arc::new(Semaphore::new(settings.pki_workers.max(1))),
             settings,
             chain_by_der,
         })
@@ -148,6 +151,11 @@ impl AppState {
     /// Permits for PKIOperations in progress (`try_acquire` only: beyond the cap is a 503).
     pub fn pki_permits(&self) -> &Arc<Semaphore> {
         &self.0.pki_permits
+    }
+
+    /// Turns to run an admitted PKIOperation (`acquire`: waits in arrival order).
+    pub fn pki_workers(&self) -> &Semaphore {
+        &self.0.pki_workers
     }
 
     /// This server's metrics.

@@ -259,3 +259,49 @@ async fn beyond_the_cap_on_operations_in_progress_a_pki_operation_gets_503_at_on
             .await,
     );
 }
+
+#[tokio::test]
+async fn admitted_operations_beyond_the_workers_wait_their_turn_instead_of_failing() {
+    let settings = Settings {
+        max_concurrent_pki_operations: 8,
+        pki_workers: 1,
+        ..Settings::default()
+    };
+    let s = Server::start_with(&["c1", "c2"], settings).await;
+    // The first request holds the only turn, waiting on the policy.
+    let gate = s.policy.verify_gate.write().await;
+    let send = |device: &Device, challenge: &str| {
+        let body = device.request(&RequestBody::PkcsReq(device.csr(Some(challenge))));
+        let (http, url) = (s.http.clone(), format!("{}/scep?operation=PKIOperation", s.url));
+        tokio::spawn(async move { http.post(url).body(body).send().await })
+    };
+    let (first, second) = (Device::new(0, "first"), Device::new(1, "second"));
+    let first_reply = send(&first, "c1");
+    let mut waited = 0;
+    while s.state.pki_workers().available_permits() > 0 {
+        assert!(waited < 200, "the first request never took its turn");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    // The second is admitted (no 503) and waits for a turn, not yet at the policy.
+    let second_reply = send(&second, "c2");
+    waited = 0;
+    while s.state.pki_permits().available_permits() > 6 {
+        assert!(waited < 200, "the second request was never admitted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        s.policy.challenges.lock().unwrap()["c2"].is_none(),
+        "the second request ran beside the first"
+    );
+    drop(gate);
+    let r = first_reply.await.unwrap().unwrap();
+    issued(first.open(&r.bytes().await.unwrap()));
+    let r = second_reply.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200);
+    issued(second.open(&r.bytes().await.unwrap()));
+    assert_eq!(s.state.pki_workers().available_permits(), 1);
+    assert_eq!(s.state.pki_permits().available_permits(), 8);
+}

@@ -101,7 +101,7 @@ impl SqlStore {
         let mut out = Vec::new();
         for (name, sql, (texts, ints), needs) in lookups() {
             let plan = match self.db() {
-                Db::Sqlite(p) => {
+                Db::Sqlite(p, _) => {
                     let explain = format!("EXPLAIN QUERY PLAN {sql}");
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
                     for _ in 0..texts {
@@ -142,7 +142,7 @@ impl SqlStore {
             let indexed = match self.db() {
                 // "SEARCH certificates USING ..." is an index lookup; "SCAN certificates" (with
                 // or without "USING INDEX") reads every row.
-                Db::Sqlite(_) => plan
+                Db::Sqlite(..) => plan
                     .iter()
                     .filter(|l| l.contains("certificates") || l.contains("audit_log"))
                     .all(|l| l.starts_with("SEARCH")),

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::{LabOptions, RolloverPlan, TlsOptions};
 pub use sections::{
     CaSection, ListenSection, LogFormatName, LogLevel, LogSection, PolicySection, RolloverSection,
-    StorePlan, StoreSection, TemplateFile, TlsSection,
+    ScepSection, StorePlan, StoreSection, TemplateFile, TlsSection,
 };
 
 /// The committed, commented sample (`lab/lab.sample.toml`).
@@ -49,6 +49,8 @@ pub struct LabConfig {
     pub name_policies: BTreeMap<String, PathBuf>,
     #[serde(default)]
     pub policy: PolicySection,
+    #[serde(default)]
+    pub scep: ScepSection,
     #[serde(default)]
     pub log: LogSection,
 }
@@ -130,6 +132,7 @@ impl LabConfig {
             o.name_policies.push((template.clone(), policy));
         }
         self.policy.apply(&mut o)?;
+        self.scep.apply(&mut o.ndes_settings)?;
         Ok(ServePlan {
             options: o,
             store: self.store.plan(base)?,

@@ -121,6 +121,35 @@ pub struct PolicySection {
     pub outbox_poll_interval_ms: Option<u64>,
 }
 
+/// `[scep]`: ndes-proxy's admission of PKIOperations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScepSection {
+    /// PKIOperations admitted at once; beyond it 503 with Retry-After at once.
+    #[serde(default)]
+    pub max_concurrent_pki_operations: Option<usize>,
+    /// Of those, how many run at once (0: twice the cores); the rest wait in arrival order.
+    #[serde(default)]
+    pub pki_workers: Option<usize>,
+}
+
+impl ScepSection {
+    pub(super) fn apply(&self, settings: &mut ndes_proxy::Settings) -> Result<()> {
+        if let Some(n) = self.max_concurrent_pki_operations {
+            if n == 0 {
+                anyhow::bail!("scep.max_concurrent_pki_operations must be at least 1");
+            }
+            settings.max_concurrent_pki_operations = n;
+        }
+        match self.pki_workers {
+            Some(0) => settings.pki_workers = ndes_proxy::default_pki_workers(),
+            Some(n) => settings.pki_workers = n,
+            None => {}
+        }
+        Ok(())
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

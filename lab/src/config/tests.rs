@@ -32,6 +32,14 @@ fn the_committed_sample_parses_into_serves_defaults() {
     assert!(o.extra_templates.is_empty() && o.name_policies.is_empty());
     assert!(o.ndes_settings.approval_templates.is_empty());
     assert_eq!(
+        o.ndes_settings.max_concurrent_pki_operations,
+        ndes_proxy::DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS
+    );
+    assert_eq!(
+        o.ndes_settings.pki_workers,
+        ndes_proxy::default_pki_workers()
+    );
+    assert_eq!(
         o.challenge_settings,
         Some(policy_module::ChallengeSettings::default())
     );
@@ -227,4 +235,17 @@ fn flags_the_user_gave_override_the_file() {
         }
         StorePlan::Sqlite => panic!("the flag names PostgreSQL"),
     }
+}
+
+#[test]
+fn the_scep_section_sets_ndes_proxys_admission() {
+    let plan = LabConfig::from_toml("[scep]\nmax_concurrent_pki_operations = 9\npki_workers = 3\n")
+        .and_then(|c| c.resolve(Path::new(".")))
+        .unwrap();
+    assert_eq!(plan.options.ndes_settings.max_concurrent_pki_operations, 9);
+    assert_eq!(plan.options.ndes_settings.pki_workers, 3);
+    let e = err_of("[scep]\nmax_concurrent_pki_operations = 0\n");
+    assert!(e.contains("scep.max_concurrent_pki_operations"), "{e}");
+    let e = err_of("[scep]\nworkers = 3\n");
+    assert!(e.contains("workers"), "{e}");
 }

@@ -187,6 +187,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let now = self.now().await?;
         let expires = now.saturating_add(c.validity_secs);
+        let _turn = self.db.write_turn().await;
         on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
@@ -228,6 +229,7 @@ impl Store {
         // overshoot PasswordMax. SQLite's BEGIN IMMEDIATE already serialises writers; on
         // PostgreSQL a transaction-scoped advisory lock does.
         let serialise = self.is_postgres();
+        let _turn = self.db.write_turn().await;
         let inserted = on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             if serialise {
@@ -303,6 +305,7 @@ impl Store {
         granted: &[AuditEvent],
     ) -> Result<ReserveOutcome, StoreError> {
         let now = self.now().await?;
+        let _turn = self.db.write_turn().await;
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let reserved = match hash {
@@ -383,6 +386,7 @@ impl Store {
     ) -> Result<IssuedOutcome, StoreError> {
         let now = self.now().await?;
         let read_state = device_state_sql(self.is_postgres(), false);
+        let _turn = self.db.write_turn().await;
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let state: Option<String> = match &rec.device_id {
@@ -489,6 +493,7 @@ impl Store {
         failed: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let now = self.now().await?;
+        let _turn = self.db.write_turn().await;
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let done = sqlx::query(

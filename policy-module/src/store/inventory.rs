@@ -132,6 +132,7 @@ impl Store {
     pub async fn insert_profile(&self, id: &str, spec: &ProfileSpec) -> Result<bool, StoreError> {
         let now = self.now().await?;
         let body = serde_json::to_string(spec).unwrap_or_default();
+        let _turn = self.db.write_turn().await;
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let n = sqlx::query(
@@ -168,6 +169,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let now = self.now().await?;
         let body = serde_json::to_string(spec).unwrap_or_default();
+        let _turn = self.db.write_turn().await;
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let version: Option<i64> = sqlx::query_scalar(
@@ -328,6 +330,7 @@ impl Store {
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let allowed = allowed.join(",");
         let read_state = device_state_sql(self.is_postgres(), true);
+        let _turn = self.db.write_turn().await;
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let current: Option<String> = sqlx::query_scalar(read_state)
@@ -418,6 +421,7 @@ impl Store {
              AND profile_id IS NOT NULL \
              AND profile_id NOT IN ({TARGETED}) RETURNING serial"
         );
+        let _turn = self.db.write_turn().await;
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let serials: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))

@@ -134,6 +134,7 @@ impl Store {
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let now = self.now().await?;
         let sql = claim_due_sql();
+        let _turn = self.db.write_turn().await;
         let mut rows = on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let rows = sqlx::query_as::<_, OutboxRow>(sqlx::AssertSqlSafe(sql))
@@ -159,6 +160,7 @@ impl Store {
         done: &AuditEvent,
     ) -> Result<(), StoreError> {
         let now = self.now().await?;
+        let _turn = self.db.write_turn().await;
         on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(OUTBOX_DONE)
@@ -193,6 +195,7 @@ impl Store {
         done: &AuditEvent,
     ) -> Result<(), StoreError> {
         let now = self.now().await?;
+        let _turn = self.db.write_turn().await;
         on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(OUTBOX_DONE)
@@ -225,6 +228,7 @@ impl Store {
         failed: &AuditEvent,
     ) -> Result<(), StoreError> {
         let now = self.now().await?;
+        let _turn = self.db.write_turn().await;
         on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
@@ -279,6 +283,7 @@ impl Store {
     /// releasing again).
     pub async fn outbox_requeue(&self, id: i64) -> Result<bool, StoreError> {
         let now = self.now().await?;
+        let _turn = self.db.write_turn().await;
         Ok(on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let requeued = sqlx::query(
@@ -361,6 +366,7 @@ impl Store {
     /// ndes-proxy reported), together in one transaction.
     pub async fn audit_all(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let now = self.now().await?;
+        let _turn = self.db.write_turn().await;
         on_db!(&self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             for e in events {

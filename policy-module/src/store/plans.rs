@@ -132,7 +132,7 @@ impl Store {
         let mut out = Vec::new();
         for (name, sql, params) in lookups() {
             let (plan, indexed) = match &self.db {
-                Db::Sqlite(pool) => {
+                Db::Sqlite(pool, _) => {
                     let explain = format!("EXPLAIN QUERY PLAN {sql}");
                     let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(explain)), &params);
                     let mut lines = Vec::new();
