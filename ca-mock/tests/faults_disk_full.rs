@@ -50,7 +50,10 @@ async fn f10_sqlite_full_fails_closed_reads_keep_working_and_issuance_recovers()
     .execute(&pool)
     .await
     .unwrap();
-    let store = SqlStore::on_migrated_pool(foundation::sql::Db::Sqlite(pool.clone(), Default::default()));
+    let store = SqlStore::on_migrated_pool(foundation::sql::Db::Sqlite(
+        pool.clone(),
+        Default::default(),
+    ));
     let ca = common::start_with(dir, KeySpec::EcP256, store.clone()).await;
 
     // Issue until the database is full.

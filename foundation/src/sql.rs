@@ -9,8 +9,8 @@
 //! instead of failing on a lock upgrade.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -270,6 +270,62 @@ mod tests {
             .await
             .unwrap());
         assert_eq!(n, 42);
+    }
+
+    /// With no busy timeout at all, 32 concurrent write transactions on 8 connections all
+    /// commit: they waited for their turn in the process, none met SQLite's lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writers_of_one_database_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = PoolOptions {
+            max_connections: 8,
+            busy_timeout: Duration::ZERO,
+        };
+        let db = Db::open_sqlite_file(&dir.path().join("t.db"), options)
+            .await
+            .unwrap();
+        on_db!(&db, |pool, _begin| {
+            sqlx::query("CREATE TABLE t (n INTEGER)")
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        let writers = (0..32).map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let _turn = db.write_turn().await;
+                on_db!(&db, |pool, begin| {
+                    let mut tx = pool.begin_with(begin).await?;
+                    sqlx::query("INSERT INTO t (n) VALUES ($1)")
+                        .bind(n)
+                        .execute(&mut *tx)
+                        .await?;
+                    // Another writer would now meet the lock, without a turn.
+                    tokio::task::yield_now().await;
+                    tx.commit().await
+                })
+            })
+        });
+        for w in writers.collect::<Vec<_>>() {
+            w.await.unwrap().unwrap();
+        }
+        let count: i64 = on_db!(&db, |pool, _begin| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM t"
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap());
+        assert_eq!(count, 32);
+        // The turn is exclusive while held.
+        let held = db.write_turn().await;
+        assert!(held.is_some());
+        let waiting = tokio::time::timeout(Duration::from_millis(100), db.write_turn()).await;
+        assert!(
+            waiting.is_err(),
+            "a second writer got a turn beside the first"
+        );
+        drop(held);
+        assert!(db.write_turn().await.is_some());
     }
 
     #[tokio::test]

@@ -73,7 +73,11 @@ fn version_names_the_openssl_linked_in() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.starts_with(concat!("scep-lab ", env!("CARGO_PKG_VERSION"), " (OpenSSL 3.6.")),
+        text.starts_with(concat!(
+            "scep-lab ",
+            env!("CARGO_PKG_VERSION"),
+            " (OpenSSL 3.6."
+        )),
         "{text}"
     );
 }

@@ -48,7 +48,7 @@ pub use ra::{KeyPair, RaIdentity};
 pub use routes::router;
 pub use server::{serve, serve_tls};
 pub use settings::{
-    DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS, DEFAULT_PKI_RATE_LIMIT, default_pki_workers, MscepAdmin, QueueSettings,
-    Settings,
+    DEFAULT_MAX_CONCURRENT_PKI_OPERATIONS, DEFAULT_PKI_RATE_LIMIT, MscepAdmin, QueueSettings,
+    Settings, default_pki_workers,
 };
 pub use state::{AppState, AppStateBuilder};

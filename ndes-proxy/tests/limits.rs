@@ -272,7 +272,10 @@ async fn admitted_operations_beyond_the_workers_wait_their_turn_instead_of_faili
     let gate = s.policy.verify_gate.write().await;
     let send = |device: &Device, challenge: &str| {
         let body = device.request(&RequestBody::PkcsReq(device.csr(Some(challenge))));
-        let (http, url) = (s.http.clone(), format!("{}/scep?operation=PKIOperation", s.url));
+        let (http, url) = (
+            s.http.clone(),
+            format!("{}/scep?operation=PKIOperation", s.url),
+        );
         tokio::spawn(async move { http.post(url).body(body).send().await })
     };
     let (first, second) = (Device::new(0, "first"), Device::new(1, "second"));
