@@ -151,7 +151,30 @@ fn craft(issuing: &X509, p: Parts) -> Vec<u8> {
         b.append_extension(san).unwrap();
     }
     b.sign(&p.signer, MessageDigest::sha256()).unwrap();
-    b.build().to_der().unwrap()
+    let der = b.build().to_der().unwrap();
+    if p.version == 2 {
+        der
+    } else {
+        with_version(&der, p.version, &p.signer)
+    }
+}
+
+/// The certificate re-signed with another version number: OpenSSL 3.6 (unlike 3.0) writes v3
+/// whenever a certificate has extensions (`X509_sign`), so an older version beside
+/// extensions, as a careless CA could issue it, is made from the DER here.
+fn with_version(der: &[u8], version: i32, signer: &PKey<Private>) -> Vec<u8> {
+    use der::{Decode, Encode};
+    let mut cert = x509_cert::Certificate::from_der(der).unwrap();
+    cert.tbs_certificate.version = match version {
+        0 => x509_cert::Version::V1,
+        1 => x509_cert::Version::V2,
+        _ => x509_cert::Version::V3,
+    };
+    let tbs = cert.tbs_certificate.to_der().unwrap();
+    let mut s = openssl::sign::Signer::new(MessageDigest::sha256(), signer).unwrap();
+    s.update(&tbs).unwrap();
+    cert.signature = der::asn1::BitString::from_bytes(&s.sign_to_vec().unwrap()).unwrap();
+    cert.to_der().unwrap()
 }
 
 fn self_signed(key: &PKey<Private>) -> X509 {
