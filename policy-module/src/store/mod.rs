@@ -121,6 +121,7 @@ macro_rules! enqueue_release {
     }};
 }
 
+mod audit_batch;
 mod certificates;
 mod challenges;
 mod device_pages;
@@ -162,6 +163,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 pub struct Store {
     db: Db,
     clock: Arc<dyn Clock>,
+    /// Audit records waiting for their group commit (`audit_batch`).
+    audit_queue: Arc<audit_batch::AuditQueue>,
 }
 
 impl std::fmt::Debug for Store {
@@ -183,7 +186,11 @@ impl Store {
         db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS)
             .await
             .map_err(|e| StoreError(e.into()))?;
-        let store = Self { db, clock };
+        let store = Self {
+            db,
+            clock,
+            audit_queue: Arc::default(),
+        };
         store.backfill_subjects().await?;
         Ok(store)
     }
@@ -199,7 +206,11 @@ impl Store {
         db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS)
             .await
             .map_err(|e| StoreError(e.into()))?;
-        let store = Self { db, clock };
+        let store = Self {
+            db,
+            clock,
+            audit_queue: Arc::default(),
+        };
         store.backfill_subjects().await?;
         Ok(store)
     }

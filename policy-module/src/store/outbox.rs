@@ -377,11 +377,6 @@ impl Store {
         Ok(())
     }
 
-    /// Appends one audit record (see [`Self::audit_all`]).
-    pub async fn audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        self.audit_all(std::slice::from_ref(e)).await
-    }
-
     /// The latest audit records, newest first, optionally for one device.
     pub async fn list_audit(
         &self,
