@@ -9,7 +9,8 @@
 # Refused devices back off on Retry-After with jitter (the profile: 10 retries, no delay of
 # its own); a device whose run ends without a certificate tries again in the next round, as
 # at its next check-in. Figures: renewed before expiry, rounds, 503 answers and retries,
-# the server's peak RSS (VmHWM), wall time. The short version runs in CI
+# why a run ended without a certificate, the server's peak RSS (VmHWM), wall time. The lab's
+# and the fleet's logs of the last run stay in target/bench-herd/. The short version runs in CI
 # (tests/tests/reliability_herd.rs).
 #
 #   bench/herd.sh [DEVICES] [HERD_CONCURRENCY]      # default 10000 1024
@@ -30,7 +31,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 CA_PORT=$(free_port); POLICY_PORT=$(free_port); SCEP_PORT=$(free_port)
 "$BIN/scep-lab" serve --data "$WORK/lab" --ports "$CA_PORT" "$POLICY_PORT" "$SCEP_PORT" > "$WORK/lab.out" 2> "$WORK/lab.err" &
 LAB=$!
-trap 'kill $LAB 2>/dev/null; wait $LAB 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The logs of the last run stay in $TARGET/bench-herd (the lab's and the fleet's), to read why
+# a device failed; the rest of the work directory goes.
+LOGS="$TARGET/bench-herd"; mkdir -p "$LOGS"
+trap 'kill $LAB 2>/dev/null; wait $LAB 2>/dev/null || true; cp "$WORK"/lab.err "$WORK"/herd.err "$LOGS"/ 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 300); do grep -q '^serving' "$WORK/lab.out" 2>/dev/null && break; sleep 0.2; done
 grep -q '^serving' "$WORK/lab.out" || { cat "$WORK/lab.err" >&2; echo "lab did not start" >&2; exit 1; }
 POLICY="http://127.0.0.1:$POLICY_PORT"
@@ -68,13 +72,17 @@ import json, sys
 r = json.load(open(sys.argv[1])); peak = int(sys.argv[2]); wall = float(sys.argv[4]) - float(sys.argv[3])
 h = r.get("herd") or {}
 print(f"figure enrolled {r['succeeded']}/{r['devices']} ({r['key']}, key phase {r['key_phase_secs']:.1f} s, "
-      f"{r['keys_generated']} generated) in {r['enroll_phase_secs']:.1f} s, {r['enrollments_per_sec']:.1f}/s")
+      f"{r['keys_generated']} generated) in {r['enroll_phase_secs']:.1f} s, {r['enrollments_per_sec']:.1f}/s; "
+      f"failed: " + (", ".join(f"{k} x{v}" for k, v in sorted((r.get('failures') or {}).items())) or "none"))
 print(f"figure herd renewed {h.get('renewed')}/{h.get('devices')} in {len(h.get('renewed_per_round', []))} round(s) "
       f"{h.get('renewed_per_round')}, {h.get('renew_phase_secs', 0):.1f} s, {h.get('renewals_per_sec', 0):.1f} renewals/s, "
       f"p50 {h.get('latency', {}).get('p50_ms', 0)/1000:.1f} s p99 {h.get('latency', {}).get('p99_ms', 0)/1000:.1f} s")
 print(f"figure herd {h.get('pki_operations')} PKIOperations for {h.get('devices')} renewals: "
       f"{h.get('answered_503')} answered 503 ({h.get('retry_after')} with Retry-After), "
       f"min remaining validity {h.get('min_remaining_validity_secs', 0)/86400:.1f} days")
+ended = h.get("ended_without_certificate") or {}
+print("figure herd runs that ended without a new certificate (retried next round): "
+      + (", ".join(f"{k} x{v}" for k, v in sorted(ended.items())) or "none"))
 print(f"figure server peak RSS (VmHWM, enrolment and herd) {peak/1024:.1f} MiB; wall time {wall:.1f} s")
 ok = r["succeeded"] == r["devices"] and h.get("renewed") == h.get("devices")
 sys.exit(0 if ok else 1)

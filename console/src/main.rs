@@ -108,7 +108,7 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     if let Some(m) = minter {
         state = state.with_challenge_minter(m);
     }
-    let listener = tokio::net::TcpListener::bind(&config.listen)
+    let listener = foundation::listen::listen(config.listen.as_str())
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let tls = config.tls.server().context("[tls]")?;

@@ -51,6 +51,9 @@ pub struct SyncSummary {
     pub up_to_date: Vec<String>,
     /// Enrollment errors, per profile.
     pub errors: Vec<ProfileError>,
+    /// The short stable label of each of `errors`, in order ([`crate::error::Error::reason`]),
+    /// for fleet summaries; the MDM gets the message only.
+    pub error_reasons: Vec<String>,
     /// A wipe was carried out.
     pub wiped: bool,
     /// A retire was carried out.
@@ -135,6 +138,7 @@ impl Agent {
                     };
                     report.errors.push(err.clone());
                     summary.errors.push(err);
+                    summary.error_reasons.push(e.reason());
                 }
             }
         }

@@ -202,8 +202,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(cli.timeout);
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
+    let http = device_agent::transport::http_client_builder(timeout)
         .build()
         .context("HTTP client")?;
     let scep: Arc<dyn ScepTransport> = Arc::new(HttpTransport::with_client(http.clone()));

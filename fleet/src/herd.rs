@@ -8,6 +8,7 @@
 //! its transaction. The herd is counted through the transport: every PKIOperation sent, every
 //! 503 and whether it carried `Retry-After`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +50,9 @@ pub struct HerdReport {
     pub not_renewed: usize,
     /// Renewed devices per round.
     pub renewed_per_round: Vec<usize>,
+    /// Device runs that ended without a new certificate, by reason, over all rounds (a device
+    /// counts once per round it failed; the next round tries it again).
+    pub ended_without_certificate: BTreeMap<String, usize>,
     /// PKIOperation requests sent (first tries, retries and polls).
     pub pki_operations: usize,
     /// PKIOperations answered 503.
@@ -164,15 +168,20 @@ pub async fn run(
                         key,
                     })
                     .await;
-                if let Err(e) = &outcome {
-                    tracing::info!(error = %e, "renewal run ended without a certificate");
-                }
-                i
+                // The run's error, or the first of its profile's enrollment errors.
+                let failure = match outcome {
+                    Err(e) => {
+                        tracing::info!(error = %e, "renewal run ended without a certificate");
+                        Some(e.reason())
+                    }
+                    Ok(summary) => summary.error_reasons.into_iter().next(),
+                };
+                (i, failure)
             });
         }
         let mut renewed_now = 0;
         while let Some(done) = tasks.join_next().await {
-            let i = done.map_err(|e| Error::State(format!("herd task: {e}")))?;
+            let (i, failure) = done.map_err(|e| Error::State(format!("herd task: {e}")))?;
             match installed_leaf(&state_root.join(&names[i])) {
                 Some((serial, not_after)) if serial != before[i] && not_after > now() => {
                     renewed_now += 1;
@@ -180,7 +189,11 @@ pub async fn run(
                     min_not_after = min_not_after.min(not_after);
                 }
                 // Not yet: the next round resumes or starts its renewal (a new key then).
-                _ => waiting.push((i, None)),
+                _ => {
+                    let reason = failure.unwrap_or_else(|| "no_new_certificate".into());
+                    *report.ended_without_certificate.entry(reason).or_insert(0) += 1;
+                    waiting.push((i, None));
+                }
             }
         }
         report.renewed_per_round.push(renewed_now);

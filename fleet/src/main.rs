@@ -149,8 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Load(args)) = cli.command {
         return load_cli::load(args, Duration::from_secs(cli.timeout)).await;
     }
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(cli.timeout))
+    let http = device_agent::transport::http_client_builder(Duration::from_secs(cli.timeout))
         .build()
         .context("HTTP client")?;
     let scep: Arc<dyn ScepTransport> = Arc::new(HttpTransport::with_client(http.clone()));
@@ -261,6 +260,9 @@ fn print_summary(report: &FleetReport) {
             h.answered_503,
             h.retry_after
         );
+        for (reason, n) in &h.ended_without_certificate {
+            println!("herd: a run ended without a new certificate: {reason} x{n}");
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! | `sql` | (feature `sql`) the durable SQLite/PostgreSQL pool and its query macro |
 //! | [`rate_limit`] | per-source token buckets for the requests anyone can make expensive |
 //! | `http` | (feature `http`) bearer tokens from headers, cross-site checks |
+//! | `listen` | (feature `listen`, in `tls`) listening sockets with an accept queue sized for a herd |
 //! | `tls` | (feature `tls`) HTTPS listeners with live certificate reload, clients that pin one CA |
 //! | `log` | (feature `log`) one logging set-up for every binary: `--log-format json\|text`, no ANSI off a terminal |
 //!
@@ -23,6 +24,8 @@ pub mod clock;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod io;
+#[cfg(feature = "listen")]
+pub mod listen;
 #[cfg(feature = "log")]
 pub mod log;
 pub mod names;

@@ -48,7 +48,6 @@ use ca_mock::auth::{Caller, Callers, Operation, hash_token};
 use ca_mock::template::Template;
 use foundation::secret::Secret;
 use policy_module::{PolicyService, ServiceConfig};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -267,7 +266,7 @@ impl Lab {
         // The policy module's grant key, fresh at each start: the CA trusts its public half
         // and nothing ndes-proxy holds (docs/decisions.md #10).
         let grant_key = Arc::new(new_grant_key(data)?);
-        let bind = |port: u16| TcpListener::bind(SocketAddr::new(options.bind, port));
+        let bind = |port: u16| foundation::listen::listen(SocketAddr::new(options.bind, port));
         let ca_listener = bind(options.ports[0]).await.context("binding ca-mock")?;
         let policy_listener = bind(options.ports[1])
             .await

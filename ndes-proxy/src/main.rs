@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
         builder = builder.mscep_admin(page);
     }
     let state = builder.build();
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
+    let listener = foundation::listen::listen(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let (Some(watch), Some(https)) = (cfg.tls.server().context("[tls]")?, cfg.https_listen) else {
@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         serve(listener, state, shutdown_signal()).await?;
         return Ok(());
     };
-    let https = tokio::net::TcpListener::bind(https)
+    let https = foundation::listen::listen(https)
         .await
         .with_context(|| format!("binding https_listen {https}"))?;
     let https_base = format!("https://{}", https.local_addr()?);

@@ -229,7 +229,7 @@ async fn run_server(a: ServeArgs) -> anyhow::Result<()> {
     let worker_task = tokio::spawn(worker.run(async move {
         let _ = worker_stop.wait_for(|s| *s).await;
     }));
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
+    let listener = foundation::listen::listen(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(addr = %cfg.listen, "policy-module listening");

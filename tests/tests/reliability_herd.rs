@@ -88,16 +88,32 @@ async fn l5_a_renewal_herd_beyond_the_admission_cap_all_renews_after_503s() {
     let herd = report.herd.unwrap();
     eprintln!(
         "figure L5 herd {devices} devices, cap {cap}: renewed {} in {} round(s) {:?}, \
-         {:.1} s; {} PKIOperations, {} answered 503 ({} with Retry-After)",
+         {:.1} s; {} PKIOperations, {} answered 503 ({} with Retry-After); \
+         runs without a new certificate {:?}",
         herd.renewed,
         herd.renewed_per_round.len(),
         herd.renewed_per_round,
         herd.renew_phase_secs,
         herd.pki_operations,
         herd.answered_503,
-        herd.retry_after
+        herd.retry_after,
+        herd.ended_without_certificate
     );
     assert_eq!(herd.renewed, devices, "every device renewed");
+    // Every round but the last left some devices without a certificate, and each such run
+    // is counted once, with its reason.
+    let mut left = devices;
+    let mut runs_without = 0;
+    for renewed in &herd.renewed_per_round {
+        left -= renewed;
+        runs_without += left;
+    }
+    assert_eq!(
+        herd.ended_without_certificate.values().sum::<usize>(),
+        runs_without,
+        "{:?}",
+        herd.ended_without_certificate
+    );
     assert!(
         herd.answered_503 > 0,
         "the cap answered 503 to part of the herd"
@@ -118,4 +134,18 @@ async fn l5_a_renewal_herd_beyond_the_admission_cap_all_renews_after_503s() {
     assert_eq!(lab.ca_records().await.unwrap().len(), 2 * devices + 2);
     lab.assert_reconciled().await.unwrap();
     lab.shutdown().await;
+}
+
+/// The herd's client-side failures were sends on keep-alive connections ndes-proxy was closing
+/// at that moment (its header-read timeout also ends idle connections): the agent's pool drops
+/// them first.
+#[test]
+fn agents_drop_idle_connections_before_ndes_proxy_closes_them() {
+    let config = ndes_proxy::config::Config::from_toml(ndes_proxy::config::SAMPLE).unwrap();
+    let server_idle_close = config.settings().header_read_timeout;
+    assert!(
+        device_agent::transport::POOL_IDLE_TIMEOUT < server_idle_close,
+        "{:?} >= {server_idle_close:?}",
+        device_agent::transport::POOL_IDLE_TIMEOUT
+    );
 }

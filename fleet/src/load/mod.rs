@@ -210,8 +210,7 @@ pub async fn run(options: &LoadOptions) -> Result<LoadReport> {
 /// Everything before the window: the client, discovery, keys, challenges, requests.
 pub async fn prepare_run(options: &LoadOptions) -> Result<Ready> {
     let t0 = Instant::now();
-    let http = reqwest::Client::builder()
-        .timeout(options.timeout)
+    let http = device_agent::transport::http_client_builder(options.timeout)
         .pool_max_idle_per_host(options.concurrency.max(1))
         .tcp_nodelay(true)
         .build()

@@ -355,13 +355,13 @@ pub(crate) fn read_passphrase(
 async fn serve(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)?;
     let state = ca_mock::open(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = foundation::listen::listen(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let tls = config.tls.server().context("[tls]")?;
     let plain = match (&tls, config.plain_listen) {
         (Some(_), Some(addr)) => Some(
-            tokio::net::TcpListener::bind(addr)
+            foundation::listen::listen(addr)
                 .await
                 .with_context(|| format!("binding plain_listen {addr}"))?,
         ),
