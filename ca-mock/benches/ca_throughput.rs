@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use ca_api::IssueCall;
+use ca_api::{GrantKey, GrantStatement, GrantVerifier, IssueCall};
 use ca_mock::keys::KeySpec;
 use ca_mock::store::SqlStore;
 use ca_mock::template::Template;
@@ -66,15 +66,43 @@ fn request(i: usize, csr: &[u8]) -> IssueCall {
     }
 }
 
-/// The same request as the HTTP API's JSON body.
+/// The policy module's grant key, as the CA trusts it (docs/decisions.md #10).
+fn grant_key() -> &'static GrantKey {
+    static KEY: std::sync::OnceLock<GrantKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| GrantKey::generate().unwrap())
+}
+
+/// The same request as the HTTP API's JSON body, with the grant the policy module would sign
+/// for exactly it (an API caller issues nothing without one).
 fn wire(call: &IssueCall) -> ca_api::wire::IssueRequest {
+    let validity_days = call.validity_days.unwrap_or(30);
+    let spki = openssl::x509::X509Req::from_der(&call.csr_der)
+        .and_then(|req| req.public_key())
+        .and_then(|key| key.public_key_to_der())
+        .unwrap();
+    let now = foundation::clock::unix_now();
+    let statement = GrantStatement {
+        v: 0,
+        key_id: String::new(),
+        request_id: call.request_id.clone(),
+        spki_sha256: hex::encode(openssl::sha::sha256(&spki)),
+        template: call.template.clone(),
+        subject: call.subject.clone(),
+        sans: call.sans.clone(),
+        key_usage: vec![],
+        extended_key_usages: vec![],
+        validity_days,
+        issued_at: now,
+        expires_at: now + 600,
+    };
     ca_api::wire::IssueRequest {
         request_id: call.request_id.clone(),
         template: call.template.clone(),
         csr: base64::engine::general_purpose::STANDARD.encode(&call.csr_der),
         subject: call.subject.clone(),
         sans: call.sans.clone(),
-        validity_days: call.validity_days,
+        validity_days: Some(validity_days),
+        grant: Some(grant_key().sign(statement).unwrap()),
         ..Default::default()
     }
 }
@@ -97,6 +125,7 @@ async fn new_ca(dir: &std::path::Path, db: &str) -> Arc<CertificateAuthority> {
         .unwrap();
     let mut settings = CaSettings::new("http://127.0.0.1:8180");
     settings.crl_path = Some(dir.join(format!("{db}.crl")));
+    settings.grants = GrantVerifier::of_key(grant_key(), 600).unwrap();
     Arc::new(
         CertificateAuthority::new(
             CaMaterial::load(&pki, None).unwrap(),
@@ -181,21 +210,24 @@ async fn bench_http_issuance(ca: Arc<CertificateAuthority>, n: usize, concurrenc
     }));
     let client = ca_api::client::CaClient::new(&base, Some("bench-token".into())).unwrap();
     let csrs: Vec<Vec<u8>> = (0..64).map(|i| csr_der(&format!("h{i}"))).collect();
+    // Requests and their grants are built before the window: the policy module's work.
+    let requests: Arc<Vec<_>> = Arc::new(
+        (0..n)
+            .map(|i| wire(&request(1_000_000 + i, &csrs[i % csrs.len()])))
+            .collect(),
+    );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, next, csrs) = (client.clone(), Arc::clone(&next), csrs.clone());
+        let (client, next, requests) = (client.clone(), Arc::clone(&next), Arc::clone(&requests));
         tasks.spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= n {
                     break;
                 }
-                let out = client
-                    .issue(&wire(&request(1_000_000 + i, &csrs[i % csrs.len()])))
-                    .await
-                    .unwrap();
+                let out = client.issue(&requests[i]).await.unwrap();
                 assert!(out.created);
             }
         });
