@@ -97,6 +97,26 @@ impl HttpTransport {
     pub fn with_client(client: reqwest::Client) -> Self {
         Self { client }
     }
+
+    /// The HTTP request for one SCEP operation (built anew for each send).
+    fn request(&self, url: &str, request: &ScepRequest) -> reqwest::RequestBuilder {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let op = request.operation();
+        match request {
+            ScepRequest::GetCaCaps | ScepRequest::GetCaCert => {
+                self.client.get(format!("{url}{sep}operation={op}"))
+            }
+            ScepRequest::PkiOperationGet(der) => self.client.get(format!(
+                "{url}{sep}operation={op}&message={}",
+                scep::http::encode_get_message(der)
+            )),
+            ScepRequest::PkiOperationPost(der) => self
+                .client
+                .post(format!("{url}{sep}operation={op}"))
+                .header("content-type", scep::http::CONTENT_TYPE_PKI_MESSAGE)
+                .body(der.clone()),
+        }
+    }
 }
 
 /// Sends after the first on a connection the server closed under the request. A request
@@ -130,38 +150,17 @@ impl ScepTransport for HttpTransport {
     }
 }
 
-impl HttpTransport {
-    fn request(&self, url: &str, request: &ScepRequest) -> reqwest::RequestBuilder {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let op = request.operation();
-        match request {
-            ScepRequest::GetCaCaps | ScepRequest::GetCaCert => {
-                self.client.get(format!("{url}{sep}operation={op}"))
-            }
-            ScepRequest::PkiOperationGet(der) => self.client.get(format!(
-                "{url}{sep}operation={op}&message={}",
-                scep::http::encode_get_message(der)
-            )),
-            ScepRequest::PkiOperationPost(der) => self
-                .client
-                .post(format!("{url}{sep}operation={op}"))
-                .header("content-type", scep::http::CONTENT_TYPE_PKI_MESSAGE)
-                .body(der.clone()),
-        }
-    }
+/// The errors beneath `e`, nearest first.
+fn causes(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(e), |c| c.source())
 }
 
 /// Whether the connection ended before any answer: hyper's incomplete message, or its cancel
 /// of a request it had not written.
 fn closed_under_request(e: &reqwest::Error) -> bool {
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        if let Some(h) = c.downcast_ref::<hyper::Error>() {
-            return h.is_incomplete_message() || h.is_canceled();
-        }
-        cause = c.source();
-    }
-    false
+    causes(e)
+        .find_map(|c| c.downcast_ref::<hyper::Error>())
+        .is_some_and(|h| h.is_incomplete_message() || h.is_canceled())
 }
 
 /// Status, content type, Retry-After and a bounded body.
@@ -198,15 +197,12 @@ pub(crate) async fn read_response(mut resp: reqwest::Response) -> Result<ScepRes
 pub(crate) fn transport_error(e: reqwest::Error) -> Error {
     let e = e.without_url();
     let mut text = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        let line = c.to_string();
+    for line in causes(&e).map(|c| c.to_string()) {
         // hyper and reqwest repeat the cause's text in their own; say each once.
         if !text.contains(&line) {
             text.push_str(": ");
             text.push_str(&line);
         }
-        cause = c.source();
     }
     Error::Transport(text)
 }

@@ -29,9 +29,16 @@ pub enum Db {
 
 /// Runs `$body` with `$pool` bound to the backend's concrete pool and `$begin` to its
 /// write-transaction statement (`BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL).
-/// `$db` is an expression of type `&Db`.
+/// `$db` is an expression of type `&Db`. `on_db!(write $db, ...)` runs `$body` in this
+/// process's turn to write ([`Db::write_turn`]), held until `$body` is done: the form for every
+/// write transaction.
 #[macro_export]
 macro_rules! on_db {
+    (write $db:expr, |$pool:ident, $begin:ident| $body:expr) => {{
+        let db: &$crate::sql::Db = $db;
+        let _turn = db.write_turn().await;
+        $crate::on_db!(db, |$pool, $begin| $body)
+    }};
     ($db:expr, |$pool:ident, $begin:ident| $body:expr) => {
         match $db {
             $crate::sql::Db::Sqlite($pool, _) => {
@@ -293,8 +300,7 @@ mod tests {
         let writers = (0..32).map(|n| {
             let db = db.clone();
             tokio::spawn(async move {
-                let _turn = db.write_turn().await;
-                on_db!(&db, |pool, begin| {
+                on_db!(write & db, |pool, begin| {
                     let mut tx = pool.begin_with(begin).await?;
                     sqlx::query("INSERT INTO t (n) VALUES ($1)")
                         .bind(n)

@@ -217,8 +217,7 @@ impl CertStore for SqlStore {
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'good', NULL, NULL)"
         );
         // An async block so `?` stops here: a unique violation is an outcome, not an error.
-        let _turn = self.db.write_turn().await;
-        let result: Result<(), sqlx::Error> = on_db!(&self.db, |p, _begin| async {
+        let result: Result<(), sqlx::Error> = on_db!(write & self.db, |p, _begin| async {
             let mut tx = p.begin().await?;
             sqlx::query(sqlx::AssertSqlSafe(insert))
                 .bind(&c.serial)
@@ -328,8 +327,7 @@ impl CertStore for SqlStore {
         } else {
             CertStatus::Revoked
         };
-        let _turn = self.db.write_turn().await;
-        let changed: Option<String> = on_db!(&self.db, |p, _begin| {
+        let changed: Option<String> = on_db!(write & self.db, |p, _begin| {
             let mut tx = p.begin().await?;
             let row = sqlx::query(REVOKE_SQL)
                 .bind(serial)
@@ -376,8 +374,7 @@ impl CertStore for SqlStore {
     ) -> Result<ReleaseOutcome, StoreError> {
         let update = "UPDATE certificates SET status = 'good', reason = NULL, revoked_at = NULL \
              WHERE serial = $1 AND status = 'hold' RETURNING request_id";
-        let _turn = self.db.write_turn().await;
-        let released: bool = on_db!(&self.db, |p, _begin| {
+        let released: bool = on_db!(write & self.db, |p, _begin| {
             let mut tx = p.begin().await?;
             let row = sqlx::query(update)
                 .bind(serial)
@@ -440,8 +437,7 @@ impl CertStore for SqlStore {
 
     async fn next_crl_number(&self) -> Result<i64, StoreError> {
         let sql = "UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number";
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |p, _begin| {
+        on_db!(write & self.db, |p, _begin| {
             let row = sqlx::query(sql).fetch_one(p).await?;
             Ok(row.try_get("number")?)
         })

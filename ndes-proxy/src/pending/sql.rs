@@ -204,8 +204,7 @@ impl PendingStore for SqlPendingStore {
         );
         let grant = grant_to_json(&rec.grant)?;
         let (serial, cert, reason) = columns_of(&rec.state);
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |p, _begin| {
+        on_db!(write & self.db, |p, _begin| {
             sqlx::query(sqlx::AssertSqlSafe(insert))
                 .bind(&rec.request_id)
                 .bind(&rec.transaction_id)
@@ -281,8 +280,7 @@ impl PendingStore for SqlPendingStore {
              next_attempt_at = CASE WHEN $1 = 'queued_for_ca' THEN $5 ELSE next_attempt_at END \
              WHERE request_id = $6 AND state = $7";
         let (serial, cert, reason) = columns_of(to);
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |p, _begin| {
+        on_db!(write & self.db, |p, _begin| {
             let done = sqlx::query(sql)
                 .bind(to.kind().as_str())
                 .bind(serial)
@@ -305,8 +303,7 @@ impl PendingStore for SqlPendingStore {
     ) -> Result<(), StoreError> {
         let sql = "UPDATE pending_requests SET attempts = attempts + 1, next_attempt_at = $1, \
              updated_at = $2 WHERE request_id = $3 AND state = 'queued_for_ca'";
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |p, _begin| {
+        on_db!(write & self.db, |p, _begin| {
             sqlx::query(sql)
                 .bind(next_attempt_at)
                 .bind(now)
@@ -359,8 +356,7 @@ impl PendingStore for SqlPendingStore {
     async fn mark_notified(&self, request_id: &str, now: i64) -> Result<(), StoreError> {
         let sql = "UPDATE pending_requests SET notified_at = $1 \
              WHERE request_id = $2 AND notified_at IS NULL";
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |p, _begin| {
+        on_db!(write & self.db, |p, _begin| {
             sqlx::query(sql)
                 .bind(now)
                 .bind(request_id)

@@ -99,11 +99,21 @@ mod tests {
         .unwrap()
     }
 
-    /// Wait until `n` records are queued behind the held turn.
-    async fn queued(store: &Store, n: usize) {
+    /// `n` callers of [`Store::audit`], once all their records are queued behind the turn the
+    /// test holds.
+    async fn callers_behind(
+        store: &Store,
+        n: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), StoreError>>> {
+        let callers = (0..n)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.audit(&event(i)).await })
+            })
+            .collect();
         for _ in 0..200 {
             if store.audit_queue.lock().len() == n {
-                return;
+                return callers;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -116,13 +126,7 @@ mod tests {
         let store = store(&dir).await;
         // A commit in progress: 16 callers arrive meanwhile and none returns before its turn.
         let turn = store.audit_queue.committing.lock().await;
-        let callers: Vec<_> = (0..16)
-            .map(|n| {
-                let store = store.clone();
-                tokio::spawn(async move { store.audit(&event(n)).await })
-            })
-            .collect();
-        queued(&store, 16).await;
+        let callers = callers_behind(&store, 16).await;
         assert!(store.list_audit(None, 100).await.unwrap().is_empty());
         drop(turn);
         for c in callers {
@@ -147,13 +151,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
         let turn = store.audit_queue.committing.lock().await;
-        let callers: Vec<_> = (0..4)
-            .map(|n| {
-                let store = store.clone();
-                tokio::spawn(async move { store.audit(&event(n)).await })
-            })
-            .collect();
-        queued(&store, 4).await;
+        let callers = callers_behind(&store, 4).await;
         foundation::on_db!(&store.db, |pool, _begin| {
             sqlx::query("DROP TABLE audit").execute(pool).await.unwrap();
         });

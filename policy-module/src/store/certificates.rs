@@ -198,8 +198,7 @@ impl Store {
         actor: &str,
     ) -> Result<ManualRevocation, StoreError> {
         let now = self.now().await?;
-        let _turn = self.db.write_turn().await;
-        Ok(on_db!(&self.db, |pool, begin| {
+        Ok(on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let device: Option<Option<String>> = sqlx::query_scalar(MARK_REVOKING)
                 .bind(serial)

@@ -187,8 +187,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let now = self.now().await?;
         let expires = now.saturating_add(c.validity_secs);
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |pool, begin| {
+        on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
                 "INSERT INTO challenges (hash, kind, device_id, profile_id, profile_version, \
@@ -229,8 +228,7 @@ impl Store {
         // overshoot PasswordMax. SQLite's BEGIN IMMEDIATE already serialises writers; on
         // PostgreSQL a transaction-scoped advisory lock does.
         let serialise = self.is_postgres();
-        let _turn = self.db.write_turn().await;
-        let inserted = on_db!(&self.db, |pool, begin| {
+        let inserted = on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             if serialise {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -305,8 +303,7 @@ impl Store {
         granted: &[AuditEvent],
     ) -> Result<ReserveOutcome, StoreError> {
         let now = self.now().await?;
-        let _turn = self.db.write_turn().await;
-        Ok(on_db!(&self.db, |pool, begin| {
+        Ok(on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let reserved = match hash {
                 None => true,
@@ -386,8 +383,7 @@ impl Store {
     ) -> Result<IssuedOutcome, StoreError> {
         let now = self.now().await?;
         let read_state = device_state_sql(self.is_postgres(), false);
-        let _turn = self.db.write_turn().await;
-        Ok(on_db!(&self.db, |pool, begin| {
+        Ok(on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let state: Option<String> = match &rec.device_id {
                 None => None,
@@ -493,8 +489,7 @@ impl Store {
         failed: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let now = self.now().await?;
-        let _turn = self.db.write_turn().await;
-        Ok(on_db!(&self.db, |pool, begin| {
+        Ok(on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let done = sqlx::query(
                 "UPDATE requests SET state = 'failed', updated_at = $2 \

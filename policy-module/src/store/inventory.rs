@@ -132,8 +132,7 @@ impl Store {
     pub async fn insert_profile(&self, id: &str, spec: &ProfileSpec) -> Result<bool, StoreError> {
         let now = self.now().await?;
         let body = serde_json::to_string(spec).unwrap_or_default();
-        let _turn = self.db.write_turn().await;
-        Ok(on_db!(&self.db, |pool, begin| {
+        Ok(on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let n = sqlx::query(
                 "INSERT INTO profiles (id, version, body, updated_at) VALUES ($1, 1, $2, $3) \
@@ -169,8 +168,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let now = self.now().await?;
         let body = serde_json::to_string(spec).unwrap_or_default();
-        let _turn = self.db.write_turn().await;
-        Ok(on_db!(&self.db, |pool, begin| {
+        Ok(on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let version: Option<i64> = sqlx::query_scalar(
                 "UPDATE profiles SET version = version + 1, body = $2, updated_at = $3 \
@@ -330,8 +328,7 @@ impl Store {
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let allowed = allowed.join(",");
         let read_state = device_state_sql(self.is_postgres(), true);
-        let _turn = self.db.write_turn().await;
-        Ok(on_db!(&self.db, |pool, begin| {
+        Ok(on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let current: Option<String> = sqlx::query_scalar(read_state)
                 .bind(id)
@@ -421,8 +418,7 @@ impl Store {
              AND profile_id IS NOT NULL \
              AND profile_id NOT IN ({TARGETED}) RETURNING serial"
         );
-        let _turn = self.db.write_turn().await;
-        Ok(on_db!(&self.db, |pool, begin| {
+        Ok(on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let serials: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .bind(device_id)

@@ -134,8 +134,7 @@ impl Store {
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let now = self.now().await?;
         let sql = claim_due_sql();
-        let _turn = self.db.write_turn().await;
-        let mut rows = on_db!(&self.db, |pool, begin| {
+        let mut rows = on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let rows = sqlx::query_as::<_, OutboxRow>(sqlx::AssertSqlSafe(sql))
                 .bind(now)
@@ -160,8 +159,7 @@ impl Store {
         done: &AuditEvent,
     ) -> Result<(), StoreError> {
         let now = self.now().await?;
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |pool, begin| {
+        on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(OUTBOX_DONE)
                 .bind(id)
@@ -195,8 +193,7 @@ impl Store {
         done: &AuditEvent,
     ) -> Result<(), StoreError> {
         let now = self.now().await?;
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |pool, begin| {
+        on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(OUTBOX_DONE)
                 .bind(id)
@@ -228,8 +225,7 @@ impl Store {
         failed: &AuditEvent,
     ) -> Result<(), StoreError> {
         let now = self.now().await?;
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |pool, begin| {
+        on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
                 "UPDATE outbox SET state = 'failed', lease_until = NULL, \
@@ -283,8 +279,7 @@ impl Store {
     /// releasing again).
     pub async fn outbox_requeue(&self, id: i64) -> Result<bool, StoreError> {
         let now = self.now().await?;
-        let _turn = self.db.write_turn().await;
-        Ok(on_db!(&self.db, |pool, begin| {
+        Ok(on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let requeued = sqlx::query(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = $2, lease_until = NULL \
@@ -366,8 +361,7 @@ impl Store {
     /// ndes-proxy reported), together in one transaction.
     pub async fn audit_all(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let now = self.now().await?;
-        let _turn = self.db.write_turn().await;
-        on_db!(&self.db, |pool, begin| {
+        on_db!(write & self.db, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             for e in events {
                 audit_in!(tx, e, now);
